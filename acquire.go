@@ -1,0 +1,164 @@
+package distlock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/distlock/distlock/internal/script"
+)
+
+// newValue returns a lease value: 128 random bits, so that only the lease
+// that drew it can renew or delete its keys.
+func newValue() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// grant states of one master during an attempt.
+const (
+	pending = iota
+	granted // the key holds our value; counters[i] is the INCR it drew
+	held    // another value holds the key
+	failed  // no answer, or an error: the script may or may not have run
+)
+
+// attempt makes one Redlock acquisition of req with value: the acquire
+// script goes to every master at once; the lock is ours when a majority
+// grants it while validity remains. It returns as soon as the outcome is
+// known: stragglers that grant after a success simply join the lease (its
+// renewal and release cover every master), and after a failure a cleanup
+// goroutine deletes value from every master that granted or may have
+// (a timed-out command may still have run), including the stragglers once
+// they answer. free is handed to the lease, which calls it when it ends.
+//
+// On failure it returns a *QuorumError and the shortest remaining PTTL
+// reported by masters where another holder has the lock (0 if none).
+func (c *Client) attempt(ctx context.Context, req *request, value string, free func()) (*Lease, time.Duration, error) {
+	start := time.Now()
+	ttlArg := strconv.FormatInt(req.ttl.Milliseconds(), 10)
+	keys := []string{req.key, req.fenceKey}
+	args := []string{value, ttlArg}
+	replies := c.fanout(ctx, req.timeout, func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult {
+		return script.Acquire.Exec(ctx, rc, keys, args)
+	})
+
+	n := len(c.nodes)
+	state := make([]int, n)
+	counters := make([]int64, n)
+	errs := make([]error, n)
+	var nGranted, nHeld, nAnswered int
+	var pttl time.Duration
+	for nGranted < c.quorum && nGranted+(n-nAnswered) >= c.quorum {
+		r := <-replies
+		nAnswered++
+		if r.err != nil {
+			state[r.node], errs[r.node] = failed, r.err
+			continue
+		}
+		v, err := r.res.AsIntSlice()
+		if err != nil || len(v) != 2 {
+			state[r.node] = failed
+			errs[r.node] = &NodeError{Addr: c.nodes[r.node].addr, Err: fmt.Errorf("unexpected reply to acquire: %v", r.res)}
+			continue
+		}
+		if v[0] == 1 {
+			state[r.node], counters[r.node] = granted, v[1]
+			nGranted++
+			continue
+		}
+		state[r.node] = held
+		nHeld++
+		if d := time.Duration(v[1]) * time.Millisecond; v[1] > 0 && (pttl == 0 || d < pttl) {
+			pttl = d
+		}
+	}
+
+	qerr := &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs}
+	if nGranted >= c.quorum {
+		validUntil := start.Add(req.ttl - c.drift(req.ttl))
+		token, err := c.fence(ctx, req, counters, validUntil)
+		if err == nil && time.Now().Before(validUntil) {
+			l := newLease(c, req, value, token, start, free)
+			if c.track(l) {
+				l.start()
+				return l, 0, nil
+			}
+			err = ErrClosed
+		}
+		if err == nil {
+			qerr.Expired = true
+			err = qerr
+		}
+		// The lease was never handed out: take back everything.
+		for i := range state {
+			if state[i] == pending || state[i] == granted {
+				state[i] = failed
+			}
+		}
+		c.spawn(func() { c.cleanup(req, value, state, nil, 0) })
+		return nil, 0, err
+	}
+	c.spawn(func() { c.cleanup(req, value, state, replies, n-nAnswered) })
+	return nil, pttl, qerr
+}
+
+// cleanup deletes value's key from every master whose state is granted or
+// failed, after first waiting for the pending ones still to answer on
+// replies. It runs after the caller has returned, with a fresh context:
+// the caller's may be cancelled, and keys left behind would block the lock
+// for a whole TTL. Deletion is ordered after the acquire on each master
+// because each master has one connection and commands go out in order.
+func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int) {
+	for ; pending > 0; pending-- {
+		r := <-replies
+		if r.err != nil {
+			state[r.node] = failed
+			continue
+		}
+		if v, err := r.res.AsIntSlice(); err == nil && len(v) == 2 && v[0] == 1 {
+			state[r.node] = granted
+		}
+	}
+	need := make([]bool, len(state))
+	any := false
+	for i, s := range state {
+		need[i] = s == granted || s == failed
+		any = any || need[i]
+	}
+	if !any {
+		return
+	}
+	// Past the TTL every key we set has expired by itself.
+	ctx, cancel := context.WithTimeout(context.Background(), req.ttl)
+	defer cancel()
+	c.deleteKey(ctx, req.key, value, req.timeout, need)
+}
+
+// deleteKey runs the release script for key and value on the masters
+// marked in only (every master when only is nil), waits for their answers,
+// and returns how many confirmed that the key no longer holds value, and
+// each master's error (nil where it confirmed).
+func (c *Client) deleteKey(ctx context.Context, key, value string, timeout time.Duration, only []bool) (int, []error) {
+	keys, args := []string{key}, []string{value}
+	replies, count := c.fanoutTo(ctx, timeout, only, func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult {
+		return script.Release.Exec(ctx, rc, keys, args)
+	})
+	errs := make([]error, len(c.nodes))
+	ok := 0
+	for range count {
+		r := <-replies
+		if r.err != nil {
+			errs[r.node] = r.err
+			continue
+		}
+		ok++
+	}
+	return ok, errs
+}

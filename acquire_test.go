@@ -1,0 +1,364 @@
+package distlock_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
+)
+
+func TestAcquireRelease(t *testing.T) {
+	for _, n := range []int{1, 3, 5} {
+		t.Run(fmt.Sprintf("%d masters", n), func(t *testing.T) {
+			servers := masters(t, n)
+			c := newClient(t, servers, distlock.Config{})
+			ctx := t.Context()
+
+			l, err := c.Acquire(ctx, "job")
+			if err != nil {
+				t.Fatalf("Acquire: %v", err)
+			}
+			if l.Name() != "job" || l.Err() != nil || l.Token() == 0 {
+				t.Fatalf("lease: name %q, err %v, token %d; want job, nil, > 0", l.Name(), l.Err(), l.Token())
+			}
+			// Acquire returns once a majority granted; the rest follow.
+			eventually(t, "every master holds the key", func() bool {
+				for _, s := range servers {
+					if got, _ := s.Do("PTTL", "distlock:job"); got == "-2" {
+						return false
+					}
+				}
+				return true
+			})
+			if _, err := c.TryAcquire(ctx, "job"); !errors.Is(err, distlock.ErrLocked) {
+				t.Errorf("TryAcquire of a held lock: got %v; want ErrLocked", err)
+			}
+			if err := l.Release(ctx); err != nil {
+				t.Fatalf("Release: %v", err)
+			}
+			select {
+			case <-l.Done():
+			default:
+				t.Fatal("Done not closed after Release")
+			}
+			if err := l.Err(); !errors.Is(err, distlock.ErrReleased) {
+				t.Errorf("Err after Release: got %v; want ErrReleased", err)
+			}
+			if err := l.Release(ctx); err != nil {
+				t.Errorf("second Release: got %v; want nil", err)
+			}
+			noLockKeys(t, servers)
+
+			l2, err := c.TryAcquire(ctx, "job")
+			if err != nil {
+				t.Fatalf("TryAcquire after Release: %v", err)
+			}
+			if l2.Token() <= l.Token() {
+				t.Errorf("token after re-acquire: got %d; want > %d", l2.Token(), l.Token())
+			}
+			if err := l2.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// Two Clients (as two processes would be) contend for one lock: never two
+// holders at once, and every token is greater than the last.
+func TestMutualExclusionAndTokens(t *testing.T) {
+	servers := masters(t, 3)
+	clients := []*distlock.Client{
+		newClient(t, servers, distlock.Config{}),
+		newClient(t, servers, distlock.Config{}),
+		newClient(t, servers, distlock.Config{}),
+	}
+	var (
+		mu      sync.Mutex
+		holding bool
+		last    uint64
+		count   int
+	)
+	ctx := ctxTimeout(t, 60*time.Second)
+	var wg sync.WaitGroup
+	for w := range 6 {
+		c := clients[w%len(clients)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 15 {
+				err := c.Do(ctx, "shared", func(ctx context.Context, l *distlock.Lease) error {
+					mu.Lock()
+					if holding {
+						mu.Unlock()
+						return errors.New("two holders at once")
+					}
+					if l.Token() <= last {
+						mu.Unlock()
+						return fmt.Errorf("token %d after %d; want strictly greater", l.Token(), last)
+					}
+					holding, last = true, l.Token()
+					count++
+					mu.Unlock()
+					time.Sleep(time.Millisecond)
+					mu.Lock()
+					holding = false
+					mu.Unlock()
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if count != 90 {
+		t.Errorf("critical sections: got %d; want 90", count)
+	}
+	noLockKeys(t, servers)
+}
+
+func TestMinorityDown(t *testing.T) {
+	for _, tc := range []struct {
+		n     int
+		fault string
+	}{{3, "kill"}, {3, "pause"}, {5, "kill"}, {5, "pause"}} {
+		t.Run(fmt.Sprintf("%d masters %s", tc.n, tc.fault), func(t *testing.T) {
+			servers := masters(t, tc.n)
+			down := servers[:tc.n-(tc.n/2+1)] // a minority
+			c := newClient(t, servers, distlock.Config{})
+			ctx := ctxTimeout(t, 10*time.Second)
+			for _, s := range down {
+				var err error
+				if tc.fault == "kill" {
+					err = s.Kill()
+				} else {
+					err = s.Pause()
+					t.Cleanup(func() { s.Resume() })
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			var last uint64
+			for i := range 3 {
+				l, err := c.Acquire(ctx, "minority")
+				if err != nil {
+					t.Fatalf("Acquire %d with a minority %sed: %v", i, tc.fault, err)
+				}
+				if _, err := c.TryAcquire(ctx, "minority"); !errors.Is(err, distlock.ErrLocked) {
+					t.Errorf("TryAcquire of held lock: got %v; want ErrLocked", err)
+				}
+				if l.Token() <= last {
+					t.Errorf("token: got %d; want > %d", l.Token(), last)
+				}
+				last = l.Token()
+				if err := l.Release(ctx); err != nil {
+					t.Fatalf("Release with a minority down: %v", err)
+				}
+			}
+			for _, s := range down {
+				if tc.fault == "pause" {
+					s.Resume()
+				}
+			}
+			if tc.fault == "pause" {
+				noLockKeys(t, servers)
+			} else {
+				noLockKeys(t, servers[len(down):])
+			}
+		})
+	}
+}
+
+// A Client starts while a minority of its masters is down, locks, and
+// starts using a master once it comes up.
+func TestStartWithMinorityDown(t *testing.T) {
+	servers := masters(t, 3)
+	if err := servers[0].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	l, err := c.Acquire(ctx, "late")
+	if err != nil {
+		t.Fatalf("Acquire with a minority down at start: %v", err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := servers[0].Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// The master is dialled again in the background; once it is, the
+	// acquire reaches it.
+	deadline := time.Now().Add(8 * time.Second)
+	for {
+		l, err := c.Acquire(ctx, "late")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := servers[0].Do("GET", "distlock:late")
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("restarted master never used: want it dialled again in the background")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestMajorityDown(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	servers[0].Kill()
+	servers[1].Kill()
+
+	_, err := c.TryAcquire(t.Context(), "x")
+	var qe *distlock.QuorumError
+	if !errors.Is(err, distlock.ErrNoQuorum) || !errors.As(err, &qe) {
+		t.Fatalf("TryAcquire with a majority down: got %v; want a QuorumError wrapping ErrNoQuorum", err)
+	}
+	// The attempt gives up as soon as two masters failed, whether or not
+	// master 2 has answered yet.
+	if qe.Granted > 1 || qe.Needed != 2 || qe.Errs[0] == nil || qe.Errs[1] == nil || qe.Errs[2] != nil {
+		t.Errorf("QuorumError: got granted %d needed %d errs %v; want <= 1, 2, errors from masters 0 and 1 only", qe.Granted, qe.Needed, qe.Errs)
+	}
+	if errors.Is(err, distlock.ErrLocked) {
+		t.Errorf("got ErrLocked; want only ErrNoQuorum: %v", err)
+	}
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	_, err = c.Acquire(ctx, "x")
+	if !errors.Is(err, distlock.ErrNoQuorum) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Acquire with a majority down: got %v; want ErrNoQuorum and DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Acquire returned %v after its ctx ended; want promptly", d)
+	}
+	noLockKeys(t, servers[2:])
+}
+
+func TestAcquireWaitsAndHonoursContext(t *testing.T) {
+	servers := masters(t, 3)
+	a := newClient(t, servers, distlock.Config{})
+	b := newClient(t, servers, distlock.Config{})
+	l, err := a.Acquire(t.Context(), "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err = b.Acquire(ctx, "busy")
+	if !errors.Is(err, distlock.ErrLocked) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire of a held lock until ctx ends: got %v; want ErrLocked and DeadlineExceeded", err)
+	}
+	// A waiter gets the lock soon after the holder releases it.
+	got := make(chan *distlock.Lease)
+	go func() {
+		l2, err := b.Acquire(ctxTimeout(t, 5*time.Second), "busy")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l2
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := l.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if l2 := <-got; l2 != nil {
+		if l2.Token() <= l.Token() {
+			t.Errorf("waiter's token: got %d; want > %d", l2.Token(), l.Token())
+		}
+		l2.Release(t.Context())
+	}
+	noLockKeys(t, servers)
+}
+
+// Goroutines of one Client queue locally for a name.
+func TestLocalQueue(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	l, err := c.Acquire(t.Context(), "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.TryAcquire(t.Context(), "q"); !errors.Is(err, distlock.ErrLocked) {
+		t.Errorf("TryAcquire while this Client holds it: got %v; want ErrLocked", err)
+	}
+	done := make(chan error)
+	go func() {
+		l2, err := c.Acquire(ctxTimeout(t, 5*time.Second), "q")
+		if err == nil {
+			err = l2.Release(t.Context())
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("second Acquire returned while the first lease was held: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	l.Release(t.Context())
+	if err := <-done; err != nil {
+		t.Fatalf("queued Acquire: %v", err)
+	}
+}
+
+// A failed attempt must take back every key it set, including on a master
+// whose answer came too late (its command may still have run).
+func TestFailedAttemptCleansUp(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	// Another holder on masters 1 and 2: our attempt wins only master 0.
+	for _, s := range servers[1:] {
+		if _, err := s.Do("SET", "distlock:split", "someone-else", "PX", "60000"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := c.TryAcquire(t.Context(), "split")
+	if !errors.Is(err, distlock.ErrLocked) {
+		t.Fatalf("TryAcquire: got %v; want ErrLocked", err)
+	}
+	noLockKeys(t, servers[:1])
+
+	// Master 0 paused: the attempt times out there, fails on the others,
+	// and the script runs on master 0 once it resumes. It must be deleted.
+	if err := servers[0].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.TryAcquire(t.Context(), "split")
+	if !errors.Is(err, distlock.ErrLocked) {
+		t.Errorf("TryAcquire with master 0 paused: got %v; want ErrLocked", err)
+	}
+	time.Sleep(300 * time.Millisecond) // past the per-master timeout
+	servers[0].Resume()
+	noLockKeys(t, servers[:1])
+
+	// The caller's ctx ends mid-attempt, with master 2 granted, master 1
+	// held by another, master 0 not answering: nothing left behind.
+	if _, err := servers[2].Do("DEL", "distlock:split"); err != nil {
+		t.Fatal(err)
+	}
+	servers[0].Pause()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	_, err = c.TryAcquire(ctx, "split")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("TryAcquire with a short ctx: got %v; want DeadlineExceeded", err)
+	}
+	servers[0].Resume()
+	noLockKeys(t, []*redistest.Server{servers[0], servers[2]})
+}

@@ -1,0 +1,95 @@
+package distlock
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/distlock/distlock/internal/script"
+)
+
+// noReply marks, in a batch's replies, a call that got no integer answer.
+const noReply = math.MinInt64
+
+// batch runs s once for each lease on every master at once: one pipeline
+// per master, one goroutine per master, however many leases. It returns,
+// per master, one integer reply per lease (noReply where there was none),
+// and per master the error that made any reply missing.
+func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Script, leases []*Lease, args func(*Lease) []string) ([][]int64, []error) {
+	calls := make([]rueidis.LuaExec, len(leases))
+	for i, l := range leases {
+		calls[i] = rueidis.LuaExec{Keys: []string{l.req.key}, Args: args(l)}
+	}
+	type result struct {
+		node int
+		ints []int64
+		err  error
+	}
+	results := make(chan result, len(c.nodes))
+	for i, n := range c.nodes {
+		c.spawn(func() {
+			ints := make([]int64, len(calls))
+			rc, err := n.get()
+			if err != nil {
+				for j := range ints {
+					ints[j] = noReply
+				}
+				results <- result{i, ints, &NodeError{Addr: n.addr, Err: err}}
+				return
+			}
+			nctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			var firstErr error
+			for j, r := range s.ExecMulti(nctx, rc, calls) {
+				v, err := r.AsInt64()
+				if err != nil {
+					v = noReply
+					if firstErr == nil {
+						firstErr = &NodeError{Addr: n.addr, Err: fmt.Errorf("%w", err)}
+					}
+				}
+				ints[j] = v
+			}
+			results <- result{i, ints, firstErr}
+		})
+	}
+	replies := make([][]int64, len(c.nodes))
+	errs := make([]error, len(c.nodes))
+	for range c.nodes {
+		r := <-results
+		replies[r.node], errs[r.node] = r.ints, r.err
+	}
+	return replies, errs
+}
+
+// releaseAll deletes the keys of many leases, batched; Close uses it. It
+// returns an error if some lease's keys were confirmed deleted on fewer
+// than a majority of masters.
+func (c *Client) releaseAll(ctx context.Context, leases []*Lease) error {
+	const chunk = 10000
+	var failed int
+	var sample []error
+	for lo := 0; lo < len(leases); lo += chunk {
+		part := leases[lo:min(lo+chunk, len(leases))]
+		replies, errs := c.batch(ctx, c.cfg.dialTimeout, script.Release, part, func(l *Lease) []string { return []string{l.value} })
+		for j := range part {
+			ok := 0
+			for i := range c.nodes {
+				if replies[i][j] != noReply {
+					ok++
+				}
+			}
+			if ok < c.quorum {
+				failed++
+				sample = errs
+			}
+		}
+	}
+	if failed > 0 {
+		return &QuorumError{Op: "release", Name: fmt.Sprintf("(%d of %d leases)", failed, len(leases)), Needed: c.quorum, Errs: sample}
+	}
+	return nil
+}

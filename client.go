@@ -1,0 +1,282 @@
+package distlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/distlock/distlock/internal/quorum"
+)
+
+// Client takes locks over a fixed set of Redis masters. One Client serves
+// any number of goroutines and lock names; create one per process and share
+// it (it is the Python distlock's DistLockFactory). All methods are safe for
+// concurrent use.
+type Client struct {
+	cfg    *settings
+	nodes  []*node
+	quorum int
+	epoch  time.Time // origin of now: lease validity is kept on the monotonic clock
+
+	queue   localQueue
+	renewer *renewer
+
+	// stop is closed by Close; background loops (dialling, renewal) end on
+	// it, and bg, the context of background commands, is cancelled.
+	stop     chan struct{}
+	bg       context.Context
+	cancelBg context.CancelFunc
+
+	mu     sync.RWMutex // guards closed and leases
+	closed bool
+	leases map[*Lease]struct{} // every lease not yet ended
+
+	// wg counts every goroutine the Client starts and every call in
+	// progress, so that Close can wait for all of them. Add is called only
+	// while closed is false under mu, or from a goroutine already counted.
+	wg sync.WaitGroup
+}
+
+// New returns a Client for the masters cfg names. It connects to all of
+// them at once and returns as soon as a majority has answered; masters that
+// are down are dialled again in the background. It fails when cfg is invalid
+// or when no master at all could be reached (each master's error is in the
+// returned error).
+func New(cfg Config) (*Client, error) {
+	s, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		cfg:    s,
+		quorum: quorum.Majority(len(s.nodes)),
+		epoch:  time.Now(),
+		stop:   make(chan struct{}),
+		leases: make(map[*Lease]struct{}),
+	}
+	c.bg, c.cancelBg = context.WithCancel(context.Background())
+	c.queue.slots = make(map[string]*slot)
+	first := make(chan error, len(s.nodes))
+	for i, opt := range s.nodes {
+		n := &node{index: i, addr: s.addrs[i], opt: opt}
+		c.nodes = append(c.nodes, n)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			n.dial(c.stop, first)
+		}()
+	}
+	// Wait for every master's first answer, but once a majority is
+	// connected, only briefly for the rest: a master that is paused or
+	// unroutable would otherwise hold New for the whole dial timeout.
+	var ok, answered int
+	var grace <-chan time.Time
+	for answered < len(c.nodes) {
+		select {
+		case err := <-first:
+			answered++
+			if err == nil {
+				ok++
+			}
+		case <-grace:
+			answered = len(c.nodes)
+			continue
+		}
+		if ok == c.quorum && grace == nil {
+			t := time.NewTimer(newGrace)
+			defer t.Stop()
+			grace = t.C
+		}
+	}
+	if ok == 0 {
+		errs := make([]string, len(c.nodes))
+		for i, n := range c.nodes {
+			_, err := n.get()
+			errs[i] = fmt.Sprintf("master %d (%s): %v", i, n.addr, err)
+		}
+		c.shutdown()
+		return nil, fmt.Errorf("distlock: no master reachable: %s", strings.Join(errs, "; "))
+	}
+	c.renewer = newRenewer(c)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.renewer.run()
+	}()
+	return c, nil
+}
+
+// Close releases every lease the Client holds (their Done channels close and
+// Err reports ErrReleased and ErrClosed), stops renewals, waits for the
+// Client's goroutines to end and closes its connections. Calls in progress
+// end with ErrClosed. After Close every method returns ErrClosed. Close
+// returns an error when some released lease's keys could not be deleted on
+// a majority of masters (they expire with their TTL); a second Close
+// returns nil.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	leases := make([]*Lease, 0, len(c.leases))
+	for l := range c.leases {
+		leases = append(leases, l)
+	}
+	c.mu.Unlock()
+
+	var err error
+	ended := leases[:0]
+	for _, l := range leases {
+		if l.end(errClosedLease) {
+			ended = append(ended, l)
+		}
+	}
+	if len(ended) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), max(c.cfg.dialTimeout, 5*time.Second))
+		err = c.releaseAll(ctx, ended)
+		cancel()
+		for _, l := range ended {
+			l.freeSlot()
+		}
+	}
+	c.shutdown()
+	return err
+}
+
+// shutdown stops the background goroutines, waits for them, and closes
+// the connections.
+func (c *Client) shutdown() {
+	close(c.stop)
+	c.cancelBg()
+	c.wg.Wait()
+	for _, n := range c.nodes {
+		if rc := n.client.Load(); rc != nil {
+			(*rc).Close()
+		}
+	}
+}
+
+// newGrace is how long New waits for the last masters once a majority is
+// connected.
+const newGrace = 250 * time.Millisecond
+
+// errClosedLease is the Err of a lease that Close released.
+var errClosedLease = fmt.Errorf("%w: %w", ErrReleased, ErrClosed)
+
+// enter registers a call in progress; it fails once Close has begun.
+// Every exported method that sends commands calls it and defers exit.
+func (c *Client) enter() error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return ErrClosed
+	}
+	c.wg.Add(1)
+	return nil
+}
+
+func (c *Client) exit() { c.wg.Done() }
+
+// spawn runs f in a goroutine that Close waits for. The caller must be a
+// call between enter and exit, or a goroutine already counted.
+func (c *Client) spawn(f func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+}
+
+// reply is one master's answer in a fan-out.
+type reply struct {
+	node int
+	res  rueidis.RedisResult
+	err  error // the master could not be asked, or answered with an error
+}
+
+// fanout sends one command to every master at once, each in its own
+// goroutine with its own timeout, and returns a channel that receives one
+// reply per master, in the order they come. The channel is buffered: the
+// caller may stop reading early; the goroutines still end, each within
+// timeout. The caller must be between enter and exit.
+func (c *Client) fanout(ctx context.Context, timeout time.Duration, send func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult) <-chan reply {
+	replies, _ := c.fanoutTo(ctx, timeout, nil, send)
+	return replies
+}
+
+// fanoutTo is fanout to the masters marked in only (all when only is nil);
+// it also returns how many replies will come.
+func (c *Client) fanoutTo(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int) {
+	replies := make(chan reply, len(c.nodes))
+	count := 0
+	for i, n := range c.nodes {
+		if only != nil && !only[i] {
+			continue
+		}
+		count++
+		c.spawn(func() {
+			rc, err := n.get()
+			if err != nil {
+				replies <- reply{node: i, err: &NodeError{Addr: n.addr, Err: err}}
+				return
+			}
+			nctx, cancel := context.WithTimeout(ctx, timeout)
+			res := send(nctx, rc)
+			cancel()
+			r := reply{node: i, res: res}
+			if err := res.Error(); err != nil {
+				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+					err = fmt.Errorf("no answer within %v: %w", timeout, err)
+				}
+				r.err = &NodeError{Addr: n.addr, Err: err}
+			}
+			replies <- r
+		})
+	}
+	return replies, count
+}
+
+// now returns the time on the Client's monotonic clock, in ns since epoch.
+func (c *Client) now() int64 { return int64(time.Since(c.epoch)) }
+
+// at converts a time.Time read in this process to the monotonic clock of now.
+func (c *Client) at(t time.Time) int64 { return int64(t.Sub(c.epoch)) }
+
+// nodeTimeout is the per-master timeout for commands of a lease with ttl.
+func (c *Client) nodeTimeout(ttl time.Duration) time.Duration {
+	if c.cfg.nodeTimeout > 0 {
+		return c.cfg.nodeTimeout
+	}
+	return min(DefaultNodeTimeout, ttl/10)
+}
+
+// drift is the clock-drift margin of a lease with ttl.
+func (c *Client) drift(ttl time.Duration) time.Duration {
+	return driftOf(ttl, c.cfg.driftFactor)
+}
+
+func driftOf(ttl time.Duration, factor float64) time.Duration { return quorum.Drift(ttl, factor) }
+
+// track and forget keep c.leases, which Close releases.
+func (c *Client) track(l *Lease) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.leases[l] = struct{}{}
+	return true
+}
+
+func (c *Client) forget(l *Lease) {
+	c.mu.Lock()
+	delete(c.leases, l)
+	c.mu.Unlock()
+}

@@ -1,0 +1,286 @@
+package distlock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Defaults for the zero values of [Config].
+const (
+	// DefaultNode is the master used when Config names none, as in the
+	// Python distlock.
+	DefaultNode = "redis://127.0.0.1:6379/0"
+	// DefaultTTL is the lease TTL when neither Config.TTL nor WithTTL sets one.
+	DefaultTTL = 10 * time.Second
+	// DefaultKeyPrefix starts every key distlock writes.
+	DefaultKeyPrefix = "distlock:"
+	// DefaultDriftFactor is the share of the TTL given up for clock drift
+	// between the client and the masters, as in antirez's reference
+	// implementation.
+	DefaultDriftFactor = 0.01
+	// DefaultNodeTimeout bounds one command on one master. Acquire uses
+	// the smaller of it and a tenth of the lease TTL, so that a slow master
+	// cannot eat the lease's validity.
+	DefaultNodeTimeout = 250 * time.Millisecond
+	// DefaultDialTimeout bounds connecting to one master.
+	DefaultDialTimeout = 2 * time.Second
+	// MaxNodes is the largest number of masters one Client takes: the
+	// master's index fills the low 6 bits of each fencing token.
+	MaxNodes = 64
+	// MaxNameLen is the longest lock name, in bytes.
+	MaxNameLen = 1024
+)
+
+// Config configures a [Client]. The zero value is valid: one master at
+// [DefaultNode], leases of [DefaultTTL]. New copies what it needs and never
+// writes to the Config it is given.
+type Config struct {
+	// Nodes lists the masters, each as "redis://[user:pass@]host:port/db",
+	// "rediss://..." (TLS) or "host:port". The masters must be independent:
+	// not replicas of each other, not shards of one cluster. Use an odd
+	// number, 3 or 5; a lock needs a majority of them. Empty means
+	// [DefaultNode]. Set Nodes or NodeOptions, not both.
+	Nodes []string
+
+	// NodeOptions gives one rueidis.ClientOption per master instead of
+	// Nodes, for what a URL cannot say: a Sentinel group or a Cluster as
+	// one master, TLS settings, credentials from a function. distlock
+	// overrides these fields of each: DisableRetry (a timed-out acquire may
+	// have run; it must never be sent twice), DisableCache, and
+	// PipelineMultiplex (one connection per master, so that commands reach
+	// a master in the order they were sent); for a plain master it also sets
+	// ForceSingleClient.
+	NodeOptions []rueidis.ClientOption
+
+	// TTL is the lease TTL when Acquire is given no WithTTL. Default
+	// DefaultTTL.
+	TTL time.Duration
+
+	// KeyPrefix starts every key distlock writes: the lock "job" is the
+	// key KeyPrefix+"job", and fence counters are KeyPrefix+"fence:{tag}".
+	// It must not contain '{' or '}'. Default DefaultKeyPrefix.
+	KeyPrefix string
+
+	// DriftFactor is the share of the TTL given up for clock drift between
+	// the client and the masters; see Lease for the arithmetic. Default
+	// DefaultDriftFactor; it must be in [0, 0.5).
+	DriftFactor float64
+
+	// NodeTimeout bounds one command on one master. Default: the smaller
+	// of DefaultNodeTimeout and a tenth of the lease's TTL.
+	NodeTimeout time.Duration
+
+	// DialTimeout bounds connecting to one master. Default DefaultDialTimeout.
+	DialTimeout time.Duration
+
+	// RetryMinDelay and RetryMaxDelay bound the jittered exponential
+	// backoff between attempts of a waiting Acquire. Defaults 5ms and 250ms.
+	RetryMinDelay time.Duration
+	RetryMaxDelay time.Duration
+}
+
+// settings is a Config with the defaults filled in and the masters parsed.
+type settings struct {
+	nodes         []rueidis.ClientOption
+	addrs         []string // per master, for errors: no credentials
+	ttl           time.Duration
+	prefix        string
+	driftFactor   float64
+	nodeTimeout   time.Duration // 0: derive from the TTL
+	dialTimeout   time.Duration
+	retryMinDelay time.Duration
+	retryMaxDelay time.Duration
+}
+
+func (cfg *Config) settings() (*settings, error) {
+	s := &settings{
+		ttl:           cfg.TTL,
+		prefix:        cfg.KeyPrefix,
+		driftFactor:   cfg.DriftFactor,
+		nodeTimeout:   cfg.NodeTimeout,
+		dialTimeout:   cfg.DialTimeout,
+		retryMinDelay: cfg.RetryMinDelay,
+		retryMaxDelay: cfg.RetryMaxDelay,
+	}
+	if s.ttl == 0 {
+		s.ttl = DefaultTTL
+	}
+	if s.prefix == "" {
+		s.prefix = DefaultKeyPrefix
+	}
+	if strings.ContainsAny(s.prefix, "{}") {
+		return nil, fmt.Errorf("distlock: Config.KeyPrefix %q must not contain '{' or '}' (they would change the keys' hash slot)", s.prefix)
+	}
+	if s.driftFactor == 0 {
+		s.driftFactor = DefaultDriftFactor
+	}
+	if s.driftFactor < 0 || s.driftFactor >= 0.5 {
+		return nil, fmt.Errorf("distlock: Config.DriftFactor %v must be in [0, 0.5)", s.driftFactor)
+	}
+	if s.nodeTimeout < 0 {
+		return nil, fmt.Errorf("distlock: Config.NodeTimeout %v must not be negative", s.nodeTimeout)
+	}
+	if s.dialTimeout == 0 {
+		s.dialTimeout = DefaultDialTimeout
+	}
+	if s.dialTimeout < 0 {
+		return nil, fmt.Errorf("distlock: Config.DialTimeout %v must not be negative", s.dialTimeout)
+	}
+	if s.retryMinDelay == 0 {
+		s.retryMinDelay = 5 * time.Millisecond
+	}
+	if s.retryMaxDelay == 0 {
+		s.retryMaxDelay = 250 * time.Millisecond
+	}
+	if s.retryMinDelay < 0 || s.retryMaxDelay < s.retryMinDelay {
+		return nil, fmt.Errorf("distlock: Config.RetryMinDelay %v and RetryMaxDelay %v must satisfy 0 <= min <= max", s.retryMinDelay, s.retryMaxDelay)
+	}
+	if err := checkTTL(s.ttl, s.driftFactor, s.nodeTimeout); err != nil {
+		return nil, fmt.Errorf("distlock: Config.TTL: %w", err)
+	}
+
+	switch {
+	case len(cfg.Nodes) > 0 && len(cfg.NodeOptions) > 0:
+		return nil, errors.New("distlock: Config sets both Nodes and NodeOptions; set one")
+	case len(cfg.NodeOptions) > 0:
+		for i, opt := range cfg.NodeOptions {
+			if len(opt.InitAddress) == 0 {
+				return nil, fmt.Errorf("distlock: Config.NodeOptions[%d] has no InitAddress", i)
+			}
+			s.nodes = append(s.nodes, opt)
+			s.addrs = append(s.addrs, strings.Join(opt.InitAddress, ","))
+		}
+	default:
+		nodes := cfg.Nodes
+		if len(nodes) == 0 {
+			nodes = []string{DefaultNode}
+		}
+		for i, n := range nodes {
+			opt, addr, err := parseNode(n)
+			if err != nil {
+				return nil, fmt.Errorf("distlock: Config.Nodes[%d] %q: %w", i, redact(n), err)
+			}
+			opt.ForceSingleClient = opt.Sentinel.MasterSet == ""
+			s.nodes = append(s.nodes, opt)
+			s.addrs = append(s.addrs, addr)
+		}
+	}
+	if len(s.nodes) > MaxNodes {
+		return nil, fmt.Errorf("distlock: %d masters configured; at most %d", len(s.nodes), MaxNodes)
+	}
+	seen := make(map[string]int, len(s.addrs))
+	for i, a := range s.addrs {
+		if j, dup := seen[a]; dup {
+			return nil, fmt.Errorf("distlock: masters %d and %d are both %s; each must be a separate master", j, i, a)
+		}
+		seen[a] = i
+	}
+	for i := range s.nodes {
+		o := &s.nodes[i]
+		o.DisableRetry = true
+		o.DisableCache = true
+		o.PipelineMultiplex = -1 // one connection: commands arrive in the order sent
+		if o.Dialer.Timeout == 0 {
+			o.Dialer.Timeout = s.dialTimeout
+		}
+		if o.ClientName == "" {
+			o.ClientName = "distlock"
+		}
+	}
+	return s, nil
+}
+
+// parseNode turns one Config.Nodes entry into client options and an address
+// fit for error messages.
+func parseNode(n string) (rueidis.ClientOption, string, error) {
+	n = strings.TrimSpace(n)
+	if n == "" {
+		return rueidis.ClientOption{}, "", errors.New("empty address")
+	}
+	if !strings.Contains(n, "://") {
+		host, port, err := net.SplitHostPort(n)
+		if err != nil {
+			return rueidis.ClientOption{}, "", fmt.Errorf("want host:port or a redis:// URL: %w", err)
+		}
+		if err := checkPort(port); err != nil {
+			return rueidis.ClientOption{}, "", err
+		}
+		if host == "" {
+			return rueidis.ClientOption{}, "", errors.New("missing host")
+		}
+		return rueidis.ClientOption{InitAddress: []string{n}}, n, nil
+	}
+	u, err := url.Parse(n)
+	if err != nil {
+		return rueidis.ClientOption{}, "", fmt.Errorf("malformed URL: %w", unwrapURLError(err))
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "valkey", "valkeys":
+	default:
+		return rueidis.ClientOption{}, "", fmt.Errorf("unsupported scheme %q: want redis:// or rediss://", u.Scheme)
+	}
+	if u.Host == "" {
+		return rueidis.ClientOption{}, "", errors.New("missing host")
+	}
+	if p := u.Port(); p != "" {
+		if err := checkPort(p); err != nil {
+			return rueidis.ClientOption{}, "", err
+		}
+	}
+	opt, err := rueidis.ParseURL(n)
+	if err != nil {
+		return rueidis.ClientOption{}, "", err
+	}
+	if opt.SelectDB < 0 {
+		return rueidis.ClientOption{}, "", fmt.Errorf("database %d must not be negative", opt.SelectDB)
+	}
+	return opt, fmt.Sprintf("%s://%s/%d", u.Scheme, opt.InitAddress[0], opt.SelectDB), nil
+}
+
+func checkPort(p string) error {
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q must be a number from 1 to 65535", p)
+	}
+	return nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// redact hides a password in a node URL, for error messages.
+func redact(n string) string {
+	if u, err := url.Parse(n); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return n
+}
+
+// checkTTL reports why ttl cannot be a lease TTL, or nil.
+func checkTTL(ttl time.Duration, driftFactor float64, nodeTimeout time.Duration) error {
+	switch {
+	case ttl <= 0:
+		return fmt.Errorf("TTL %v must be positive", ttl)
+	case ttl < time.Millisecond:
+		return fmt.Errorf("TTL %v is below Redis's 1ms expiry precision", ttl)
+	case ttl <= driftOf(ttl, driftFactor):
+		return fmt.Errorf("TTL %v is not larger than its clock-drift margin %v", ttl, driftOf(ttl, driftFactor))
+	case nodeTimeout > 0 && nodeTimeout >= ttl/2:
+		return fmt.Errorf("TTL %v must be more than twice Config.NodeTimeout %v", ttl, nodeTimeout)
+	}
+	return nil
+}

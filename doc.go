@@ -1,0 +1,43 @@
+// Package distlock provides distributed locks over several independent
+// Redis masters, by the Redlock algorithm, for event-driven Go programs.
+//
+// A [Client] holds connections to N masters (3 or 5, independent of each
+// other). [Client.Acquire] takes a lock on a majority of them at once and
+// returns a [Lease]. The lease carries a fencing token, strictly greater
+// than every earlier holder's; it renews itself in the background; and its
+// Done channel closes the moment it is released or lost:
+//
+//	c, err := distlock.New(distlock.Config{Nodes: []string{"redis://a:6379/0", "redis://b:6379/0", "redis://c:6379/0"}})
+//	...
+//	defer c.Close()
+//	err = c.Do(ctx, "nightly-report", func(ctx context.Context, l *distlock.Lease) error {
+//		return store.Write(ctx, report, l.Token()) // storage refuses tokens lower than it has seen
+//	})
+//
+// # Rules of use
+//
+// Create one Client per process and share it: it serves any number of
+// goroutines and lock names, and goroutines of one Client that wait for the
+// same name queue locally instead of contending on the masters.
+//
+// Every call that blocks takes a context first; the context bounds the call,
+// never the lease. A lease ends only by [Lease.Release], [Client.Close], or
+// loss.
+//
+// A lease can be lost at any moment (masters unreachable, the process
+// paused past the TTL). [Lease.Done], [Lease.Err] and the context of
+// [Client.Do] say so before any other client could take the lock, as far as
+// this process can know; but a process can be paused between checking and
+// writing. It is not safe to assume the lock is held until Release. Storage
+// that must never accept two writers must check the fencing token
+// ([Lease.Token]): accept a write only with a token greater than or equal
+// to the largest it has seen for that resource, and never a lower one.
+//
+// Fencing tokens stay monotonic only while a majority of masters keeps its
+// data: run masters with appendonly yes, appendfsync always and
+// maxmemory-policy noeviction.
+//
+// Errors wrap the sentinel values [ErrLocked], [ErrNoQuorum],
+// [ErrLeaseLost], [ErrReleased] and [ErrClosed]; test with [errors.Is].
+// When a context ends, the error also matches the context's error.
+package distlock

@@ -1,0 +1,104 @@
+package distlock
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// The errors distlock returns. Test for them with [errors.Is]: the errors
+// returned carry more detail (a [*QuorumError], the context's error, the
+// cause of a lost lease) and wrap these.
+var (
+	// ErrLocked means another lease holds the lock.
+	ErrLocked = errors.New("distlock: locked by another holder")
+	// ErrLeaseLost means the lease ended without Release: it could not be
+	// renewed on a majority of masters before its validity ran out, or a
+	// majority reported its keys gone or taken by another holder.
+	ErrLeaseLost = errors.New("distlock: lease lost")
+	// ErrReleased means the lease was released, by Release or Client.Close.
+	ErrReleased = errors.New("distlock: lease released")
+	// ErrNoQuorum means too few masters answered to make a majority.
+	ErrNoQuorum = errors.New("distlock: no quorum of masters")
+	// ErrClosed means the Client was closed.
+	ErrClosed = errors.New("distlock: client closed")
+)
+
+// QuorumError reports an operation that did not reach a majority of masters.
+// It wraps [ErrLocked] when enough masters answered but some other holder
+// kept the quorum out of reach, and [ErrNoQuorum] when too few answered.
+type QuorumError struct {
+	Op      string  // "acquire", "release", "extend" or "fence"
+	Name    string  // the lock's name
+	Granted int     // masters that did what was asked
+	Held    int     // masters where another holder has the lock
+	Needed  int     // the majority
+	Errs    []error // one per master, in Config order; nil where it answered
+	// Expired is set when a majority granted, but too late: the lease's
+	// validity had run out by the time the answers were in.
+	Expired bool
+}
+
+// Locked reports whether the quorum was missed because another holder has
+// the lock, rather than because masters failed to answer.
+func (e *QuorumError) Locked() bool {
+	return !e.Expired && e.Granted+e.Held >= e.Needed && e.Held > 0
+}
+
+func (e *QuorumError) Error() string {
+	var b strings.Builder
+	switch {
+	case e.Expired:
+		fmt.Fprintf(&b, "distlock: %s %q: granted by %d of %d needed masters, but validity ran out before the answers came", e.Op, e.Name, e.Granted, e.Needed)
+	case e.Locked():
+		fmt.Fprintf(&b, "distlock: %s %q: locked by another holder on %d masters (granted %d, needed %d)", e.Op, e.Name, e.Held, e.Granted, e.Needed)
+	default:
+		fmt.Fprintf(&b, "distlock: %s %q: no quorum: %d of %d needed masters", e.Op, e.Name, e.Granted, e.Needed)
+	}
+	var sep = ": "
+	for i, err := range e.Errs {
+		if err != nil {
+			fmt.Fprintf(&b, "%smaster %d: %v", sep, i, err)
+			sep = "; "
+		}
+	}
+	return b.String()
+}
+
+// Unwrap returns [ErrLocked] or [ErrNoQuorum], then each master's error.
+func (e *QuorumError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Errs)+1)
+	if e.Locked() {
+		errs = append(errs, ErrLocked)
+	} else {
+		errs = append(errs, ErrNoQuorum)
+	}
+	for _, err := range e.Errs {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// NodeError is one master's failure inside a [QuorumError].
+type NodeError struct {
+	Addr string // the master, as Config named it (credentials removed)
+	Err  error
+}
+
+func (e *NodeError) Error() string { return e.Addr + ": " + e.Err.Error() }
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// withCtx joins err with ctx's error when ctx has ended, so that both
+// errors.Is(err, context.DeadlineExceeded) and errors.Is(err, ErrLocked)
+// hold for an Acquire that timed out waiting.
+func withCtx(err error, ctxErr error) error {
+	if ctxErr == nil {
+		return err
+	}
+	if err == nil {
+		return ctxErr
+	}
+	return errors.Join(err, ctxErr)
+}

@@ -1,0 +1,110 @@
+package distlock
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/distlock/distlock/internal/script"
+)
+
+// Fencing tokens.
+//
+// Each master keeps fence counters; the acquire script INCRs one on every
+// master that grants the lock. A lease's counter t is the largest value the
+// granting masters returned. Before the lease is handed out, a majority of
+// masters must hold a counter >= t. Any later holder's majority meets that
+// majority on at least one master, whose INCR then returns more than t, so
+// the later token is larger. The argument uses no clock: tokens keep rising
+// even when mutual exclusion itself fails (a process paused past its TTL, a
+// clock jump), which is exactly when storage needs them.
+//
+// Usually a majority returned t itself and nothing more is sent (one round
+// trip in all). Otherwise counters have drifted apart (a master restarted
+// empty, or was down while others granted) and t is written back:
+// counter = max(counter, t) on every master, and a majority must confirm
+// (two round trips; the lease's validity still counts from the first).
+// Writing to every master, not only a majority, heals the drift for the
+// next acquire.
+//
+// The token is t<<nodeBits | m, where m is the lowest-numbered master that
+// returned t. One master's INCR never returns the same value twice, so two
+// leases that overlap (only possible when exclusion already failed) still
+// get different tokens, and storage that accepts only increasing tokens
+// lets at most one of them write.
+//
+// Counters are per hash slot of the lock key, not per name: 16384 of them
+// per key prefix at most, however many names are used, and in the lock
+// key's slot so that one script can touch both even on a Redis Cluster.
+// A name's tokens therefore rise by more than one when other names share
+// its slot; they only ever rise.
+//
+// What breaks it: a master that loses its counters (restart without
+// appendfsync always, failover to a replica that lagged, eviction, FLUSHALL)
+// can let a majority that includes it return a token that is not larger.
+// Run masters with appendonly yes, appendfsync always and maxmemory-policy
+// noeviction.
+
+// nodeBits is how many low bits of a token name the master it came from.
+const nodeBits = 6
+
+// token encodes a counter and the master that returned it.
+func token(counter int64, node int) uint64 { return uint64(counter)<<nodeBits | uint64(node) }
+
+// fence returns the fencing token for a lease that the masters with a
+// counter > 0 granted, writing the counter back where fewer than a majority
+// returned it. validUntil bounds the write-back.
+func (c *Client) fence(ctx context.Context, req *request, counters []int64, validUntil time.Time) (uint64, error) {
+	var t int64
+	first := -1
+	for i, v := range counters {
+		if v > t {
+			t, first = v, i
+		}
+	}
+	hold := make([]bool, len(counters)) // masters known to hold a counter >= t
+	nHold := 0
+	for i, v := range counters {
+		if v == t {
+			hold[i] = true
+			nHold++
+		}
+	}
+	if nHold >= c.quorum {
+		return token(t, first), nil
+	}
+
+	timeout := min(req.timeout, time.Until(validUntil))
+	if timeout <= 0 {
+		return 0, &QuorumError{Op: "fence", Name: req.name, Granted: nHold, Needed: c.quorum, Expired: true, Errs: make([]error, len(counters))}
+	}
+	keys, args := []string{req.fenceKey}, []string{strconv.FormatInt(t, 10)}
+	only := make([]bool, len(counters))
+	for i := range only {
+		only[i] = !hold[i]
+	}
+	replies, count := c.fanoutTo(ctx, timeout, only, func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult {
+		return script.Fence.Exec(ctx, rc, keys, args)
+	})
+	errs := make([]error, len(counters))
+	for ; count > 0 && nHold < c.quorum && nHold+count >= c.quorum; count-- {
+		r := <-replies
+		if r.err != nil {
+			errs[r.node] = r.err
+			continue
+		}
+		if v, err := r.res.AsInt64(); err != nil || v < t {
+			errs[r.node] = &NodeError{Addr: c.nodes[r.node].addr, Err: fmt.Errorf("unexpected reply to fence write-back: %v", r.res)}
+			continue
+		}
+		hold[r.node] = true
+		nHold++
+	}
+	if nHold < c.quorum {
+		return 0, &QuorumError{Op: "fence", Name: req.name, Granted: nHold, Needed: c.quorum, Errs: errs}
+	}
+	return token(t, first), nil
+}

@@ -1,0 +1,10 @@
+-- release.lua: delete the lock key only if it still holds this lease's value.
+--
+-- KEYS[1]  lock key
+-- ARGV[1]  lease value
+--
+-- Returns 1 when deleted, 0 when the key is gone or holds another value.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0

@@ -1,0 +1,86 @@
+// Package script holds the Lua scripts distlock runs on each master, and the
+// helpers that send them.
+//
+// The scripts live in .lua files beside this one so that they can be read
+// and reviewed as Lua; they are embedded at build time.
+package script
+
+import (
+	"context"
+	"crypto/sha1"
+	_ "embed"
+	"encoding/hex"
+
+	"github.com/redis/rueidis"
+)
+
+var (
+	//go:embed acquire.lua
+	acquireSrc string
+	//go:embed release.lua
+	releaseSrc string
+	//go:embed renew.lua
+	renewSrc string
+	//go:embed fence.lua
+	fenceSrc string
+)
+
+// The scripts. None of them is marked retryable: a script whose reply was
+// lost may still have run, and running acquire a second time would draw a
+// second fencing counter behind the caller's back. (rueidis retries only
+// commands marked retryable, and distlock also sets DisableRetry.)
+var (
+	Acquire = New(acquireSrc)
+	Release = New(releaseSrc)
+	Renew   = New(renewSrc)
+	Fence   = New(fenceSrc)
+)
+
+// Script is a Lua script with its SHA-1, sent as EVALSHA and, where a master
+// answers NOSCRIPT (its script cache is empty after a restart), as EVAL.
+type Script struct {
+	lua *rueidis.Lua
+	src string
+	sha string
+}
+
+// New returns the script with source src.
+func New(src string) *Script {
+	sum := sha1.Sum([]byte(src))
+	return &Script{lua: rueidis.NewLuaScript(src), src: src, sha: hex.EncodeToString(sum[:])}
+}
+
+// Exec runs the script once on c.
+func (s *Script) Exec(ctx context.Context, c rueidis.Client, keys, args []string) rueidis.RedisResult {
+	return s.lua.Exec(ctx, c, keys, args)
+}
+
+// ExecMulti runs the script once for each call, pipelined on c, and returns
+// one result per call, in order. Unlike rueidis's Lua.ExecMulti it sends no
+// SCRIPT LOAD first: it sends EVALSHA and resends with EVAL only the calls
+// that were answered NOSCRIPT, so the usual case is one round trip.
+func (s *Script) ExecMulti(ctx context.Context, c rueidis.Client, calls []rueidis.LuaExec) []rueidis.RedisResult {
+	cmds := make(rueidis.Commands, len(calls))
+	for i, call := range calls {
+		cmds[i] = c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(call.Keys))).Key(call.Keys...).Arg(call.Args...).Build()
+	}
+	results := c.DoMulti(ctx, cmds...)
+	var again []int
+	for i, r := range results {
+		if err, ok := rueidis.IsRedisErr(r.Error()); ok && err.IsNoScript() {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return results
+	}
+	cmds = cmds[:0]
+	for _, i := range again {
+		call := calls[i]
+		cmds = append(cmds, c.B().Eval().Script(s.src).Numkeys(int64(len(call.Keys))).Key(call.Keys...).Arg(call.Args...).Build())
+	}
+	for j, r := range c.DoMulti(ctx, cmds...) {
+		results[again[j]] = r
+	}
+	return results
+}

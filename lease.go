@@ -1,0 +1,304 @@
+package distlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/distlock/distlock/internal/script"
+)
+
+// A Lease is one holding of a lock: from a successful Acquire until Release,
+// Client.Close, or the moment it is lost. While it is held, the Client
+// renews it in the background about every TTL/3.
+//
+// A lease can be lost at any moment: a majority of masters unreachable, a
+// process paused past its TTL. Done and Err say so as soon as the Client can
+// know, and always before any other client could take the lock: validity
+// counts from the moment the acquire (or the last renewal that reached a
+// majority) was sent, less a drift margin, on the monotonic clock. But the
+// check happens in this process, and a process can be paused between any
+// check and the write it guards. Storage that must never see two writers
+// should accept a write only with a [Lease.Token] no lower than any it has
+// seen: the token is what protects it, not the lease.
+//
+// A machine that is suspended (not merely a process that is stopped) stops
+// Go's monotonic clock; then even Err can report a lease as held after its
+// keys expired. Only the fencing token protects against that.
+//
+// All methods are safe for concurrent use.
+type Lease struct {
+	c     *Client
+	req   *request
+	value string
+	token uint64
+
+	ctx    context.Context // cancelled with the cause when the lease ends
+	cancel context.CancelCauseFunc
+
+	ttl        atomic.Int64 // the TTL renewals use, in ns; Extend changes it
+	validUntil atomic.Int64 // end of validity on c's monotonic clock (c.now)
+
+	mu    sync.Mutex // guards err and timer
+	err   error      // nil while held
+	timer *time.Timer
+
+	free     func() // lets this Client's next waiter for the name go
+	freeOnce sync.Once
+
+	// Renewal scheduling, guarded by the renewer's mu.
+	due   int64 // next renewal on c's monotonic clock
+	index int   // position in the renewer's heap; -1 when not queued
+}
+
+func newLease(c *Client, req *request, value string, token uint64, start time.Time, free func()) *Lease {
+	l := &Lease{c: c, req: req, value: value, token: token, free: free, index: -1}
+	l.ctx, l.cancel = context.WithCancelCause(context.Background())
+	l.ttl.Store(int64(req.ttl))
+	l.validUntil.Store(c.at(start) + int64(req.ttl-c.drift(req.ttl)))
+	return l
+}
+
+// start arms the deadline timer and schedules the first renewal.
+func (l *Lease) start() {
+	l.mu.Lock()
+	l.timer = time.AfterFunc(time.Duration(l.validUntil.Load()-l.c.now()), l.checkDeadline)
+	l.mu.Unlock()
+	l.c.renewer.add(l, l.c.now()+l.ttl.Load()/3)
+}
+
+// Name returns the lock's name.
+func (l *Lease) Name() string { return l.req.name }
+
+// Token returns the lease's fencing token: strictly greater than the token
+// of every lease on this lock that was acquired before this one, on any
+// Client. Pass it to storage with every write the lock guards, and have
+// storage refuse a write whose token is lower than one it has already
+// accepted. Tokens are not consecutive.
+func (l *Lease) Token() uint64 { return l.token }
+
+// Done returns a channel that is closed when the lease ends: released,
+// lost, or its Client closed. It returns the same channel every time.
+func (l *Lease) Done() <-chan struct{} { return l.ctx.Done() }
+
+// Err returns nil while the lease is held. After Done is closed it returns
+// an error wrapping [ErrReleased] (Release or Client.Close; the latter also
+// wraps [ErrClosed]) or [ErrLeaseLost], with the cause. Err checks the
+// lease's validity itself when called: it never returns nil once the
+// validity has run out, even in the first instant after the process was
+// paused and before any timer has fired.
+func (l *Lease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil && l.c.now() >= l.validUntil.Load() {
+		l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
+	}
+	return l.err
+}
+
+// Deadline returns the time until which the lease is known to be held,
+// unless a renewal moves it later. It is a reading of the monotonic clock,
+// valid within this process only.
+func (l *Lease) Deadline() time.Time {
+	return l.c.epoch.Add(time.Duration(l.validUntil.Load()))
+}
+
+// TTL returns the TTL the lease is renewed with.
+func (l *Lease) TTL() time.Duration { return time.Duration(l.ttl.Load()) }
+
+// Context returns a copy of parent that is cancelled when the lease ends,
+// with the lease's Err as its cause (context.Cause), or when parent is
+// done. Use it for work that must stop the moment the lease is lost. The
+// returned cancel function releases the context's resources, not the lease.
+func (l *Lease) Context(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	stop := context.AfterFunc(l.ctx, func() { cancel(context.Cause(l.ctx)) })
+	return ctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
+}
+
+// Release ends the lease and deletes its keys on every master (only where
+// they still hold this lease's value). Done is closed and Err reports
+// ErrReleased before the deletes are sent. It waits for the masters'
+// answers until ctx ends; it returns a *QuorumError if fewer than a
+// majority confirmed (the keys left then expire with their TTL). A second
+// Release returns nil. Release of a lost lease still deletes what it can
+// and returns an error wrapping ErrLeaseLost.
+func (l *Lease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	if l.err == nil && l.c.now() >= l.validUntil.Load() {
+		l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
+	}
+	first := l.err == nil
+	if first {
+		l.endLocked(fmt.Errorf("%w: %q", ErrReleased, l.req.name))
+	}
+	prev := l.err
+	l.mu.Unlock()
+	if !first && !isLost(prev) {
+		return nil // released before
+	}
+	defer l.freeSlot()
+	if err := l.c.enter(); err != nil {
+		return withErr(prev, first, err)
+	}
+	defer l.c.exit()
+	ok, errs := l.c.deleteKey(ctx, l.req.key, l.value, l.req.timeout, nil)
+	var err error
+	if ok < l.c.quorum {
+		err = withCtx(&QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}, ctx.Err())
+	}
+	return withErr(prev, first, err)
+}
+
+// withErr returns the error of a Release: the lost lease's error, if it was
+// lost, joined with the deletion's.
+func withErr(prev error, first bool, err error) error {
+	if first {
+		return err
+	}
+	if err == nil {
+		return prev
+	}
+	return fmt.Errorf("%w (deleting its keys: %w)", prev, err)
+}
+
+// Extend renews the lease now on every master, with a new TTL that later
+// renewals keep. It returns nil when a majority renewed in time; then the
+// lease is valid for ttl (less drift) from when Extend sent its commands.
+// It returns an error wrapping ErrLeaseLost (and ends the lease) when a
+// majority reports the keys gone or taken, a *QuorumError when too few
+// answered (the lease then stays held until its current validity runs
+// out), and the lease's Err when it had already ended.
+func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
+	if err := checkTTL(ttl, l.c.cfg.driftFactor, l.c.cfg.nodeTimeout); err != nil {
+		return fmt.Errorf("distlock: extend %q: %w", l.req.name, err)
+	}
+	ttl = ttl.Truncate(time.Millisecond)
+	if err := l.Err(); err != nil {
+		return err
+	}
+	if err := l.c.enter(); err != nil {
+		return err
+	}
+	defer l.c.exit()
+	start := time.Now()
+	keys, args := []string{l.req.key}, []string{l.value, strconv.FormatInt(ttl.Milliseconds(), 10)}
+	replies := l.c.fanout(ctx, l.c.nodeTimeout(ttl), func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult {
+		return script.Renew.Exec(ctx, rc, keys, args)
+	})
+	n := len(l.c.nodes)
+	errs := make([]error, n)
+	var ok, gone int
+	for range n {
+		r := <-replies
+		if r.err != nil {
+			errs[r.node] = r.err
+			continue
+		}
+		if v, err := r.res.AsInt64(); err == nil && v == 1 {
+			ok++
+		} else {
+			gone++
+		}
+	}
+	switch {
+	case ok >= l.c.quorum:
+		l.ttl.Store(int64(ttl))
+		l.renewed(l.c.at(start), ttl)
+		return l.Err()
+	case gone > n-l.c.quorum:
+		l.lose(fmt.Sprintf("%d of %d masters report its key gone or taken", gone, n))
+		return l.Err()
+	}
+	return withCtx(&QuorumError{Op: "extend", Name: l.req.name, Granted: ok, Held: gone, Needed: l.c.quorum, Errs: errs}, ctx.Err())
+}
+
+// renewed moves the validity to start+ttl-drift after a renewal sent at
+// start reached a majority. A renewal that comes back after the validity
+// ran out cannot revive the lease: Err may already have said it was lost.
+func (l *Lease) renewed(start int64, ttl time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	now := l.c.now()
+	if now >= l.validUntil.Load() {
+		l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
+		return
+	}
+	if v := start + int64(ttl-l.c.drift(ttl)); v > l.validUntil.Load() {
+		l.validUntil.Store(v)
+		l.timer.Reset(time.Duration(v - now))
+	}
+}
+
+// checkDeadline runs when the validity timer fires.
+func (l *Lease) checkDeadline() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	if d := l.validUntil.Load() - l.c.now(); d > 0 {
+		l.timer.Reset(time.Duration(d)) // a renewal moved it
+		return
+	}
+	l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
+}
+
+// lose ends the lease as lost, for the given reason.
+func (l *Lease) lose(reason string) {
+	l.end(l.lostError(reason))
+}
+
+func (l *Lease) lostError(reason string) error {
+	return fmt.Errorf("%w: %q: %s", ErrLeaseLost, l.req.name, reason)
+}
+
+func isLost(err error) bool { return errors.Is(err, ErrLeaseLost) }
+
+// end ends the lease with cause, unless it has ended already; it reports
+// whether it did.
+func (l *Lease) end(cause error) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.endLocked(cause)
+}
+
+// endLocked is end with l.mu held. It closes Done; the Client forgets the
+// lease and stops renewing it.
+func (l *Lease) endLocked(cause error) bool {
+	if l.err != nil {
+		return false
+	}
+	l.err = cause
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.cancel(cause)
+	l.c.forget(l)
+	if isLost(cause) {
+		// Nothing to delete first: let this Client's next waiter try now.
+		l.freeSlot()
+	}
+	return true
+}
+
+// freeSlot lets this Client's next waiter for the name go, once.
+func (l *Lease) freeSlot() {
+	l.freeOnce.Do(func() {
+		if l.free != nil {
+			l.free()
+		}
+	})
+}

@@ -1,0 +1,64 @@
+package distlock
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/distlock/distlock/internal/keyslot"
+)
+
+// An Option changes one Acquire, TryAcquire or Do call.
+type Option func(*acquireOptions)
+
+type acquireOptions struct {
+	ttl time.Duration
+}
+
+// WithTTL sets the lease's TTL: how long its keys live on the masters
+// without renewal. The lease renews itself about every TTL/3 while held, so
+// the TTL bounds how long the lock stays taken after its holder dies, not
+// how long it may be held. It must be at least a millisecond (Redis's
+// expiry precision), larger than its drift margin, and more than twice
+// Config.NodeTimeout when that is set.
+func WithTTL(d time.Duration) Option {
+	return func(o *acquireOptions) { o.ttl = d }
+}
+
+// request is one lock name's keys and the lease settings of one call.
+type request struct {
+	name     string
+	key      string // the lock key: prefix + name
+	fenceKey string // the fence counter of the lock key's hash slot
+	ttl      time.Duration
+	timeout  time.Duration // per master
+}
+
+// newRequest checks name and opts and resolves the keys.
+func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
+	switch {
+	case name == "":
+		return nil, fmt.Errorf("distlock: %s: empty lock name", op)
+	case len(name) > MaxNameLen:
+		return nil, fmt.Errorf("distlock: %s: lock name of %d bytes is longer than MaxNameLen (%d)", op, len(name), MaxNameLen)
+	}
+	o := acquireOptions{ttl: c.cfg.ttl}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if err := checkTTL(o.ttl, c.cfg.driftFactor, c.cfg.nodeTimeout); err != nil {
+		return nil, fmt.Errorf("distlock: %s %q: %w", op, name, err)
+	}
+	// Redis counts PX in whole milliseconds; round down so that our
+	// arithmetic never assumes a key lives longer than it does.
+	ttl := o.ttl.Truncate(time.Millisecond)
+	key := c.cfg.prefix + name
+	return &request{
+		name:     name,
+		key:      key,
+		fenceKey: c.cfg.prefix + "fence:{" + keyslot.Tag(keyslot.Slot(key)) + "}",
+		ttl:      ttl,
+		timeout:  c.nodeTimeout(ttl),
+	}, nil
+}

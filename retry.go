@@ -1,0 +1,185 @@
+package distlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Waiting for a held lock.
+//
+// Within one Client, goroutines that want the same name queue locally: only
+// the head of the queue contends on the masters, so a Client never splits
+// the vote with itself, and the queue's order is the order of arrival.
+// Between Clients, a waiter retries after a jittered exponential backoff
+// (Config.RetryMinDelay to RetryMaxDelay), never later than the holder's
+// remaining TTL as the masters reported it; the jitter spreads waiters of
+// different Clients apart so that one of them wins a round.
+
+// Acquire takes the lock name and returns its lease. It blocks until the
+// lock is held, or until ctx ends; then it returns the last attempt's error
+// joined with ctx.Err(), so that both errors.Is(err, ErrLocked) (or
+// ErrNoQuorum) and errors.Is(err, context.DeadlineExceeded) hold. ctx
+// bounds the wait, not the lease. It returns at once an error for an
+// invalid name or option, and ErrClosed once the Client is closed.
+func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lease, error) {
+	req, err := c.newRequest("acquire", name, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.exit()
+	free, err := c.queue.wait(ctx, c.stop, name)
+	if err != nil {
+		if errors.Is(err, ErrClosed) {
+			return nil, err
+		}
+		return nil, withCtx(fmt.Errorf("distlock: acquire %q: %w by another goroutine of this Client", name, ErrLocked), ctx.Err())
+	}
+	b := c.backoff()
+	for {
+		l, pttl, err := c.attempt(ctx, req, newValue(), free)
+		if err == nil {
+			return l, nil
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			free()
+			return nil, withCtx(err, ctx.Err())
+		}
+		delay := b.NextBackOff()
+		if pttl > 0 && pttl < delay {
+			delay = pttl
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			free()
+			return nil, withCtx(err, ctx.Err())
+		case <-c.stop:
+			t.Stop()
+			free()
+			return nil, ErrClosed
+		}
+	}
+}
+
+// TryAcquire makes one attempt to take the lock name. It returns the lease,
+// or an error wrapping ErrLocked when another lease holds the lock (another
+// Client's, or one of this Client's that has not ended), or a *QuorumError
+// wrapping ErrNoQuorum when too few masters answered. It does not wait for
+// the lock, but does wait for the masters' answers, each for at most the
+// per-master timeout, and no longer than ctx.
+func (c *Client) TryAcquire(ctx context.Context, name string, opts ...Option) (*Lease, error) {
+	req, err := c.newRequest("try acquire", name, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.exit()
+	free, ok := c.queue.try(name)
+	if !ok {
+		return nil, fmt.Errorf("distlock: try acquire %q: %w by another goroutine of this Client", name, ErrLocked)
+	}
+	l, _, err := c.attempt(ctx, req, newValue(), free)
+	if err != nil {
+		free()
+		return nil, withCtx(err, ctx.Err())
+	}
+	return l, nil
+}
+
+// backoff returns fresh backoff state for one Acquire: policies are values,
+// state is per call.
+func (c *Client) backoff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = c.cfg.retryMinDelay
+	b.MaxInterval = c.cfg.retryMaxDelay
+	b.RandomizationFactor = 0.5
+	b.Multiplier = 1.5
+	b.MaxElapsedTime = 0 // ctx bounds the wait
+	b.Reset()
+	return b
+}
+
+// localQueue lets one goroutine per lock name at a time contend on the
+// masters.
+type localQueue struct {
+	mu    sync.Mutex // guards slots and each slot's refs
+	slots map[string]*slot
+}
+
+// slot is a name's place: a token in ch means a goroutine holds or is
+// acquiring the name; refs counts that one and its waiters.
+type slot struct {
+	ch   chan struct{}
+	refs int
+}
+
+func (q *localQueue) ref(name string) *slot {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.slots[name]
+	if s == nil {
+		s = &slot{ch: make(chan struct{}, 1)}
+		q.slots[name] = s
+	}
+	s.refs++
+	return s
+}
+
+func (q *localQueue) unref(name string, s *slot) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if s.refs--; s.refs == 0 {
+		delete(q.slots, name)
+	}
+}
+
+// wait blocks until it is the caller's turn for name, then returns the
+// function that passes the turn on. It fails when ctx ends (with ctx's
+// error) or stop closes (ErrClosed).
+func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name string) (func(), error) {
+	s := q.ref(name)
+	select {
+	case s.ch <- struct{}{}:
+		return q.releaser(name, s), nil
+	case <-ctx.Done():
+		q.unref(name, s)
+		return nil, ctx.Err()
+	case <-stop:
+		q.unref(name, s)
+		return nil, ErrClosed
+	}
+}
+
+// try is wait that gives up at once when the turn is taken.
+func (q *localQueue) try(name string) (func(), bool) {
+	s := q.ref(name)
+	select {
+	case s.ch <- struct{}{}:
+		return q.releaser(name, s), true
+	default:
+		q.unref(name, s)
+		return nil, false
+	}
+}
+
+func (q *localQueue) releaser(name string, s *slot) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			<-s.ch
+			q.unref(name, s)
+		})
+	}
+}
