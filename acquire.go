@@ -136,10 +136,36 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 		return
 	}
 	// Past the TTL every key we set has expired by itself.
-	ctx, cancel := context.WithTimeout(context.Background(), req.ttl)
+	ctx, cancel := context.WithTimeout(c.bg, req.ttl)
 	defer cancel()
 	c.deleteKey(ctx, req.key, value, req.timeout, need)
+
+	// A master that did not answer may have lost its connection with our
+	// acquire still unread in its socket (a paused master, say); the
+	// delete then went over a new connection and may have run first. Once
+	// that master answers again, it has read the old socket too: delete a
+	// second time, a moment later, where the first answer was unknown.
+	again := make([]bool, len(state))
+	any = false
+	for i, s := range state {
+		again[i] = s == failed
+		any = any || again[i]
+	}
+	if !any {
+		return
+	}
+	t := time.NewTimer(straggleDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		c.deleteKey(ctx, req.key, value, req.timeout, again)
+	case <-c.stop:
+	}
 }
+
+// straggleDelay is how long cleanup waits before deleting a second time
+// on masters whose answer to an acquire never came.
+const straggleDelay = 100 * time.Millisecond
 
 // deleteKey runs the release script for key and value on the masters
 // marked in only (every master when only is nil), waits for their answers,

@@ -54,9 +54,8 @@ type Config struct {
 	// one master, TLS settings, credentials from a function. distlock
 	// overrides these fields of each: DisableRetry (a timed-out acquire may
 	// have run; it must never be sent twice), DisableCache, and
-	// PipelineMultiplex (one connection per master, so that commands reach
-	// a master in the order they were sent); for a plain master it also sets
-	// ForceSingleClient.
+	// PipelineMultiplex and AlwaysPipelining (one pipelined connection per
+	// master, so that commands reach a master in the order they were sent).
 	NodeOptions []rueidis.ClientOption
 
 	// TTL is the lease TTL when Acquire is given no WithTTL. Default
@@ -186,7 +185,14 @@ func (cfg *Config) settings() (*settings, error) {
 		o := &s.nodes[i]
 		o.DisableRetry = true
 		o.DisableCache = true
-		o.PipelineMultiplex = -1 // one connection: commands arrive in the order sent
+		// One connection per master, always pipelined, so that commands
+		// reach a master in the order they were sent: a clean-up DEL can
+		// never overtake the acquire it undoes. (Without AlwaysPipelining,
+		// rueidis sends a lone command synchronously and closes the
+		// connection when its deadline passes; the next command then takes
+		// a new connection and may run before the old one's last command.)
+		o.PipelineMultiplex = -1
+		o.AlwaysPipelining = true
 		if o.Dialer.Timeout == 0 {
 			o.Dialer.Timeout = s.dialTimeout
 		}

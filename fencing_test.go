@@ -1,0 +1,130 @@
+package distlock_test
+
+import (
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
+)
+
+// counter reads the one fence counter on s (the tests use one lock name).
+func counter(t *testing.T, s *redistest.Server) int64 {
+	t.Helper()
+	keys, err := s.Do("KEYS", "distlock:fence:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys == "" {
+		return 0
+	}
+	v, err := s.Do("GET", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return n
+}
+
+// Tokens keep rising while the masters' counters are driven apart: a master
+// restarted empty, and masters paused while the others granted locks.
+func TestTokensRiseWhenCountersDiverge(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 30*time.Second)
+	var last uint64
+	step := func(what string) {
+		t.Helper()
+		l, err := c.Acquire(ctx, "fenced")
+		if err != nil {
+			t.Fatalf("%s: Acquire: %v", what, err)
+		}
+		t.Logf("%v %s: token %d", time.Now().Format("05.000"), what, l.Token())
+		if l.Token() <= last {
+			t.Fatalf("%s: token %d after %d; want strictly greater", what, l.Token(), last)
+		}
+		last = l.Token()
+		if err := l.Release(ctx); err != nil {
+			t.Fatalf("%s: Release: %v", what, err)
+		}
+	}
+	for range 5 {
+		step("all up")
+	}
+
+	// Master 0 loses everything: its counter restarts from 0.
+	if err := servers[0].RestartEmpty(); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		step("master 0 restarted empty")
+	}
+
+	// Master 1 paused: grants come from masters 0 and 2, whose counters
+	// differ, so each acquire writes the larger one back.
+	servers[1].Pause()
+	for range 3 {
+		step("master 1 paused")
+	}
+	if c0, c2 := counter(t, servers[0]), counter(t, servers[2]); c0 != c2 {
+		t.Errorf("after write-back: counters on masters 0 and 2 are %d and %d; want equal", c0, c2)
+	}
+	servers[1].Resume()
+
+	// Master 2 paused: grants from 0 (high, written back) and 1 (stale).
+	servers[2].Pause()
+	for range 3 {
+		step("master 2 paused")
+	}
+	servers[2].Resume()
+	for range 3 {
+		step("all up again")
+	}
+	noLockKeys(t, servers)
+}
+
+var evalshaCalls = regexp.MustCompile(`cmdstat_evalsha:calls=(\d+)`)
+var evalCalls = regexp.MustCompile(`cmdstat_eval:calls=(\d+)`)
+
+// With the masters' counters in step, an acquire is one command per master
+// (the fencing fast path), and a release one more.
+func TestFastPathOneCommandPerMaster(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := t.Context()
+	cycle := func() {
+		l, err := c.TryAcquire(ctx, "fast")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cycle() // loads the scripts (NOSCRIPT, then EVAL)
+	for _, s := range servers {
+		if _, err := s.Do("CONFIG", "RESETSTAT"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const cycles = 20
+	for range cycles {
+		cycle()
+	}
+	for _, s := range servers {
+		eventually(t, "every release to reach every master", func() bool {
+			info, _ := s.Do("INFO", "commandstats")
+			m := evalshaCalls.FindStringSubmatch(info)
+			return m != nil && m[1] == strconv.Itoa(2*cycles)
+		})
+		info, _ := s.Do("INFO", "commandstats")
+		if m := evalshaCalls.FindStringSubmatch(info); m == nil || m[1] != strconv.Itoa(2*cycles) {
+			t.Errorf("master %s: EVALSHA calls for %d acquire+release: got %v; want %d", s.Addr(), cycles, m, 2*cycles)
+		}
+		if m := evalCalls.FindStringSubmatch(info); m != nil {
+			t.Errorf("master %s: EVAL calls: got %s; want none", s.Addr(), m[1])
+		}
+	}
+}
