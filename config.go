@@ -174,12 +174,14 @@ func (cfg *Config) settings() (*settings, error) {
 	if len(s.nodes) > MaxNodes {
 		return nil, fmt.Errorf("distlock: %d masters configured; at most %d", len(s.nodes), MaxNodes)
 	}
-	seen := make(map[string]int, len(s.addrs))
-	for i, a := range s.addrs {
-		if j, dup := seen[a]; dup {
-			return nil, fmt.Errorf("distlock: masters %d and %d are both %s; each must be a separate master", j, i, a)
+	seen := make(map[string]int, len(s.nodes))
+	for i, o := range s.nodes {
+		// Two databases of one server fail together: not independent.
+		id := strings.Join(o.InitAddress, ",")
+		if j, dup := seen[id]; dup {
+			return nil, fmt.Errorf("distlock: masters %d and %d are both on %s; each must be a separate, independent server", j, i, id)
 		}
-		seen[a] = i
+		seen[id] = i
 	}
 	for i := range s.nodes {
 		o := &s.nodes[i]

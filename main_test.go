@@ -90,3 +90,5 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func redistest0(servers []*redistest.Server) []string { return redistest.URLs(servers) }

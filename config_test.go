@@ -1,0 +1,187 @@
+package distlock_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/distlock/distlock"
+)
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	many := make([]string, distlock.MaxNodes+1)
+	for i := range many {
+		many[i] = "127.0.0.1:" + string(rune('0'+i%10)) + "1" + string(rune('0'+i/10))
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  distlock.Config
+		want string
+	}{
+		{"bad scheme", distlock.Config{Nodes: []string{"http://127.0.0.1:1/0"}}, `unsupported scheme "http"`},
+		{"malformed URL", distlock.Config{Nodes: []string{"redis://[::1"}}, "malformed URL"},
+		{"no port", distlock.Config{Nodes: []string{"127.0.0.1"}}, "want host:port"},
+		{"bad port", distlock.Config{Nodes: []string{"127.0.0.1:99999"}}, "port \"99999\""},
+		{"bad URL port", distlock.Config{Nodes: []string{"redis://127.0.0.1:0/0"}}, "port \"0\""},
+		{"bad db", distlock.Config{Nodes: []string{"redis://127.0.0.1:6380/x"}}, "invalid database number"},
+		{"empty node", distlock.Config{Nodes: []string{" "}}, "empty address"},
+		{"no host", distlock.Config{Nodes: []string{":6380"}}, "missing host"},
+		{"duplicate", distlock.Config{Nodes: []string{"127.0.0.1:6380", "redis://127.0.0.1:6380/0"}}, "both"},
+		{"too many", distlock.Config{Nodes: many}, "at most 64"},
+		{"both forms", distlock.Config{Nodes: []string{"127.0.0.1:6380"}, NodeOptions: []rueidis.ClientOption{{InitAddress: []string{"127.0.0.1:6381"}}}}, "both Nodes and NodeOptions"},
+		{"option without address", distlock.Config{NodeOptions: []rueidis.ClientOption{{}}}, "NodeOptions[0] has no InitAddress"},
+		{"negative TTL", distlock.Config{TTL: -time.Second}, "must be positive"},
+		{"sub-ms TTL", distlock.Config{TTL: time.Microsecond}, "1ms expiry precision"},
+		{"TTL within drift", distlock.Config{TTL: 2 * time.Millisecond}, "drift margin"},
+		{"TTL vs node timeout", distlock.Config{TTL: time.Second, NodeTimeout: 600 * time.Millisecond}, "twice Config.NodeTimeout"},
+		{"drift factor", distlock.Config{DriftFactor: 0.7}, "DriftFactor"},
+		{"prefix braces", distlock.Config{KeyPrefix: "a{b}"}, "must not contain"},
+		{"retry delays", distlock.Config{RetryMinDelay: time.Second, RetryMaxDelay: time.Millisecond}, "RetryMinDelay"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := distlock.New(tc.cfg)
+			if err == nil {
+				c.Close()
+				t.Fatalf("New: got nil error; want one containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New: got %q; want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewHidesPassword(t *testing.T) {
+	_, err := distlock.New(distlock.Config{Nodes: []string{"redis://user:s3cret@127.0.0.1:99999/0"}})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("New: got %v; want an error without the password", err)
+	}
+}
+
+func TestNewFailsFastWhenNoMasterIsUp(t *testing.T) {
+	servers := masters(t, 3)
+	for _, s := range servers {
+		s.Kill()
+	}
+	start := time.Now()
+	c, err := distlock.New(distlock.Config{Nodes: []string{servers[0].URL(), servers[1].URL(), servers[2].URL()}})
+	if err == nil {
+		c.Close()
+		t.Fatal("New with every master down: got nil error")
+	}
+	if !strings.Contains(err.Error(), "no master reachable") || !strings.Contains(err.Error(), servers[2].Addr()) {
+		t.Errorf("New: got %q; want it to say no master is reachable and name each", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("New took %v with every master refusing connections; want it to fail fast", d)
+	}
+}
+
+func TestBadCalls(t *testing.T) {
+	servers := masters(t, 1)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want string
+	}{
+		{"empty name", func() error { _, err := c.Acquire(ctx, ""); return err }, "empty lock name"},
+		{"long name", func() error { _, err := c.TryAcquire(ctx, strings.Repeat("x", distlock.MaxNameLen+1)); return err }, "longer than MaxNameLen"},
+		{"zero TTL", func() error { _, err := c.Acquire(ctx, "x", distlock.WithTTL(0)); return err }, "must be positive"},
+		{"TTL within drift", func() error { _, err := c.Acquire(ctx, "x", distlock.WithTTL(time.Millisecond)); return err }, "drift margin"},
+		{"nil fn", func() error { return c.Do(ctx, "x", nil) }, "nil function"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.call(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v; want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	l, err := c.Acquire(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Extend(ctx, -time.Second); err == nil || !strings.Contains(err.Error(), "must be positive") {
+		t.Errorf("Extend with a negative TTL: got %v; want an error", err)
+	}
+	l.Release(ctx)
+	noLockKeys(t, servers)
+}
+
+func TestCallsAfterClose(t *testing.T) {
+	servers := masters(t, 1)
+	c, err := distlock.New(distlock.Config{Nodes: redistest0(servers)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	l, err := c.Acquire(ctx, "closing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-l.Done():
+	default:
+		t.Error("lease's Done not closed by Close")
+	}
+	if err := l.Err(); !errors.Is(err, distlock.ErrReleased) || !errors.Is(err, distlock.ErrClosed) {
+		t.Errorf("lease Err after Close: got %v; want ErrReleased and ErrClosed", err)
+	}
+	noLockKeys(t, servers)
+	if _, err := c.Acquire(ctx, "x"); !errors.Is(err, distlock.ErrClosed) {
+		t.Errorf("Acquire after Close: got %v; want ErrClosed", err)
+	}
+	if _, err := c.TryAcquire(ctx, "x"); !errors.Is(err, distlock.ErrClosed) {
+		t.Errorf("TryAcquire after Close: got %v; want ErrClosed", err)
+	}
+	if err := c.Do(ctx, "x", func(context.Context, *distlock.Lease) error { return nil }); !errors.Is(err, distlock.ErrClosed) {
+		t.Errorf("Do after Close: got %v; want ErrClosed", err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Errorf("Release after Close: got %v; want nil (Close released it)", err)
+	}
+	if err := l.Extend(ctx, time.Second); !errors.Is(err, distlock.ErrReleased) {
+		t.Errorf("Extend after Close: got %v; want ErrReleased", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: got %v; want nil", err)
+	}
+}
+
+// Close ends a waiting Acquire with ErrClosed.
+func TestCloseEndsWaiters(t *testing.T) {
+	servers := masters(t, 1)
+	holder := newClient(t, servers, distlock.Config{})
+	l, err := holder.Acquire(t.Context(), "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(t.Context())
+	c, err := distlock.New(distlock.Config{Nodes: redistest0(servers)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error)
+	go func() {
+		_, err := c.Acquire(context.Background(), "w")
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, distlock.ErrClosed) {
+			t.Errorf("waiting Acquire after Close: got %v; want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiting Acquire did not return after Close")
+	}
+}

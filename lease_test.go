@@ -1,0 +1,293 @@
+package distlock_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock"
+)
+
+// Background renewal keeps a lease held well past its TTL.
+func TestRenewalKeepsLease(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	l, err := c.Acquire(t.Context(), "renewed", distlock.WithTTL(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Done():
+		t.Fatalf("lease ended while it should be renewed: %v", l.Err())
+	case <-time.After(time.Second):
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("Err after 1s with TTL 300ms: got %v; want nil (renewed)", err)
+	}
+	if until := time.Until(l.Deadline()); until <= 0 || until > 300*time.Millisecond {
+		t.Errorf("Deadline: %v from now; want within (0, 300ms]", until)
+	}
+	for _, s := range servers {
+		pttl, _ := s.Do("PTTL", "distlock:renewed")
+		if n, _ := strconv.Atoi(pttl); n <= 0 {
+			t.Errorf("master %s: PTTL %s; want > 0", s.Addr(), pttl)
+		}
+	}
+	if err := l.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	noLockKeys(t, servers)
+}
+
+// With a majority of masters paused right after acquiring, the lease is
+// lost before its TTL has passed since the Acquire call began, which is
+// before any other client could take the lock.
+func TestLossDetectedBeforeExpiry(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	const ttl = time.Second
+	before := time.Now()
+	l, err := c.Acquire(t.Context(), "paused", distlock.WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers[0].Pause()
+	servers[1].Pause()
+	t.Cleanup(func() { servers[0].Resume(); servers[1].Resume() })
+	select {
+	case <-l.Done():
+	case <-time.After(2 * ttl):
+		t.Fatal("Done not closed 2 TTLs after a majority of masters was paused")
+	}
+	if d := time.Since(before); d >= ttl {
+		t.Errorf("Done closed %v after Acquire began; want < TTL %v", d, ttl)
+	}
+	if err := l.Err(); !errors.Is(err, distlock.ErrLeaseLost) {
+		t.Errorf("Err: got %v; want ErrLeaseLost", err)
+	}
+	if err := l.Release(t.Context()); !errors.Is(err, distlock.ErrLeaseLost) {
+		t.Errorf("Release of a lost lease: got %v; want ErrLeaseLost", err)
+	}
+}
+
+// A majority reporting the key gone loses the lease at the next renewal,
+// long before its validity runs out.
+func TestLossWhenKeysVanish(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	l, err := c.Acquire(t.Context(), "vanish", distlock.WithTTL(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	servers[0].Do("DEL", "distlock:vanish")
+	servers[1].Do("SET", "distlock:vanish", "another-holder")
+	select {
+	case <-l.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("Done not closed after a majority lost the key")
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("loss noticed %v after the keys vanished; want at the next renewal (~1s)", d)
+	}
+	if err := l.Err(); !errors.Is(err, distlock.ErrLeaseLost) || !strings.Contains(err.Error(), "gone or taken") {
+		t.Errorf("Err: got %v; want ErrLeaseLost saying the keys are gone or taken", err)
+	}
+	// Release of the lost lease still deletes its key where it remains,
+	// and leaves the other holder's alone.
+	if err := l.Release(t.Context()); !errors.Is(err, distlock.ErrLeaseLost) {
+		t.Errorf("Release: got %v; want ErrLeaseLost", err)
+	}
+	if got, _ := servers[2].Do("GET", "distlock:vanish"); got != "" {
+		t.Errorf("master 2 still has the lost lease's key %q; want it deleted", got)
+	}
+	if got, _ := servers[1].Do("GET", "distlock:vanish"); got != "another-holder" {
+		t.Errorf("master 1: got %q; want another holder's value untouched", got)
+	}
+}
+
+func TestExtend(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	l, err := c.Acquire(t.Context(), "ext", distlock.WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Extend(t.Context(), 20*time.Second); err != nil {
+		t.Fatalf("Extend: %v", err)
+	}
+	if l.TTL() != 20*time.Second {
+		t.Errorf("TTL after Extend: got %v; want 20s", l.TTL())
+	}
+	if until := time.Until(l.Deadline()); until < 19*time.Second {
+		t.Errorf("Deadline after Extend: %v from now; want about 20s less drift", until)
+	}
+	for _, s := range servers {
+		pttl, _ := s.Do("PTTL", "distlock:ext")
+		if n, _ := strconv.Atoi(pttl); n < 19000 {
+			t.Errorf("master %s: PTTL %s; want about 20000", s.Addr(), pttl)
+		}
+	}
+	// Another client cannot extend or release what it does not hold.
+	for _, s := range servers {
+		s.Do("SET", "distlock:ext", "someone-else", "PX", "20000")
+	}
+	if err := l.Extend(t.Context(), 20*time.Second); !errors.Is(err, distlock.ErrLeaseLost) {
+		t.Errorf("Extend of keys another holds: got %v; want ErrLeaseLost", err)
+	}
+	l.Release(t.Context())
+	for _, s := range servers {
+		if got, _ := s.Do("GET", "distlock:ext"); got != "someone-else" {
+			t.Errorf("master %s: got %q; want the other holder's key untouched", s.Addr(), got)
+		}
+	}
+}
+
+func TestLeaseContext(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	l, err := c.Acquire(t.Context(), "ctx", distlock.WithTTL(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := l.Context(t.Context())
+	defer cancel()
+	servers[0].Pause()
+	servers[1].Pause()
+	defer servers[0].Resume()
+	defer servers[1].Resume()
+	select {
+	case <-ctx.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("lease context not cancelled after the lease was lost")
+	}
+	if cause := context.Cause(ctx); !errors.Is(cause, distlock.ErrLeaseLost) {
+		t.Errorf("context.Cause: got %v; want ErrLeaseLost", cause)
+	}
+}
+
+func TestDo(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := t.Context()
+
+	boom := errors.New("boom")
+	var seen *distlock.Lease
+	err := c.Do(ctx, "do", func(ctx context.Context, l *distlock.Lease) error {
+		seen = l
+		if l.Err() != nil || ctx.Err() != nil {
+			t.Errorf("inside Do: lease err %v, ctx err %v; want nil", l.Err(), ctx.Err())
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("Do: got %v; want fn's error", err)
+	}
+	if !errors.Is(seen.Err(), distlock.ErrReleased) {
+		t.Errorf("lease after Do: got %v; want ErrReleased", seen.Err())
+	}
+	noLockKeys(t, servers)
+
+	// A panic in fn releases the lease, then goes on.
+	func() {
+		defer func() {
+			if r := recover(); r != "oops" {
+				t.Errorf("recovered %v; want the panic to continue", r)
+			}
+		}()
+		c.Do(ctx, "do", func(context.Context, *distlock.Lease) error { panic("oops") })
+	}()
+	noLockKeys(t, servers)
+
+	// A lease lost during fn cancels fn's context; Do reports the loss.
+	err = c.Do(ctx, "do", func(ctx context.Context, l *distlock.Lease) error {
+		servers[0].Pause()
+		servers[1].Pause()
+		<-ctx.Done()
+		if !errors.Is(context.Cause(ctx), distlock.ErrLeaseLost) {
+			t.Errorf("context.Cause in fn: got %v; want ErrLeaseLost", context.Cause(ctx))
+		}
+		return ctx.Err()
+	}, distlock.WithTTL(400*time.Millisecond))
+	servers[0].Resume()
+	servers[1].Resume()
+	if !errors.Is(err, distlock.ErrLeaseLost) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Do with the lease lost: got %v; want ErrLeaseLost and fn's error", err)
+	}
+	noLockKeys(t, servers)
+}
+
+// Err never reports a lease as held past its validity, even in the first
+// instant after the holder's process was frozen (SIGSTOP) past its TTL.
+// The holder is this test binary, run again as a child process.
+func TestErrAfterProcessFrozen(t *testing.T) {
+	if os.Getenv("DISTLOCK_HOLDER") != "" {
+		holder()
+		return
+	}
+	servers := masters(t, 3)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestErrAfterProcessFrozen$")
+	cmd.Env = append(os.Environ(), "DISTLOCK_HOLDER="+strings.Join(redistest0(servers), ","))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	out := bufio.NewScanner(stdout)
+	expect := func(prefix string) string {
+		t.Helper()
+		for out.Scan() {
+			if strings.HasPrefix(out.Text(), prefix) {
+				return out.Text()
+			}
+		}
+		t.Fatalf("holder exited before printing %q", prefix)
+		return ""
+	}
+	expect("acquired")
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // TTL is 500ms
+	// Queue the question before the holder runs again, so that it asks
+	// Err first thing on waking.
+	fmt.Fprintln(stdin, "check")
+	cmd.Process.Signal(syscall.SIGCONT)
+	if line := expect("err:"); !strings.Contains(line, distlock.ErrLeaseLost.Error()) {
+		t.Errorf("holder's Err right after SIGCONT: got %q; want ErrLeaseLost", line)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("holder: %v", err)
+	}
+}
+
+// holder is the child process of TestErrAfterProcessFrozen.
+func holder() {
+	c, err := distlock.New(distlock.Config{Nodes: strings.Split(os.Getenv("DISTLOCK_HOLDER"), ",")})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	defer c.Close()
+	l, err := c.Acquire(context.Background(), "frozen", distlock.WithTTL(500*time.Millisecond))
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("acquired")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		fmt.Println("err:", l.Err())
+	}
+}
