@@ -1,0 +1,40 @@
+# Developer and CI entry points. Plain shell and the go tool only.
+# The tests start their own redis-server processes on free loopback ports;
+# scripts/ensure-redis.sh installs redis-server when it is missing and can.
+
+GO ?= go
+
+.DEFAULT_GOAL := help
+.PHONY: help test demo examples bench soak ensure-redis
+
+help:
+	@echo "make test      gofmt check, go vet, and all tests with -race (installs redis-server if missing)"
+	@echo "make examples  the examples' tests with -race"
+	@echo "make demo      run examples/demo: 4 workers, 3 masters, one master killed midway"
+	@echo "make bench     benchmarks of the root package (-benchmem, 3s each)"
+	@echo "make soak      long-running soak tests (DISTLOCK_SOAK=1, up to 30m)"
+
+ensure-redis:
+	@scripts/ensure-redis.sh
+
+test: ensure-redis
+	@unformatted="$$(gofmt -l .)" || exit 1; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt: these files are not formatted (run gofmt -w):"; \
+		echo "$$unformatted"; \
+		exit 1; \
+	fi
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 8m ./...
+
+demo: ensure-redis
+	$(GO) run ./examples/demo
+
+examples: ensure-redis
+	$(GO) test -race -count=1 ./examples/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3s .
+
+soak: ensure-redis
+	DISTLOCK_SOAK=1 $(GO) test -race -count=1 -run Soak -timeout 30m ./...
