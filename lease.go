@@ -139,7 +139,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	first := l.err == nil
 	if first {
-		l.endLocked(fmt.Errorf("%w: %q", ErrReleased, l.req.name))
+		l.endLocked(ErrReleased)
 	}
 	prev := l.err
 	l.mu.Unlock()
@@ -287,6 +287,9 @@ func (l *Lease) endLocked(cause error) bool {
 	}
 	l.cancel(cause)
 	l.c.forget(l)
+	if l.c.renewer != nil {
+		l.c.renewer.remove(l)
+	}
 	if isLost(cause) {
 		// Nothing to delete first: let this Client's next waiter try now.
 		l.freeSlot()

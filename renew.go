@@ -44,10 +44,13 @@ func newRenewer(c *Client) *renewer {
 
 // add (re)schedules l's next renewal at due, unless l has ended.
 func (r *renewer) add(l *Lease, due int64) {
+	r.mu.Lock()
+	// Checked under r.mu: end sets ctx's error before it calls remove, so
+	// either we see it here or remove runs after this push.
 	if l.ctx.Err() != nil {
+		r.mu.Unlock()
 		return
 	}
-	r.mu.Lock()
 	l.due = due
 	if l.index >= 0 {
 		heap.Fix(&r.queue, l.index)
@@ -62,6 +65,15 @@ func (r *renewer) add(l *Lease, due int64) {
 		default:
 		}
 	}
+}
+
+// remove unschedules l; the lease has ended.
+func (r *renewer) remove(l *Lease) {
+	r.mu.Lock()
+	if l.index >= 0 {
+		heap.Remove(&r.queue, l.index)
+	}
+	r.mu.Unlock()
 }
 
 // run is the renewer's goroutine; it returns when the Client closes.

@@ -42,7 +42,7 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 		}
 		return nil, withCtx(fmt.Errorf("distlock: acquire %q: %w by another goroutine of this Client", name, ErrLocked), ctx.Err())
 	}
-	b := c.backoff()
+	var b backoff.BackOff // made on the first retry: most acquires need none
 	for {
 		l, pttl, err := c.attempt(ctx, req, newValue(), free)
 		if err == nil {
@@ -51,6 +51,9 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
 			free()
 			return nil, withCtx(err, ctx.Err())
+		}
+		if b == nil {
+			b = c.backoff()
 		}
 		delay := b.NextBackOff()
 		if pttl > 0 && pttl < delay {

@@ -1,0 +1,227 @@
+package distlock_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
+)
+
+// BenchmarkAcquireRelease measures acquire+release cycles on 3 masters,
+// each goroutine on its own lock name, beside a floor that sends the same
+// round trips with raw rueidis and no library logic: SET NX PX to every
+// master at once, then the delete script to every master at once.
+//
+//	go test -run '^$' -bench AcquireRelease -benchmem .
+//
+// Compare the cycles/s of distlock and floor at the same goroutine count;
+// the goal is distlock >= 0.9x floor at 64 goroutines, fencing included.
+func BenchmarkAcquireRelease(b *testing.B) {
+	servers := redistest.StartN(b, 3, redistest.Options{})
+	for _, goroutines := range []int{1, 64} {
+		b.Run(fmt.Sprintf("distlock/goroutines=%d", goroutines), func(b *testing.B) {
+			c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			run(b, goroutines, func(name string) error {
+				l, err := c.Acquire(ctx, name)
+				if err != nil {
+					return err
+				}
+				return l.Release(ctx)
+			})
+		})
+		b.Run(fmt.Sprintf("floor/goroutines=%d", goroutines), func(b *testing.B) {
+			f := newFloor(b, servers)
+			run(b, goroutines, f.cycle)
+		})
+	}
+}
+
+// run calls cycle b.N times spread over goroutines, each with its own lock
+// name, and reports cycles per second.
+func run(b *testing.B, goroutines int, cycle func(name string) error) {
+	b.Helper()
+	b.ReportAllocs()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	b.ResetTimer()
+	start := time.Now()
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := "bench-" + strconv.Itoa(g)
+			for next.Add(1) <= int64(b.N) {
+				if err := cycle(name); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "cycles/s")
+	if err := failed.Load(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// floor is the least a Redlock client must send: no fencing, no renewal,
+// no validity arithmetic, no clean-up of partial grants.
+type floor struct {
+	clients []rueidis.Client
+	del     *rueidis.Lua
+}
+
+func newFloor(b *testing.B, servers []*redistest.Server) *floor {
+	f := &floor{del: rueidis.NewLuaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)}
+	for _, s := range servers {
+		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr()}, ForceSingleClient: true, DisableCache: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.clients = append(f.clients, c)
+	}
+	b.Cleanup(func() {
+		for _, c := range f.clients {
+			c.Close()
+		}
+	})
+	return f
+}
+
+func (f *floor) cycle(name string) error {
+	ctx := context.Background()
+	key, value := "floor:"+name, strconv.FormatInt(time.Now().UnixNano(), 36)
+	var wg sync.WaitGroup
+	var granted atomic.Int32
+	for _, c := range f.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if c.Do(ctx, c.B().Set().Key(key).Value(value).Nx().PxMilliseconds(10000).Build()).Error() == nil {
+				granted.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if int(granted.Load()) < len(f.clients)/2+1 {
+		return fmt.Errorf("floor: %s granted by %d masters", key, granted.Load())
+	}
+	for _, c := range f.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.del.Exec(ctx, c, []string{key}, []string{value})
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// BenchmarkHoldLeases holds many leases at once on one Client over 3
+// masters for at least three renewal periods and reports whether the
+// background renewal kept up:
+//
+//	go test -run '^$' -bench HoldLeases -benchtime 1x -timeout 20m .
+//
+// Metrics: leases-lost (must be 0); min-validity-s, the least remaining
+// validity seen on any lease while held (a lease renewed on time never
+// drops much below 2/3 of its TTL); cpu-s, the client process's CPU time
+// during the hold; heap-MB, the Go heap in use while holding.
+func BenchmarkHoldLeases(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("leases=%d", n), func(b *testing.B) {
+			for range b.N {
+				holdLeases(b, n)
+			}
+		})
+	}
+}
+
+func holdLeases(b *testing.B, n int) {
+	const ttl = 3 * time.Second
+	servers := redistest.StartN(b, 3, redistest.Options{})
+	c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers), TTL: ttl})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	leases := make([]*distlock.Lease, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range 256 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				l, err := c.TryAcquire(ctx, "hold-"+strconv.FormatInt(i, 10))
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				leases[i] = l
+			}
+		}()
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatal(err)
+	}
+
+	// Hold for three renewal periods (TTL/3 each) past the moment the last
+	// lease was taken, sampling every lease's remaining validity.
+	cpu0 := cpuTime()
+	start := time.Now()
+	minValidity := ttl
+	for time.Since(start) < 3*ttl/3+ttl/2 {
+		time.Sleep(100 * time.Millisecond)
+		now := time.Now()
+		for _, l := range leases {
+			if l.Err() == nil {
+				minValidity = min(minValidity, l.Deadline().Sub(now))
+			}
+		}
+	}
+	cpu := cpuTime() - cpu0
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	lost := 0
+	for _, l := range leases {
+		if l.Err() != nil {
+			lost++
+		}
+	}
+	b.ReportMetric(float64(lost), "leases-lost")
+	b.ReportMetric(minValidity.Seconds(), "min-validity-s")
+	b.ReportMetric(cpu.Seconds(), "cpu-s")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MB")
+	if lost > 0 {
+		b.Errorf("%d of %d leases lost while held", lost, n)
+	}
+}
+
+// cpuTime returns the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
