@@ -26,6 +26,7 @@ type Client struct {
 
 	queue   localQueue
 	renewer *renewer
+	watches *watchHub
 
 	// stop is closed by Close; background loops (dialling, renewal) end on
 	// it, and bg, the context of background commands, is cancelled.
@@ -104,6 +105,8 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("distlock: no master reachable: %s", strings.Join(errs, "; "))
 	}
 	c.renewer = newRenewer(c)
+	c.watches = newWatchHub(c)
+	c.watches.start()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -147,6 +150,7 @@ func (c *Client) Close() error {
 			l.freeSlot()
 		}
 	}
+	c.watches.closeAll()
 	c.shutdown()
 	return err
 }

@@ -79,6 +79,13 @@ type Config struct {
 	// DialTimeout bounds connecting to one master. Default DefaultDialTimeout.
 	DialTimeout time.Duration
 
+	// SkipNotifyConfig stops Watch (and waiting Acquires) from running
+	// CONFIG SET notify-keyspace-events on the masters, for servers where
+	// CONFIG is not allowed (managed Redis, ACLs). The masters must then
+	// already have notify-keyspace-events including "Kg$x" (or "KA"); a
+	// waiting Acquire works without it, by backoff alone.
+	SkipNotifyConfig bool
+
 	// RetryMinDelay and RetryMaxDelay bound the jittered exponential
 	// backoff between attempts of a waiting Acquire. Defaults 5ms and 250ms.
 	RetryMinDelay time.Duration
@@ -87,26 +94,28 @@ type Config struct {
 
 // settings is a Config with the defaults filled in and the masters parsed.
 type settings struct {
-	nodes         []rueidis.ClientOption
-	addrs         []string // per master, for errors: no credentials
-	ttl           time.Duration
-	prefix        string
-	driftFactor   float64
-	nodeTimeout   time.Duration // 0: derive from the TTL
-	dialTimeout   time.Duration
-	retryMinDelay time.Duration
-	retryMaxDelay time.Duration
+	nodes            []rueidis.ClientOption
+	addrs            []string // per master, for errors: no credentials
+	ttl              time.Duration
+	prefix           string
+	driftFactor      float64
+	nodeTimeout      time.Duration // 0: derive from the TTL
+	dialTimeout      time.Duration
+	retryMinDelay    time.Duration
+	retryMaxDelay    time.Duration
+	skipNotifyConfig bool
 }
 
 func (cfg *Config) settings() (*settings, error) {
 	s := &settings{
-		ttl:           cfg.TTL,
-		prefix:        cfg.KeyPrefix,
-		driftFactor:   cfg.DriftFactor,
-		nodeTimeout:   cfg.NodeTimeout,
-		dialTimeout:   cfg.DialTimeout,
-		retryMinDelay: cfg.RetryMinDelay,
-		retryMaxDelay: cfg.RetryMaxDelay,
+		ttl:              cfg.TTL,
+		prefix:           cfg.KeyPrefix,
+		driftFactor:      cfg.DriftFactor,
+		nodeTimeout:      cfg.NodeTimeout,
+		dialTimeout:      cfg.DialTimeout,
+		retryMinDelay:    cfg.RetryMinDelay,
+		retryMaxDelay:    cfg.RetryMaxDelay,
+		skipNotifyConfig: cfg.SkipNotifyConfig,
 	}
 	if s.ttl == 0 {
 		s.ttl = DefaultTTL

@@ -1,12 +1,9 @@
 package distlock_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -227,34 +224,9 @@ func TestDo(t *testing.T) {
 
 // Err never reports a lease as held past its validity, even in the first
 // instant after the holder's process was frozen (SIGSTOP) past its TTL.
-// The holder is this test binary, run again as a child process.
 func TestErrAfterProcessFrozen(t *testing.T) {
-	if os.Getenv("DISTLOCK_HOLDER") != "" {
-		holder()
-		return
-	}
 	servers := masters(t, 3)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestErrAfterProcessFrozen$")
-	cmd.Env = append(os.Environ(), "DISTLOCK_HOLDER="+strings.Join(redistest0(servers), ","))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	out := bufio.NewScanner(stdout)
-	expect := func(prefix string) string {
-		t.Helper()
-		for out.Scan() {
-			if strings.HasPrefix(out.Text(), prefix) {
-				return out.Text()
-			}
-		}
-		t.Fatalf("holder exited before printing %q", prefix)
-		return ""
-	}
-	expect("acquired")
+	cmd, stdin, out := startHolder(t, servers, "frozen", 500*time.Millisecond)
 	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -263,31 +235,11 @@ func TestErrAfterProcessFrozen(t *testing.T) {
 	// Err first thing on waking.
 	fmt.Fprintln(stdin, "check")
 	cmd.Process.Signal(syscall.SIGCONT)
-	if line := expect("err:"); !strings.Contains(line, distlock.ErrLeaseLost.Error()) {
-		t.Errorf("holder's Err right after SIGCONT: got %q; want ErrLeaseLost", line)
+	if !out.Scan() || !strings.Contains(out.Text(), distlock.ErrLeaseLost.Error()) {
+		t.Errorf("holder's Err right after SIGCONT: got %q; want ErrLeaseLost", out.Text())
 	}
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("holder: %v", err)
-	}
-}
-
-// holder is the child process of TestErrAfterProcessFrozen.
-func holder() {
-	c, err := distlock.New(distlock.Config{Nodes: strings.Split(os.Getenv("DISTLOCK_HOLDER"), ",")})
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	defer c.Close()
-	l, err := c.Acquire(context.Background(), "frozen", distlock.WithTTL(500*time.Millisecond))
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	fmt.Println("acquired")
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		fmt.Println("err:", l.Err())
 	}
 }

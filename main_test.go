@@ -1,8 +1,14 @@
 package distlock_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,7 +19,61 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("DISTLOCK_HOLDER") != "" {
+		holder() // this binary runs as a lock holder for a test; see startHolder
+		return
+	}
 	goleak.VerifyTestMain(m)
+}
+
+// startHolder runs this test binary again as a separate process that holds
+// the lock name with ttl on servers, and returns once it holds it. Write a
+// line to its stdin to have it print "err: " and its lease's Err. The
+// process is killed when the test ends.
+func startHolder(t *testing.T, servers []*redistest.Server, name string, ttl time.Duration) (cmd *exec.Cmd, stdin io.WriteCloser, out *bufio.Scanner) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(),
+		"DISTLOCK_HOLDER="+strings.Join(redistest.URLs(servers), ","),
+		"DISTLOCK_HOLDER_NAME="+name,
+		"DISTLOCK_HOLDER_TTL="+ttl.String())
+	stdin, _ = cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	out = bufio.NewScanner(stdout)
+	if !out.Scan() || out.Text() != "acquired" {
+		t.Fatalf("holder process: got %q; want acquired", out.Text())
+	}
+	return cmd, stdin, out
+}
+
+// holder is the child process of startHolder.
+func holder() {
+	ttl, _ := time.ParseDuration(os.Getenv("DISTLOCK_HOLDER_TTL"))
+	c, err := distlock.New(distlock.Config{Nodes: strings.Split(os.Getenv("DISTLOCK_HOLDER"), ",")})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	defer c.Close()
+	l, err := c.Acquire(context.Background(), os.Getenv("DISTLOCK_HOLDER_NAME"), distlock.WithTTL(ttl))
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("acquired")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		fmt.Println("err:", l.Err())
+	}
 }
 
 // masters starts n real redis-server processes for the test.

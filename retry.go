@@ -43,6 +43,7 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 		return nil, withCtx(fmt.Errorf("distlock: acquire %q: %w by another goroutine of this Client", name, ErrLocked), ctx.Err())
 	}
 	var b backoff.BackOff // made on the first retry: most acquires need none
+	var wake chan struct{}
 	for {
 		l, pttl, err := c.attempt(ctx, req, newValue(), free)
 		if err == nil {
@@ -54,6 +55,11 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 		}
 		if b == nil {
 			b = c.backoff()
+			// Be woken by the lock's release or expiry (watch.go) rather
+			// than by polling; the backoff is the backstop for lost events.
+			wake = make(chan struct{}, 1)
+			nw, _ := c.watches.add(ctx, req, nil, wake)
+			defer c.watches.remove(nw, nil, wake)
 		}
 		delay := b.NextBackOff()
 		if pttl > 0 && pttl < delay {
@@ -62,6 +68,8 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
+		case <-wake:
+			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
 			free()

@@ -1,0 +1,718 @@
+package distlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Watching a lock.
+//
+// Each Client keeps one watch connection per master (a rueidis dedicated
+// connection), shared by every Watch call and every waiting Acquire: it
+// subscribes to __keyspace@<db>__:<key> for each watched name, once,
+// however many watchers the name has. Per master and name it keeps what it
+// last knew: the value holding the key, or free, or unknown (the master is
+// unreachable). The quorum state is the value a majority agrees on, or free;
+// each change of it is an Event.
+//
+// Events are hints, never the truth:
+//   - pub/sub drops what was published while disconnected, so after every
+//     (re)subscribe the key is read again on that master;
+//   - "set" and "expire" carry no value, so they trigger a read of the key;
+//   - "expired" fires only when Redis deletes the key, which on a busy
+//     master can be seconds late; so a read is scheduled at the holder's
+//     known expiry (its PTTL), and reading forces the deletion;
+//   - notify-keyspace-events is not kept across a master's restart, so it
+//     is set again after every reconnect (unless Config says not to).
+
+// EventType says what changed.
+type EventType int
+
+const (
+	// EventAcquired: the lock became held on a majority of masters.
+	EventAcquired EventType = iota + 1
+	// EventReleased: its holder deleted it (a majority no longer holds it).
+	EventReleased
+	// EventExpired: it expired without being released.
+	EventExpired
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventAcquired:
+		return "acquired"
+	case EventReleased:
+		return "released"
+	case EventExpired:
+		return "expired"
+	}
+	return "EventType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// An Event is a change of a lock's state, as a majority of masters sees it.
+type Event struct {
+	Name string
+	Type EventType
+	Time time.Time // when this Client saw the change
+	// Masters is how many masters agree on the new state: hold the new
+	// holder's value (EventAcquired), or no longer hold the old one.
+	Masters int
+	// Initial marks the first event of a Watch, when the lock was already
+	// held as Watch subscribed: a state found, not a change seen.
+	Initial bool
+	// Missed counts the events dropped just before this one because the
+	// receiver did not keep up (see Client.Watch).
+	Missed int
+}
+
+// WatchBuffer is how many events a Watch channel holds for a slow receiver.
+const WatchBuffer = 64
+
+// Watch reports the changes of the lock name's state. It returns once it
+// is subscribed on a majority of masters (or fails, with an error saying
+// what was refused when a master does not allow CONFIG SET
+// notify-keyspace-events). If the lock is held at that moment, the first
+// event is an EventAcquired with Initial set. The channel is closed when
+// ctx ends or the Client closes.
+//
+// A receiver that falls behind never slows the Client: once WatchBuffer
+// events are waiting, the oldest is dropped for each new one, and the next
+// event delivered counts the dropped ones in Missed. Events are hints about
+// the lock's state; only holding a Lease means holding the lock.
+func (c *Client) Watch(ctx context.Context, name string) (<-chan Event, error) {
+	req, err := c.newRequest("watch", name, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.exit()
+	w := &watcher{ch: make(chan Event, WatchBuffer)}
+	nw, err := c.watches.add(ctx, req, w, nil)
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { c.watches.remove(nw, w, nil) })
+	return w.ch, nil
+}
+
+// watcher is one Watch call's channel.
+type watcher struct {
+	ch     chan Event
+	missed int
+	closed bool
+}
+
+// send delivers ev without blocking: a full channel loses its oldest event.
+// The caller holds the hub's mu, which makes it the only sender.
+func (w *watcher) send(ev Event) {
+	if w.closed {
+		return
+	}
+	for {
+		ev.Missed = w.missed
+		select {
+		case w.ch <- ev:
+			w.missed = 0
+			return
+		default:
+		}
+		select {
+		case old := <-w.ch:
+			w.missed += 1 + old.Missed // keep the count the dropped one carried
+		default:
+		}
+	}
+}
+
+// masterState is what one master last said about one key.
+type masterState struct {
+	known   bool
+	value   string // "" when free
+	expires int64  // on c's monotonic clock; 0 when unknown or free
+	timer   *time.Timer
+}
+
+// nameWatch is the shared state of one watched name.
+type nameWatch struct {
+	req      *request
+	channel  string // the keyspace channel, per db; see masterWatch.channel
+	refs     int
+	watchers map[*watcher]struct{}
+	wakers   map[chan struct{}]struct{}
+	per      []masterState
+	holder   string // the value a majority holds; "" when free
+	started  bool   // the first quorum state has been computed
+}
+
+// watchHub is a Client's watch machinery.
+type watchHub struct {
+	c       *Client
+	mu      sync.Mutex // guards names and everything in them
+	names   map[string]*nameWatch
+	masters []*masterWatch
+}
+
+func newWatchHub(c *Client) *watchHub {
+	h := &watchHub{c: c, names: make(map[string]*nameWatch)}
+	for _, n := range c.nodes {
+		h.masters = append(h.masters, &masterWatch{hub: h, node: n, signal: make(chan struct{}, 1), refresh: make(map[string]bool)})
+	}
+	return h
+}
+
+// start runs one goroutine per master; they end when the Client closes.
+func (h *watchHub) start() {
+	for _, m := range h.masters {
+		h.c.spawn(m.run)
+	}
+}
+
+// add registers a watcher (w) or a waker (wake) for req's name, subscribing
+// on every master when it is the name's first. With a watcher it waits
+// until a majority of masters has subscribed and read the key, or ctx ends.
+func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake chan struct{}) (*nameWatch, error) {
+	h.mu.Lock()
+	nw := h.names[req.name]
+	if nw == nil {
+		nw = &nameWatch{req: req, watchers: make(map[*watcher]struct{}), wakers: make(map[chan struct{}]struct{}), per: make([]masterState, len(h.masters))}
+		h.names[req.name] = nw
+	}
+	nw.refs++
+	if w != nil {
+		nw.watchers[w] = struct{}{}
+	}
+	if wake != nil {
+		nw.wakers[wake] = struct{}{}
+	}
+	h.mu.Unlock()
+
+	acks := make(chan ack, len(h.masters))
+	for _, m := range h.masters {
+		m.enqueue(op{kind: opSubscribe, name: req.name, ack: acks})
+	}
+	if w == nil {
+		return nw, nil // a waiter does not wait: events only speed it up
+	}
+	errs := make([]error, len(h.masters))
+	ok, answered := 0, 0
+	timeout := time.NewTimer(max(h.c.cfg.dialTimeout, time.Second))
+	defer timeout.Stop()
+	for ok < h.c.quorum && answered < len(h.masters) {
+		select {
+		case a := <-acks:
+			answered++
+			if a.err == nil {
+				ok++
+			} else {
+				errs[a.node] = a.err
+			}
+		case <-ctx.Done():
+			h.remove(nw, w, nil)
+			return nil, ctx.Err()
+		case <-timeout.C:
+			answered = len(h.masters)
+		}
+	}
+	if ok < h.c.quorum {
+		h.remove(nw, w, nil)
+		return nil, &QuorumError{Op: "watch", Name: req.name, Granted: ok, Needed: h.c.quorum, Errs: errs}
+	}
+	// Deliver the state found, if held.
+	h.mu.Lock()
+	if nw.holder != "" {
+		w.send(Event{Name: req.name, Type: EventAcquired, Time: time.Now(), Masters: nw.count(nw.holder), Initial: true})
+	}
+	h.mu.Unlock()
+	return nw, nil
+}
+
+// remove unregisters a watcher or a waker; the last one unsubscribes.
+func (h *watchHub) remove(nw *nameWatch, w *watcher, wake chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if w != nil {
+		if _, ok := nw.watchers[w]; !ok {
+			return
+		}
+		delete(nw.watchers, w)
+		w.closed = true
+		close(w.ch)
+	}
+	if wake != nil {
+		if _, ok := nw.wakers[wake]; !ok {
+			return
+		}
+		delete(nw.wakers, wake)
+	}
+	if nw.refs--; nw.refs > 0 {
+		return
+	}
+	delete(h.names, nw.req.name)
+	for i := range nw.per {
+		if t := nw.per[i].timer; t != nil {
+			t.Stop()
+		}
+	}
+	for _, m := range h.masters {
+		m.enqueue(op{kind: opUnsubscribe, name: nw.req.name, channelKey: nw.req.key})
+	}
+}
+
+// closeAll closes every watcher's channel; the Client is closing.
+func (h *watchHub) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, nw := range h.names {
+		for w := range nw.watchers {
+			w.closed = true
+			close(w.ch)
+		}
+		nw.watchers = nil
+		for i := range nw.per {
+			if t := nw.per[i].timer; t != nil {
+				t.Stop()
+			}
+		}
+	}
+}
+
+// count returns how many masters hold value.
+func (nw *nameWatch) count(value string) int {
+	n := 0
+	for _, s := range nw.per {
+		if s.known && s.value == value {
+			n++
+		}
+	}
+	return n
+}
+
+// set records what master m says about nw's key and emits the events of
+// any change of the quorum state. gone says how a key that vanished went:
+// EventReleased or EventExpired. h.mu must be held.
+func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time.Duration, gone EventType) {
+	s := &nw.per[m]
+	s.known, s.value = known, value
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	s.expires = 0
+	if known && value != "" && pttl > 0 {
+		s.expires = h.c.now() + int64(pttl)
+		// Read the key again when it should expire: that forces Redis to
+		// delete it (and publish "expired") even on a busy master.
+		name, mw := nw.req.name, h.masters[m]
+		s.timer = time.AfterFunc(pttl+time.Millisecond, func() { mw.markRefresh(name) })
+	}
+
+	knownCount := 0
+	counts := make(map[string]int)
+	for _, st := range nw.per {
+		if st.known {
+			knownCount++
+			counts[st.value]++
+		}
+	}
+	if knownCount < h.c.quorum {
+		return // too few masters known to say anything
+	}
+	holder := ""
+	for v, n := range counts {
+		if v != "" && n >= h.c.quorum {
+			holder = v
+		}
+	}
+	if !nw.started {
+		nw.started = true
+		nw.holder = holder
+		return
+	}
+	if holder == nw.holder {
+		return
+	}
+	now := time.Now()
+	if nw.holder != "" {
+		h.emit(nw, Event{Name: nw.req.name, Type: gone, Time: now, Masters: knownCount - nw.count(nw.holder)})
+	}
+	if holder != "" {
+		h.emit(nw, Event{Name: nw.req.name, Type: EventAcquired, Time: now, Masters: counts[holder]})
+	}
+	nw.holder = holder
+}
+
+// emit sends ev to every watcher of nw, and wakes its waiters when the
+// lock became free. h.mu must be held.
+func (h *watchHub) emit(nw *nameWatch, ev Event) {
+	for w := range nw.watchers {
+		w.send(ev)
+	}
+	if ev.Type != EventAcquired {
+		for wake := range nw.wakers {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// wakeAll wakes nw's waiters: a master saw the key go, which may free the
+// lock even before a majority agrees. h.mu must be held.
+func (nw *nameWatch) wakeAll() {
+	for wake := range nw.wakers {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Operations a masterWatch runs in order on its connection.
+const (
+	opSubscribe = iota
+	opUnsubscribe
+)
+
+type op struct {
+	kind       int
+	name       string
+	channelKey string     // for unsubscribe: the key (the name is gone from the hub)
+	ack        chan<- ack // for subscribe: told when done
+}
+
+// ack is a master's answer to a subscribe op.
+type ack struct {
+	node int
+	err  error
+}
+
+// masterWatch owns one master's watch connection.
+type masterWatch struct {
+	hub  *watchHub
+	node *node
+
+	signal chan struct{} // a token: ops or refresh have work
+
+	mu      sync.Mutex // guards ops, refresh, db
+	ops     []op
+	refresh map[string]bool // names whose key to read again
+	db      int
+}
+
+func (m *masterWatch) enqueue(o op) {
+	m.mu.Lock()
+	m.ops = append(m.ops, o)
+	m.mu.Unlock()
+	m.poke()
+}
+
+func (m *masterWatch) markRefresh(name string) {
+	m.mu.Lock()
+	m.refresh[name] = true
+	m.mu.Unlock()
+	m.poke()
+}
+
+func (m *masterWatch) poke() {
+	select {
+	case m.signal <- struct{}{}:
+	default:
+	}
+}
+
+// channel is the keyspace channel of key on this master.
+func (m *masterWatch) channel(key string) string {
+	return "__keyspace@" + strconv.Itoa(m.node.opt.SelectDB) + "__:" + key
+}
+
+// run connects, subscribes, and serves ops until the Client closes,
+// reconnecting after every failure.
+func (m *masterWatch) run() {
+	c := m.hub.c
+	delay := 50 * time.Millisecond
+	for {
+		err := m.session()
+		// Disconnected: what this master said no longer counts.
+		m.hub.mu.Lock()
+		for _, nw := range m.hub.names {
+			m.hub.set(nw, m.node.index, false, "", 0, EventReleased)
+		}
+		m.hub.mu.Unlock()
+		if errors.Is(err, ErrClosed) {
+			return
+		}
+		// Fail the subscriptions waiting meanwhile; they are redone on
+		// reconnect.
+		t := time.NewTimer(delay)
+		for wait := true; wait; {
+			select {
+			case <-c.stop:
+				t.Stop()
+				return
+			case <-t.C:
+				wait = false
+			case <-m.signal:
+				m.failOps(err)
+			}
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+func (m *masterWatch) failOps(err error) {
+	m.mu.Lock()
+	ops := m.ops
+	m.ops = nil
+	m.mu.Unlock()
+	for _, o := range ops {
+		if o.ack != nil {
+			o.ack <- ack{m.node.index, &NodeError{Addr: m.node.addr, Err: err}}
+		}
+	}
+}
+
+// session is one connection's life: it returns why it ended.
+func (m *masterWatch) session() error {
+	c := m.hub.c
+	select {
+	case <-c.stop:
+		return ErrClosed
+	default:
+	}
+	rc, err := m.node.get()
+	if err != nil {
+		return err
+	}
+	dc, release := rc.Dedicate()
+	defer release()
+	errc := dc.SetPubSubHooks(rueidis.PubSubHooks{
+		OnMessage:      m.onMessage,
+		OnSubscription: func(rueidis.PubSubSubscription) {},
+	})
+	ctx, cancel := context.WithCancel(c.bg)
+	defer cancel()
+	if !c.cfg.skipNotifyConfig {
+		if err := m.configure(ctx, dc); err != nil {
+			m.failOps(err)
+			return err
+		}
+	}
+	// Subscribe every name watched now, then read each key: what happened
+	// while we were not subscribed is lost, but the key tells the state.
+	m.hub.mu.Lock()
+	var names []string
+	for name := range m.hub.names {
+		names = append(names, name)
+	}
+	m.hub.mu.Unlock()
+	if err := m.subscribe(ctx, dc, names); err != nil {
+		return err
+	}
+	for {
+		m.mu.Lock()
+		ops := m.ops
+		m.ops = nil
+		var refresh map[string]bool
+		if len(m.refresh) > 0 {
+			refresh, m.refresh = m.refresh, make(map[string]bool)
+		}
+		m.mu.Unlock()
+		for _, o := range ops {
+			var err error
+			switch o.kind {
+			case opSubscribe:
+				err = m.subscribe(ctx, dc, []string{o.name})
+			case opUnsubscribe:
+				err = dc.Do(ctx, dc.B().Unsubscribe().Channel(m.channel(o.channelKey)).Build()).Error()
+			}
+			if o.ack != nil {
+				if err != nil {
+					o.ack <- ack{m.node.index, &NodeError{Addr: m.node.addr, Err: err}}
+				} else {
+					o.ack <- ack{m.node.index, nil}
+				}
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if len(refresh) > 0 {
+			names := make([]string, 0, len(refresh))
+			for name := range refresh {
+				names = append(names, name)
+			}
+			if err := m.read(ctx, dc, names); err != nil {
+				return err
+			}
+		}
+		if len(ops) > 0 || len(refresh) > 0 {
+			continue
+		}
+		select {
+		case <-c.stop:
+			return ErrClosed
+		case err, ok := <-errc:
+			if !ok || err == nil {
+				err = errors.New("watch connection closed")
+			}
+			return err
+		case <-m.signal:
+		}
+	}
+}
+
+// notifyFlags are the keyspace events Watch needs: K keyspace channels,
+// g generic (del, expire), $ strings (set), x expired.
+const notifyFlags = "Kg$x"
+
+// configure makes sure notify-keyspace-events has notifyFlags, keeping
+// the flags already set.
+func (m *masterWatch) configure(ctx context.Context, dc rueidis.DedicatedClient) error {
+	ctx, cancel := context.WithTimeout(ctx, m.hub.c.cfg.dialTimeout)
+	defer cancel()
+	cur, err := dc.Do(ctx, dc.B().ConfigGet().Parameter("notify-keyspace-events").Build()).AsStrMap()
+	if err != nil {
+		return m.configError(err)
+	}
+	have := cur["notify-keyspace-events"]
+	want := have
+	for _, f := range notifyFlags {
+		if strings.ContainsRune(have, f) || (strings.ContainsRune(have, 'A') && strings.ContainsRune("g$x", f)) {
+			continue
+		}
+		want += string(f)
+	}
+	if want == have {
+		return nil
+	}
+	if err := dc.Do(ctx, dc.B().ConfigSet().ParameterValue().ParameterValue("notify-keyspace-events", want).Build()).Error(); err != nil {
+		return m.configError(err)
+	}
+	return nil
+}
+
+// configError explains a refused CONFIG; other errors pass through.
+func (m *masterWatch) configError(err error) error {
+	if m.hub.c.bg.Err() != nil {
+		return ErrClosed
+	}
+	if _, refused := rueidis.IsRedisErr(err); !refused {
+		return err
+	}
+	return fmt.Errorf("cannot enable keyspace notifications (CONFIG GET/SET notify-keyspace-events: %w): set notify-keyspace-events to include %q on this master (in redis.conf or your provider's settings), then set Config.SkipNotifyConfig", err, notifyFlags)
+}
+
+// subscribe subscribes to the names' channels and reads their keys, on the
+// same connection so that the read follows the subscription.
+func (m *masterWatch) subscribe(ctx context.Context, dc rueidis.DedicatedClient, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	m.hub.mu.Lock()
+	chans := make([]string, 0, len(names))
+	live := names[:0]
+	for _, name := range names {
+		if nw := m.hub.names[name]; nw != nil {
+			chans = append(chans, m.channel(nw.req.key))
+			live = append(live, name)
+		}
+	}
+	m.hub.mu.Unlock()
+	if len(chans) == 0 {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, m.hub.c.cfg.dialTimeout)
+	defer cancel()
+	if err := dc.Do(sctx, dc.B().Subscribe().Channel(chans...).Build()).Error(); err != nil {
+		return err
+	}
+	return m.read(ctx, dc, live)
+}
+
+// read reads the names' keys (value and PTTL) and records what it finds.
+func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, names []string) error {
+	m.hub.mu.Lock()
+	keys := make([]string, 0, len(names))
+	live := make([]*nameWatch, 0, len(names))
+	for _, name := range names {
+		if nw := m.hub.names[name]; nw != nil {
+			keys = append(keys, nw.req.key)
+			live = append(live, nw)
+		}
+	}
+	m.hub.mu.Unlock()
+	if len(keys) == 0 {
+		return nil
+	}
+	cmds := make(rueidis.Commands, 0, 2*len(keys))
+	for _, k := range keys {
+		cmds = append(cmds, dc.B().Get().Key(k).Build(), dc.B().Pttl().Key(k).Build())
+	}
+	rctx, cancel := context.WithTimeout(ctx, m.hub.c.cfg.dialTimeout)
+	defer cancel()
+	res := dc.DoMulti(rctx, cmds...)
+	now := m.hub.c.now()
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	for i, nw := range live {
+		if m.hub.names[nw.req.name] != nw {
+			continue // unwatched meanwhile
+		}
+		value, err := res[2*i].ToString()
+		if rueidis.IsRedisNil(err) {
+			value, err = "", nil
+		}
+		pttl, err2 := res[2*i+1].AsInt64()
+		if err != nil || err2 != nil {
+			return errors.Join(err, err2)
+		}
+		prev := nw.per[m.node.index]
+		gone := EventReleased
+		// A key found gone at or after its known expiry expired; one found
+		// gone before it was deleted (its "del" event was lost).
+		if prev.known && prev.value != "" && prev.expires != 0 && now >= prev.expires-int64(5*time.Millisecond) {
+			gone = EventExpired
+		}
+		m.hub.set(nw, m.node.index, true, value, time.Duration(pttl)*time.Millisecond, gone)
+		if value == "" {
+			nw.wakeAll()
+		}
+	}
+	return nil
+}
+
+// onMessage handles one keyspace notification. It runs on rueidis's
+// reader goroutine and must not block: it updates state, or asks the
+// session goroutine to read the key.
+func (m *masterWatch) onMessage(msg rueidis.PubSubMessage) {
+	prefix := "__keyspace@" + strconv.Itoa(m.node.opt.SelectDB) + "__:" + m.hub.c.cfg.prefix
+	name, ok := strings.CutPrefix(msg.Channel, prefix)
+	if !ok {
+		return
+	}
+	switch msg.Message {
+	case "del", "expired", "evicted", "rename_from":
+		gone := EventReleased
+		if msg.Message != "del" {
+			gone = EventExpired
+		}
+		m.hub.mu.Lock()
+		if nw := m.hub.names[name]; nw != nil {
+			m.hub.set(nw, m.node.index, true, "", 0, gone)
+			nw.wakeAll()
+		}
+		m.hub.mu.Unlock()
+	default: // set, expire, ...: the value or TTL changed; read it
+		m.markRefresh(name)
+	}
+}

@@ -1,0 +1,194 @@
+package distlock_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock"
+)
+
+// next returns the next event on ch, failing after d.
+func next(t *testing.T, ch <-chan distlock.Event, d time.Duration) distlock.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		if !ok {
+			t.Fatal("watch channel closed; want an event")
+		}
+		return ev
+	case <-time.After(d):
+		t.Fatalf("no event within %v", d)
+	}
+	return distlock.Event{}
+}
+
+func TestWatchAcquireRelease(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{})
+	ctx, cancel := context.WithCancel(t.Context())
+	events, err := w.Watch(ctx, "watched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.Acquire(t.Context(), "watched")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired || ev.Name != "watched" || ev.Masters < 2 || ev.Initial {
+		t.Errorf("after Acquire: got %+v; want acquired by a majority", ev)
+	}
+	l.Release(t.Context())
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventReleased {
+		t.Errorf("after Release: got %+v; want released", ev)
+	}
+	cancel()
+	select {
+	case _, ok := <-events:
+		if ok {
+			t.Error("event after ctx ended; want the channel closed")
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("channel not closed after ctx ended")
+	}
+}
+
+func TestWatchInitialAndExpiry(t *testing.T) {
+	servers := masters(t, 3)
+	// A holder that dies: its keys expire without release.
+	for _, s := range servers {
+		s.Do("SET", "distlock:dead", "dead-holder", "PX", "700")
+	}
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), "dead")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, events, time.Second); ev.Type != distlock.EventAcquired || !ev.Initial {
+		t.Errorf("first event on a held lock: got %+v; want initial acquired", ev)
+	}
+	start := time.Now()
+	if ev := next(t, events, 3*time.Second); ev.Type != distlock.EventExpired {
+		t.Errorf("after the holder's TTL: got %+v; want expired", ev)
+	}
+	if d := time.Since(start); d > 1700*time.Millisecond {
+		t.Errorf("expiry reported %v after watching began; want within TTL + 1s", d)
+	}
+}
+
+// A busy master deletes expired keys late; the watch still reports expiry
+// on time because it reads the key at the holder's known expiry.
+func TestWatchExpiryOnBusyMaster(t *testing.T) {
+	servers := masters(t, 3)
+	for _, s := range servers {
+		// 10,000 other keys with a TTL slow down Redis's active expiry.
+		if _, err := s.Do("EVAL", `for i=1,10000 do redis.call('SET', 'other:'..i, 'x', 'EX', 3600) end return 1`, "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl = time.Second
+	cmd, _, _ := startHolder(t, servers, "busy", ttl)
+	if ev := next(t, events, time.Second); ev.Type != distlock.EventAcquired {
+		t.Fatalf("got %+v; want acquired", ev)
+	}
+	// The holder dies without releasing: its keys expire.
+	cmd.Process.Kill()
+	killed := time.Now()
+	if ev := next(t, events, ttl+2*time.Second); ev.Type != distlock.EventExpired {
+		t.Errorf("got %+v; want expired", ev)
+	}
+	if d := time.Since(killed); d > ttl+time.Second {
+		t.Errorf("expiry reported %v after the holder died; want within TTL + 1s", d)
+	}
+}
+
+func TestWatchMasterRestarted(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), "restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A restarted master forgets notify-keyspace-events; the watch sets
+	// it again and resubscribes.
+	if err := servers[0].Restart(); err != nil {
+		t.Fatal(err)
+	}
+	servers[1].Kill()
+	for i := range 3 {
+		l, err := c.Acquire(t.Context(), "restart")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := next(t, events, 5*time.Second); ev.Type != distlock.EventAcquired {
+			t.Fatalf("round %d: got %+v; want acquired", i, ev)
+		}
+		l.Release(t.Context())
+		if ev := next(t, events, 5*time.Second); ev.Type != distlock.EventReleased {
+			t.Fatalf("round %d: got %+v; want released", i, ev)
+		}
+	}
+}
+
+// A receiver that does not read loses the oldest events, never blocks the
+// Client, and learns how many it missed.
+func TestWatchSlowReceiver(t *testing.T) {
+	servers := masters(t, 1)
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = distlock.WatchBuffer
+	for range rounds {
+		l, err := c.Acquire(t.Context(), "slow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Release(t.Context())
+	}
+	time.Sleep(200 * time.Millisecond)
+	got, missed := 0, 0
+	for {
+		select {
+		case ev := <-events:
+			got++
+			missed += ev.Missed
+			continue
+		case <-time.After(100 * time.Millisecond):
+		}
+		break
+	}
+	// Fast cycles may also be coalesced (a key read after it was already
+	// released shows no change), so the total can be below 2*rounds.
+	if got != distlock.WatchBuffer || missed == 0 || got+missed > 2*rounds {
+		t.Errorf("received %d events, %d reported missed; want %d received, some missed, at most %d in all", got, missed, distlock.WatchBuffer, 2*rounds)
+	}
+	// The Client was never blocked: it still works.
+	if l, err := c.TryAcquire(t.Context(), "slow"); err != nil {
+		t.Errorf("TryAcquire after a slow watch: %v", err)
+	} else {
+		l.Release(t.Context())
+	}
+}
+
+func TestWatchNeedsQuorum(t *testing.T) {
+	servers := masters(t, 3)
+	w := newClient(t, servers, distlock.Config{})
+	servers[0].Kill()
+	servers[1].Kill()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if _, err := w.Watch(ctx, "q"); !errors.Is(err, distlock.ErrNoQuorum) {
+		t.Errorf("Watch with a majority down: got %v; want ErrNoQuorum", err)
+	}
+}
