@@ -37,10 +37,12 @@ const (
 // goroutine deletes value from every master that granted or may have
 // (a timed-out command may still have run), including the stragglers once
 // they answer. free is handed to the lease, which calls it when it ends.
+// With keep, a failed attempt that won master 0 keeps its keys instead
+// and returns a *keptError.
 //
 // On failure it returns a *QuorumError and the shortest remaining PTTL
 // reported by masters where another holder has the lock (0 if none).
-func (c *Client) attempt(ctx context.Context, req *request, value string, free func()) (*Lease, time.Duration, error) {
+func (c *Client) attempt(ctx context.Context, req *request, value string, free func(), keep bool) (*Lease, time.Duration, error) {
 	start := time.Now()
 	ttlArg := strconv.FormatInt(req.ttl.Milliseconds(), 10)
 	keys := []string{req.key, req.fenceKey}
@@ -99,17 +101,35 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 			e.Expired = true
 			err = e
 		}
-		// The lease was never handed out: take back everything.
-		for i := range state {
-			if state[i] == pending || state[i] == granted {
-				state[i] = failed
-			}
-		}
-		c.spawn(func() { c.cleanup(req, value, state, nil, 0) })
+		// The lease was never handed out: take back everything, including
+		// from the masters still to answer, once they have.
+		c.spawn(func() { c.cleanup(req, value, state, replies, n-nAnswered) })
 		return nil, 0, err
+	}
+	if keep && state[0] == granted {
+		// We won master 0, the tie-break: keep our keys and let the
+		// caller retry with the same value. Rivals that lost master 0
+		// delete theirs, so the next round is ours (see retry.go).
+		return nil, pttl, &keptError{qerr()}
 	}
 	c.spawn(func() { c.cleanup(req, value, state, replies, n-nAnswered) })
 	return nil, pttl, qerr()
+}
+
+// keptError is a failed attempt whose keys were kept for a retry with the
+// same value: the caller must retry, or clean up with abandon.
+type keptError struct{ *QuorumError }
+
+func (e *keptError) Unwrap() error { return e.QuorumError }
+
+// abandon deletes value's keys from every master: an Acquire that kept
+// them (keptError) gives up.
+func (c *Client) abandon(req *request, value string) {
+	state := make([]int, len(c.nodes))
+	for i := range state {
+		state[i] = failed
+	}
+	c.spawn(func() { c.cleanup(req, value, state, nil, 0) })
 }
 
 // cleanup deletes value's key from every master whose state is granted or

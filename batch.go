@@ -18,10 +18,10 @@ const noReply = math.MinInt64
 // per master, one goroutine per master, however many leases. It returns,
 // per master, one integer reply per lease (noReply where there was none),
 // and per master the error that made any reply missing.
-func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Script, leases []*Lease, args func(*Lease) []string) ([][]int64, []error) {
+func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Script, leases []*Lease, args func(i int, l *Lease) []string) ([][]int64, []error) {
 	calls := make([]rueidis.LuaExec, len(leases))
 	for i, l := range leases {
-		calls[i] = rueidis.LuaExec{Keys: []string{l.req.key}, Args: args(l)}
+		calls[i] = rueidis.LuaExec{Keys: []string{l.req.key}, Args: args(i, l)}
 	}
 	type result struct {
 		node int
@@ -74,7 +74,7 @@ func (c *Client) releaseAll(ctx context.Context, leases []*Lease) error {
 	var sample []error
 	for lo := 0; lo < len(leases); lo += chunk {
 		part := leases[lo:min(lo+chunk, len(leases))]
-		replies, errs := c.batch(ctx, c.cfg.dialTimeout, script.Release, part, func(l *Lease) []string { return []string{l.value} })
+		replies, errs := c.batch(ctx, c.cfg.dialTimeout, script.Release, part, func(_ int, l *Lease) []string { return []string{l.value} })
 		for j := range part {
 			ok := 0
 			for i := range c.nodes {

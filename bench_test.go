@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -224,4 +225,92 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkHandoff: 8 workers on one lock, each holds it 1 ms, then thinks
+// 1 ms, over 3 masters; with one shared Client (goroutines of one process)
+// and with a Client each (as 8 processes would be). Reports jobs/s and the
+// wait for the lock (Acquire call to return): p50, p99, max.
+//
+//	go test -run '^$' -bench Handoff -benchtime 2000x .
+func BenchmarkHandoff(b *testing.B) {
+	servers := redistest.StartN(b, 3, redistest.Options{})
+	for _, clients := range []int{1, 8} {
+		b.Run(fmt.Sprintf("workers=8/clients=%d", clients), func(b *testing.B) {
+			var cs []*distlock.Client
+			for range clients {
+				c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				cs = append(cs, c)
+			}
+			handoff(b, 8, func(w int) func(ctx context.Context) (func(), error) {
+				c := cs[w%len(cs)]
+				return func(ctx context.Context) (func(), error) {
+					l, err := c.Acquire(ctx, "handoff")
+					if err != nil {
+						return nil, err
+					}
+					return func() { l.Release(context.Background()) }, nil
+				}
+			})
+		})
+	}
+}
+
+// handoff runs b.N jobs over workers that each loop: acquire, hold 1 ms,
+// release, think 1 ms. acquirer returns worker w's acquire function.
+func handoff(b *testing.B, workers int, acquirer func(w int) func(ctx context.Context) (release func(), err error)) {
+	b.Helper()
+	ctx := context.Background()
+	var next atomic.Int64
+	var mu sync.Mutex
+	var waits []time.Duration
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	for w := range workers {
+		acquire := acquirer(w)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for next.Add(1) <= int64(b.N) {
+				t0 := time.Now()
+				actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				release, err := acquire(actx)
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+				time.Sleep(time.Millisecond)
+				release()
+				time.Sleep(time.Millisecond)
+			}
+			mu.Lock()
+			waits = append(waits, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(waits)
+	pct := func(p float64) float64 {
+		if len(waits) == 0 {
+			return 0
+		}
+		return float64(waits[min(len(waits)-1, int(p*float64(len(waits))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(len(waits))/elapsed.Seconds(), "jobs/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(pct(1), "max-ms")
+	b.ReportMetric(float64(failed.Load()), "failures")
+	b.ReportMetric(0, "ns/op")
 }

@@ -120,8 +120,8 @@ func New(cfg Config) (*Client, error) {
 // Client's goroutines to end and closes its connections. Calls in progress
 // end with ErrClosed. After Close every method returns ErrClosed. Close
 // returns an error when some released lease's keys could not be deleted on
-// a majority of masters (they expire with their TTL); a second Close
-// returns nil.
+// a majority of masters (they expire with their TTL). A second Close
+// returns nil at once, even while the first is still running.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -134,6 +134,9 @@ func (c *Client) Close() error {
 		leases = append(leases, l)
 	}
 	c.mu.Unlock()
+	// Stop first: waiters, renewals and background loops end, so that no
+	// waiter takes a slot that the leases below free.
+	close(c.stop)
 
 	var err error
 	ended := leases[:0]
@@ -158,9 +161,15 @@ func (c *Client) Close() error {
 // shutdown stops the background goroutines, waits for them, and closes
 // the connections.
 func (c *Client) shutdown() {
-	close(c.stop)
-	c.cancelBg()
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	// Clean-ups still running finish first (each is bounded by per-master
+	// timeouts); only then is their context cancelled.
 	c.wg.Wait()
+	c.cancelBg()
 	for _, n := range c.nodes {
 		if rc := n.client.Load(); rc != nil {
 			(*rc).Close()
@@ -197,6 +206,18 @@ func (c *Client) spawn(f func()) {
 		defer c.wg.Done()
 		f()
 	}()
+}
+
+// trySpawn is spawn for callers that are not counted (timer callbacks):
+// it starts nothing and returns false once Close has begun.
+func (c *Client) trySpawn(f func()) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return false
+	}
+	c.spawn(f)
+	return true
 }
 
 // reply is one master's answer in a fan-out.

@@ -52,6 +52,11 @@ type Lease struct {
 	free     func() // lets this Client's next waiter for the name go
 	freeOnce sync.Once
 
+	// renewing is held while a renewal or Extend is in flight: one at a
+	// time, so that the TTL the masters last received is the one the
+	// validity was computed from.
+	renewing sync.Mutex
+
 	// Renewal scheduling, guarded by the renewer's mu.
 	due   int64 // next renewal on c's monotonic clock
 	index int   // position in the renewer's heap; -1 when not queued
@@ -128,11 +133,22 @@ func (l *Lease) Context(parent context.Context) (context.Context, context.Cancel
 // Release ends the lease and deletes its keys on every master (only where
 // they still hold this lease's value). Done is closed and Err reports
 // ErrReleased before the deletes are sent. It waits for the masters'
-// answers until ctx ends; it returns a *QuorumError if fewer than a
-// majority confirmed (the keys left then expire with their TTL). A second
-// Release returns nil. Release of a lost lease still deletes what it can
-// and returns an error wrapping ErrLeaseLost.
+// answers until ctx ends, and returns a *QuorumError if fewer than a
+// majority confirmed (the keys left then expire with their TTL). The
+// deletes go out even when ctx has already ended: keys left behind would
+// block the lock for a whole TTL. A second Release returns nil. Release of
+// a lost lease still deletes what it can and returns an error wrapping
+// ErrLeaseLost.
 func (l *Lease) Release(ctx context.Context) error {
+	if err := l.c.enter(); err != nil {
+		// Close has begun: it ends and deletes every lease still held.
+		<-l.Done()
+		if err := l.Err(); isLost(err) {
+			return err
+		}
+		return nil
+	}
+	defer l.c.exit()
 	l.mu.Lock()
 	if l.err == nil && l.c.now() >= l.validUntil.Load() {
 		l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
@@ -146,15 +162,38 @@ func (l *Lease) Release(ctx context.Context) error {
 	if !first && !isLost(prev) {
 		return nil // released before
 	}
-	defer l.freeSlot()
-	if err := l.c.enter(); err != nil {
-		return withErr(prev, first, err)
+	keys, args := []string{l.req.key}, []string{l.value}
+	replies, count := l.c.fanoutTo(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult {
+		return script.Release.Exec(ctx, rc, keys, args)
+	})
+	errs := make([]error, len(l.c.nodes))
+	ok := 0
+	for answered := 0; answered < count; answered++ {
+		select {
+		case r := <-replies:
+			if r.err != nil {
+				errs[r.node] = r.err
+			} else {
+				ok++
+			}
+			continue
+		case <-ctx.Done():
+		}
+		// The caller stops waiting; the deletes still complete, and the
+		// next local waiter goes once they have.
+		left := count - answered
+		l.c.spawn(func() {
+			for range left {
+				<-replies
+			}
+			l.freeSlot()
+		})
+		return withErr(prev, first, withCtx(&QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}, ctx.Err()))
 	}
-	defer l.c.exit()
-	ok, errs := l.c.deleteKey(ctx, l.req.key, l.value, l.req.timeout, nil)
+	l.freeSlot()
 	var err error
 	if ok < l.c.quorum {
-		err = withCtx(&QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}, ctx.Err())
+		err = &QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}
 	}
 	return withErr(prev, first, err)
 }
@@ -190,6 +229,11 @@ func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 		return err
 	}
 	defer l.c.exit()
+	// One renewal at a time: a background renewal still in flight with the
+	// old TTL could otherwise land after ours and leave the keys with a
+	// shorter life than the validity we compute.
+	l.renewing.Lock()
+	defer l.renewing.Unlock()
 	start := time.Now()
 	keys, args := []string{l.req.key}, []string{l.value, strconv.FormatInt(ttl.Milliseconds(), 10)}
 	replies := l.c.fanout(ctx, l.c.nodeTimeout(ttl), func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult {
@@ -213,7 +257,8 @@ func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 	switch {
 	case ok >= l.c.quorum:
 		l.ttl.Store(int64(ttl))
-		l.renewed(l.c.at(start), ttl)
+		l.extended(l.c.at(start), ttl)
+		l.c.renewer.add(l, l.c.at(start)+int64(ttl/3))
 		return l.Err()
 	case gone > n-l.c.quorum:
 		l.lose(fmt.Sprintf("%d of %d masters report its key gone or taken", gone, n))
@@ -240,6 +285,24 @@ func (l *Lease) renewed(start int64, ttl time.Duration) {
 		l.validUntil.Store(v)
 		l.timer.Reset(time.Duration(v - now))
 	}
+}
+
+// extended sets the validity to start+ttl-drift after Extend reached a
+// majority: unlike a renewal it may move it earlier (a shorter TTL).
+func (l *Lease) extended(start int64, ttl time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	now := l.c.now()
+	v := start + int64(ttl-l.c.drift(ttl))
+	if now >= v || now >= l.validUntil.Load() {
+		l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
+		return
+	}
+	l.validUntil.Store(v)
+	l.timer.Reset(time.Duration(v - now))
 }
 
 // checkDeadline runs when the validity timer fires.
@@ -291,8 +354,17 @@ func (l *Lease) endLocked(cause error) bool {
 		l.c.renewer.remove(l)
 	}
 	if isLost(cause) {
-		// Nothing to delete first: let this Client's next waiter try now.
-		l.freeSlot()
+		// Delete what is left of its keys (only where they still hold this
+		// lease's value), then let this Client's next waiter try: left in
+		// place, they would block it, and every other client, for a TTL.
+		if !l.c.trySpawn(func() {
+			ctx, cancel := context.WithTimeout(l.c.bg, l.req.ttl)
+			defer cancel()
+			l.c.deleteKey(ctx, l.req.key, l.value, l.req.timeout, nil)
+			l.freeSlot()
+		}) {
+			l.freeSlot()
+		}
 	}
 	return true
 }

@@ -243,3 +243,135 @@ func TestErrAfterProcessFrozen(t *testing.T) {
 		t.Errorf("holder: %v", err)
 	}
 }
+
+// Extend with a shorter TTL shortens the validity too: the lease must not
+// report itself held after its keys expire.
+func TestExtendShorter(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	l, err := c.Acquire(t.Context(), "shorter", distlock.WithTTL(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Extend(t.Context(), 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if until := time.Until(l.Deadline()); until > 200*time.Millisecond {
+		t.Errorf("Deadline after Extend to 200ms: %v from now; want <= 200ms", until)
+	}
+	// Renewals continue with the new TTL.
+	time.Sleep(time.Second)
+	if err := l.Err(); err != nil {
+		t.Fatalf("Err after 1s with TTL 200ms: %v; want renewed", err)
+	}
+	for _, s := range servers {
+		pttl, _ := s.Do("PTTL", "distlock:shorter")
+		if n, _ := strconv.Atoi(pttl); n <= 0 || n > 200 {
+			t.Errorf("master %s: PTTL %s; want in (0, 200]", s.Addr(), pttl)
+		}
+	}
+	l.Release(t.Context())
+}
+
+// One master paused out of three must not cost the lease: the other two
+// renew it.
+func TestRenewalWithOneMasterPaused(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	l, err := c.Acquire(t.Context(), "one-paused", distlock.WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers[2].Pause()
+	defer servers[2].Resume()
+	select {
+	case <-l.Done():
+		t.Fatalf("lease lost with one master of three paused: %v", l.Err())
+	case <-time.After(3 * time.Second):
+	}
+	servers[2].Resume()
+	if err := l.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	noLockKeys(t, servers)
+}
+
+// A lost lease's keys that remain on some master are deleted, so the next
+// holder need not wait for them to expire.
+func TestLostLeaseKeysDeleted(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	l, err := c.Acquire(t.Context(), "lost", distlock.WithTTL(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every master holds the key", func() bool {
+		for _, s := range servers {
+			if v, _ := s.Do("GET", "distlock:lost"); v == "" {
+				return false
+			}
+		}
+		return true
+	})
+	// A majority forgets the key; master 2 still has it.
+	servers[0].Do("DEL", "distlock:lost")
+	servers[1].Do("DEL", "distlock:lost")
+	if err := l.Extend(t.Context(), 30*time.Second); !errors.Is(err, distlock.ErrLeaseLost) {
+		t.Fatalf("Extend: got %v; want ErrLeaseLost", err)
+	}
+	noLockKeys(t, servers)
+	l2, err := c.TryAcquire(t.Context(), "lost")
+	if err != nil {
+		t.Fatalf("TryAcquire after the loss: %v", err)
+	}
+	l2.Release(t.Context())
+}
+
+// Close with a waiter queued behind a held lease leaves no keys behind.
+func TestCloseWithQueuedWaiter(t *testing.T) {
+	servers := masters(t, 3)
+	c, err := distlock.New(distlock.Config{Nodes: redistest0(servers)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Acquire(t.Context(), "queued"); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error)
+	for range 3 {
+		go func() {
+			_, err := c.Acquire(context.Background(), "queued")
+			errc <- err
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	c.Close()
+	for range 3 {
+		if err := <-errc; !errors.Is(err, distlock.ErrClosed) {
+			t.Errorf("queued Acquire after Close: got %v; want ErrClosed", err)
+		}
+	}
+	noLockKeys(t, servers)
+}
+
+// Release with a context that has already ended still deletes the keys.
+func TestReleaseWithEndedContext(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx, cancel := context.WithCancel(t.Context())
+	l, err := c.Acquire(ctx, "ended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	l.Release(ctx)
+	if err := l.Err(); !errors.Is(err, distlock.ErrReleased) {
+		t.Errorf("Err: got %v; want ErrReleased", err)
+	}
+	noLockKeys(t, servers)
+	l2, err := c.Acquire(ctxTimeout(t, 2*time.Second), "ended")
+	if err != nil {
+		t.Fatalf("Acquire after Release with an ended ctx: %v", err)
+	}
+	l2.Release(t.Context())
+}

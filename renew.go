@@ -124,20 +124,39 @@ func (r *renewer) takeDue(limit int64) []*Lease {
 // renew renews leases on every master and settles each one's fate.
 func (r *renewer) renew(leases []*Lease) {
 	c := r.c
-	start := c.now()
-	ttls := make([]time.Duration, len(leases))
-	// Give up on an answer once the earliest validity in the batch has run out: later answers cannot save it.
-	timeout := time.Duration(0)
-	for i, l := range leases {
-		ttls[i] = l.TTL()
-		left := time.Duration(l.validUntil.Load() - start)
-		if i == 0 || left < timeout {
-			timeout = left
+	// A lease whose Extend is in flight is skipped: Extend renews it.
+	held := leases[:0]
+	for _, l := range leases {
+		if l.renewing.TryLock() {
+			held = append(held, l)
+		} else {
+			r.add(l, c.now()+int64(renewWindow))
 		}
 	}
-	timeout = max(timeout, time.Millisecond)
-	replies, _ := c.batch(c.bg, timeout, script.Renew, leases, func(l *Lease) []string {
-		return []string{l.value, strconv.FormatInt(l.TTL().Milliseconds(), 10)}
+	leases = held
+	if len(leases) == 0 {
+		return
+	}
+	defer func() {
+		for _, l := range leases {
+			l.renewing.Unlock()
+		}
+	}()
+	start := c.now()
+	ttls := make([]time.Duration, len(leases))
+	minTTL := time.Duration(0)
+	for i, l := range leases {
+		ttls[i] = l.TTL() // read once: the deadline must use the TTL sent
+		if i == 0 || ttls[i] < minTTL {
+			minTTL = ttls[i]
+		}
+	}
+	// The per-master timeout, not the leases' remaining validity: one
+	// slow master must not hold back the answer of the others until the
+	// validity is gone.
+	timeout := c.nodeTimeout(minTTL)
+	replies, _ := c.batch(c.bg, timeout, script.Renew, leases, func(i int, l *Lease) []string {
+		return []string{l.value, strconv.FormatInt(ttls[i].Milliseconds(), 10)}
 	})
 	n := len(c.nodes)
 	now := c.now()

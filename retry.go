@@ -12,6 +12,15 @@ import (
 
 // Waiting for a held lock.
 //
+// Several waiters racing on every master can split the vote: each wins
+// some masters, none a majority, and all lose round after round; their
+// deletes then wake everyone again. Jitter alone does not end it. So
+// master 0 breaks ties: a waiter that won master 0 but not a majority keeps
+// its keys and retries soon with the same value (the acquire script
+// re-asserts a key that already holds it), while the others delete theirs
+// and back off. Only one waiter can hold master 0, so the next round is
+// its. When master 0 is down, jitter alone remains.
+//
 // Within one Client, goroutines that want the same name queue locally: only
 // the head of the queue contends on the masters, so a Client never splits
 // the vote with itself, and the queue's order is the order of arrival.
@@ -42,16 +51,41 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 		}
 		return nil, withCtx(fmt.Errorf("distlock: acquire %q: %w by another goroutine of this Client", name, ErrLocked), ctx.Err())
 	}
+	select {
+	case <-c.stop: // Close freed the slot we were given
+		free()
+		return nil, ErrClosed
+	default:
+	}
 	var b backoff.BackOff // made on the first retry: most acquires need none
 	var wake chan struct{}
+	value := newValue()
+	var last error // the last attempt's error that ctx did not cut short
 	for {
-		l, pttl, err := c.attempt(ctx, req, newValue(), free)
+		l, pttl, err := c.attempt(ctx, req, value, free, true)
 		if err == nil {
 			return l, nil
 		}
-		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+		var kept *keptError
+		if errors.As(err, &kept) {
+			err = kept.QuorumError
+		} else {
+			value = newValue() // the old one is being cleaned up
+		}
+		if ctx.Err() != nil && last != nil {
+			// Cut short by ctx: the previous attempt says more (ErrLocked).
+			err = last
+		}
+		last = err
+		giveUp := func(err error) (*Lease, error) {
+			if kept != nil {
+				c.abandon(req, value)
+			}
 			free()
-			return nil, withCtx(err, ctx.Err())
+			return nil, err
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			return giveUp(withCtx(err, ctx.Err()))
 		}
 		if b == nil {
 			b = c.backoff()
@@ -65,6 +99,11 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 		if pttl > 0 && pttl < delay {
 			delay = pttl
 		}
+		if kept != nil {
+			// The tie-break winner retries first, once the others have
+			// had a round trip to delete their keys.
+			delay = min(delay, c.cfg.retryMinDelay)
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -72,19 +111,18 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
-			free()
-			return nil, withCtx(err, ctx.Err())
+			return giveUp(withCtx(err, ctx.Err()))
 		case <-c.stop:
 			t.Stop()
-			free()
-			return nil, ErrClosed
+			return giveUp(ErrClosed)
 		}
 	}
 }
 
 // TryAcquire makes one attempt to take the lock name. It returns the lease,
 // or an error wrapping ErrLocked when another lease holds the lock (another
-// Client's, or one of this Client's that has not ended), or a *QuorumError
+// Client's, or one of this Client's that has not ended, or another
+// goroutine of this Client is acquiring it right now), or a *QuorumError
 // wrapping ErrNoQuorum when too few masters answered. It does not wait for
 // the lock, but does wait for the masters' answers, each for at most the
 // per-master timeout, and no longer than ctx.
@@ -101,7 +139,7 @@ func (c *Client) TryAcquire(ctx context.Context, name string, opts ...Option) (*
 	if !ok {
 		return nil, fmt.Errorf("distlock: try acquire %q: %w by another goroutine of this Client", name, ErrLocked)
 	}
-	l, _, err := c.attempt(ctx, req, newValue(), free)
+	l, _, err := c.attempt(ctx, req, newValue(), free, false)
 	if err != nil {
 		free()
 		return nil, withCtx(err, ctx.Err())
