@@ -9,7 +9,7 @@ GO ?= go
 
 help:
 	@echo "make test      gofmt check, go vet, and all tests with -race (installs redis-server if missing)"
-	@echo "make examples  the examples' tests with -race"
+	@echo "make examples  the examples' tests with -race (examples/fencing needs PostgreSQL on 127.0.0.1:5432)"
 	@echo "make demo      run examples/demo: 4 workers, 3 masters, one master killed midway"
 	@echo "make bench     benchmarks of the root package (-benchmem, 3s each)"
 	@echo "make soak      long-running soak tests (DISTLOCK_SOAK=1, up to 30m)"
@@ -32,6 +32,7 @@ demo: ensure-redis
 
 examples: ensure-redis
 	$(GO) test -race -count=1 ./examples/...
+	cd examples/fencing && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3s .
