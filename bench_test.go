@@ -314,3 +314,73 @@ func handoff(b *testing.B, workers int, acquirer func(w int) func(ctx context.Co
 	b.ReportMetric(float64(failed.Load()), "failures")
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkSplitVote: waiters in separate Clients (as separate processes
+// would be) all ask for one free lock at the same instant, over 3 masters,
+// so that their votes split; it reports how long until the first of them
+// holds it (p50, p99, max over b.N rounds) and how many rounds had no
+// winner within 5 s.
+//
+//	go test -run '^$' -bench SplitVote -benchtime 100x .
+func BenchmarkSplitVote(b *testing.B) {
+	servers := redistest.StartN(b, 3, redistest.Options{})
+	for _, waiters := range []int{8, 64} {
+		b.Run(fmt.Sprintf("waiters=%d", waiters), func(b *testing.B) {
+			cs := make([]*distlock.Client, waiters)
+			for i := range cs {
+				c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				cs[i] = c
+			}
+			var firsts []time.Duration
+			stalls := 0
+			b.ResetTimer()
+			for range b.N {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				start := make(chan struct{})
+				won := make(chan time.Duration, waiters)
+				var wg sync.WaitGroup
+				for _, c := range cs {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						t0 := time.Now()
+						l, err := c.Acquire(ctx, "split")
+						if err != nil {
+							return
+						}
+						won <- time.Since(t0)
+						cancel() // the others stop waiting
+						l.Release(context.Background())
+					}()
+				}
+				close(start)
+				wg.Wait()
+				cancel()
+				select {
+				case d := <-won:
+					firsts = append(firsts, d)
+				default:
+					stalls++
+				}
+			}
+			b.StopTimer()
+			slices.Sort(firsts)
+			pct := func(p float64) float64 {
+				if len(firsts) == 0 {
+					return 0
+				}
+				return float64(firsts[min(len(firsts)-1, int(p*float64(len(firsts))))].Microseconds()) / 1000
+			}
+			b.ReportMetric(pct(0.5), "first-win-p50-ms")
+			b.ReportMetric(pct(0.99), "first-win-p99-ms")
+			b.ReportMetric(pct(1), "first-win-max-ms")
+			b.ReportMetric(float64(stalls), "rounds-without-winner")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
