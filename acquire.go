@@ -37,19 +37,29 @@ const (
 // goroutine deletes value from every master that granted or may have
 // (a timed-out command may still have run), including the stragglers once
 // they answer. free is handed to the lease, which calls it when it ends.
-// With keep, a failed attempt that won master 0 keeps its keys instead
-// and returns a *keptError.
+// With keep (a waiting Acquire, which retries with the same value), the
+// attempt joins master 0's waiting list, a failed attempt that won master
+// 0 keeps its keys and returns a *keptError, and any other failure cleans
+// up before returning.
 //
 // On failure it returns a *QuorumError and the shortest remaining PTTL
 // reported by masters where another holder has the lock (0 if none).
-func (c *Client) attempt(ctx context.Context, req *request, value string, free func(), keep bool) (*Lease, time.Duration, error) {
+func (c *Client) attempt(ctx context.Context, req *request, value string, free func(), keep, probe bool) (*Lease, time.Duration, error) {
 	start := time.Now()
 	ttlArg := strconv.FormatInt(req.ttl.Milliseconds(), 10)
-	keys := []string{req.key, req.fenceKey}
-	args := []string{value, ttlArg}
-	replies := c.fanout(ctx, req.timeout, func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult {
+	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey}
+	waits := "0"
+	if keep {
+		waits = "1" // a waiting Acquire joins master 0's waiting list
+	}
+	args := []string{value, ttlArg, "0", waits, c.waitTTLArg}
+	args0 := []string{value, ttlArg, "1", waits, c.waitTTLArg}
+	send := func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		if node == 0 {
+			return script.Acquire.Exec(ctx, rc, keys, args0)
+		}
 		return script.Acquire.Exec(ctx, rc, keys, args)
-	})
+	}
 
 	n := len(c.nodes)
 	state := make([]int, n)
@@ -57,29 +67,49 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 	errs := make([]error, n)
 	var nGranted, nHeld, nAnswered int
 	var pttl time.Duration
-	for nGranted < c.quorum && nGranted+(n-nAnswered) >= c.quorum {
-		r := <-replies
+	record := func(r reply) {
 		nAnswered++
 		if r.err != nil {
 			state[r.node], errs[r.node] = failed, r.err
-			continue
+			return
 		}
 		v, err := r.res.AsIntSlice()
 		if err != nil || len(v) != 2 {
 			state[r.node] = failed
 			errs[r.node] = &NodeError{Addr: c.nodes[r.node].addr, Err: fmt.Errorf("unexpected reply to acquire: %v", r.res)}
-			continue
+			return
 		}
 		if v[0] == 1 {
 			state[r.node], counters[r.node] = granted, v[1]
 			nGranted++
-			continue
+			return
 		}
 		state[r.node] = held
 		nHeld++
 		if d := time.Duration(v[1]) * time.Millisecond; v[1] > 0 && (pttl == 0 || d < pttl) {
 			pttl = d
 		}
+	}
+
+	only := []bool(nil) // every master
+	if probe && n > 1 {
+		// A waiter asks master 0, which keeps the waiting list, first, and
+		// the others only when master 0 lets it go ahead: waiters that are
+		// not first in line then never take the other masters from the
+		// one that is. If master 0 does not answer, ask the rest anyway.
+		first, _ := c.fanoutTo(ctx, req.timeout, firstOnly(n), send)
+		record(<-first)
+		if state[0] == held {
+			return nil, pttl, &QuorumError{Op: "acquire", Name: req.name, Held: 1, Needed: c.quorum, Errs: errs, ahead: true}
+		}
+		only = make([]bool, n)
+		for i := 1; i < n; i++ {
+			only[i] = true
+		}
+	}
+	replies, _ := c.fanoutTo(ctx, req.timeout, only, send)
+	for nGranted < c.quorum && nGranted+(n-nAnswered) >= c.quorum {
+		record(<-replies)
 	}
 
 	qerr := func() *QuorumError {
@@ -92,6 +122,11 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 			l := newLease(c, req, value, token, start, free)
 			if c.track(l) {
 				l.start()
+				if keep && state[0] != granted {
+					// Won without master 0: our place in its waiting list
+					// would block the next in line until it lapsed.
+					c.leave(req, value)
+				}
 				return l, 0, nil
 			}
 			err = ErrClosed
@@ -103,17 +138,37 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 		}
 		// The lease was never handed out: take back everything, including
 		// from the masters still to answer, once they have.
-		c.spawn(func() { c.cleanup(req, value, state, replies, n-nAnswered) })
+		c.takeBack(keep, req, value, state, replies, n-nAnswered)
 		return nil, 0, err
 	}
-	if keep && state[0] == granted {
+	if keep && state[0] == granted && nHeld < c.quorum {
 		// We won master 0, the tie-break: keep our keys and let the
 		// caller retry with the same value. Rivals that lost master 0
 		// delete theirs, so the next round is ours (see retry.go).
 		return nil, pttl, &keptError{qerr()}
 	}
-	c.spawn(func() { c.cleanup(req, value, state, replies, n-nAnswered) })
+	c.takeBack(keep, req, value, state, replies, n-nAnswered)
 	return nil, pttl, qerr()
+}
+
+// takeBack cleans up after a failed attempt. A waiting Acquire (sync)
+// retries with the same value, so it must wait for the clean-up: a delete
+// still in flight could remove its next attempt's key. Its delayed second
+// delete is left to abandon, when the Acquire gives up. Otherwise the
+// clean-up runs in the background.
+func (c *Client) takeBack(sync bool, req *request, value string, state []int, replies <-chan reply, pending int) {
+	if sync {
+		c.cleanup(req, value, state, replies, pending, false)
+		return
+	}
+	c.spawn(func() { c.cleanup(req, value, state, replies, pending, true) })
+}
+
+// firstOnly marks master 0 alone, for fanoutTo.
+func firstOnly(n int) []bool {
+	only := make([]bool, n)
+	only[0] = true
+	return only
 }
 
 // keptError is a failed attempt whose keys were kept for a retry with the
@@ -122,14 +177,32 @@ type keptError struct{ *QuorumError }
 
 func (e *keptError) Unwrap() error { return e.QuorumError }
 
-// abandon deletes value's keys from every master: an Acquire that kept
-// them (keptError) gives up.
-func (c *Client) abandon(req *request, value string) {
-	state := make([]int, len(c.nodes))
-	for i := range state {
-		state[i] = failed
+// abandon deletes value's keys from every master, and takes value off
+// master 0's waiting list: a waiting Acquire gives up.
+func (c *Client) abandon(req *request, value string, kept bool) {
+	c.leave(req, value)
+	if kept {
+		state := make([]int, len(c.nodes))
+		for i := range state {
+			state[i] = failed
+		}
+		c.spawn(func() { c.cleanup(req, value, state, nil, 0, true) })
 	}
-	c.spawn(func() { c.cleanup(req, value, state, nil, 0) })
+}
+
+// leave takes value off master 0's waiting list, in the background.
+func (c *Client) leave(req *request, value string) {
+	c.spawn(func() {
+		ctx, cancel := context.WithTimeout(c.bg, req.ttl)
+		defer cancel()
+		keys, args := []string{req.waitKey, req.lapseKey}, []string{value}
+		replies, count := c.fanoutTo(ctx, req.timeout, firstOnly(len(c.nodes)), func(ctx context.Context, _ int, rc rueidis.Client) rueidis.RedisResult {
+			return script.Leave.Exec(ctx, rc, keys, args)
+		})
+		for range count {
+			<-replies
+		}
+	})
 }
 
 // cleanup deletes value's key from every master whose state is granted or
@@ -138,7 +211,7 @@ func (c *Client) abandon(req *request, value string) {
 // the caller's may be cancelled, and keys left behind would block the lock
 // for a whole TTL. Deletion is ordered after the acquire on each master
 // because each master has one connection and commands go out in order.
-func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int) {
+func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int, again bool) {
 	for ; pending > 0; pending-- {
 		r := <-replies
 		if r.err != nil {
@@ -162,17 +235,20 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 	ctx, cancel := context.WithTimeout(c.bg, req.ttl)
 	defer cancel()
 	c.deleteKey(ctx, req.key, value, req.timeout, need)
+	if !again {
+		return
+	}
 
 	// A master that did not answer may have lost its connection with our
 	// acquire still unread in its socket (a paused master, say); the
 	// delete then went over a new connection and may have run first. Once
 	// that master answers again, it has read the old socket too: delete a
 	// second time, a moment later, where the first answer was unknown.
-	again := make([]bool, len(state))
+	unknown := make([]bool, len(state))
 	any = false
 	for i, s := range state {
-		again[i] = s == failed
-		any = any || again[i]
+		unknown[i] = s == failed
+		any = any || unknown[i]
 	}
 	if !any {
 		return
@@ -181,7 +257,7 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 	defer t.Stop()
 	select {
 	case <-t.C:
-		c.deleteKey(ctx, req.key, value, req.timeout, again)
+		c.deleteKey(ctx, req.key, value, req.timeout, unknown)
 	case <-c.stop:
 	}
 }
@@ -196,7 +272,7 @@ const straggleDelay = 100 * time.Millisecond
 // each master's error (nil where it confirmed).
 func (c *Client) deleteKey(ctx context.Context, key, value string, timeout time.Duration, only []bool) (int, []error) {
 	keys, args := []string{key}, []string{value}
-	replies, count := c.fanoutTo(ctx, timeout, only, func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult {
+	replies, count := c.fanoutTo(ctx, timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Release.Exec(ctx, rc, keys, args)
 	})
 	errs := make([]error, len(c.nodes))

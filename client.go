@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,8 @@ type Client struct {
 	quorum int
 	epoch  time.Time // origin of now: lease validity is kept on the monotonic clock
 
+	waitTTLArg string // how long a waiter's place in line lasts unrenewed, ms
+
 	queue   localQueue
 	renewer *renewer
 	watches *watchHub
@@ -31,6 +34,8 @@ type Client struct {
 	// stop is closed by Close; background loops (dialling, renewal) end on
 	// it, and bg, the context of background commands, is cancelled.
 	stop     chan struct{}
+	stopping context.Context // done when stop closes
+	stopNow  context.CancelFunc
 	bg       context.Context
 	cancelBg context.CancelFunc
 
@@ -62,6 +67,10 @@ func New(cfg Config) (*Client, error) {
 		leases: make(map[*Lease]struct{}),
 	}
 	c.bg, c.cancelBg = context.WithCancel(context.Background())
+	c.stopping, c.stopNow = context.WithCancel(context.Background())
+	// A waiter renews its place at every attempt, at least every
+	// RetryMaxDelay; one that vanished keeps it this long at most.
+	c.waitTTLArg = strconv.FormatInt(max(time.Second, 4*s.retryMaxDelay).Milliseconds(), 10)
 	c.queue.slots = make(map[string]*slot)
 	first := make(chan error, len(s.nodes))
 	for i, opt := range s.nodes {
@@ -106,7 +115,6 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.renewer = newRenewer(c)
 	c.watches = newWatchHub(c)
-	c.watches.start()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -137,6 +145,7 @@ func (c *Client) Close() error {
 	// Stop first: waiters, renewals and background loops end, so that no
 	// waiter takes a slot that the leases below free.
 	close(c.stop)
+	c.stopNow()
 
 	var err error
 	ended := leases[:0]
@@ -165,6 +174,7 @@ func (c *Client) shutdown() {
 	case <-c.stop:
 	default:
 		close(c.stop)
+		c.stopNow()
 	}
 	// Clean-ups still running finish first (each is bounded by per-master
 	// timeouts); only then is their context cancelled.
@@ -232,14 +242,14 @@ type reply struct {
 // reply per master, in the order they come. The channel is buffered: the
 // caller may stop reading early; the goroutines still end, each within
 // timeout. The caller must be between enter and exit.
-func (c *Client) fanout(ctx context.Context, timeout time.Duration, send func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult) <-chan reply {
+func (c *Client) fanout(ctx context.Context, timeout time.Duration, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) <-chan reply {
 	replies, _ := c.fanoutTo(ctx, timeout, nil, send)
 	return replies
 }
 
 // fanoutTo is fanout to the masters marked in only (all when only is nil);
 // it also returns how many replies will come.
-func (c *Client) fanoutTo(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int) {
+func (c *Client) fanoutTo(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int) {
 	count := 0
 	for i := range c.nodes {
 		if only == nil || only[i] {
@@ -270,7 +280,7 @@ func (c *Client) fanoutTo(ctx context.Context, timeout time.Duration, only []boo
 				replies <- reply{node: i, err: &NodeError{Addr: n.addr, Err: err}}
 				return
 			}
-			res := send(nctx, rc)
+			res := send(nctx, i, rc)
 			r := reply{node: i, res: res}
 			if err := res.Error(); err != nil {
 				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {

@@ -37,17 +37,23 @@ type QuorumError struct {
 	// Expired is set when a majority granted, but too late: the lease's
 	// validity had run out by the time the answers were in.
 	Expired bool
+
+	// ahead: master 0, asked first by a waiting Acquire, said another
+	// holder or an earlier waiter goes first; the others were not asked.
+	ahead bool
 }
 
 // Locked reports whether the quorum was missed because another holder has
 // the lock, rather than because masters failed to answer.
 func (e *QuorumError) Locked() bool {
-	return !e.Expired && e.Granted+e.Held >= e.Needed && e.Held > 0
+	return e.ahead || !e.Expired && e.Granted+e.Held >= e.Needed && e.Held > 0
 }
 
 func (e *QuorumError) Error() string {
 	var b strings.Builder
 	switch {
+	case e.ahead:
+		fmt.Fprintf(&b, "distlock: %s %q: locked: master 0 says another holder or an earlier waiter goes first", e.Op, e.Name)
 	case e.Expired:
 		fmt.Fprintf(&b, "distlock: %s %q: granted by %d of %d needed masters, but validity ran out before the answers came", e.Op, e.Name, e.Granted, e.Needed)
 	case e.Locked():

@@ -163,7 +163,7 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil // released before
 	}
 	keys, args := []string{l.req.key}, []string{l.value}
-	replies, count := l.c.fanoutTo(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult {
+	replies, count := l.c.fanoutTo(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Release.Exec(ctx, rc, keys, args)
 	})
 	errs := make([]error, len(l.c.nodes))
@@ -236,7 +236,7 @@ func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 	defer l.renewing.Unlock()
 	start := time.Now()
 	keys, args := []string{l.req.key}, []string{l.value, strconv.FormatInt(ttl.Milliseconds(), 10)}
-	replies := l.c.fanout(ctx, l.c.nodeTimeout(ttl), func(ctx context.Context, rc rueidis.Client) rueidis.RedisResult {
+	replies := l.c.fanout(ctx, l.c.nodeTimeout(ttl), func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Renew.Exec(ctx, rc, keys, args)
 	})
 	n := len(l.c.nodes)

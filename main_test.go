@@ -126,7 +126,13 @@ func noLockKeys(t *testing.T, servers []*redistest.Server) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("lock keys left on %s: got %v; want none", s.Addr(), keys)
+				var detail []string
+				for _, k := range keys {
+					v, _ := s.Do("GET", k)
+					pttl, _ := s.Do("PTTL", k)
+					detail = append(detail, fmt.Sprintf("%s=%q (PTTL %s ms)", k, v, pttl))
+				}
+				t.Fatalf("lock keys left on %s: got %v; want none", s.Addr(), detail)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

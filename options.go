@@ -2,6 +2,7 @@ package distlock
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/distlock/distlock/internal/keyslot"
@@ -29,6 +30,8 @@ type request struct {
 	name     string
 	key      string // the lock key: prefix + name
 	fenceKey string // the fence counter of the lock key's hash slot
+	waitKey  string // master 0's waiting list, by arrival (same slot)
+	lapseKey string // the waiting list by lapse time (same slot)
 	ttl      time.Duration
 	timeout  time.Duration // per master
 }
@@ -40,6 +43,8 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 		return nil, fmt.Errorf("distlock: %s: empty lock name", op)
 	case len(name) > MaxNameLen:
 		return nil, fmt.Errorf("distlock: %s: lock name of %d bytes is longer than MaxNameLen (%d)", op, len(name), MaxNameLen)
+	case strings.HasPrefix(name, "fence:") || strings.HasPrefix(name, "wait:") || strings.HasPrefix(name, "lapse:"):
+		return nil, fmt.Errorf("distlock: %s: lock name %q: names starting with \"fence:\", \"wait:\" or \"lapse:\" are reserved for distlock's own keys", op, name)
 	}
 	o := acquireOptions{ttl: c.cfg.ttl}
 	for _, opt := range opts {
@@ -54,10 +59,13 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 	// arithmetic never assumes a key lives longer than it does.
 	ttl := o.ttl.Truncate(time.Millisecond)
 	key := c.cfg.prefix + name
+	tag := "{" + keyslot.Tag(keyslot.Slot(key)) + "}"
 	return &request{
 		name:     name,
 		key:      key,
-		fenceKey: c.cfg.prefix + "fence:{" + keyslot.Tag(keyslot.Slot(key)) + "}",
+		fenceKey: c.cfg.prefix + "fence:" + tag,
+		waitKey:  c.cfg.prefix + "wait:" + tag + name,
+		lapseKey: c.cfg.prefix + "lapse:" + tag + name,
 		ttl:      ttl,
 		timeout:  c.nodeTimeout(ttl),
 	}, nil

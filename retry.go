@@ -10,6 +10,9 @@ import (
 	"github.com/cenkalti/backoff/v4"
 )
 
+// keptRetryDelay is how soon the waiter that won master 0 tries again.
+const keptRetryDelay = time.Millisecond
+
 // Waiting for a held lock.
 //
 // Several waiters racing on every master can split the vote: each wins
@@ -20,6 +23,15 @@ import (
 // re-asserts a key that already holds it), while the others delete theirs
 // and back off. Only one waiter can hold master 0, so the next round is
 // its. When master 0 is down, jitter alone remains.
+//
+// Master 0 also keeps the order: a waiting Acquire joins a waiting list
+// there (a sorted set, by arrival) at its first failed attempt and renews
+// its place at every attempt; master 0 grants a free lock only to the
+// first in line. So waiters of different Clients take the lock in order of
+// arrival, and the tie-break always favours the longest waiter. A waiter
+// that vanishes without leaving (a crash) holds its place until its
+// registration lapses: max(1s, 4*RetryMaxDelay). Each Acquire keeps one
+// value for all its attempts, which is its place in line.
 //
 // Within one Client, goroutines that want the same name queue locally: only
 // the head of the queue contends on the masters, so a Client never splits
@@ -62,15 +74,15 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 	value := newValue()
 	var last error // the last attempt's error that ctx did not cut short
 	for {
-		l, pttl, err := c.attempt(ctx, req, value, free, true)
+		// After the first attempt this Acquire is in master 0's waiting
+		// list: ask master 0 first (probe).
+		l, pttl, err := c.attempt(ctx, req, value, free, true, last != nil)
 		if err == nil {
 			return l, nil
 		}
 		var kept *keptError
 		if errors.As(err, &kept) {
 			err = kept.QuorumError
-		} else {
-			value = newValue() // the old one is being cleaned up
 		}
 		if ctx.Err() != nil && last != nil {
 			// Cut short by ctx: the previous attempt says more (ErrLocked).
@@ -78,9 +90,9 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 		}
 		last = err
 		giveUp := func(err error) (*Lease, error) {
-			if kept != nil {
-				c.abandon(req, value)
-			}
+			// Stragglers may still set value somewhere: delete it
+			// everywhere, and leave the waiting list.
+			c.abandon(req, value, true)
 			free()
 			return nil, err
 		}
@@ -102,7 +114,7 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 		if kept != nil {
 			// The tie-break winner retries first, once the others have
 			// had a round trip to delete their keys.
-			delay = min(delay, c.cfg.retryMinDelay)
+			delay = min(delay, keptRetryDelay)
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -139,7 +151,7 @@ func (c *Client) TryAcquire(ctx context.Context, name string, opts ...Option) (*
 	if !ok {
 		return nil, fmt.Errorf("distlock: try acquire %q: %w by another goroutine of this Client", name, ErrLocked)
 	}
-	l, _, err := c.attempt(ctx, req, newValue(), free, false)
+	l, _, err := c.attempt(ctx, req, newValue(), free, false, false)
 	if err != nil {
 		free()
 		return nil, withCtx(err, ctx.Err())

@@ -106,9 +106,10 @@ func (c *Client) Watch(ctx context.Context, name string) (<-chan Event, error) {
 
 // watcher is one Watch call's channel.
 type watcher struct {
-	ch     chan Event
-	missed int
-	closed bool
+	ch          chan Event
+	missed      int
+	closed      bool
+	initialized bool // an event has been sent: no Initial one any more
 }
 
 // send delivers ev without blocking: a full channel loses its oldest event.
@@ -117,6 +118,7 @@ func (w *watcher) send(ev Event) {
 	if w.closed {
 		return
 	}
+	w.initialized = true
 	for {
 		ev.Missed = w.missed
 		select {
@@ -149,8 +151,9 @@ type nameWatch struct {
 	watchers map[*watcher]struct{}
 	wakers   map[chan struct{}]struct{}
 	per      []masterState
-	holder   string // the value a majority holds; "" when free
-	started  bool   // the first quorum state has been computed
+	seq      []uint64 // per master: events seen; a read older than one is stale
+	holder   string   // the value a majority holds; "" when free
+	started  bool     // the first quorum state has been computed
 }
 
 // watchHub is a Client's watch machinery.
@@ -159,6 +162,7 @@ type watchHub struct {
 	mu      sync.Mutex // guards names and everything in them
 	names   map[string]*nameWatch
 	masters []*masterWatch
+	once    sync.Once // starts the masters' goroutines on first use
 }
 
 func newWatchHub(c *Client) *watchHub {
@@ -180,10 +184,13 @@ func (h *watchHub) start() {
 // on every master when it is the name's first. With a watcher it waits
 // until a majority of masters has subscribed and read the key, or ctx ends.
 func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake chan struct{}) (*nameWatch, error) {
+	// No watch connections until something watches: a Client that only
+	// locks never needs them (nor CONFIG rights).
+	h.once.Do(h.start)
 	h.mu.Lock()
 	nw := h.names[req.name]
 	if nw == nil {
-		nw = &nameWatch{req: req, watchers: make(map[*watcher]struct{}), wakers: make(map[chan struct{}]struct{}), per: make([]masterState, len(h.masters))}
+		nw = &nameWatch{req: req, watchers: make(map[*watcher]struct{}), wakers: make(map[chan struct{}]struct{}), per: make([]masterState, len(h.masters)), seq: make([]uint64, len(h.masters))}
 		h.names[req.name] = nw
 	}
 	nw.refs++
@@ -218,6 +225,8 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake chan 
 		case <-ctx.Done():
 			h.remove(nw, w, nil)
 			return nil, ctx.Err()
+		case <-h.c.stop:
+			return nil, ErrClosed
 		case <-timeout.C:
 			answered = len(h.masters)
 		}
@@ -226,9 +235,9 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake chan 
 		h.remove(nw, w, nil)
 		return nil, &QuorumError{Op: "watch", Name: req.name, Granted: ok, Needed: h.c.quorum, Errs: errs}
 	}
-	// Deliver the state found, if held.
+	// Deliver the state found, if held (unless set already did).
 	h.mu.Lock()
-	if nw.holder != "" {
+	if nw.started && nw.holder != "" && !w.initialized {
 		w.send(Event{Name: req.name, Type: EventAcquired, Time: time.Now(), Masters: nw.count(nw.holder), Initial: true})
 	}
 	h.mu.Unlock()
@@ -245,6 +254,11 @@ func (h *watchHub) remove(nw *nameWatch, w *watcher, wake chan struct{}) {
 		}
 		delete(nw.watchers, w)
 		w.closed = true
+		// Events still buffered are dropped: after ctx ends the receiver
+		// sees the channel closed, not stale events.
+		for len(w.ch) > 0 {
+			<-w.ch
+		}
 		close(w.ch)
 	}
 	if wake != nil {
@@ -296,56 +310,84 @@ func (nw *nameWatch) count(value string) int {
 	return n
 }
 
-// set records what master m says about nw's key and emits the events of
-// any change of the quorum state. gone says how a key that vanished went:
-// EventReleased or EventExpired. h.mu must be held.
+// set records what master m says about nw's key (known false: m is
+// unreachable) and emits the events of any change of the quorum state.
+// gone says how a key that vanished went: EventReleased or EventExpired.
+// h.mu must be held.
+//
+// A master that is unreachable might hold anything, so the state changes
+// only on certainty: a value is the holder once a majority holds it, and a
+// holder has gone once even the unreachable masters could not give it a
+// majority.
 func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time.Duration, gone EventType) {
 	s := &nw.per[m]
-	s.known, s.value = known, value
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil
 	}
-	s.expires = 0
-	if known && value != "" && pttl > 0 {
-		s.expires = h.c.now() + int64(pttl)
-		// Read the key again when it should expire: that forces Redis to
-		// delete it (and publish "expired") even on a busy master.
-		name, mw := nw.req.name, h.masters[m]
-		s.timer = time.AfterFunc(pttl+time.Millisecond, func() { mw.markRefresh(name) })
+	if !known {
+		// Keep what it last said (value, expiry): the read after it
+		// reconnects compares with it. It just no longer counts.
+		s.known = false
+	} else {
+		s.known, s.value, s.expires = true, value, 0
+		if value != "" && pttl > 0 {
+			s.expires = h.c.now() + int64(pttl)
+			// Read the key again when it should expire: that forces Redis
+			// to delete it (and publish "expired") even on a busy master.
+			name, mw := nw.req.name, h.masters[m]
+			s.timer = time.AfterFunc(pttl+time.Millisecond, func() { mw.markRefresh(name) })
+		}
 	}
 
-	knownCount := 0
+	unknown, known0 := 0, 0
 	counts := make(map[string]int)
 	for _, st := range nw.per {
 		if st.known {
-			knownCount++
+			known0++
 			counts[st.value]++
+		} else {
+			unknown++
 		}
 	}
-	if knownCount < h.c.quorum {
-		return // too few masters known to say anything
-	}
-	holder := ""
+	q := h.c.quorum
+	holder, best := "", 0
 	for v, n := range counts {
-		if v != "" && n >= h.c.quorum {
-			holder = v
+		if v != "" && n > best {
+			holder, best = v, n
 		}
+	}
+	if best < q {
+		holder = ""
 	}
 	if !nw.started {
-		nw.started = true
-		nw.holder = holder
+		// The first state: held by a majority, or free for certain.
+		if holder == "" && best+unknown >= q {
+			return
+		}
+		nw.started, nw.holder = true, holder
+		if holder != "" {
+			ev := Event{Name: nw.req.name, Type: EventAcquired, Time: time.Now(), Masters: best, Initial: true}
+			for w := range nw.watchers {
+				if !w.initialized {
+					w.send(ev)
+				}
+			}
+		}
 		return
+	}
+	if holder == "" && nw.holder != "" && counts[nw.holder]+unknown >= q {
+		holder = nw.holder // it may still hold a majority among the unreachable
 	}
 	if holder == nw.holder {
 		return
 	}
 	now := time.Now()
 	if nw.holder != "" {
-		h.emit(nw, Event{Name: nw.req.name, Type: gone, Time: now, Masters: knownCount - nw.count(nw.holder)})
+		h.emit(nw, Event{Name: nw.req.name, Type: gone, Time: now, Masters: known0 - counts[nw.holder]})
 	}
 	if holder != "" {
-		h.emit(nw, Event{Name: nw.req.name, Type: EventAcquired, Time: now, Masters: counts[holder]})
+		h.emit(nw, Event{Name: nw.req.name, Type: EventAcquired, Time: now, Masters: best})
 	}
 	nw.holder = holder
 }
@@ -362,17 +404,6 @@ func (h *watchHub) emit(nw *nameWatch, ev Event) {
 			case wake <- struct{}{}:
 			default:
 			}
-		}
-	}
-}
-
-// wakeAll wakes nw's waiters: a master saw the key go, which may free the
-// lock even before a majority agrees. h.mu must be held.
-func (nw *nameWatch) wakeAll() {
-	for wake := range nw.wakers {
-		select {
-		case wake <- struct{}{}:
-		default:
 		}
 	}
 }
@@ -441,7 +472,11 @@ func (m *masterWatch) run() {
 	c := m.hub.c
 	delay := 50 * time.Millisecond
 	for {
-		err := m.session()
+		subscribed := false
+		err := m.session(&subscribed)
+		if subscribed {
+			delay = 50 * time.Millisecond // it worked: reconnect quickly next time
+		}
 		// Disconnected: what this master said no longer counts.
 		m.hub.mu.Lock()
 		for _, nw := range m.hub.names {
@@ -482,7 +517,7 @@ func (m *masterWatch) failOps(err error) {
 }
 
 // session is one connection's life: it returns why it ended.
-func (m *masterWatch) session() error {
+func (m *masterWatch) session(subscribed *bool) error {
 	c := m.hub.c
 	select {
 	case <-c.stop:
@@ -494,13 +529,21 @@ func (m *masterWatch) session() error {
 		return err
 	}
 	dc, release := rc.Dedicate()
-	defer release()
+	defer func() {
+		// Close the connection rather than hand it back: handing it back
+		// unsubscribes and waits for the answer, which a paused master
+		// never gives.
+		dc.Close()
+		release()
+	}()
 	errc := dc.SetPubSubHooks(rueidis.PubSubHooks{
 		OnMessage:      m.onMessage,
 		OnSubscription: func(rueidis.PubSubSubscription) {},
 	})
 	ctx, cancel := context.WithCancel(c.bg)
 	defer cancel()
+	stopCancel := context.AfterFunc(c.stopping, cancel) // Close ends a session at once
+	defer stopCancel()
 	if !c.cfg.skipNotifyConfig {
 		if err := m.configure(ctx, dc); err != nil {
 			m.failOps(err)
@@ -518,6 +561,7 @@ func (m *masterWatch) session() error {
 	if err := m.subscribe(ctx, dc, names); err != nil {
 		return err
 	}
+	*subscribed = true
 	for {
 		m.mu.Lock()
 		ops := m.ops
@@ -527,13 +571,15 @@ func (m *masterWatch) session() error {
 			refresh, m.refresh = m.refresh, make(map[string]bool)
 		}
 		m.mu.Unlock()
-		for _, o := range ops {
+		for k, o := range ops {
 			var err error
 			switch o.kind {
 			case opSubscribe:
 				err = m.subscribe(ctx, dc, []string{o.name})
 			case opUnsubscribe:
-				err = dc.Do(ctx, dc.B().Unsubscribe().Channel(m.channel(o.channelKey)).Build()).Error()
+				uctx, ucancel := context.WithTimeout(ctx, c.cfg.dialTimeout)
+				err = dc.Do(uctx, dc.B().Unsubscribe().Channel(m.channel(o.channelKey)).Build()).Error()
+				ucancel()
 			}
 			if o.ack != nil {
 				if err != nil {
@@ -543,6 +589,11 @@ func (m *masterWatch) session() error {
 				}
 			}
 			if err != nil {
+				// The ops not yet run go back to the queue: the next
+				// session (or the wait between) answers them.
+				m.mu.Lock()
+				m.ops = append(ops[k+1:len(ops):len(ops)], m.ops...)
+				m.mu.Unlock()
 				return err
 			}
 		}
@@ -644,10 +695,12 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 	m.hub.mu.Lock()
 	keys := make([]string, 0, len(names))
 	live := make([]*nameWatch, 0, len(names))
+	seqs := make([]uint64, 0, len(names))
 	for _, name := range names {
 		if nw := m.hub.names[name]; nw != nil {
 			keys = append(keys, nw.req.key)
 			live = append(live, nw)
+			seqs = append(seqs, nw.seq[m.node.index])
 		}
 	}
 	m.hub.mu.Unlock()
@@ -668,25 +721,34 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 		if m.hub.names[nw.req.name] != nw {
 			continue // unwatched meanwhile
 		}
+		if nw.seq[m.node.index] != seqs[i] {
+			// An event came after this read was sent (rueidis hands it
+			// over before our reply): the read may predate it. Read again.
+			m.markRefresh(nw.req.name)
+			continue
+		}
 		value, err := res[2*i].ToString()
 		if rueidis.IsRedisNil(err) {
 			value, err = "", nil
 		}
 		pttl, err2 := res[2*i+1].AsInt64()
-		if err != nil || err2 != nil {
-			return errors.Join(err, err2)
+		if err := errors.Join(err, err2); err != nil {
+			if _, isRedis := rueidis.IsRedisErr(err); isRedis {
+				// This key alone (say, WRONGTYPE): its state is unknown.
+				m.hub.set(nw, m.node.index, false, "", 0, EventReleased)
+				continue
+			}
+			return err
 		}
 		prev := nw.per[m.node.index]
 		gone := EventReleased
 		// A key found gone at or after its known expiry expired; one found
 		// gone before it was deleted (its "del" event was lost).
-		if prev.known && prev.value != "" && prev.expires != 0 && now >= prev.expires-int64(5*time.Millisecond) {
+		// (prev may be what the master said before a disconnect.)
+		if prev.value != "" && prev.expires != 0 && now >= prev.expires-int64(5*time.Millisecond) {
 			gone = EventExpired
 		}
 		m.hub.set(nw, m.node.index, true, value, time.Duration(pttl)*time.Millisecond, gone)
-		if value == "" {
-			nw.wakeAll()
-		}
 	}
 	return nil
 }
@@ -700,18 +762,20 @@ func (m *masterWatch) onMessage(msg rueidis.PubSubMessage) {
 	if !ok {
 		return
 	}
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	nw := m.hub.names[name]
+	if nw == nil {
+		return
+	}
+	nw.seq[m.node.index]++
 	switch msg.Message {
 	case "del", "expired", "evicted", "rename_from":
 		gone := EventReleased
 		if msg.Message != "del" {
 			gone = EventExpired
 		}
-		m.hub.mu.Lock()
-		if nw := m.hub.names[name]; nw != nil {
-			m.hub.set(nw, m.node.index, true, "", 0, gone)
-			nw.wakeAll()
-		}
-		m.hub.mu.Unlock()
+		m.hub.set(nw, m.node.index, true, "", 0, gone)
 	default: // set, expire, ...: the value or TTL changed; read it
 		m.markRefresh(name)
 	}

@@ -148,7 +148,7 @@ func TestWatchSlowReceiver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const rounds = distlock.WatchBuffer
+	const rounds = 3 * distlock.WatchBuffer
 	for range rounds {
 		l, err := c.Acquire(t.Context(), "slow")
 		if err != nil {

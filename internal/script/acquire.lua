@@ -2,19 +2,55 @@
 --
 -- KEYS[1]  lock key
 -- KEYS[2]  fence counter of the lock key's hash slot
+-- KEYS[3]  waiting list: values of waiting acquires, by arrival (ZSET)
+-- KEYS[4]  the same values, by the time their registration lapses (ZSET)
 -- ARGV[1]  lease value (128 random bits, hex)
 -- ARGV[2]  TTL in milliseconds (relative: the master's own clock counts it)
+-- ARGV[3]  "1" when this master keeps the waiting list (master 0), else "0"
+-- ARGV[4]  "1" when the caller waits (Acquire) and should join the list
+-- ARGV[5]  how long a registration lasts without renewal, in milliseconds
 --
 -- Returns {1, counter} when the key now holds ARGV[1]: it was free, or it
 -- already held this same value (a retry of the same lease re-asserts it).
 -- The counter is always a fresh INCR, so no two grants on one master ever
--- see the same number. Returns {0, pttl} when another value holds the key.
+-- see the same number. Returns {0, pttl} when another value holds the key,
+-- and {0, 0} when the key is free but an earlier waiter is first in line.
+--
+-- On master 0 the waiting list makes waiters of different clients take the
+-- lock in order of arrival: a free key goes only to the first in line.
+local queue = ARGV[3] == '1'
+local head
+if queue then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)
+  for _, v in ipairs(lapsed) do
+    redis.call('ZREM', KEYS[3], v)
+    redis.call('ZREM', KEYS[4], v)
+  end
+  head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+  if ARGV[4] == '1' and head ~= ARGV[1] then
+    -- Join the list (keeping an earlier place), or renew the registration.
+    redis.call('ZADD', KEYS[3], 'NX', now, ARGV[1])
+    redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[1])
+    redis.call('PEXPIRE', KEYS[3], ARGV[5])
+    redis.call('PEXPIRE', KEYS[4], ARGV[5])
+    head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+  end
+end
 local v = redis.call('GET', KEYS[1])
 if v == false then
+  if head ~= nil and head ~= ARGV[1] then
+    return {0, 0}
+  end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 elseif v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
   return {0, redis.call('PTTL', KEYS[1])}
+end
+if queue then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[4], ARGV[1])
 end
 return {1, redis.call('INCR', KEYS[2])}

@@ -10,6 +10,7 @@ import (
 	"crypto/sha1"
 	_ "embed"
 	"encoding/hex"
+	"strings"
 
 	"github.com/redis/rueidis"
 )
@@ -23,17 +24,31 @@ var (
 	renewSrc string
 	//go:embed fence.lua
 	fenceSrc string
+	//go:embed leave.lua
+	leaveSrc string
 )
 
 // The scripts. None of them is marked retryable: a script whose reply was
 // lost may still have run, and running acquire a second time would draw a
 // second fencing counter behind the caller's back. (rueidis retries only
 // commands marked retryable, and distlock also sets DisableRetry.)
+//
+// Acquire, Release and Leave are always sent as EVAL. EVALSHA falls back to
+// EVAL when a master answers NOSCRIPT (a fresh or restarted master), and
+// that second command is a trap twice over: it goes out after the first
+// answer, so a release sent in between runs before the acquire it should
+// undo; and if the caller has stopped waiting by then (a paused master
+// answers late), it is never sent at all, so a release silently does
+// nothing. Either way a lock key stays behind for a whole TTL. One command
+// per call keeps each master's commands in the order they were sent.
+// Renew and Fence keep EVALSHA: a lost renewal is retried, and a lost
+// write-back fails the acquire, which then cleans up.
 var (
-	Acquire = New(acquireSrc)
-	Release = New(releaseSrc)
+	Acquire = NewNoSha(acquireSrc)
+	Release = NewNoSha(releaseSrc)
 	Renew   = New(renewSrc)
 	Fence   = New(fenceSrc)
+	Leave   = NewNoSha(leaveSrc)
 )
 
 // Script is a Lua script with its SHA-1, sent as EVALSHA and, where a master
@@ -50,6 +65,20 @@ func New(src string) *Script {
 	return &Script{lua: rueidis.NewLuaScript(src), src: src, sha: hex.EncodeToString(sum[:])}
 }
 
+// NewNoSha returns the script with source src, always sent as EVAL.
+// Comment lines are dropped from what is sent.
+func NewNoSha(src string) *Script {
+	var b strings.Builder
+	for _, line := range strings.Split(src, "\n") {
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "--") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	body := b.String()
+	return &Script{lua: rueidis.NewLuaScriptNoSha(body), src: body}
+}
+
 // Exec runs the script once on c.
 func (s *Script) Exec(ctx context.Context, c rueidis.Client, keys, args []string) rueidis.RedisResult {
 	return s.lua.Exec(ctx, c, keys, args)
@@ -62,9 +91,16 @@ func (s *Script) Exec(ctx context.Context, c rueidis.Client, keys, args []string
 func (s *Script) ExecMulti(ctx context.Context, c rueidis.Client, calls []rueidis.LuaExec) []rueidis.RedisResult {
 	cmds := make(rueidis.Commands, len(calls))
 	for i, call := range calls {
-		cmds[i] = c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(call.Keys))).Key(call.Keys...).Arg(call.Args...).Build()
+		if s.sha == "" {
+			cmds[i] = c.B().Eval().Script(s.src).Numkeys(int64(len(call.Keys))).Key(call.Keys...).Arg(call.Args...).Build()
+		} else {
+			cmds[i] = c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(call.Keys))).Key(call.Keys...).Arg(call.Args...).Build()
+		}
 	}
 	results := c.DoMulti(ctx, cmds...)
+	if s.sha == "" {
+		return results
+	}
 	var again []int
 	for i, r := range results {
 		if err, ok := rueidis.IsRedisErr(r.Error()); ok && err.IsNoScript() {
