@@ -55,10 +55,19 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 	args := []string{value, ttlArg, "0", waits, c.waitTTLArg}
 	args0 := []string{value, ttlArg, "1", waits, c.waitTTLArg}
 	send := func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		a := args
 		if node == 0 {
-			return script.Acquire.Exec(ctx, rc, keys, args0)
+			a = args0
 		}
-		return script.Acquire.Exec(ctx, rc, keys, args)
+		res := script.Acquire.ExecLoaded(ctx, rc, keys, a)
+		if err, ok := rueidis.IsRedisErr(res.Error()); ok && err.IsNoScript() {
+			// The master lost its scripts (a restart): this attempt
+			// counts it as failed; load the script for the next one.
+			lctx, cancel := context.WithTimeout(c.bg, req.timeout)
+			script.Acquire.Load(lctx, rc)
+			cancel()
+		}
+		return res
 	}
 
 	n := len(c.nodes)

@@ -1,12 +1,15 @@
 package distlock
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/distlock/distlock/internal/script"
 )
 
 // node is one master. Its rueidis client is created when the master first
@@ -43,6 +46,12 @@ func (n *node) dial(stop <-chan struct{}, first chan<- error) {
 	for attempt := 0; ; attempt++ {
 		c, err := rueidis.NewClient(n.opt)
 		if err == nil {
+			// Load the acquire script now: it is sent as EVALSHA alone
+			// (see internal/script), and a fresh master would refuse the
+			// first acquire.
+			ctx, cancel := context.WithTimeout(context.Background(), n.opt.Dialer.Timeout)
+			script.Acquire.Load(ctx, c)
+			cancel()
 			select {
 			case <-stop:
 				// Close ran while we dialled: nobody will close this client.

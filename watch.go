@@ -138,8 +138,9 @@ func (w *watcher) send(ev Event) {
 // masterState is what one master last said about one key.
 type masterState struct {
 	known   bool
-	value   string // "" when free
-	expires int64  // on c's monotonic clock; 0 when unknown or free
+	value   string    // "" when free
+	expires int64     // on c's monotonic clock; 0 when unknown or free
+	how     EventType // when free: how the key went, if this master saw it (0: not known)
 	timer   *time.Timer
 }
 
@@ -330,7 +331,10 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 		// reconnects compares with it. It just no longer counts.
 		s.known = false
 	} else {
-		s.known, s.value, s.expires = true, value, 0
+		s.known, s.value, s.expires, s.how = true, value, 0, 0
+		if value == "" {
+			s.how = gone
+		}
 		if value != "" && pttl > 0 {
 			s.expires = h.c.now() + int64(pttl)
 			// Read the key again when it should expire: that forces Redis
@@ -384,12 +388,37 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 	}
 	now := time.Now()
 	if nw.holder != "" {
-		h.emit(nw, Event{Name: nw.req.name, Type: gone, Time: now, Masters: known0 - counts[nw.holder]})
+		h.emit(nw, Event{Name: nw.req.name, Type: nw.howGone(h.c.now()), Time: now, Masters: known0 - counts[nw.holder]})
 	}
 	if holder != "" {
 		h.emit(nw, Event{Name: nw.req.name, Type: EventAcquired, Time: now, Masters: best})
 	}
 	nw.holder = holder
+}
+
+// howGone tells how the holder's keys went: released if any master saw a
+// delete, expired if any saw an expiry; when none saw it happen (they were
+// disconnected), expired if the holder's known expiry has passed.
+func (nw *nameWatch) howGone(now int64) EventType {
+	var expired bool
+	var expires int64
+	for _, s := range nw.per {
+		if s.known && s.value == "" {
+			switch s.how {
+			case EventReleased:
+				return EventReleased
+			case EventExpired:
+				expired = true
+			}
+		}
+		if s.value == nw.holder {
+			expires = max(expires, s.expires)
+		}
+	}
+	if expired || expires != 0 && now >= expires-int64(5*time.Millisecond) {
+		return EventExpired
+	}
+	return EventReleased
 }
 
 // emit sends ev to every watcher of nw, and wakes its waiters when the
@@ -741,12 +770,16 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 			return err
 		}
 		prev := nw.per[m.node.index]
-		gone := EventReleased
 		// A key found gone at or after its known expiry expired; one found
-		// gone before it was deleted (its "del" event was lost).
+		// gone before it was deleted (its "del" event was lost). Without
+		// a known expiry this master cannot tell (0): howGone decides.
 		// (prev may be what the master said before a disconnect.)
-		if prev.value != "" && prev.expires != 0 && now >= prev.expires-int64(5*time.Millisecond) {
-			gone = EventExpired
+		var gone EventType
+		if prev.value != "" {
+			gone = EventReleased
+			if prev.expires != 0 && now >= prev.expires-int64(5*time.Millisecond) {
+				gone = EventExpired
+			}
 		}
 		m.hub.set(nw, m.node.index, true, value, time.Duration(pttl)*time.Millisecond, gone)
 	}

@@ -17,39 +17,44 @@
 -- and {0, 0} when the key is free but an earlier waiter is first in line.
 --
 -- On master 0 the waiting list makes waiters of different clients take the
--- lock in order of arrival: a free key goes only to the first in line.
+-- lock in order of arrival: a free key goes only to the first in line. A
+-- waiter joins the list only when refused, so an uncontended acquire costs
+-- one EXISTS more there, and nothing more elsewhere.
 local queue = ARGV[3] == '1'
-local head
-if queue then
+local head, now
+if queue and redis.call('EXISTS', KEYS[3]) == 1 then
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)
-  for _, v in ipairs(lapsed) do
-    redis.call('ZREM', KEYS[3], v)
-    redis.call('ZREM', KEYS[4], v)
+  for _, w in ipairs(lapsed) do
+    redis.call('ZREM', KEYS[3], w)
+    redis.call('ZREM', KEYS[4], w)
   end
   head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-  if ARGV[4] == '1' and head ~= ARGV[1] then
-    -- Join the list (keeping an earlier place), or renew the registration.
-    redis.call('ZADD', KEYS[3], 'NX', now, ARGV[1])
-    redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[1])
-    redis.call('PEXPIRE', KEYS[3], ARGV[5])
-    redis.call('PEXPIRE', KEYS[4], ARGV[5])
-    head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-  end
 end
 local v = redis.call('GET', KEYS[1])
-if v == false then
-  if head ~= nil and head ~= ARGV[1] then
-    return {0, 0}
-  end
+if v == false and (head == nil or head == ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 elseif v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
+  if queue and ARGV[4] == '1' then
+    -- Join the list (keeping an earlier place), or renew the registration.
+    if now == nil then
+      local t = redis.call('TIME')
+      now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    redis.call('ZADD', KEYS[3], 'NX', now, ARGV[1])
+    redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[1])
+    redis.call('PEXPIRE', KEYS[3], ARGV[5])
+    redis.call('PEXPIRE', KEYS[4], ARGV[5])
+  end
+  if v == false then
+    return {0, 0}
+  end
   return {0, redis.call('PTTL', KEYS[1])}
 end
-if queue then
+if head ~= nil then
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('ZREM', KEYS[4], ARGV[1])
 end

@@ -33,18 +33,21 @@ var (
 // second fencing counter behind the caller's back. (rueidis retries only
 // commands marked retryable, and distlock also sets DisableRetry.)
 //
-// Acquire, Release and Leave are always sent as EVAL. EVALSHA falls back to
-// EVAL when a master answers NOSCRIPT (a fresh or restarted master), and
-// that second command is a trap twice over: it goes out after the first
-// answer, so a release sent in between runs before the acquire it should
-// undo; and if the caller has stopped waiting by then (a paused master
-// answers late), it is never sent at all, so a release silently does
-// nothing. Either way a lock key stays behind for a whole TTL. One command
-// per call keeps each master's commands in the order they were sent.
-// Renew and Fence keep EVALSHA: a lost renewal is retried, and a lost
-// write-back fails the acquire, which then cleans up.
+// No script may depend on EVALSHA's fallback to EVAL (rueidis sends it
+// when a master answers NOSCRIPT: a fresh or restarted master). The
+// fallback is a second command, a trap twice over: it goes out after the
+// first answer, so a release sent in between runs before the acquire it
+// should undo; and if the caller has stopped waiting by then (a paused
+// master answers late), it is never sent, so a release silently does
+// nothing. Either way a lock key stays behind for a whole TTL. So:
+//   - Acquire is sent as EVALSHA alone (ExecLoaded); a NOSCRIPT answer
+//     counts as that master's failure, and the caller loads the script
+//     (Load) for next time. Masters get it loaded when first dialled.
+//   - Release and Leave, small, are always sent as EVAL.
+//   - Renew and Fence keep the fallback: a lost renewal is retried, and
+//     a lost write-back fails the acquire, which then cleans up.
 var (
-	Acquire = NewNoSha(acquireSrc)
+	Acquire = New(acquireSrc)
 	Release = NewNoSha(releaseSrc)
 	Renew   = New(renewSrc)
 	Fence   = New(fenceSrc)
@@ -77,6 +80,18 @@ func NewNoSha(src string) *Script {
 	}
 	body := b.String()
 	return &Script{lua: rueidis.NewLuaScriptNoSha(body), src: body}
+}
+
+// ExecLoaded runs the script once on c as EVALSHA alone, with no
+// fallback: a master that does not have it answers NOSCRIPT (see
+// rueidis.RedisError.IsNoScript) and runs nothing.
+func (s *Script) ExecLoaded(ctx context.Context, c rueidis.Client, keys, args []string) rueidis.RedisResult {
+	return c.Do(ctx, c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+}
+
+// Load loads the script into c's script cache (SCRIPT LOAD).
+func (s *Script) Load(ctx context.Context, c rueidis.Client) error {
+	return c.Do(ctx, c.B().ScriptLoad().Script(s.src).Build()).Error()
 }
 
 // Exec runs the script once on c.
