@@ -129,6 +129,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 		token, err := c.fence(ctx, req, counters, validUntil)
 		if err == nil && time.Now().Before(validUntil) {
 			l := newLease(c, req, value, token, start, free)
+			l.stragglers, l.pending = replies, n-nAnswered
 			if c.track(l) {
 				l.start()
 				if keep && state[0] != granted {

@@ -72,6 +72,9 @@ func (c *Client) releaseAll(ctx context.Context, leases []*Lease) error {
 	const chunk = 10000
 	var failed int
 	var sample []error
+	for _, l := range leases {
+		l.settle()
+	}
 	for lo := 0; lo < len(leases); lo += chunk {
 		part := leases[lo:min(lo+chunk, len(leases))]
 		replies, errs := c.batch(ctx, c.cfg.dialTimeout, script.Release, part, func(_ int, l *Lease) []string { return []string{l.value} })

@@ -52,6 +52,14 @@ type Lease struct {
 	free     func() // lets this Client's next waiter for the name go
 	freeOnce sync.Once
 
+	// The acquire's answers still to come when it returned (a majority
+	// sufficed). A delete must wait for them: the goroutine sending one
+	// may not even have handed its command to rueidis yet, and a delete
+	// that overtook it would leave its key behind for a whole TTL.
+	stragglers <-chan reply
+	pending    int
+	settleOnce sync.Once
+
 	// renewing is held while a renewal or Extend is in flight: one at a
 	// time, so that the TTL the masters last received is the one the
 	// validity was computed from.
@@ -162,6 +170,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if !first && !isLost(prev) {
 		return nil // released before
 	}
+	l.settle()
 	keys, args := []string{l.req.key}, []string{l.value}
 	replies, count := l.c.fanoutTo(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Release.Exec(ctx, rc, keys, args)
@@ -360,6 +369,7 @@ func (l *Lease) endLocked(cause error) bool {
 		if !l.c.trySpawn(func() {
 			ctx, cancel := context.WithTimeout(l.c.bg, l.req.ttl)
 			defer cancel()
+			l.settle()
 			l.c.deleteKey(ctx, l.req.key, l.value, l.req.timeout, nil)
 			l.freeSlot()
 		}) {
@@ -367,6 +377,16 @@ func (l *Lease) endLocked(cause error) bool {
 		}
 	}
 	return true
+}
+
+// settle waits for the acquire's last answers (each bounded by the
+// per-master timeout), once.
+func (l *Lease) settle() {
+	l.settleOnce.Do(func() {
+		for range l.pending {
+			<-l.stragglers
+		}
+	})
 }
 
 // freeSlot lets this Client's next waiter for the name go, once.
