@@ -63,7 +63,9 @@ type Config struct {
 	TTL time.Duration
 
 	// KeyPrefix starts every key distlock writes: the lock "job" is the
-	// key KeyPrefix+"job", and fence counters are KeyPrefix+"fence:{tag}".
+	// key KeyPrefix+"job"; fence counters are KeyPrefix+"fence:{tag}" and
+	// master 0's waiting lists KeyPrefix+"wait:{tag}job" and
+	// KeyPrefix+"lapse:{tag}job", tag naming the lock key's hash slot.
 	// It must not contain '{' or '}'. Default DefaultKeyPrefix.
 	KeyPrefix string
 
