@@ -76,6 +76,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 	errs := make([]error, n)
 	var nGranted, nHeld, nAnswered int
 	var pttl time.Duration
+	var behind bool // master 0 has an earlier waiter first in line
 	record := func(r reply) {
 		nAnswered++
 		if r.err != nil {
@@ -83,7 +84,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 			return
 		}
 		v, err := r.res.AsIntSlice()
-		if err != nil || len(v) != 2 {
+		if err != nil || len(v) < 2 {
 			state[r.node] = failed
 			errs[r.node] = &NodeError{Addr: c.nodes[r.node].addr, Err: fmt.Errorf("unexpected reply to acquire: %v", r.res)}
 			return
@@ -95,6 +96,9 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 		}
 		state[r.node] = held
 		nHeld++
+		if r.node == 0 && len(v) == 3 && v[2] == 1 {
+			behind = true // an earlier waiter is first in line
+		}
 		if d := time.Duration(v[1]) * time.Millisecond; v[1] > 0 && (pttl == 0 || d < pttl) {
 			pttl = d
 		}
@@ -117,8 +121,20 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 		}
 	}
 	replies, _ := c.fanoutTo(ctx, req.timeout, only, send)
-	for nGranted < c.quorum && nGranted+(n-nAnswered) >= c.quorum {
+	for {
+		decided := nGranted >= c.quorum || nGranted+(n-nAnswered) < c.quorum
+		// A waiting Acquire that would win hears master 0 out first: it
+		// may say an earlier waiter is first in line.
+		if decided && !(keep && nGranted >= c.quorum && state[0] == pending) {
+			break
+		}
 		record(<-replies)
+	}
+	if keep && behind && nGranted >= c.quorum {
+		// A majority granted, but master 0 says an earlier waiter goes
+		// first: yield to it rather than overtake it on the others.
+		c.takeBack(true, req, value, state, replies, n-nAnswered)
+		return nil, 0, &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs, ahead: true}
 	}
 
 	qerr := func() *QuorumError {
@@ -151,10 +167,12 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 		c.takeBack(keep, req, value, state, replies, n-nAnswered)
 		return nil, 0, err
 	}
-	if keep && state[0] == granted && nHeld < c.quorum {
-		// We won master 0, the tie-break: keep our keys and let the
-		// caller retry with the same value. Rivals that lost master 0
-		// delete theirs, so the next round is ours (see retry.go).
+	if keep && state[0] == granted {
+		// We won master 0: the tie-break, and the head of its waiting
+		// list. Keep our keys and let the caller retry with the same
+		// value; rivals that lost master 0 delete theirs, and newcomers
+		// yield to the list, so the next round is ours once the lock is
+		// free (see retry.go).
 		return nil, pttl, &keptError{qerr()}
 	}
 	c.takeBack(keep, req, value, state, replies, n-nAnswered)

@@ -243,6 +243,7 @@ func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 	// shorter life than the validity we compute.
 	l.renewing.Lock()
 	defer l.renewing.Unlock()
+	l.settle() // a late acquire must not undo the new TTL
 	start := time.Now()
 	keys, args := []string{l.req.key}, []string{l.value, strconv.FormatInt(ttl.Milliseconds(), 10)}
 	replies := l.c.fanout(ctx, l.c.nodeTimeout(ttl), func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {

@@ -31,7 +31,10 @@ const keptRetryDelay = time.Millisecond
 // arrival, and the tie-break always favours the longest waiter. A waiter
 // that vanishes without leaving (a crash) holds its place until its
 // registration lapses: max(1s, 4*RetryMaxDelay). Each Acquire keeps one
-// value for all its attempts, which is its place in line.
+// value for all its attempts, which is its place in line. A newcomer that
+// wins a majority while master 0 says an earlier waiter is first yields to
+// it; to know, a waiting Acquire hears master 0 out before it declares a
+// win (when master 0 is slow, that costs up to the per-master timeout).
 //
 // Within one Client, goroutines that want the same name queue locally: only
 // the head of the queue contends on the masters, so a Client never splits
@@ -71,6 +74,7 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 	}
 	var b backoff.BackOff // made on the first retry: most acquires need none
 	var wake chan struct{}
+	var kb backoff.BackOff // the head's retries while another holds a majority
 	value := newValue()
 	var last error // the last attempt's error that ctx did not cut short
 	for {
@@ -112,9 +116,21 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 			delay = pttl
 		}
 		if kept != nil {
-			// The tie-break winner retries first, once the others have
-			// had a round trip to delete their keys.
-			delay = min(delay, keptRetryDelay)
+			// The head of the line retries first: at once when the others
+			// only had to delete their keys, and on a backoff from 1 ms when
+			// a majority is held (a holder, or a newcomer about to yield).
+			if kept.Held < c.quorum {
+				delay = keptRetryDelay
+			} else {
+				if kb == nil {
+					kb = c.backoff()
+					kb.(*backoff.ExponentialBackOff).InitialInterval = keptRetryDelay
+					kb.Reset()
+				}
+				delay = min(delay, kb.NextBackOff())
+			}
+		} else {
+			kb = nil
 		}
 		t := time.NewTimer(delay)
 		select {

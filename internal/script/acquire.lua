@@ -13,8 +13,10 @@
 -- Returns {1, counter} when the key now holds ARGV[1]: it was free, or it
 -- already held this same value (a retry of the same lease re-asserts it).
 -- The counter is always a fresh INCR, so no two grants on one master ever
--- see the same number. Returns {0, pttl} when another value holds the key,
--- and {0, 0} when the key is free but an earlier waiter is first in line.
+-- see the same number. Returns {0, pttl, behind} when another value holds
+-- the key, and {0, 0, behind} when the key is free but an earlier waiter
+-- is first in line; behind is 1 when this master keeps a waiting list and
+-- someone else is first in it.
 --
 -- On master 0 the waiting list makes waiters of different clients take the
 -- lock in order of arrival: a free key goes only to the first in line. A
@@ -49,10 +51,14 @@ else
     redis.call('PEXPIRE', KEYS[3], ARGV[5])
     redis.call('PEXPIRE', KEYS[4], ARGV[5])
   end
-  if v == false then
-    return {0, 0}
+  local behind = 0
+  if head ~= nil and head ~= ARGV[1] then
+    behind = 1
   end
-  return {0, redis.call('PTTL', KEYS[1])}
+  if v == false then
+    return {0, 0, behind}
+  end
+  return {0, redis.call('PTTL', KEYS[1]), behind}
 end
 if head ~= nil then
   redis.call('ZREM', KEYS[3], ARGV[1])

@@ -1,0 +1,446 @@
+package distlock_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
+)
+
+// Tests of master 0's waiting list (retry.go, acquire.go,
+// internal/script/acquire.lua and leave.lua).
+
+func init() {
+	// The child process of startWaiter: it waits for a held lock until it
+	// is killed. Runs before TestMain, so it never runs any test.
+	if urls := os.Getenv("DISTLOCK_WAITER"); urls != "" {
+		waiterChild(urls)
+		os.Exit(0)
+	}
+}
+
+// waiterChild is the body of the child process of startWaiter.
+func waiterChild(urls string) {
+	c, err := distlock.New(distlock.Config{
+		Nodes:         strings.Split(urls, ","),
+		RetryMinDelay: 10 * time.Millisecond,
+		RetryMaxDelay: 50 * time.Millisecond,
+	})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("waiting")
+	l, err := c.Acquire(context.Background(), os.Getenv("DISTLOCK_WAITER_NAME"))
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("acquired", l.Token())
+	select {} // hold until killed
+}
+
+// startWaiter runs this test binary again as a separate process whose
+// Client waits for the lock name (RetryMaxDelay 50ms, so its place in line
+// lapses 1s after its last attempt). The process is killed when the test
+// ends.
+func startWaiter(t *testing.T, servers []*redistest.Server, name string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(),
+		"DISTLOCK_WAITER="+strings.Join(redistest.URLs(servers), ","),
+		"DISTLOCK_WAITER_NAME="+name)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	out := bufio.NewScanner(stdout)
+	if !out.Scan() || out.Text() != "waiting" {
+		t.Fatalf("waiter process: got %q; want waiting", out.Text())
+	}
+	return cmd
+}
+
+// doList runs a command on s and returns its array reply as a slice.
+func doList(t *testing.T, s *redistest.Server, args ...string) []string {
+	t.Helper()
+	out, err := s.Do(args...)
+	if err != nil {
+		t.Fatalf("%v on %s: %v", args, s.Addr(), err)
+	}
+	if out == "" {
+		return nil
+	}
+	return strings.Split(out, "\n")
+}
+
+// waitListKeys returns the waiting-list keys (by arrival and by lapse
+// time) on s, of every lock name.
+func waitListKeys(t *testing.T, s *redistest.Server) []string {
+	t.Helper()
+	return append(doList(t, s, "KEYS", "distlock:wait:*"), doList(t, s, "KEYS", "distlock:lapse:*")...)
+}
+
+// waiters returns the values in name's waiting list on s, first in line
+// first.
+func waiters(t *testing.T, s *redistest.Server, name string) []string {
+	t.Helper()
+	keys := doList(t, s, "KEYS", "distlock:wait:*"+name)
+	var vals []string
+	for _, k := range keys {
+		if strings.HasSuffix(k, "}"+name) {
+			vals = append(vals, doList(t, s, "ZRANGE", k, "0", "-1")...)
+		}
+	}
+	return vals
+}
+
+// waitWaiters waits until name's waiting list on s has n entries and
+// returns them.
+func waitWaiters(t *testing.T, s *redistest.Server, name string, n int) []string {
+	t.Helper()
+	var got []string
+	eventually(t, fmt.Sprintf("%d waiters in %q's list on master 0", n, name), func() bool {
+		got = waiters(t, s, name)
+		return len(got) == n
+	})
+	return got
+}
+
+// noWaitListKeys fails unless every server is rid of waiting-list keys
+// within d: much less than a registration's lapse (1s), so that keys that
+// only expire by themselves count as left behind.
+func noWaitListKeys(t *testing.T, servers []*redistest.Server, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for i, s := range servers {
+		for {
+			keys := waitListKeys(t, s)
+			if len(keys) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				var detail []string
+				for _, k := range keys {
+					m, _ := s.Do("ZRANGE", k, "0", "-1", "WITHSCORES")
+					detail = append(detail, fmt.Sprintf("%s=[%s]", k, strings.ReplaceAll(m, "\n", " ")))
+				}
+				t.Fatalf("waiting-list keys left on master %d after %v: %v", i, d, detail)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// gone fails unless value leaves name's waiting list on s within d.
+func gone(t *testing.T, s *redistest.Server, name, value string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for slices.Contains(waiters(t, s, name), value) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiter %s still in %q's list %v after giving up", value, name, d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Waiters of different Clients take the lock in order of arrival.
+func TestWaitListFIFOAcrossClients(t *testing.T) {
+	const name, n = "fifo", 5
+	servers := masters(t, 3)
+	holder := newClient(t, servers, distlock.Config{})
+	clients := make([]*distlock.Client, n)
+	for i := range clients {
+		clients[i] = newClient(t, servers, distlock.Config{})
+	}
+	ctx := ctxTimeout(t, 5*time.Second)
+	l, err := holder.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait) // after a Fatal: ctx is cancelled, so this ends
+	for i, c := range clients {
+		wg.Go(func() {
+			l, err := c.Acquire(ctx, name)
+			if err != nil {
+				t.Errorf("waiter %d: %v", i+1, err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i+1)
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			if err := l.Release(ctx); err != nil {
+				t.Errorf("waiter %d: Release: %v", i+1, err)
+			}
+		})
+		// Refused, it joins the list, behind the previous one.
+		waitWaiters(t, servers[0], name, i+1)
+		time.Sleep(30 * time.Millisecond)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if want := []int{1, 2, 3, 4, 5}; fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Errorf("order of waiters: got %v; want %v", order, want)
+	}
+	noWaitListKeys(t, servers, 300*time.Millisecond)
+	noLockKeys(t, servers)
+}
+
+// A waiter that gives up leaves the list at once: it does not delay the
+// next waiter until its registration lapses.
+func TestWaitListGiveUpLeaves(t *testing.T) {
+	const name = "ghost"
+	servers := masters(t, 3)
+	holder := newClient(t, servers, distlock.Config{})
+	quitter := newClient(t, servers, distlock.Config{})
+	next := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 5*time.Second)
+	l, err := holder.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := quitter.Acquire(qctx, name)
+		errc <- err
+	}()
+	ghost := waitWaiters(t, servers[0], name, 1)[0]
+	err = <-errc
+	if !errors.Is(err, distlock.ErrLocked) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire until ctx ends: got %v; want ErrLocked and DeadlineExceeded", err)
+	}
+
+	// Next waits behind no one, well within the ghost's lapse (1s).
+	got := make(chan time.Time, 1)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	wg.Go(func() {
+		l2, err := next.Acquire(ctx, name)
+		got <- time.Now()
+		if err != nil {
+			t.Errorf("next waiter: %v", err)
+			return
+		}
+		l2.Release(ctx)
+	})
+	// Well before the ghost's registration would lapse by itself.
+	gone(t, servers[0], name, ghost, 300*time.Millisecond)
+	waitWaiters(t, servers[0], name, 1)
+	released := time.Now()
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := (<-got).Sub(released); d > 200*time.Millisecond {
+		t.Errorf("next waiter got the lock %v after release; want within 200ms (a ghost in line?)", d)
+	}
+	noWaitListKeys(t, servers, 300*time.Millisecond)
+	noLockKeys(t, servers)
+}
+
+// A waiter whose process dies holds its place only until its registration
+// lapses (max(1s, 4*RetryMaxDelay) = 1s).
+func TestWaitListVanishedWaiterLapses(t *testing.T) {
+	const name = "vanish"
+	servers := masters(t, 3)
+	holder := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{RetryMinDelay: 10 * time.Millisecond, RetryMaxDelay: 50 * time.Millisecond})
+	ctx := ctxTimeout(t, 5*time.Second)
+	l, err := holder.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := startWaiter(t, servers, name)
+	waitWaiters(t, servers[0], name, 1)
+
+	got := make(chan time.Time, 1)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	wg.Go(func() {
+		l2, err := w.Acquire(ctx, name)
+		got <- time.Now()
+		if err != nil {
+			t.Errorf("waiter: %v", err)
+			return
+		}
+		l2.Release(ctx)
+	})
+	waitWaiters(t, servers[0], name, 2)
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	released := time.Now()
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d := (<-got).Sub(released)
+	if d > 1500*time.Millisecond {
+		t.Errorf("waiter behind a dead one got the lock %v after release; want within 1.5s", d)
+	}
+	// Its place held until it lapsed: 1s after the child's last attempt,
+	// which came at most RetryMaxDelay*1.5 before the kill.
+	if d < 500*time.Millisecond {
+		t.Errorf("waiter behind a dead one got the lock %v after release; want the dead one's place kept about 1s", d)
+	}
+	noWaitListKeys(t, servers, 300*time.Millisecond)
+	noLockKeys(t, servers)
+}
+
+// Under contention, with waiters that give up, nothing of the waiting list
+// is left behind once every waiter has finished.
+func TestWaitListNoKeysLeftBehind(t *testing.T) {
+	const name = "churn"
+	servers := masters(t, 3)
+	ctx := ctxTimeout(t, 10*time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	inside, wins, quits := false, 0, 0
+	for range 4 {
+		c := newClient(t, servers, distlock.Config{})
+		for range 2 {
+			wg.Go(func() {
+				for range 5 {
+					l, err := c.Acquire(ctx, name)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					if inside {
+						t.Error("two holders at once")
+					}
+					inside = true
+					wins++
+					mu.Unlock()
+					time.Sleep(2 * time.Millisecond)
+					mu.Lock()
+					inside = false
+					mu.Unlock()
+					if err := l.Release(ctx); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+	}
+	// Waiters of their own Clients that give up while others hold it.
+	for range 2 {
+		c := newClient(t, servers, distlock.Config{})
+		wg.Go(func() {
+			for range 10 {
+				qctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+				l, err := c.Acquire(qctx, name)
+				cancel()
+				if err == nil {
+					l.Release(ctx)
+					continue
+				}
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Error(err)
+				}
+				mu.Lock()
+				quits++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 40 {
+		t.Errorf("critical sections: got %d; want 40", wins)
+	}
+	t.Logf("%d give-ups", quits)
+	// Last of all, a waiter gives up while the lock is held.
+	holder := newClient(t, servers, distlock.Config{})
+	l, err := holder.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quitter := newClient(t, servers, distlock.Config{})
+	qctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := quitter.Acquire(qctx, name); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire of a held lock until ctx ends: got %v; want DeadlineExceeded", err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	noWaitListKeys(t, servers, 300*time.Millisecond)
+	noLockKeys(t, servers)
+}
+
+// With master 0 down, waiting still works: waiters use the other masters.
+func TestWaitListMasterZeroDown(t *testing.T) {
+	const name = "m0down"
+	servers := masters(t, 3)
+	holder := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 5*time.Second)
+
+	waitAfterRelease := func(phase string, before func()) {
+		t.Helper()
+		l, err := holder.Acquire(ctx, name)
+		if err != nil {
+			t.Fatalf("%s: holder: %v", phase, err)
+		}
+		w := newClient(t, servers, distlock.Config{})
+		got := make(chan time.Time, 1)
+		var wg sync.WaitGroup
+		t.Cleanup(wg.Wait)
+		wg.Go(func() {
+			l2, err := w.Acquire(ctx, name)
+			got <- time.Now()
+			if err != nil {
+				t.Errorf("%s: waiter: %v", phase, err)
+				return
+			}
+			if l2.Token() <= l.Token() {
+				t.Errorf("%s: waiter's token %d; want > %d", phase, l2.Token(), l.Token())
+			}
+			l2.Release(ctx)
+		})
+		before()
+		released := time.Now()
+		if err := l.Release(ctx); err != nil {
+			t.Fatalf("%s: Release: %v", phase, err)
+		}
+		if d := (<-got).Sub(released); d > 500*time.Millisecond {
+			t.Errorf("%s: waiter got the lock %v after release; want within 500ms", phase, d)
+		}
+	}
+	// A waiter in master 0's list when master 0 dies.
+	waitAfterRelease("joined before kill", func() {
+		waitWaiters(t, servers[0], name, 1)
+		if err := servers[0].Kill(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// A waiter that never reached master 0.
+	waitAfterRelease("master 0 dead", func() { time.Sleep(100 * time.Millisecond) })
+	noLockKeys(t, servers[1:])
+	noWaitListKeys(t, servers[1:], 0)
+}
