@@ -107,14 +107,16 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 	only := []bool(nil) // every master
 	if probe && n > 1 {
 		// A waiter asks master 0, which keeps the waiting list, first, and
-		// the others only when master 0 lets it go ahead: waiters that are
-		// not first in line then never take the other masters from the
-		// one that is. If master 0 does not answer, ask the rest anyway.
+		// the others only when it is first in line: waiters that are not
+		// then never take the other masters from the one that is. If
+		// master 0 does not answer, ask the rest anyway.
 		first, _ := c.fanoutTo(ctx, req.timeout, firstOnly(n), send)
 		record(<-first)
-		if state[0] == held {
+		if state[0] == held && behind {
 			return nil, pttl, &QuorumError{Op: "acquire", Name: req.name, Held: 1, Needed: c.quorum, Errs: errs, ahead: true}
 		}
+		// First in line (or master 0 holds a key of someone who is not
+		// in line, such as a stray or a holder's last key): ask the rest.
 		only = make([]bool, n)
 		for i := 1; i < n; i++ {
 			only[i] = true

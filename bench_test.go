@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/redis/rueidis/rueidislock"
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
@@ -258,6 +259,38 @@ func BenchmarkHandoff(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkHandoffPeer is BenchmarkHandoff's workload on rueidis's own
+// lock, rueidislock (in the rueidis module already, so no new dependency),
+// on one node, with one Locker shared by the 8 workers: the peer the
+// handoff goal is stated against. Run both in one command:
+//
+//	go test -run '^$' -bench 'Handoff' -benchtime 2000x .
+func BenchmarkHandoffPeer(b *testing.B) {
+	servers := redistest.StartN(b, 1, redistest.Options{})
+	b.Run("rueidislock/1node/workers=8", func(b *testing.B) {
+		locker, err := rueidislock.NewLocker(rueidislock.LockerOption{
+			ClientOption: rueidis.ClientOption{InitAddress: []string{servers[0].Addr()}},
+			KeyMajority:  1,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer locker.Close()
+		handoff(b, 8, func(int) func(ctx context.Context) (func(), error) {
+			return func(context.Context) (func(), error) {
+				// rueidislock ties the lock to the context it is given:
+				// cancelling it releases the lock, so give it one that
+				// lives until the release.
+				_, cancel, err := locker.WithContext(context.Background(), "handoff")
+				if err != nil {
+					return nil, err
+				}
+				return cancel, nil
+			}
+		})
+	})
 }
 
 // handoff runs b.N jobs over workers that each loop: acquire, hold 1 ms,

@@ -119,9 +119,14 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 			// The head of the line retries first: at once when the others
 			// only had to delete their keys, and on a backoff from 1 ms when
 			// a majority is held (a holder, or a newcomer about to yield).
-			if kept.Held < c.quorum {
+			switch {
+			case kept.Held < c.quorum && kept.Held > 0 && kept.Granted+kept.Held >= c.quorum:
+				// A split vote: the rivals are deleting their keys.
 				delay = keptRetryDelay
-			} else {
+			case kept.Held < c.quorum:
+				// Too few masters answered: no reason to hurry.
+				kb = nil
+			default:
 				if kb == nil {
 					kb = c.backoff()
 					kb.(*backoff.ExponentialBackOff).InitialInterval = keptRetryDelay
@@ -147,7 +152,9 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 	}
 }
 
-// TryAcquire makes one attempt to take the lock name. It returns the lease,
+// TryAcquire makes one attempt to take the lock name. It does not join the
+// waiting list (see Acquire): when the lock is free it takes it, even with
+// waiters in line. It returns the lease,
 // or an error wrapping ErrLocked when another lease holds the lock (another
 // Client's, or one of this Client's that has not ended, or another
 // goroutine of this Client is acquiring it right now), or a *QuorumError

@@ -148,13 +148,17 @@ func TestWatchSlowReceiver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const rounds = 3 * distlock.WatchBuffer
+	// Slow enough for the watcher to see each change (it reads the key
+	// on "set"), far too fast for a receiver that does not read.
+	const rounds = 2 * distlock.WatchBuffer
 	for range rounds {
 		l, err := c.Acquire(t.Context(), "slow")
 		if err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(2 * time.Millisecond)
 		l.Release(t.Context())
+		time.Sleep(2 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
 	got, missed := 0, 0

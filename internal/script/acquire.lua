@@ -48,8 +48,11 @@ else
     end
     redis.call('ZADD', KEYS[3], 'NX', now, ARGV[1])
     redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[1])
-    redis.call('PEXPIRE', KEYS[3], ARGV[5])
-    redis.call('PEXPIRE', KEYS[4], ARGV[5])
+    -- Only ever lengthen the lists' life: Clients may use other lapse times.
+    if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then
+      redis.call('PEXPIRE', KEYS[3], ARGV[5])
+      redis.call('PEXPIRE', KEYS[4], ARGV[5])
+    end
   end
   local behind = 0
   if head ~= nil and head ~= ARGV[1] then
