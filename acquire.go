@@ -150,9 +150,10 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 			l.stragglers, l.pending = replies, n-nAnswered
 			if c.track(l) {
 				l.start()
-				if keep && state[0] != granted {
-					// Won without master 0: our place in its waiting list
-					// would block the next in line until it lapsed.
+				if probe {
+					// We were in master 0's waiting list (probe means an
+					// earlier attempt was refused): leave it now, or our
+					// place would block the next in line.
 					c.leave(req, value)
 				}
 				return l, 0, nil

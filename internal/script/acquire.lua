@@ -63,8 +63,7 @@ else
   end
   return {0, redis.call('PTTL', KEYS[1]), behind}
 end
-if head ~= nil then
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('ZREM', KEYS[4], ARGV[1])
-end
+-- A waiter granted here stays in the list until its Acquire has won or
+-- given up (leave.lua): it may still lose the other masters and keep this
+-- one, and must stay first in line meanwhile.
 return {1, redis.call('INCR', KEYS[2])}
