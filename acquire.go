@@ -150,10 +150,11 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 			l.stragglers, l.pending = replies, n-nAnswered
 			if c.track(l) {
 				l.start()
-				if probe {
-					// We were in master 0's waiting list (probe means an
-					// earlier attempt was refused): leave it now, or our
-					// place would block the next in line.
+				if keep && (probe || state[0] != granted) {
+					// We may be in master 0's waiting list (an attempt of
+					// ours was refused there, this one or an earlier): leave
+					// it now, or our place would block the next in line
+					// until it lapsed.
 					c.leave(req, value)
 				}
 				return l, 0, nil
