@@ -61,11 +61,13 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 		}
 		res := script.Acquire.ExecLoaded(ctx, rc, keys, a)
 		if err, ok := rueidis.IsRedisErr(res.Error()); ok && err.IsNoScript() {
-			// The master lost its scripts (a restart): this attempt
-			// counts it as failed; load the script for the next one.
-			lctx, cancel := context.WithTimeout(c.bg, req.timeout)
-			script.Acquire.Load(lctx, rc)
-			cancel()
+			// The master lost its scripts (a restart): load it and send
+			// again. Safe here, unlike a fallback hidden in rueidis: every
+			// later command for this value waits for this goroutine's
+			// answer first (the attempt's clean-up, or the lease's settle).
+			if script.Acquire.Load(ctx, rc) == nil {
+				res = script.Acquire.ExecLoaded(ctx, rc, keys, a)
+			}
 		}
 		return res
 	}

@@ -136,3 +136,24 @@ func TestFastPathOneCommandPerMaster(t *testing.T) {
 		}
 	}
 }
+
+// A master that lost its scripts (a restart, SCRIPT FLUSH) gets the
+// acquire script loaded again by the next acquire, which succeeds at once,
+// even on a single master.
+func TestAcquireReloadsFlushedScript(t *testing.T) {
+	servers := masters(t, 1)
+	c := newClient(t, servers, distlock.Config{})
+	for i := range 3 {
+		if _, err := servers[0].Do("SCRIPT", "FLUSH"); err != nil {
+			t.Fatal(err)
+		}
+		l, err := c.TryAcquire(t.Context(), "reload")
+		if err != nil {
+			t.Fatalf("TryAcquire %d after SCRIPT FLUSH: %v", i, err)
+		}
+		if err := l.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	noLockKeys(t, servers)
+}

@@ -40,9 +40,10 @@ var (
 // should undo; and if the caller has stopped waiting by then (a paused
 // master answers late), it is never sent, so a release silently does
 // nothing. Either way a lock key stays behind for a whole TTL. So:
-//   - Acquire is sent as EVALSHA alone (ExecLoaded); a NOSCRIPT answer
-//     counts as that master's failure, and the caller loads the script
-//     (Load) for next time. Masters get it loaded when first dialled.
+//   - Acquire is sent as EVALSHA alone (ExecLoaded); on NOSCRIPT the
+//     caller loads the script (Load) and sends it again itself, where it
+//     can make later commands wait for that answer. Masters get it loaded
+//     when first dialled.
 //   - Release and Leave, small, are always sent as EVAL.
 //   - Renew and Fence keep the fallback: a lost renewal is retried, and
 //     a lost write-back fails the acquire, which then cleans up.
