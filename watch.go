@@ -321,6 +321,15 @@ func (nw *nameWatch) count(value string) int {
 // holder has gone once even the unreachable masters could not give it a
 // majority.
 func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time.Duration, gone EventType) {
+	defer func() {
+		// A key gone while no one holds a majority: wake the waiters even
+		// without a change of state. A holder that took and dropped the
+		// lock between two reads never showed as held, so its release
+		// made no event, and the waiters would sleep out their backoff.
+		if known && value == "" && nw.started && nw.holder == "" {
+			nw.wake()
+		}
+	}()
 	s := &nw.per[m]
 	if s.timer != nil {
 		s.timer.Stop()
@@ -428,11 +437,16 @@ func (h *watchHub) emit(nw *nameWatch, ev Event) {
 		w.send(ev)
 	}
 	if ev.Type != EventAcquired {
-		for wake := range nw.wakers {
-			select {
-			case wake <- struct{}{}:
-			default:
-			}
+		nw.wake()
+	}
+}
+
+// wake wakes nw's waiting Acquires. h.mu must be held.
+func (nw *nameWatch) wake() {
+	for wake := range nw.wakers {
+		select {
+		case wake <- struct{}{}:
+		default:
 		}
 	}
 }
