@@ -14,6 +14,11 @@
 //		return store.Write(ctx, report, l.Token()) // storage refuses tokens lower than it has seen
 //	})
 //
+// [Client.Watch] reports a lock's changes (acquired, released, expired) as a
+// majority of masters sees them, from keyspace notifications; a waiting
+// Acquire is woken by the same events, and waiters of different Clients
+// take the lock in order of arrival.
+//
 // # Rules of use
 //
 // Create one Client per process and share it: it serves any number of
