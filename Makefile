@@ -5,14 +5,13 @@
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help test demo examples bench soak ensure-redis
+.PHONY: help test demo examples bench ensure-redis
 
 help:
 	@echo "make test      gofmt check, go vet, and all tests with -race (installs redis-server if missing)"
 	@echo "make examples  the examples' tests with -race (examples/fencing needs PostgreSQL on 127.0.0.1:5432)"
 	@echo "make demo      run examples/demo: 4 workers, 3 masters, one master killed midway"
 	@echo "make bench     benchmarks of the root package (-benchmem, 3s each)"
-	@echo "make soak      long-running soak tests (DISTLOCK_SOAK=1, up to 30m)"
 
 ensure-redis:
 	@scripts/ensure-redis.sh
@@ -36,6 +35,3 @@ examples: ensure-redis
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3s .
-
-soak: ensure-redis
-	DISTLOCK_SOAK=1 $(GO) test -race -count=1 -run Soak -timeout 30m ./...
