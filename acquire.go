@@ -85,13 +85,13 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 			state[r.node], errs[r.node] = failed, r.err
 			return
 		}
-		v, err := r.res.AsIntSlice()
-		if err != nil || len(v) < 2 {
+		ok, v, err := parseAcquire(r.res)
+		switch {
+		case err != nil:
 			state[r.node] = failed
-			errs[r.node] = &NodeError{Addr: c.nodes[r.node].addr, Err: fmt.Errorf("unexpected reply to acquire: %v", r.res)}
+			errs[r.node] = &NodeError{Addr: c.nodes[r.node].addr, Err: err}
 			return
-		}
-		if v[0] == 1 {
+		case ok:
 			state[r.node], counters[r.node] = granted, v[1]
 			nGranted++
 			return
@@ -112,7 +112,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 		// the others only when it is first in line: waiters that are not
 		// then never take the other masters from the one that is. If
 		// master 0 does not answer, ask the rest anyway.
-		first, _ := c.fanoutTo(ctx, req.timeout, firstOnly(n), send)
+		first, _ := c.fanout(ctx, req.timeout, firstOnly(n), send)
 		record(<-first)
 		if state[0] == held && behind {
 			return nil, pttl, &QuorumError{Op: "acquire", Name: req.name, Held: 1, Needed: c.quorum, Errs: errs, ahead: true}
@@ -124,7 +124,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 			only[i] = true
 		}
 	}
-	replies, _ := c.fanoutTo(ctx, req.timeout, only, send)
+	replies, _ := c.fanout(ctx, req.timeout, only, send)
 	for {
 		decided := nGranted >= c.quorum || nGranted+(n-nAnswered) < c.quorum
 		// A waiting Acquire that would win hears master 0 out first: it
@@ -198,6 +198,16 @@ func (c *Client) takeBack(sync bool, req *request, value string, state []int, re
 	c.spawn(func() { c.cleanup(req, value, state, replies, pending, true) })
 }
 
+// parseAcquire reads acquire.lua's reply: whether it
+// granted, and the reply's numbers ({1, counter} or {0, pttl[, behind]}).
+func parseAcquire(res rueidis.RedisResult) (bool, []int64, error) {
+	v, err := res.AsIntSlice()
+	if err != nil || len(v) < 2 {
+		return false, nil, fmt.Errorf("unexpected reply to acquire: %v", res)
+	}
+	return v[0] == 1, v, nil
+}
+
 // firstOnly marks master 0 alone, for fanoutTo.
 func firstOnly(n int) []bool {
 	only := make([]bool, n)
@@ -213,15 +223,13 @@ func (e *keptError) Unwrap() error { return e.QuorumError }
 
 // abandon deletes value's keys from every master, and takes value off
 // master 0's waiting list: a waiting Acquire gives up.
-func (c *Client) abandon(req *request, value string, kept bool) {
+func (c *Client) abandon(req *request, value string) {
 	c.leave(req, value)
-	if kept {
-		state := make([]int, len(c.nodes))
-		for i := range state {
-			state[i] = failed
-		}
-		c.spawn(func() { c.cleanup(req, value, state, nil, 0, true) })
+	state := make([]int, len(c.nodes))
+	for i := range state {
+		state[i] = failed // unknown: stragglers may still set value
 	}
+	c.spawn(func() { c.cleanup(req, value, state, nil, 0, true) })
 }
 
 // leave takes value off master 0's waiting list, in the background.
@@ -230,7 +238,7 @@ func (c *Client) leave(req *request, value string) {
 		ctx, cancel := context.WithTimeout(c.bg, req.ttl)
 		defer cancel()
 		keys, args := []string{req.waitKey, req.lapseKey}, []string{value}
-		replies, count := c.fanoutTo(ctx, req.timeout, firstOnly(len(c.nodes)), func(ctx context.Context, _ int, rc rueidis.Client) rueidis.RedisResult {
+		replies, count := c.fanout(ctx, req.timeout, firstOnly(len(c.nodes)), func(ctx context.Context, _ int, rc rueidis.Client) rueidis.RedisResult {
 			return script.Leave.Exec(ctx, rc, keys, args)
 		})
 		for range count {
@@ -252,17 +260,12 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 			state[r.node] = failed
 			continue
 		}
-		if v, err := r.res.AsIntSlice(); err == nil && len(v) == 2 && v[0] == 1 {
+		if ok, _, _ := parseAcquire(r.res); ok {
 			state[r.node] = granted
 		}
 	}
-	need := make([]bool, len(state))
-	any := false
-	for i, s := range state {
-		need[i] = s == granted || s == failed
-		any = any || need[i]
-	}
-	if !any {
+	need, some := mark(state, func(s int) bool { return s == granted || s == failed })
+	if !some {
 		return
 	}
 	// Past the TTL every key we set has expired by itself.
@@ -278,13 +281,8 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 	// delete then went over a new connection and may have run first. Once
 	// that master answers again, it has read the old socket too: delete a
 	// second time, a moment later, where the first answer was unknown.
-	unknown := make([]bool, len(state))
-	any = false
-	for i, s := range state {
-		unknown[i] = s == failed
-		any = any || unknown[i]
-	}
-	if !any {
+	unknown, some := mark(state, func(s int) bool { return s == failed })
+	if !some {
 		return
 	}
 	t := time.NewTimer(straggleDelay)
@@ -294,6 +292,18 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 		c.deleteKey(ctx, req.key, value, req.timeout, unknown)
 	case <-c.stop:
 	}
+}
+
+// mark returns, for fanoutTo, the masters whose state satisfies is, and
+// whether there are any.
+func mark(state []int, is func(int) bool) ([]bool, bool) {
+	only := make([]bool, len(state))
+	some := false
+	for i, s := range state {
+		only[i] = is(s)
+		some = some || only[i]
+	}
+	return only, some
 }
 
 // straggleDelay is how long cleanup waits before deleting a second time
@@ -306,7 +316,7 @@ const straggleDelay = 100 * time.Millisecond
 // each master's error (nil where it confirmed).
 func (c *Client) deleteKey(ctx context.Context, key, value string, timeout time.Duration, only []bool) (int, []error) {
 	keys, args := []string{key}, []string{value}
-	replies, count := c.fanoutTo(ctx, timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	replies, count := c.fanout(ctx, timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Release.Exec(ctx, rc, keys, args)
 	})
 	errs := make([]error, len(c.nodes))

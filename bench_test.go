@@ -334,12 +334,7 @@ func handoff(b *testing.B, workers int, acquirer func(w int) func(ctx context.Co
 	elapsed := time.Since(start)
 	b.StopTimer()
 	slices.Sort(waits)
-	pct := func(p float64) float64 {
-		if len(waits) == 0 {
-			return 0
-		}
-		return float64(waits[min(len(waits)-1, int(p*float64(len(waits))))].Microseconds()) / 1000
-	}
+	pct := func(p float64) float64 { return percentileMs(waits, p) }
 	b.ReportMetric(float64(len(waits))/elapsed.Seconds(), "jobs/s")
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
@@ -403,12 +398,7 @@ func BenchmarkSplitVote(b *testing.B) {
 			}
 			b.StopTimer()
 			slices.Sort(firsts)
-			pct := func(p float64) float64 {
-				if len(firsts) == 0 {
-					return 0
-				}
-				return float64(firsts[min(len(firsts)-1, int(p*float64(len(firsts))))].Microseconds()) / 1000
-			}
+			pct := func(p float64) float64 { return percentileMs(firsts, p) }
 			b.ReportMetric(pct(0.5), "first-win-p50-ms")
 			b.ReportMetric(pct(0.99), "first-win-p99-ms")
 			b.ReportMetric(pct(1), "first-win-max-ms")
@@ -416,4 +406,12 @@ func BenchmarkSplitVote(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// percentileMs returns the p-th quantile of sorted durations, in ms.
+func percentileMs(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return float64(sorted[min(len(sorted)-1, int(p*float64(len(sorted))))].Microseconds()) / 1000
 }

@@ -237,19 +237,13 @@ type reply struct {
 	err  error // the master could not be asked, or answered with an error
 }
 
-// fanout sends one command to every master at once, each in its own
-// goroutine with its own timeout, and returns a channel that receives one
-// reply per master, in the order they come. The channel is buffered: the
-// caller may stop reading early; the goroutines still end, each within
+// fanout sends one command to the masters marked in only (every master
+// when only is nil) at once, each in its own goroutine, all under one
+// timeout, and returns a channel that receives one reply per master, in
+// the order they come, and how many will come. The channel is buffered:
+// the caller may stop reading early; the goroutines still end, each within
 // timeout. The caller must be between enter and exit.
-func (c *Client) fanout(ctx context.Context, timeout time.Duration, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) <-chan reply {
-	replies, _ := c.fanoutTo(ctx, timeout, nil, send)
-	return replies
-}
-
-// fanoutTo is fanout to the masters marked in only (all when only is nil);
-// it also returns how many replies will come.
-func (c *Client) fanoutTo(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int) {
+func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int) {
 	count := 0
 	for i := range c.nodes {
 		if only == nil || only[i] {

@@ -86,7 +86,7 @@ func (c *Client) fence(ctx context.Context, req *request, counters []int64, vali
 	for i := range only {
 		only[i] = !hold[i]
 	}
-	replies, count := c.fanoutTo(ctx, timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	replies, count := c.fanout(ctx, timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Fence.Exec(ctx, rc, keys, args)
 	})
 	errs := make([]error, len(counters))

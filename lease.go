@@ -109,9 +109,7 @@ func (l *Lease) Done() <-chan struct{} { return l.ctx.Done() }
 func (l *Lease) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err == nil && l.c.now() >= l.validUntil.Load() {
-		l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
-	}
+	l.checkLocked(l.c.now())
 	return l.err
 }
 
@@ -158,9 +156,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	defer l.c.exit()
 	l.mu.Lock()
-	if l.err == nil && l.c.now() >= l.validUntil.Load() {
-		l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
-	}
+	l.checkLocked(l.c.now())
 	first := l.err == nil
 	if first {
 		l.endLocked(ErrReleased)
@@ -172,7 +168,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	l.settle()
 	keys, args := []string{l.req.key}, []string{l.value}
-	replies, count := l.c.fanoutTo(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	replies, count := l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Release.Exec(ctx, rc, keys, args)
 	})
 	errs := make([]error, len(l.c.nodes))
@@ -244,89 +240,64 @@ func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 	l.renewing.Lock()
 	defer l.renewing.Unlock()
 	l.settle() // a late acquire must not undo the new TTL
-	start := time.Now()
-	keys, args := []string{l.req.key}, []string{l.value, strconv.FormatInt(ttl.Milliseconds(), 10)}
-	replies := l.c.fanout(ctx, l.c.nodeTimeout(ttl), func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
-		return script.Renew.Exec(ctx, rc, keys, args)
+	start := l.c.now()
+	replies, errs := l.c.batch(ctx, l.c.nodeTimeout(ttl), script.Renew, []*Lease{l}, func(int, *Lease) []string {
+		return []string{l.value, strconv.FormatInt(ttl.Milliseconds(), 10)}
 	})
-	n := len(l.c.nodes)
-	errs := make([]error, n)
-	var ok, gone int
-	for range n {
-		r := <-replies
-		if r.err != nil {
-			errs[r.node] = r.err
-			continue
-		}
-		if v, err := r.res.AsInt64(); err == nil && v == 1 {
-			ok++
-		} else {
-			gone++
-		}
-	}
-	switch {
+	switch ok, gone := l.c.tally(replies, 0); {
 	case ok >= l.c.quorum:
 		l.ttl.Store(int64(ttl))
-		l.extended(l.c.at(start), ttl)
-		l.c.renewer.add(l, l.c.at(start)+int64(ttl/3))
+		l.renewed(start, ttl, true)
+		l.c.renewer.add(l, start+int64(ttl/3))
 		return l.Err()
-	case gone > n-l.c.quorum:
-		l.lose(fmt.Sprintf("%d of %d masters report its key gone or taken", gone, n))
+	case gone > len(l.c.nodes)-l.c.quorum:
+		l.lose(fmt.Sprintf("%d of %d masters report its key gone or taken", gone, len(l.c.nodes)))
 		return l.Err()
+	default:
+		return withCtx(&QuorumError{Op: "extend", Name: l.req.name, Granted: ok, Held: gone, Needed: l.c.quorum, Errs: errs}, ctx.Err())
 	}
-	return withCtx(&QuorumError{Op: "extend", Name: l.req.name, Granted: ok, Held: gone, Needed: l.c.quorum, Errs: errs}, ctx.Err())
 }
 
 // renewed moves the validity to start+ttl-drift after a renewal sent at
-// start reached a majority. A renewal that comes back after the validity
-// ran out cannot revive the lease: Err may already have said it was lost.
-func (l *Lease) renewed(start int64, ttl time.Duration) {
+// start reached a majority: later only, for a background renewal; also
+// earlier for Extend (exact), whose TTL may be shorter. A renewal that
+// comes back after the validity ran out cannot revive the lease: Err may
+// already have said it was lost.
+func (l *Lease) renewed(start int64, ttl time.Duration, exact bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil {
-		return
-	}
 	now := l.c.now()
-	if now >= l.validUntil.Load() {
-		l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
+	v := start + int64(ttl-l.c.drift(ttl))
+	if exact && now >= v {
+		l.validUntil.Store(v) // already past: checkLocked ends the lease
+	}
+	if l.checkLocked(now) {
 		return
 	}
-	if v := start + int64(ttl-l.c.drift(ttl)); v > l.validUntil.Load() {
+	if exact || v > l.validUntil.Load() {
 		l.validUntil.Store(v)
 		l.timer.Reset(time.Duration(v - now))
 	}
 }
 
-// extended sets the validity to start+ttl-drift after Extend reached a
-// majority: unlike a renewal it may move it earlier (a shorter TTL).
-func (l *Lease) extended(start int64, ttl time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.err != nil {
-		return
-	}
-	now := l.c.now()
-	v := start + int64(ttl-l.c.drift(ttl))
-	if now >= v || now >= l.validUntil.Load() {
+// checkLocked ends the lease as lost if its validity has run out by now,
+// and reports whether it has ended (for whatever reason). l.mu is held.
+func (l *Lease) checkLocked(now int64) bool {
+	if l.err == nil && now >= l.validUntil.Load() {
 		l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
-		return
 	}
-	l.validUntil.Store(v)
-	l.timer.Reset(time.Duration(v - now))
+	return l.err != nil
 }
 
 // checkDeadline runs when the validity timer fires.
 func (l *Lease) checkDeadline() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil {
+	now := l.c.now()
+	if l.checkLocked(now) {
 		return
 	}
-	if d := l.validUntil.Load() - l.c.now(); d > 0 {
-		l.timer.Reset(time.Duration(d)) // a renewal moved it
-		return
-	}
-	l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
+	l.timer.Reset(time.Duration(l.validUntil.Load() - now)) // a renewal moved it
 }
 
 // lose ends the lease as lost, for the given reason.

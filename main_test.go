@@ -32,11 +32,28 @@ func TestMain(m *testing.M) {
 // process is killed when the test ends.
 func startHolder(t *testing.T, servers []*redistest.Server, name string, ttl time.Duration) (cmd *exec.Cmd, stdin io.WriteCloser, out *bufio.Scanner) {
 	t.Helper()
-	cmd = exec.Command(os.Args[0])
+	return startChild(t, servers, name, "acquired", "DISTLOCK_HOLDER_TTL="+ttl.String())
+}
+
+// startWaiter runs this test binary again as a separate process whose
+// Client waits for the lock name (RetryMaxDelay 50ms, so its place in
+// master 0's waiting list lapses 1s after its last attempt), and returns
+// once it has started waiting. The process is killed when the test ends.
+func startWaiter(t *testing.T, servers []*redistest.Server, name string) *exec.Cmd {
+	t.Helper()
+	cmd, _, _ := startChild(t, servers, name, "waiting", "DISTLOCK_HOLDER_WAITS=1")
+	return cmd
+}
+
+// startChild runs the child process of startHolder and startWaiter and
+// waits for its first line, which must be first.
+func startChild(t *testing.T, servers []*redistest.Server, name, first string, env ...string) (cmd *exec.Cmd, stdin io.WriteCloser, out *bufio.Scanner) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
 		"DISTLOCK_HOLDER="+strings.Join(redistest.URLs(servers), ","),
-		"DISTLOCK_HOLDER_NAME="+name,
-		"DISTLOCK_HOLDER_TTL="+ttl.String())
+		"DISTLOCK_HOLDER_NAME="+name)
+	cmd.Env = append(cmd.Env, env...)
 	stdin, _ = cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -49,22 +66,34 @@ func startHolder(t *testing.T, servers []*redistest.Server, name string, ttl tim
 		cmd.Wait()
 	})
 	out = bufio.NewScanner(stdout)
-	if !out.Scan() || out.Text() != "acquired" {
-		t.Fatalf("holder process: got %q; want acquired", out.Text())
+	if !out.Scan() || out.Text() != first {
+		t.Fatalf("child process: got %q; want %s", out.Text(), first)
 	}
 	return cmd, stdin, out
 }
 
-// holder is the child process of startHolder.
+// holder is the child process of startHolder and startWaiter: it takes the
+// lock (printing "waiting" first, as a waiter) and holds it until killed.
 func holder() {
-	ttl, _ := time.ParseDuration(os.Getenv("DISTLOCK_HOLDER_TTL"))
-	c, err := distlock.New(distlock.Config{Nodes: strings.Split(os.Getenv("DISTLOCK_HOLDER"), ",")})
+	cfg := distlock.Config{Nodes: strings.Split(os.Getenv("DISTLOCK_HOLDER"), ",")}
+	waits := os.Getenv("DISTLOCK_HOLDER_WAITS") != ""
+	if waits {
+		cfg.RetryMinDelay, cfg.RetryMaxDelay = 10*time.Millisecond, 50*time.Millisecond
+	}
+	var opts []distlock.Option
+	if ttl, err := time.ParseDuration(os.Getenv("DISTLOCK_HOLDER_TTL")); err == nil {
+		opts = append(opts, distlock.WithTTL(ttl))
+	}
+	c, err := distlock.New(cfg)
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
 	defer c.Close()
-	l, err := c.Acquire(context.Background(), os.Getenv("DISTLOCK_HOLDER_NAME"), distlock.WithTTL(ttl))
+	if waits {
+		fmt.Println("waiting")
+	}
+	l, err := c.Acquire(context.Background(), os.Getenv("DISTLOCK_HOLDER_NAME"), opts...)
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)

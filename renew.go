@@ -161,19 +161,11 @@ func (r *renewer) renew(leases []*Lease) {
 	n := len(c.nodes)
 	now := c.now()
 	for j, l := range leases {
-		var ok, gone int
-		for i := range n {
-			switch replies[i][j] {
-			case 1:
-				ok++
-			case 0, -1:
-				gone++
-			}
-		}
+		ok, gone := c.tally(replies, j)
 		ttl := ttls[j]
 		switch {
 		case ok >= c.quorum:
-			l.renewed(start, ttl)
+			l.renewed(start, ttl, false)
 			r.add(l, start+int64(ttl/3))
 		case gone > n-c.quorum:
 			l.lose(fmt.Sprintf("renewal: %d of %d masters report its key gone or taken", gone, n))
@@ -182,6 +174,20 @@ func (r *renewer) renew(leases []*Lease) {
 			r.add(l, now+int64(max(ttl/10, 5*time.Millisecond)))
 		}
 	}
+}
+
+// tally counts the masters' answers to renew.lua for lease j of a batch:
+// ok renewed it, gone report its key gone or held by another value.
+func (c *Client) tally(replies [][]int64, j int) (ok, gone int) {
+	for i := range c.nodes {
+		switch replies[i][j] {
+		case 1:
+			ok++
+		case 0, -1:
+			gone++
+		}
+	}
+	return ok, gone
 }
 
 // leaseHeap orders leases by due; container/heap drives it.

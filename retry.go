@@ -96,7 +96,7 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 		giveUp := func(err error) (*Lease, error) {
 			// Stragglers may still set value somewhere: delete it
 			// everywhere, and leave the waiting list.
-			c.abandon(req, value, true)
+			c.abandon(req, value)
 			free()
 			return nil, err
 		}

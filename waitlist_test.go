@@ -1,12 +1,9 @@
 package distlock_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -20,62 +17,6 @@ import (
 
 // Tests of master 0's waiting list (retry.go, acquire.go,
 // internal/script/acquire.lua and leave.lua).
-
-func init() {
-	// The child process of startWaiter: it waits for a held lock until it
-	// is killed. Runs before TestMain, so it never runs any test.
-	if urls := os.Getenv("DISTLOCK_WAITER"); urls != "" {
-		waiterChild(urls)
-		os.Exit(0)
-	}
-}
-
-// waiterChild is the body of the child process of startWaiter.
-func waiterChild(urls string) {
-	c, err := distlock.New(distlock.Config{
-		Nodes:         strings.Split(urls, ","),
-		RetryMinDelay: 10 * time.Millisecond,
-		RetryMaxDelay: 50 * time.Millisecond,
-	})
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	fmt.Println("waiting")
-	l, err := c.Acquire(context.Background(), os.Getenv("DISTLOCK_WAITER_NAME"))
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	fmt.Println("acquired", l.Token())
-	select {} // hold until killed
-}
-
-// startWaiter runs this test binary again as a separate process whose
-// Client waits for the lock name (RetryMaxDelay 50ms, so its place in line
-// lapses 1s after its last attempt). The process is killed when the test
-// ends.
-func startWaiter(t *testing.T, servers []*redistest.Server, name string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(),
-		"DISTLOCK_WAITER="+strings.Join(redistest.URLs(servers), ","),
-		"DISTLOCK_WAITER_NAME="+name)
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	out := bufio.NewScanner(stdout)
-	if !out.Scan() || out.Text() != "waiting" {
-		t.Fatalf("waiter process: got %q; want waiting", out.Text())
-	}
-	return cmd
-}
 
 // doList runs a command on s and returns its array reply as a slice.
 func doList(t *testing.T, s *redistest.Server, args ...string) []string {

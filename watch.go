@@ -147,7 +147,6 @@ type masterState struct {
 // nameWatch is the shared state of one watched name.
 type nameWatch struct {
 	req      *request
-	channel  string // the keyspace channel, per db; see masterWatch.channel
 	refs     int
 	watchers map[*watcher]struct{}
 	wakers   map[chan struct{}]struct{}
@@ -169,7 +168,13 @@ type watchHub struct {
 func newWatchHub(c *Client) *watchHub {
 	h := &watchHub{c: c, names: make(map[string]*nameWatch)}
 	for _, n := range c.nodes {
-		h.masters = append(h.masters, &masterWatch{hub: h, node: n, signal: make(chan struct{}, 1), refresh: make(map[string]bool)})
+		h.masters = append(h.masters, &masterWatch{
+			hub:      h,
+			node:     n,
+			signal:   make(chan struct{}, 1),
+			keyspace: "__keyspace@" + strconv.Itoa(n.opt.SelectDB) + "__:",
+			refresh:  make(map[string]bool),
+		})
 	}
 	return h
 }
@@ -475,12 +480,12 @@ type masterWatch struct {
 	hub  *watchHub
 	node *node
 
-	signal chan struct{} // a token: ops or refresh have work
+	signal   chan struct{} // a token: ops or refresh have work
+	keyspace string        // "__keyspace@<db>__:", the channels' prefix
 
-	mu      sync.Mutex // guards ops, refresh, db
+	mu      sync.Mutex // guards ops and refresh
 	ops     []op
 	refresh map[string]bool // names whose key to read again
-	db      int
 }
 
 func (m *masterWatch) enqueue(o op) {
@@ -506,7 +511,7 @@ func (m *masterWatch) poke() {
 
 // channel is the keyspace channel of key on this master.
 func (m *masterWatch) channel(key string) string {
-	return "__keyspace@" + strconv.Itoa(m.node.opt.SelectDB) + "__:" + key
+	return m.keyspace + key
 }
 
 // run connects, subscribes, and serves ops until the Client closes,
@@ -804,8 +809,7 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 // reader goroutine and must not block: it updates state, or asks the
 // session goroutine to read the key.
 func (m *masterWatch) onMessage(msg rueidis.PubSubMessage) {
-	prefix := "__keyspace@" + strconv.Itoa(m.node.opt.SelectDB) + "__:" + m.hub.c.cfg.prefix
-	name, ok := strings.CutPrefix(msg.Channel, prefix)
+	name, ok := strings.CutPrefix(msg.Channel, m.channel(m.hub.c.cfg.prefix))
 	if !ok {
 		return
 	}
