@@ -44,7 +44,8 @@ const (
 //
 // On failure it returns a *QuorumError and the shortest remaining PTTL
 // reported by masters where another holder has the lock (0 if none).
-func (c *Client) attempt(ctx context.Context, req *request, value string, free func(), keep, probe bool) (*Lease, time.Duration, error) {
+// call follows the Acquire or TryAcquire call it is part of.
+func (c *Client) attempt(ctx context.Context, req *request, value string, free func(), keep, probe bool, call *acquireCall) (_ *Lease, _ time.Duration, err error) {
 	start := time.Now()
 	ttlArg := strconv.FormatInt(req.ttl.Milliseconds(), 10)
 	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey}
@@ -79,6 +80,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 	var nGranted, nHeld, nAnswered int
 	var pttl time.Duration
 	var behind bool // master 0 has an earlier waiter first in line
+	defer func() { c.attempted(ctx, call, start, nGranted, nHeld, errs, err) }()
 	record := func(r reply) {
 		nAnswered++
 		if r.err != nil {

@@ -53,6 +53,9 @@ func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Scr
 				}
 				ints[j] = v
 			}
+			if ctx.Err() == nil {
+				n.observe(firstErr)
+			}
 			results <- result{i, ints, firstErr}
 		})
 	}

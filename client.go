@@ -30,6 +30,7 @@ type Client struct {
 	queue   localQueue
 	renewer *renewer
 	watches *watchHub
+	tel     telemetry // spans, metrics and logs (telemetry.go)
 
 	// stop is closed by Close; background loops (dialling, renewal) end on
 	// it, and bg, the context of background commands, is cancelled.
@@ -66,6 +67,9 @@ func New(cfg Config) (*Client, error) {
 		stop:   make(chan struct{}),
 		leases: make(map[*Lease]struct{}),
 	}
+	if c.tel, err = newTelemetry(&cfg, c.held); err != nil {
+		return nil, fmt.Errorf("distlock: Config.MeterProvider: %w", err)
+	}
 	c.bg, c.cancelBg = context.WithCancel(context.Background())
 	c.stopping, c.stopNow = context.WithCancel(context.Background())
 	// A waiter renews its place at every attempt, at least every
@@ -74,7 +78,7 @@ func New(cfg Config) (*Client, error) {
 	c.queue.slots = make(map[string]*slot)
 	first := make(chan error, len(s.nodes))
 	for i, opt := range s.nodes {
-		n := &node{index: i, addr: s.addrs[i], opt: opt}
+		n := &node{index: i, addr: s.addrs[i], opt: opt, log: c.tel.log}
 		c.nodes = append(c.nodes, n)
 		c.wg.Add(1)
 		go func() {
@@ -111,6 +115,7 @@ func New(cfg Config) (*Client, error) {
 			errs[i] = fmt.Sprintf("master %d (%s): %v", i, n.addr, err)
 		}
 		c.shutdown()
+		c.tel.close()
 		return nil, fmt.Errorf("distlock: no master reachable: %s", strings.Join(errs, "; "))
 	}
 	c.renewer = newRenewer(c)
@@ -164,6 +169,10 @@ func (c *Client) Close() error {
 	}
 	c.watches.closeAll()
 	c.shutdown()
+	c.tel.close()
+	if err != nil {
+		c.tel.log.Warn("distlock: Close could not release every lease; their keys expire with their TTL", "error", err.Error())
+	}
 	return err
 }
 
@@ -276,11 +285,15 @@ func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool,
 			}
 			res := send(nctx, i, rc)
 			r := reply{node: i, res: res}
-			if err := res.Error(); err != nil {
+			err = res.Error()
+			if err != nil {
 				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 					err = fmt.Errorf("no answer within %v: %w", timeout, err)
 				}
 				r.err = &NodeError{Addr: n.addr, Err: err}
+			}
+			if ctx.Err() == nil {
+				n.observe(err)
 			}
 			replies <- r
 		})
@@ -324,6 +337,13 @@ func (c *Client) track(l *Lease) bool {
 	}
 	c.leases[l] = struct{}{}
 	return true
+}
+
+// held reports how many leases the Client holds, for metrics.
+func (c *Client) held() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return int64(len(c.leases))
 }
 
 func (c *Client) forget(l *Lease) {

@@ -3,6 +3,7 @@ package distlock
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for the zero values of [Config].
@@ -92,6 +95,23 @@ type Config struct {
 	// backoff between attempts of a waiting Acquire. Defaults 5ms and 250ms.
 	RetryMinDelay time.Duration
 	RetryMaxDelay time.Duration
+
+	// TracerProvider receives spans for acquire (one per Acquire or
+	// TryAcquire, with an event per attempt), release, extend, background
+	// renewal and fence write-back, each master's error recorded on them.
+	// Nil: no spans, at no cost. To use the global provider, pass
+	// otel.GetTracerProvider(). See "Observability" in the package
+	// documentation.
+	TracerProvider trace.TracerProvider
+
+	// MeterProvider receives distlock's metrics (distlock.*). Nil: none, at
+	// no cost. To use the global provider, pass otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+
+	// Logger receives what an operator must see: a master that stops or
+	// starts answering, a lease lost, a watch connection lost and
+	// subscribed again. Nil: silent.
+	Logger *slog.Logger
 }
 
 // settings is a Config with the defaults filled in and the masters parsed.

@@ -42,6 +42,41 @@
 // data: run masters with appendonly yes, appendfsync always and
 // maxmemory-policy noeviction.
 //
+// # Observability
+//
+// Config.TracerProvider, Config.MeterProvider and Config.Logger are off
+// when nil (or a no-op provider), at no cost; distlock uses the
+// OpenTelemetry API only, and the program chooses the SDK and exporters.
+//
+// Spans: distlock.acquire, one per Acquire or TryAcquire, with the lock's
+// name, the mode (wait or try), the number of attempts, the time waited
+// between attempts, the token, and an "attempt" event per attempt (masters
+// granted and held); distlock.fence, under it, when an acquire writes its
+// fence counter back; distlock.release; distlock.extend; distlock.renew,
+// one per background renewal batch. Each master's error is recorded on
+// the span of the operation it failed.
+//
+// Metrics, all in the meter "github.com/distlock/distlock":
+//
+//	distlock.acquire.duration          histogram, s    Acquire and TryAcquire calls, waiting included;
+//	                                                   by distlock.acquire.mode and error.type (absent on success)
+//	distlock.acquire.attempt.duration  histogram, s    one attempt on the masters, fencing included; by error.type
+//	distlock.lease.held                updown, {lease} leases the Client holds now
+//	distlock.lease.renewals            counter         renewals (background and Extend); error.type no_quorum or lost
+//	distlock.lease.lost                counter         leases lost
+//	distlock.fence.writebacks          counter         fence counter write-backs; by error.type
+//	distlock.watch.events              counter         events seen by watches; by distlock.event.type
+//	distlock.watch.resubscriptions     counter         watch connections subscribed again
+//
+// error.type is one of locked, no_quorum, expired (granted, but after the
+// validity ran out), timeout and canceled (the context's), closed, lost.
+// Lock names are span attributes only, never metric attributes: their
+// number is unbounded.
+//
+// The Logger gets a warning when a master stops answering (and a note when
+// it answers again), when a lease is lost, and when a watch connection is
+// lost; nothing on the path of a healthy acquire.
+//
 // Errors wrap the sentinel values [ErrLocked], [ErrNoQuorum],
 // [ErrLeaseLost], [ErrReleased] and [ErrClosed]; test with [errors.Is].
 // When a context ends, the error also matches the context's error.

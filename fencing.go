@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/distlock/distlock/internal/script"
 )
@@ -76,20 +77,34 @@ func (c *Client) fence(ctx context.Context, req *request, counters []int64, vali
 	if nHold >= c.quorum {
 		return token(t, first), nil
 	}
+	return c.writeBack(ctx, req, t, first, hold, nHold, validUntil)
+}
 
+// writeBack writes counter t to the masters not marked in hold (nHold of
+// them are), and returns the token once a majority holds it.
+func (c *Client) writeBack(ctx context.Context, req *request, t int64, first int, hold []bool, nHold int, validUntil time.Time) (_ uint64, err error) {
+	ctx, span := c.tel.start(ctx, spanFence, req.name)
+	if span != nil {
+		span.SetAttributes(attribute.Int64("distlock.fence.counter", t), attribute.Int("distlock.masters.holding", nHold))
+	}
+	errs := make([]error, len(hold))
+	defer func() {
+		c.wroteBack(ctx, err)
+		c.recordMasterErrors(span, errs)
+		end(span, err)
+	}()
 	timeout := min(req.timeout, time.Until(validUntil))
 	if timeout <= 0 {
-		return 0, &QuorumError{Op: "fence", Name: req.name, Granted: nHold, Needed: c.quorum, Expired: true, Errs: make([]error, len(counters))}
+		return 0, &QuorumError{Op: "fence", Name: req.name, Granted: nHold, Needed: c.quorum, Expired: true, Errs: errs}
 	}
 	keys, args := []string{req.fenceKey}, []string{strconv.FormatInt(t, 10)}
-	only := make([]bool, len(counters))
+	only := make([]bool, len(hold))
 	for i := range only {
 		only[i] = !hold[i]
 	}
 	replies, count := c.fanout(ctx, timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Fence.Exec(ctx, rc, keys, args)
 	})
-	errs := make([]error, len(counters))
 	for ; count > 0 && nHold < c.quorum && nHold+count >= c.quorum; count-- {
 		r := <-replies
 		if r.err != nil {

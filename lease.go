@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/distlock/distlock/internal/script"
 )
@@ -166,6 +168,18 @@ func (l *Lease) Release(ctx context.Context) error {
 	if !first && !isLost(prev) {
 		return nil // released before
 	}
+	ctx, span := l.c.tel.start(ctx, spanRelease, l.req.name)
+	if span != nil {
+		span.SetAttributes(attribute.Int64("distlock.lease.token", int64(l.token)))
+	}
+	err := l.release(ctx, span, prev, first)
+	end(span, err)
+	return err
+}
+
+// release deletes the keys of a lease that Release ended (first) or found
+// lost (prev), recording each master's error on span.
+func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first bool) error {
 	l.settle()
 	keys, args := []string{l.req.key}, []string{l.value}
 	replies, count := l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
@@ -196,6 +210,7 @@ func (l *Lease) Release(ctx context.Context) error {
 		return withErr(prev, first, withCtx(&QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}, ctx.Err()))
 	}
 	l.freeSlot()
+	l.c.recordMasterErrors(span, errs)
 	var err error
 	if ok < l.c.quorum {
 		err = &QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}
@@ -239,21 +254,36 @@ func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 	// shorter life than the validity we compute.
 	l.renewing.Lock()
 	defer l.renewing.Unlock()
+	ctx, span := l.c.tel.start(ctx, spanExtend, l.req.name)
+	if span != nil {
+		span.SetAttributes(attribute.Int64("distlock.lease.token", int64(l.token)), attribute.Int64("distlock.lease.ttl_ms", ttl.Milliseconds()))
+	}
+	err := l.extend(ctx, span, ttl)
+	end(span, err)
+	return err
+}
+
+// extend is Extend's renewal, with l.renewing held.
+func (l *Lease) extend(ctx context.Context, span trace.Span, ttl time.Duration) error {
 	l.settle() // a late acquire must not undo the new TTL
 	start := l.c.now()
 	replies, errs := l.c.batch(ctx, l.c.nodeTimeout(ttl), script.Renew, []*Lease{l}, func(int, *Lease) []string {
 		return []string{l.value, strconv.FormatInt(ttl.Milliseconds(), 10)}
 	})
+	l.c.recordMasterErrors(span, errs)
 	switch ok, gone := l.c.tally(replies, 0); {
 	case ok >= l.c.quorum:
+		l.c.renewals(renewOK, 1)
 		l.ttl.Store(int64(ttl))
 		l.renewed(start, ttl, true)
 		l.c.renewer.add(l, start+int64(ttl/3))
 		return l.Err()
 	case gone > len(l.c.nodes)-l.c.quorum:
+		l.c.renewals(renewGone, 1)
 		l.lose(fmt.Sprintf("%d of %d masters report its key gone or taken", gone, len(l.c.nodes)))
 		return l.Err()
 	default:
+		l.c.renewals(renewRetry, 1)
 		return withCtx(&QuorumError{Op: "extend", Name: l.req.name, Granted: ok, Held: gone, Needed: l.c.quorum, Errs: errs}, ctx.Err())
 	}
 }
@@ -335,6 +365,7 @@ func (l *Lease) endLocked(cause error) bool {
 		l.c.renewer.remove(l)
 	}
 	if isLost(cause) {
+		l.c.leaseLost(l, cause)
 		// Delete what is left of its keys (only where they still hold this
 		// lease's value), then let this Client's next waiter try: left in
 		// place, they would block it, and every other client, for a TTL.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,11 @@ type node struct {
 	index int
 	addr  string // for errors: no credentials
 	opt   rueidis.ClientOption
+	log   *slog.Logger
+
+	// down is set while the master fails to answer; it only steers
+	// logging (node.observe), never a decision.
+	down atomic.Bool
 
 	client  atomic.Pointer[rueidis.Client] // nil until the first dial succeeds
 	dialErr atomic.Pointer[error]          // the last dial's error while client is nil
@@ -61,11 +67,15 @@ func (n *node) dial(stop <-chan struct{}, first chan<- error) {
 			}
 			if attempt == 0 {
 				first <- nil
+			} else if n.down.CompareAndSwap(true, false) {
+				n.log.Info("distlock: master answering again", "master", n.index, "address", n.addr)
 			}
 			return
 		}
 		n.dialErr.Store(&err)
 		if attempt == 0 {
+			n.down.Store(true)
+			n.log.Warn("distlock: master not answering; dialling it again in the background", "master", n.index, "address", n.addr, "error", err.Error())
 			first <- err
 		}
 		t := time.NewTimer(delay)

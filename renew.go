@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/distlock/distlock/internal/script"
 )
 
@@ -155,24 +157,41 @@ func (r *renewer) renew(leases []*Lease) {
 	// slow master must not hold back the answer of the others until the
 	// validity is gone.
 	timeout := c.nodeTimeout(minTTL)
-	replies, _ := c.batch(c.bg, timeout, script.Renew, leases, func(i int, l *Lease) []string {
+	ctx, span := c.tel.start(c.bg, spanRenew, "")
+	replies, errs := c.batch(ctx, timeout, script.Renew, leases, func(i int, l *Lease) []string {
 		return []string{l.value, strconv.FormatInt(ttls[i].Milliseconds(), 10)}
 	})
 	n := len(c.nodes)
 	now := c.now()
+	var counts [numRenewResults]int
 	for j, l := range leases {
 		ok, gone := c.tally(replies, j)
 		ttl := ttls[j]
 		switch {
 		case ok >= c.quorum:
+			counts[renewOK]++
 			l.renewed(start, ttl, false)
 			r.add(l, start+int64(ttl/3))
 		case gone > n-c.quorum:
+			counts[renewGone]++
 			l.lose(fmt.Sprintf("renewal: %d of %d masters report its key gone or taken", gone, n))
 		default:
 			// Too few answers: try again soon, while validity lasts.
+			counts[renewRetry]++
 			r.add(l, now+int64(max(ttl/10, 5*time.Millisecond)))
 		}
+	}
+	for result, k := range counts {
+		c.renewals(result, k)
+	}
+	if span != nil {
+		span.SetAttributes(
+			attribute.Int("distlock.leases", len(leases)),
+			attribute.Int("distlock.renew.renewed", counts[renewOK]),
+			attribute.Int("distlock.renew.retried", counts[renewRetry]),
+			attribute.Int("distlock.renew.lost", counts[renewGone]))
+		c.recordMasterErrors(span, errs)
+		span.End()
 	}
 }
 

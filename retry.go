@@ -59,12 +59,20 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 		return nil, err
 	}
 	defer c.exit()
-	free, err := c.queue.wait(ctx, c.stop, name)
+	ctx, call := c.startAcquire(ctx, modeWait, req)
+	l, err := c.acquire(ctx, req, &call)
+	c.endAcquire(ctx, &call, l, err)
+	return l, err
+}
+
+// acquire is Acquire once the request is checked.
+func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (*Lease, error) {
+	free, err := c.queue.wait(ctx, c.stop, req.name)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
 			return nil, err
 		}
-		return nil, withCtx(fmt.Errorf("distlock: acquire %q: %w by another goroutine of this Client", name, ErrLocked), ctx.Err())
+		return nil, withCtx(fmt.Errorf("distlock: acquire %q: %w by another goroutine of this Client", req.name, ErrLocked), ctx.Err())
 	}
 	select {
 	case <-c.stop: // Close freed the slot we were given
@@ -80,7 +88,7 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 	for {
 		// After the first attempt this Acquire is in master 0's waiting
 		// list: ask master 0 first (probe).
-		l, pttl, err := c.attempt(ctx, req, value, free, true, last != nil)
+		l, pttl, err := c.attempt(ctx, req, value, free, true, last != nil, call)
 		if err == nil {
 			return l, nil
 		}
@@ -170,11 +178,19 @@ func (c *Client) TryAcquire(ctx context.Context, name string, opts ...Option) (*
 		return nil, err
 	}
 	defer c.exit()
-	free, ok := c.queue.try(name)
+	ctx, call := c.startAcquire(ctx, modeTry, req)
+	l, err := c.tryAcquire(ctx, req, &call)
+	c.endAcquire(ctx, &call, l, err)
+	return l, err
+}
+
+// tryAcquire is TryAcquire once the request is checked.
+func (c *Client) tryAcquire(ctx context.Context, req *request, call *acquireCall) (*Lease, error) {
+	free, ok := c.queue.try(req.name)
 	if !ok {
-		return nil, fmt.Errorf("distlock: try acquire %q: %w by another goroutine of this Client", name, ErrLocked)
+		return nil, fmt.Errorf("distlock: try acquire %q: %w by another goroutine of this Client", req.name, ErrLocked)
 	}
-	l, _, err := c.attempt(ctx, req, newValue(), free, false, false)
+	l, _, err := c.attempt(ctx, req, newValue(), free, false, false, call)
 	if err != nil {
 		free()
 		return nil, withCtx(err, ctx.Err())

@@ -438,6 +438,7 @@ func (nw *nameWatch) howGone(now int64) EventType {
 // emit sends ev to every watcher of nw, and wakes its waiters when the
 // lock became free. h.mu must be held.
 func (h *watchHub) emit(nw *nameWatch, ev Event) {
+	h.c.watchEvent(ev.Type)
 	for w := range nw.watchers {
 		w.send(ev)
 	}
@@ -519,11 +520,15 @@ func (m *masterWatch) channel(key string) string {
 func (m *masterWatch) run() {
 	c := m.hub.c
 	delay := 50 * time.Millisecond
-	for {
+	for sessions := 0; ; {
 		subscribed := false
-		err := m.session(&subscribed)
+		err := m.session(&subscribed, sessions)
 		if subscribed {
+			sessions++
 			delay = 50 * time.Millisecond // it worked: reconnect quickly next time
+			if c.stopping.Err() == nil {
+				c.tel.log.Warn("distlock: watch connection lost; subscribing again", "master", m.node.index, "address", m.node.addr, "error", err.Error())
+			}
 		}
 		// Disconnected: what this master said no longer counts.
 		m.hub.mu.Lock()
@@ -564,8 +569,9 @@ func (m *masterWatch) failOps(err error) {
 	}
 }
 
-// session is one connection's life: it returns why it ended.
-func (m *masterWatch) session(subscribed *bool) error {
+// session is one connection's life: it returns why it ended. before
+// counts the sessions that subscribed before this one.
+func (m *masterWatch) session(subscribed *bool, before int) error {
 	c := m.hub.c
 	select {
 	case <-c.stop:
@@ -610,6 +616,9 @@ func (m *masterWatch) session(subscribed *bool) error {
 		return err
 	}
 	*subscribed = true
+	if before > 0 {
+		c.resubscribed(m.node, len(names))
+	}
 	for {
 		m.mu.Lock()
 		ops := m.ops
