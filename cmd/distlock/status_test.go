@@ -37,7 +37,7 @@ func TestStatus(t *testing.T) {
 		t.Errorf("--json: %+v; want st held by 3 of 3, quorum 2, ttl > 0", st)
 	}
 	for i, m := range st.Masters {
-		if !m.Reachable || !m.Held || m.Holder == "" || m.Fence != int64(l.Token()>>6) && m.Fence < 1 || m.Addr != servers[i].URL() {
+		if !m.Reachable || !m.Held || m.Holder == "" || m.Fence < int64(l.Token()>>6) || m.Addr != servers[i].URL() {
 			t.Errorf("--json master %d: %+v", i, m)
 		}
 	}
