@@ -170,9 +170,13 @@ func TestRunLeaseLost(t *testing.T) {
 		msg    string
 	}{
 		{"stops on SIGTERM", `echo ready; while :; do sleep 0.05; done`, "stopping sh (SIGTERM, SIGKILL after 1s)"},
+		// A command that exits 0 on SIGTERM still did not run to its end
+		// holding the lock.
+		{"exits 0 on SIGTERM", `trap "exit 0" TERM; echo ready; while :; do sleep 0.05; done`, "stopping sh"},
 		{"ignores SIGTERM", `trap "" TERM; echo ready; while :; do sleep 0.05; done`, "sh still running 1s after SIGTERM: SIGKILL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // mostly waiting for the TTL and the grace
 			servers, nodes := startMasters(t, 3)
 			const ttl, grace = 2 * time.Second, time.Second
 			cmd := distlockCmd(t, nodes, "run", "--ttl", ttl.String(), "--grace", grace.String(), "lost", "--", "sh", "-c", tc.script)
