@@ -3,6 +3,8 @@ package distlock_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log"
 	"testing"
 	"time"
 
@@ -202,4 +204,42 @@ func TestLockStateString(t *testing.T) {
 			t.Errorf("LockState(%d).String() = %q; want %q", int(s), got, want)
 		}
 	}
+}
+
+// Status shows what each master holds for a lock, and the majority's
+// verdict; a tool can print it, never decide from it to take the lock.
+func ExampleClient_Status() {
+	nodes, stop := masterURLs()
+	defer stop()
+
+	c, err := distlock.New(distlock.Config{Nodes: nodes})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	l, err := c.Acquire(ctx, "nightly-report")
+	if err != nil {
+		log.Fatal(err)
+	}
+	st, err := c.Status(ctx, "nightly-report")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(st.Name, st.State, "by a majority:", st.Agree >= st.Quorum)
+	for _, m := range st.Masters {
+		if m.Err == nil && m.Held && m.Value != "" {
+			fmt.Println("a master holds it, expiring within the TTL:", m.TTL <= distlock.DefaultTTL)
+			break
+		}
+	}
+
+	l.Release(ctx)
+	st, _ = c.Status(ctx, "nightly-report")
+	fmt.Println(st.Name, st.State)
+	// Output:
+	// nightly-report held by a majority: true
+	// a master holds it, expiring within the TTL: true
+	// nightly-report free
 }
