@@ -53,8 +53,8 @@ type Client struct {
 // New returns a Client for the masters cfg names. It connects to all of
 // them at once and returns as soon as a majority has answered; masters that
 // are down are dialled again in the background. It fails when cfg is invalid
-// or when no master at all could be reached (each master's error is in the
-// returned error).
+// or when no master at all could be reached (the error then wraps
+// ErrNoQuorum and says each master's error).
 func New(cfg Config) (*Client, error) {
 	s, err := cfg.settings()
 	if err != nil {
@@ -116,7 +116,7 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.shutdown()
 		c.tel.close()
-		return nil, fmt.Errorf("distlock: no master reachable: %s", strings.Join(errs, "; "))
+		return nil, fmt.Errorf("%w: no master reachable: %s", ErrNoQuorum, strings.Join(errs, "; "))
 	}
 	c.renewer = newRenewer(c)
 	c.watches = newWatchHub(c)

@@ -73,8 +73,8 @@ func TestNewFailsFastWhenNoMasterIsUp(t *testing.T) {
 		c.Close()
 		t.Fatal("New with every master down: got nil error")
 	}
-	if !strings.Contains(err.Error(), "no master reachable") || !strings.Contains(err.Error(), servers[2].Addr()) {
-		t.Errorf("New: got %q; want it to say no master is reachable and name each", err)
+	if !strings.Contains(err.Error(), "no master reachable") || !strings.Contains(err.Error(), servers[2].Addr()) || !errors.Is(err, distlock.ErrNoQuorum) {
+		t.Errorf("New: got %q; want it to wrap ErrNoQuorum, say no master is reachable and name each", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("New took %v with every master refusing connections; want it to fail fast", d)

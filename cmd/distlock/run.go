@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/distlock/distlock"
+)
+
+var runCommand = &command{
+	name:     "run",
+	synopsis: "[flags] NAME -- COMMAND [ARGS...]",
+	summary:  "run a command while holding a lock",
+	about: `
+Waits for the lock NAME (with --try, gives up at once when it is held), then
+runs COMMAND with stdin, stdout and stderr passed through, and with
+DISTLOCK_NAME and DISTLOCK_TOKEN (the lease's fencing token) in its
+environment. The lease renews itself while COMMAND runs; SIGINT, SIGTERM and
+SIGHUP are passed on to COMMAND; the lock is released when COMMAND exits,
+and distlock exits with COMMAND's status.
+
+When the lease is lost, COMMAND gets SIGTERM, then SIGKILL after --grace,
+and distlock exits with 122. COMMAND runs in a process group of its own
+(signals reach every process it started), so it cannot read from the
+terminal: give it input from a file or a pipe.
+
+Exit status: COMMAND's own; 122 lease lost; 123 masters unreachable;
+124 lock not acquired (held with --try, or --timeout ran out); 125 usage;
+126 COMMAND not executable; 127 COMMAND not found; 128+n killed by signal n.`,
+	run: runMain,
+}
+
+// runOptions is what the run command line says.
+type runOptions struct {
+	name    string
+	argv    []string // COMMAND and its arguments
+	path    string   // COMMAND, resolved
+	ttl     time.Duration
+	timeout time.Duration // 0: wait as long as it takes
+	try     bool
+	grace   time.Duration
+}
+
+func runMain(c *command, args []string, stdout, stderr io.Writer) int {
+	f := newFlags(c)
+	var o runOptions
+	f.DurationVar(&o.ttl, "ttl", distlock.DefaultTTL, "lease TTL: how long the lock outlives a crashed distlock; renewed every TTL/3")
+	f.DurationVar(&o.timeout, "timeout", 0, "give up waiting for the lock after this long (exit 124); 0: wait as long as it takes")
+	f.BoolVar(&o.try, "try", false, "give up at once when the lock is held (exit 124)")
+	f.DurationVar(&o.grace, "grace", 5*time.Second, "after the lease is lost, time between SIGTERM and SIGKILL")
+	if status, done := f.parse(args, stdout, stderr); done {
+		return status
+	}
+	cfg, err := o.check(f, args)
+	if err != nil {
+		return f.fail(stderr, err)
+	}
+	// Resolve COMMAND before taking the lock, as a shell would, so that a
+	// typo costs no lock.
+	o.path, err = exec.LookPath(o.argv[0])
+	if errors.Is(err, exec.ErrDot) {
+		err = nil // a shell would run ./name found through PATH too
+	}
+	if err != nil {
+		return execFailed(stderr, o.argv[0], err)
+	}
+	client, err := f.connect(cfg)
+	if err != nil {
+		return f.fail(stderr, err)
+	}
+	defer client.Close()
+	return o.run(client, stderr)
+}
+
+// check validates the command line and returns the Client configuration.
+func (o *runOptions) check(f *flags, args []string) (distlock.Config, error) {
+	rest := f.Args()
+	switch {
+	case len(rest) < len(args) && args[len(args)-len(rest)-1] == "--":
+		// The flag package took the "--" that should follow NAME.
+		return distlock.Config{}, usagef("missing lock NAME before --")
+	case len(rest) == 0:
+		return distlock.Config{}, usagef("missing lock NAME and -- COMMAND")
+	case len(rest) == 1 && rest[0] != "--":
+		return distlock.Config{}, usagef("missing -- COMMAND after lock NAME %q", rest[0])
+	case rest[0] == "--":
+		return distlock.Config{}, usagef("missing lock NAME before --")
+	case rest[1] != "--":
+		return distlock.Config{}, usagef("want -- after lock NAME %q, got %q (flags go before NAME)", rest[0], rest[1])
+	case len(rest) == 2:
+		return distlock.Config{}, usagef("missing COMMAND after --")
+	}
+	o.name, o.argv = rest[0], rest[2:]
+	if err := checkName(o.name); err != nil {
+		return distlock.Config{}, err
+	}
+	if err := positive("ttl", o.ttl); err != nil {
+		return distlock.Config{}, err
+	}
+	if err := notNegative("timeout", o.timeout); err != nil {
+		return distlock.Config{}, err
+	}
+	if err := notNegative("grace", o.grace); err != nil {
+		return distlock.Config{}, err
+	}
+	if o.try && o.timeout > 0 {
+		return distlock.Config{}, usagef("--try and --timeout exclude each other")
+	}
+	cfg, err := f.config()
+	cfg.TTL = o.ttl // New checks it against the drift margin
+	return cfg, err
+}
+
+// forwarded are the signals passed on to COMMAND.
+var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
+
+// run takes the lock, runs the command and returns the exit status.
+func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+
+	lease, status := o.acquire(c, sigs, stderr)
+	if lease == nil {
+		return status
+	}
+	// Whatever happens next, the lease ends here; a lost lease's keys are
+	// deleted where they still can be. Release waits for the masters'
+	// answers, each at most the per-master timeout; the bound is for a
+	// master that accepts connections but never answers.
+	release := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return lease.Release(ctx)
+	}
+
+	// A signal that came while the lock was being taken: the command
+	// never starts.
+	select {
+	case sig := <-sigs:
+		release()
+		fmt.Fprintf(stderr, "distlock run: %v before %s started; lock %q released\n", sig, o.argv[0], o.name)
+		return exitSignal + signalNumber(sig)
+	default:
+	}
+
+	// A lease lost already (the process was paused right after the
+	// acquire): the command never starts.
+	if err := lease.Err(); err != nil {
+		release()
+		fmt.Fprintf(stderr, "distlock run: %v; %s not run\n", err, o.argv[0])
+		return exitLost
+	}
+
+	cmd := exec.Command(o.path, o.argv[1:]...)
+	cmd.Args[0] = o.argv[0]
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(),
+		"DISTLOCK_NAME="+o.name,
+		"DISTLOCK_TOKEN="+strconv.FormatUint(lease.Token(), 10))
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		release()
+		return execFailed(stderr, o.argv[0], err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	var (
+		lost     <-chan struct{} = lease.Done()
+		kill     <-chan time.Time
+		killer   *time.Timer
+		stopping bool // the lease was lost and the command told to stop
+	)
+	defer func() {
+		if killer != nil {
+			killer.Stop()
+		}
+	}()
+	for {
+		select {
+		case sig := <-sigs:
+			signalGroup(cmd.Process, sig)
+			continue
+		case <-lost:
+			lost = nil
+			stopping = true
+			fmt.Fprintf(stderr, "distlock run: %v; stopping %s (SIGTERM, SIGKILL after %v)\n", lease.Err(), o.argv[0], o.grace)
+			signalGroup(cmd.Process, syscall.SIGTERM)
+			killer = time.NewTimer(o.grace)
+			kill = killer.C
+			continue
+		case <-kill:
+			kill = nil
+			fmt.Fprintf(stderr, "distlock run: %s still running %v after SIGTERM: SIGKILL\n", o.argv[0], o.grace)
+			signalGroup(cmd.Process, syscall.SIGKILL)
+			continue
+		case <-exited:
+		}
+		break
+	}
+	status = exitStatus(cmd.ProcessState)
+
+	// Did the command run to its end holding the lock? Err checks the
+	// lease's validity now, so a lease lost just as the command exited
+	// counts as lost: distlock cannot vouch that the lock was held to the
+	// end.
+	if err := lease.Err(); stopping || errors.Is(err, distlock.ErrLeaseLost) {
+		if !stopping {
+			fmt.Fprintf(stderr, "distlock run: %v\n", err)
+		}
+		release()
+		fmt.Fprintf(stderr, "distlock run: %s ended (%s) after the lease on %q was lost\n", o.argv[0], cmd.ProcessState, o.name)
+		return exitLost
+	}
+	if err := release(); err != nil {
+		// The command ran to its end holding the lock: its status
+		// stands. Keys that could not be deleted expire with the TTL.
+		fmt.Fprintf(stderr, "distlock run: releasing %q: %v\n", o.name, err)
+	}
+	return status
+}
+
+// acquire takes the lock as the flags say. Without a lease it returns
+// the exit status, having said why on stderr.
+func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr io.Writer) (*distlock.Lease, int) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	if o.timeout > 0 {
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeout(ctx, o.timeout)
+		defer cancelTimeout()
+	}
+	// A signal while waiting ends the wait.
+	var got os.Signal
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case got = <-sigs:
+			cancel(errInterrupted)
+		case <-stop:
+		}
+	}()
+
+	var lease *distlock.Lease
+	var err error
+	if o.try {
+		lease, err = c.TryAcquire(ctx, o.name, distlock.WithTTL(o.ttl))
+	} else {
+		lease, err = c.Acquire(ctx, o.name, distlock.WithTTL(o.ttl))
+	}
+	close(stop)
+	<-watched
+	switch {
+	case err == nil:
+		return lease, 0
+	case got != nil:
+		fmt.Fprintf(stderr, "distlock run: %v while waiting for lock %q; %s not run\n", got, o.name, o.argv[0])
+		return nil, exitSignal + signalNumber(got)
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintf(stderr, "distlock run: lock %q not acquired within --timeout %v; %s not run: %v\n", o.name, o.timeout, o.argv[0], err)
+		return nil, exitNotAcquired
+	case errors.Is(err, distlock.ErrLocked):
+		fmt.Fprintf(stderr, "distlock run: lock %q is held by another holder; %s not run\n", o.name, o.argv[0])
+		return nil, exitNotAcquired
+	default:
+		fmt.Fprintf(stderr, "distlock run: lock %q not acquired; %s not run: %v\n", o.name, o.argv[0], err)
+		return nil, exitUnreachable
+	}
+}
+
+var errInterrupted = errors.New("interrupted")
+
+// execFailed reports a command that could not be started, with the
+// status a shell would give: 127 when it does not exist, 126 otherwise.
+func execFailed(stderr io.Writer, name string, err error) int {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(stderr, "distlock run: %s: command not found (%v)\n", name, err)
+		return exitNotFound
+	}
+	fmt.Fprintf(stderr, "distlock run: %s: cannot execute: %v\n", name, err)
+	return exitCannotExec
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestRunSerializes runs two `distlock run`s of one lock at once: each
+// child writes start and end lines, with its token, to a shared file
+// around a pause; the lines must never interleave, and the later holder's
+// token must be the greater.
+func TestRunSerializes(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	log := filepath.Join(t.TempDir(), "log")
+	script := `echo "start $DISTLOCK_TOKEN" >> "$LOG"; sleep 0.3; echo "end $DISTLOCK_TOKEN" >> "$LOG"`
+	var waits []func() int
+	for range 2 {
+		cmd := distlockCmd(t, nodes, "run", "serial", "--", "sh", "-c", script)
+		cmd.Env = append(cmd.Env, "LOG="+log)
+		_, _, wait := background(t, cmd)
+		waits = append(waits, wait)
+	}
+	for i, wait := range waits {
+		if code := wait(); code != 0 {
+			t.Errorf("run %d: exit status %d; want 0", i, code)
+		}
+	}
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Fields(string(data))
+	if len(got) != 8 {
+		t.Fatalf("log %q; want 4 lines", data)
+	}
+	// start A, end A, start B, end B, with A < B.
+	if got[0] != "start" || got[2] != "end" || got[4] != "start" || got[6] != "end" || got[1] != got[3] || got[5] != got[7] {
+		t.Fatalf("log %q; want one child's start and end, then the other's", data)
+	}
+	a, _ := strconv.ParseUint(got[1], 10, 64)
+	b, _ := strconv.ParseUint(got[5], 10, 64)
+	if a == 0 || b <= a {
+		t.Errorf("tokens %d then %d; want the second greater", a, b)
+	}
+}
+
+// TestRunChild checks what the child gets (token, name, stdin) and the
+// exit statuses of a child that runs to its end.
+func TestRunChild(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+
+	t.Run("environment and stdin", func(t *testing.T) {
+		cmd := distlockCmd(t, nodes, "run", "jobs/env", "--", "sh", "-c", `echo "$DISTLOCK_NAME $DISTLOCK_TOKEN"; cat`)
+		cmd.Stdin = strings.NewReader("from stdin\n")
+		r := finish(t, cmd)
+		r.want(t, 0)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if len(lines) != 2 || lines[1] != "from stdin" {
+			t.Fatalf("stdout %q; want the name and token, then stdin", r.stdout)
+		}
+		f := strings.Fields(lines[0])
+		if len(f) != 2 || f[0] != "jobs/env" {
+			t.Fatalf("child saw %q; want DISTLOCK_NAME jobs/env and a token", lines[0])
+		}
+		if tok, err := strconv.ParseUint(f[1], 10, 64); err != nil || tok == 0 {
+			t.Errorf("DISTLOCK_TOKEN %q; want a positive integer", f[1])
+		}
+	})
+
+	for _, tc := range []struct {
+		name string
+		argv []string
+		code int
+		msg  string // in stderr
+	}{
+		{"own status", []string{"sh", "-c", "exit 7"}, 7, ""},
+		{"killed by a signal", []string{"sh", "-c", "kill -TERM $$"}, 128 + int(syscall.SIGTERM), ""},
+		{"not found", []string{"no-such-command-distlock"}, 127, "no-such-command-distlock: command not found"},
+		{"not found by path", []string{"/no/such/file"}, 127, "command not found"},
+		{"not executable", []string{os.DevNull}, 126, "cannot execute"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, nodes, append([]string{"run", "jobs/exit", "--"}, tc.argv...)...)
+			if tc.msg == "" {
+				r.want(t, tc.code)
+			} else {
+				r.want(t, tc.code, tc.msg)
+			}
+		})
+	}
+
+	// Each run released its lock: it is free now.
+	run(t, nodes, "status", "jobs/exit").want(t, 0)
+	run(t, nodes, "status", "jobs/env").want(t, 0)
+}
+
+// TestRunNotAcquired: a held lock with --try, or past --timeout, gives
+// 124 and never runs the command.
+func TestRunNotAcquired(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	hold(t, nodes, "busy")
+	marker := filepath.Join(t.TempDir(), "ran")
+
+	r := run(t, nodes, "run", "--try", "busy", "--", "touch", marker)
+	r.want(t, 124, `lock "busy" is held by another holder`)
+
+	r = run(t, nodes, "run", "--timeout", "300ms", "busy", "--", "touch", marker)
+	r.want(t, 124, "not acquired within --timeout 300ms")
+	if r.took < 300*time.Millisecond {
+		t.Errorf("gave up after %v; want at least --timeout 300ms", r.took)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran without the lock")
+	}
+}
+
+// TestRunInterruptedWhileWaiting: SIGINT while waiting for the lock ends
+// the wait with 128+2, and the command never runs.
+func TestRunInterruptedWhileWaiting(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	l := hold(t, nodes, "busy")
+	marker := filepath.Join(t.TempDir(), "ran")
+	cmd := distlockCmd(t, nodes, "run", "busy", "--", "touch", marker)
+	_, stderr, wait := background(t, cmd)
+	// Once it stands in master 0's waiting list, it is waiting.
+	waitFor(t, "distlock run in master 0's waiting list", func() bool {
+		keys, err := servers[0].Do("KEYS", "distlock:wait:*")
+		return err == nil && keys != ""
+	})
+	cmd.Process.Signal(syscall.SIGINT)
+	waitLine(t, stderr, `interrupt while waiting for lock "busy"; touch not run`)
+	if code := wait(); code != 128+int(syscall.SIGINT) {
+		t.Errorf("exit status %d; want %d", code, 128+int(syscall.SIGINT))
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran")
+	}
+	if l.Err() != nil {
+		t.Errorf("holder's lease: %v; want still held", l.Err())
+	}
+}
+
+// TestRunSignalsForwarded: SIGTERM to distlock reaches the command, whose
+// exit by it is reported as 128+15.
+func TestRunSignalsForwarded(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	cmd := distlockCmd(t, nodes, "run", "fwd", "--", "sh", "-c", `trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done`)
+	stdout, _, wait := background(t, cmd)
+	waitLine(t, stdout, "ready")
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitLine(t, stdout, "got TERM")
+	if code := wait(); code != 3 {
+		t.Errorf("exit status %d; want the command's own 3", code)
+	}
+	run(t, nodes, "status", "fwd").want(t, 0)
+}
+
+// TestRunLeaseLost pauses a majority of masters under a running command:
+// the lease is lost within its TTL, the command gets SIGTERM, and a
+// command that ignores it gets SIGKILL after --grace. distlock exits 122.
+func TestRunLeaseLost(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		script string
+		msg    string
+	}{
+		{"stops on SIGTERM", `echo ready; while :; do sleep 0.05; done`, "stopping sh (SIGTERM, SIGKILL after 1s)"},
+		// A command that exits 0 on SIGTERM still did not run to its end
+		// holding the lock.
+		{"exits 0 on SIGTERM", `trap "exit 0" TERM; echo ready; while :; do sleep 0.05; done`, "stopping sh"},
+		{"ignores SIGTERM", `trap "" TERM; echo ready; while :; do sleep 0.05; done`, "sh still running 1s after SIGTERM: SIGKILL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // mostly waiting for the TTL and the grace
+			servers, nodes := startMasters(t, 3)
+			const ttl, grace = 2 * time.Second, time.Second
+			cmd := distlockCmd(t, nodes, "run", "--ttl", ttl.String(), "--grace", grace.String(), "lost", "--", "sh", "-c", tc.script)
+			stdout, stderr, wait := background(t, cmd)
+			waitLine(t, stdout, "ready")
+			start := time.Now()
+			for _, s := range servers[:2] {
+				if err := s.Pause(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Resume() })
+			}
+			waitLine(t, stderr, tc.msg)
+			if code := wait(); code != 122 {
+				t.Errorf("exit status %d; want 122", code)
+			}
+			// The command is stopped within TTL + grace of the pause; the
+			// second allowed beyond is for distlock's release attempt on
+			// the paused masters and a loaded machine.
+			if d := time.Since(start); d > ttl+grace+3*time.Second {
+				t.Errorf("distlock ended %v after the masters were paused; want within TTL %v + grace %v (+3s)", d, ttl, grace)
+			}
+		})
+	}
+}
+
+// waitFor fails the test unless cond becomes true within 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20s: want %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/distlock/distlock"
+)
+
+var statusCommand = &command{
+	name:     "status",
+	synopsis: "[flags] NAME",
+	summary:  "show each master's view of a lock, and the verdict",
+	about: `
+Reads the lock NAME on every master at once and prints, per master: whether
+it answered, whether it holds the lock (and for which holder), the lock
+key's remaining TTL, and the fence counter of the lock's hash slot; then
+the verdict of the majority. With --json, one JSON object. It writes
+nothing: the answer is a snapshot.
+
+Exit status: 0 free; 1 held; 2 cannot tell (fewer than a majority of
+masters answered, or they disagree); 125 usage.`,
+	run: statusMain,
+}
+
+// statusJSON is what --json prints.
+type statusJSON struct {
+	Name    string         `json:"name"`
+	State   string         `json:"state"`  // free, held or unknown
+	Agree   int            `json:"agree"`  // masters agreeing with state
+	Quorum  int            `json:"quorum"` // masters needed for a verdict
+	TTLMs   int64          `json:"ttl_ms"` // held: until a majority's keys expire, unless renewed
+	Masters []masterStatus `json:"masters"`
+	Error   string         `json:"error,omitempty"` // no master could be reached
+}
+
+type masterStatus struct {
+	Addr      string `json:"addr"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	Held      bool   `json:"held"`
+	Holder    string `json:"holder,omitempty"` // the holding lease's random value
+	TTLMs     int64  `json:"ttl_ms"`
+	Fence     int64  `json:"fence"`
+}
+
+func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
+	f := newFlags(c)
+	var asJSON bool
+	var timeout time.Duration
+	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	f.DurationVar(&timeout, "timeout", 5*time.Second, "give up on masters that have not answered after this long")
+	if status, done := f.parse(args, stdout, stderr); done {
+		return status
+	}
+	switch rest := f.Args(); {
+	case len(rest) == 0:
+		return f.fail(stderr, usagef("missing lock NAME"))
+	case len(rest) > 1:
+		return f.fail(stderr, usagef("one lock NAME at a time; got %q", rest))
+	}
+	name := f.Arg(0)
+	if err := checkName(name); err != nil {
+		return f.fail(stderr, err)
+	}
+	if err := positive("timeout", timeout); err != nil {
+		return f.fail(stderr, err)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return f.fail(stderr, err)
+	}
+	// Connecting is part of the read: masters that do not answer within
+	// --timeout are reported as such.
+	cfg.DialTimeout = timeout
+	client, err := f.connect(cfg)
+	if errors.Is(err, distlock.ErrNoQuorum) {
+		// No master answered at all: that too is "cannot tell".
+		if asJSON {
+			json.NewEncoder(stdout).Encode(statusJSON{Name: name, State: distlock.StateUnknown.String(), Masters: []masterStatus{}, Error: err.Error()})
+		}
+		fmt.Fprintf(stderr, "distlock status: %v\n", err)
+		return exitUnknown
+	}
+	if err != nil {
+		return f.fail(stderr, err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Second)
+	defer cancel()
+	st, err := client.Status(ctx, name)
+	if err != nil {
+		fmt.Fprintf(stderr, "distlock status: %v\n", err)
+		return exitUnknown
+	}
+
+	if asJSON {
+		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: st.TTL.Milliseconds()}
+		for _, m := range st.Masters {
+			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil, Held: m.Held, Holder: m.Value, TTLMs: m.TTL.Milliseconds(), Fence: m.Fence}
+			if m.Err != nil {
+				ms.Error = m.Err.Error()
+			}
+			out.Masters = append(out.Masters, ms)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+	} else {
+		printStatus(stdout, st)
+	}
+	switch st.State {
+	case distlock.StateFree:
+		return exitOK
+	case distlock.StateHeld:
+		return exitHeld
+	}
+	return exitUnknown
+}
+
+// printStatus prints st as a verdict line and a table:
+//
+//	lock "jobs/nightly": held (3 of 3 masters agree, 2 needed); a majority keeps it 9.871s unless renewed
+//	MASTER                      STATE  HOLDER    TTL     FENCE
+//	redis://127.0.0.1:6379/0    held   3f2a9c1b  9.871s  12
+func printStatus(w io.Writer, st distlock.Status) {
+	n := len(st.Masters)
+	switch st.State {
+	case distlock.StateHeld:
+		fmt.Fprintf(w, "lock %q: held (%d of %d masters agree, %d needed); a majority keeps it %v unless renewed\n", st.Name, st.Agree, n, st.Quorum, st.TTL)
+	case distlock.StateFree:
+		fmt.Fprintf(w, "lock %q: free (%d of %d masters agree, %d needed)\n", st.Name, st.Agree, n, st.Quorum)
+	default:
+		answered := 0
+		for _, m := range st.Masters {
+			if m.Err == nil {
+				answered++
+			}
+		}
+		why := "the masters disagree"
+		if answered < st.Quorum {
+			why = fmt.Sprintf("%d of %d masters answered", answered, n)
+		}
+		fmt.Fprintf(w, "lock %q: cannot tell: %s; %d needed to agree (at most %d do)\n", st.Name, why, st.Quorum, st.Agree)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MASTER\tSTATE\tHOLDER\tTTL\tFENCE")
+	for _, m := range st.Masters {
+		switch {
+		case m.Err != nil:
+			fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t%v\n", m.Addr, m.Err)
+		case m.Held:
+			holder := m.Value
+			if len(holder) > 8 {
+				holder = holder[:8]
+			}
+			fmt.Fprintf(tw, "%s\theld\t%s\t%v\t%d\n", m.Addr, holder, m.TTL, m.Fence)
+		default:
+			fmt.Fprintf(tw, "%s\tfree\t-\t-\t%d\n", m.Addr, m.Fence)
+		}
+	}
+	tw.Flush()
+}

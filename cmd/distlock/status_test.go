@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestStatus: a held lock exits 1 and says so per master, a free one 0;
+// --json parses.
+func TestStatus(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	l := hold(t, nodes, "st")
+	// Wait for stragglers of the acquire: then every master holds it.
+	waitFor(t, "the lock on 3 masters", func() bool {
+		return strings.Contains(run(t, nodes, "status", "st").stdout, "(3 of 3 masters agree")
+	})
+
+	r := run(t, nodes, "status", "st")
+	r.want(t, 1)
+	if !strings.HasPrefix(r.stdout, `lock "st": held (3 of 3 masters agree, 2 needed)`) {
+		t.Errorf("status of a held lock:\n%s", r.stdout)
+	}
+	row := regexp.MustCompile(`(?m)^redis://127\.0\.0\.1:\d+/0 +held +([0-9a-f]{8}) +[0-9.]+m?s +(\d+)$`)
+	if rows := row.FindAllStringSubmatch(r.stdout, -1); len(rows) != 3 {
+		t.Errorf("want 3 rows ADDR held HOLDER TTL FENCE:\n%s", r.stdout)
+	}
+
+	r = run(t, nodes, "status", "--json", "st")
+	r.want(t, 1)
+	var st statusJSON
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, r.stdout)
+	}
+	if st.Name != "st" || st.State != "held" || st.Agree != 3 || st.Quorum != 2 || st.TTLMs <= 0 || len(st.Masters) != 3 {
+		t.Errorf("--json: %+v; want st held by 3 of 3, quorum 2, ttl > 0", st)
+	}
+	for i, m := range st.Masters {
+		if !m.Reachable || !m.Held || m.Holder == "" || m.Fence < int64(l.Token()>>6) || m.Addr != servers[i].URL() {
+			t.Errorf("--json master %d: %+v", i, m)
+		}
+	}
+
+	r = run(t, nodes, "status", "free")
+	r.want(t, 0)
+	if !strings.HasPrefix(r.stdout, `lock "free": free (3 of 3 masters agree, 2 needed)`) {
+		t.Errorf("status of a free lock:\n%s", r.stdout)
+	}
+
+	// With two of three masters gone, nobody can tell.
+	servers[1].Kill()
+	servers[2].Kill()
+	r = run(t, nodes, "status", "st")
+	r.want(t, 2)
+	if !strings.Contains(r.stdout, "cannot tell: 1 of 3 masters answered") || strings.Count(r.stdout, "unreachable") != 2 {
+		t.Errorf("status with 2 of 3 masters down:\n%s", r.stdout)
+	}
+}

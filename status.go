@@ -1,0 +1,215 @@
+package distlock
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Inspecting a lock.
+//
+// Status reads, on every master at once, the lock key's value and
+// remaining TTL and the fence counter of the key's hash slot, each master's
+// three reads in one MULTI/EXEC so that they describe one instant on that
+// master. It writes nothing, and it is no part of the locking protocol: the
+// answer is a snapshot, true when the masters answered and possibly stale
+// by the time the caller reads it.
+
+// LockState is a lock's state as a majority of masters reports it.
+type LockState int
+
+const (
+	// StateUnknown: no majority of masters agrees on one state. Too few
+	// masters answered, or those that did disagree (some hold one value,
+	// others another or none), as while an acquire or a release is under
+	// way, or after a holder lost some of its keys.
+	StateUnknown LockState = iota
+	// StateFree: a majority of masters has no lock key. An acquire now
+	// could win.
+	StateFree
+	// StateHeld: a majority of masters holds the same lease's value.
+	StateHeld
+)
+
+func (s LockState) String() string {
+	switch s {
+	case StateUnknown:
+		return "unknown"
+	case StateFree:
+		return "free"
+	case StateHeld:
+		return "held"
+	}
+	return "LockState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Status is a snapshot of one lock on every master, as [Client.Status]
+// read it.
+type Status struct {
+	Name  string
+	State LockState
+	// Agree is how many masters agree with State: hold the holder's
+	// value (StateHeld) or no lock key (StateFree). For StateUnknown it
+	// is the size of the largest group that agrees on anything.
+	Agree int
+	// Quorum is how many masters make a majority.
+	Quorum int
+	// TTL, for StateHeld, is how long a majority keeps the holder's keys
+	// unless the holder renews them: the Quorum-th longest remaining TTL
+	// among the masters that hold its value. It is 0 otherwise.
+	TTL time.Duration
+	// Masters has one entry per master, in Config order.
+	Masters []MasterStatus
+}
+
+// MasterStatus is what one master said about a lock.
+type MasterStatus struct {
+	// Addr names the master as Config did, without credentials.
+	Addr string
+	// Err says why the master could not be read (unreachable, no answer
+	// in time, an error reply); the other fields are then zero.
+	Err error
+	// Held reports whether the master has the lock key.
+	Held bool
+	// Value is the lock key's value: the random value of the lease that
+	// holds the key on this master, "" when free. Masters that hold the
+	// same lease have the same value.
+	Value string
+	// TTL is the lock key's remaining time to live when Held: the holder
+	// keeps the key on this master that long unless it renews. It is
+	// negative for a key without expiry, which distlock never writes.
+	TTL time.Duration
+	// Fence is the master's fence counter for the lock's hash slot (0
+	// before the first lease in that slot), shared by every lock name in
+	// the slot. A lease's token is its counter shifted left by 6 bits,
+	// with the master's index in the low bits (see [Lease.Token]); every
+	// later lease gets a larger one.
+	Fence int64
+}
+
+// Status reads the lock name's state on every master at once and returns
+// it with the verdict of the majority. It writes nothing and takes no
+// part in locking: the result is a snapshot, which may be out of date as
+// soon as it is returned. Use it to inspect a lock, never to decide
+// whether to take one (Acquire and TryAcquire do that safely).
+//
+// Status waits for every master's answer, each for at most
+// Config.DialTimeout, or until ctx ends. Masters that cannot be read are
+// reported in their [MasterStatus] entries, not as an error; when too few
+// answered to form a majority, State is StateUnknown. Status returns an
+// error only for an invalid name, a closed Client ([ErrClosed]), or a ctx
+// that ended before the answers came (the error then matches ctx.Err()).
+// It is safe for concurrent use.
+func (c *Client) Status(ctx context.Context, name string) (Status, error) {
+	req, err := c.newRequest("status", name, nil)
+	if err != nil {
+		return Status{}, err
+	}
+	if err := c.enter(); err != nil {
+		return Status{}, err
+	}
+	defer c.exit()
+
+	replies, count := c.fanout(ctx, c.cfg.dialTimeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		// One transaction per master: the three reads see one instant.
+		res := rc.DoMulti(ctx,
+			rc.B().Multi().Build(),
+			rc.B().Get().Key(req.key).Build(),
+			rc.B().Pttl().Key(req.key).Build(),
+			rc.B().Get().Key(req.fenceKey).Build(),
+			rc.B().Exec().Build())
+		return res[len(res)-1]
+	})
+	st := Status{Name: name, Quorum: c.quorum, Masters: make([]MasterStatus, len(c.nodes))}
+	for i, n := range c.nodes {
+		st.Masters[i].Addr = n.addr
+	}
+	for range count {
+		r := <-replies
+		m := &st.Masters[r.node]
+		if r.err == nil {
+			r.err = parseStatus(r.res, m)
+			if r.err != nil {
+				r.err = &NodeError{Addr: m.Addr, Err: r.err}
+			}
+		}
+		if r.err != nil {
+			*m = MasterStatus{Addr: m.Addr, Err: r.err}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return Status{}, fmt.Errorf("distlock: status %q: %w", name, err)
+	}
+	st.verdict()
+	return st, nil
+}
+
+// parseStatus fills m from one master's EXEC reply: the lock key's value,
+// its PTTL, and the fence counter.
+func parseStatus(res rueidis.RedisResult, m *MasterStatus) error {
+	arr, err := res.ToArray()
+	if err != nil {
+		return err
+	}
+	if len(arr) != 3 {
+		return fmt.Errorf("unexpected reply to status read: %d elements, want 3", len(arr))
+	}
+	value, err := arr[0].ToString()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return fmt.Errorf("lock key: %w", err)
+	}
+	pttl, err := arr[1].AsInt64()
+	if err != nil {
+		return fmt.Errorf("lock key PTTL: %w", err)
+	}
+	fence, err := arr[2].AsInt64()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return fmt.Errorf("fence counter: %w", err)
+	}
+	m.Held, m.Value, m.Fence = value != "", value, fence
+	switch {
+	case !m.Held:
+	case pttl >= 0:
+		m.TTL = time.Duration(pttl) * time.Millisecond
+	default: // -1: no expiry (PTTL answers -2 only for a missing key)
+		m.TTL = -1
+	}
+	return nil
+}
+
+// verdict sets State, Agree and TTL from the masters' entries.
+func (s *Status) verdict() {
+	free := 0
+	ttls := make(map[string][]time.Duration) // per value held
+	for _, m := range s.Masters {
+		switch {
+		case m.Err != nil:
+		case m.Held:
+			ttls[m.Value] = append(ttls[m.Value], m.TTL)
+		default:
+			free++
+		}
+	}
+	s.State, s.Agree, s.TTL = StateUnknown, free, 0
+	if free >= s.Quorum {
+		s.State = StateFree
+		return
+	}
+	for _, t := range ttls {
+		if len(t) > s.Agree {
+			s.Agree = len(t)
+		}
+		if len(t) >= s.Quorum {
+			// The lock stays held until fewer than a majority keep the
+			// key: until the Quorum-th longest TTL runs out.
+			slices.Sort(t)
+			slices.Reverse(t)
+			s.State, s.Agree, s.TTL = StateHeld, len(t), max(t[s.Quorum-1], 0)
+			return
+		}
+	}
+}
