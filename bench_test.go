@@ -14,6 +14,13 @@ import (
 
 	"github.com/redis/rueidis"
 	"github.com/redis/rueidis/rueidislock"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
@@ -53,6 +60,46 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	}
 }
 
+// BenchmarkTelemetry measures what OpenTelemetry costs an acquire+release
+// cycle (1 goroutine, 3 masters): off (nil providers, the default), no-op
+// providers, and the SDK recording every span and metric.
+//
+//	go test -run '^$' -bench Telemetry -benchmem .
+func BenchmarkTelemetry(b *testing.B) {
+	servers := redistest.StartN(b, 3, redistest.Options{})
+	recording := func() (trace.TracerProvider, metric.MeterProvider) {
+		return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder())),
+			sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	}
+	for _, tc := range []struct {
+		name      string
+		providers func() (trace.TracerProvider, metric.MeterProvider)
+	}{
+		{"off", func() (trace.TracerProvider, metric.MeterProvider) { return nil, nil }},
+		{"noop", func() (trace.TracerProvider, metric.MeterProvider) {
+			return tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider()
+		}},
+		{"sdk", recording},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			tp, mp := tc.providers()
+			c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers), TracerProvider: tp, MeterProvider: mp})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			run(b, 1, func(name string) error {
+				l, err := c.Acquire(ctx, name)
+				if err != nil {
+					return err
+				}
+				return l.Release(ctx)
+			})
+		})
+	}
+}
+
 // run calls cycle b.N times spread over goroutines, each with its own lock
 // name, and reports cycles per second.
 func run(b *testing.B, goroutines int, cycle func(name string) error) {
@@ -63,6 +110,7 @@ func run(b *testing.B, goroutines int, cycle func(name string) error) {
 	var failed atomic.Value
 	b.ResetTimer()
 	start := time.Now()
+	cpu := cpuTime()
 	for g := range goroutines {
 		wg.Add(1)
 		go func() {
@@ -78,6 +126,9 @@ func run(b *testing.B, goroutines int, cycle func(name string) error) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "cycles/s")
+	// CPU time of this process alone (not the masters'): steadier than
+	// wall time on a shared machine, for comparing client overhead.
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 	if err := failed.Load(); err != nil {
 		b.Fatal(err)
 	}
