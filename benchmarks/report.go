@@ -117,6 +117,7 @@ func (r *Results) Markdown() string {
 	p("| load average at start | %s (shared with other users' tests) |\n", mc.LoadAverage)
 	p("| Redis | %s, 5 local masters on loopback, no persistence; peers on fewer masters use the first ones |\n", mc.Redis)
 	p("| Go | %s |\n", mc.Go)
+	p("| `time.Sleep(1ms)` | %s (median of 200) |\n", ms(mc.Sleep1ms))
 	p("| peers | redsync v4.18.1 over go-redis v9.23.0; bsm/redislock v0.9.4 over go-redis v9.23.0; rueidislock in rueidis v1.0.79; floor on rueidis v1.0.79 |\n\n")
 
 	p("## Goals (issue 6), 3 masters, ratios within this run\n\n")
@@ -141,29 +142,36 @@ func (r *Results) Markdown() string {
 
 	p("\n## (b) Throughput: 64 goroutines, each on its own name, acquire+release\n\n")
 	p("Peers interleaved: 3 rounds, each peer about 1 s per round.\n\n")
-	p("| peer | cycles | cycles/s | vs floor |\n|---|---|---|---|\n")
+	p("Client CPU is this process's user+system time per cycle; masters CPU is all redis-server processes' per cycle (from /proc), which share the machine's cores with the client.\n\n")
+	p("| peer | cycles | cycles/s | vs floor | client CPU per cycle | masters CPU per cycle |\n|---|---|---|---|---|---|\n")
 	if f := r.throughput("floor-3"); f != nil {
 		for _, t := range r.Throughput {
-			p("| %s | %d | %s | %s |\n", t.Peer.Label, t.Cycles, thousands(t.PerSecond), ratio(t.PerSecond, f.PerSecond))
+			p("| %s | %d | %s | %s | %.0f µs | %.0f µs |\n", t.Peer.Label, t.Cycles, thousands(t.PerSecond), ratio(t.PerSecond, f.PerSecond),
+				float64(t.ClientCPU.Nanoseconds())/1000, float64(t.MastersCPU.Nanoseconds())/1000)
 		}
 	}
 
 	p("\n## (c) Handoff: workers on one lock, hold %v, think %v\n\n", HandoffHold, HandoffThink)
-	p("Cases interleaved: 2 rounds, each case about 1.5 s per round. Wait is from the acquire call to its return; a failure is an acquire that did not succeed within %v. redsync and bsm/redislock wait by polling every %v; distlock and rueidislock are woken by notifications. A perfect lock cannot exceed 1 / (hold + the release's round trip) ≈ 900 jobs/s here, since `time.Sleep(1ms)` sleeps about 1.08 ms.\n\n", AcquireTimeout, PollInterval)
-	p("| peer | workers | clients | jobs | jobs/s | vs rueidislock (same workers) | wait p50 | wait p99 | wait max | failures |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	p("Cases interleaved: 2 rounds, each case about 1.5 s per round. Wait is from the acquire call to its return; a failure is an acquire that did not succeed within %v. redsync and bsm/redislock wait by polling every %v; distlock and rueidislock are woken by notifications. In this run `time.Sleep(1ms)` took %s (median of 200), so no lock can exceed %.0f jobs/s; each job also pays for the release and the next holder's acquire. Period is 1 / jobs/s: the lock's busy time per job. Gap is from a holder calling Release to the next holder's acquire returning: what each handoff costs beyond the hold.\n\n", AcquireTimeout, PollInterval, ms(r.Machine.Sleep1ms), 1/r.Machine.Sleep1ms.Seconds())
+	p("| peer | workers | clients | jobs | jobs/s | vs rueidislock (same workers) | period | wait p50 | wait p99 | wait max | release p50 | gap p50 | gap p99 | failures |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, h := range r.Handoff {
 		vs := "–"
 		if ref := r.handoff("rueidislock-1", h.Workers, 1); ref != nil {
 			vs = ratio(h.JobsPerSecond, ref.JobsPerSecond)
 		}
-		p("| %s | %d | %d | %d | %.0f | %s | %s | %s | %s | %d |\n", h.Peer.Label, h.Workers, h.Clients, h.Jobs, h.JobsPerSecond, vs, ms(h.WaitP50), ms(h.WaitP99), ms(h.WaitMax), h.Failures)
+		period := "–"
+		if h.JobsPerSecond > 0 {
+			period = fmt.Sprintf("%.2f ms", 1000/h.JobsPerSecond)
+		}
+		p("| %s | %d | %d | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", h.Peer.Label, h.Workers, h.Clients, h.Jobs, h.JobsPerSecond, vs, period,
+			ms(h.WaitP50), ms(h.WaitP99), ms(h.WaitMax), ms(h.ReleaseP50), ms(h.GapP50), ms(h.GapP99), h.Failures)
 	}
 
 	p("\n## (d) Held leases, renewed by the peer itself\n\n")
-	p("One instance holds N leases (TTL %v, renewed every %v) for %v after the last was taken. Only distlock and rueidislock renew by themselves; redsync (`Mutex.Extend`) and bsm/redislock (`Lock.Refresh`) leave renewal to the caller, so there is nothing of theirs to measure. Min PTTL is the least TTL master 0 reported over a sample of 1,000 leases read every 100 ms (a lease renewed on time stays above TTL − renewal interval = %v). CPU is this process's user+system time while holding; heap and goroutines are read at the end of the hold.\n\n", HoldTTL, HoldRenew, 3*HoldRenew+HoldRenew/2, HoldTTL-HoldRenew)
-	p("| peer | leases | taking them | lost | min PTTL seen | CPU while holding | Go heap | goroutines | releasing them |\n|---|---|---|---|---|---|---|---|---|\n")
+	p("One instance holds N leases (TTL %v, renewed every %v) for %v after the last was taken. Only distlock and rueidislock renew by themselves; redsync (`Mutex.Extend`) and bsm/redislock (`Lock.Refresh`) leave renewal to the caller, so there is nothing of theirs to measure. rueidislock runs one goroutine per held lock and, with its defaults, each renewal invalidates the key on its own tracking connection and triggers another renewal at once; `NoLoopTracking` (redis ≥ 7.0.5) stops that, so it is held both ways at 10k and with `NoLoopTracking` only at 100k. Min PTTL is the least TTL master 0 reported over a sample of 1,000 leases read every 100 ms (a lease renewed on time stays above TTL − renewal interval = %v). Leases are taken by 256 goroutines for at most 30 s; a failed attempt is retried (up to 5 attempts per lease) and counted, a lease that failed 5 times is not taken, and what was taken is held: rueidislock gives up on a key after its `TryNextAfter` (20 ms) when 256 goroutines take leases at once on this machine. CPU is this process's user+system time while holding; heap and goroutines are read at the end of the hold.\n\n", HoldTTL, HoldRenew, 3*HoldRenew+HoldRenew/2, HoldTTL-HoldRenew)
+	p("| peer | leases asked | leases held | taking them | attempts retried | not taken | lost (of which while taking) | min PTTL seen | CPU while holding | Go heap | goroutines | releasing them |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, h := range r.Hold {
-		p("| %s | %s | %.2f s | %d | %.2f s | %.2f s | %.0f MB | %s | %.2f s |\n", h.Peer.Label, thousands(float64(h.Leases)), h.AcquireTime.Seconds(), h.Lost,
+		p("| %s | %s | %s | %.2f s | %d | %d | %d (%d) | %.2f s | %.2f s | %.0f MB | %s | %.2f s |\n", h.Peer.Label, thousands(float64(h.Leases)), thousands(float64(h.Taken)), h.AcquireTime.Seconds(), h.Retries, h.HoldFailures, h.Lost, h.LostTaking,
 			h.MinPTTL.Seconds(), h.CPU.Seconds(), h.HeapMB, thousands(float64(h.Goroutines)), h.ReleaseTime.Seconds())
 	}
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,15 +52,17 @@ type Machine struct {
 	Redis       string
 	Go          string
 	OS          string
-	LoadAverage string // /proc/loadavg at the start: the machine is shared
+	LoadAverage string        // /proc/loadavg at the start: the machine is shared
+	Sleep1ms    time.Duration // median of time.Sleep(time.Millisecond)
 }
 
 // Run starts 5 redis-server masters, runs every workload on them and stops
 // them. Peers on fewer masters use the first ones.
 func Run(opts Options) (*Results, error) {
+	began := time.Now()
 	logf := func(format string, args ...any) {
 		if opts.Log != nil {
-			fmt.Fprintf(opts.Log, format+"\n", args...)
+			fmt.Fprintf(opts.Log, "%6.1fs  "+format+"\n", append([]any{time.Since(began).Seconds()}, args...)...)
 		}
 	}
 	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * opts.Scale) }
@@ -71,6 +74,7 @@ func Run(opts Options) (*Results, error) {
 	defer stop()
 
 	res := &Results{Start: time.Now().UTC(), Machine: machine()}
+	res.Machine.Sleep1ms = SleepP50(time.Millisecond, 200)
 	ctx := context.Background()
 	main := []string{"floor-3", "distlock-3", "redsync-3", "redislock-1", "rueidislock-1"}
 	peers := peersByID(main...)
@@ -84,7 +88,7 @@ func Run(opts Options) (*Results, error) {
 	res.Latency, err = Latency(ctx, lockers, peers, 3, scale(time.Second))
 	if err == nil {
 		logf("throughput: 64 goroutines on distinct names")
-		res.Throughput, err = Throughput(ctx, lockers, peers, 64, 3, scale(time.Second))
+		res.Throughput, err = Throughput(ctx, m, lockers, peers, 64, 3, scale(time.Second))
 	}
 	closeAll(lockers)
 	if err != nil {
@@ -122,12 +126,23 @@ func Run(opts Options) (*Results, error) {
 	res.Leftover = append(res.Leftover, m.leftover("allocations", Peers())...)
 
 	// (d) held leases, last: it fills the masters with keys.
-	counts := []int{10_000, 100_000}
-	if opts.Scale < 1 {
-		counts = []int{1_000}
+	// rueidislock with its defaults re-renews on its own invalidations
+	// (see openRueidislockNoLoop): at 10k leases that saturates this
+	// machine, so 100k is held with NoLoopTracking only.
+	holds := []struct {
+		n   int
+		ids []string
+	}{
+		{10_000, []string{"distlock-3", "rueidislock-1-noloop", "rueidislock-1"}},
+		{100_000, []string{"distlock-3", "rueidislock-1-noloop"}},
 	}
-	for _, n := range counts {
-		for _, p := range peersByID("distlock-3", "rueidislock-1") {
+	if opts.Scale < 1 {
+		holds = holds[:1]
+		holds[0].n = 1_000
+	}
+	for _, h := range holds {
+		n := h.n
+		for _, p := range peersByID(h.ids...) {
 			logf("hold: %s, %d leases", p.ID, n)
 			runtime.GC()
 			row, err := Hold(m, p, n)
@@ -144,6 +159,8 @@ func Run(opts Options) (*Results, error) {
 
 func runHandoff(m *Masters, cases []HandoffCase, rounds int, per time.Duration, logf func(string, ...any)) ([]HandoffRow, error) {
 	waits := make([][]time.Duration, len(cases))
+	releases := make([][]time.Duration, len(cases))
+	gaps := make([][]time.Duration, len(cases))
 	spent := make([]time.Duration, len(cases))
 	rows := make([]HandoffRow, len(cases))
 	for round := range rounds {
@@ -160,7 +177,11 @@ func runHandoff(m *Masters, cases []HandoffCase, rounds int, per time.Duration, 
 			}
 			jobs, elapsed, failures := Handoff(lockers, c.Workers, per)
 			closeAll(lockers)
-			waits[i] = append(waits[i], jobs...)
+			for _, j := range jobs {
+				waits[i] = append(waits[i], j.Wait)
+				releases[i] = append(releases[i], j.Release)
+			}
+			gaps[i] = append(gaps[i], Gaps(jobs)...)
 			spent[i] += elapsed
 			rows[i].Failures += failures
 		}
@@ -172,6 +193,10 @@ func runHandoff(m *Masters, cases []HandoffCase, rounds int, per time.Duration, 
 		rows[i].Jobs = len(w)
 		rows[i].JobsPerSecond = float64(len(w)) / spent[i].Seconds()
 		rows[i].WaitP50, rows[i].WaitP99, rows[i].WaitMax = quantile(w, 0.5), quantile(w, 0.99), quantile(w, 1)
+		slices.Sort(releases[i])
+		rows[i].ReleaseP50 = quantile(releases[i], 0.5)
+		slices.Sort(gaps[i])
+		rows[i].GapP50, rows[i].GapP99 = quantile(gaps[i], 0.5), quantile(gaps[i], 0.99)
 	}
 	return rows, nil
 }
@@ -209,6 +234,17 @@ func StartMasters(n int) (*Masters, func(), error) {
 			return nil, nil, err
 		}
 		m.admin = append(m.admin, c)
+		info, err := c.Do(context.Background(), c.B().Info().Section("server").Build()).ToString()
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+				pid, _ := strconv.Atoi(v)
+				m.pids = append(m.pids, pid)
+			}
+		}
 	}
 	return m, stop, nil
 }

@@ -3,9 +3,11 @@ package benchmarks
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +22,31 @@ import (
 type Masters struct {
 	Addrs []string
 	admin []rueidis.Client // one per master, for key checks and PTTL samples
+	pids  []int            // redis-server process ids, for their CPU time
+}
+
+// cpu returns the CPU time (user+system) all masters have used, read from
+// /proc; zero where /proc is not there.
+func (m *Masters) cpu() time.Duration {
+	var total time.Duration
+	for _, pid := range m.pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return 0
+		}
+		// Fields after the ")" that ends the command name: utime and
+		// stime are the 12th and 13th, in clock ticks (100 per second on
+		// Linux).
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 {
+			return 0
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(u+st) * 10 * time.Millisecond
+	}
+	return total
 }
 
 // open makes one instance of p on its masters.
@@ -78,19 +105,28 @@ type ThroughputRow struct {
 	Goroutines int
 	Cycles     int64
 	PerSecond  float64
+	// ClientCPU and MastersCPU are the CPU time this process and all the
+	// redis-server masters used, per cycle: on a machine whose cores the
+	// masters share, the sum bounds the throughput.
+	ClientCPU, MastersCPU time.Duration
 }
 
 // Throughput runs rounds; in each round every peer in turn runs
 // acquire+release cycles on goroutines, each on its own name, for per.
-func Throughput(ctx context.Context, lockers []Locker, peers []Peer, goroutines, rounds int, per time.Duration) ([]ThroughputRow, error) {
+func Throughput(ctx context.Context, m *Masters, lockers []Locker, peers []Peer, goroutines, rounds int, per time.Duration) ([]ThroughputRow, error) {
 	cycles := make([]int64, len(peers))
 	spent := make([]time.Duration, len(peers))
+	client := make([]time.Duration, len(peers))
+	masters := make([]time.Duration, len(peers))
 	for range rounds {
 		for i, lk := range lockers {
+			c0, m0 := cpuTime(), m.cpu()
 			n, d, err := cycleFor(ctx, lk, goroutines, per)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", peers[i].ID, err)
 			}
+			client[i] += cpuTime() - c0
+			masters[i] += m.cpu() - m0
 			cycles[i] += n
 			spent[i] += d
 		}
@@ -98,6 +134,10 @@ func Throughput(ctx context.Context, lockers []Locker, peers []Peer, goroutines,
 	rows := make([]ThroughputRow, len(peers))
 	for i, p := range peers {
 		rows[i] = ThroughputRow{Peer: p, Goroutines: goroutines, Cycles: cycles[i], PerSecond: float64(cycles[i]) / spent[i].Seconds()}
+		if cycles[i] > 0 {
+			rows[i].ClientCPU = client[i] / time.Duration(cycles[i])
+			rows[i].MastersCPU = masters[i] / time.Duration(cycles[i])
+		}
 	}
 	return rows, nil
 }
@@ -150,6 +190,9 @@ type HandoffRow struct {
 	WaitP50       time.Duration
 	WaitP99       time.Duration
 	WaitMax       time.Duration
+	ReleaseP50    time.Duration // the Release call alone
+	GapP50        time.Duration // holder calls Release → next acquire returns
+	GapP99        time.Duration
 	Failures      int64 // acquires that did not succeed within 10 s
 }
 
@@ -165,7 +208,29 @@ const (
 // Handoff runs workers on one lock named "handoff" for d: each loops
 // acquire, hold, release, think. The wait is from the acquire call to its
 // return.
-func Handoff(lockers []Locker, workers int, d time.Duration) (jobs []time.Duration, elapsed time.Duration, failures int64) {
+// A Job is one turn of a handoff worker: when its acquire returned and
+// when it called and returned from Release.
+type Job struct {
+	Wait                    time.Duration // acquire call to return
+	Acquired, ReleaseCalled time.Time
+	Release                 time.Duration // the Release call
+}
+
+// Gaps returns, for jobs of one lock, the time from each holder calling
+// Release to the next holder's acquire returning: what a handoff costs
+// beyond the hold, sorted.
+func Gaps(jobs []Job) []time.Duration {
+	js := slices.Clone(jobs)
+	slices.SortFunc(js, func(a, b Job) int { return a.Acquired.Compare(b.Acquired) })
+	var gaps []time.Duration
+	for i := 1; i < len(js); i++ {
+		gaps = append(gaps, js[i].Acquired.Sub(js[i-1].ReleaseCalled))
+	}
+	slices.Sort(gaps)
+	return gaps
+}
+
+func Handoff(lockers []Locker, workers int, d time.Duration) (jobs []Job, elapsed time.Duration, failures int64) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -174,7 +239,7 @@ func Handoff(lockers []Locker, workers int, d time.Duration) (jobs []time.Durati
 	for w := range workers {
 		lk := lockers[w%len(lockers)]
 		wg.Go(func() {
-			var mine []time.Duration
+			var mine []Job
 			for time.Now().Before(end) {
 				t0 := time.Now()
 				ctx, cancel := context.WithTimeout(context.Background(), AcquireTimeout)
@@ -184,9 +249,13 @@ func Handoff(lockers []Locker, workers int, d time.Duration) (jobs []time.Durati
 					failed.Add(1)
 					continue
 				}
-				mine = append(mine, time.Since(t0))
+				j := Job{Acquired: time.Now()}
+				j.Wait = j.Acquired.Sub(t0)
 				time.Sleep(HandoffHold)
+				j.ReleaseCalled = time.Now()
 				l.Release(context.Background())
+				j.Release = time.Since(j.ReleaseCalled)
+				mine = append(mine, j)
 				cancel() // only now: rueidislock ties the lock to ctx
 				time.Sleep(HandoffThink)
 			}
@@ -207,15 +276,25 @@ type HoldRow struct {
 	TTL, Renew   time.Duration
 	AcquireTime  time.Duration // taking all leases, 256 goroutines
 	HoldTime     time.Duration
-	Lost         int           // leases that ended while held
+	Lost         int           // leases that ended before the hold was over
+	LostTaking   int           // of those, leases that had ended before the last was taken
 	MinPTTL      time.Duration // least PTTL seen on master 0 over a sample of leases
 	Sampled      int           // leases in that sample
 	CPU          time.Duration // this process's CPU time while holding
 	HeapMB       float64       // Go heap in use while holding
 	Goroutines   int           // while holding
 	ReleaseTime  time.Duration
-	HoldFailures int // leases that could not be taken at all
+	Taken        int // leases held: those taken within holdTakeBudget
+	HoldFailures int // leases that could not be taken in holdAttempts attempts
+	Retries      int // attempts that failed while taking them and were retried
 }
+
+// holdAttempts is how many times Hold tries to take one lease, and
+// holdTakeBudget how long it spends taking them before it holds what it has.
+const (
+	holdAttempts   = 5
+	holdTakeBudget = 30 * time.Second
+)
 
 // HoldTTL and HoldRenew are the hold workload's lease TTL and renewal
 // interval (distlock renews every TTL/3; rueidislock is told the same).
@@ -231,11 +310,12 @@ const (
 // TTL − Renew), and the client's CPU time and heap while holding.
 func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
 	row := HoldRow{Peer: p, Leases: n, TTL: HoldTTL, Renew: HoldRenew}
-	lk, err := m.open(p, HoldTTL, HoldRenew)
+	inst, err := m.open(p, HoldTTL, HoldRenew)
 	if err != nil {
 		return row, err
 	}
-	defer lk.Close()
+	defer inst.Close()
+	lk := inst
 	leases := make([]Lock, n)
 	// lost reports whether lease i has ended; each peer says so its own way.
 	var lost func(i int) bool
@@ -247,7 +327,7 @@ func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
 		// Locker interface drops: hold them here instead.
 		ctxs := make([]context.Context, n)
 		lost = func(i int) bool { return ctxs[i].Err() != nil }
-		rl := lk.(rueidislockLocker).l
+		rl := inst.(rueidislockLocker).l
 		lk = lockerFunc(func(ctx context.Context, name string) (Lock, error) {
 			i, _ := strconv.Atoi(name[len("hold-"):])
 			c, cancel, err := rl.TryWithContext(ctx, name)
@@ -262,34 +342,60 @@ func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
 	}
 
 	t0 := time.Now()
+	giveUp := t0.Add(holdTakeBudget)
 	var next atomic.Int64
-	var failed atomic.Int64
+	var failed, retried atomic.Int64
 	var wg sync.WaitGroup
 	for range 256 {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				l, err := lk.Acquire(context.Background(), "hold-"+strconv.Itoa(i))
-				if err != nil {
-					failed.Add(1)
-					continue
+			for i := int(next.Add(1) - 1); i < n && time.Now().Before(giveUp); i = int(next.Add(1) - 1) {
+				// A peer may give up on an attempt under this load
+				// (rueidislock's per-key TryNextAfter is 20 ms): retry as
+				// a user would, and count it.
+				for attempt := 1; ; attempt++ {
+					l, err := lk.Acquire(context.Background(), "hold-"+strconv.Itoa(i))
+					if err == nil {
+						leases[i] = l
+						break
+					}
+					if attempt == holdAttempts {
+						failed.Add(1)
+						break
+					}
+					retried.Add(1)
 				}
-				leases[i] = l
 			}
 		})
 	}
 	wg.Wait()
 	row.AcquireTime = time.Since(t0)
 	row.HoldFailures = int(failed.Load())
-	if row.HoldFailures > 0 {
-		return row, fmt.Errorf("%s: %d of %d leases could not be taken", p.ID, row.HoldFailures, n)
+	row.Retries = int(retried.Load())
+	// Hold what was taken: a peer that cannot take them all is reported,
+	// not dropped.
+	var taken []int // indexes of the leases held
+	for i, l := range leases {
+		if l != nil {
+			taken = append(taken, i)
+		}
+	}
+	row.Taken = len(taken)
+	if row.Taken == 0 {
+		return row, fmt.Errorf("%s: no lease of %d could be taken", p.ID, n)
 	}
 
 	// A sample of the leases, spread over all names, whose PTTL master 0
 	// reports every 100 ms.
-	row.Sampled = min(n, 1000)
+	for _, i := range taken {
+		if lost(i) {
+			row.LostTaking++
+		}
+	}
+
+	row.Sampled = min(row.Taken, 1000)
 	keys := make([]string, row.Sampled)
 	for j := range keys {
-		i := j * n / row.Sampled
+		i := taken[j*row.Taken/row.Sampled]
 		switch p.Family() {
 		case "distlock":
 			keys[j] = "distlock:bench" + "hold-" + strconv.Itoa(i)
@@ -324,7 +430,7 @@ func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
 	runtime.ReadMemStats(&ms)
 	row.HeapMB = float64(ms.HeapInuse) / (1 << 20)
 	row.Goroutines = runtime.NumGoroutine()
-	for i := range leases {
+	for _, i := range taken {
 		if lost(i) {
 			row.Lost++
 		}
@@ -334,8 +440,8 @@ func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
 	next.Store(0)
 	for range 256 {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				leases[i].Release(context.Background())
+			for j := int(next.Add(1) - 1); j < len(taken); j = int(next.Add(1) - 1) {
+				leases[taken[j]].Release(context.Background())
 			}
 		})
 	}
@@ -422,4 +528,18 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// SleepP50 is the median time time.Sleep(d) takes here, over n sleeps: the
+// handoff's hold and think are sleeps, so 1/SleepP50(1ms) bounds the jobs/s
+// of any lock.
+func SleepP50(d time.Duration, n int) time.Duration {
+	s := make([]time.Duration, n)
+	for i := range s {
+		t0 := time.Now()
+		time.Sleep(d)
+		s[i] = time.Since(t0)
+	}
+	slices.Sort(s)
+	return quantile(s, 0.5)
 }
