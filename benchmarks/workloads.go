@@ -281,6 +281,7 @@ type HoldRow struct {
 	MinPTTL      time.Duration // least PTTL seen on master 0 over a sample of leases
 	Sampled      int           // leases in that sample
 	CPU          time.Duration // this process's CPU time while holding
+	MastersCPU   time.Duration // all masters' CPU time while holding
 	HeapMB       float64       // Go heap in use while holding
 	Goroutines   int           // while holding
 	ReleaseTime  time.Duration
@@ -406,7 +407,7 @@ func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
 	admin := m.admin[0]
 	cmds := make(rueidis.Commands, len(keys))
 	row.MinPTTL = HoldTTL
-	cpu0 := cpuTime()
+	cpu0, mcpu0 := cpuTime(), m.cpu()
 	start := time.Now()
 	row.HoldTime = 3*HoldRenew + HoldRenew/2
 	for time.Since(start) < row.HoldTime {
@@ -426,6 +427,7 @@ func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
 		}
 	}
 	row.CPU = cpuTime() - cpu0
+	row.MastersCPU = m.cpu() - mcpu0
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	row.HeapMB = float64(ms.HeapInuse) / (1 << 20)
