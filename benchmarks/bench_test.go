@@ -123,3 +123,28 @@ func BenchmarkHandoff(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHold is workload (d) for one peer and lease count, for
+// profiling; use -benchtime 1x:
+//
+//	go test -run '^$' -bench 'Hold/distlock-3/leases=100000$' -benchtime 1x -cpuprofile cpu.out
+func BenchmarkHold(b *testing.B) {
+	for _, id := range []string{"distlock-3", "rueidislock-1-noloop"} {
+		for _, n := range []int{10_000, 100_000} {
+			b.Run(fmt.Sprintf("%s/leases=%d", id, n), func(b *testing.B) {
+				for range b.N {
+					row, err := Hold(masters, peerByID(id), n)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ReportMetric(row.AcquireTime.Seconds(), "take-s")
+					b.ReportMetric(float64(row.Lost), "lost")
+					b.ReportMetric(float64(row.LostTaking), "lost-taking")
+					b.ReportMetric(row.CPU.Seconds(), "cpu-s")
+					b.ReportMetric(row.MastersCPU.Seconds(), "masters-cpu-s")
+					b.ReportMetric(0, "ns/op")
+				}
+			})
+		}
+	}
+}

@@ -36,3 +36,4 @@ profile latency-distlock-3 'Cycle/distlock-3/goroutines=1$' 3s
 profile handoff-distlock-3-clients-1 'Handoff/distlock-3/workers=8/clients=1$' 4x
 profile handoff-distlock-3-clients-8 'Handoff/distlock-3/workers=8/clients=8$' 4x
 profile handoff-rueidislock-1 'Handoff/rueidislock-1/workers=8/clients=1$' 4x
+profile hold-distlock-3-100k 'Hold/distlock-3/leases=100000$' 1x
