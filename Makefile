@@ -5,13 +5,14 @@
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help test demo examples bench ensure-redis
+.PHONY: help test demo examples bench bench-root ensure-redis
 
 help:
 	@echo "make test      gofmt check, go vet, and all tests with -race (installs redis-server if missing)"
 	@echo "make examples  the examples' tests with -race (examples/fencing needs PostgreSQL on 127.0.0.1:5432)"
 	@echo "make demo      run examples/demo: 4 workers, 3 masters, one master killed midway"
-	@echo "make bench     benchmarks of the root package (-benchmem, 3s each)"
+	@echo "make bench     distlock beside its peers (benchmarks/, a few minutes): writes benchmarks/results/"
+	@echo "make bench-root  benchmarks of the root package alone (-benchmem, 3s each)"
 
 ensure-redis:
 	@scripts/ensure-redis.sh
@@ -33,5 +34,11 @@ examples: ensure-redis
 	$(GO) test -race -count=1 ./examples/...
 	cd examples/fencing && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
-bench:
+# bench runs every workload of benchmarks/ (its own module: the peers never
+# enter the library's go.mod) on fresh redis-server masters and writes
+# benchmarks/results/results.md and chart.svg.
+bench: ensure-redis
+	cd benchmarks && $(GO) vet ./... && $(GO) run ./cmd/report -out results
+
+bench-root: ensure-redis
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3s .

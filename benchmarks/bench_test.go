@@ -1,0 +1,150 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+)
+
+// masters is started once by TestMain for every test and benchmark here.
+var masters *Masters
+
+func TestMain(m *testing.M) {
+	ms, stop, err := StartMasters(5)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	masters = ms
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+// TestPeers checks every peer once: it takes a lock, a second instance
+// cannot take it meanwhile, and after release no key of it is left.
+func TestPeers(t *testing.T) {
+	for _, p := range Peers() {
+		t.Run(p.ID, func(t *testing.T) {
+			a, err := masters.open(p, TTL, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			b, err := masters.open(p, TTL, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			l, err := a.Acquire(t.Context(), "peers")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+			if l2, err := b.Acquire(ctx, "peers"); err == nil {
+				l2.Release(t.Context())
+				t.Errorf("%s: a second instance took a held lock", p.ID)
+			}
+			cancel()
+			if err := l.Release(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if left := masters.leftover(t.Name(), []Peer{p}); len(left) > 0 {
+				t.Errorf("keys left: %v", left)
+			}
+		})
+	}
+}
+
+// BenchmarkCycle is workloads (a), (b) and (e) for one peer at a time, for
+// profiling:
+//
+//	go test -run '^$' -bench 'Cycle/distlock-3/goroutines=64' -cpuprofile cpu.out
+func BenchmarkCycle(b *testing.B) {
+	for _, p := range Peers() {
+		for _, goroutines := range []int{1, 64} {
+			b.Run(fmt.Sprintf("%s/goroutines=%d", p.ID, goroutines), func(b *testing.B) {
+				lk, err := masters.open(p, TTL, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer lk.Close()
+				CycleBenchmark(b, lk, goroutines)
+			})
+		}
+	}
+}
+
+// BenchmarkHandoff is workload (c) for one case at a time, for profiling;
+// it runs for b.N seconds × 1 s, so use -benchtime 3x for 3 s:
+//
+//	go test -run '^$' -bench 'Handoff/distlock-3/workers=8/clients=1' -benchtime 3x -cpuprofile cpu.out
+func BenchmarkHandoff(b *testing.B) {
+	cases := []struct {
+		id               string
+		workers, clients int
+	}{
+		{"distlock-3", 8, 1}, {"distlock-3", 8, 8}, {"distlock-3", 64, 1},
+		{"rueidislock-1", 8, 1}, {"rueidislock-1", 64, 1},
+		{"redsync-3", 8, 1}, {"redislock-1", 8, 1},
+	}
+	for _, c := range cases {
+		b.Run(fmt.Sprintf("%s/workers=%d/clients=%d", c.id, c.workers, c.clients), func(b *testing.B) {
+			p := peerByID(c.id)
+			var lockers []Locker
+			for range c.clients {
+				lk, err := masters.open(p, TTL, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer lk.Close()
+				lockers = append(lockers, lk)
+			}
+			b.ResetTimer()
+			jobs, elapsed, failures := Handoff(lockers, c.workers, time.Duration(b.N)*time.Second)
+			b.StopTimer()
+			var waits []time.Duration
+			for _, j := range jobs {
+				waits = append(waits, j.Wait)
+			}
+			slices.Sort(waits)
+			gaps := Gaps(jobs)
+			b.ReportMetric(float64(len(jobs))/elapsed.Seconds(), "jobs/s")
+			b.ReportMetric(float64(quantile(waits, 0.5).Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(quantile(waits, 0.99).Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(quantile(waits, 1).Microseconds())/1000, "max-ms")
+			b.ReportMetric(float64(quantile(gaps, 0.5).Microseconds())/1000, "gap-p50-ms")
+			b.ReportMetric(float64(quantile(gaps, 0.99).Microseconds())/1000, "gap-p99-ms")
+			b.ReportMetric(float64(failures), "failures")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkHold is workload (d) for one peer and lease count, for
+// profiling; use -benchtime 1x:
+//
+//	go test -run '^$' -bench 'Hold/distlock-3/leases=100000$' -benchtime 1x -cpuprofile cpu.out
+func BenchmarkHold(b *testing.B) {
+	for _, id := range []string{"distlock-3", "rueidislock-1-noloop"} {
+		for _, n := range []int{10_000, 100_000} {
+			b.Run(fmt.Sprintf("%s/leases=%d", id, n), func(b *testing.B) {
+				for range b.N {
+					row, err := Hold(masters, peerByID(id), n)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ReportMetric(row.AcquireTime.Seconds(), "take-s")
+					b.ReportMetric(float64(row.Lost), "lost")
+					b.ReportMetric(float64(row.LostTaking), "lost-taking")
+					b.ReportMetric(row.CPU.Seconds(), "cpu-s")
+					b.ReportMetric(row.MastersCPU.Seconds(), "masters-cpu-s")
+					b.ReportMetric(0, "ns/op")
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,284 @@
+package benchmarks
+
+import (
+	"fmt"
+	"html"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Command is what reproduces the committed results, from the repository root.
+const Command = "make bench"
+
+// Write writes results.md and chart.svg into dir.
+func (r *Results) Write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(r.Markdown()), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "chart.svg"), []byte(r.SVG()), 0o644)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func thousands(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func (r *Results) latency(id string) *LatencyRow {
+	for i := range r.Latency {
+		if r.Latency[i].Peer.ID == id {
+			return &r.Latency[i]
+		}
+	}
+	return nil
+}
+
+func (r *Results) throughput(id string) *ThroughputRow {
+	for i := range r.Throughput {
+		if r.Throughput[i].Peer.ID == id {
+			return &r.Throughput[i]
+		}
+	}
+	return nil
+}
+
+func (r *Results) handoff(id string, workers, clients int) *HandoffRow {
+	for i := range r.Handoff {
+		h := &r.Handoff[i]
+		if h.Peer.ID == id && h.Workers == workers && h.Clients == clients {
+			return h
+		}
+	}
+	return nil
+}
+
+// Goal is one of issue 6's goals, as measured.
+type Goal struct {
+	What, Target, Measured string
+	Met                    bool
+}
+
+// Goals evaluates issue 6's goals on 3 masters, each a ratio within this run.
+func (r *Results) Goals() []Goal {
+	var goals []Goal
+	if d, f := r.throughput("distlock-3"), r.throughput("floor-3"); d != nil && f != nil {
+		goals = append(goals, Goal{"throughput, 64 goroutines, fencing included", "≥ 0.90× floor",
+			ratio(d.PerSecond, f.PerSecond) + " floor", d.PerSecond >= 0.9*f.PerSecond})
+	}
+	if d, f := r.latency("distlock-3"), r.latency("floor-3"); d != nil && f != nil {
+		goals = append(goals, Goal{"uncontended acquire p50, 1 goroutine", "≤ 1.10× floor",
+			ratio(float64(d.AcquireP50), float64(f.AcquireP50)) + " floor", float64(d.AcquireP50) <= 1.1*float64(f.AcquireP50)})
+		goals = append(goals, Goal{"uncontended acquire+release p50, 1 goroutine", "≤ 1.10× floor",
+			ratio(float64(d.CycleP50), float64(f.CycleP50)) + " floor", float64(d.CycleP50) <= 1.1*float64(f.CycleP50)})
+	}
+	if d := r.handoff("distlock-3", 8, 1); d != nil {
+		goals = append(goals, Goal{"handoff, 8 workers, one Client: p99 wait", "≤ 25 ms", ms(d.WaitP99), d.WaitP99 <= 25*time.Millisecond})
+		if p := r.handoff("rueidislock-1", 8, 1); p != nil {
+			goals = append(goals, Goal{"handoff, 8 workers, one Client: jobs/s", "≥ 1.20× rueidislock",
+				ratio(d.JobsPerSecond, p.JobsPerSecond) + " rueidislock", d.JobsPerSecond >= 1.2*p.JobsPerSecond})
+		}
+	}
+	if d := r.handoff("distlock-3", 8, 8); d != nil {
+		goals = append(goals, Goal{"handoff, 8 workers, 8 Clients: p99 wait", "≤ 50 ms", ms(d.WaitP99), d.WaitP99 <= 50*time.Millisecond})
+	}
+	return goals
+}
+
+// Markdown renders the run as the tables of results.md.
+func (r *Results) Markdown() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	mc := r.Machine
+	p("# distlock beside its peers\n\n")
+	p("Written by `%s` (`go run ./cmd/report` in `benchmarks/`); every table is one run, on the same redis-server masters, peers interleaved or back to back. Compare within this file, not across runs: the machine is shared.\n\n", Command)
+	p("| | |\n|---|---|\n")
+	p("| date | %s – %s UTC |\n", r.Start.Format("2006-01-02 15:04:05"), r.End.Format("15:04:05"))
+	p("| machine | %d CPUs (`nproc`), GOMAXPROCS %d, %s, %s |\n", mc.NumCPU, mc.GOMAXPROCS, mc.CPUModel, mc.OS)
+	p("| load average at start | %s (shared with other users' tests) |\n", mc.LoadAverage)
+	p("| Redis | %s, 5 local masters on loopback, no persistence; peers on fewer masters use the first ones |\n", mc.Redis)
+	p("| Go | %s |\n", mc.Go)
+	p("| `time.Sleep(1ms)` | %s (median of 200) |\n", ms(mc.Sleep1ms))
+	p("| peers | redsync v4.18.1 over go-redis v9.23.0; bsm/redislock v0.9.4 over go-redis v9.23.0; rueidislock in rueidis v1.0.79; floor on rueidis v1.0.79 |\n\n")
+
+	p("## Goals (issue 6), 3 masters, ratios within this run\n\n")
+	p("| goal | target | measured | met |\n|---|---|---|---|\n")
+	for _, g := range r.Goals() {
+		met := "no"
+		if g.Met {
+			met = "yes"
+		}
+		p("| %s | %s | %s | %s |\n", g.What, g.Target, g.Measured, met)
+	}
+
+	p("\n## (a) Uncontended latency: one goroutine, acquire then release, one name\n\n")
+	p("Peers interleaved: 3 rounds, each peer about 1 s per round. Acquire is the acquire call alone; cycle is acquire+release.\n\n")
+	p("| peer | cycles | acquire p50 | acquire p99 | cycle p50 | cycle p99 | acquire p50 vs floor | cycle p50 vs floor |\n|---|---|---|---|---|---|---|---|\n")
+	if f := r.latency("floor-3"); f != nil {
+		for _, l := range r.Latency {
+			p("| %s | %d | %s | %s | %s | %s | %s | %s |\n", l.Peer.Label, l.Cycles, ms(l.AcquireP50), ms(l.AcquireP99), ms(l.CycleP50), ms(l.CycleP99),
+				ratio(float64(l.AcquireP50), float64(f.AcquireP50)), ratio(float64(l.CycleP50), float64(f.CycleP50)))
+		}
+	}
+
+	p("\n## (b) Throughput: 64 goroutines, each on its own name, acquire+release\n\n")
+	p("Peers interleaved: 3 rounds, each peer about 1 s per round.\n\n")
+	p("Client CPU is this process's user+system time per cycle; masters CPU is all redis-server processes' per cycle (from /proc), which share the machine's cores with the client.\n\n")
+	p("| peer | cycles | cycles/s | vs floor | client CPU per cycle | masters CPU per cycle |\n|---|---|---|---|---|---|\n")
+	if f := r.throughput("floor-3"); f != nil {
+		for _, t := range r.Throughput {
+			p("| %s | %d | %s | %s | %.0f µs | %.0f µs |\n", t.Peer.Label, t.Cycles, thousands(t.PerSecond), ratio(t.PerSecond, f.PerSecond),
+				float64(t.ClientCPU.Nanoseconds())/1000, float64(t.MastersCPU.Nanoseconds())/1000)
+		}
+	}
+
+	p("\n## (c) Handoff: workers on one lock, hold %v, think %v\n\n", HandoffHold, HandoffThink)
+	p("Cases interleaved: 2 rounds, each case about 1.5 s per round. Wait is from the acquire call to its return; a failure is an acquire that did not succeed within %v. redsync and bsm/redislock wait by polling every %v; distlock and rueidislock are woken by notifications. In this run `time.Sleep(1ms)` took %s (median of 200), so no lock can exceed %.0f jobs/s; each job also pays for the release and the next holder's acquire. Period is 1 / jobs/s: the lock's busy time per job. Gap is from a holder calling Release to the next holder's acquire returning: what each handoff costs beyond the hold.\n\n", AcquireTimeout, PollInterval, ms(r.Machine.Sleep1ms), 1/r.Machine.Sleep1ms.Seconds())
+	p("| peer | workers | clients | jobs | jobs/s | vs rueidislock (same workers) | period | wait p50 | wait p99 | wait max | release p50 | gap p50 | gap p99 | failures |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, h := range r.Handoff {
+		vs := "–"
+		if ref := r.handoff("rueidislock-1", h.Workers, 1); ref != nil {
+			vs = ratio(h.JobsPerSecond, ref.JobsPerSecond)
+		}
+		period := "–"
+		if h.JobsPerSecond > 0 {
+			period = fmt.Sprintf("%.2f ms", 1000/h.JobsPerSecond)
+		}
+		p("| %s | %d | %d | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", h.Peer.Label, h.Workers, h.Clients, h.Jobs, h.JobsPerSecond, vs, period,
+			ms(h.WaitP50), ms(h.WaitP99), ms(h.WaitMax), ms(h.ReleaseP50), ms(h.GapP50), ms(h.GapP99), h.Failures)
+	}
+
+	p("\n## (d) Held leases, renewed by the peer itself\n\n")
+	p("One instance holds N leases (TTL %v, renewed every %v) for %v after the last was taken. Only distlock and rueidislock renew by themselves; redsync (`Mutex.Extend`) and bsm/redislock (`Lock.Refresh`) leave renewal to the caller, so there is nothing of theirs to measure. rueidislock runs one goroutine per held lock and, with its defaults, each renewal invalidates the key on its own tracking connection and triggers another renewal at once; `NoLoopTracking` (redis ≥ 7.0.5) stops that, so it is held both ways at 10k and with `NoLoopTracking` only at 100k. Min PTTL is the least TTL master 0 reported over a sample of 1,000 leases read every 100 ms (a lease renewed on time stays above TTL − renewal interval = %v). Leases are taken by 256 goroutines for at most 30 s; a failed attempt is retried (up to 5 attempts per lease) and counted, a lease that failed 5 times is not taken, and what was taken is held: rueidislock gives up on a key after its `TryNextAfter` (20 ms) when 256 goroutines take leases at once on this machine. Client CPU is this process's user+system time while holding, masters CPU all redis-server processes' (the hold lasts 3.5 s on 2 cores: 7 CPU-seconds at most, shared with other users); heap and goroutines are read at the end of the hold.\n\n", HoldTTL, HoldRenew, 3*HoldRenew+HoldRenew/2, HoldTTL-HoldRenew)
+	p("| peer | leases asked | leases held | taking them | attempts retried | not taken | lost (of which while taking) | min PTTL seen | client CPU while holding | masters CPU while holding | Go heap | goroutines | releasing them |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, h := range r.Hold {
+		p("| %s | %s | %s | %.2f s | %d | %d | %d (%d) | %.2f s | %.2f s | %.2f s | %.0f MB | %s | %.2f s |\n", h.Peer.Label, thousands(float64(h.Leases)), thousands(float64(h.Taken)), h.AcquireTime.Seconds(), h.Retries, h.HoldFailures, h.Lost, h.LostTaking,
+			h.MinPTTL.Seconds(), h.CPU.Seconds(), h.MastersCPU.Seconds(), h.HeapMB, thousands(float64(h.Goroutines)), h.ReleaseTime.Seconds())
+	}
+
+	p("\n## (e) Allocations per acquire+release, one goroutine\n\n")
+	p("`testing.Benchmark` with `ReportAllocs`; counts are the whole process's, so they include what each client's own goroutines allocate.\n\n")
+	p("| peer | allocs/op | B/op | ns/op | iterations |\n|---|---|---|---|---|\n")
+	for _, a := range r.Allocs {
+		p("| %s | %d | %s | %s | %d |\n", a.Peer.Label, a.AllocsPerOp, thousands(float64(a.BytesPerOp)), thousands(float64(a.NsPerOp)), a.N)
+	}
+
+	p("\n## Keys left behind\n\n")
+	if len(r.Leftover) == 0 {
+		p("None: after each workload no lock key of any peer remained on any master (distlock's fence counters are permanent by design).\n")
+	} else {
+		for _, l := range r.Leftover {
+			p("- %s\n", l)
+		}
+	}
+	return b.String()
+}
+
+// bar is one bar of a chart panel.
+type bar struct {
+	label string
+	value float64
+	text  string
+	ours  bool
+}
+
+// SVG renders four panels of horizontal bars: throughput, uncontended
+// cycle p50, handoff jobs/s and handoff p99 wait (8 workers). Plain SVG
+// written here: a plotting library would be the module's largest
+// dependency for four bar charts.
+func (r *Results) SVG() string {
+	var panels []struct {
+		title string
+		bars  []bar
+	}
+	add := func(title string, bars []bar) {
+		panels = append(panels, struct {
+			title string
+			bars  []bar
+		}{title, bars})
+	}
+	var bs []bar
+	for _, t := range r.Throughput {
+		bs = append(bs, bar{t.Peer.Label, t.PerSecond, thousands(t.PerSecond), t.Peer.Family() == "distlock"})
+	}
+	add("Throughput, 64 goroutines on distinct names: acquire+release cycles/s (higher is better)", bs)
+	bs = nil
+	for _, l := range r.Latency {
+		v := float64(l.CycleP50.Microseconds()) / 1000
+		bs = append(bs, bar{l.Peer.Label, v, fmt.Sprintf("%.2f ms", v), l.Peer.Family() == "distlock"})
+	}
+	add("Uncontended acquire+release, one goroutine: p50 (lower is better)", bs)
+	bs = nil
+	var ws []bar
+	for _, h := range r.Handoff {
+		if h.Workers != 8 {
+			continue
+		}
+		label := h.Peer.Label
+		if h.Clients > 1 {
+			label += fmt.Sprintf(", %d clients", h.Clients)
+		}
+		bs = append(bs, bar{label, h.JobsPerSecond, fmt.Sprintf("%.0f", h.JobsPerSecond), h.Peer.Family() == "distlock"})
+		v := float64(h.WaitP99.Microseconds()) / 1000
+		ws = append(ws, bar{label, v, fmt.Sprintf("%.1f ms", v), h.Peer.Family() == "distlock"})
+	}
+	add("Handoff, 8 workers on one lock (hold 1 ms, think 1 ms): jobs/s (higher is better)", bs)
+	add("Handoff, 8 workers on one lock: p99 wait for the lock (lower is better)", ws)
+
+	const width, labelW, barW, rowH = 860, 300, 460, 22
+	var b strings.Builder
+	y := 40
+	for _, pn := range panels {
+		y += 30 + rowH*len(pn.bars) + 16
+	}
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, y)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(&b, `<text x="10" y="22" font-size="15" font-weight="bold">distlock beside its peers — %s, %d CPUs, %s (one run; see results.md)</text>`+"\n",
+		r.Start.Format("2006-01-02"), r.Machine.NumCPU, html.EscapeString(r.Machine.Redis))
+	y = 40
+	for _, pn := range panels {
+		y += 20
+		fmt.Fprintf(&b, `<text x="10" y="%d" font-weight="bold">%s</text>`+"\n", y, html.EscapeString(pn.title))
+		y += 10
+		maxV := 0.0
+		for _, br := range pn.bars {
+			maxV = max(maxV, br.value)
+		}
+		for _, br := range pn.bars {
+			w := 0.0
+			if maxV > 0 {
+				w = br.value / maxV * barW
+			}
+			fill := "#9aa5b1"
+			if br.ours {
+				fill = "#2b6cb0"
+			}
+			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", labelW-6, y+15, html.EscapeString(br.label))
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", labelW, y+3, w, rowH-6, fill)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d">%s</text>`+"\n", float64(labelW)+w+4, y+15, html.EscapeString(br.text))
+			y += rowH
+		}
+		y += 16
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
