@@ -28,6 +28,10 @@ type worker struct {
 	ttl    time.Duration
 	rnd    *rand.Rand
 
+	// pauseNext: the store asked this process to stop itself at its next
+	// write; kept across sections until done.
+	pauseNext bool
+
 	acquired atomic.Int64
 	errs     atomic.Int64 // Do errors other than the run ending
 }
@@ -67,7 +71,6 @@ func (w *worker) section(ctx context.Context, l *distlock.Lease, acqStart int64)
 		return err
 	}
 	sec.ID = id
-	pause := false
 	steps := 1 + w.rnd.IntN(3)
 	for i := 0; i < steps && !sec.Lost; i++ {
 		t := now()
@@ -76,19 +79,19 @@ func (w *worker) section(ctx context.Context, l *distlock.Lease, acqStart int64)
 			break
 		}
 		sec.LastHeld = t
-		if pause {
-			pause = false
+		if w.pauseNext {
+			w.pauseNext = false
 			if v, err := w.pauseSelf(sec, t, l); err != nil {
 				return err
 			} else if v != "" {
 				sec.Violation = v
 			}
 		}
-		var err error
-		_, pause, err = w.rec.write(write{Section: id, Proc: w.proc, Token: sec.Token, Checked: t})
+		_, pause, err := w.rec.write(write{Section: id, Proc: w.proc, Token: sec.Token, Checked: t})
 		if err != nil {
 			return err
 		}
+		w.pauseNext = w.pauseNext || pause
 		hold := time.NewTimer(time.Duration(1+w.rnd.IntN(8)) * time.Millisecond)
 		select {
 		case <-ctx.Done():
