@@ -47,6 +47,14 @@ func TestAnalyze(t *testing.T) {
 			check: func(t *testing.T, f figures) { want(t, "RegressionsOK", f.RegressionsOK, 1) },
 		},
 		{
+			// c began acquiring before a master lost its counters, but
+			// its Acquire returned after: no promise.
+			name: "token regression, acquired across a counter loss",
+			h: history{sections: []section{a, {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 3000 * ms, LastHeld: 3010 * ms}},
+				counterLoss: 2000 * ms},
+			check: func(t *testing.T, f figures) { want(t, "RegressionsOK", f.RegressionsOK, 1) },
+		},
+		{
 			name:       "token given twice",
 			h:          history{sections: []section{a, with(b, func(s *section) { s.Token = 64; s.AcqStart = 5 * ms })}},
 			violations: []string{"token 64 given to 2 leases"},

@@ -23,8 +23,8 @@ import (
 // Token order. If lease A's Acquire returned before lease B's began, B's
 // token must be larger. The store sees the consequence: a holder paused
 // past its TTL between its check and its write must find its write
-// refused once a later lease has written. Both hold only while no master
-// has lost its fence counters.
+// refused once a later lease has written. Both hold only for leases whose
+// Acquire returned before any master lost its fence counters.
 
 type history struct {
 	sections    []section
@@ -131,7 +131,9 @@ func analyze(h history) figures {
 		if maxTok == 0 || b.Token > maxTok {
 			continue
 		}
-		if h.counterLoss != 0 && b.AcqStart >= h.counterLoss {
+		// A master that lost its counters before B's Acquire returned may
+		// have voted for it: no promise then.
+		if h.counterLoss != 0 && b.Start >= h.counterLoss {
 			f.RegressionsOK++
 			continue
 		}
@@ -165,21 +167,23 @@ func analyze(h history) figures {
 			f.StaleRejected++
 		}
 		// Did a lease that began acquiring after w's check write first?
-		must := false
+		// (strict: one whose Acquire returned before any master lost its
+		// counters, so its token had to be higher.)
+		must, strict := false, false
 		for _, v := range accepted {
 			if v.Received >= w.Received {
 				break
 			}
 			if s, ok := byID[v.Section]; ok && s.AcqStart > w.Checked {
 				must = true
-				break
+				strict = strict || h.counterLoss == 0 || s.Start < h.counterLoss
 			}
 		}
 		if !must {
 			continue
 		}
 		f.StaleMust++
-		if w.Accepted && (h.counterLoss == 0 || w.Checked < h.counterLoss) {
+		if w.Accepted && strict {
 			f.Violations = append(f.Violations, fmt.Sprintf(
 				"stale write accepted: section %d, token %d, checked at %s, received at %s after a pause past the TTL, and after a later lease's write",
 				w.Section, w.Token, ts(w.Checked), ts(w.Received)))

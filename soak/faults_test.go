@@ -218,7 +218,7 @@ func (c *cluster) inject(ctx context.Context, plan []fault) {
 			break
 		}
 		if c.verbose {
-			c.logf("fault %s", f)
+			c.logf("%s fault %s", ts(now()), f)
 		}
 		wg.Go(func() { c.apply(ctx, f) })
 	}

@@ -374,8 +374,10 @@ func report(name, mode string, d time.Duration, n int, ttl time.Duration, seed u
 		f.Stale, f.StaleRejected, f.StaleMust)
 	fmt.Fprintf(&b, "  other writes rejected (lease ran out between check and write): %d\n", f.LateRejected)
 	fmt.Fprintf(&b, "  token regressions: %d (and %d after a master lost its counters); tokens given twice: %d\n", f.Regressions, f.RegressionsOK, f.Duplicates)
-	fmt.Fprintf(&b, "  lost lease noticed after its validity ended: p50 %v, p99 %v, max %v\n",
-		percentile(f.NoticeLag, 0.5).Round(time.Microsecond), percentile(f.NoticeLag, 0.99).Round(time.Microsecond), percentile(f.NoticeLag, 1).Round(time.Microsecond))
+	if len(f.NoticeLag) > 0 {
+		fmt.Fprintf(&b, "  lost leases of running holders (%d), noticed this long after their validity ended: p50 %v, p99 %v, max %v\n", len(f.NoticeLag),
+			percentile(f.NoticeLag, 0.5).Round(time.Microsecond), percentile(f.NoticeLag, 0.99).Round(time.Microsecond), percentile(f.NoticeLag, 1).Round(time.Microsecond))
+	}
 	left := "none"
 	if len(keysLeft) > 0 {
 		left = strings.Join(keysLeft, "; ")
