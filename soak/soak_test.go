@@ -47,7 +47,14 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SOAK_CHILD") != "" {
 		os.Exit(childMain())
 	}
-	goleak.VerifyTestMain(m)
+	// toxiproxy v2.5.0 leaks one goroutine now and then when a timeout
+	// toxic (our blackhole) is removed from a live connection: the toxic's
+	// Cleanup closes its stub and RemoveToxic returns early, leaving the
+	// hidden noop stub before it blocked on a channel nobody reads
+	// (link.go, RemoveToxic). That goroutine is toxiproxy's, not distlock's;
+	// every other goroutine is checked, and the worker processes, which do
+	// not run toxiproxy, are checked with no exception.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe"))
 }
 
 // childMain is a worker process: one Client, goroutinesPer workers that
