@@ -41,6 +41,18 @@ func TestAnalyze(t *testing.T) {
 			check:      func(t *testing.T, f figures) { want(t, "Regressions", f.Regressions, 1) },
 		},
 		{
+			// c's token went backwards after a counter loss: the store
+			// refuses its write though c holds the lease.
+			name: "write refused for a token gone backwards",
+			h: history{sections: []section{a, {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 60 * ms, LastHeld: 70 * ms}},
+				writes:      []write{{Section: 1, Token: 64, Checked: 10 * ms, Received: 11 * ms, Accepted: true}, {Section: 3, Token: 3, Checked: 60 * ms, Received: 61 * ms}},
+				counterLoss: 15 * ms},
+			check: func(t *testing.T, f figures) {
+				want(t, "BackwardsRejected", f.BackwardsRejected, 1)
+				want(t, "LateRejected", f.LateRejected, 0)
+			},
+		},
+		{
 			name: "token regression after counters were lost",
 			h: history{sections: []section{a, {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 60 * ms, LastHeld: 70 * ms}},
 				counterLoss: 15 * ms},

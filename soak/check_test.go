@@ -43,7 +43,8 @@ type figures struct {
 	Duplicates                 int
 	Stale, StaleRejected       int
 	StaleMust                  int // stale writes a later lease's write preceded
-	LateRejected               int // rejected, holder not paused
+	LateRejected               int // rejected, holder not paused, token in order
+	BackwardsRejected          int // rejected, holder not paused, its token regressed
 	NoticeLag                  []time.Duration
 	Violations                 []string // what must not happen
 }
@@ -121,6 +122,7 @@ func analyze(h history) figures {
 	sort.Slice(byAcq, func(i, j int) bool { return byAcq[i].AcqStart < byAcq[j].AcqStart })
 	var maxTok uint64
 	var maxSec section
+	regressed := make(map[int64]bool)
 	i := 0
 	for _, b := range byAcq {
 		for ; i < len(secs) && secs[i].Start < b.AcqStart; i++ {
@@ -131,6 +133,7 @@ func analyze(h history) figures {
 		if maxTok == 0 || b.Token > maxTok {
 			continue
 		}
+		regressed[b.ID] = true
 		// A master that lost its counters before B's Acquire returned may
 		// have voted for it: no promise then.
 		if h.counterLoss != 0 && b.Start >= h.counterLoss {
@@ -157,7 +160,11 @@ func analyze(h history) figures {
 	}
 	for _, w := range h.writes {
 		if !h.pausedPastTTL(w) {
-			if !w.Accepted {
+			switch {
+			case w.Accepted:
+			case regressed[w.Section]:
+				f.BackwardsRejected++
+			default:
 				f.LateRejected++
 			}
 			continue

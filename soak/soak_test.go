@@ -379,7 +379,7 @@ func report(name, mode string, d time.Duration, n int, ttl time.Duration, seed u
 	fmt.Fprintf(&b, "  overlaps: %d (and %d next to a master that came back empty at once)\n", f.Overlaps, f.OverlapsExcused)
 	fmt.Fprintf(&b, "  stale writes (holder paused > TTL between check and write): %d, rejected %d; %d came after a later lease's write and had to be rejected\n",
 		f.Stale, f.StaleRejected, f.StaleMust)
-	fmt.Fprintf(&b, "  other writes rejected (lease ran out between check and write): %d\n", f.LateRejected)
+	fmt.Fprintf(&b, "  other writes rejected: %d from holders whose lease ran out between check and write, %d from holders whose token went backwards\n", f.LateRejected, f.BackwardsRejected)
 	fmt.Fprintf(&b, "  token regressions: %d (and %d after a master lost its counters); tokens given twice: %d\n", f.Regressions, f.RegressionsOK, f.Duplicates)
 	if len(f.NoticeLag) > 0 {
 		fmt.Fprintf(&b, "  lost leases of running holders (%d), noticed this long after their validity ended: p50 %v, p99 %v, max %v\n", len(f.NoticeLag),
