@@ -5,10 +5,16 @@
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help test demo examples bench bench-root ensure-redis
+.PHONY: help test soak demo examples bench bench-root ensure-redis
+
+# make soak: SOAK_DURATION split between the persistent and volatile
+# phases; SOAK_SEED=N replays a run's fault plan.
+SOAK_DURATION ?= 10m
+SOAK_MASTERS ?= 5
 
 help:
 	@echo "make test      gofmt check, go vet, and all tests with -race (installs redis-server if missing)"
+	@echo "make soak      the fault-injection soak (10 minutes, 5 masters) and its figures"
 	@echo "make examples  the examples' tests with -race (examples/fencing needs PostgreSQL on 127.0.0.1:5432)"
 	@echo "make demo      run examples/demo: 4 workers, 3 masters, one master killed midway"
 	@echo "make bench     distlock beside its peers (benchmarks/, a few minutes): writes benchmarks/results/"
@@ -26,6 +32,10 @@ test: ensure-redis
 	fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 8m ./...
+	cd soak && $(GO) vet ./... && $(GO) test -race -count=1 -short -timeout 5m ./...
+
+soak: ensure-redis
+	cd soak && $(GO) test -race -count=1 -run TestSoak -v -timeout 60m . -args -duration $(SOAK_DURATION) -masters $(SOAK_MASTERS)
 
 demo: ensure-redis
 	$(GO) run ./examples/demo

@@ -14,10 +14,12 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,6 +75,19 @@ type Options struct {
 	// If Args sets --requirepass, Do and the readiness probe authenticate
 	// with that password.
 	Args []string
+
+	// TLS, when set, makes the server accept TLS connections only: its
+	// port is a --tls-port and the plain --port is 0. Clients need not
+	// present a certificate. URL then starts with rediss://, and Do
+	// connects over TLS, trusting TLS.RootCAs.
+	TLS *TLSFiles
+
+	// User and Password, when User is set, create an ACL user with every
+	// permission and that password, and disable the default user, so
+	// that a client must AUTH as User. URL then carries the credentials,
+	// and Do authenticates with them.
+	User     string
+	Password string
 }
 
 // A Server is a redis-server process listening on 127.0.0.1, with its own
@@ -129,9 +144,13 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{
 		path:     path,
-		opts:     Options{Persistent: opts.Persistent, Args: append([]string(nil), opts.Args...)},
+		opts:     opts,
 		dir:      dir,
 		password: passwordFrom(opts.Args),
+	}
+	s.opts.Args = append([]string(nil), opts.Args...)
+	if opts.User != "" {
+		s.password = opts.Password
 	}
 	for attempt := 1; ; attempt++ {
 		port, err := freePort()
@@ -184,22 +203,48 @@ func passwordFrom(args []string) string {
 func (s *Server) Addr() string { return s.addr }
 
 // URL returns the server's address as a redis:// URL selecting database 0,
-// the form accepted by most Redis clients.
-func (s *Server) URL() string { return "redis://" + s.addr + "/0" }
+// the form accepted by most Redis clients: rediss:// when the server
+// speaks TLS, and with user and password when Options.User is set.
+func (s *Server) URL() string {
+	scheme := "redis://"
+	if s.opts.TLS != nil {
+		scheme = "rediss://"
+	}
+	if s.opts.User != "" {
+		u := url.UserPassword(s.opts.User, s.opts.Password)
+		return scheme + u.String() + "@" + s.addr + "/0"
+	}
+	return scheme + s.addr + "/0"
+}
 
 // args returns the redis-server command line. Persistence is chosen
 // explicitly rather than inherited from a system redis.conf so that tests
 // behave the same on every machine; noeviction keeps the server from
 // silently dropping lock keys under memory pressure.
 func (s *Server) args() []string {
-	a := []string{
-		"--port", strconv.Itoa(s.port),
+	a := []string{"--port", strconv.Itoa(s.port)}
+	if t := s.opts.TLS; t != nil {
+		a = []string{
+			"--port", "0",
+			"--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", t.CertFile,
+			"--tls-key-file", t.KeyFile,
+			"--tls-ca-cert-file", t.CAFile,
+			"--tls-auth-clients", "no",
+		}
+	}
+	a = append(a,
 		"--bind", "127.0.0.1",
 		"--protected-mode", "no",
 		"--dir", s.dir,
 		"--logfile", filepath.Join(s.dir, logName),
 		"--daemonize", "no",
 		"--save", "",
+	)
+	if s.opts.User != "" {
+		// Each word after an option is one argument of its config line.
+		a = append(a, "--user", "default", "off",
+			"--user", s.opts.User, "on", ">"+s.opts.Password, "~*", "&*", "+@all")
 	}
 	if s.opts.Persistent {
 		a = append(a, "--appendonly", "yes", "--appendfsync", "always")
@@ -505,8 +550,15 @@ func (s *Server) Do(args ...string) (string, error) {
 		return "", errors.New("redistest: Do: no command")
 	}
 	deadline := time.Now().Add(doTimeout)
-	d := net.Dialer{Deadline: deadline}
-	conn, err := d.Dial("tcp", s.addr)
+	d := &net.Dialer{Deadline: deadline}
+	var conn net.Conn
+	var err error
+	if s.opts.TLS != nil {
+		td := tls.Dialer{NetDialer: d, Config: s.opts.TLS.ClientConfig()}
+		conn, err = td.Dial("tcp", s.addr)
+	} else {
+		conn, err = d.Dial("tcp", s.addr)
+	}
 	if err != nil {
 		return "", fmt.Errorf("redistest: %s: %w", args[0], err)
 	}
@@ -514,7 +566,10 @@ func (s *Server) Do(args ...string) (string, error) {
 	conn.SetDeadline(deadline)
 
 	var req []byte
-	if s.password != "" {
+	switch {
+	case s.opts.User != "":
+		req = appendCommand(req, "AUTH", s.opts.User, s.password)
+	case s.password != "":
 		req = appendCommand(req, "AUTH", s.password)
 	}
 	req = appendCommand(req, args...)
@@ -522,7 +577,7 @@ func (s *Server) Do(args ...string) (string, error) {
 		return "", fmt.Errorf("redistest: %s: %w", args[0], err)
 	}
 	r := bufio.NewReader(conn)
-	if s.password != "" {
+	if s.opts.User != "" || s.password != "" {
 		if _, err := readReply(r); err != nil {
 			return "", fmt.Errorf("redistest: AUTH: %w", err)
 		}

@@ -400,3 +400,49 @@ func TestMissingRedis(t *testing.T) {
 		t.Errorf("StartN Fatal message: got %q; want %q", f.fatal, want)
 	}
 }
+
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	files, err := NewTLSFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := StartN(t, 1, Options{TLS: files, Persistent: true})[0]
+	if got := s.URL(); !strings.HasPrefix(got, "rediss://") {
+		t.Errorf("URL: got %q; want rediss://...", got)
+	}
+	mustDo(t, s, "SET", "k", "v")
+	// The port speaks TLS only: a plain-text PING gets no PONG.
+	conn, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	conn.Write([]byte("PING\r\n"))
+	if line, _ := bufio.NewReader(conn).ReadString('\n'); strings.Contains(line, "PONG") {
+		t.Errorf("plain-text PING on the TLS port: got %q; want no answer", line)
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustDo(t, s, "GET", "k"); got != "v" {
+		t.Errorf("GET after Restart: got %q; want v", got)
+	}
+}
+
+func TestACLUser(t *testing.T) {
+	t.Parallel()
+	s := StartN(t, 1, Options{User: "alice", Password: "s3cret"})[0]
+	if got, want := s.URL(), "redis://alice:s3cret@"+s.Addr()+"/0"; got != want {
+		t.Errorf("URL: got %q; want %q", got, want)
+	}
+	if got := mustDo(t, s, "ACL", "WHOAMI"); got != "alice" {
+		t.Errorf("ACL WHOAMI: got %q; want alice", got)
+	}
+	// The default user is off: without AUTH, commands are refused.
+	anon := &Server{addr: s.Addr()}
+	if _, err := anon.Do("PING"); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Errorf("PING without AUTH: got %v; want a NOAUTH error", err)
+	}
+}

@@ -1,0 +1,231 @@
+package soak
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+)
+
+// The checks, on the history the store recorded.
+//
+// Overlap. A section's span is [Start, LastHeld]: from the moment Acquire
+// returned until the last time the holder checked Lease.Err and saw nil,
+// the check after which it acted. (A lost lease's section goes on until
+// the holder noticed Done, but it acts only after a check, and a check
+// made after the validity ran out fails.) Two sections overlap when one
+// starts before the other's span has ended. Distlock promises that a
+// check succeeds only before any other client could take the lock, so no
+// two spans may overlap while the masters keep their data: the only
+// excuse is a master that came back without its data (at once, not after
+// waiting a TTL) while one of the two leases lived.
+//
+// Token order. If lease A's Acquire returned before lease B's began, B's
+// token must be larger. The store sees the consequence: a holder paused
+// past its TTL between its check and its write must find its write
+// refused once a later lease has written. Both hold only for leases whose
+// Acquire returned before any master lost its fence counters.
+
+type history struct {
+	sections    []section
+	writes      []write
+	ttl         time.Duration
+	exposures   []interval
+	counterLoss int64 // 0: no master lost its counters
+	pauses      map[int][]interval
+}
+
+type figures struct {
+	Sections, Lost             int
+	Accepted, Rejected         int
+	Overlaps, OverlapsExcused  int
+	Regressions, RegressionsOK int // OK: after counters were lost
+	Duplicates                 int
+	Stale, StaleRejected       int
+	StaleMust                  int // stale writes a later lease's write preceded
+	LateRejected               int // rejected, holder not paused, token in order
+	BackwardsRejected          int // rejected, holder not paused, its token regressed
+	NoticeLag                  []time.Duration
+	Violations                 []string // what must not happen
+}
+
+func (h *history) exposed(s section) bool {
+	for _, e := range h.exposures {
+		if e.From <= s.LastHeld && s.AcqStart <= e.To {
+			return true
+		}
+	}
+	return false
+}
+
+func analyze(h history) figures {
+	var f figures
+	secs := slices.Clone(h.sections)
+	f.Sections = len(secs)
+	byID := make(map[int64]section, len(secs))
+	for _, s := range secs {
+		byID[s.ID] = s
+		if s.Lost {
+			f.Lost++
+			if !h.pausedDuring(s) { // a paused holder notices when it runs again
+				f.NoticeLag = append(f.NoticeLag, time.Duration(s.Stop-s.Deadline))
+			}
+		}
+		if s.Violation != "" {
+			f.Violations = append(f.Violations, fmt.Sprintf("section %d (%s, token %d): %s", s.ID, s.Worker, s.Token, s.Violation))
+		}
+	}
+	slices.Sort(f.NoticeLag)
+
+	// Overlaps: sweep by Start, keeping the spans not yet ended.
+	sort.Slice(secs, func(i, j int) bool { return secs[i].Start < secs[j].Start })
+	var active []section
+	for _, b := range secs {
+		if b.LastHeld == 0 {
+			continue // never confirmed it held the lease
+		}
+		kept := active[:0]
+		for _, a := range active {
+			if a.LastHeld <= b.Start {
+				continue
+			}
+			kept = append(kept, a)
+			if h.exposed(a) || h.exposed(b) {
+				f.OverlapsExcused++
+				continue
+			}
+			f.Overlaps++
+			if f.Overlaps <= 5 {
+				f.Violations = append(f.Violations, fmt.Sprintf(
+					"overlap: section %d (%s, token %d) held [%s, %s]; section %d (%s, token %d) started at %s",
+					a.ID, a.Worker, a.Token, ts(a.Start), ts(a.LastHeld), b.ID, b.Worker, b.Token, ts(b.Start)))
+			}
+		}
+		active = append(kept, b)
+	}
+
+	// Token order: B must beat every A whose Acquire returned before B's
+	// began.
+	tokens := make(map[uint64]int, len(secs))
+	for _, s := range secs {
+		tokens[s.Token]++
+	}
+	for tok, n := range tokens {
+		if n > 1 {
+			f.Duplicates += n - 1
+			if h.counterLoss == 0 {
+				f.Violations = append(f.Violations, fmt.Sprintf("token %d given to %d leases", tok, n))
+			}
+		}
+	}
+	byAcq := slices.Clone(secs)
+	sort.Slice(byAcq, func(i, j int) bool { return byAcq[i].AcqStart < byAcq[j].AcqStart })
+	var maxTok uint64
+	var maxSec section
+	regressed := make(map[int64]bool)
+	i := 0
+	for _, b := range byAcq {
+		for ; i < len(secs) && secs[i].Start < b.AcqStart; i++ {
+			if secs[i].Token > maxTok {
+				maxTok, maxSec = secs[i].Token, secs[i]
+			}
+		}
+		if maxTok == 0 || b.Token > maxTok {
+			continue
+		}
+		regressed[b.ID] = true
+		// A master that lost its counters before B's Acquire returned may
+		// have voted for it: no promise then.
+		if h.counterLoss != 0 && b.Start >= h.counterLoss {
+			f.RegressionsOK++
+			continue
+		}
+		f.Regressions++
+		if f.Regressions <= 5 {
+			f.Violations = append(f.Violations, fmt.Sprintf(
+				"token regression: section %d (%s) began acquiring at %s and got token %d, but section %d (%s) acquired at %s with token %d",
+				b.ID, b.Worker, ts(b.AcqStart), b.Token, maxSec.ID, maxSec.Worker, ts(maxSec.Start), maxTok))
+		}
+	}
+
+	// The store's view.
+	accepted := make([]write, 0, len(h.writes))
+	for _, w := range h.writes {
+		if w.Accepted {
+			f.Accepted++
+			accepted = append(accepted, w)
+		} else {
+			f.Rejected++
+		}
+	}
+	for _, w := range h.writes {
+		if !h.pausedPastTTL(w) {
+			switch {
+			case w.Accepted:
+			case regressed[w.Section]:
+				f.BackwardsRejected++
+			default:
+				f.LateRejected++
+			}
+			continue
+		}
+		f.Stale++
+		if !w.Accepted {
+			f.StaleRejected++
+		}
+		// Did a lease that began acquiring after w's check write first?
+		// (strict: one whose Acquire returned before any master lost its
+		// counters, so its token had to be higher.)
+		must, strict := false, false
+		for _, v := range accepted {
+			if v.Received >= w.Received {
+				break
+			}
+			if s, ok := byID[v.Section]; ok && s.AcqStart > w.Checked {
+				must = true
+				strict = strict || h.counterLoss == 0 || s.Start < h.counterLoss
+			}
+		}
+		if !must {
+			continue
+		}
+		f.StaleMust++
+		if w.Accepted && strict {
+			f.Violations = append(f.Violations, fmt.Sprintf(
+				"stale write accepted: section %d, token %d, checked at %s, received at %s after a pause past the TTL, and after a later lease's write",
+				w.Section, w.Token, ts(w.Checked), ts(w.Received)))
+		}
+	}
+	return f
+}
+
+// pausedPastTTL reports whether w's process was stopped for longer than
+// the TTL between w's check and the store's receipt of w.
+func (h *history) pausedPastTTL(w write) bool {
+	for _, p := range h.pauses[w.Proc] {
+		if p.To-p.From > int64(h.ttl) && w.Checked <= p.From && w.Received >= p.To {
+			return true
+		}
+	}
+	return false
+}
+
+// pausedDuring reports whether s's process was stopped during s.
+func (h *history) pausedDuring(s section) bool {
+	for _, p := range h.pauses[s.Proc] {
+		if p.From <= s.Stop && s.Start <= p.To {
+			return true
+		}
+	}
+	return false
+}
+
+func ts(ns int64) string { return time.Unix(0, ns).UTC().Format("15:04:05.000000") }
+
+// percentile returns the p-th percentile of sorted d (0 if empty).
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[min(len(d)-1, int(p*float64(len(d))))]
+}
