@@ -51,22 +51,10 @@ func demoMain(c *command, args []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	var got os.Signal
-	stop := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		select {
-		case got = <-sigs:
-			cancel(fmt.Errorf("%v", got))
-		case <-stop:
-		}
-	}()
-	err := demo.Run(ctx, stdout, opts)
-	close(stop)
-	<-watched
+	var err error
+	got := untilSignal(context.Background(), sigs, func(ctx context.Context) {
+		err = demo.Run(ctx, stdout, opts)
+	})
 	switch {
 	case err == nil:
 		return exitOK

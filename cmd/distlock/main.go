@@ -64,6 +64,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -338,4 +339,27 @@ func notNegative(name string, d time.Duration) error {
 		return usagef("--%s %v: must not be negative", name, d)
 	}
 	return nil
+}
+
+// untilSignal runs f with a context derived from ctx that a signal on sigs
+// cancels (with the signal as its cause), and returns that signal, or nil
+// when none came before f returned.
+func untilSignal(ctx context.Context, sigs <-chan os.Signal, f func(ctx context.Context)) os.Signal {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var got os.Signal
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case got = <-sigs:
+			cancel(fmt.Errorf("%v", got))
+		case <-stop:
+		}
+	}()
+	f(ctx)
+	close(stop)
+	<-watched
+	return got
 }

@@ -233,35 +233,22 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 // acquire takes the lock as the flags say. Without a lease it returns
 // the exit status, having said why on stderr.
 func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr io.Writer) (*distlock.Lease, int) {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
+	ctx := context.Background()
 	if o.timeout > 0 {
-		var cancelTimeout context.CancelFunc
-		ctx, cancelTimeout = context.WithTimeout(ctx, o.timeout)
-		defer cancelTimeout()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
 	}
 	// A signal while waiting ends the wait.
-	var got os.Signal
-	stop := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		select {
-		case got = <-sigs:
-			cancel(errInterrupted)
-		case <-stop:
-		}
-	}()
-
 	var lease *distlock.Lease
 	var err error
-	if o.try {
-		lease, err = c.TryAcquire(ctx, o.name, distlock.WithTTL(o.ttl))
-	} else {
-		lease, err = c.Acquire(ctx, o.name, distlock.WithTTL(o.ttl))
-	}
-	close(stop)
-	<-watched
+	got := untilSignal(ctx, sigs, func(ctx context.Context) {
+		if o.try {
+			lease, err = c.TryAcquire(ctx, o.name, distlock.WithTTL(o.ttl))
+		} else {
+			lease, err = c.Acquire(ctx, o.name, distlock.WithTTL(o.ttl))
+		}
+	})
 	switch {
 	case err == nil:
 		return lease, 0
@@ -279,8 +266,6 @@ func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr i
 		return nil, exitUnreachable
 	}
 }
-
-var errInterrupted = errors.New("interrupted")
 
 // execFailed reports a command that could not be started, with the
 // status a shell would give: 127 when it does not exist, 126 otherwise.
