@@ -165,42 +165,36 @@ func newTelemetry(cfg *Config, held func() int64) (telemetry, error) {
 func newInstruments(meter metric.Meter, held func() int64) (*instruments, error) {
 	m := &instruments{}
 	var errs []error
-	add := func(err error) { errs = append(errs, err) }
+	histogram := func(name, desc string) metric.Float64Histogram {
+		h, err := meter.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
+			metric.WithExplicitBucketBoundaries(durationBuckets...))
+		errs = append(errs, err)
+		return h
+	}
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, err := meter.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	m.acquireDuration = histogram("distlock.acquire.duration",
+		"Duration of Acquire and TryAcquire calls, waiting included; count it by error.type for acquisitions and failures.")
+	m.attemptDuration = histogram("distlock.acquire.attempt.duration",
+		"Duration of one acquisition attempt on the masters, fencing included.")
+	m.renewals = counter("distlock.lease.renewals", "{renewal}",
+		"Lease renewals, background and Extend; error.type marks the failed ones.")
+	m.lost = counter("distlock.lease.lost", "{lease}",
+		"Leases lost: their validity ran out, or a majority of masters reported their keys gone or taken.")
+	m.writebacks = counter("distlock.fence.writebacks", "{writeback}",
+		"Fence counter write-backs: acquisitions whose majority did not return one counter.")
+	m.watchEvents = counter("distlock.watch.events", "{event}",
+		"Lock state changes seen by the Client's watches, by distlock.event.type.")
+	m.resubscriptions = counter("distlock.watch.resubscriptions", "{resubscription}",
+		"Watch connections subscribed again after losing their master.")
 	var err error
-	m.acquireDuration, err = meter.Float64Histogram("distlock.acquire.duration",
-		metric.WithUnit("s"),
-		metric.WithDescription("Duration of Acquire and TryAcquire calls, waiting included; count it by error.type for acquisitions and failures."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	add(err)
-	m.attemptDuration, err = meter.Float64Histogram("distlock.acquire.attempt.duration",
-		metric.WithUnit("s"),
-		metric.WithDescription("Duration of one acquisition attempt on the masters, fencing included."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	add(err)
-	m.renewals, err = meter.Int64Counter("distlock.lease.renewals",
-		metric.WithUnit("{renewal}"),
-		metric.WithDescription("Lease renewals, background and Extend; error.type marks the failed ones."))
-	add(err)
-	m.lost, err = meter.Int64Counter("distlock.lease.lost",
-		metric.WithUnit("{lease}"),
-		metric.WithDescription("Leases lost: their validity ran out, or a majority of masters reported their keys gone or taken."))
-	add(err)
-	m.writebacks, err = meter.Int64Counter("distlock.fence.writebacks",
-		metric.WithUnit("{writeback}"),
-		metric.WithDescription("Fence counter write-backs: acquisitions whose majority did not return one counter."))
-	add(err)
-	m.watchEvents, err = meter.Int64Counter("distlock.watch.events",
-		metric.WithUnit("{event}"),
-		metric.WithDescription("Lock state changes seen by the Client's watches, by distlock.event.type."))
-	add(err)
-	m.resubscriptions, err = meter.Int64Counter("distlock.watch.resubscriptions",
-		metric.WithUnit("{resubscription}"),
-		metric.WithDescription("Watch connections subscribed again after losing their master."))
-	add(err)
 	m.held, err = meter.Int64ObservableUpDownCounter("distlock.lease.held",
 		metric.WithUnit("{lease}"),
 		metric.WithDescription("Leases the Client holds now."))
-	add(err)
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
