@@ -178,18 +178,7 @@ func TestWaitListGiveUpLeaves(t *testing.T) {
 	}
 
 	// Next waits behind no one, well within the ghost's lapse (1s).
-	got := make(chan time.Time, 1)
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	wg.Go(func() {
-		l2, err := next.Acquire(ctx, name)
-		got <- time.Now()
-		if err != nil {
-			t.Errorf("next waiter: %v", err)
-			return
-		}
-		l2.Release(ctx)
-	})
+	got := acquireInBackground(t, ctx, next, name, "next waiter")
 	// Well before the ghost's registration would lapse by itself.
 	gone(t, servers[0], name, ghost, 300*time.Millisecond)
 	waitWaiters(t, servers[0], name, 1)
@@ -197,7 +186,7 @@ func TestWaitListGiveUpLeaves(t *testing.T) {
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d := (<-got).Sub(released); d > 200*time.Millisecond {
+	if d := (<-got).at.Sub(released); d > 200*time.Millisecond {
 		t.Errorf("next waiter got the lock %v after release; want within 200ms (a ghost in line?)", d)
 	}
 	noWaitListKeys(t, servers, 300*time.Millisecond)
@@ -219,18 +208,7 @@ func TestWaitListVanishedWaiterLapses(t *testing.T) {
 	child := startWaiter(t, servers, name)
 	waitWaiters(t, servers[0], name, 1)
 
-	got := make(chan time.Time, 1)
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	wg.Go(func() {
-		l2, err := w.Acquire(ctx, name)
-		got <- time.Now()
-		if err != nil {
-			t.Errorf("waiter: %v", err)
-			return
-		}
-		l2.Release(ctx)
-	})
+	got := acquireInBackground(t, ctx, w, name, "waiter")
 	waitWaiters(t, servers[0], name, 2)
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -240,7 +218,7 @@ func TestWaitListVanishedWaiterLapses(t *testing.T) {
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	d := (<-got).Sub(released)
+	d := (<-got).at.Sub(released)
 	if d > 1500*time.Millisecond {
 		t.Errorf("waiter behind a dead one got the lock %v after release; want within 1.5s", d)
 	}
@@ -349,28 +327,18 @@ func TestWaitListMasterZeroDown(t *testing.T) {
 			t.Fatalf("%s: holder: %v", phase, err)
 		}
 		w := newClient(t, servers, distlock.Config{})
-		got := make(chan time.Time, 1)
-		var wg sync.WaitGroup
-		t.Cleanup(wg.Wait)
-		wg.Go(func() {
-			l2, err := w.Acquire(ctx, name)
-			got <- time.Now()
-			if err != nil {
-				t.Errorf("%s: waiter: %v", phase, err)
-				return
-			}
-			if l2.Token() <= l.Token() {
-				t.Errorf("%s: waiter's token %d; want > %d", phase, l2.Token(), l.Token())
-			}
-			l2.Release(ctx)
-		})
+		got := acquireInBackground(t, ctx, w, name, phase+": waiter")
 		before()
 		released := time.Now()
 		if err := l.Release(ctx); err != nil {
 			t.Fatalf("%s: Release: %v", phase, err)
 		}
-		if d := (<-got).Sub(released); d > 500*time.Millisecond {
+		a := <-got
+		if d := a.at.Sub(released); d > 500*time.Millisecond {
 			t.Errorf("%s: waiter got the lock %v after release; want within 500ms", phase, d)
+		}
+		if a.token != 0 && a.token <= l.Token() {
+			t.Errorf("%s: waiter's token %d; want > %d", phase, a.token, l.Token())
 		}
 	}
 	// A waiter in master 0's list when master 0 dies.
@@ -384,4 +352,34 @@ func TestWaitListMasterZeroDown(t *testing.T) {
 	waitAfterRelease("master 0 dead", func() { time.Sleep(100 * time.Millisecond) })
 	noLockKeys(t, servers[1:])
 	noWaitListKeys(t, servers[1:], 0)
+}
+
+// acquired is when a background Acquire returned, and its lease's token
+// (0 when it failed).
+type acquired struct {
+	at    time.Time
+	token uint64
+}
+
+// acquireInBackground makes c Acquire name in a goroutine that the test
+// waits for, releases the lease at once, and sends when Acquire returned
+// and the token. A failed Acquire fails the test, saying who (what) it was.
+func acquireInBackground(t *testing.T, ctx context.Context, c *distlock.Client, name, what string) <-chan acquired {
+	t.Helper()
+	got := make(chan acquired, 1)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	wg.Go(func() {
+		l, err := c.Acquire(ctx, name)
+		a := acquired{at: time.Now()}
+		if err != nil {
+			got <- a
+			t.Errorf("%s: %v", what, err)
+			return
+		}
+		a.token = l.Token()
+		got <- a
+		l.Release(ctx)
+	})
+	return got
 }
