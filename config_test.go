@@ -185,3 +185,15 @@ func TestCloseEndsWaiters(t *testing.T) {
 		t.Fatal("waiting Acquire did not return after Close")
 	}
 }
+
+// CheckName refuses what Acquire refuses, before any master is asked.
+func TestCheckName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"job": true, "a:b": true, "": false, "fence:x": false, "wait:x": false, "lapse:x": false,
+		strings.Repeat("x", distlock.MaxNameLen): true, strings.Repeat("x", distlock.MaxNameLen+1): false,
+	} {
+		if err := distlock.CheckName(name); (err == nil) != ok {
+			t.Errorf("CheckName(%.20q): %v; want ok=%v", name, err, ok)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package distlock
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -36,15 +37,31 @@ type request struct {
 	timeout  time.Duration // per master
 }
 
-// newRequest checks name and opts and resolves the keys.
-func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
+// CheckName reports why name cannot be a lock name, or nil. Every call
+// that takes a name checks it the same way; CheckName lets a program
+// (such as a command line) refuse a bad name before it connects.
+func CheckName(name string) error {
 	switch {
 	case name == "":
-		return nil, fmt.Errorf("distlock: %s: empty lock name", op)
+		return errors.New("empty lock name")
 	case len(name) > MaxNameLen:
-		return nil, fmt.Errorf("distlock: %s: lock name of %d bytes is longer than MaxNameLen (%d)", op, len(name), MaxNameLen)
-	case strings.HasPrefix(name, "fence:") || strings.HasPrefix(name, "wait:") || strings.HasPrefix(name, "lapse:"):
-		return nil, fmt.Errorf("distlock: %s: lock name %q: names starting with \"fence:\", \"wait:\" or \"lapse:\" are reserved for distlock's own keys", op, name)
+		return fmt.Errorf("lock name of %d bytes is longer than MaxNameLen (%d)", len(name), MaxNameLen)
+	}
+	for _, p := range reservedPrefixes {
+		if strings.HasPrefix(name, p) {
+			return fmt.Errorf("lock name %q: names starting with %q are reserved for distlock's own keys", name, p)
+		}
+	}
+	return nil
+}
+
+// reservedPrefixes start distlock's own keys after the key prefix.
+var reservedPrefixes = []string{"fence:", "wait:", "lapse:"}
+
+// newRequest checks name and opts and resolves the keys.
+func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
+	if err := CheckName(name); err != nil {
+		return nil, fmt.Errorf("distlock: %s: %w", op, err)
 	}
 	o := acquireOptions{ttl: c.cfg.ttl}
 	for _, opt := range opts {

@@ -311,16 +311,11 @@ func (f *flags) connect(cfg distlock.Config) (*distlock.Client, error) {
 // checkName reports what is wrong with a lock name, as the library would
 // refuse it, before any master is contacted.
 func checkName(name string) error {
-	switch {
-	case name == "":
+	if name == "" {
 		return usagef("empty lock NAME")
-	case len(name) > distlock.MaxNameLen:
-		return usagef("lock NAME of %d bytes is longer than %d", len(name), distlock.MaxNameLen)
 	}
-	for _, p := range []string{"fence:", "wait:", "lapse:"} {
-		if strings.HasPrefix(name, p) {
-			return usagef("lock NAME %q: names starting with %q are reserved for distlock's own keys", name, p)
-		}
+	if err := distlock.CheckName(name); err != nil {
+		return usagef("%v", err)
 	}
 	return nil
 }
