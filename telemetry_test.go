@@ -152,13 +152,13 @@ func TestTelemetryAcquire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := heldGauge(t, c); got != 1 {
+	if got := c.count(t, "distlock.lease.held", nil); got != 1 {
 		t.Errorf("distlock.lease.held while holding: %d; want 1", got)
 	}
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := heldGauge(t, c); got != 0 {
+	if got := c.count(t, "distlock.lease.held", nil); got != 0 {
 		t.Errorf("distlock.lease.held after Release: %d; want 0", got)
 	}
 
@@ -216,19 +216,6 @@ func TestTelemetryAcquire(t *testing.T) {
 	if c.logs.String() != "" {
 		t.Errorf("logged with every master up:\n%s", c.logs)
 	}
-}
-
-func heldGauge(t *testing.T, c *observed) int64 {
-	t.Helper()
-	m, ok := c.metric(t, "distlock.lease.held")
-	if !ok {
-		t.Fatal("no distlock.lease.held metric")
-	}
-	var n int64
-	for _, p := range m.Data.(metricdata.Sum[int64]).DataPoints {
-		n += p.Value
-	}
-	return n
 }
 
 // A contended lock: TryAcquire fails as locked, an Acquire times out, and
