@@ -2,10 +2,8 @@ package benchmarks
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -21,33 +19,18 @@ type luaFloor struct {
 }
 
 func (f luaFloor) Acquire(ctx context.Context, name string) (Lock, error) {
-	l := &floorLock{f: f.floorLocker, key: "floor:" + name, value: "v" + strconv.FormatUint(f.seq.Add(1), 36)}
-	granted := make(chan bool, len(f.clients))
-	for i, c := range f.clients {
+	return f.acquire(ctx, name, "floor-acquire.lua", func(i int, c rueidis.Client, l *floorLock) bool {
 		q := "0"
 		if i == 0 {
 			q = "1"
 		}
-		l.sets.Go(func() {
-			res, err := f.s.Exec(ctx, c, []string{l.key, "floorlua:fence:{x}", "floorlua:wait:{x}", "floorlua:lapse:{x}"}, []string{l.value, "10000", q, "0", "1000"}).ToArray()
-			ok := err == nil && len(res) > 0
-			if ok {
-				n, _ := res[0].AsInt64()
-				ok = n == 1
-			}
-			granted <- ok
-		})
-	}
-	yes, need := 0, len(f.clients)/2+1
-	for range f.clients {
-		if <-granted {
-			if yes++; yes == need {
-				return l, nil
-			}
+		res, err := f.s.Exec(ctx, c, []string{l.key, "floorlua:fence:{x}", "floorlua:wait:{x}", "floorlua:lapse:{x}"}, []string{l.value, "10000", q, "0", "1000"}).ToArray()
+		if err != nil || len(res) == 0 {
+			return false
 		}
-	}
-	l.Release(context.WithoutCancel(ctx))
-	return nil, fmt.Errorf("floor-acquire.lua: granted by %d of %d masters", yes, len(f.clients))
+		n, _ := res[0].AsInt64()
+		return n == 1
+	})
 }
 
 // BenchmarkAcquireBreakdown takes the uncontended acquire apart, one

@@ -157,12 +157,19 @@ type floorLock struct {
 }
 
 func (f *floorLocker) Acquire(ctx context.Context, name string) (Lock, error) {
+	return f.acquire(ctx, name, "floor", func(_ int, c rueidis.Client, l *floorLock) bool {
+		return c.Do(ctx, c.B().Set().Key(l.key).Value(l.value).Nx().Px(f.ttl).Build()).Error() == nil
+	})
+}
+
+// acquire sends set to every master at once and returns the lock once a
+// majority granted; otherwise it releases what was granted. what names
+// the floor in errors.
+func (f *floorLocker) acquire(ctx context.Context, name, what string, set func(i int, c rueidis.Client, l *floorLock) bool) (Lock, error) {
 	l := &floorLock{f: f, key: "floor:" + name, value: "v" + strconv.FormatUint(f.seq.Add(1), 36)}
 	granted := make(chan bool, len(f.clients))
-	for _, c := range f.clients {
-		l.sets.Go(func() {
-			granted <- c.Do(ctx, c.B().Set().Key(l.key).Value(l.value).Nx().Px(f.ttl).Build()).Error() == nil
-		})
+	for i, c := range f.clients {
+		l.sets.Go(func() { granted <- set(i, c, l) })
 	}
 	yes, need := 0, len(f.clients)/2+1
 	for range f.clients {
@@ -173,7 +180,7 @@ func (f *floorLocker) Acquire(ctx context.Context, name string) (Lock, error) {
 		}
 	}
 	l.Release(context.WithoutCancel(ctx))
-	return nil, fmt.Errorf("floor: %s granted by %d of %d masters", l.key, yes, len(f.clients))
+	return nil, fmt.Errorf("%s: %s granted by %d of %d masters", what, l.key, yes, len(f.clients))
 }
 
 func (l *floorLock) Release(ctx context.Context) error {
