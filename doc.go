@@ -38,9 +38,11 @@
 // ([Lease.Token]): accept a write only with a token greater than or equal
 // to the largest it has seen for that resource, and never a lower one.
 //
-// Fencing tokens stay monotonic only while a majority of masters keeps its
-// data: run masters with appendonly yes, appendfsync always and
-// maxmemory-policy noeviction.
+// Fencing tokens rise only while every master keeps its data. One master
+// that restarts without its fence counters can, in a later majority with
+// masters that had lagged, return a counter lower than one already handed
+// out, and the token goes backwards. Run every master with appendonly yes,
+// appendfsync always and maxmemory-policy noeviction.
 //
 // # Observability
 //
