@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -194,7 +193,7 @@ func (p *Proxy) serve(client net.Conn) {
 // ProxyN starts a Proxy in front of each server, in order, and registers a
 // cleanup that closes them. Register it after StartN so that the proxies
 // close before the servers stop.
-func ProxyN(tb testing.TB, servers []*Server) []*Proxy {
+func ProxyN(tb TB, servers []*Server) []*Proxy {
 	tb.Helper()
 	proxies := make([]*Proxy, 0, len(servers))
 	tb.Cleanup(func() {

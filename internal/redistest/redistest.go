@@ -4,9 +4,9 @@
 // and masters that come back with or without their data (Restart,
 // RestartEmpty).
 //
-// The core type, Server, does not depend on package testing so that the
-// demo program can use it too; StartN and URLs are thin conveniences for
-// tests.
+// The core type, Server, serves the demo program too, so the package does
+// not import package testing (a binary that linked it would carry it):
+// StartN and ProxyN take a TB, which *testing.T and *testing.B satisfy.
 //
 // Only the standard library is used, so importing this package adds no
 // dependencies to the module.
@@ -26,7 +26,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -684,12 +683,21 @@ func readReply(r *bufio.Reader) (string, error) {
 	}
 }
 
+// TB is the part of testing.TB that StartN and ProxyN use.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // StartN starts n servers with the same options in parallel, because each
 // takes tens of milliseconds to boot, and registers a cleanup that stops
 // them all. If redis-server is not installed the test fails rather than
 // skips: a silently skipped suite would hide that the lock was never
 // tested against Redis.
-func StartN(tb testing.TB, n int, opts Options) []*Server {
+func StartN(tb TB, n int, opts Options) []*Server {
 	tb.Helper()
 	if _, err := LookPath(); err != nil {
 		tb.Fatal(err)
