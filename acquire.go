@@ -36,7 +36,8 @@ const (
 // renewal and release cover every master), and after a failure a cleanup
 // goroutine deletes value from every master that granted or may have
 // (a timed-out command may still have run), including the stragglers once
-// they answer. free is handed to the lease, which calls it when it ends.
+// they answer. t, the caller's turn at the name, is handed to the lease,
+// which passes it on when it ends; a key holding t.replaces counts as free.
 // With keep (a waiting Acquire, which retries with the same value), the
 // attempt joins master 0's waiting list, a failed attempt that won master
 // 0 keeps its keys and returns a *keptError, and any other failure cleans
@@ -45,7 +46,7 @@ const (
 // On failure it returns a *QuorumError and the shortest remaining PTTL
 // reported by masters where another holder has the lock (0 if none).
 // call follows the Acquire or TryAcquire call it is part of.
-func (c *Client) attempt(ctx context.Context, req *request, value string, free func(), keep, probe bool, call *acquireCall) (_ *Lease, _ time.Duration, err error) {
+func (c *Client) attempt(ctx context.Context, req *request, value string, t *turn, keep, probe bool, call *acquireCall) (_ *Lease, _ time.Duration, err error) {
 	start := time.Now()
 	ttlArg := strconv.FormatInt(req.ttl.Milliseconds(), 10)
 	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey}
@@ -55,6 +56,10 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 	}
 	args := []string{value, ttlArg, "0", waits, c.waitTTLArg}
 	args0 := []string{value, ttlArg, "1", waits, c.waitTTLArg}
+	if t.replaces != "" {
+		args = append(args, t.replaces)
+		args0 = append(args0, t.replaces)
+	}
 	send := func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		a := args
 		if node == 0 {
@@ -150,7 +155,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, free f
 		validUntil := start.Add(req.ttl - c.drift(req.ttl))
 		token, err := c.fence(ctx, req, counters, validUntil)
 		if err == nil && time.Now().Before(validUntil) {
-			l := newLease(c, req, value, token, start, free)
+			l := newLease(c, req, value, token, start, t)
 			l.stragglers, l.pending = replies, n-nAnswered
 			if c.track(l) {
 				l.start()

@@ -51,8 +51,7 @@ type Lease struct {
 	err   error      // nil while held
 	timer *time.Timer
 
-	free     func() // lets this Client's next waiter for the name go
-	freeOnce sync.Once
+	turn *turn // this Client's turn at the name: passed on when the lease ends
 
 	// The acquire's answers still to come when it returned (a majority
 	// sufficed). A delete must wait for them: the goroutine sending one
@@ -72,8 +71,8 @@ type Lease struct {
 	index int   // position in the renewer's heap; -1 when not queued
 }
 
-func newLease(c *Client, req *request, value string, token uint64, start time.Time, free func()) *Lease {
-	l := &Lease{c: c, req: req, value: value, token: token, free: free, index: -1}
+func newLease(c *Client, req *request, value string, token uint64, start time.Time, t *turn) *Lease {
+	l := &Lease{c: c, req: req, value: value, token: token, turn: t, index: -1}
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
 	l.ttl.Store(int64(req.ttl))
 	l.validUntil.Store(c.at(start) + int64(req.ttl-c.drift(req.ttl)))
@@ -140,13 +139,14 @@ func (l *Lease) Context(parent context.Context) (context.Context, context.Cancel
 
 // Release ends the lease and deletes its keys on every master (only where
 // they still hold this lease's value). Done is closed and Err reports
-// ErrReleased before the deletes are sent. It waits for the masters'
-// answers until ctx ends, and returns a *QuorumError if fewer than a
-// majority confirmed (the keys left then expire with their TTL). The
-// deletes go out even when ctx has already ended: keys left behind would
-// block the lock for a whole TTL. A second Release returns nil. Release of
-// a lost lease still deletes what it can and returns an error wrapping
-// ErrLeaseLost.
+// ErrReleased before the deletes are sent; the next goroutine of this
+// Client waiting for the name may take the lock at once, without waiting
+// for them. Release waits for the masters' answers until ctx ends, and
+// returns a *QuorumError if fewer than a majority confirmed (the keys left
+// then expire with their TTL). The deletes go out even when ctx has
+// already ended: keys left behind would block the lock for a whole TTL. A
+// second Release returns nil. Release of a lost lease still deletes what it
+// can and returns an error wrapping ErrLeaseLost.
 func (l *Lease) Release(ctx context.Context) error {
 	if err := l.c.enter(); err != nil {
 		// Close has begun: it ends and deletes every lease still held.
@@ -185,6 +185,13 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 	replies, count := l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Release.Exec(ctx, rc, keys, args)
 	})
+	if first {
+		// Hand the lock to this Client's next waiter now, not once the
+		// deletes are answered: its acquire treats keys that still hold
+		// our value as free, so it wins in one round trip whichever runs
+		// first on each master, its acquire or our delete.
+		l.turn.pass(l.value)
+	}
 	errs := make([]error, len(l.c.nodes))
 	ok := 0
 	for answered := 0; answered < count; answered++ {
@@ -199,7 +206,8 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 		case <-ctx.Done():
 		}
 		// The caller stops waiting; the deletes still complete, and the
-		// next local waiter goes once they have.
+		// next local waiter (unless handed the lock above) goes once they
+		// have.
 		left := count - answered
 		l.c.spawn(func() {
 			for range left {
@@ -393,10 +401,4 @@ func (l *Lease) settle() {
 }
 
 // freeSlot lets this Client's next waiter for the name go, once.
-func (l *Lease) freeSlot() {
-	l.freeOnce.Do(func() {
-		if l.free != nil {
-			l.free()
-		}
-	})
-}
+func (l *Lease) freeSlot() { l.turn.done() }

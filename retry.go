@@ -39,6 +39,10 @@ const keptRetryDelay = time.Millisecond
 // Within one Client, goroutines that want the same name queue locally: only
 // the head of the queue contends on the masters, so a Client never splits
 // the vote with itself, and the queue's order is the order of arrival.
+// Release passes the turn on as soon as its deletes are sent, with the
+// released lease's value (turn.pass): the next goroutine's first attempt
+// counts keys that still hold that value as free, so the lock changes hands
+// in one round trip, not two (the delete's, then the acquire's).
 // Between Clients, a waiter retries after a jittered exponential backoff
 // (Config.RetryMinDelay to RetryMaxDelay), never later than the holder's
 // remaining TTL as the masters reported it; the jitter spreads waiters of
@@ -67,7 +71,7 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 
 // acquire is Acquire once the request is checked.
 func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (*Lease, error) {
-	free, err := c.queue.wait(ctx, c.stop, req.name)
+	t, err := c.queue.wait(ctx, c.stop, req.name)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
 			return nil, err
@@ -76,7 +80,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	}
 	select {
 	case <-c.stop: // Close freed the slot we were given
-		free()
+		t.done()
 		return nil, ErrClosed
 	default:
 	}
@@ -88,7 +92,8 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	for {
 		// After the first attempt this Acquire is in master 0's waiting
 		// list: ask master 0 first (probe).
-		l, pttl, err := c.attempt(ctx, req, value, free, true, last != nil, call)
+		l, pttl, err := c.attempt(ctx, req, value, t, true, last != nil, call)
+		t.replaces = "" // its keys are gone by now, or held by another
 		if err == nil {
 			return l, nil
 		}
@@ -105,7 +110,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 			// Stragglers may still set value somewhere: delete it
 			// everywhere, and leave the waiting list.
 			c.abandon(req, value)
-			free()
+			t.done()
 			return nil, err
 		}
 		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
@@ -186,13 +191,13 @@ func (c *Client) TryAcquire(ctx context.Context, name string, opts ...Option) (*
 
 // tryAcquire is TryAcquire once the request is checked.
 func (c *Client) tryAcquire(ctx context.Context, req *request, call *acquireCall) (*Lease, error) {
-	free, ok := c.queue.try(req.name)
+	t, ok := c.queue.try(req.name)
 	if !ok {
 		return nil, fmt.Errorf("distlock: try acquire %q: %w by another goroutine of this Client", req.name, ErrLocked)
 	}
-	l, _, err := c.attempt(ctx, req, newValue(), free, false, false, call)
+	l, _, err := c.attempt(ctx, req, newValue(), t, false, false, call)
 	if err != nil {
-		free()
+		t.done()
 		return nil, withCtx(err, ctx.Err())
 	}
 	return l, nil
@@ -214,15 +219,34 @@ func (c *Client) backoff() backoff.BackOff {
 // localQueue lets one goroutine per lock name at a time contend on the
 // masters.
 type localQueue struct {
-	mu    sync.Mutex // guards slots and each slot's refs
+	mu    sync.Mutex // guards slots and each slot's refs and released
 	slots map[string]*slot
 }
 
 // slot is a name's place: a token in ch means a goroutine holds or is
-// acquiring the name; refs counts that one and its waiters.
+// acquiring the name; refs counts that one and its waiters. released is
+// the value of a lease that Release has just ended with waiters queued:
+// the next goroutine's first attempt may take the keys that still hold it
+// (see turn.pass).
 type slot struct {
-	ch   chan struct{}
-	refs int
+	ch       chan struct{}
+	refs     int
+	released string
+}
+
+// A turn is one goroutine's turn at a name: it holds the name's slot from
+// wait (or try) until done or pass.
+type turn struct {
+	q    *localQueue
+	name string
+	s    *slot
+	once sync.Once
+
+	// replaces is the value of the lease whose Release passed this turn
+	// on: a key that holds it counts as free for this turn's first attempt
+	// (acquire.lua), so the lock changes hands in one round trip even
+	// where the release's delete has not run yet.
+	replaces string
 }
 
 func (q *localQueue) ref(name string) *slot {
@@ -245,14 +269,13 @@ func (q *localQueue) unref(name string, s *slot) {
 	}
 }
 
-// wait blocks until it is the caller's turn for name, then returns the
-// function that passes the turn on. It fails when ctx ends (with ctx's
-// error) or stop closes (ErrClosed).
-func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name string) (func(), error) {
+// wait blocks until it is the caller's turn for name. It fails when ctx
+// ends (with ctx's error) or stop closes (ErrClosed).
+func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name string) (*turn, error) {
 	s := q.ref(name)
 	select {
 	case s.ch <- struct{}{}:
-		return q.releaser(name, s), nil
+		return q.took(name, s), nil
 	case <-ctx.Done():
 		q.unref(name, s)
 		return nil, ctx.Err()
@@ -263,23 +286,42 @@ func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name string
 }
 
 // try is wait that gives up at once when the turn is taken.
-func (q *localQueue) try(name string) (func(), bool) {
+func (q *localQueue) try(name string) (*turn, bool) {
 	s := q.ref(name)
 	select {
 	case s.ch <- struct{}{}:
-		return q.releaser(name, s), true
+		return q.took(name, s), true
 	default:
 		q.unref(name, s)
 		return nil, false
 	}
 }
 
-func (q *localQueue) releaser(name string, s *slot) func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			<-s.ch
-			q.unref(name, s)
-		})
-	}
+// took makes the turn of the goroutine that has just taken s.
+func (q *localQueue) took(name string, s *slot) *turn {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := &turn{q: q, name: name, s: s, replaces: s.released}
+	s.released = ""
+	return t
+}
+
+// done passes the turn on, once.
+func (t *turn) done() { t.pass("") }
+
+// pass passes the turn on, once. released, when not empty, is the value of
+// the lease that has just been released: the next goroutine's first
+// attempt may replace keys that still hold it. Handing it over is always
+// safe, however late the next goroutine comes: the lease has ended, and
+// its keys are being deleted anyway.
+func (t *turn) pass(released string) {
+	t.once.Do(func() {
+		t.q.mu.Lock()
+		if t.s.refs > 1 { // someone waits
+			t.s.released = released
+		}
+		t.q.mu.Unlock()
+		<-t.s.ch
+		t.q.unref(t.name, t.s)
+	})
 }

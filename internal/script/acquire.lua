@@ -9,6 +9,9 @@
 -- ARGV[3]  "1" when this master keeps the waiting list (master 0), else "0"
 -- ARGV[4]  "1" when the caller waits (Acquire) and should join the list
 -- ARGV[5]  how long a registration lasts without renewal, in milliseconds
+-- ARGV[6]  optional: the value of a lease the caller's Client has just
+--          released; a key that still holds it counts as free (a local
+--          handoff: the release's delete may not have run here yet)
 --
 -- Returns {1, counter} when the key now holds ARGV[1]: it was free, or it
 -- already held this same value (a retry of the same lease re-asserts it).
@@ -35,6 +38,9 @@ if queue and redis.call('EXISTS', KEYS[3]) == 1 then
   head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
 end
 local v = redis.call('GET', KEYS[1])
+if v ~= false and v == ARGV[6] then
+  v = false
+end
 if v == false and (head == nil or head == ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 elseif v == ARGV[1] then
