@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,17 +16,46 @@ import (
 // Watching a lock.
 //
 // Each Client keeps one watch connection per master (a rueidis dedicated
-// connection), shared by every Watch call and every waiting Acquire: it
-// subscribes to __keyspace@<db>__:<key> for each watched name, once,
-// however many watchers the name has. Per master and name it keeps what it
-// last knew: the value holding the key, or free, or unknown (the master is
-// unreachable). The quorum state is the value a majority agrees on, or free;
-// each change of it is an Event.
+// connection), shared by every Watch call and every waiting Acquire. For
+// each watched name it subscribes, once however many watchers the name
+// has, to two channels: the lock's watch channel __distlock__:<key>, on
+// which distlock's own scripts publish every write they make to the key
+// (acquire.lua "set <ttl> <value>" and "expire <ttl> <value>", renew.lua
+// "expire <ttl> <value>", release.lua "del 0 <value>"), and the key's
+// keyspace channel __keyspace@<db>__:<key>, for what no script reports:
+// Redis deleting the key ("expired", "evicted") and other clients' writes.
+// Per master and name it keeps what it last knew: the value holding the
+// key and until when, or free, or unknown (the master is unreachable).
+// The quorum state is the value a majority agrees on, or free; each change
+// of it is an Event.
+//
+// A script message carries the whole new state, so distlock's own writes
+// cost a watcher no read. Each script publishes just before its write, and
+// both reach a subscriber in the order the master ran them, on the one
+// connection: the message comes right before the keyspace events its write
+// causes ("set" and "expire" for a SET with PX, "expire" for PEXPIRE, "del"
+// for DEL; each only where notify-keyspace-events enables it), with nothing
+// in between (a script runs alone). So:
+//   - a keyspace event that the message just before it announced is
+//     explained, and needs no read; a "set" or "expire" nobody announced is
+//     another client's write, and the key is read; a "del" is a release;
+//   - where the master is known to publish the keyspace event a message
+//     announces (notify-keyspace-events, as configured or read at connect),
+//     the message takes effect only when that event confirms it. Pub/sub
+//     channels are not per database, so a Client on another database of
+//     the same server, with the same key prefix, publishes on the same
+//     watch channel; the keyspace channel, which names the database, tells
+//     them apart. A message no event confirms is dropped.
+//   - where it is not (notify-keyspace-events lacks those flags, or cannot
+//     be read: Config.SkipNotifyConfig on a server that refuses CONFIG GET),
+//     a message takes effect as it comes. Acquire, renewal and release are
+//     still seen; expiry through the scheduled read below; others' writes
+//     not at all, and Clients on other databases of the server must then
+//     use another key prefix.
 //
 // Events are hints, never the truth:
 //   - pub/sub drops what was published while disconnected, so after every
 //     (re)subscribe the key is read again on that master;
-//   - "set" and "expire" carry no value, so they trigger a read of the key;
 //   - "expired" fires only when Redis deletes the key, which on a busy
 //     master can be seconds late; so a read is scheduled at the holder's
 //     known expiry (its PTTL), and reading forces the deletion;
@@ -151,7 +181,7 @@ type nameWatch struct {
 	watchers map[*watcher]struct{}
 	wakers   map[chan struct{}]struct{}
 	per      []masterState
-	seq      []uint64 // per master: events seen; a read older than one is stale
+	seq      []uint64 // per master: messages that set the state or asked for a read
 	holder   string   // the value a majority holds; "" when free
 	started  bool     // the first quorum state has been computed
 }
@@ -482,11 +512,30 @@ type masterWatch struct {
 	node *node
 
 	signal   chan struct{} // a token: ops or refresh have work
-	keyspace string        // "__keyspace@<db>__:", the channels' prefix
+	keyspace string        // "__keyspace@<db>__:", the keyspace channels' prefix
 
 	mu      sync.Mutex // guards ops and refresh
 	ops     []op
 	refresh map[string]bool // names whose key to read again
+
+	// Guarded by hub.mu, reset by each session:
+	notify      string     // the master's notify-keyspace-events
+	notifyKnown bool       // notify is what the master has (configured or read)
+	pending     *scriptMsg // the last script message, until its events came
+}
+
+// scriptChannelPrefix starts every lock's watch channel: the scripts
+// publish on scriptChannelPrefix + key (see acquire.lua).
+const scriptChannelPrefix = "__distlock__:"
+
+// scriptMsg is one script message: the state it announces on one master,
+// and the keyspace events its write is still to cause there.
+type scriptMsg struct {
+	nw      *nameWatch
+	value   string // "" for a delete
+	pttl    time.Duration
+	want    []string // keyspace events to come, in order
+	applied bool     // the state has been recorded
 }
 
 func (m *masterWatch) enqueue(o op) {
@@ -513,6 +562,12 @@ func (m *masterWatch) poke() {
 // channel is the keyspace channel of key on this master.
 func (m *masterWatch) channel(key string) string {
 	return m.keyspace + key
+}
+
+// channels are the channels a watch of key subscribes to: its keyspace
+// channel and its watch channel.
+func (m *masterWatch) channels(key string) []string {
+	return []string{m.channel(key), scriptChannelPrefix + key}
 }
 
 // run connects, subscribes, and serves ops until the Client closes,
@@ -598,12 +653,14 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 	defer cancel()
 	stopCancel := context.AfterFunc(c.stopping, cancel) // Close ends a session at once
 	defer stopCancel()
-	if !c.cfg.skipNotifyConfig {
-		if err := m.configure(ctx, dc); err != nil {
-			m.failOps(err)
-			return err
-		}
+	notify, known, err := m.configure(ctx, dc)
+	if err != nil {
+		m.failOps(err)
+		return err
 	}
+	m.hub.mu.Lock()
+	m.notify, m.notifyKnown, m.pending = notify, known, nil
+	m.hub.mu.Unlock()
 	// Subscribe every name watched now, then read each key: what happened
 	// while we were not subscribed is lost, but the key tells the state.
 	m.hub.mu.Lock()
@@ -635,7 +692,7 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 				err = m.subscribe(ctx, dc, []string{o.name})
 			case opUnsubscribe:
 				uctx, ucancel := context.WithTimeout(ctx, c.cfg.dialTimeout)
-				err = dc.Do(uctx, dc.B().Unsubscribe().Channel(m.channel(o.channelKey)).Build()).Error()
+				err = dc.Do(uctx, dc.B().Unsubscribe().Channel(m.channels(o.channelKey)...).Build()).Error()
 				ucancel()
 			}
 			if o.ack != nil {
@@ -679,34 +736,62 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 	}
 }
 
-// notifyFlags are the keyspace events Watch needs: K keyspace channels,
-// g generic (del, expire), $ strings (set), x expired.
-const notifyFlags = "Kg$x"
+// notifyFlags are the keyspace events Watch asks for: K keyspace channels,
+// g generic ("del", and "expire", which confirms the scripts' messages),
+// x "expired". The scripts' messages make "$" ("set") unneeded: it would
+// only show another client's SET without expiry, and makes the master
+// publish a notification for every string write to any key.
+const notifyFlags = "Kgx"
 
 // configure makes sure notify-keyspace-events has notifyFlags, keeping
-// the flags already set.
-func (m *masterWatch) configure(ctx context.Context, dc rueidis.DedicatedClient) error {
+// the flags already set, and returns the master's flags. With
+// Config.SkipNotifyConfig it only reads them, and a master that refuses
+// that leaves them unknown (known false), which is no error: Watch then
+// goes by the scripts' messages alone.
+func (m *masterWatch) configure(ctx context.Context, dc rueidis.DedicatedClient) (flags string, known bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, m.hub.c.cfg.dialTimeout)
 	defer cancel()
 	cur, err := dc.Do(ctx, dc.B().ConfigGet().Parameter("notify-keyspace-events").Build()).AsStrMap()
 	if err != nil {
-		return m.configError(err)
+		if _, refused := rueidis.IsRedisErr(err); refused && m.hub.c.cfg.skipNotifyConfig {
+			return "", false, nil
+		}
+		return "", false, m.configError(err)
 	}
 	have := cur["notify-keyspace-events"]
+	if m.hub.c.cfg.skipNotifyConfig {
+		return have, true, nil
+	}
 	want := have
 	for _, f := range notifyFlags {
-		if strings.ContainsRune(have, f) || (strings.ContainsRune(have, 'A') && strings.ContainsRune("g$x", f)) {
+		if strings.ContainsRune(have, f) || (f != 'K' && strings.ContainsRune(have, 'A')) {
 			continue
 		}
 		want += string(f)
 	}
 	if want == have {
-		return nil
+		return have, true, nil
 	}
 	if err := dc.Do(ctx, dc.B().ConfigSet().ParameterValue().ParameterValue("notify-keyspace-events", want).Build()).Error(); err != nil {
-		return m.configError(err)
+		return "", false, m.configError(err)
 	}
-	return nil
+	return want, true, nil
+}
+
+// publishes reports whether this master is known to publish the keyspace
+// event ev ("new", "set", "expire" or "del") on keyspace channels. h.mu
+// must be held.
+func (m *masterWatch) publishes(ev string) bool {
+	if !m.notifyKnown || !strings.ContainsRune(m.notify, 'K') {
+		return false
+	}
+	switch ev {
+	case "new": // not part of "A"
+		return strings.ContainsRune(m.notify, 'n')
+	case "set":
+		return strings.ContainsAny(m.notify, "$A")
+	}
+	return strings.ContainsAny(m.notify, "gA") // expire, del
 }
 
 // configError explains a refused CONFIG; other errors pass through.
@@ -731,7 +816,7 @@ func (m *masterWatch) subscribe(ctx context.Context, dc rueidis.DedicatedClient,
 	live := names[:0]
 	for _, name := range names {
 		if nw := m.hub.names[name]; nw != nil {
-			chans = append(chans, m.channel(nw.req.key))
+			chans = append(chans, m.channels(nw.req.key)...)
 			live = append(live, name)
 		}
 	}
@@ -779,9 +864,12 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 			continue // unwatched meanwhile
 		}
 		if nw.seq[m.node.index] != seqs[i] {
-			// An event came after this read was sent (rueidis hands it
-			// over before our reply): the read may predate it. Read again.
-			m.markRefresh(nw.req.name)
+			// A message was handled after this read was sent: it may have
+			// come after our reply (rueidis hands the reply over first,
+			// then goes on with the messages), so the read may be older
+			// than the state recorded now. That message carried the whole
+			// state (a script's, or a deletion), or asked for another read
+			// (another client's write): either way the read adds nothing.
 			continue
 		}
 		value, err := res[2*i].ToString()
@@ -814,29 +902,93 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 	return nil
 }
 
-// onMessage handles one keyspace notification. It runs on rueidis's
-// reader goroutine and must not block: it updates state, or asks the
-// session goroutine to read the key.
+// onMessage handles one message on a watch connection: a script's
+// message or a keyspace notification. It runs on rueidis's reader
+// goroutine and must not block: it updates state, or asks the session
+// goroutine to read the key.
 func (m *masterWatch) onMessage(msg rueidis.PubSubMessage) {
-	name, ok := strings.CutPrefix(msg.Channel, m.channel(m.hub.c.cfg.prefix))
-	if !ok {
-		return
-	}
+	prefix := m.hub.c.cfg.prefix
 	m.hub.mu.Lock()
 	defer m.hub.mu.Unlock()
+	if name, ok := strings.CutPrefix(msg.Channel, scriptChannelPrefix+prefix); ok {
+		m.onScript(name, msg.Message)
+	} else if name, ok := strings.CutPrefix(msg.Channel, m.channel(prefix)); ok {
+		m.onKeyspace(name, msg.Message)
+	}
+}
+
+// onScript handles a script's message: "<op> <ttl> <value>", op being the
+// write the script is about to make ("set", "expire" or "del"). It records
+// the state at once, or once the write's keyspace event confirms it where
+// this master is known to publish that event. h.mu must be held.
+func (m *masterWatch) onScript(name, body string) {
+	m.pending = nil
 	nw := m.hub.names[name]
 	if nw == nil {
 		return
 	}
+	op, rest, _ := strings.Cut(body, " ")
+	ttl, value, _ := strings.Cut(rest, " ")
+	ms, err := strconv.ParseInt(ttl, 10, 64)
+	p := &scriptMsg{nw: nw, value: value, pttl: time.Duration(ms) * time.Millisecond}
+	switch op {
+	case "set": // SET PX on a free key: "new" (rarely enabled), "set", "expire"
+		p.want = []string{"new", "set", "expire"}
+	case "expire": // PEXPIRE
+		p.want = []string{"expire"}
+	case "del":
+		p.want, p.value, p.pttl = []string{"del"}, "", 0
+	}
+	if p.want == nil || err != nil || (p.value == "") != (op == "del") || (op != "del" && p.pttl <= 0) {
+		return // not one of our scripts' messages
+	}
+	m.pending = p
+	for _, ev := range p.want {
+		if m.publishes(ev) {
+			return // the event will confirm it
+		}
+	}
+	m.apply(p)
+}
+
+// apply records the state a script's message announced. h.mu must be held.
+func (m *masterWatch) apply(p *scriptMsg) {
+	p.applied = true
+	p.nw.seq[m.node.index]++
+	m.hub.set(p.nw, m.node.index, true, p.value, p.pttl, EventReleased)
+}
+
+// onKeyspace handles one keyspace notification. h.mu must be held.
+func (m *masterWatch) onKeyspace(name, event string) {
+	nw := m.hub.names[name]
+	if p := m.pending; p != nil {
+		if i := slices.Index(p.want, event); i >= 0 && p.nw == nw {
+			// The write the message before it announced. (Events it
+			// skips are ones this master does not publish.)
+			if p.want = p.want[i+1:]; len(p.want) == 0 {
+				m.pending = nil
+			}
+			if !p.applied {
+				m.apply(p)
+			}
+			return
+		}
+		// Another command's event: a message still unconfirmed came
+		// from another database (or its write failed); drop it.
+		m.pending = nil
+	}
+	if nw == nil {
+		return
+	}
 	nw.seq[m.node.index]++
-	switch msg.Message {
+	switch event {
 	case "del", "expired", "evicted", "rename_from":
 		gone := EventReleased
-		if msg.Message != "del" {
+		if event != "del" {
 			gone = EventExpired
 		}
 		m.hub.set(nw, m.node.index, true, "", 0, gone)
-	default: // set, expire, ...: the value or TTL changed; read it
+	default: // set, expire, ... that no script announced: read the key
 		m.markRefresh(name)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -103,9 +105,11 @@ func BenchmarkHandoff(b *testing.B) {
 				defer lk.Close()
 				lockers = append(lockers, lk)
 			}
+			before := masters.calls(p.Masters)
 			b.ResetTimer()
 			jobs, elapsed, failures := Handoff(lockers, c.workers, time.Duration(b.N)*time.Second)
 			b.StopTimer()
+			after := masters.calls(p.Masters)
 			var waits []time.Duration
 			for _, j := range jobs {
 				waits = append(waits, j.Wait)
@@ -119,9 +123,42 @@ func BenchmarkHandoff(b *testing.B) {
 			b.ReportMetric(float64(quantile(gaps, 0.5).Microseconds())/1000, "gap-p50-ms")
 			b.ReportMetric(float64(quantile(gaps, 0.99).Microseconds())/1000, "gap-p99-ms")
 			b.ReportMetric(float64(failures), "failures")
+			// Commands the masters ran per job, scripts' own calls
+			// included: each of distlock's acquire, renew, release and
+			// fence scripts runs one GET, so for distlock GETs beyond
+			// scripts/job are its watch connections' reads (give or take
+			// the waiting list's leave.lua, which runs no GET).
+			if n := float64(len(jobs)); n > 0 {
+				b.ReportMetric(float64(after["get"]-before["get"])/n, "get/job")
+				b.ReportMetric(float64(after["pttl"]-before["pttl"])/n, "pttl/job")
+				b.ReportMetric(float64(after["eval"]+after["evalsha"]-before["eval"]-before["evalsha"])/n, "scripts/job")
+			}
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// calls returns how many times the first n masters have run each command
+// (INFO commandstats, summed; commands a script runs count too).
+func (m *Masters) calls(n int) map[string]int64 {
+	total := make(map[string]int64)
+	for _, c := range m.admin[:n] {
+		info, err := c.Do(context.Background(), c.B().Info().Section("commandstats").Build()).ToString()
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(info) {
+			rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_")
+			if !ok {
+				continue
+			}
+			name, stats, _ := strings.Cut(rest, ":")
+			calls, _, _ := strings.Cut(strings.TrimPrefix(stats, "calls="), ",")
+			v, _ := strconv.ParseInt(calls, 10, 64)
+			total[name] += v
+		}
+	}
+	return total
 }
 
 // BenchmarkHold is workload (d) for one peer and lease count, for

@@ -21,6 +21,13 @@
 -- is first in line; behind is 1 when this master keeps a waiting list and
 -- someone else is first in it.
 --
+-- When it grants, it first publishes the new state on the lock's watch
+-- channel, '__distlock__:' .. KEYS[1], for Watch (watch.go): "set <ttl>
+-- <value>" before the SET, "expire <ttl> <value>" before re-asserting.
+-- Published just before the write, so that on a watcher's connection the
+-- message comes right before the keyspace events the write causes. pcall:
+-- a user without rights on the channel (ACL) still gets the lock.
+--
 -- On master 0 the waiting list makes waiters of different clients take the
 -- lock in order of arrival: a free key goes only to the first in line. A
 -- waiter joins the list only when refused, so an uncontended acquire costs
@@ -42,8 +49,10 @@ if v ~= false and v == ARGV[6] then
   v = false
 end
 if v == false and (head == nil or head == ARGV[1]) then
+  redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'set ' .. ARGV[2] .. ' ' .. ARGV[1])
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 elseif v == ARGV[1] then
+  redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'expire ' .. ARGV[2] .. ' ' .. ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
   if queue and ARGV[4] == '1' then

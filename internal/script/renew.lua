@@ -6,8 +6,12 @@
 --
 -- Returns 1 when renewed, 0 when the key is gone (expired or deleted),
 -- -1 when another value holds it.
+--
+-- When it renews, it first publishes "expire <ttl> <value>" on the lock's
+-- watch channel, as acquire.lua does.
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
+  redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'expire ' .. ARGV[2] .. ' ' .. ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
