@@ -367,13 +367,18 @@ func (l *Lease) endLocked(cause error) bool {
 	if l.timer != nil {
 		l.timer.Stop()
 	}
+	lost := isLost(cause)
+	if lost {
+		// Counted and logged before Done closes: whoever sees Done closed
+		// also sees the loss in the metrics.
+		l.c.leaseLost(l, cause)
+	}
 	l.cancel(cause)
 	l.c.forget(l)
 	if l.c.renewer != nil {
 		l.c.renewer.remove(l)
 	}
-	if isLost(cause) {
-		l.c.leaseLost(l, cause)
+	if lost {
 		// Delete what is left of its keys (only where they still hold this
 		// lease's value), then let this Client's next waiter try: left in
 		// place, they would block it, and every other client, for a TTL.

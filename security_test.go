@@ -151,7 +151,22 @@ func TestSecurityExpiredHolderCannotReleaseOrExtend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := keyValue(t, servers[0], "taken")
+	// Acquire returns once a majority granted; wait for the last master's
+	// answer too, so that every master holds the successor's value.
+	var v string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		v = keyValue(t, servers[0], "taken")
+		same := v != ""
+		for _, s := range servers[1:] {
+			same = same && keyValue(t, s, "taken") == v
+		}
+		if same {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the successor's value is not on every master after 5s")
+		}
+	}
 	for _, p := range proxies {
 		p.Restore()
 	}
