@@ -86,9 +86,12 @@ type Config struct {
 
 	// SkipNotifyConfig stops Watch (and waiting Acquires) from running
 	// CONFIG SET notify-keyspace-events on the masters, for servers where
-	// CONFIG is not allowed (managed Redis, ACLs). The masters must then
-	// already have notify-keyspace-events including "Kg$x" (or "KA"); a
-	// waiting Acquire works without it, by backoff alone.
+	// CONFIG is not allowed (managed Redis, ACLs). Set
+	// notify-keyspace-events to include "Kgx" (or "KA") on the masters
+	// yourself; without it Watch still reports acquire, renewal and release
+	// (distlock's scripts publish them) and expiry (read at the holder's
+	// known expiry), but not other clients' writes, and Clients on
+	// different databases of one server need different KeyPrefixes.
 	SkipNotifyConfig bool
 
 	// RetryMinDelay and RetryMaxDelay bound the jittered exponential

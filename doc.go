@@ -15,9 +15,10 @@
 //	})
 //
 // [Client.Watch] reports a lock's changes (acquired, released, expired) as a
-// majority of masters sees them, from keyspace notifications; a waiting
-// Acquire is woken by the same events, and waiters of different Clients
-// take the lock in order of arrival.
+// majority of masters sees them, from the messages distlock's scripts
+// publish and from keyspace notifications; a waiting Acquire is woken by
+// the same events, and waiters of different Clients take the lock in order
+// of arrival.
 //
 // # Rules of use
 //

@@ -26,10 +26,10 @@
 //	20:41:09.134 examples/basic released (masters 3)
 //
 // A holder that dies without releasing shows "expired" once its lease's
-// TTL has run out. Events are hints about the lock, read from Redis
-// keyspace notifications (watch enables them with CONFIG SET
-// notify-keyspace-events unless they are on already): only holding a
-// lease means holding the lock.
+// TTL has run out. Events are hints about the lock, from the messages
+// distlock's scripts publish and from Redis keyspace notifications (Watch
+// enables them with CONFIG SET notify-keyspace-events unless they are on
+// already): only holding a lease means holding the lock.
 package main
 
 import (
