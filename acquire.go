@@ -48,6 +48,7 @@ const (
 // call follows the Acquire or TryAcquire call it is part of.
 func (c *Client) attempt(ctx context.Context, req *request, value string, t *turn, keep, probe bool, call *acquireCall) (_ *Lease, _ time.Duration, err error) {
 	start := time.Now()
+	call.attempts++
 	ttlArg := strconv.FormatInt(req.ttl.Milliseconds(), 10)
 	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey}
 	waits := "0"
@@ -122,7 +123,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, t *tur
 		first, _ := c.fanout(ctx, req.timeout, firstOnly(n), send)
 		record(<-first)
 		if state[0] == held && behind {
-			return nil, pttl, &QuorumError{Op: "acquire", Name: req.name, Held: 1, Needed: c.quorum, Errs: errs, ahead: true}
+			return nil, pttl, &QuorumError{Op: "acquire", Name: req.name, Held: 1, Needed: c.quorum, Errs: errs, ahead: true, behind: true}
 		}
 		// First in line (or master 0 holds a key of someone who is not
 		// in line, such as a stray or a holder's last key): ask the rest.
@@ -145,11 +146,11 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, t *tur
 		// A majority granted, but master 0 says an earlier waiter goes
 		// first: yield to it rather than overtake it on the others.
 		c.takeBack(true, req, value, state, replies, n-nAnswered)
-		return nil, 0, &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs, ahead: true}
+		return nil, 0, &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs, ahead: true, behind: true}
 	}
 
 	qerr := func() *QuorumError {
-		return &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs}
+		return &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs, behind: behind}
 	}
 	if nGranted >= c.quorum {
 		validUntil := start.Add(req.ttl - c.drift(req.ttl))
@@ -159,7 +160,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, t *tur
 			l.stragglers, l.pending = replies, n-nAnswered
 			if c.track(l) {
 				l.start()
-				if keep && (probe || state[0] != granted) {
+				if keep && (call.attempts > 1 || state[0] != granted) {
 					// We may be in master 0's waiting list (an attempt of
 					// ours was refused there, this one or an earlier): leave
 					// it now, or our place would block the next in line

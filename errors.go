@@ -41,6 +41,8 @@ type QuorumError struct {
 	// ahead: master 0, asked first by a waiting Acquire, said another
 	// holder or an earlier waiter goes first; the others were not asked.
 	ahead bool
+	// behind: master 0 said an earlier waiter is first in its waiting list.
+	behind bool
 }
 
 // Locked reports whether the quorum was missed because another holder has

@@ -89,10 +89,13 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	var kb backoff.BackOff // the head's retries while another holds a majority
 	value := newValue()
 	var last error // the last attempt's error that ctx did not cut short
+	probe := false
 	for {
-		// After the first attempt this Acquire is in master 0's waiting
-		// list: ask master 0 first (probe).
-		l, pttl, err := c.attempt(ctx, req, value, t, true, last != nil, call)
+		// After an attempt that master 0 said an earlier waiter goes
+		// before, ask master 0 first (probe), so as not to take the other
+		// masters from that waiter. First in line, ask every master at
+		// once: it saves a round trip on each handoff between Clients.
+		l, pttl, err := c.attempt(ctx, req, value, t, true, probe, call)
 		t.replaces = "" // its keys are gone by now, or held by another
 		if err == nil {
 			return l, nil
@@ -101,6 +104,8 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		if errors.As(err, &kept) {
 			err = kept.QuorumError
 		}
+		var qe *QuorumError
+		probe = errors.As(err, &qe) && qe.behind
 		if ctx.Err() != nil && last != nil {
 			// Cut short by ctx: the previous attempt says more (ErrLocked).
 			err = last

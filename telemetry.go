@@ -287,7 +287,7 @@ type acquireCall struct {
 	mode       int
 	begin      time.Time
 	span       trace.Span // nil: not traced
-	attempts   int
+	attempts   int // attempts begun, counted even when telemetry is off
 	inAttempts time.Duration // time spent in attempts; the rest was waiting
 }
 
@@ -335,7 +335,6 @@ func (c *Client) attempted(ctx context.Context, call *acquireCall, start time.Ti
 		return
 	}
 	took := time.Since(start)
-	call.attempts++
 	call.inAttempts += took
 	o := classify(err)
 	if c.tel.m != nil {
