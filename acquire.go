@@ -245,7 +245,7 @@ func (c *Client) leave(req *request, value string) {
 	c.spawn(func() {
 		ctx, cancel := context.WithTimeout(c.bg, req.ttl)
 		defer cancel()
-		keys, args := []string{req.waitKey, req.lapseKey}, []string{value}
+		keys, args := []string{req.waitKey, req.lapseKey, req.key}, []string{value}
 		replies, count := c.fanout(ctx, req.timeout, firstOnly(len(c.nodes)), func(ctx context.Context, _ int, rc rueidis.Client) rueidis.RedisResult {
 			return script.Leave.Exec(ctx, rc, keys, args)
 		})

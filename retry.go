@@ -85,7 +85,8 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	default:
 	}
 	var b backoff.BackOff // made on the first retry: most acquires need none
-	var wake chan struct{}
+	var wake *waker
+	var nw *nameWatch
 	var kb backoff.BackOff // the head's retries while another holds a majority
 	value := newValue()
 	var last error // the last attempt's error that ctx did not cut short
@@ -125,10 +126,13 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 			b = c.backoff()
 			// Be woken by the lock's release or expiry (watch.go) rather
 			// than by polling; the backoff is the backstop for lost events.
-			wake = make(chan struct{}, 1)
-			nw, _ := c.watches.add(ctx, req, nil, wake)
+			wake = &waker{ch: make(chan struct{}, 1), value: value}
+			nw, _ = c.watches.add(ctx, req, nil, wake)
 			defer c.watches.remove(nw, nil, wake)
 		}
+		// Behind another waiter, sleep through releases: master 0 will
+		// announce when this one is first.
+		c.watches.setBehind(nw, wake, probe)
 		delay := b.NextBackOff()
 		if pttl > 0 && pttl < delay {
 			delay = pttl
@@ -155,16 +159,16 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		} else {
 			kb = nil
 		}
-		t := time.NewTimer(delay)
+		timer := time.NewTimer(delay)
 		select {
-		case <-t.C:
-		case <-wake:
-			t.Stop()
+		case <-timer.C:
+		case <-wake.ch:
+			timer.Stop()
 		case <-ctx.Done():
-			t.Stop()
+			timer.Stop()
 			return giveUp(withCtx(err, ctx.Err()))
 		case <-c.stop:
-			t.Stop()
+			timer.Stop()
 			return giveUp(ErrClosed)
 		}
 	}

@@ -286,8 +286,8 @@ func (c *Client) recordMasterErrors(span trace.Span, errs []error) {
 type acquireCall struct {
 	mode       int
 	begin      time.Time
-	span       trace.Span // nil: not traced
-	attempts   int // attempts begun, counted even when telemetry is off
+	span       trace.Span    // nil: not traced
+	attempts   int           // attempts begun, counted even when telemetry is off
 	inAttempts time.Duration // time spent in attempts; the rest was waiting
 }
 

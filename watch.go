@@ -179,10 +179,11 @@ type nameWatch struct {
 	req      *request
 	refs     int
 	watchers map[*watcher]struct{}
-	wakers   map[chan struct{}]struct{}
+	wakers   map[*waker]struct{}
 	per      []masterState
 	seq      []uint64 // per master: messages that set the state or asked for a read
 	holder   string   // the value a majority holds; "" when free
+	head     string   // the waiter master 0 last announced first in line
 	started  bool     // the first quorum state has been computed
 }
 
@@ -216,17 +217,29 @@ func (h *watchHub) start() {
 	}
 }
 
+// A waker is a waiting Acquire's registration: ch gets a token when the
+// Acquire should try again. value is the Acquire's; behind is set while
+// master 0 says an earlier waiter is first in line: such a waiter is not
+// woken when the lock comes free (the first in line is), only when master
+// 0 announces it first (leave.lua), so that a release wakes one waiter,
+// not all of them. Guarded by the hub's mu.
+type waker struct {
+	ch     chan struct{}
+	value  string
+	behind bool
+}
+
 // add registers a watcher (w) or a waker (wake) for req's name, subscribing
 // on every master when it is the name's first. With a watcher it waits
 // until a majority of masters has subscribed and read the key, or ctx ends.
-func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake chan struct{}) (*nameWatch, error) {
+func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *waker) (*nameWatch, error) {
 	// No watch connections until something watches: a Client that only
 	// locks never needs them (nor CONFIG rights).
 	h.once.Do(h.start)
 	h.mu.Lock()
 	nw := h.names[req.name]
 	if nw == nil {
-		nw = &nameWatch{req: req, watchers: make(map[*watcher]struct{}), wakers: make(map[chan struct{}]struct{}), per: make([]masterState, len(h.masters)), seq: make([]uint64, len(h.masters))}
+		nw = &nameWatch{req: req, watchers: make(map[*watcher]struct{}), wakers: make(map[*waker]struct{}), per: make([]masterState, len(h.masters)), seq: make([]uint64, len(h.masters))}
 		h.names[req.name] = nw
 	}
 	nw.refs++
@@ -281,7 +294,7 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake chan 
 }
 
 // remove unregisters a watcher or a waker; the last one unsubscribes.
-func (h *watchHub) remove(nw *nameWatch, w *watcher, wake chan struct{}) {
+func (h *watchHub) remove(nw *nameWatch, w *watcher, wake *waker) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if w != nil {
@@ -477,12 +490,40 @@ func (h *watchHub) emit(nw *nameWatch, ev Event) {
 	}
 }
 
-// wake wakes nw's waiting Acquires. h.mu must be held.
+// wake wakes nw's waiting Acquires, except those that master 0 says are
+// behind another waiter. h.mu must be held.
 func (nw *nameWatch) wake() {
-	for wake := range nw.wakers {
-		select {
-		case wake <- struct{}{}:
-		default:
+	for k := range nw.wakers {
+		if !k.behind {
+			k.signal()
+		}
+	}
+}
+
+func (k *waker) signal() {
+	select {
+	case k.ch <- struct{}{}:
+	default:
+	}
+}
+
+// setBehind records whether master 0 said, at k's last attempt, that an
+// earlier waiter is first in line; an announcement since that k is first
+// wins.
+func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k.behind = behind && nw.head != k.value
+}
+
+// announceHead records master 0's word that value is now first in line,
+// and wakes its waiter: the lock may be free already. h.mu must be held.
+func (nw *nameWatch) announceHead(value string) {
+	nw.head = value
+	for k := range nw.wakers {
+		if k.value == value {
+			k.behind = false
+			k.signal()
 		}
 	}
 }
@@ -922,13 +963,21 @@ func (m *masterWatch) onMessage(msg rueidis.PubSubMessage) {
 // the state at once, or once the write's keyspace event confirms it where
 // this master is known to publish that event. h.mu must be held.
 func (m *masterWatch) onScript(name, body string) {
+	op, rest, _ := strings.Cut(body, " ")
+	ttl, value, _ := strings.Cut(rest, " ")
+	if op == "head" {
+		// leave.lua on master 0: a new first in line. It writes no lock
+		// key, so no keyspace event follows it.
+		if nw := m.hub.names[name]; nw != nil && m.node.index == 0 && value != "" {
+			nw.announceHead(value)
+		}
+		return
+	}
 	m.pending = nil
 	nw := m.hub.names[name]
 	if nw == nil {
 		return
 	}
-	op, rest, _ := strings.Cut(body, " ")
-	ttl, value, _ := strings.Cut(rest, " ")
 	ms, err := strconv.ParseInt(ttl, 10, 64)
 	p := &scriptMsg{nw: nw, value: value, pttl: time.Duration(ms) * time.Millisecond}
 	switch op {
