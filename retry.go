@@ -36,6 +36,13 @@ const keptRetryDelay = time.Millisecond
 // it; to know, a waiting Acquire hears master 0 out before it declares a
 // win (when master 0 is slow, that costs up to the per-master timeout).
 //
+// Only the first in line is woken when the lock comes free. A waiter that
+// master 0 said is behind another asks master 0 alone at its next attempt
+// (a probe), and sleeps through releases until master 0 announces it first
+// (leave.lua publishes the new first when the one before wins or gives
+// up; watch.go wakes that waiter). The first in line asks every master at
+// once.
+//
 // Within one Client, goroutines that want the same name queue locally: only
 // the head of the queue contends on the masters, so a Client never splits
 // the vote with itself, and the queue's order is the order of arrival.
