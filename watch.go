@@ -21,7 +21,9 @@ import (
 // has, to two channels: the lock's watch channel __distlock__:<key>, on
 // which distlock's own scripts publish every write they make to the key
 // (acquire.lua "set <ttl> <value>" and "expire <ttl> <value>", renew.lua
-// "expire <ttl> <value>", release.lua "del 0 <value>"), and the key's
+// "expire <ttl> <value>", release.lua "del 0 <value>"; and on master 0,
+// leave.lua "head 0 <value>", the new first waiter in line, which wakes
+// that waiter alone: see retry.go), and the key's
 // keyspace channel __keyspace@<db>__:<key>, for what no script reports:
 // Redis deleting the key ("expired", "evicted") and other clients' writes.
 // Per master and name it keeps what it last knew: the value holding the
