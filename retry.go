@@ -171,6 +171,8 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		case <-timer.C:
 		case <-wake.ch:
 			timer.Stop()
+			// Announced first in line since: ask every master at once.
+			probe = probe && c.watches.isBehind(wake)
 		case <-ctx.Done():
 			timer.Stop()
 			return giveUp(withCtx(err, ctx.Err()))

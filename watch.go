@@ -518,16 +518,28 @@ func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind bool) {
 	k.behind = behind && nw.head != k.value
 }
 
-// announceHead records master 0's word that value is now first in line,
-// and wakes its waiter: the lock may be free already. h.mu must be held.
+// announceHead records master 0's word that value is now first in line.
+// Its waiter is woken when the lock comes free, or now if it seems free
+// already (the one before gave up): usually the one before has just won,
+// and an attempt now would only be refused. h.mu must be held.
 func (nw *nameWatch) announceHead(value string) {
 	nw.head = value
 	for k := range nw.wakers {
 		if k.value == value {
 			k.behind = false
-			k.signal()
+			if nw.holder == "" {
+				k.signal()
+			}
 		}
 	}
+}
+
+// isBehind reports whether k's waiter is, as far as this Client knows,
+// behind another in master 0's line.
+func (h *watchHub) isBehind(k *waker) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return k.behind
 }
 
 // Operations a masterWatch runs in order on its connection.
