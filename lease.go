@@ -442,13 +442,15 @@ func (l *Lease) endLocked(cause error) bool {
 	if l.timer != nil {
 		l.timer.Stop()
 	}
+	if isLost(cause) {
+		l.c.leaseLost(l, cause) // counted and logged by the time Done closes
+	}
 	l.cancel(cause)
 	l.c.forget(l)
 	if l.c.renewer != nil {
 		l.c.renewer.remove(l)
 	}
 	if isLost(cause) {
-		l.c.leaseLost(l, cause)
 		// Delete what is left of its keys (only where they still hold this
 		// lease's value), then let this Client's next waiter try: left in
 		// place, they would block it, and every other client, for a TTL.
