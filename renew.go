@@ -51,12 +51,15 @@ import (
 // expiry at that point.)
 //
 // A lease whose renewal is overdue (its validity has not moved a third of
-// a TTL after the renewal it counts from) is retried a tenth of a TTL
-// later, on the masters that can still help: those with no renewal of it
-// unanswered, whose key is not gone, and whose ack does not already reach
-// beyond the validity. While every master that could help is still to
-// answer, the lease waits for those answers; if none comes in time, the
-// validity timer (lease.go) ends the lease.
+// a TTL after the renewal it counts from) is retried on the masters that
+// can still help: those with no renewal of it unanswered, whose key is not
+// gone, and whose ack does not already reach beyond the validity. It is
+// retried a tenth of a TTL later when the renewals still unanswered can no
+// longer make a majority (a master failed), else only once a third of the
+// TTL is all that is left of its validity: slow masters are given their
+// time before more work is sent. While every master that could help is
+// still to answer, the lease waits for those answers; if none comes in
+// time, the validity timer (lease.go) ends the lease.
 //
 // Extend (lease.go) sends through the same path and is settled by the same
 // acks; while it runs, background renewals of its lease wait for it.
@@ -396,19 +399,41 @@ func (l *Lease) dueLocked() int64 {
 	return l.validUntil.Load() - int64(ttl-l.c.drift(ttl)) + int64(ttl/3)
 }
 
-// retryLocked schedules l again soon when its renewal is overdue and some
-// master can still help; when none can, the answers still to come decide.
-// It returns renewRetry when it scheduled l, else renewWaiting. l.mu is
-// held.
+// retryLocked schedules l again when its renewal is overdue and some
+// master can still help: a tenth of a TTL from now, or, while the answers
+// still to come can make a majority with the acks already beyond the
+// validity, once a third of the TTL is all that is left of the validity
+// (a renewal period late): when the masters are merely slow, a renewal
+// sent to yet another master would only add to its load. When no master
+// can help, the answers still to come decide. It returns renewRetry when
+// it scheduled l, else renewWaiting. l.mu is held.
 func (l *Lease) retryLocked(now int64) int {
 	if l.extending || l.dueLocked() > now || l.helpersLocked() == 0 {
 		return renewWaiting
 	}
 	ttl := l.TTL()
-	if l.c.renewer.retry(l, now+int64(max(ttl/10, 5*time.Millisecond))) {
+	at := now + int64(max(ttl/10, 5*time.Millisecond))
+	if l.pendingMayRenewLocked() {
+		at = max(at, l.validUntil.Load()-int64(ttl/3))
+	}
+	if l.c.renewer.retry(l, at) {
 		return renewRetry
 	}
 	return renewWaiting
+}
+
+// pendingMayRenewLocked reports whether the renewals of l still
+// unanswered could, with the acks already beyond its validity, make a
+// majority. l.mu is held.
+func (l *Lease) pendingMayRenewLocked() bool {
+	mask := l.inflight
+	until := l.validUntil.Load()
+	for i, a := range l.acks {
+		if a > until {
+			mask |= 1 << i
+		}
+	}
+	return bits.OnesCount64(mask) >= l.c.quorum
 }
 
 // rescheduleLocked schedules l's next renewal after an Extend: at its due
