@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,11 +53,14 @@ type Lease struct {
 
 	// Renewal state (renew.go), guarded by mu. acks[i] is how long master
 	// i keeps the key at least, by its last answer (0: unknown, or gone).
-	acks      []int64
-	inflight  uint64        // masters with a renewal of this lease unanswered
-	gone      uint64        // masters that answered the key is gone or taken
-	extending bool          // an Extend runs: background renewals wait
-	freed     chan struct{} // if not nil, closed when a renewal is answered
+	// keys and args are renew.lua's, made once per TTL: renewals send them
+	// to every master, every third of a TTL.
+	keys, args []string
+	acks       []int64
+	inflight   uint64        // masters with a renewal of this lease unanswered
+	gone       uint64        // masters that answered the key is gone or taken
+	extending  bool          // an Extend runs: background renewals wait
+	freed      chan struct{} // if not nil, closed when a renewal is answered
 
 	free     func() // lets this Client's next waiter for the name go
 	freeOnce sync.Once
@@ -83,6 +85,7 @@ func newLease(c *Client, req *request, value string, token uint64, start time.Ti
 	l := &Lease{c: c, req: req, value: value, token: token, free: free, index: -1, acks: make([]int64, len(c.nodes))}
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
 	l.ttl.Store(int64(req.ttl))
+	l.keys, l.args = []string{req.key}, renewArgs(value, req.ttl)
 	l.validUntil.Store(c.at(start) + int64(req.ttl-c.drift(req.ttl)))
 	return l
 }
@@ -308,7 +311,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 		result int // Lease.answered's
 	}
 	answers := make(chan answer, len(c.nodes)) // one per master in flight at most
-	args := []string{l.value, strconv.FormatInt(ttl.Milliseconds(), 10)}
+	args := renewArgs(l.value, ttl)
 	var sent uint64 // masters sent Extend's command, unless it failed
 	var held uint64 // masters whose Extend failed, until again
 	var again <-chan time.Time
@@ -336,7 +339,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 				continue
 			}
 			c.spawn(func() {
-				calls := []rueidis.LuaExec{{Keys: []string{l.req.key}, Args: args}}
+				calls := []rueidis.LuaExec{{Keys: l.keys, Args: args}}
 				ints, err := c.pipeline(c.stopping, c.renewWait(until, ttl), i, script.Renew, calls)
 				answers <- answer{i, ints[0], err, l.answered(i, start, ttl, ints[0])}
 			})
@@ -344,6 +347,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 		if ok >= c.quorum {
 			l.mu.Lock()
 			l.ttl.Store(int64(ttl))
+			l.args = renewArgs(l.value, ttl)
 			l.setValidityLocked(l.quorumAckLocked(), c.now(), true)
 			l.mu.Unlock()
 			c.renewals(renewOK, 1)

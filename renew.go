@@ -176,11 +176,10 @@ func (r *renewer) takeDue(limit int64) []*Lease {
 	return due
 }
 
-// share is one master's part of a renewal batch: the leases sent to it
-// (their indexes in the batch), each with the TTL sent.
+// share is one master's part of a renewal batch: the leases sent to it,
+// by their index in the batch.
 type share struct {
 	idx    []int
-	ttls   []time.Duration
 	until  int64         // the latest validity among the leases
 	minTTL time.Duration // the shortest TTL among them
 }
@@ -190,7 +189,6 @@ func (s *share) add(j int, ttl time.Duration, until int64) {
 		s.minTTL = ttl
 	}
 	s.idx = append(s.idx, j)
-	s.ttls = append(s.ttls, ttl)
 	s.until = max(s.until, until)
 }
 
@@ -198,10 +196,11 @@ func (s *share) add(j int, ttl time.Duration, until int64) {
 type renewBatch struct {
 	start   int64
 	leases  []*Lease
-	sent    []bool         // per lease: sent to some master
-	outcome []atomic.Int32 // per lease: 1+renewOK or 1+renewGone once settled by this batch
-	errs    []error        // per master
-	left    atomic.Int32   // shares still unanswered
+	ttls    []time.Duration // per lease: the TTL sent
+	args    [][]string      // per lease: renew.lua's arguments, for that TTL
+	outcome []atomic.Int32  // per lease: 1+renewOK or 1+renewGone once settled by this batch
+	errs    []error         // per master
+	left    atomic.Int32    // shares still unanswered
 	span    trace.Span
 }
 
@@ -211,11 +210,14 @@ type renewBatch struct {
 func (r *renewer) renew(leases []*Lease) {
 	c := r.c
 	start := c.now()
-	b := &renewBatch{start: start, leases: leases, sent: make([]bool, len(leases)), outcome: make([]atomic.Int32, len(leases)), errs: make([]error, len(c.nodes))}
+	b := &renewBatch{start: start, leases: leases, ttls: make([]time.Duration, len(leases)), args: make([][]string, len(leases)), outcome: make([]atomic.Int32, len(leases)), errs: make([]error, len(c.nodes))}
 	shares := make([]share, len(c.nodes))
+	for i := range shares {
+		shares[i].idx = make([]int, 0, len(leases))
+	}
 	for j, l := range leases {
-		mask, ttl, until := l.claim(start)
-		b.sent[j] = mask != 0
+		mask, ttl, args, until := l.claim(start)
+		b.ttls[j], b.args[j] = ttl, args
 		for i := range shares {
 			if mask&(1<<i) != 0 {
 				shares[i].add(j, ttl, until)
@@ -245,12 +247,11 @@ func (r *renewer) send(ctx context.Context, b *renewBatch, i int, sh *share) {
 	c := r.c
 	calls := make([]rueidis.LuaExec, len(sh.idx))
 	for k, j := range sh.idx {
-		l := b.leases[j]
-		calls[k] = rueidis.LuaExec{Keys: []string{l.req.key}, Args: []string{l.value, strconv.FormatInt(sh.ttls[k].Milliseconds(), 10)}}
+		calls[k] = rueidis.LuaExec{Keys: b.leases[j].keys, Args: b.args[j]}
 	}
 	ints, err := c.pipeline(ctx, c.renewWait(sh.until, sh.minTTL), i, script.Renew, calls)
 	for k, j := range sh.idx {
-		switch b.leases[j].answered(i, b.start, sh.ttls[k], ints[k]) {
+		switch b.leases[j].answered(i, b.start, b.ttls[j], ints[k]) {
 		case renewOK:
 			b.outcome[j].CompareAndSwap(0, 1+renewOK)
 		case renewGone:
@@ -272,7 +273,7 @@ func (b *renewBatch) finish(c *Client) {
 	for j, l := range b.leases {
 		if o := b.outcome[j].Load(); o != 0 {
 			counts[o-1]++
-		} else if err := l.Err(); b.sent[j] && (err == nil || isLost(err)) {
+		} else if err := l.Err(); b.args[j] != nil && (err == nil || isLost(err)) {
 			counts[renewRetry]++
 		}
 	}
@@ -302,18 +303,25 @@ func (c *Client) renewWait(until int64, ttl time.Duration) time.Duration {
 // claim marks the masters that a renewal of l sent at now goes to: those
 // with no renewal of l unanswered, whose key is not known gone, and whose
 // ack does not already reach beyond l's validity. It returns them, the TTL
-// to send and l's validity. It returns no master when l has ended or an
-// Extend of it is running.
-func (l *Lease) claim(now int64) (mask uint64, ttl time.Duration, until int64) {
+// to send, renew.lua's arguments (nil when no master) and l's validity.
+// It returns no master when l has ended or an Extend of it is running.
+func (l *Lease) claim(now int64) (mask uint64, ttl time.Duration, args []string, until int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.checkLocked(now) || l.extending {
-		return 0, 0, 0
+		return 0, 0, nil, 0
+	}
+	if mask = l.helpersLocked(); mask == 0 {
+		return 0, 0, nil, 0
 	}
 	ttl, until = l.TTL(), l.validUntil.Load()
-	mask = l.helpersLocked()
 	l.sendingLocked(mask, now, ttl)
-	return mask, ttl, until
+	return mask, ttl, l.args, until
+}
+
+// renewArgs returns renew.lua's arguments for a lease with value and ttl.
+func renewArgs(value string, ttl time.Duration) []string {
+	return []string{value, strconv.FormatInt(ttl.Milliseconds(), 10)}
 }
 
 // helpersLocked returns the masters a renewal of l can be sent to now.
