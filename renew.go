@@ -68,6 +68,13 @@ import (
 const renewWindow = 10 * time.Millisecond
 
 // maxBatch bounds one batch: the leases of one pipeline per master.
+// Smaller batches do not interleave better with other commands: with one
+// connection per master, batches due together queue back to back on it
+// whatever their size, and more of them cost more goroutines and pipeline
+// slots. Measured holding 100,000 leases (3 runs each, a probe taking and
+// releasing other locks beside them): no lease lost with 10,000 or 1,000,
+// and the probe's acquire took 5-8 ms at the median with 10,000 against
+// 17-66 ms with 1,000.
 const maxBatch = 10000
 
 // renewWaiting is what an answer that settled nothing returns (answered):
