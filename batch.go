@@ -14,10 +14,45 @@ import (
 // noReply marks, in a batch's replies, a call that got no integer answer.
 const noReply = math.MinInt64
 
+// pipeline runs s once per call on master i as one pipeline, waiting for
+// its answers up to timeout, and returns one integer reply per call
+// (noReply where there was none) and the error that made any reply
+// missing. Calls that time out may still run on the master: they stay in
+// the connection's pipe, ahead of anything sent later.
+func (c *Client) pipeline(ctx context.Context, timeout time.Duration, i int, s *script.Script, calls []rueidis.LuaExec) ([]int64, error) {
+	n := c.nodes[i]
+	ints := make([]int64, len(calls))
+	rc, err := n.get()
+	if err != nil {
+		for j := range ints {
+			ints[j] = noReply
+		}
+		return ints, &NodeError{Addr: n.addr, Err: err}
+	}
+	nctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var firstErr error
+	for j, r := range s.ExecMulti(nctx, rc, calls) {
+		v, err := r.AsInt64()
+		if err != nil {
+			v = noReply
+			if firstErr == nil {
+				firstErr = &NodeError{Addr: n.addr, Err: fmt.Errorf("%w", err)}
+			}
+		}
+		ints[j] = v
+	}
+	if ctx.Err() == nil {
+		n.observe(firstErr)
+	}
+	return ints, firstErr
+}
+
 // batch runs s once for each lease on every master at once: one pipeline
-// per master, one goroutine per master, however many leases. It returns,
-// per master, one integer reply per lease (noReply where there was none),
-// and per master the error that made any reply missing.
+// per master, one goroutine per master, however many leases, each under
+// timeout. It returns, per master, one integer reply per lease (noReply
+// where there was none), and per master the error that made any reply
+// missing.
 func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Script, leases []*Lease, args func(i int, l *Lease) []string) ([][]int64, []error) {
 	calls := make([]rueidis.LuaExec, len(leases))
 	for i, l := range leases {
@@ -29,34 +64,10 @@ func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Scr
 		err  error
 	}
 	results := make(chan result, len(c.nodes))
-	for i, n := range c.nodes {
+	for i := range c.nodes {
 		c.spawn(func() {
-			ints := make([]int64, len(calls))
-			rc, err := n.get()
-			if err != nil {
-				for j := range ints {
-					ints[j] = noReply
-				}
-				results <- result{i, ints, &NodeError{Addr: n.addr, Err: err}}
-				return
-			}
-			nctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			var firstErr error
-			for j, r := range s.ExecMulti(nctx, rc, calls) {
-				v, err := r.AsInt64()
-				if err != nil {
-					v = noReply
-					if firstErr == nil {
-						firstErr = &NodeError{Addr: n.addr, Err: fmt.Errorf("%w", err)}
-					}
-				}
-				ints[j] = v
-			}
-			if ctx.Err() == nil {
-				n.observe(firstErr)
-			}
-			results <- result{i, ints, firstErr}
+			ints, err := c.pipeline(ctx, timeout, i, s, calls)
+			results <- result{i, ints, err}
 		})
 	}
 	replies := make([][]int64, len(c.nodes))

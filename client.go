@@ -23,6 +23,7 @@ type Client struct {
 	cfg    *settings
 	nodes  []*node
 	quorum int
+	all    uint64    // a bit per master, master i's is 1<<i
 	epoch  time.Time // origin of now: lease validity is kept on the monotonic clock
 
 	waitTTLArg string // how long a waiter's place in line lasts unrenewed, ms
@@ -63,6 +64,7 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		cfg:    s,
 		quorum: quorum.Majority(len(s.nodes)),
+		all:    ^uint64(0) >> (64 - len(s.nodes)),
 		epoch:  time.Now(),
 		stop:   make(chan struct{}),
 		leases: make(map[*Lease]struct{}),

@@ -30,7 +30,8 @@ const (
 	DefaultDriftFactor = 0.01
 	// DefaultNodeTimeout bounds one command on one master. Acquire uses
 	// the smaller of it and a tenth of the lease TTL, so that a slow master
-	// cannot eat the lease's validity.
+	// cannot eat the lease's validity. Renewals (background and Extend)
+	// wait longer: as long as the lease's validity lasts.
 	DefaultNodeTimeout = 250 * time.Millisecond
 	// DefaultDialTimeout bounds connecting to one master.
 	DefaultDialTimeout = 2 * time.Second
@@ -78,7 +79,9 @@ type Config struct {
 	DriftFactor float64
 
 	// NodeTimeout bounds one command on one master. Default: the smaller
-	// of DefaultNodeTimeout and a tenth of the lease's TTL.
+	// of DefaultNodeTimeout and a tenth of the lease's TTL. A renewal
+	// waits for a master's answer as long as the lease's validity lasts
+	// (less drift), and at least NodeTimeout.
 	NodeTimeout time.Duration
 
 	// DialTimeout bounds connecting to one master. Default DefaultDialTimeout.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,9 +47,20 @@ type Lease struct {
 	ttl        atomic.Int64 // the TTL renewals use, in ns; Extend changes it
 	validUntil atomic.Int64 // end of validity on c's monotonic clock (c.now)
 
-	mu    sync.Mutex // guards err and timer
+	mu    sync.Mutex // guards err, timer and the renewal state below
 	err   error      // nil while held
 	timer *time.Timer
+
+	// Renewal state (renew.go), guarded by mu. acks[i] is how long master
+	// i keeps the key at least, by its last answer (0: unknown, or gone).
+	// keys and args are renew.lua's, made once per TTL: renewals send them
+	// to every master, every third of a TTL.
+	keys, args []string
+	acks       []int64
+	inflight   uint64        // masters with a renewal of this lease unanswered
+	gone       uint64        // masters that answered the key is gone or taken
+	extending  bool          // an Extend runs: background renewals wait
+	freed      chan struct{} // if not nil, closed when a renewal is answered
 
 	turn *turn // this Client's turn at the name: passed on when the lease ends
 
@@ -61,10 +72,8 @@ type Lease struct {
 	pending    int
 	settleOnce sync.Once
 
-	// renewing is held while a renewal or Extend is in flight: one at a
-	// time, so that the TTL the masters last received is the one the
-	// validity was computed from.
-	renewing sync.Mutex
+	// extendMu lets one Extend run at a time.
+	extendMu sync.Mutex
 
 	// Renewal scheduling, guarded by the renewer's mu.
 	due   int64 // next renewal on c's monotonic clock
@@ -72,9 +81,10 @@ type Lease struct {
 }
 
 func newLease(c *Client, req *request, value string, token uint64, start time.Time, t *turn) *Lease {
-	l := &Lease{c: c, req: req, value: value, token: token, turn: t, index: -1}
+	l := &Lease{c: c, req: req, value: value, token: token, turn: t, index: -1, acks: make([]int64, len(c.nodes))}
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
 	l.ttl.Store(int64(req.ttl))
+	l.keys, l.args = []string{req.key}, renewArgs(value, req.ttl)
 	l.validUntil.Store(c.at(start) + int64(req.ttl-c.drift(req.ttl)))
 	return l
 }
@@ -239,12 +249,17 @@ func withErr(prev error, first bool, err error) error {
 }
 
 // Extend renews the lease now on every master, with a new TTL that later
-// renewals keep. It returns nil when a majority renewed in time; then the
-// lease is valid for ttl (less drift) from when Extend sent its commands.
-// It returns an error wrapping ErrLeaseLost (and ends the lease) when a
-// majority reports the keys gone or taken, a *QuorumError when too few
-// answered (the lease then stays held until its current validity runs
-// out), and the lease's Err when it had already ended.
+// renewals keep. It returns nil when a majority renewed; then the lease is
+// valid for ttl (less drift) from when Extend sent its commands. A shorter
+// ttl shortens the validity as soon as Extend sends, whether or not it
+// succeeds. Extend waits for a majority as long as the lease is valid,
+// sending again after a while to a master that failed, and, to a master
+// still answering a background renewal of the lease, once it has answered
+// that. It returns an error wrapping ErrLeaseLost (and ends the lease)
+// when a majority reports the keys gone or taken, or the validity runs out
+// first; a *QuorumError wrapping ctx's error when ctx ends first (the lease
+// then stays held until its current validity runs out); and the lease's
+// Err when it had already ended.
 func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := checkTTL(ttl, l.c.cfg.driftFactor, l.c.cfg.nodeTimeout); err != nil {
 		return fmt.Errorf("distlock: extend %q: %w", l.req.name, err)
@@ -257,65 +272,142 @@ func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 		return err
 	}
 	defer l.c.exit()
-	// One renewal at a time: a background renewal still in flight with the
-	// old TTL could otherwise land after ours and leave the keys with a
-	// shorter life than the validity we compute.
-	l.renewing.Lock()
-	defer l.renewing.Unlock()
+	l.extendMu.Lock()
+	defer l.extendMu.Unlock()
 	ctx, span := l.c.tel.start(ctx, spanExtend, l.req.name)
 	if span != nil {
 		span.SetAttributes(attribute.Int64("distlock.lease.token", int64(l.token)), attribute.Int64("distlock.lease.ttl_ms", ttl.Milliseconds()))
 	}
-	err := l.extend(ctx, span, ttl)
+	errs := make([]error, len(l.c.nodes))
+	err := l.extend(ctx, ttl, errs)
+	l.c.recordMasterErrors(span, errs)
 	end(span, err)
 	return err
 }
 
-// extend is Extend's renewal, with l.renewing held.
-func (l *Lease) extend(ctx context.Context, span trace.Span, ttl time.Duration) error {
+// extend is Extend's renewal, with l.extendMu held. It sends through the
+// background renewal's path (renew.go) and keeps background renewals of l
+// from sending meanwhile, so that at most one renewal of l is ever
+// unanswered on a master: then each answer says what the key's expiry is
+// now. It records each master's error in errs.
+func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) error {
 	l.settle() // a late acquire must not undo the new TTL
-	start := l.c.now()
-	replies, errs := l.c.batch(ctx, l.c.nodeTimeout(ttl), script.Renew, []*Lease{l}, func(int, *Lease) []string {
-		return []string{l.value, strconv.FormatInt(ttl.Milliseconds(), 10)}
-	})
-	l.c.recordMasterErrors(span, errs)
-	switch ok, gone := l.c.tally(replies, 0); {
-	case ok >= l.c.quorum:
-		l.c.renewals(renewOK, 1)
-		l.ttl.Store(int64(ttl))
-		l.renewed(start, ttl, true)
-		l.c.renewer.add(l, start+int64(ttl/3))
+	c := l.c
+	l.mu.Lock()
+	now := c.now()
+	if l.checkLocked(now) {
+		l.mu.Unlock()
 		return l.Err()
-	case gone > len(l.c.nodes)-l.c.quorum:
-		l.c.renewals(renewGone, 1)
-		l.lose(fmt.Sprintf("%d of %d masters report its key gone or taken", gone, len(l.c.nodes)))
-		return l.Err()
-	default:
-		l.c.renewals(renewRetry, 1)
-		return withCtx(&QuorumError{Op: "extend", Name: l.req.name, Granted: ok, Held: gone, Needed: l.c.quorum, Errs: errs}, ctx.Err())
+	}
+	l.extending = true
+	// Once sent, the new TTL may reach a majority, answered or not.
+	if v := now + int64(ttl-c.drift(ttl)); v < l.validUntil.Load() {
+		l.setValidityLocked(v, now, true)
+	}
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.extending = false
+		l.rescheduleLocked(c.now())
+		l.mu.Unlock()
+	}()
+
+	type answer struct {
+		node   int
+		v      int64
+		err    error
+		result int // Lease.answered's
+	}
+	answers := make(chan answer, len(c.nodes)) // one per master in flight at most
+	args := renewArgs(l.value, ttl)
+	var sent uint64 // masters sent Extend's command, unless it failed
+	var held uint64 // masters whose Extend failed, until again
+	var again <-chan time.Time
+	ok := 0
+	for {
+		l.mu.Lock()
+		start := c.now()
+		mask := c.all &^ l.inflight &^ l.gone &^ sent &^ held
+		l.sendingLocked(mask, start, ttl)
+		sent |= mask
+		gone := bits.OnesCount64(l.gone)
+		var freed <-chan struct{}
+		if c.all&^sent&^l.gone != 0 {
+			// Masters still answering a background renewal: their turn
+			// comes when they have.
+			if l.freed == nil {
+				l.freed = make(chan struct{})
+			}
+			freed = l.freed
+		}
+		until := l.validUntil.Load()
+		l.mu.Unlock()
+		for i := range c.nodes {
+			if mask&(1<<i) == 0 {
+				continue
+			}
+			c.spawn(func() {
+				calls := []rueidis.LuaExec{{Keys: l.keys, Args: args}}
+				ints, err := c.pipeline(c.stopping, c.renewWait(until, ttl), i, script.Renew, calls)
+				answers <- answer{i, ints[0], err, l.answered(i, start, ttl, ints[0])}
+			})
+		}
+		if ok >= c.quorum {
+			l.mu.Lock()
+			l.ttl.Store(int64(ttl))
+			l.args = renewArgs(l.value, ttl)
+			l.setValidityLocked(l.quorumAckLocked(), c.now(), true)
+			l.mu.Unlock()
+			c.renewals(renewOK, 1)
+			return l.Err()
+		}
+		select {
+		case a := <-answers:
+			errs[a.node] = a.err
+			switch a.v {
+			case noReply: // send again, after a while
+				sent &^= 1 << a.node
+				held |= 1 << a.node
+				if again == nil {
+					again = time.After(max(ttl/10, 5*time.Millisecond))
+				}
+			case 1:
+				ok++
+			}
+		case <-again:
+			held, again = 0, nil
+		case <-freed:
+		case <-l.Done(): // lost: its validity ran out, or a majority said gone
+			err := l.Err()
+			if isLost(err) {
+				c.renewals(renewGone, 1)
+			}
+			return err
+		case <-ctx.Done():
+			c.renewals(renewRetry, 1)
+			return withCtx(&QuorumError{Op: "extend", Name: l.req.name, Granted: ok, Held: gone, Needed: c.quorum, Errs: errs}, ctx.Err())
+		}
 	}
 }
 
-// renewed moves the validity to start+ttl-drift after a renewal sent at
-// start reached a majority: later only, for a background renewal; also
-// earlier for Extend (exact), whose TTL may be shorter. A renewal that
-// comes back after the validity ran out cannot revive the lease: Err may
-// already have said it was lost.
-func (l *Lease) renewed(start int64, ttl time.Duration, exact bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.c.now()
-	v := start + int64(ttl-l.c.drift(ttl))
+// setValidityLocked moves the validity to v after renewals reached a
+// majority: later only, for a background renewal; also earlier for Extend
+// (exact), whose TTL may be shorter. A renewal that comes back after the
+// validity ran out cannot revive the lease: Err may already have said it
+// was lost. It reports whether the validity moved. l.mu is held.
+func (l *Lease) setValidityLocked(v, now int64, exact bool) bool {
 	if exact && now >= v {
 		l.validUntil.Store(v) // already past: checkLocked ends the lease
 	}
 	if l.checkLocked(now) {
-		return
+		return false
 	}
 	if exact || v > l.validUntil.Load() {
 		l.validUntil.Store(v)
 		l.timer.Reset(time.Duration(v - now))
+		return true
 	}
+	return false
 }
 
 // checkLocked ends the lease as lost if its validity has run out by now,
@@ -336,11 +428,6 @@ func (l *Lease) checkDeadline() {
 		return
 	}
 	l.timer.Reset(time.Duration(l.validUntil.Load() - now)) // a renewal moved it
-}
-
-// lose ends the lease as lost, for the given reason.
-func (l *Lease) lose(reason string) {
-	l.end(l.lostError(reason))
 }
 
 func (l *Lease) lostError(reason string) error {

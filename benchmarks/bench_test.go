@@ -177,6 +177,8 @@ func BenchmarkHold(b *testing.B) {
 					b.ReportMetric(row.AcquireTime.Seconds(), "take-s")
 					b.ReportMetric(float64(row.Lost), "lost")
 					b.ReportMetric(float64(row.LostTaking), "lost-taking")
+					b.ReportMetric(float64(row.Leases-row.Taken), "not-taken")
+					b.ReportMetric(row.MinPTTL.Seconds(), "min-pttl-s")
 					b.ReportMetric(row.CPU.Seconds(), "cpu-s")
 					b.ReportMetric(row.MastersCPU.Seconds(), "masters-cpu-s")
 					b.ReportMetric(0, "ns/op")

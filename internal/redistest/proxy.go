@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,15 +21,20 @@ const proxyDialTimeout = 2 * time.Second
 // directly. That is a network partition between one client and one master,
 // which neither Kill nor Pause can produce.
 //
+// It can also make the server slow without pausing it (SetLatency): the
+// server runs each command when it arrives, and its answer reaches the
+// client late.
+//
 // Each accepted connection is forwarded to the target over a connection of
 // its own, bytes copied both ways until either side closes. Its methods are
 // safe for concurrent use.
 type Proxy struct {
-	target string
-	ln     net.Listener
-	ctx    context.Context // cancelled by Close: ends dials in progress
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the accept loop and every connection's goroutines
+	target  string
+	latency atomic.Int64 // ns by which answers are held back
+	ln      net.Listener
+	ctx     context.Context // cancelled by Close: ends dials in progress
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // the accept loop and every connection's goroutines
 
 	mu     sync.Mutex            // guards conns, cut and closed
 	conns  map[net.Conn]struct{} // open connections, both client and target sides
@@ -74,6 +80,11 @@ func (p *Proxy) Restore() {
 	defer p.mu.Unlock()
 	p.cut = false
 }
+
+// SetLatency holds back every byte from the server by d from the moment
+// the proxy reads it, on open connections and new ones, until set to 0.
+// Order is kept: a client sees the server's answers d late.
+func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(d)) }
 
 // Close stops listening, closes every connection and waits for all the
 // proxy's goroutines to end. It is safe to call more than once.
@@ -173,7 +184,11 @@ func (p *Proxy) serve(client net.Conn) {
 	// too: a half-closed connection is of no use to a Redis client.
 	done := make(chan struct{}, 2)
 	copyThenClose := func(dst, src net.Conn) {
-		io.Copy(dst, src)
+		if dst == client {
+			p.copyLate(dst, src)
+		} else {
+			io.Copy(dst, src)
+		}
 		client.Close()
 		server.Close()
 		done <- struct{}{}
@@ -188,6 +203,41 @@ func (p *Proxy) serve(client net.Conn) {
 	copyThenClose(client, server)
 	<-done
 	<-done
+}
+
+// copyLate copies src to dst until either fails, each chunk written once
+// the latency (SetLatency) has passed since it was read.
+func (p *Proxy) copyLate(dst, src net.Conn) {
+	type chunk struct {
+		at time.Time
+		b  []byte
+	}
+	chunks := make(chan chunk, 1024)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for c := range chunks {
+			time.Sleep(time.Until(c.at))
+			if _, err := dst.Write(c.b); err != nil {
+				src.Close() // ends the reader below
+				for range chunks {
+				}
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			chunks <- chunk{time.Now().Add(time.Duration(p.latency.Load())), append([]byte(nil), buf[:n]...)}
+		}
+		if err != nil {
+			break
+		}
+	}
+	close(chunks)
+	<-written
 }
 
 // ProxyN starts a Proxy in front of each server, in order, and registers a

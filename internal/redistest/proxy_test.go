@@ -45,11 +45,20 @@ func proxyGoroutines() string {
 	return strings.Join(found, "\n\n")
 }
 
-// noProxyGoroutines fails the test unless every Proxy goroutine has ended.
+// noProxyGoroutines fails the test unless every Proxy goroutine has ended,
+// allowing a moment for those that have signalled Close (wg.Done) to return.
 func noProxyGoroutines(t *testing.T) {
 	t.Helper()
-	if g := proxyGoroutines(); g != "" {
-		t.Fatalf("proxy goroutines left after Close:\n%s", g)
+	deadline := time.Now().Add(time.Second)
+	for {
+		g := proxyGoroutines()
+		if g == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy goroutines left after Close:\n%s", g)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -133,6 +142,49 @@ func TestProxyCutRestore(t *testing.T) {
 	if got, err := ping(p.Addr()); err != nil || got != "+PONG" {
 		t.Fatalf("PING after the second Restore: got %q, %v; want +PONG", got, err)
 	}
+}
+
+// SetLatency delays the server's answers, on a connection already open,
+// and the command itself still runs at once.
+func TestProxyLatency(t *testing.T) {
+	s := StartN(t, 1, Options{})[0]
+	p := ProxyN(t, []*Server{s})[0]
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if got, err := pingOn(c); err != nil || got != "+PONG" {
+		t.Fatalf("PING: got %q, %v; want +PONG", got, err)
+	}
+
+	const latency = 300 * time.Millisecond
+	p.SetLatency(latency)
+	start := time.Now()
+	r := bufio.NewReader(c)
+	if _, err := io.WriteString(c, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The SET has run before its answer arrives.
+	time.Sleep(latency / 3)
+	if got := mustDo(t, s, "GET", "k"); got != "v" {
+		t.Errorf("GET before the answer came through: got %q; want v", got)
+	}
+	line, err := r.ReadString('\n')
+	if err != nil || line != "+OK\r\n" {
+		t.Fatalf("SET through the slow proxy: got %q, %v; want +OK", line, err)
+	}
+	if d := time.Since(start); d < latency {
+		t.Errorf("answer came after %v; want at least the latency %v", d, latency)
+	}
+
+	p.SetLatency(0)
+	if got, err := pingOn(c); err != nil || got != "+PONG" {
+		t.Fatalf("PING after SetLatency(0): got %q, %v; want +PONG", got, err)
+	}
+	p.Close()
+	noProxyGoroutines(t)
 }
 
 func isTimeout(err error) bool {
