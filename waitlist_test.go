@@ -205,26 +205,6 @@ func TestWaitListWakesOnlyTheFirst(t *testing.T) {
 	noLockKeys(t, servers)
 }
 
-// scriptCalls returns how many EVAL and EVALSHA calls s has run.
-func scriptCalls(t *testing.T, s *redistest.Server) int {
-	t.Helper()
-	out, err := s.Do("INFO", "commandstats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0
-	for _, line := range strings.Split(out, "\n") {
-		for _, cmd := range []string{"cmdstat_eval:", "cmdstat_evalsha:"} {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd+"calls="); ok {
-				var k int
-				fmt.Sscanf(rest, "%d", &k)
-				total += k
-			}
-		}
-	}
-	return total
-}
-
 // A waiter that gives up leaves the list at once: it does not delay the
 // next waiter until its registration lapses.
 func TestWaitListGiveUpLeaves(t *testing.T) {
