@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -109,4 +110,63 @@ func (c *Client) releaseAll(ctx context.Context, leases []*Lease) error {
 		return &QuorumError{Op: "release", Name: fmt.Sprintf("(%d of %d leases)", failed, len(leases)), Needed: c.quorum, Errs: sample}
 	}
 	return nil
+}
+
+// reaper deletes the keys of lost leases, in batches, on one goroutine at
+// a time.
+type reaper struct {
+	mu      sync.Mutex
+	queue   []*Lease
+	running bool
+}
+
+// reap queues the deletion of lost lease l's keys (only where they still
+// hold its value), after which l's turn passes to this Client's next
+// waiter. It returns false, and does nothing, once Close has begun: the
+// keys then expire with their TTL.
+func (c *Client) reap(l *Lease) bool {
+	r := &c.reaper
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running {
+		if !c.trySpawn(c.reapLoop) {
+			return false
+		}
+		r.running = true
+	}
+	r.queue = append(r.queue, l)
+	return true
+}
+
+// reapLoop deletes queued leases' keys, up to maxBatch per pipeline, until
+// the queue is empty.
+func (c *Client) reapLoop() {
+	r := &c.reaper
+	for {
+		r.mu.Lock()
+		n := min(len(r.queue), maxBatch)
+		if n == 0 {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		part := r.queue[:n:n]
+		r.queue = r.queue[n:]
+		r.mu.Unlock()
+		ttl := part[0].req.ttl
+		for _, l := range part {
+			l.settle()
+			ttl = max(ttl, l.req.ttl)
+		}
+		// Wait for the masters' answers as long as the keys can last:
+		// stopping early would only queue the next batch behind this one
+		// on the same connections. Close stops the wait (the keys then
+		// expire by themselves).
+		ctx, cancel := context.WithTimeout(c.stopping, ttl)
+		c.batch(ctx, ttl, script.Release, part, func(_ int, l *Lease) []string { return []string{l.value} })
+		cancel()
+		for _, l := range part {
+			l.freeSlot()
+		}
+	}
 }

@@ -30,6 +30,7 @@ type Client struct {
 
 	queue   localQueue
 	renewer *renewer
+	reaper  reaper
 	watches *watchHub
 	tel     telemetry // spans, metrics and logs (telemetry.go)
 

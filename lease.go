@@ -469,13 +469,10 @@ func (l *Lease) endLocked(cause error) bool {
 		// Delete what is left of its keys (only where they still hold this
 		// lease's value), then let this Client's next waiter try: left in
 		// place, they would block it, and every other client, for a TTL.
-		if !l.c.trySpawn(func() {
-			ctx, cancel := context.WithTimeout(l.c.bg, l.req.ttl)
-			defer cancel()
-			l.settle()
-			l.c.deleteKey(ctx, l.req.key, l.value, l.req.timeout, nil)
-			l.freeSlot()
-		}) {
+		// Batched with other lost leases (batch.go): when many are lost
+		// at once, a goroutine and a delete per lease would queue ahead of
+		// the renewals that keep the others, and lose them too.
+		if !l.c.reap(l) {
 			l.freeSlot()
 		}
 	}
