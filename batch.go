@@ -121,9 +121,8 @@ type reaper struct {
 }
 
 // reap queues the deletion of lost lease l's keys (only where they still
-// hold its value), after which l's turn passes to this Client's next
-// waiter. It returns false, and does nothing, once Close has begun: the
-// keys then expire with their TTL.
+// hold its value). It returns false, and does nothing, once Close has
+// begun: the keys then expire with their TTL.
 func (c *Client) reap(l *Lease) bool {
 	r := &c.reaper
 	r.mu.Lock()
@@ -165,8 +164,5 @@ func (c *Client) reapLoop() {
 		ctx, cancel := context.WithTimeout(c.stopping, ttl)
 		c.batch(ctx, ttl, script.Release, part, func(_ int, l *Lease) []string { return []string{l.value} })
 		cancel()
-		for _, l := range part {
-			l.freeSlot()
-		}
 	}
 }

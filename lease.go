@@ -466,15 +466,15 @@ func (l *Lease) endLocked(cause error) bool {
 		l.c.renewer.remove(l)
 	}
 	if lost {
-		// Delete what is left of its keys (only where they still hold this
-		// lease's value), then let this Client's next waiter try: left in
-		// place, they would block it, and every other client, for a TTL.
-		// Batched with other lost leases (batch.go): when many are lost
-		// at once, a goroutine and a delete per lease would queue ahead of
-		// the renewals that keep the others, and lose them too.
-		if !l.c.reap(l) {
-			l.freeSlot()
-		}
+		// Let this Client's next waiter go now: as after Release, its
+		// first attempt counts keys that still hold our value as free.
+		// And delete what is left of them (only where they still hold
+		// this lease's value): left in place, they would block every other
+		// client for a TTL. Batched with other lost leases (batch.go):
+		// when many are lost at once, a goroutine and a delete per lease
+		// would queue ahead of the renewals that keep the others.
+		l.turn.pass(l.value)
+		l.c.reap(l)
 	}
 	return true
 }
