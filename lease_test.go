@@ -327,6 +327,60 @@ func TestLostLeaseKeysDeleted(t *testing.T) {
 	l2.Release(t.Context())
 }
 
+// A lost lease lets this Client's next waiter go at once, not after its
+// keys' deletion is answered: with master 2 paused, that answer would take
+// until the TTL (30s); the waiter takes the lock on masters 0 and 1.
+func TestLostLeasePassesTurnAtOnce(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ttl := distlock.WithTTL(30 * time.Second)
+	l, err := c.Acquire(t.Context(), "lostturn", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every master holds the key", func() bool {
+		for _, s := range servers {
+			if v, _ := s.Do("GET", "distlock:lostturn"); v == "" {
+				return false
+			}
+		}
+		return true
+	})
+	next := make(chan error, 1)
+	go func() {
+		l2, err := c.Acquire(ctxTimeout(t, 20*time.Second), "lostturn", ttl)
+		if err == nil {
+			err = l2.Release(t.Context())
+		}
+		next <- err
+	}()
+	if err := servers[2].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			servers[2].Resume()
+		}
+	}()
+	servers[0].Do("DEL", "distlock:lostturn")
+	servers[1].Do("DEL", "distlock:lostturn")
+	if err := l.Extend(t.Context(), 30*time.Second); !errors.Is(err, distlock.ErrLeaseLost) {
+		t.Fatalf("Extend: got %v; want ErrLeaseLost", err)
+	}
+	select {
+	case err := <-next:
+		if err != nil {
+			t.Fatalf("waiter after the loss: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiter still waiting 5s after the lease was lost; want it let go at once")
+	}
+	servers[2].Resume()
+	resumed = true
+	noLockKeys(t, servers)
+}
+
 // Close with a waiter queued behind a held lease leaves no keys behind.
 func TestCloseWithQueuedWaiter(t *testing.T) {
 	servers := masters(t, 3)
