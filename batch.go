@@ -80,19 +80,19 @@ func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Scr
 	return replies, errs
 }
 
-// releaseAll deletes the keys of many leases, batched; Close uses it. It
+// releaseAll deletes the keys of many leases, batched, waiting up to
+// timeout for each batch's answers; Close and the reaper use it. It
 // returns an error if some lease's keys were confirmed deleted on fewer
 // than a majority of masters.
-func (c *Client) releaseAll(ctx context.Context, leases []*Lease) error {
-	const chunk = 10000
+func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases []*Lease) error {
 	var failed int
 	var sample []error
 	for _, l := range leases {
 		l.settle()
 	}
-	for lo := 0; lo < len(leases); lo += chunk {
-		part := leases[lo:min(lo+chunk, len(leases))]
-		replies, errs := c.batch(ctx, c.cfg.dialTimeout, script.Release, part, func(_ int, l *Lease) []string { return []string{l.value} })
+	for lo := 0; lo < len(leases); lo += maxBatch {
+		part := leases[lo:min(lo+maxBatch, len(leases))]
+		replies, errs := c.batch(ctx, timeout, script.Release, part, func(_ int, l *Lease) []string { return []string{l.value} })
 		for j := range part {
 			ok := 0
 			for i := range c.nodes {
@@ -137,24 +137,21 @@ func (c *Client) reap(l *Lease) bool {
 	return true
 }
 
-// reapLoop deletes queued leases' keys, up to maxBatch per pipeline, until
-// the queue is empty.
+// reapLoop deletes queued leases' keys until the queue is empty.
 func (c *Client) reapLoop() {
 	r := &c.reaper
 	for {
 		r.mu.Lock()
-		n := min(len(r.queue), maxBatch)
-		if n == 0 {
+		part := r.queue
+		r.queue = nil
+		if len(part) == 0 {
 			r.running = false
 			r.mu.Unlock()
 			return
 		}
-		part := r.queue[:n:n]
-		r.queue = r.queue[n:]
 		r.mu.Unlock()
-		ttl := part[0].req.ttl
+		var ttl time.Duration
 		for _, l := range part {
-			l.settle()
 			ttl = max(ttl, l.req.ttl)
 		}
 		// Wait for the masters' answers as long as the keys can last:
@@ -162,7 +159,7 @@ func (c *Client) reapLoop() {
 		// on the same connections. Close stops the wait (the keys then
 		// expire by themselves).
 		ctx, cancel := context.WithTimeout(c.stopping, ttl)
-		c.batch(ctx, ttl, script.Release, part, func(_ int, l *Lease) []string { return []string{l.value} })
+		c.releaseAll(ctx, ttl, part) // what is not confirmed expires with its TTL
 		cancel()
 	}
 }

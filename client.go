@@ -164,7 +164,7 @@ func (c *Client) Close() error {
 	}
 	if len(ended) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), max(c.cfg.dialTimeout, 5*time.Second))
-		err = c.releaseAll(ctx, ended)
+		err = c.releaseAll(ctx, c.cfg.dialTimeout, ended)
 		cancel()
 		for _, l := range ended {
 			l.freeSlot()
