@@ -207,8 +207,7 @@ func (s *Status) verdict() {
 			// The lock stays held until fewer than a majority keep the
 			// key: until the Quorum-th longest TTL runs out.
 			slices.Sort(t)
-			slices.Reverse(t)
-			s.State, s.Agree, s.TTL = StateHeld, len(t), max(t[s.Quorum-1], 0)
+			s.State, s.Agree, s.TTL = StateHeld, len(t), max(t[len(t)-s.Quorum], 0)
 			return
 		}
 	}

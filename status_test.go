@@ -117,7 +117,9 @@ func TestStatusVerdict(t *testing.T) {
 	}
 
 	set(2, "b", "60000")
-	st, _ = c.Status(ctx, "status/v")
+	if st, err = c.Status(ctx, "status/v"); err != nil {
+		t.Fatal(err)
+	}
 	if st.State != distlock.StateHeld || st.Agree != 2 {
 		t.Errorf("a, b, b: got State %v, Agree %d; want held, 2", st.State, st.Agree)
 	}
