@@ -57,8 +57,6 @@ type Peer struct {
 	// ttl is the lease TTL; renew, when positive, the renewal interval for
 	// the peers that renew by themselves.
 	Open func(addrs []string, ttl, renew time.Duration) (Locker, error)
-	// Renews says the peer renews held locks by itself.
-	Renews bool
 	// KeyPrefix starts every key this peer's locks put on a master; once a
 	// workload is over no such key may remain (distlock's permanent fence
 	// counters, under "distlock:fence:", excepted).
@@ -70,13 +68,13 @@ type Peer struct {
 func Peers() []Peer {
 	return []Peer{
 		{ID: "floor-3", Label: "floor: raw rueidis, 3 masters", Masters: 3, Open: openFloor, KeyPrefix: "floor:"},
-		{ID: "distlock-3", Label: "distlock, 3 masters", Masters: 3, Open: openDistlock, Renews: true, KeyPrefix: "distlock:"},
+		{ID: "distlock-3", Label: "distlock, 3 masters", Masters: 3, Open: openDistlock, KeyPrefix: "distlock:"},
 		{ID: "redsync-3", Label: "redsync v4 + go-redis v9, 3 masters", Masters: 3, Open: openRedsync, KeyPrefix: "redsync:"},
 		{ID: "redislock-1", Label: "bsm/redislock, 1 node", Masters: 1, Open: openRedislock, KeyPrefix: "redislock:"},
-		{ID: "rueidislock-1", Label: "rueidislock, 1 node", Masters: 1, Open: openRueidislock, Renews: true, KeyPrefix: "rueidislock:"},
-		{ID: "rueidislock-1-noloop", Label: "rueidislock, 1 node, NoLoopTracking", Masters: 1, Open: openRueidislockNoLoop, Renews: true, KeyPrefix: "rueidislock:"},
+		{ID: "rueidislock-1", Label: "rueidislock, 1 node", Masters: 1, Open: openRueidislock, KeyPrefix: "rueidislock:"},
+		{ID: "rueidislock-1-noloop", Label: "rueidislock, 1 node, NoLoopTracking", Masters: 1, Open: openRueidislockNoLoop, KeyPrefix: "rueidislock:"},
 		{ID: "floor-5", Label: "floor: raw rueidis, 5 masters", Masters: 5, Open: openFloor, KeyPrefix: "floor:"},
-		{ID: "distlock-5", Label: "distlock, 5 masters", Masters: 5, Open: openDistlock, Renews: true, KeyPrefix: "distlock:"},
+		{ID: "distlock-5", Label: "distlock, 5 masters", Masters: 5, Open: openDistlock, KeyPrefix: "distlock:"},
 		{ID: "redsync-5", Label: "redsync v4 + go-redis v9, 5 masters", Masters: 5, Open: openRedsync, KeyPrefix: "redsync:"},
 	}
 }

@@ -21,8 +21,6 @@ import (
 
 // Options configures Run.
 type Options struct {
-	// Out is the directory that receives results.md and chart.svg.
-	Out string
 	// Scale multiplies every phase's duration; 1 is the full run (about
 	// three minutes), 0.1 a smoke test. Hold workloads keep their lease
 	// counts and times (renewal needs three periods) unless Scale < 1,

@@ -205,9 +205,6 @@ const (
 	AcquireTimeout = 10 * time.Second
 )
 
-// Handoff runs workers on one lock named "handoff" for d: each loops
-// acquire, hold, release, think. The wait is from the acquire call to its
-// return.
 // A Job is one turn of a handoff worker: when its acquire returned and
 // when it called and returned from Release.
 type Job struct {
@@ -230,6 +227,9 @@ func Gaps(jobs []Job) []time.Duration {
 	return gaps
 }
 
+// Handoff runs workers on one lock named "handoff" for d: each loops
+// acquire, hold, release, think. The wait is from the acquire call to its
+// return.
 func Handoff(lockers []Locker, workers int, d time.Duration) (jobs []Job, elapsed time.Duration, failures int64) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -385,14 +385,18 @@ func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
 		return row, fmt.Errorf("%s: no lease of %d could be taken", p.ID, n)
 	}
 
+	countLost := func() (n int) {
+		for _, i := range taken {
+			if lost(i) {
+				n++
+			}
+		}
+		return n
+	}
+	row.LostTaking = countLost()
+
 	// A sample of the leases, spread over all names, whose PTTL master 0
 	// reports every 100 ms.
-	for _, i := range taken {
-		if lost(i) {
-			row.LostTaking++
-		}
-	}
-
 	row.Sampled = min(row.Taken, 1000)
 	keys := make([]string, row.Sampled)
 	for j := range keys {
@@ -432,11 +436,7 @@ func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
 	runtime.ReadMemStats(&ms)
 	row.HeapMB = float64(ms.HeapInuse) / (1 << 20)
 	row.Goroutines = runtime.NumGoroutine()
-	for _, i := range taken {
-		if lost(i) {
-			row.Lost++
-		}
-	}
+	row.Lost = countLost()
 
 	t1 := time.Now()
 	next.Store(0)

@@ -37,7 +37,7 @@ func run(out string, scale float64, cpuprofile string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := benchmarks.Run(benchmarks.Options{Out: out, Scale: scale, Log: os.Stderr})
+	res, err := benchmarks.Run(benchmarks.Options{Scale: scale, Log: os.Stderr})
 	if err != nil {
 		return err
 	}
