@@ -394,7 +394,9 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 		if value == "" {
 			s.how = gone
 		}
-		if value != "" && pttl > 0 {
+		// PTTL 0 is a key with less than a millisecond left, not one
+		// without expiry (-1): it too gets its expiry and its read.
+		if value != "" && pttl >= 0 {
 			s.expires = h.c.now() + int64(pttl)
 			// Read the key again when it should expire: that forces Redis
 			// to delete it (and publish "expired") even on a busy master.
