@@ -185,8 +185,13 @@ type nameWatch struct {
 	per      []masterState
 	seq      []uint64 // per master: messages that set the state or asked for a read
 	holder   string   // the value a majority holds; "" when free
-	head     string   // the waiter master 0 last announced first in line
-	started  bool     // the first quorum state has been computed
+	// departed holds the last holders that went: a lease's value is never
+	// held again once its keys went from a majority, so a late message
+	// of a master that lags (its set arriving after another's del) must
+	// not make it the holder a second time.
+	departed [4]string
+	head     string // the waiter master 0 last announced first in line
+	started  bool   // the first quorum state has been computed
 }
 
 // watchHub is a Client's watch machinery.
@@ -418,7 +423,7 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 	q := h.c.quorum
 	holder, best := "", 0
 	for v, n := range counts {
-		if v != "" && n > best {
+		if v != "" && n > best && !slices.Contains(nw.departed[:], v) {
 			holder, best = v, n
 		}
 	}
@@ -450,6 +455,8 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 	now := time.Now()
 	if nw.holder != "" {
 		h.emit(nw, Event{Name: nw.req.name, Type: nw.howGone(h.c.now()), Time: now, Masters: known0 - counts[nw.holder]})
+		copy(nw.departed[1:], nw.departed[:])
+		nw.departed[0] = nw.holder
 	}
 	if holder != "" {
 		h.emit(nw, Event{Name: nw.req.name, Type: EventAcquired, Time: now, Masters: best})
