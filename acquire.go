@@ -160,6 +160,11 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, t *tur
 			l.stragglers, l.pending = replies, n-nAnswered
 			if c.track(l) {
 				l.start()
+				if t.hold(l) {
+					// Goroutines of this Client wait for the name: have
+					// the token ready to hand the lock over (handoff.go).
+					l.drawNext()
+				}
 				if keep && (call.attempts > 1 || state[0] != granted) {
 					// We may be in master 0's waiting list (an attempt of
 					// ours was refused there, this one or an earlier): leave

@@ -53,10 +53,13 @@
 //
 // Spans: distlock.acquire, one per Acquire or TryAcquire, with the lock's
 // name, the mode (wait or try), the number of attempts, the time waited
-// between attempts, the token, and an "attempt" event per attempt (masters
-// granted and held); distlock.fence, under it, when an acquire writes its
-// fence counter back; distlock.release; distlock.extend; distlock.renew,
-// one per background renewal batch. Each master's error is recorded on
+// between attempts, the token, whether the lease was handed over by one of
+// the Client's own (distlock.acquire.handoff; then no attempt was made),
+// and an "attempt" event per attempt (masters granted and held);
+// distlock.fence, under it, when an acquire writes its fence counter back;
+// distlock.release (distlock.release.handoff when it handed the keys
+// over); distlock.extend; distlock.renew, one per background renewal
+// batch. Each master's error is recorded on
 // the span of the operation it failed.
 //
 // Metrics, all in the meter "github.com/distlock/distlock":

@@ -64,6 +64,12 @@ type Lease struct {
 
 	turn *turn // this Client's turn at the name: passed on when the lease ends
 
+	// Local handoffs (handoff.go), guarded by mu: the latest draw of
+	// tokens for l's successors, the block they come from, and when l's
+	// tenure began.
+	draw, block *drawing
+	since       int64
+
 	// The acquire's answers still to come when it returned (a majority
 	// sufficed). A delete must wait for them: the goroutine sending one
 	// may not even have handed its command to rueidis yet, and a delete
@@ -86,6 +92,7 @@ func newLease(c *Client, req *request, value string, token uint64, start time.Ti
 	l.ttl.Store(int64(req.ttl))
 	l.keys, l.args = []string{req.key}, renewArgs(value, req.ttl)
 	l.validUntil.Store(c.at(start) + int64(req.ttl-c.drift(req.ttl)))
+	l.since = c.at(start)
 	return l
 }
 
@@ -151,7 +158,9 @@ func (l *Lease) Context(parent context.Context) (context.Context, context.Cancel
 // they still hold this lease's value). Done is closed and Err reports
 // ErrReleased before the deletes are sent; the next goroutine of this
 // Client waiting for the name may take the lock at once, without waiting
-// for them. Release waits for the masters' answers until ctx ends, and
+// for them. When such a goroutine waits, Release usually hands the keys
+// over to it instead, with a new fencing token drawn while this lease held
+// the lock, and sends nothing (see Acquire). Release waits for the masters' answers until ctx ends, and
 // returns a *QuorumError if fewer than a majority confirmed (the keys left
 // then expire with their TTL). The deletes go out even when ctx has
 // already ended: keys left behind would block the lock for a whole TTL. A
@@ -167,22 +176,29 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil
 	}
 	defer l.c.exit()
-	l.mu.Lock()
-	l.checkLocked(l.c.now())
-	first := l.err == nil
-	if first {
-		l.endLocked(ErrReleased)
-	}
-	prev := l.err
-	l.mu.Unlock()
-	if !first && !isLost(prev) {
-		return nil // released before
+	handed, first := l.handOff(ctx)
+	prev := error(ErrReleased)
+	if !first {
+		l.mu.Lock()
+		l.checkLocked(l.c.now())
+		first = l.err == nil
+		if first {
+			l.endLocked(ErrReleased)
+		}
+		prev = l.err
+		l.mu.Unlock()
+		if !first && !isLost(prev) {
+			return nil // released before
+		}
 	}
 	ctx, span := l.c.tel.start(ctx, spanRelease, l.req.name)
 	if span != nil {
-		span.SetAttributes(attribute.Int64("distlock.lease.token", int64(l.token)))
+		span.SetAttributes(attribute.Int64("distlock.lease.token", int64(l.token)), attribute.Bool("distlock.release.handoff", handed))
 	}
-	err := l.release(ctx, span, prev, first)
+	var err error
+	if !handed {
+		err = l.release(ctx, span, prev, first)
+	}
 	end(span, err)
 	return err
 }

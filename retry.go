@@ -46,17 +46,29 @@ const keptRetryDelay = time.Millisecond
 // Within one Client, goroutines that want the same name queue locally: only
 // the head of the queue contends on the masters, so a Client never splits
 // the vote with itself, and the queue's order is the order of arrival.
-// Release passes the turn on as soon as its deletes are sent, with the
-// released lease's value (turn.pass): the next goroutine's first attempt
-// counts keys that still hold that value as free, so the lock changes hands
-// in one round trip, not two (the delete's, then the acquire's).
+// Release usually hands its lease's keys to the next goroutine with a
+// fencing token drawn in advance, sending nothing (handoff.go). When it
+// cannot (no token drawn, or a waiter of another Client is first in line),
+// it passes the turn on as soon as its deletes are sent, with the released
+// lease's value (turn.pass): the next goroutine's first attempt counts keys
+// that still hold that value as free, so the lock changes hands in one
+// round trip, not two (the delete's, then the acquire's).
 // Between Clients, a waiter retries after a jittered exponential backoff
 // (Config.RetryMinDelay to RetryMaxDelay), never later than the holder's
 // remaining TTL as the masters reported it; the jitter spreads waiters of
 // different Clients apart so that one of them wins a round.
 
-// Acquire takes the lock name and returns its lease. It blocks until the
-// lock is held, or until ctx ends; then it returns the last attempt's error
+// Acquire takes the lock name and returns its lease. Goroutines of one
+// Client that wait for the same name queue in order of arrival, and a lease
+// of this Client that holds the name hands its keys to the first of them
+// when it is released, with no round trip to the masters: the new lease
+// has a larger token, drawn while the old one held the lock, and keeps the
+// keys' value (Watch sees no change). A waiter of another Client that is
+// first in master 0's line is not passed over: the holder then deletes its
+// keys, and the lock goes to that waiter. One that joins the line later
+// waits at most 20 ms, or one more holder of this Client, longer than
+// arrival order alone would make it. Acquire blocks until the lock is
+// held, or until ctx ends; then it returns the last attempt's error
 // joined with ctx.Err(), so that both errors.Is(err, ErrLocked) (or
 // ErrNoQuorum) and errors.Is(err, context.DeadlineExceeded) hold. ctx
 // bounds the wait, not the lease. It returns at once an error for an
@@ -87,9 +99,15 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	}
 	select {
 	case <-c.stop: // Close freed the slot we were given
+		if t.handoff != nil {
+			t.handoff.discard()
+		}
 		t.done()
 		return nil, ErrClosed
 	default:
+	}
+	if l := c.adopt(req, t, call); l != nil {
+		return l, nil
 	}
 	var b backoff.BackOff // made on the first retry: most acquires need none
 	var wake *waker
@@ -213,6 +231,9 @@ func (c *Client) tryAcquire(ctx context.Context, req *request, call *acquireCall
 	if !ok {
 		return nil, fmt.Errorf("distlock: try acquire %q: %w by another goroutine of this Client", req.name, ErrLocked)
 	}
+	if l := c.adopt(req, t, call); l != nil {
+		return l, nil
+	}
 	l, _, err := c.attempt(ctx, req, newValue(), t, false, false, call)
 	if err != nil {
 		t.done()
@@ -237,28 +258,37 @@ func (c *Client) backoff() backoff.BackOff {
 // localQueue lets one goroutine per lock name at a time contend on the
 // masters.
 type localQueue struct {
-	mu    sync.Mutex // guards slots and each slot's refs and released
+	mu    sync.Mutex // guards slots and each slot's fields but ch
 	slots map[string]*slot
 }
 
 // slot is a name's place: a token in ch means a goroutine holds or is
-// acquiring the name; refs counts that one and its waiters. released is
-// the value of a lease that Release has just ended with waiters queued:
-// the next goroutine's first attempt may take the keys that still hold it
-// (see turn.pass).
+// acquiring the name; refs counts that one and its waiters. lease is the
+// lease that holds the name, if one does: a goroutine that comes to wait
+// asks it to draw its successor's token (handoff.go). When the turn passes
+// with waiters queued, it carries either handoff, the lease the next
+// goroutine takes over as it is, or released, the value of a lease that
+// Release has just ended: the next goroutine's first attempt may take the
+// keys that still hold it (see turn.pass).
 type slot struct {
 	ch       chan struct{}
 	refs     int
+	lease    *Lease
+	handoff  *Lease
 	released string
 }
 
 // A turn is one goroutine's turn at a name: it holds the name's slot from
-// wait (or try) until done or pass.
+// wait (or try) until done, pass or handOff.
 type turn struct {
-	q    *localQueue
-	name string
-	s    *slot
-	once sync.Once
+	q      *localQueue
+	name   string
+	s      *slot
+	passed bool // guarded by q.mu
+
+	// handoff is the lease the previous holder handed over with the turn
+	// (handoff.go), for this goroutine to take as it is.
+	handoff *Lease
 
 	// replaces is the value of the lease whose Release passed this turn
 	// on: a key that holds it counts as free for this turn's first attempt
@@ -267,7 +297,9 @@ type turn struct {
 	replaces string
 }
 
-func (q *localQueue) ref(name string) *slot {
+// ref counts one more goroutine at name's slot, and returns the slot and
+// the lease that holds the name, if any.
+func (q *localQueue) ref(name string) (*slot, *Lease) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s := q.slots[name]
@@ -276,21 +308,35 @@ func (q *localQueue) ref(name string) *slot {
 		q.slots[name] = s
 	}
 	s.refs++
-	return s
+	return s, s.lease
 }
 
+// unref counts one goroutine fewer at name's slot. When it was the last, and
+// a lease handed over with the turn was never taken (every waiter gave up
+// meanwhile), its keys are deleted.
 func (q *localQueue) unref(name string, s *slot) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if s.refs--; s.refs == 0 {
+	s.refs--
+	var orphan *Lease
+	if s.refs == 0 {
 		delete(q.slots, name)
+		orphan, s.handoff = s.handoff, nil
+	}
+	q.mu.Unlock()
+	if orphan != nil {
+		orphan.discard()
 	}
 }
 
 // wait blocks until it is the caller's turn for name. It fails when ctx
-// ends (with ctx's error) or stop closes (ErrClosed).
+// ends (with ctx's error) or stop closes (ErrClosed). A lease of this
+// Client that holds the name is asked to draw its successor's token, so
+// that its Release can hand it over at once.
 func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name string) (*turn, error) {
-	s := q.ref(name)
+	s, holder := q.ref(name)
+	if holder != nil {
+		holder.drawNext()
+	}
 	select {
 	case s.ch <- struct{}{}:
 		return q.took(name, s), nil
@@ -305,7 +351,7 @@ func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name string
 
 // try is wait that gives up at once when the turn is taken.
 func (q *localQueue) try(name string) (*turn, bool) {
-	s := q.ref(name)
+	s, _ := q.ref(name)
 	select {
 	case s.ch <- struct{}{}:
 		return q.took(name, s), true
@@ -319,9 +365,18 @@ func (q *localQueue) try(name string) (*turn, bool) {
 func (q *localQueue) took(name string, s *slot) *turn {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	t := &turn{q: q, name: name, s: s, replaces: s.released}
-	s.released = ""
+	t := &turn{q: q, name: name, s: s, replaces: s.released, handoff: s.handoff}
+	s.released, s.handoff = "", nil
 	return t
+}
+
+// hold records l as the lease that holds the turn's name, and reports
+// whether other goroutines wait for it.
+func (t *turn) hold(l *Lease) bool {
+	t.q.mu.Lock()
+	defer t.q.mu.Unlock()
+	t.s.lease = l
+	return t.s.refs > 1
 }
 
 // done passes the turn on, once.
@@ -332,14 +387,27 @@ func (t *turn) done() { t.pass("") }
 // attempt may replace keys that still hold it. Handing it over is always
 // safe, however late the next goroutine comes: the lease has ended, and
 // its keys are being deleted anyway.
-func (t *turn) pass(released string) {
-	t.once.Do(func() {
-		t.q.mu.Lock()
-		if t.s.refs > 1 { // someone waits
-			t.s.released = released
-		}
-		t.q.mu.Unlock()
-		<-t.s.ch
-		t.q.unref(t.name, t.s)
-	})
+func (t *turn) pass(released string) { t.give(released, nil) }
+
+// handOff passes the turn on with next, the lease the next goroutine is to
+// take over (handoff.go), and reports true; when no goroutine waits, it
+// reports false and keeps the turn.
+func (t *turn) handOff(next *Lease) bool { return t.give("", next) }
+
+func (t *turn) give(released string, next *Lease) bool {
+	q := t.q
+	q.mu.Lock()
+	if t.passed || (next != nil && t.s.refs < 2) {
+		q.mu.Unlock()
+		return false
+	}
+	t.passed = true
+	t.s.lease = nil
+	if t.s.refs > 1 { // someone waits
+		t.s.released, t.s.handoff = released, next
+	}
+	q.mu.Unlock()
+	<-t.s.ch
+	q.unref(t.name, t.s)
+	return true
 }

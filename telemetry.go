@@ -289,6 +289,7 @@ type acquireCall struct {
 	span       trace.Span    // nil: not traced
 	attempts   int           // attempts begun, counted even when telemetry is off
 	inAttempts time.Duration // time spent in attempts; the rest was waiting
+	handedOver bool          // the lease was handed over by one of this Client's (handoff.go)
 }
 
 // startAcquire begins following an Acquire (mode modeWait) or TryAcquire
@@ -321,6 +322,7 @@ func (c *Client) endAcquire(ctx context.Context, call *acquireCall, l *Lease, er
 	waited := time.Since(call.begin) - call.inAttempts
 	call.span.SetAttributes(
 		attribute.Int("distlock.acquire.attempts", call.attempts),
+		attribute.Bool("distlock.acquire.handoff", call.handedOver),
 		attribute.Float64("distlock.acquire.waited", waited.Seconds()))
 	if l != nil {
 		call.span.SetAttributes(attribute.Int64("distlock.lease.token", int64(l.token)))

@@ -117,7 +117,9 @@ const WatchBuffer = 64
 // A receiver that falls behind never slows the Client: once WatchBuffer
 // events are waiting, the oldest is dropped for each new one, and the next
 // event delivered counts the dropped ones in Missed. Events are hints about
-// the lock's state; only holding a Lease means holding the lock.
+// the lock's state; only holding a Lease means holding the lock. A lock
+// handed from one goroutine to another of the same Client keeps its keys
+// (see Client.Acquire), so Watch sees it stay held.
 func (c *Client) Watch(ctx context.Context, name string) (<-chan Event, error) {
 	req, err := c.newRequest("watch", name, nil)
 	if err != nil {

@@ -1,0 +1,298 @@
+package distlock_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
+)
+
+// fenceCounter returns the fence counter on s (the tests here use one lock
+// name, so there is one), or 0 when there is none.
+func fenceCounter(t *testing.T, s *redistest.Server) int64 {
+	t.Helper()
+	keys, err := s.Do("KEYS", "distlock:fence:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys == "" {
+		return 0
+	}
+	v, err := s.Do("GET", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		t.Fatalf("fence counter %q on %s: %v", v, s.Addr(), err)
+	}
+	return n
+}
+
+// lockValue returns what the lock key of name holds on s ("" when absent).
+func lockValue(t *testing.T, s *redistest.Server, name string) string {
+	t.Helper()
+	v, err := s.Do("GET", "distlock:"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// heldLease is a lease taken by a goroutine of the test, or its error.
+type heldLease struct {
+	l   *distlock.Lease
+	err error
+}
+
+// acquireLater runs c.Acquire(name) in a goroutine the test waits for.
+func acquireLater(t *testing.T, ctx context.Context, c *distlock.Client, name string, opts ...distlock.Option) <-chan heldLease {
+	got := make(chan heldLease, 1)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	wg.Go(func() {
+		l, err := c.Acquire(ctx, name, opts...)
+		got <- heldLease{l, err}
+	})
+	return got
+}
+
+func take(t *testing.T, got <-chan heldLease, what string) *distlock.Lease {
+	t.Helper()
+	select {
+	case h := <-got:
+		if h.err != nil {
+			t.Fatalf("%s: %v", what, h.err)
+		}
+		return h.l
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: no lease after 5s", what)
+	}
+	return nil
+}
+
+// Goroutines of one Client pass the lock on without deleting its keys: the
+// keys keep their value on every master, and each next lease's token is
+// the previous one's plus one counter, from the block the first lease drew
+// when a goroutine came to wait (or from a newer block). The last Release deletes the keys, and a
+// lease of another Client then gets a larger token still.
+func TestLocalHandoffKeepsKeys(t *testing.T) {
+	const name = "handoff"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	a, err := c.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := lockValue(t, servers[0], name)
+	counter := int64(a.Token() >> 6)
+
+	got := acquireLater(t, ctx, c, name)
+	// The waiter makes a draw a block of counters on every master.
+	eventually(t, "a block of counters drawn on every master", func() bool {
+		for _, s := range servers {
+			if fenceCounter(t, s) < counter+16 {
+				return false
+			}
+		}
+		return true
+	})
+	if err := a.Release(ctx); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if !errors.Is(a.Err(), distlock.ErrReleased) {
+		t.Errorf("released lease: Err %v; want ErrReleased", a.Err())
+	}
+	prev := a
+	for i := range 3 {
+		l := take(t, got, "waiter")
+		// The first comes from the block drawn for a; a later one may come
+		// from a new block, drawn when the last grew old (the test is slow
+		// under the race detector).
+		if l.Token() <= prev.Token() || i == 0 && int64(l.Token()>>6) != counter+1 {
+			t.Errorf("handoff %d: token %d after %d; want more, and the first the next counter (%d<<6 | master)", i+1, l.Token(), prev.Token(), counter+1)
+		}
+		for _, s := range servers {
+			if v := lockValue(t, s, name); v != value {
+				t.Errorf("handoff %d: %s holds %q; want the value kept, %q", i+1, s.Addr(), v, value)
+			}
+		}
+		if err := l.Err(); err != nil {
+			t.Fatalf("handed-over lease: %v", err)
+		}
+		if i < 2 {
+			// The block has counters left: the next handoff sends nothing.
+			got = acquireLater(t, ctx, c, name)
+			waitQueued(t, c, name)
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+		prev = l
+	}
+	noLockKeys(t, servers)
+
+	other := newClient(t, servers, distlock.Config{})
+	l, err := other.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Token() <= prev.Token()|63 || int64(l.Token()>>6) <= counter+16 {
+		t.Errorf("another Client's token %d after the chain's last %d (block up to counter %d); want above the block", l.Token(), prev.Token(), counter+16)
+	}
+	l.Release(ctx)
+	noLockKeys(t, servers)
+}
+
+// waitQueued waits until a goroutine of c waits for name behind its holder.
+func waitQueued(t *testing.T, c *distlock.Client, name string) {
+	t.Helper()
+	eventually(t, "a goroutine waiting for "+name, func() bool { return distlock.Queued(c, name) >= 2 })
+}
+
+// When a waiter of another Client is first in master 0's line, the draw
+// says so, and Release deletes the keys: the other Client's waiter gets
+// the lock before this Client's own waiter, which came later.
+func TestLocalHandoffYieldsToOtherClient(t *testing.T) {
+	const name = "yield"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	remote := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	a, err := c.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := int64(a.Token() >> 6)
+	gotRemote := acquireLater(t, ctx, remote, name)
+	waitWaiters(t, servers[0], name, 1)
+	gotLocal := acquireLater(t, ctx, c, name)
+	// Masters 1 and 2 draw (they keep no line); master 0 says no.
+	eventually(t, "the draw sent", func() bool {
+		return fenceCounter(t, servers[1]) >= counter+16 && fenceCounter(t, servers[2]) >= counter+16
+	})
+	if n := fenceCounter(t, servers[0]); n >= counter+16 {
+		t.Errorf("master 0 drew (counter %d) with another Client's waiter first in line", n)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := take(t, gotRemote, "other Client's waiter")
+	select {
+	case h := <-gotLocal:
+		t.Fatalf("this Client's waiter got the lock (%v) while the other Client's held it", h.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if r.Token() <= a.Token() {
+		t.Errorf("token %d after %d", r.Token(), a.Token())
+	}
+	if err := r.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := take(t, gotLocal, "this Client's waiter")
+	if l.Token() <= r.Token() {
+		t.Errorf("token %d after %d", l.Token(), r.Token())
+	}
+	l.Release(ctx)
+	noLockKeys(t, servers)
+}
+
+// A waiter that asks for another TTL does not take the lease over: the
+// keys are deleted and it acquires anew, with its own value and TTL.
+func TestLocalHandoffOtherTTL(t *testing.T) {
+	const name = "ttl"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	a, err := c.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := lockValue(t, servers[0], name)
+	counter := int64(a.Token() >> 6)
+	got := acquireLater(t, ctx, c, name, distlock.WithTTL(a.TTL()+time.Second))
+	eventually(t, "a block drawn", func() bool { return fenceCounter(t, servers[0]) >= counter+16 })
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := take(t, got, "waiter")
+	if l.TTL() != a.TTL()+time.Second {
+		t.Errorf("TTL %v; want %v", l.TTL(), a.TTL()+time.Second)
+	}
+	if l.Token() <= a.Token() {
+		t.Errorf("token %d after %d", l.Token(), a.Token())
+	}
+	for _, s := range servers {
+		if v := lockValue(t, s, name); v == value || v == "" {
+			t.Errorf("%s holds %q; want a new value", s.Addr(), v)
+		}
+	}
+	l.Release(ctx)
+	noLockKeys(t, servers)
+}
+
+// Many goroutines of two Clients take turns on one lock, holding it 1 ms:
+// never two holders at once, every token larger than the one before, and
+// most handoffs within a Client send nothing (consecutive counters).
+func TestLocalHandoffTokensRise(t *testing.T) {
+	const name, rounds = "rise", 300
+	servers := masters(t, 3)
+	clients := []*distlock.Client{newClient(t, servers, distlock.Config{}), newClient(t, servers, distlock.Config{})}
+	ctx := ctxTimeout(t, 60*time.Second)
+	var mu sync.Mutex
+	var holding bool
+	var last uint64
+	var n, consecutive int
+	var wg sync.WaitGroup
+	for w := range 8 {
+		c := clients[0]
+		if w >= 6 {
+			c = clients[1]
+		}
+		wg.Go(func() {
+			for {
+				l, err := c.Acquire(ctx, name)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if holding {
+					t.Errorf("two holders at once (token %d)", l.Token())
+				}
+				if l.Token() <= last {
+					t.Errorf("token %d after %d", l.Token(), last)
+				}
+				if l.Token()>>6 == last>>6+1 {
+					consecutive++
+				}
+				holding, last = true, l.Token()
+				n++
+				done := n >= rounds
+				mu.Unlock()
+				time.Sleep(time.Millisecond)
+				mu.Lock()
+				holding = false
+				mu.Unlock()
+				if err := l.Release(ctx); err != nil {
+					t.Error(err)
+				}
+				if done {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d of %d leases handed over within a Client", consecutive, n)
+	if consecutive < n/4 {
+		t.Errorf("%d of %d leases were handed over within a Client; want most", consecutive, n)
+	}
+	noLockKeys(t, servers)
+}
