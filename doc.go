@@ -56,7 +56,8 @@
 // between attempts, the token, whether the lease was handed over by one of
 // the Client's own (distlock.acquire.handoff; then no attempt was made),
 // and an "attempt" event per attempt (masters granted and held);
-// distlock.fence, under it, when an acquire writes its fence counter back;
+// distlock.fence, under it, when an acquire writes its fence counter back
+// (and on its own when a draw of tokens for local handoffs does);
 // distlock.release (distlock.release.handoff when it handed the keys
 // over); distlock.extend; distlock.renew, one per background renewal
 // batch. Each master's error is recorded on

@@ -43,9 +43,11 @@ import (
 // majority, not from the handoff, as for any lease.
 //
 // Order between Clients: master 0's waiting list holds the waiters of other
-// Clients (retry.go). When one of them is first in line, draw.lua draws
+// Clients (retry.go). When one of them is first in line, or holds the key
+// on master 0 (the tie-break's winner keeps it there), draw.lua draws
 // nothing, and Release deletes the keys as usual, so that the lock goes to
-// that waiter. A block is used only within handoffWindow of its draw, or
+// that waiter; so too when master 0 did not answer the draw (down, or slow
+// past the per-master timeout): its line is unknown. A block is used only within handoffWindow of its draw, or
 // by the lease it was drawn for; and a lease that takes a block over older
 // than half the window draws the next. So a waiter of another Client that
 // joins the line after a draw waits for at most handoffWindow, or one more
@@ -105,44 +107,59 @@ func (l *Lease) needDrawLocked(now int64) bool {
 	if d == nil {
 		return true
 	}
-	select {
-	case <-d.done:
-	default:
+	if !l.drawnLocked() {
 		return false // in flight
 	}
 	if d.behind {
 		return false // the chain ends with this lease
 	}
 	b := l.block
-	return b == nil || d != b && !d.ok || b.top-b.next < 2 || now-b.at > int64(handoffWindow/2)
+	return b == nil || b.top-b.next < 2 || now-b.at > int64(handoffWindow/2)
+}
+
+// drawnLocked reports whether l's latest draw has ended, and makes its
+// block, if it drew one, the block at hand. l.mu is held.
+func (l *Lease) drawnLocked() bool {
+	select {
+	case <-l.draw.done:
+		if l.draw.ok {
+			l.block = l.draw
+		}
+		return true
+	default:
+		return false
+	}
 }
 
 // drawBlock draws a block of handoffBlock counters on every master
-// (draw.lua) and fences its top (fencing.go). It gives up when l ends.
+// (draw.lua) and fences its top (fencing.go). It runs on when l ends: its
+// block serves l's successors. Only Close stops it early.
 func (l *Lease) drawBlock(d *drawing) {
 	defer close(d.done)
 	l.settle() // the acquire's stragglers may still set the key
 	c, req := l.c, l.req
+	ctx := c.stopping
 	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey}
 	n := strconv.Itoa(handoffBlock)
 	args, args0 := []string{l.value, "0", n}, []string{l.value, "1", n}
-	replies, count := c.fanout(l.ctx, req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	replies, count := c.fanout(ctx, req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		if node == 0 {
 			return script.Draw.Exec(ctx, rc, keys, args0)
 		}
 		return script.Draw.Exec(ctx, rc, keys, args)
 	})
 	counters := make([]int64, len(c.nodes))
-	drawn, heard0 := 0, false
+	drawn := 0
+	answered0, checked0 := false, false // master 0 answered; and read its line
 	for answered := 0; answered < count; answered++ {
 		// Master 0 is heard out: it says whether the lock should go to
 		// another Client's waiter instead.
-		if drawn >= c.quorum && heard0 || drawn+count-answered < c.quorum {
+		if drawn >= c.quorum && answered0 || drawn+count-answered < c.quorum {
 			break
 		}
 		r := <-replies
 		if r.node == 0 {
-			heard0 = true
+			answered0 = true
 		}
 		if r.err != nil {
 			continue
@@ -150,6 +167,9 @@ func (l *Lease) drawBlock(d *drawing) {
 		v, err := r.res.AsIntSlice()
 		if err != nil || len(v) != 2 {
 			continue
+		}
+		if r.node == 0 {
+			checked0 = true
 		}
 		if v[1] == 1 {
 			d.behind = true
@@ -160,10 +180,12 @@ func (l *Lease) drawBlock(d *drawing) {
 			drawn++
 		}
 	}
-	if drawn < c.quorum {
+	if drawn < c.quorum || !checked0 {
+		// Without master 0's line, another Client's waiter could be
+		// passed over: no block, and Release deletes as usual.
 		return
 	}
-	tok, err := c.fence(l.ctx, req, counters, l.Deadline())
+	tok, err := c.fence(ctx, req, counters, l.Deadline())
 	if err != nil {
 		return
 	}
@@ -177,19 +199,14 @@ func (l *Lease) drawBlock(d *drawing) {
 // handoff). l.mu is held.
 func (l *Lease) blockLocked(now int64) (*drawing, <-chan struct{}) {
 	if d := l.draw; d != nil {
-		select {
-		case <-d.done:
-			if d.behind {
-				return nil, nil // the lock goes to another Client's waiter
-			}
-			if d.ok {
-				l.block = d
-			}
-		default:
+		if !l.drawnLocked() {
 			if b := l.block; b != nil && l.usableLocked(b, now) {
 				return b, nil
 			}
 			return nil, d.done
+		}
+		if d.behind {
+			return nil, nil // the lock goes to another Client's waiter
 		}
 	}
 	if b := l.block; b != nil && l.usableLocked(b, now) {
@@ -281,8 +298,12 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) *Lease {
 		return nil
 	}
 	l.mu.Lock()
-	l.timer = time.AfterFunc(time.Duration(l.validUntil.Load()-c.now()), l.checkDeadline)
-	l.rescheduleLocked(c.now())
+	now := c.now()
+	l.timer = time.AfterFunc(time.Duration(l.validUntil.Load()-now), l.checkDeadline)
+	// The renewal is due a third of a TTL after the last one that reached
+	// a majority, or at once when that time has passed: a chain of short
+	// holds must not keep pushing an overdue renewal back.
+	c.renewer.add(l, max(l.dueLocked(), now))
 	l.mu.Unlock()
 	call.handedOver = true
 	if t.hold(l) {

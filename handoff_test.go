@@ -296,3 +296,95 @@ func TestLocalHandoffTokensRise(t *testing.T) {
 	}
 	noLockKeys(t, servers)
 }
+
+// A chain of short holds keeps its keys renewed: each handed-over lease
+// inherits its predecessor's renewal schedule, and one that is overdue is
+// renewed at once, not pushed back by every handoff. With a TTL of 600 ms
+// and 1 ms holds, a renewal pushed back at each handoff never went out,
+// and a lease was lost about once per TTL.
+func TestLocalHandoffChainRenews(t *testing.T) {
+	const name = "chain"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{TTL: 600 * time.Millisecond})
+	ctx := ctxTimeout(t, 20*time.Second)
+	stop := time.Now().Add(3 * time.Second)
+	var mu sync.Mutex
+	var total, lost int
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				l, err := c.Acquire(ctx, name)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				time.Sleep(time.Millisecond)
+				err = l.Release(ctx)
+				mu.Lock()
+				total++
+				if errors.Is(err, distlock.ErrLeaseLost) {
+					lost++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if lost > 0 {
+		t.Errorf("%d of %d leases lost in a chain of 1 ms holds (TTL 600 ms); want none", lost, total)
+	}
+	noLockKeys(t, servers)
+}
+
+// Master 0 without the holder's key (restarted empty, or never granted it)
+// still reads its waiting line for a draw: another Client's waiter is not
+// passed over by a chain of this Client's holders.
+func TestLocalHandoffYieldsWithoutKeyOnMasterZero(t *testing.T) {
+	const name = "nokey0"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	remote := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	first, err := c.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := servers[0].Do("DEL", "distlock:"+name); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				l, err := c.Acquire(ctx, name)
+				if err != nil {
+					return
+				}
+				time.Sleep(time.Millisecond)
+				l.Release(ctx)
+			}
+		})
+	}
+	waitQueued(t, c, name)
+	if err := first.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	l, err := remote.Acquire(rctx, name)
+	if err != nil {
+		t.Errorf("other Client's waiter, behind a chain of this Client's holders: %v", err)
+	} else {
+		l.Release(ctx)
+	}
+	close(done)
+	wg.Wait()
+	noLockKeys(t, servers)
+}

@@ -160,7 +160,8 @@ func (l *Lease) Context(parent context.Context) (context.Context, context.Cancel
 // Client waiting for the name may take the lock at once, without waiting
 // for them. When such a goroutine waits, Release usually hands the keys
 // over to it instead, with a new fencing token drawn while this lease held
-// the lock, and sends nothing (see Acquire). Release waits for the masters' answers until ctx ends, and
+// the lock, and sends nothing (see Acquire); it may first wait for that
+// draw, if it is still in flight, until ctx ends. Release waits for the masters' answers until ctx ends, and
 // returns a *QuorumError if fewer than a majority confirmed (the keys left
 // then expire with their TTL). The deletes go out even when ctx has
 // already ended: keys left behind would block the lock for a whole TTL. A
@@ -176,6 +177,10 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil
 	}
 	defer l.c.exit()
+	if l.Err() != nil && !isLost(l.Err()) {
+		return nil // released before
+	}
+	ctx, span := l.c.tel.start(ctx, spanRelease, l.req.name)
 	handed, first := l.handOff(ctx)
 	prev := error(ErrReleased)
 	if !first {
@@ -187,16 +192,16 @@ func (l *Lease) Release(ctx context.Context) error {
 		}
 		prev = l.err
 		l.mu.Unlock()
-		if !first && !isLost(prev) {
-			return nil // released before
-		}
 	}
-	ctx, span := l.c.tel.start(ctx, spanRelease, l.req.name)
 	if span != nil {
 		span.SetAttributes(attribute.Int64("distlock.lease.token", int64(l.token)), attribute.Bool("distlock.release.handoff", handed))
 	}
 	var err error
-	if !handed {
+	switch {
+	case handed:
+	case !first && !isLost(prev):
+		// released meanwhile, by a concurrent Release
+	default:
 		err = l.release(ctx, span, prev, first)
 	}
 	end(span, err)

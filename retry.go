@@ -349,14 +349,22 @@ func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name string
 	}
 }
 
-// try is wait that gives up at once when the turn is taken.
+// try is wait that gives up at once when the turn is taken. It counts at
+// the slot only once it has the turn, all under q.mu: a releasing lease
+// never mistakes it for a waiter and hands it a lease it then leaves behind.
 func (q *localQueue) try(name string) (*turn, bool) {
-	s, _ := q.ref(name)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.slots[name]
+	if s == nil {
+		s = &slot{ch: make(chan struct{}, 1)}
+	}
 	select {
 	case s.ch <- struct{}{}:
-		return q.took(name, s), true
+		q.slots[name] = s
+		s.refs++
+		return q.tookLocked(name, s), true
 	default:
-		q.unref(name, s)
 		return nil, false
 	}
 }
@@ -365,6 +373,10 @@ func (q *localQueue) try(name string) (*turn, bool) {
 func (q *localQueue) took(name string, s *slot) *turn {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.tookLocked(name, s)
+}
+
+func (q *localQueue) tookLocked(name string, s *slot) *turn {
 	t := &turn{q: q, name: name, s: s, replaces: s.released, handoff: s.handoff}
 	s.released, s.handoff = "", nil
 	return t

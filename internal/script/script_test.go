@@ -51,7 +51,8 @@ func TestAcquireReplacesReleasedValue(t *testing.T) {
 
 // draw.lua raises the fence counter by the block's size only where the key
 // holds the caller's value, leaves the key as it was, and on master 0 draws
-// nothing while another waiter is first in line (lapsed ones do not count).
+// nothing while another waiter is first in line (lapsed ones do not count)
+// or holds the key there.
 func TestDrawBlock(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
 	do := func(args ...string) string {
@@ -102,5 +103,21 @@ func TestDrawBlock(t *testing.T) {
 	}
 	if n := do("ZCARD", "wait"); n != "0" {
 		t.Fatalf("lapsed waiter still in line (%s entries)", n)
+	}
+	// Master 0's key held by another value (a waiter that won the
+	// tie-break there): master 0 draws nothing; on another master that is
+	// simply a key the caller does not hold.
+	do("SET", "k", "w", "PX", "10000")
+	if r := draw("v", "1"); r != "0\n1" {
+		t.Fatalf("draw on master 0 holding another value: got %q; want {0, 1}", r)
+	}
+	if r := draw("v", "0"); r != "0\n0" {
+		t.Fatalf("draw on another master holding another value: got %q; want nothing drawn", r)
+	}
+	// Free on master 0 with no one in line: nothing drawn there, and no
+	// reason to yield.
+	do("DEL", "k")
+	if r := draw("v", "1"); r != "0\n0" {
+		t.Fatalf("draw on master 0 with a free key and no line: got %q; want {0, 0}", r)
 	}
 }
