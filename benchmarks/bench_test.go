@@ -91,7 +91,7 @@ func BenchmarkHandoff(b *testing.B) {
 	}{
 		{"distlock-3", 8, 1}, {"distlock-3", 8, 8}, {"distlock-3", 64, 1},
 		{"rueidislock-1", 8, 1}, {"rueidislock-1", 64, 1},
-		{"redsync-3", 8, 1}, {"redislock-1", 8, 1},
+		{"redsync-3", 8, 1}, {"redislock-1", 8, 1}, {"ceiling-0", 8, 1},
 	}
 	for _, c := range cases {
 		b.Run(fmt.Sprintf("%s/workers=%d/clients=%d", c.id, c.workers, c.clients), func(b *testing.B) {
@@ -185,5 +185,29 @@ func BenchmarkHold(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkSleepDuringIO measures what the handoff workload's hold,
+// time.Sleep(1ms), lasts here: alone, and while one PING to each of 3
+// masters is answered during it (as a lock that draws a token, renews or
+// reads during the hold would do). Reports the mean sleep in ms.
+//
+//	go test -run '^$' -bench SleepDuringIO -benchtime 2000x
+func BenchmarkSleepDuringIO(b *testing.B) {
+	for _, pings := range []int{0, 3} {
+		b.Run(fmt.Sprintf("pings=%d", pings), func(b *testing.B) {
+			var slept time.Duration
+			for range b.N {
+				for _, c := range masters.admin[:pings] {
+					go c.Do(context.Background(), c.B().Ping().Build())
+				}
+				t0 := time.Now()
+				time.Sleep(time.Millisecond)
+				slept += time.Since(t0)
+			}
+			b.ReportMetric(float64(slept.Microseconds())/1000/float64(b.N), "sleep-ms")
+			b.ReportMetric(0, "ns/op")
+		})
 	}
 }

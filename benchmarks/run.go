@@ -100,6 +100,7 @@ func Run(opts Options) (*Results, error) {
 		{peerByID("rueidislock-1"), 8, 1}, {peerByID("redsync-3"), 8, 1}, {peerByID("redislock-1"), 8, 1},
 		{peerByID("distlock-3"), 64, 1}, {peerByID("rueidislock-1"), 64, 1},
 		{peerByID("redsync-3"), 64, 1}, {peerByID("redislock-1"), 64, 1},
+		{peerByID("ceiling-0"), 8, 1},
 	}
 	res.Handoff, err = runHandoff(m, cases, 2, scale(1500*time.Millisecond), logf)
 	if err != nil {
