@@ -9,9 +9,10 @@ import (
 
 // acquire.lua's ARGV[6], a local handoff: a key that holds the value a
 // Client has just released counts as free, and only that value does.
-func TestAcquireReplacesReleasedValue(t *testing.T) {
-	s := redistest.StartN(t, 1, redistest.Options{})[0]
-	do := func(args ...string) string {
+// doer returns a function that runs a command on s and fails the test on
+// an error.
+func doer(t *testing.T, s *redistest.Server) func(args ...string) string {
+	return func(args ...string) string {
 		t.Helper()
 		r, err := s.Do(args...)
 		if err != nil {
@@ -19,6 +20,11 @@ func TestAcquireReplacesReleasedValue(t *testing.T) {
 		}
 		return r
 	}
+}
+
+func TestAcquireReplacesReleasedValue(t *testing.T) {
+	s := redistest.StartN(t, 1, redistest.Options{})[0]
+	do := doer(t, s)
 	acquire := func(value string, extra ...string) string {
 		args := append([]string{"EVAL", acquireSrc, "4", "k", "fence", "wait", "lapse", value, "10000", "1", "1", "1000"}, extra...)
 		return do(args...)
@@ -55,14 +61,7 @@ func TestAcquireReplacesReleasedValue(t *testing.T) {
 // or holds the key there.
 func TestDrawBlock(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
-	do := func(args ...string) string {
-		t.Helper()
-		r, err := s.Do(args...)
-		if err != nil {
-			t.Fatalf("%s: %v", strings.Join(args[:1], " "), err)
-		}
-		return r
-	}
+	do := doer(t, s)
 	draw := func(value, master0 string) string {
 		return do("EVAL", drawSrc, "4", "k", "fence", "wait", "lapse", value, master0, "16")
 	}
