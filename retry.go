@@ -58,21 +58,22 @@ const keptRetryDelay = time.Millisecond
 // remaining TTL as the masters reported it; the jitter spreads waiters of
 // different Clients apart so that one of them wins a round.
 
-// Acquire takes the lock name and returns its lease. Goroutines of one
-// Client that wait for the same name queue in order of arrival, and a lease
-// of this Client that holds the name hands its keys to the first of them
-// when it is released, with no round trip to the masters: the new lease
-// has a larger token, drawn while the old one held the lock, and keeps the
-// keys' value (Watch sees no change). A waiter of another Client that is
-// first in master 0's line is not passed over: the holder then deletes its
-// keys, and the lock goes to that waiter. One that joins the line later
-// waits at most 20 ms, or one more holder of this Client, longer than
-// arrival order alone would make it. Acquire blocks until the lock is
-// held, or until ctx ends; then it returns the last attempt's error
+// Acquire takes the lock name and returns its lease. It blocks until the
+// lock is held, or until ctx ends; then it returns the last attempt's error
 // joined with ctx.Err(), so that both errors.Is(err, ErrLocked) (or
 // ErrNoQuorum) and errors.Is(err, context.DeadlineExceeded) hold. ctx
 // bounds the wait, not the lease. It returns at once an error for an
 // invalid name or option, and ErrClosed once the Client is closed.
+//
+// Goroutines of one Client that wait for the same name queue in order of
+// arrival, and a lease of this Client that holds the name hands its keys to
+// the first of them when it is released, with no round trip to the masters:
+// the new lease has a larger token, drawn while the old one held the lock,
+// and keeps the keys' value (Watch sees no change). A waiter of another
+// Client that is first in master 0's line is not passed over: the holder
+// then deletes its keys, and the lock goes to that waiter. One that joins
+// the line later waits at most 20 ms, or one more holder of this Client,
+// longer than arrival order alone would make it.
 func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lease, error) {
 	req, err := c.newRequest("acquire", name, opts)
 	if err != nil {
