@@ -369,3 +369,48 @@ func TestLocalHandoffYieldsWithoutKeyOnMasterZero(t *testing.T) {
 	wg.Wait()
 	noLockKeys(t, servers)
 }
+
+// Close in the middle of a chain of local handoffs ends every lease and
+// waiter, and leaves no lock key behind (a lease handed over but not yet
+// taken over included).
+func TestLocalHandoffClose(t *testing.T) {
+	const name = "close"
+	servers := masters(t, 3)
+	c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 10*time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	jobs := 0
+	for range 4 {
+		wg.Go(func() {
+			for {
+				l, err := c.Acquire(ctx, name)
+				if err != nil {
+					if !errors.Is(err, distlock.ErrClosed) {
+						t.Errorf("Acquire: %v; want ErrClosed once the Client closes", err)
+					}
+					return
+				}
+				mu.Lock()
+				jobs++
+				mu.Unlock()
+				time.Sleep(time.Millisecond)
+				if err := l.Release(ctx); err != nil {
+					t.Errorf("Release: %v", err)
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	wg.Wait()
+	if jobs < 10 {
+		t.Errorf("%d jobs before Close; want the chain to have run", jobs)
+	}
+	noLockKeys(t, servers)
+}
