@@ -2,8 +2,6 @@ package distlock_test
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,20 +38,8 @@ func newProxiedClient(t *testing.T, servers []*redistest.Server) (*distlock.Clie
 // its statistics were last reset.
 func scriptCalls(t *testing.T, s *redistest.Server) int {
 	t.Helper()
-	info, err := s.Do("INFO", "commandstats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	calls := 0
-	for line := range strings.Lines(info) {
-		for _, cmd := range []string{"cmdstat_evalsha:", "cmdstat_eval:"} {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd+"calls="); ok {
-				n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-				calls += n
-			}
-		}
-	}
-	return calls
+	one := []*redistest.Server{s}
+	return commandCalls(t, one, "evalsha") + commandCalls(t, one, "eval")
 }
 
 // Masters that answer later than the per-master timeout (300ms here,

@@ -18,7 +18,8 @@ import (
 // Each Client keeps one watch connection per master (a rueidis dedicated
 // connection), shared by every Watch call and every waiting Acquire. For
 // each watched name it subscribes, once however many watchers the name
-// has, to two channels: the lock's watch channel __distlock__:<key>, on
+// has (and stays subscribed for watchLinger after the last has gone), to
+// two channels: the lock's watch channel __distlock__:<key>, on
 // which distlock's own scripts publish every write they make to the key
 // (acquire.lua "set <ttl> <value>" and "expire <ttl> <value>", renew.lua
 // "expire <ttl> <value>", release.lua "del 0 <value>"; and on master 0,
@@ -194,7 +195,18 @@ type nameWatch struct {
 	departed [4]string
 	head     string // the waiter master 0 last announced first in line
 	started  bool   // the first quorum state has been computed
+	// linger, while no one watches or waits, unsubscribes when it fires
+	// (watchLinger); nil while someone does. lingers counts the timers
+	// set, so that one that fired late cannot end a later linger early.
+	linger  *time.Timer
+	lingers uint64
 }
+
+// watchLinger is how long a Client stays subscribed to a name after its last
+// watcher or waiter has gone. A process that takes a contended lock again
+// and again would otherwise subscribe, read the key and unsubscribe on every
+// master each time it waits: more commands than the acquire itself.
+const watchLinger = time.Second
 
 // watchHub is a Client's watch machinery.
 type watchHub struct {
@@ -247,9 +259,14 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 	h.once.Do(h.start)
 	h.mu.Lock()
 	nw := h.names[req.name]
-	if nw == nil {
+	fresh := nw == nil
+	if fresh {
 		nw = &nameWatch{req: req, watchers: make(map[*watcher]struct{}), wakers: make(map[*waker]struct{}), per: make([]masterState, len(h.masters)), seq: make([]uint64, len(h.masters))}
 		h.names[req.name] = nw
+	}
+	if nw.linger != nil {
+		nw.linger.Stop()
+		nw.linger = nil
 	}
 	nw.refs++
 	if w != nil {
@@ -259,6 +276,12 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 		nw.wakers[wake] = struct{}{}
 	}
 	h.mu.Unlock()
+	if !fresh && w == nil {
+		// Subscribed already, or being subscribed, and kept up to date
+		// by the messages (and by a read after every resubscription): a
+		// waiter needs nothing more.
+		return nw, nil
+	}
 
 	acks := make(chan ack, len(h.masters))
 	for _, m := range h.masters {
@@ -328,6 +351,20 @@ func (h *watchHub) remove(nw *nameWatch, w *watcher, wake *waker) {
 	if nw.refs--; nw.refs > 0 {
 		return
 	}
+	nw.lingers++
+	n := nw.lingers
+	nw.linger = time.AfterFunc(watchLinger, func() { h.drop(nw, n) })
+}
+
+// drop unsubscribes from nw's name once it has lingered with no watcher
+// or waiter (see watchLinger); n is the linger that ends.
+func (h *watchHub) drop(nw *nameWatch, n uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if nw.refs > 0 || nw.linger == nil || nw.lingers != n || h.names[nw.req.name] != nw {
+		return // watched or waited for again meanwhile, or closed
+	}
+	nw.linger = nil
 	delete(h.names, nw.req.name)
 	for i := range nw.per {
 		if t := nw.per[i].timer; t != nil {
@@ -353,6 +390,10 @@ func (h *watchHub) closeAll() {
 			if t := nw.per[i].timer; t != nil {
 				t.Stop()
 			}
+		}
+		if nw.linger != nil {
+			nw.linger.Stop()
+			nw.linger = nil
 		}
 	}
 }

@@ -206,3 +206,41 @@ func TestWatchNeedsQuorum(t *testing.T) {
 		t.Errorf("Watch with a majority down: got %v; want ErrNoQuorum", err)
 	}
 }
+
+// A Client that waits for a lock again soon after its last wait keeps its
+// subscription (it lingers for a second): no SUBSCRIBE, read and
+// UNSUBSCRIBE on every master each time. Then it unsubscribes.
+func TestWaiterSubscriptionLingers(t *testing.T) {
+	const name = "linger"
+	servers := masters(t, 3)
+	holder := newClient(t, servers, distlock.Config{})
+	waiter := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	subscribes := func() int { return commandCalls(t, servers, "subscribe") }
+	wait := func() {
+		t.Helper()
+		l, err := holder.Acquire(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := acquireLater(t, ctx, waiter, name)
+		// The waiter, refused, waits: it subscribes (the first time).
+		waitWaiters(t, servers[0], name, 1)
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		take(t, got, "waiter").Release(ctx)
+	}
+	wait()
+	for _, s := range servers {
+		waitSubscribers(t, s, name, true)
+	}
+	first := subscribes()
+	wait()
+	if n := subscribes(); n != first {
+		t.Errorf("SUBSCRIBE ran %d times more for a second wait within a second; want 0", n-first)
+	}
+	for _, s := range servers {
+		waitSubscribers(t, s, name, false)
+	}
+}
