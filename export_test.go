@@ -1,5 +1,7 @@
 package distlock
 
+import "time"
+
 // Queued returns how many goroutines of c hold or wait for name's turn
 // (the local queue, retry.go), for tests that must know a goroutine waits.
 func Queued(c *Client, name string) int {
@@ -9,4 +11,11 @@ func Queued(c *Client, name string) int {
 		return s.refs
 	}
 	return 0
+}
+
+// SetWatchLinger sets how long a name's subscription outlives its last
+// watcher or waiter, and returns a function that restores it.
+func SetWatchLinger(d time.Duration) (restore func()) {
+	old := watchLinger.Swap(int64(d))
+	return func() { watchLinger.Store(old) }
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -196,23 +197,28 @@ type nameWatch struct {
 	head     string // the waiter master 0 last announced first in line
 	started  bool   // the first quorum state has been computed
 	// linger, while no one watches or waits, unsubscribes when it fires
-	// (watchLinger); nil while someone does. lingers counts the timers
-	// set, so that one that fired late cannot end a later linger early.
+	// (watchLinger); nil while someone does. lingers changes whenever a
+	// linger starts or ends otherwise, so that a timer that fired late
+	// ends nothing.
 	linger  *time.Timer
 	lingers uint64
 }
 
 // watchLinger is how long a Client stays subscribed to a name after its last
-// watcher or waiter has gone. A process that takes a contended lock again
-// and again would otherwise subscribe, read the key and unsubscribe on every
-// master each time it waits: more commands than the acquire itself.
-const watchLinger = time.Second
+// watcher or waiter has gone, in ns (tests change it). A process that takes
+// a contended lock again and again would otherwise subscribe, read the key
+// and unsubscribe on every master each time it waits: more commands than
+// the acquire itself.
+var watchLinger atomic.Int64
+
+func init() { watchLinger.Store(int64(time.Second)) }
 
 // watchHub is a Client's watch machinery.
 type watchHub struct {
 	c       *Client
 	mu      sync.Mutex // guards names and everything in them
 	names   map[string]*nameWatch
+	closed  bool // closeAll has run: nothing is added, nothing lingers
 	masters []*masterWatch
 	once    sync.Once // starts the masters' goroutines on first use
 }
@@ -250,14 +256,26 @@ type waker struct {
 	behind bool
 }
 
-// add registers a watcher (w) or a waker (wake) for req's name, subscribing
-// on every master when it is the name's first. With a watcher it waits
-// until a majority of masters has subscribed and read the key, or ctx ends.
+// add registers a watcher (w) or a waker (wake) for req's name. It
+// subscribes on every master, and reads the key there, for the name's first
+// user and for every watcher (whose first event is the state read); a
+// waiter joining a name already subscribed sends nothing, and is woken at
+// once if the lock is known to be free. With a watcher it waits until a
+// majority of masters has subscribed and read the key, or ctx ends. Once
+// the Client is closing it fails for a watcher with ErrClosed, and gives a
+// waiter a name that nothing will wake.
 func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *waker) (*nameWatch, error) {
 	// No watch connections until something watches: a Client that only
 	// locks never needs them (nor CONFIG rights).
 	h.once.Do(h.start)
 	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		if w != nil {
+			return nil, ErrClosed
+		}
+		return &nameWatch{req: req}, nil
+	}
 	nw := h.names[req.name]
 	fresh := nw == nil
 	if fresh {
@@ -268,6 +286,7 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 		nw.linger.Stop()
 		nw.linger = nil
 	}
+	nw.lingers++ // a linger timer that fired meanwhile ends nothing
 	nw.refs++
 	if w != nil {
 		nw.watchers[w] = struct{}{}
@@ -275,13 +294,19 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 	if wake != nil {
 		nw.wakers[wake] = struct{}{}
 	}
-	h.mu.Unlock()
 	if !fresh && w == nil {
 		// Subscribed already, or being subscribed, and kept up to date
 		// by the messages (and by a read after every resubscription): a
-		// waiter needs nothing more.
+		// waiter needs nothing more. Where the read of a fresh
+		// subscription would have woken it, wake it now: the lock may
+		// have come free since the attempt that made it wait.
+		if nw.started && nw.holder == "" {
+			wake.signal()
+		}
+		h.mu.Unlock()
 		return nw, nil
 	}
+	h.mu.Unlock()
 
 	acks := make(chan ack, len(h.masters))
 	for _, m := range h.masters {
@@ -325,10 +350,14 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 	return nw, nil
 }
 
-// remove unregisters a watcher or a waker; the last one unsubscribes.
+// remove unregisters a watcher or a waker; when it was the last, the name
+// lingers subscribed for watchLinger (drop).
 func (h *watchHub) remove(nw *nameWatch, w *watcher, wake *waker) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return // closeAll closed the watchers; the connections are going
+	}
 	if w != nil {
 		if _, ok := nw.watchers[w]; !ok {
 			return
@@ -353,7 +382,7 @@ func (h *watchHub) remove(nw *nameWatch, w *watcher, wake *waker) {
 	}
 	nw.lingers++
 	n := nw.lingers
-	nw.linger = time.AfterFunc(watchLinger, func() { h.drop(nw, n) })
+	nw.linger = time.AfterFunc(time.Duration(watchLinger.Load()), func() { h.drop(nw, n) })
 }
 
 // drop unsubscribes from nw's name once it has lingered with no watcher
@@ -361,7 +390,7 @@ func (h *watchHub) remove(nw *nameWatch, w *watcher, wake *waker) {
 func (h *watchHub) drop(nw *nameWatch, n uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if nw.refs > 0 || nw.linger == nil || nw.lingers != n || h.names[nw.req.name] != nw {
+	if nw.lingers != n {
 		return // watched or waited for again meanwhile, or closed
 	}
 	nw.linger = nil
@@ -395,7 +424,9 @@ func (h *watchHub) closeAll() {
 			nw.linger.Stop()
 			nw.linger = nil
 		}
+		nw.lingers++ // a linger timer that fired meanwhile ends nothing
 	}
+	h.closed = true
 }
 
 // count returns how many masters hold value.

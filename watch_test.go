@@ -208,10 +208,11 @@ func TestWatchNeedsQuorum(t *testing.T) {
 }
 
 // A Client that waits for a lock again soon after its last wait keeps its
-// subscription (it lingers for a second): no SUBSCRIBE, read and
-// UNSUBSCRIBE on every master each time. Then it unsubscribes.
+// subscription (it lingers, 2 s here): no SUBSCRIBE, read and UNSUBSCRIBE
+// on every master each time. Then it unsubscribes.
 func TestWaiterSubscriptionLingers(t *testing.T) {
 	const name = "linger"
+	t.Cleanup(distlock.SetWatchLinger(2 * time.Second))
 	servers := masters(t, 3)
 	holder := newClient(t, servers, distlock.Config{})
 	waiter := newClient(t, servers, distlock.Config{})

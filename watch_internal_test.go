@@ -1,0 +1,52 @@
+package distlock
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock/internal/redistest"
+)
+
+// A waiter that joins a name still subscribed (lingering after the last
+// waiter) sends nothing, so no read wakes it: it is woken at once when the
+// lock is known to be free, as a fresh subscription's read would.
+func TestWaiterOnLingeringNameWokenWhenFree(t *testing.T) {
+	servers := redistest.StartN(t, 3, redistest.Options{})
+	c, err := New(Config{Nodes: redistest.URLs(servers)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req, err := c.newRequest("acquire", "free", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := &waker{ch: make(chan struct{}, 1), value: "a"}
+	nw, _ := c.watches.add(context.Background(), req, nil, first)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.watches.mu.Lock()
+		started := nw.started
+		c.watches.mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no quorum state after 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.watches.remove(nw, nil, first) // the name lingers, subscribed
+	next := &waker{ch: make(chan struct{}, 1), value: "b"}
+	again, _ := c.watches.add(context.Background(), req, nil, next)
+	defer c.watches.remove(again, nil, next)
+	if again != nw {
+		t.Fatal("a new name state for a lingering name; want the same")
+	}
+	select {
+	case <-next.ch:
+	case <-time.After(time.Second):
+		t.Fatal("waiter on a free, lingering name not woken")
+	}
+}
