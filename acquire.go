@@ -159,7 +159,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, t *tur
 			l := newLease(c, req, value, token, start, t)
 			l.stragglers, l.pending = replies, n-nAnswered
 			if c.track(l) {
-				l.start()
+				l.start(c.now() + int64(req.ttl/3))
 				if t.hold(l) {
 					// Goroutines of this Client wait for the name: have
 					// the token ready to hand the lock over (handoff.go).

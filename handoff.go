@@ -107,7 +107,7 @@ func (l *Lease) needDrawLocked(now int64) bool {
 	if d == nil {
 		return true
 	}
-	if !l.drawnLocked() {
+	if !l.collectLocked() {
 		return false // in flight
 	}
 	if d.behind {
@@ -117,9 +117,10 @@ func (l *Lease) needDrawLocked(now int64) bool {
 	return b == nil || b.top-b.next < 2 || now-b.at > int64(handoffWindow/2)
 }
 
-// drawnLocked reports whether l's latest draw has ended, and makes its
-// block, if it drew one, the block at hand. l.mu is held.
-func (l *Lease) drawnLocked() bool {
+// collectLocked collects l's latest draw if it has ended: its block, if it
+// drew one, becomes the block at hand. It reports whether the draw has
+// ended. l.mu is held.
+func (l *Lease) collectLocked() bool {
 	select {
 	case <-l.draw.done:
 		if l.draw.ok {
@@ -198,19 +199,16 @@ func (l *Lease) drawBlock(d *drawing) {
 // when there is none yet, the draw to wait for (nil: none to wait for, no
 // handoff). l.mu is held.
 func (l *Lease) blockLocked(now int64) (*drawing, <-chan struct{}) {
-	if d := l.draw; d != nil {
-		if !l.drawnLocked() {
-			if b := l.block; b != nil && l.usableLocked(b, now) {
-				return b, nil
-			}
-			return nil, d.done
-		}
-		if d.behind {
-			return nil, nil // the lock goes to another Client's waiter
-		}
+	d := l.draw
+	inFlight := d != nil && !l.collectLocked()
+	if d != nil && !inFlight && d.behind {
+		return nil, nil // the lock goes to another Client's waiter
 	}
 	if b := l.block; b != nil && l.usableLocked(b, now) {
 		return b, nil
+	}
+	if inFlight {
+		return nil, d.done
 	}
 	return nil, nil
 }
@@ -297,14 +295,13 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) *Lease {
 		l.discard() // Close has begun
 		return nil
 	}
-	l.mu.Lock()
-	now := c.now()
-	l.timer = time.AfterFunc(time.Duration(l.validUntil.Load()-now), l.checkDeadline)
 	// The renewal is due a third of a TTL after the last one that reached
 	// a majority, or at once when that time has passed: a chain of short
 	// holds must not keep pushing an overdue renewal back.
-	c.renewer.add(l, max(l.dueLocked(), now))
+	l.mu.Lock()
+	due := max(l.dueLocked(), c.now())
 	l.mu.Unlock()
+	l.start(due)
 	call.handedOver = true
 	if t.hold(l) {
 		l.drawNext()
@@ -313,8 +310,10 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) *Lease {
 }
 
 // discard deletes the keys of a lease that was handed over but that no
-// goroutine took over, in the background. The caller is a call between
-// enter and exit (or Close): the lease came with a turn it holds or gave up.
+// goroutine took over, on a goroutine that Close waits for. Not through the
+// reaper (batch.go), whose deletes Close cuts short: discards are few, and
+// many of them happen during Close. The caller is a call between enter and
+// exit (or Close): the lease came with a turn it holds or gave up.
 func (l *Lease) discard() {
 	c := l.c
 	c.spawn(func() {

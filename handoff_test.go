@@ -11,16 +11,6 @@ import (
 	"github.com/distlock/distlock/internal/redistest"
 )
 
-// lockValue returns what the lock key of name holds on s ("" when absent).
-func lockValue(t *testing.T, s *redistest.Server, name string) string {
-	t.Helper()
-	v, err := s.Do("GET", "distlock:"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // heldLease is a lease taken by a goroutine of the test, or its error.
 type heldLease struct {
 	l   *distlock.Lease
@@ -67,7 +57,7 @@ func TestLocalHandoffKeepsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	value := lockValue(t, servers[0], name)
+	value := keyValue(t, servers[0], name)
 	drawnAfter := int64(a.Token() >> 6)
 
 	got := acquireLater(t, ctx, c, name)
@@ -96,7 +86,7 @@ func TestLocalHandoffKeepsKeys(t *testing.T) {
 			t.Errorf("handoff %d: token %d after %d; want more, and the first the next counter (%d<<6 | master)", i+1, l.Token(), prev.Token(), drawnAfter+1)
 		}
 		for _, s := range servers {
-			if v := lockValue(t, s, name); v != value {
+			if v := keyValue(t, s, name); v != value {
 				t.Errorf("handoff %d: %s holds %q; want the value kept, %q", i+1, s.Addr(), v, value)
 			}
 		}
@@ -191,7 +181,7 @@ func TestLocalHandoffOtherTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	value := lockValue(t, servers[0], name)
+	value := keyValue(t, servers[0], name)
 	drawnAfter := int64(a.Token() >> 6)
 	got := acquireLater(t, ctx, c, name, distlock.WithTTL(a.TTL()+time.Second))
 	eventually(t, "a block drawn", func() bool { return counter(t, servers[0]) >= drawnAfter+16 })
@@ -206,7 +196,7 @@ func TestLocalHandoffOtherTTL(t *testing.T) {
 		t.Errorf("token %d after %d", l.Token(), a.Token())
 	}
 	for _, s := range servers {
-		if v := lockValue(t, s, name); v == value || v == "" {
+		if v := keyValue(t, s, name); v == value || v == "" {
 			t.Errorf("%s holds %q; want a new value", s.Addr(), v)
 		}
 	}

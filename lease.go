@@ -96,12 +96,13 @@ func newLease(c *Client, req *request, value string, token uint64, start time.Ti
 	return l
 }
 
-// start arms the deadline timer and schedules the first renewal.
-func (l *Lease) start() {
+// start arms the deadline timer and schedules the first renewal at due
+// (on c's monotonic clock).
+func (l *Lease) start(due int64) {
 	l.mu.Lock()
 	l.timer = time.AfterFunc(time.Duration(l.validUntil.Load()-l.c.now()), l.checkDeadline)
 	l.mu.Unlock()
-	l.c.renewer.add(l, l.c.now()+l.ttl.Load()/3)
+	l.c.renewer.add(l, due)
 }
 
 // Name returns the lock's name.
