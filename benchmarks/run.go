@@ -52,6 +52,9 @@ type Machine struct {
 	OS          string
 	LoadAverage string        // /proc/loadavg at the start: the machine is shared
 	Sleep1ms    time.Duration // median of time.Sleep(time.Millisecond)
+	// Sleep1msPings is Sleep1ms with one PING to each of 3 masters
+	// answered during each sleep.
+	Sleep1msPings time.Duration
 }
 
 // Run starts 5 redis-server masters, runs every workload on them and stops
@@ -72,7 +75,8 @@ func Run(opts Options) (*Results, error) {
 	defer stop()
 
 	res := &Results{Start: time.Now().UTC(), Machine: machine()}
-	res.Machine.Sleep1ms = SleepP50(time.Millisecond, 200)
+	res.Machine.Sleep1ms = SleepP50(time.Millisecond, 200, nil)
+	res.Machine.Sleep1msPings = SleepP50(time.Millisecond, 200, m.admin[:3])
 	ctx := context.Background()
 	main := []string{"floor-3", "distlock-3", "redsync-3", "redislock-1", "rueidislock-1"}
 	peers := peersByID(main...)

@@ -534,13 +534,21 @@ func cpuTime() time.Duration {
 
 // SleepP50 is the median time time.Sleep(d) takes here, over n sleeps: the
 // handoff's hold and think are sleeps, so 1/SleepP50(1ms) bounds the jobs/s
-// of any lock.
-func SleepP50(d time.Duration, n int) time.Duration {
+// of any lock. With pings, each sleep has one PING sent to each of those
+// clients as it starts, answered during it (as a lock that draws tokens,
+// renews or reads while its holder sleeps would have): the Go runtime's
+// poller, woken by the replies, sleeps again with millisecond precision.
+func SleepP50(d time.Duration, n int, pings []rueidis.Client) time.Duration {
 	s := make([]time.Duration, n)
+	var wg sync.WaitGroup
 	for i := range s {
+		for _, c := range pings {
+			wg.Go(func() { c.Do(context.Background(), c.B().Ping().Build()) })
+		}
 		t0 := time.Now()
 		time.Sleep(d)
 		s[i] = time.Since(t0)
+		wg.Wait()
 	}
 	slices.Sort(s)
 	return quantile(s, 0.5)
