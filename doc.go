@@ -24,7 +24,9 @@
 //
 // Create one Client per process and share it: it serves any number of
 // goroutines and lock names, and goroutines of one Client that wait for the
-// same name queue locally instead of contending on the masters.
+// same name queue locally instead of contending on the masters; a Release
+// hands the lock to the next of them without a round trip (see
+// [Client.Acquire]).
 //
 // Every call that blocks takes a context first; the context bounds the call,
 // never the lease. A lease ends only by [Lease.Release], [Client.Close], or
