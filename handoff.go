@@ -223,16 +223,13 @@ func (l *Lease) usableLocked(b *drawing, now int64) bool {
 // the same value, TTL, validity, per-master renewal state and draws. l.mu
 // is held, and l has no renewal unanswered.
 func (l *Lease) successorLocked(token uint64) *Lease {
-	c := l.c
-	ttl := l.TTL()
 	req := *l.req
-	req.ttl = ttl
-	s := &Lease{c: c, req: &req, value: l.value, token: token, index: -1, acks: append([]int64(nil), l.acks...), gone: l.gone}
-	s.ctx, s.cancel = context.WithCancelCause(context.Background())
-	s.ttl.Store(int64(ttl))
-	s.keys, s.args = l.keys, l.args
+	req.ttl = l.TTL() // Extend may have changed it
+	// Its validity, renewal state and draws are l's, not a new acquire's.
+	s := newLease(l.c, &req, l.value, token, time.Now(), nil)
 	s.validUntil.Store(l.validUntil.Load())
-	s.draw, s.block = l.draw, l.block
+	copy(s.acks, l.acks)
+	s.gone, s.draw, s.block = l.gone, l.draw, l.block
 	return s
 }
 

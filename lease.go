@@ -178,7 +178,7 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil
 	}
 	defer l.c.exit()
-	if l.Err() != nil && !isLost(l.Err()) {
+	if err := l.Err(); err != nil && !isLost(err) {
 		return nil // released before
 	}
 	ctx, span := l.c.tel.start(ctx, spanRelease, l.req.name)

@@ -303,13 +303,19 @@ type turn struct {
 func (q *localQueue) ref(name string) (*slot, *Lease) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	s := q.slotLocked(name)
+	s.refs++
+	return s, s.lease
+}
+
+// slotLocked returns name's slot, made if there is none. q.mu is held.
+func (q *localQueue) slotLocked(name string) *slot {
 	s := q.slots[name]
 	if s == nil {
 		s = &slot{ch: make(chan struct{}, 1)}
 		q.slots[name] = s
 	}
-	s.refs++
-	return s, s.lease
+	return s
 }
 
 // unref counts one goroutine fewer at name's slot. When it was the last, and
@@ -356,13 +362,9 @@ func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name string
 func (q *localQueue) try(name string) (*turn, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	s := q.slots[name]
-	if s == nil {
-		s = &slot{ch: make(chan struct{}, 1)}
-	}
+	s := q.slotLocked(name) // a new slot is free: the send below takes it
 	select {
 	case s.ch <- struct{}{}:
-		q.slots[name] = s
 		s.refs++
 		return q.tookLocked(name, s), true
 	default:

@@ -151,17 +151,7 @@ func TestWatchWithoutKeyspaceEvents(t *testing.T) {
 			t.Fatalf("round %d, after Release: got %+v; want released", i, ev)
 		}
 	}
-	const ttl = 800 * time.Millisecond
-	cmd, _, _ := startHolder(t, servers, "quiet", ttl)
-	heldByChild(t, events)
-	cmd.Process.Kill()
-	killed := time.Now()
-	if ev := next(t, events, ttl+2*time.Second); ev.Type != distlock.EventExpired {
-		t.Errorf("after the holder died: got %+v; want expired", ev)
-	}
-	if d := time.Since(killed); d > ttl+time.Second {
-		t.Errorf("expiry reported %v after the holder died; want within TTL + 1s", d)
-	}
+	killedHolderExpires(t, servers, "quiet", 800*time.Millisecond, events)
 	for _, s := range servers {
 		if got := notifyConfig(t, s); got != "" {
 			t.Errorf("notify-keyspace-events after Watch with SkipNotifyConfig: %q; want it left alone", got)

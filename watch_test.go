@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
 )
 
 // next returns the next event on ch, failing after d.
@@ -22,6 +23,25 @@ func next(t *testing.T, ch <-chan distlock.Event, d time.Duration) distlock.Even
 		t.Fatalf("no event within %v", d)
 	}
 	return distlock.Event{}
+}
+
+// killedHolderExpires runs a child process that takes name with ttl (see
+// startHolder), kills it once events say it holds the lock, and fails
+// unless the next event is an expiry, reported within TTL + 1s of the
+// kill.
+func killedHolderExpires(t *testing.T, servers []*redistest.Server, name string, ttl time.Duration, events <-chan distlock.Event) {
+	t.Helper()
+	cmd, _, _ := startHolder(t, servers, name, ttl)
+	heldByChild(t, events)
+	// The holder dies without releasing: its keys expire.
+	cmd.Process.Kill()
+	killed := time.Now()
+	if ev := next(t, events, ttl+2*time.Second); ev.Type != distlock.EventExpired {
+		t.Errorf("after the holder died: got %+v; want expired", ev)
+	}
+	if d := time.Since(killed); d > ttl+time.Second {
+		t.Errorf("expiry reported %v after the holder died; want within TTL + 1s", d)
+	}
 }
 
 // heldByChild waits for the events of a child holder's Acquire (startHolder
@@ -128,18 +148,7 @@ func TestWatchExpiryOnBusyMaster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const ttl = time.Second
-	cmd, _, _ := startHolder(t, servers, "busy", ttl)
-	heldByChild(t, events)
-	// The holder dies without releasing: its keys expire.
-	cmd.Process.Kill()
-	killed := time.Now()
-	if ev := next(t, events, ttl+2*time.Second); ev.Type != distlock.EventExpired {
-		t.Errorf("got %+v; want expired", ev)
-	}
-	if d := time.Since(killed); d > ttl+time.Second {
-		t.Errorf("expiry reported %v after the holder died; want within TTL + 1s", d)
-	}
+	killedHolderExpires(t, servers, "busy", time.Second, events)
 }
 
 func TestWatchMasterRestarted(t *testing.T) {
