@@ -47,9 +47,9 @@ import (
 // on master 0 (the tie-break's winner keeps it there), draw.lua draws
 // nothing, and Release deletes the keys as usual, so that the lock goes to
 // that waiter; so too when master 0 did not answer the draw (down, or slow
-// past the per-master timeout): its line is unknown. A block is used only within handoffWindow of its draw, or
-// by the lease it was drawn for; and a lease that takes a block over older
-// than half the window draws the next. So a waiter of another Client that
+// past the per-master timeout): its line is unknown. A block is used only
+// within handoffWindow of its draw, or by the lease it was drawn for; and a
+// lease that takes a block over older than half the window draws the next. So a waiter of another Client that
 // joins the line after a draw waits for at most handoffWindow, or one more
 // holder of the Client, longer than arrival order alone would make it.
 //
