@@ -53,10 +53,16 @@ import (
 // joins the line after a draw waits for at most handoffWindow, or one more
 // holder of the Client, longer than arrival order alone would make it.
 //
-// The successor takes the lease over only when it asks for the TTL the
-// lease has; otherwise, or when its validity has run out by then, or when
-// no goroutine is left to take it, the keys are deleted as after a Release
-// (discard), and the next goroutine acquires anew.
+// A lease is handed over only while a majority of masters has set its keys
+// within the last third of a TTL (its renewal is not overdue): a handoff
+// asks no master, so it relies on that recent majority instead. When most
+// masters went down, renewals stop reaching a majority, and within a third
+// of a TTL Release deletes as usual and the next goroutine must win a
+// majority of its own. The successor takes the lease over only when it asks
+// for the TTL the lease has; otherwise, or when the lease is no longer
+// recently confirmed by then, or when no goroutine is left to take it, the
+// keys are deleted as after a Release (discard), and the next goroutine
+// acquires anew.
 //
 // Watch sees no change: the keys keep their value.
 
@@ -219,6 +225,18 @@ func (l *Lease) usableLocked(b *drawing, now int64) bool {
 	return b.next <= b.top && (b.at >= l.since || now-b.at < int64(handoffWindow))
 }
 
+// confirmedLocked reports whether a majority of masters set l's keys
+// within the last third of its TTL (by its acquire, or by the renewal its
+// validity counts from), so that its renewal is not overdue, and l is
+// still valid: only such a lease is handed over. A handoff asks no master,
+// and a successor must not be told it acquired a lock that no majority has
+// vouched for lately, as when most masters went down since; it gets at
+// least two thirds of a TTL of validity, less the drift margin. l.mu is
+// held.
+func (l *Lease) confirmedLocked(now int64) bool {
+	return now <= l.dueLocked() && now < l.validUntil.Load()
+}
+
 // successorLocked returns the lease that takes over l's keys with token:
 // the same value, TTL, validity, per-master renewal state and draws. l.mu
 // is held, and l has no renewal unanswered.
@@ -243,9 +261,11 @@ func (l *Lease) handOff(ctx context.Context) (handed, ended bool) {
 	defer l.mu.Unlock()
 	var b *drawing
 	for {
-		if l.checkLocked(l.c.now()) || l.inflight != 0 || l.extending {
-			// Ended, or a renewal is unanswered: its answer would be the
-			// successor's to count. Release as usual.
+		now := l.c.now()
+		if l.checkLocked(now) || l.inflight != 0 || l.extending || !l.confirmedLocked(now) {
+			// Ended; or a renewal is unanswered: its answer would be the
+			// successor's to count; or no majority renewed the keys in
+			// the last third of a TTL. Release as usual.
 			return false, false
 		}
 		var wait <-chan struct{}
@@ -282,7 +302,10 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) *Lease {
 		return nil
 	}
 	t.handoff = nil
-	if l.req.key != req.key || l.TTL() != req.ttl || c.now() >= l.validUntil.Load() {
+	l.mu.Lock()
+	confirmed := l.confirmedLocked(c.now())
+	l.mu.Unlock()
+	if l.req.key != req.key || l.TTL() != req.ttl || !confirmed {
 		t.replaces = l.value
 		l.discard()
 		return nil

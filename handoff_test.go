@@ -204,6 +204,46 @@ func TestLocalHandoffOtherTTL(t *testing.T) {
 	noLockKeys(t, servers)
 }
 
+// A handoff asks no master, so it needs a majority's recent word: once most
+// masters are down and the holder's renewal is overdue, Release deletes as
+// usual, and the waiter must win a majority of its own, which it cannot.
+// Handing the lease over would give the waiter a lock no majority vouched
+// for in the last third of a TTL, with little of its validity left.
+func TestLocalHandoffNeedsRecentMajority(t *testing.T) {
+	const name = "majority"
+	servers := masters(t, 3)
+	ttl := 900 * time.Millisecond
+	c := newClient(t, servers, distlock.Config{TTL: ttl})
+	ctx := ctxTimeout(t, 10*time.Second)
+	a, err := c.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drawnAfter := int64(a.Token() >> 6)
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	got := acquireLater(t, wctx, c, name)
+	eventually(t, "a block drawn", func() bool { return counter(t, servers[0]) >= drawnAfter+16 })
+	for _, s := range servers[1:] {
+		if err := s.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(ttl/3 + 150*time.Millisecond) // the renewal is overdue, and fails
+	if err := a.Err(); err != nil {
+		t.Fatalf("holder: %v; want it still valid", err)
+	}
+	a.Release(ctx)
+	if h := <-got; h.err == nil {
+		t.Errorf("waiter got a lease (token %d, %v of its %v validity left) with 2 of 3 masters down",
+			h.l.Token(), time.Until(h.l.Deadline()).Round(time.Millisecond), ttl)
+		h.l.Release(ctx)
+	} else if !errors.Is(h.err, distlock.ErrNoQuorum) {
+		t.Errorf("waiter: %v; want ErrNoQuorum", h.err)
+	}
+	noLockKeys(t, servers[:1])
+}
+
 // Many goroutines of two Clients take turns on one lock, holding it 1 ms:
 // never two holders at once, every token larger than the one before, and
 // handoffs within a Client that take consecutive counters of one block.

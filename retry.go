@@ -48,7 +48,8 @@ const keptRetryDelay = time.Millisecond
 // the vote with itself, and the queue's order is the order of arrival.
 // Release usually hands its lease's keys to the next goroutine with a
 // fencing token drawn in advance, sending nothing (handoff.go). When it
-// cannot (no token drawn, or a waiter of another Client is first in line),
+// cannot (no token drawn, a waiter of another Client first in line, or no
+// majority renewal in the last third of a TTL),
 // it passes the turn on as soon as its deletes are sent, with the released
 // lease's value (turn.pass): the next goroutine's first attempt counts keys
 // that still hold that value as free, so the lock changes hands in one
