@@ -295,11 +295,11 @@ func (l *Lease) handOff(ctx context.Context) (handed, ended bool) {
 // adopt takes over the lease handed over with turn t, if any, for req, and
 // starts it; it returns nil when there is none, or it does not suit req
 // (then its keys are deleted, and the caller's first attempt counts keys
-// that still hold its value as free).
-func (c *Client) adopt(req *request, t *turn, call *acquireCall) *Lease {
+// that still hold its value as free), and ErrClosed when Close has begun.
+func (c *Client) adopt(req *request, t *turn, call *acquireCall) (*Lease, error) {
 	l := t.handoff
 	if l == nil {
-		return nil
+		return nil, nil
 	}
 	t.handoff = nil
 	l.mu.Lock()
@@ -308,12 +308,12 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) *Lease {
 	if l.req.key != req.key || l.TTL() != req.ttl || !confirmed {
 		t.replaces = l.value
 		l.discard()
-		return nil
+		return nil, nil
 	}
 	l.req, l.turn, l.since = req, t, c.now()
 	if !c.track(l) {
 		l.discard() // Close has begun
-		return nil
+		return nil, ErrClosed
 	}
 	// The renewal is due a third of a TTL after the last one that reached
 	// a majority, or at once when that time has passed: a chain of short
@@ -326,7 +326,7 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) *Lease {
 	if t.hold(l) {
 		l.drawNext()
 	}
-	return l
+	return l, nil
 }
 
 // discard deletes the keys of a lease that was handed over but that no

@@ -108,8 +108,11 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		return nil, ErrClosed
 	default:
 	}
-	if l := c.adopt(req, t, call); l != nil {
-		return l, nil
+	if l, err := c.adopt(req, t, call); l != nil || err != nil {
+		if err != nil {
+			t.done()
+		}
+		return l, err
 	}
 	var b backoff.BackOff // made on the first retry: most acquires need none
 	var wake *waker
@@ -233,8 +236,11 @@ func (c *Client) tryAcquire(ctx context.Context, req *request, call *acquireCall
 	if !ok {
 		return nil, fmt.Errorf("distlock: try acquire %q: %w by another goroutine of this Client", req.name, ErrLocked)
 	}
-	if l := c.adopt(req, t, call); l != nil {
-		return l, nil
+	if l, err := c.adopt(req, t, call); l != nil || err != nil {
+		if err != nil {
+			t.done()
+		}
+		return l, err
 	}
 	l, _, err := c.attempt(ctx, req, newValue(), t, false, false, call)
 	if err != nil {
