@@ -49,9 +49,10 @@ import (
 // that waiter; so too when master 0 did not answer the draw (down, or slow
 // past the per-master timeout): its line is unknown. A block is used only
 // within handoffWindow of its draw, or by the lease it was drawn for; and a
-// lease that takes a block over older than half the window draws the next. So a waiter of another Client that
-// joins the line after a draw waits for at most handoffWindow, or one more
-// holder of the Client, longer than arrival order alone would make it.
+// lease that takes a block over older than half the window draws the next.
+// So a waiter of another Client that joins the line after a draw waits for
+// at most handoffWindow, or one more holder of the Client, longer than
+// arrival order alone would make it.
 //
 // A lease is handed over only while a majority of masters has set its keys
 // within the last third of a TTL (its renewal is not overdue): a handoff

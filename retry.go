@@ -49,11 +49,11 @@ const keptRetryDelay = time.Millisecond
 // Release usually hands its lease's keys to the next goroutine with a
 // fencing token drawn in advance, sending nothing (handoff.go). When it
 // cannot (no token drawn, a waiter of another Client first in line, or no
-// majority renewal in the last third of a TTL),
-// it passes the turn on as soon as its deletes are sent, with the released
-// lease's value (turn.pass): the next goroutine's first attempt counts keys
-// that still hold that value as free, so the lock changes hands in one
-// round trip, not two (the delete's, then the acquire's).
+// majority renewal in the last third of a TTL), it passes the turn on as
+// soon as its deletes are sent, with the released lease's value
+// (turn.pass): the next goroutine's first attempt counts keys that still
+// hold that value as free, so the lock changes hands in one round trip, not
+// two (the delete's, then the acquire's).
 // Between Clients, a waiter retries after a jittered exponential backoff
 // (Config.RetryMinDelay to RetryMaxDelay), never later than the holder's
 // remaining TTL as the masters reported it; the jitter spreads waiters of
