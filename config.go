@@ -157,7 +157,7 @@ func (cfg *Config) settings() (*settings, error) {
 	if s.driftFactor == 0 {
 		s.driftFactor = DefaultDriftFactor
 	}
-	if s.driftFactor < 0 || s.driftFactor >= 0.5 {
+	if !(s.driftFactor >= 0 && s.driftFactor < 0.5) { // NaN too
 		return nil, fmt.Errorf("distlock: Config.DriftFactor %v must be in [0, 0.5)", s.driftFactor)
 	}
 	if s.nodeTimeout < 0 {

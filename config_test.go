@@ -3,6 +3,7 @@ package distlock_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"TTL within drift", distlock.Config{TTL: 2 * time.Millisecond}, "drift margin"},
 		{"TTL vs node timeout", distlock.Config{TTL: time.Second, NodeTimeout: 600 * time.Millisecond}, "twice Config.NodeTimeout"},
 		{"drift factor", distlock.Config{DriftFactor: 0.7}, "DriftFactor"},
+		{"drift factor NaN", distlock.Config{DriftFactor: math.NaN()}, "DriftFactor NaN must be in"},
 		{"prefix braces", distlock.Config{KeyPrefix: "a{b}"}, "must not contain"},
 		{"retry delays", distlock.Config{RetryMinDelay: time.Second, RetryMaxDelay: time.Millisecond}, "RetryMinDelay"},
 	} {
