@@ -251,6 +251,40 @@ func TestMajorityDown(t *testing.T) {
 	noLockKeys(t, servers[2:])
 }
 
+// A master that does not answer within the per-master timeout is the
+// library's timeout, not the caller's: with no deadline of the caller's,
+// the error must not match context.DeadlineExceeded (callers, the CLI among
+// them, take that for their own deadline). Extend's and Release's likewise.
+func TestMasterTimeoutIsNotCallersDeadline(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{TTL: 3 * time.Second})
+	l, err := c.Acquire(t.Context(), "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers[1:] {
+		if err := s.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Resume() })
+	}
+	_, err = c.TryAcquire(context.Background(), "x")
+	if !errors.Is(err, distlock.ErrNoQuorum) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("TryAcquire, no deadline, majority paused: got %v; want ErrNoQuorum, not DeadlineExceeded", err)
+	}
+	err = l.Extend(context.Background(), 3*time.Second)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Extend, no deadline, majority paused: got %v; want an error, not DeadlineExceeded", err)
+	}
+	err = l.Release(context.Background())
+	if !errors.Is(err, distlock.ErrNoQuorum) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Release, no deadline, majority paused: got %v; want ErrNoQuorum, not DeadlineExceeded", err)
+	}
+	for _, s := range servers[1:] {
+		s.Resume()
+	}
+}
+
 func TestAcquireWaitsAndHonoursContext(t *testing.T) {
 	servers := masters(t, 3)
 	a := newClient(t, servers, distlock.Config{})

@@ -2,6 +2,7 @@ package distlock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -38,7 +39,11 @@ func (c *Client) pipeline(ctx context.Context, timeout time.Duration, i int, s *
 		if err != nil {
 			v = noReply
 			if firstErr == nil {
-				firstErr = &NodeError{Addr: n.addr, Err: fmt.Errorf("%w", err)}
+				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+					// Our timeout, not the caller's deadline (see fanout).
+					err = fmt.Errorf("no answer within %v", timeout)
+				}
+				firstErr = &NodeError{Addr: n.addr, Err: err}
 			}
 		}
 		ints[j] = v

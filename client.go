@@ -291,7 +291,9 @@ func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool,
 			err = res.Error()
 			if err != nil {
 				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-					err = fmt.Errorf("no answer within %v: %w", timeout, err)
+					// Our per-master timeout, not the caller's deadline:
+					// the error must not match context.DeadlineExceeded.
+					err = fmt.Errorf("no answer within %v", timeout)
 				}
 				r.err = &NodeError{Addr: n.addr, Err: err}
 			}

@@ -89,7 +89,10 @@ func (e *QuorumError) Unwrap() []error {
 	return errs
 }
 
-// NodeError is one master's failure inside a [QuorumError].
+// NodeError is one master's failure inside a [QuorumError]. A master that
+// did not answer within the per-master timeout (Config.NodeTimeout) fails
+// with "no answer within …", which does not match context.DeadlineExceeded:
+// that error means the caller's own context ended.
 type NodeError struct {
 	Addr string // the master, as Config named it (credentials removed)
 	Err  error

@@ -39,6 +39,10 @@ func (n *node) get() (rueidis.Client, error) {
 		return *c, nil
 	}
 	if err := n.dialErr.Load(); err != nil {
+		if errors.Is(*err, context.DeadlineExceeded) {
+			// The dial's own timeout, not the caller's deadline.
+			return nil, fmt.Errorf("%w (last dial: %v)", errNotConnected, *err)
+		}
 		return nil, fmt.Errorf("%w (last dial: %w)", errNotConnected, *err)
 	}
 	return nil, errNotConnected

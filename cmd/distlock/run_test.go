@@ -119,6 +119,24 @@ func TestRunNotAcquired(t *testing.T) {
 	}
 }
 
+// TestRunTryMajorityUnreachable: --try with a majority of masters not
+// answering gives 123 (masters unreachable), not 124: no --timeout was
+// given, and the masters' own timeouts are not the caller's.
+func TestRunTryMajorityUnreachable(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	for _, s := range servers[1:] {
+		if err := s.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Resume() })
+	}
+	r := run(t, nodes, "run", "--try", "unreachable", "--", "true")
+	r.want(t, 123, `lock "unreachable" not acquired`)
+	if strings.Contains(r.stderr, "--timeout") {
+		t.Errorf("stderr blames --timeout, which was not given: %s", r.stderr)
+	}
+}
+
 // TestRunInterruptedWhileWaiting: SIGINT while waiting for the lock ends
 // the wait with 128+2, and the command never runs.
 func TestRunInterruptedWhileWaiting(t *testing.T) {
