@@ -285,6 +285,28 @@ func TestMasterTimeoutIsNotCallersDeadline(t *testing.T) {
 	}
 }
 
+// An Acquire or TryAcquire whose ctx has already ended returns ctx's error,
+// and never says that the lock, free, is held (the local queue's select
+// once chose ctx.Done over a free turn at random, and Acquire reported
+// ErrLocked "by another goroutine of this Client").
+func TestEndedContext(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	for i := range 200 {
+		_, err := c.Acquire(ended, "free")
+		if !errors.Is(err, context.Canceled) || errors.Is(err, distlock.ErrLocked) || errors.Is(err, distlock.ErrNoQuorum) {
+			t.Fatalf("Acquire %d with an ended ctx on a free lock: got %v; want context.Canceled alone", i, err)
+		}
+		_, err = c.TryAcquire(ended, "free")
+		if !errors.Is(err, context.Canceled) || errors.Is(err, distlock.ErrLocked) || errors.Is(err, distlock.ErrNoQuorum) {
+			t.Fatalf("TryAcquire %d with an ended ctx on a free lock: got %v; want context.Canceled alone", i, err)
+		}
+	}
+	noLockKeys(t, servers)
+}
+
 func TestAcquireWaitsAndHonoursContext(t *testing.T) {
 	servers := masters(t, 3)
 	a := newClient(t, servers, distlock.Config{})

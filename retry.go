@@ -64,7 +64,8 @@ const keptRetryDelay = time.Millisecond
 // joined with ctx.Err(), so that both errors.Is(err, ErrLocked) (or
 // ErrNoQuorum) and errors.Is(err, context.DeadlineExceeded) hold. ctx
 // bounds the wait, not the lease. It returns at once an error for an
-// invalid name or option, and ErrClosed once the Client is closed.
+// invalid name or option, ErrClosed once the Client is closed, and ctx's
+// error when ctx has already ended.
 //
 // Goroutines of one Client that wait for the same name queue in order of
 // arrival, and a lease of this Client that holds the name hands its keys to
@@ -92,6 +93,9 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 
 // acquire is Acquire once the request is checked.
 func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (*Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("distlock: acquire %q: %w", req.name, err)
+	}
 	t, err := c.queue.wait(ctx, c.stop, req.name)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
@@ -214,7 +218,8 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 // goroutine of this Client is acquiring it right now), or a *QuorumError
 // wrapping ErrNoQuorum when too few masters answered. It does not wait for
 // the lock, but does wait for the masters' answers, each for at most the
-// per-master timeout, and no longer than ctx.
+// per-master timeout, and no longer than ctx. With ctx already ended it
+// returns ctx's error at once.
 func (c *Client) TryAcquire(ctx context.Context, name string, opts ...Option) (*Lease, error) {
 	req, err := c.newRequest("try acquire", name, opts)
 	if err != nil {
@@ -232,6 +237,9 @@ func (c *Client) TryAcquire(ctx context.Context, name string, opts ...Option) (*
 
 // tryAcquire is TryAcquire once the request is checked.
 func (c *Client) tryAcquire(ctx context.Context, req *request, call *acquireCall) (*Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("distlock: try acquire %q: %w", req.name, err)
+	}
 	t, ok := c.queue.try(req.name)
 	if !ok {
 		return nil, fmt.Errorf("distlock: try acquire %q: %w by another goroutine of this Client", req.name, ErrLocked)
@@ -350,6 +358,14 @@ func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name string
 	s, holder := q.ref(name)
 	if holder != nil {
 		holder.drawNext()
+	}
+	// A free turn is taken even when ctx has just ended, as select would
+	// choose at random: the caller must not report the name held by
+	// another goroutine when it was not.
+	select {
+	case s.ch <- struct{}{}:
+		return q.took(name, s), nil
+	default:
 	}
 	select {
 	case s.ch <- struct{}{}:
