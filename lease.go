@@ -162,9 +162,11 @@ func (l *Lease) Context(parent context.Context) (context.Context, context.Cancel
 // for them. When such a goroutine waits, Release usually hands the keys
 // over to it instead, with a new fencing token drawn while this lease held
 // the lock, and sends nothing (see Acquire); it may first wait for that
-// draw, if it is still in flight, until ctx ends. Release waits for the masters' answers until ctx ends, and
-// returns a *QuorumError if fewer than a majority confirmed (the keys left
-// then expire with their TTL). The deletes go out even when ctx has
+// draw, if it is still in flight, until ctx ends. Release waits for the
+// masters' answers until ctx ends, and returns a *QuorumError if fewer than
+// a majority confirmed (the keys left then expire with their TTL). A ctx
+// that ends because the lease did, as one from Lease.Context or Do does, is
+// waited past up to its deadline. The deletes go out even when ctx has
 // already ended: keys left behind would block the lock for a whole TTL. A
 // second Release returns nil. Release of a lost lease still deletes what it
 // can and returns an error wrapping ErrLeaseLost.
@@ -226,16 +228,35 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 	}
 	errs := make([]error, len(l.c.nodes))
 	ok := 0
-	for answered := 0; answered < count; answered++ {
+	done := ctx.Done()
+	var deadline <-chan time.Time
+	var ctxErr error
+	for answered := 0; answered < count; {
 		select {
 		case r := <-replies:
+			answered++
 			if r.err != nil {
 				errs[r.node] = r.err
 			} else {
 				ok++
 			}
 			continue
-		case <-ctx.Done():
+		case <-done:
+			if errors.Is(context.Cause(ctx), context.Cause(l.ctx)) {
+				// ctx comes from l.Context (or Do): it ended because
+				// the lease did, which is no reason to stop waiting.
+				// Its deadline still is.
+				done = nil
+				if d, has := ctx.Deadline(); has {
+					t := time.NewTimer(time.Until(d))
+					defer t.Stop()
+					deadline = t.C
+				}
+				continue
+			}
+			ctxErr = ctx.Err()
+		case <-deadline:
+			ctxErr = context.DeadlineExceeded
 		}
 		// The caller stops waiting; the deletes still complete, and the
 		// next local waiter (unless handed the lock above) goes once they
@@ -247,7 +268,7 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 			}
 			l.freeSlot()
 		})
-		return withErr(prev, first, withCtx(&QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}, ctx.Err()))
+		return withErr(prev, first, withCtx(&QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}, ctxErr))
 	}
 	l.freeSlot()
 	l.c.recordMasterErrors(span, errs)

@@ -429,3 +429,30 @@ func TestReleaseWithEndedContext(t *testing.T) {
 	}
 	l2.Release(t.Context())
 }
+
+// Release with the lease's own context (from Lease.Context, or the one Do
+// passes fn) waits for the deletes and returns nil: that context ends
+// because Release ends the lease, which is no reason to stop waiting.
+func TestReleaseWithLeaseContext(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	var released error
+	err := c.Do(ctx, "do", func(ctx context.Context, l *distlock.Lease) error {
+		released = l.Release(ctx)
+		return nil
+	})
+	if err != nil || released != nil {
+		t.Errorf("Release with Do's ctx: got %v (Do: %v); want nil", released, err)
+	}
+	l, err := c.Acquire(ctx, "own")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lctx, cancel := l.Context(ctx)
+	defer cancel()
+	if err := l.Release(lctx); err != nil {
+		t.Errorf("Release with the lease's Context: got %v; want nil", err)
+	}
+	noLockKeys(t, servers)
+}
