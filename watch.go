@@ -330,7 +330,7 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 			}
 		case <-ctx.Done():
 			h.remove(nw, w, nil)
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("distlock: watch %q: subscribed on %d of %d needed masters: %w", req.name, ok, h.c.quorum, ctx.Err())
 		case <-h.c.stop:
 			return nil, ErrClosed
 		case <-timeout.C:
