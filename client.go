@@ -136,8 +136,10 @@ func New(cfg Config) (*Client, error) {
 // Client's goroutines to end and closes its connections. Calls in progress
 // end with ErrClosed. After Close every method returns ErrClosed. Close
 // returns an error when some released lease's keys could not be deleted on
-// a majority of masters (they expire with their TTL). A second Close
-// returns nil at once, even while the first is still running.
+// a majority of masters (they expire with their TTL). Masters that do not
+// answer make Close take longer, seconds at worst: it waits for their
+// answers within the per-master and dial timeouts. A second Close returns
+// nil at once, even while the first is still running.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
