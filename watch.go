@@ -195,7 +195,11 @@ type nameWatch struct {
 	// not make it the holder a second time.
 	departed [4]string
 	head     string // the waiter master 0 last announced first in line
-	started  bool   // the first quorum state has been computed
+	// held counts the times the lock became held; graceArmed is set while
+	// a wake of the waiters behind another is pending (see wake).
+	held       uint64
+	graceArmed bool
+	started    bool // the first quorum state has been computed
 	// linger, while no one watches or waits, unsubscribes when it fires
 	// (watchLinger); nil while someone does. lingers changes whenever a
 	// linger starts or ends otherwise, so that a timer that fired late
@@ -456,7 +460,7 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 		// lock between two reads never showed as held, so its release
 		// made no event, and the waiters would sleep out their backoff.
 		if known && value == "" && nw.started && nw.holder == "" {
-			nw.wake()
+			h.wake(nw)
 		}
 	}()
 	s := &nw.per[m]
@@ -533,6 +537,7 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 		nw.departed[0] = nw.holder
 	}
 	if holder != "" {
+		nw.held++
 		h.emit(nw, Event{Name: nw.req.name, Type: EventAcquired, Time: now, Masters: best})
 	}
 	nw.holder = holder
@@ -571,18 +576,47 @@ func (h *watchHub) emit(nw *nameWatch, ev Event) {
 		w.send(ev)
 	}
 	if ev.Type != EventAcquired {
-		nw.wake()
+		h.wake(nw)
 	}
 }
 
+// behindGrace is how long the waiters that master 0 put behind another
+// give the first in line to take a lock that came free before they try
+// themselves. The first may have died: its place lapses only when an
+// acquire on master 0 finds it lapsed, and no announcement of the next
+// first in line comes until then.
+const behindGrace = 50 * time.Millisecond
+
 // wake wakes nw's waiting Acquires, except those that master 0 says are
-// behind another waiter. h.mu must be held.
-func (nw *nameWatch) wake() {
+// behind another waiter; those it wakes behindGrace later, if the lock has
+// stayed free all along. h.mu must be held.
+func (h *watchHub) wake(nw *nameWatch) {
+	behind := false
 	for k := range nw.wakers {
 		if !k.behind {
 			k.signal()
+		} else {
+			behind = true
 		}
 	}
+	if !behind || nw.graceArmed {
+		return
+	}
+	nw.graceArmed = true
+	held := nw.held
+	time.AfterFunc(behindGrace, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		nw.graceArmed = false
+		if h.closed || nw.holder != "" || nw.held != held {
+			return // the first in line took it (or someone did)
+		}
+		for k := range nw.wakers {
+			if k.behind {
+				k.signal()
+			}
+		}
+	})
 }
 
 func (k *waker) signal() {
