@@ -177,6 +177,7 @@ type masterState struct {
 	value   string    // "" when free
 	expires int64     // on c's monotonic clock; 0 when unknown or free
 	how     EventType // when free: how the key went, if this master saw it (0: not known)
+	went    string    // when free: the value that went as how says ("" when none)
 	timer   *time.Timer
 }
 
@@ -473,9 +474,13 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 		// reconnects compares with it. It just no longer counts.
 		s.known = false
 	} else {
-		s.known, s.value, s.expires, s.how = true, value, 0, 0
-		if value == "" {
-			s.how = gone
+		prev := s.value
+		s.known, s.value, s.expires = true, value, 0
+		if value != "" {
+			s.how, s.went = 0, ""
+		} else if prev != "" {
+			// How a value went; a key found free again keeps that.
+			s.how, s.went = gone, prev
 		}
 		// PTTL 0 is a key with less than a millisecond left, not one
 		// without expiry (-1): it too gets its expiry and its read.
@@ -544,13 +549,15 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 }
 
 // howGone tells how the holder's keys went: released if any master saw a
-// delete, expired if any saw an expiry; when none saw it happen (they were
-// disconnected), expired if the holder's known expiry has passed.
+// delete of them, expired if any saw them expire; when none saw it happen
+// (they were disconnected, or restarted without their data), expired if
+// the holder's known expiry has passed. What a master saw of an earlier
+// holder's keys does not count.
 func (nw *nameWatch) howGone(now int64) EventType {
 	var expired bool
 	var expires int64
 	for _, s := range nw.per {
-		if s.known && s.value == "" {
+		if s.known && s.value == "" && s.went == nw.holder {
 			switch s.how {
 			case EventReleased:
 				return EventReleased
@@ -1058,16 +1065,14 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 			return err
 		}
 		prev := nw.per[m.node.index]
-		// A key found gone at or after its known expiry expired; one found
-		// gone before it was deleted (its "del" event was lost). Without
-		// a known expiry this master cannot tell (0): howGone decides.
+		// A key found gone at or after its known expiry expired. One found
+		// gone before it was deleted (its "del" event was lost), or its
+		// master restarted without its data: this master cannot tell (0),
+		// and howGone decides, from the other masters or the expiry.
 		// (prev may be what the master said before a disconnect.)
 		var gone EventType
-		if prev.value != "" {
-			gone = EventReleased
-			if prev.expires != 0 && now >= prev.expires-int64(5*time.Millisecond) {
-				gone = EventExpired
-			}
+		if prev.value != "" && prev.expires != 0 && now >= prev.expires-int64(5*time.Millisecond) {
+			gone = EventExpired
 		}
 		m.hub.set(nw, m.node.index, true, value, time.Duration(pttl)*time.Millisecond, gone)
 	}

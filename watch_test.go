@@ -299,3 +299,72 @@ func TestWatchContextEndsWhileSubscribing(t *testing.T) {
 		s.Resume()
 	}
 }
+
+// A master that restarted without its data while the lock was held finds
+// the key gone before its expiry when the watch reads it again: that is no
+// release (the other masters still hold it, and there is no event). When
+// the holder then dies, its keys expire on the others: expired, not
+// released.
+func TestWatchRestartedMasterThenExpiry(t *testing.T) {
+	servers := masters(t, 3)
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), "restarted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 2 * time.Second
+	cmd, _, _ := startHolder(t, servers, "restarted", ttl)
+	heldByChild(t, events)
+	if err := servers[2].RestartEmpty(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		t.Fatalf("a minority master restarted empty: got %+v; want no event", ev)
+	case <-time.After(500 * time.Millisecond): // the watch reconnects and reads
+	}
+	cmd.Process.Kill()
+	if ev := next(t, events, ttl+2*time.Second); ev.Type != distlock.EventExpired {
+		t.Errorf("holder killed after a master restarted empty: got %+v; want expired", ev)
+	}
+}
+
+// How an earlier holder's keys went does not describe the next holder's:
+// the first holder releases everywhere; the next holds masters 0 and 1
+// only (master 2 paused as it acquires), and dies. Master 2 last saw a
+// release, but of the first holder: the event is expired.
+func TestWatchEarlierReleaseNotCounted(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), "earlier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.Acquire(t.Context(), "earlier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
+		t.Fatalf("got %+v; want acquired", ev)
+	}
+	if err := l.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventReleased {
+		t.Fatalf("got %+v; want released", ev)
+	}
+	if err := servers[2].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 2 * time.Second
+	cmd, _, _ := startHolder(t, servers, "earlier", ttl)
+	if err := servers[2].Resume(); err != nil {
+		t.Fatal(err)
+	}
+	heldByChild(t, events)
+	cmd.Process.Kill()
+	if ev := next(t, events, ttl+2*time.Second); ev.Type != distlock.EventExpired {
+		t.Errorf("holder of 2 masters killed: got %+v; want expired", ev)
+	}
+}
