@@ -49,7 +49,10 @@ import (
 //     channels are not per database, so a Client on another database of
 //     the same server, with the same key prefix, publishes on the same
 //     watch channel; the keyspace channel, which names the database, tells
-//     them apart. A message no event confirms is dropped.
+//     them apart. A message no event confirms (within confirmWait, or
+//     before another message or event comes) is dropped, the key read
+//     instead, and notify-keyspace-events read (and set) again: another
+//     program may have changed it since the connection began.
 //   - where it is not (notify-keyspace-events lacks those flags, or cannot
 //     be read: Config.SkipNotifyConfig on a server that refuses CONFIG GET),
 //     a message takes effect as it comes. Acquire, renewal and release are
@@ -693,15 +696,26 @@ type masterWatch struct {
 	signal   chan struct{} // a token: ops or refresh have work
 	keyspace string        // "__keyspace@<db>__:", the keyspace channels' prefix
 
-	mu      sync.Mutex // guards ops and refresh
+	mu      sync.Mutex // guards ops, refresh and recheck
 	ops     []op
 	refresh map[string]bool // names whose key to read again
+	recheck bool            // read (and set) notify-keyspace-events again
 
 	// Guarded by hub.mu, reset by each session:
-	notify      string     // the master's notify-keyspace-events
-	notifyKnown bool       // notify is what the master has (configured or read)
-	pending     *scriptMsg // the last script message, until its events came
+	notify      string      // the master's notify-keyspace-events
+	notifyKnown bool        // notify is what the master has (configured or read)
+	pending     *scriptMsg  // the last script message, until its events came
+	confirm     *time.Timer // gives up on pending after confirmWait
+	recheckAt   int64       // when notify may be read again next (c.now)
 }
+
+// confirmWait is how long a script message waits for the keyspace event
+// that confirms it. The event comes right after it on the same connection,
+// so one missing after that long was not published: another program
+// changed notify-keyspace-events (or the message came from another
+// database). The message is then dropped, the key read instead, and the
+// setting read again.
+const confirmWait = 100 * time.Millisecond
 
 // scriptChannelPrefix starts every lock's watch channel: the scripts
 // publish on scriptChannelPrefix + key (see acquire.lua).
@@ -715,6 +729,7 @@ type scriptMsg struct {
 	pttl    time.Duration
 	want    []string // keyspace events to come, in order
 	applied bool     // the state has been recorded
+	at      int64    // when it came (c.now)
 }
 
 func (m *masterWatch) enqueue(o op) {
@@ -863,7 +878,18 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 		if len(m.refresh) > 0 {
 			refresh, m.refresh = m.refresh, make(map[string]bool)
 		}
+		recheck := m.recheck
+		m.recheck = false
 		m.mu.Unlock()
+		if recheck {
+			notify, known, err := m.configure(ctx, dc)
+			if err != nil {
+				return err
+			}
+			m.hub.mu.Lock()
+			m.notify, m.notifyKnown = notify, known
+			m.hub.mu.Unlock()
+		}
 		for k, o := range ops {
 			var err error
 			switch o.kind {
@@ -899,7 +925,7 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 				return err
 			}
 		}
-		if len(ops) > 0 || len(refresh) > 0 {
+		if len(ops) > 0 || len(refresh) > 0 || recheck {
 			continue
 		}
 		select {
@@ -1109,13 +1135,13 @@ func (m *masterWatch) onScript(name, body string) {
 		}
 		return
 	}
-	m.pending = nil
+	m.dropPending()
 	nw := m.hub.names[name]
 	if nw == nil {
 		return
 	}
 	ms, err := strconv.ParseInt(ttl, 10, 64)
-	p := &scriptMsg{nw: nw, value: value, pttl: time.Duration(ms) * time.Millisecond}
+	p := &scriptMsg{nw: nw, value: value, pttl: time.Duration(ms) * time.Millisecond, at: m.hub.c.now()}
 	switch op {
 	case "set": // SET PX on a free key: "new" (rarely enabled), "set", "expire"
 		p.want = []string{"new", "set", "expire"}
@@ -1130,10 +1156,51 @@ func (m *masterWatch) onScript(name, body string) {
 	m.pending = p
 	for _, ev := range p.want {
 		if m.publishes(ev) {
-			return // the event will confirm it
+			// The event will confirm it, or confirmWait gives up.
+			if m.confirm == nil {
+				m.confirm = time.AfterFunc(confirmWait, m.confirmTimeout)
+			} else {
+				m.confirm.Reset(confirmWait)
+			}
+			return
 		}
 	}
 	m.apply(p)
+}
+
+// dropPending ends the wait for the events of the last script message. One
+// that no event confirmed is dropped: the key is read instead, and the
+// master's notify-keyspace-events again, at most once a second (it may
+// have changed). h.mu must be held.
+func (m *masterWatch) dropPending() {
+	p := m.pending
+	m.pending = nil
+	if p == nil || p.applied {
+		return
+	}
+	if m.confirm != nil {
+		m.confirm.Stop()
+	}
+	if m.hub.names[p.nw.req.name] == p.nw {
+		m.markRefresh(p.nw.req.name)
+	}
+	if now := m.hub.c.now(); now >= m.recheckAt {
+		m.recheckAt = now + int64(time.Second)
+		m.mu.Lock()
+		m.recheck = true
+		m.mu.Unlock()
+		m.poke()
+	}
+}
+
+// confirmTimeout drops a script message that confirmWait saw no event
+// confirm.
+func (m *masterWatch) confirmTimeout() {
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	if p := m.pending; p != nil && !p.applied && m.hub.c.now()-p.at >= int64(confirmWait) {
+		m.dropPending()
+	}
 }
 
 // apply records the state a script's message announced. h.mu must be held.
@@ -1160,7 +1227,7 @@ func (m *masterWatch) onKeyspace(name, event string) {
 		}
 		// Another command's event: a message still unconfirmed came
 		// from another database (or its write failed); drop it.
-		m.pending = nil
+		m.dropPending()
 	}
 	if nw == nil {
 		return

@@ -1,6 +1,7 @@
 package distlock_test
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -259,4 +260,80 @@ func TestLockWithoutChannelRights(t *testing.T) {
 		t.Errorf("Release: %v", err)
 	}
 	noLockKeys(t, servers)
+}
+
+// Another program changes notify-keyspace-events after the watch
+// subscribed (here to "Ex", keyevent expirations only, a common setting):
+// the keyspace events that confirm the scripts' messages stop. The watch
+// notices the first message left unconfirmed, reads the key instead, reads
+// the setting again and, not told to skip it, sets its flags again: events
+// keep coming, and a waiter is still woken by a release.
+func TestWatchNotifyChangedByOtherProgram(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{RetryMinDelay: time.Minute, RetryMaxDelay: time.Minute})
+	events, err := w.Watch(t.Context(), "changed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		if _, err := s.Do("CONFIG", "SET", "notify-keyspace-events", "Ex"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		l, err := c.Acquire(t.Context(), "changed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
+			t.Errorf("round %d: got %+v; want acquired", i, ev)
+		}
+		if err := l.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventReleased {
+			t.Errorf("round %d: got %+v; want released", i, ev)
+		}
+	}
+	eventually(t, "notify-keyspace-events set again on every master", func() bool {
+		for _, s := range servers {
+			v, err := s.Do("CONFIG", "GET", "notify-keyspace-events")
+			flags := fmt.Sprint(v)
+			if err != nil || !strings.Contains(flags, "K") || !strings.Contains(flags, "g") || !strings.Contains(flags, "E") {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Changed again while a waiter (a backoff of a minute) waits.
+	ctx := ctxTimeout(t, 10*time.Second)
+	l, err := c.Acquire(ctx, "changed", distlock.WithTTL(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := acquireLater(t, ctx, w, "changed")
+	waitWaiters(t, servers[0], "changed", 1)
+	for _, s := range servers {
+		if _, err := s.Do("CONFIG", "SET", "notify-keyspace-events", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	released := time.Now()
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-got:
+		if h.err != nil {
+			t.Fatal(h.err)
+		}
+		if d := time.Since(released); d > time.Second {
+			t.Errorf("waiter woken %v after the release; want within 1s", d)
+		}
+		h.l.Release(ctx)
+	case <-time.After(5 * time.Second):
+		t.Errorf("waiter not woken within 5s of the release (backoff 1 min)")
+	}
 }
