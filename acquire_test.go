@@ -258,6 +258,7 @@ func TestMajorityDown(t *testing.T) {
 func TestMasterTimeoutIsNotCallersDeadline(t *testing.T) {
 	servers := masters(t, 3)
 	c := newClient(t, servers, distlock.Config{TTL: 3 * time.Second})
+	w := newClient(t, servers, distlock.Config{DialTimeout: 200 * time.Millisecond})
 	l, err := c.Acquire(t.Context(), "held")
 	if err != nil {
 		t.Fatal(err)
@@ -279,6 +280,10 @@ func TestMasterTimeoutIsNotCallersDeadline(t *testing.T) {
 	err = l.Release(context.Background())
 	if !errors.Is(err, distlock.ErrNoQuorum) || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Release, no deadline, majority paused: got %v; want ErrNoQuorum, not DeadlineExceeded", err)
+	}
+	_, err = w.Watch(context.Background(), "watched")
+	if !errors.Is(err, distlock.ErrNoQuorum) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Watch, no deadline, majority paused: got %v; want ErrNoQuorum, not DeadlineExceeded", err)
 	}
 	for _, s := range servers[1:] {
 		s.Resume()

@@ -2,7 +2,6 @@ package distlock
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -39,9 +38,8 @@ func (c *Client) pipeline(ctx context.Context, timeout time.Duration, i int, s *
 		if err != nil {
 			v = noReply
 			if firstErr == nil {
-				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-					// Our timeout, not the caller's deadline (see fanout).
-					err = fmt.Errorf("no answer within %v", timeout)
+				if ctx.Err() == nil {
+					err = ownTimeout(err, timeout)
 				}
 				firstErr = &NodeError{Addr: n.addr, Err: err}
 			}

@@ -292,10 +292,8 @@ func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool,
 			r := reply{node: i, res: res}
 			err = res.Error()
 			if err != nil {
-				if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-					// Our per-master timeout, not the caller's deadline:
-					// the error must not match context.DeadlineExceeded.
-					err = fmt.Errorf("no answer within %v", timeout)
+				if ctx.Err() == nil {
+					err = ownTimeout(err, timeout)
 				}
 				r.err = &NodeError{Addr: n.addr, Err: err}
 			}
@@ -306,6 +304,17 @@ func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool,
 		})
 	}
 	return replies, count
+}
+
+// ownTimeout returns err, unless it is the end of one of the Client's own
+// timeouts of d (a per-master or dial timeout, not the caller's context):
+// then an error saying so, which does not match context.DeadlineExceeded,
+// since callers take that for their own deadline.
+func ownTimeout(err error, d time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %v", d)
+	}
+	return err
 }
 
 // withTimeout is context.WithTimeout, for a cancel that the last of

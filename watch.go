@@ -199,11 +199,10 @@ type nameWatch struct {
 	// not make it the holder a second time.
 	departed [4]string
 	head     string // the waiter master 0 last announced first in line
-	// held counts the times the lock became held; graceArmed is set while
-	// a wake of the waiters behind another is pending (see wake).
-	held       uint64
-	graceArmed bool
-	started    bool // the first quorum state has been computed
+	// held counts the times the lock became held, graces the wakes that
+	// left waiters behind another asleep (see wake).
+	held, graces uint64
+	started      bool // the first quorum state has been computed
 	// linger, while no one watches or waits, unsubscribes when it fires
 	// (watchLinger); nil while someone does. lingers changes whenever a
 	// linger starts or ends otherwise, so that a timer that fired late
@@ -609,17 +608,17 @@ func (h *watchHub) wake(nw *nameWatch) {
 			behind = true
 		}
 	}
-	if !behind || nw.graceArmed {
+	if !behind {
 		return
 	}
-	nw.graceArmed = true
-	held := nw.held
+	// The latest wake counts: the lock has been free since then.
+	nw.graces++
+	graces, held := nw.graces, nw.held
 	time.AfterFunc(behindGrace, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		nw.graceArmed = false
-		if h.closed || nw.holder != "" || nw.held != held {
-			return // the first in line took it (or someone did)
+		if h.closed || nw.graces != graces || nw.holder != "" || nw.held != held {
+			return // a later wake counts, or someone took the lock
 		}
 		for k := range nw.wakers {
 			if k.behind {
@@ -813,7 +812,7 @@ func (m *masterWatch) failOps(err error) {
 	m.mu.Unlock()
 	for _, o := range ops {
 		if o.ack != nil {
-			o.ack <- ack{m.node.index, &NodeError{Addr: m.node.addr, Err: err}}
+			o.ack <- ack{m.node.index, &NodeError{Addr: m.node.addr, Err: ownTimeout(err, m.hub.c.cfg.dialTimeout)}}
 		}
 	}
 }
@@ -872,16 +871,12 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 	}
 	for {
 		m.mu.Lock()
-		ops := m.ops
-		m.ops = nil
-		var refresh map[string]bool
-		if len(m.refresh) > 0 {
-			refresh, m.refresh = m.refresh, make(map[string]bool)
-		}
 		recheck := m.recheck
 		m.recheck = false
 		m.mu.Unlock()
 		if recheck {
+			// Before the ops are taken: an error here leaves them queued
+			// for the next session.
 			notify, known, err := m.configure(ctx, dc)
 			if err != nil {
 				return err
@@ -890,6 +885,14 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 			m.notify, m.notifyKnown = notify, known
 			m.hub.mu.Unlock()
 		}
+		m.mu.Lock()
+		ops := m.ops
+		m.ops = nil
+		var refresh map[string]bool
+		if len(m.refresh) > 0 {
+			refresh, m.refresh = m.refresh, make(map[string]bool)
+		}
+		m.mu.Unlock()
 		for k, o := range ops {
 			var err error
 			switch o.kind {
@@ -902,7 +905,7 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 			}
 			if o.ack != nil {
 				if err != nil {
-					o.ack <- ack{m.node.index, &NodeError{Addr: m.node.addr, Err: err}}
+					o.ack <- ack{m.node.index, &NodeError{Addr: m.node.addr, Err: ownTimeout(err, m.hub.c.cfg.dialTimeout)}}
 				} else {
 					o.ack <- ack{m.node.index, nil}
 				}
