@@ -276,6 +276,18 @@ func TestWatchNotifyChangedByOtherProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Watch returns once a majority subscribed; the last master's
+	// connection may still be setting its flags (CONFIG GET, then SET),
+	// and would overwrite the other program's.
+	eventually(t, "the watch's flags set on every master", func() bool {
+		for _, s := range servers {
+			v, err := s.Do("CONFIG", "GET", "notify-keyspace-events")
+			if err != nil || !strings.Contains(fmt.Sprint(v), "K") {
+				return false
+			}
+		}
+		return true
+	})
 	for _, s := range servers {
 		if _, err := s.Do("CONFIG", "SET", "notify-keyspace-events", "Ex"); err != nil {
 			t.Fatal(err)
