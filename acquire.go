@@ -43,8 +43,11 @@ const (
 // 0 keeps its keys and returns a *keptError, and any other failure cleans
 // up before returning.
 //
-// On failure it returns a *QuorumError and the shortest remaining PTTL
-// reported by masters where another holder has the lock (0 if none).
+// On failure it returns a *QuorumError and how long until trying again
+// makes sense (0 if it cannot tell): the shortest remaining PTTL reported
+// by masters where another holder has the lock, or sooner, when master 0
+// says an earlier waiter is first in line, the moment that waiter's place
+// lapses if it does not renew it.
 // call follows the Acquire or TryAcquire call it is part of.
 func (c *Client) attempt(ctx context.Context, req *request, value string, t *turn, keep, probe bool, call *acquireCall) (_ *Lease, _ time.Duration, err error) {
 	start := time.Now()
@@ -106,10 +109,14 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, t *tur
 		}
 		state[r.node] = held
 		nHeld++
-		if r.node == 0 && len(v) == 3 && v[2] == 1 {
+		wait := v[1] // the holder's PTTL here
+		if r.node == 0 && len(v) >= 3 && v[2] == 1 {
 			behind = true // an earlier waiter is first in line
+			if len(v) >= 4 && v[3] > 0 && (wait <= 0 || v[3] < wait) {
+				wait = v[3] // its place lapses then, if it died
+			}
 		}
-		if d := time.Duration(v[1]) * time.Millisecond; v[1] > 0 && (pttl == 0 || d < pttl) {
+		if d := time.Duration(wait) * time.Millisecond; wait > 0 && (pttl == 0 || d < pttl) {
 			pttl = d
 		}
 	}
@@ -212,7 +219,8 @@ func (c *Client) takeBack(sync bool, req *request, value string, state []int, re
 }
 
 // parseAcquire reads acquire.lua's reply: whether it
-// granted, and the reply's numbers ({1, counter} or {0, pttl[, behind]}).
+// granted, and the reply's numbers ({1, counter} or {0, pttl[, behind,
+// lapse]}).
 func parseAcquire(res rueidis.RedisResult) (bool, []int64, error) {
 	v, err := res.AsIntSlice()
 	if err != nil || len(v) < 2 {

@@ -42,8 +42,9 @@ const keptRetryDelay = time.Millisecond
 // (leave.lua publishes the new first when the one before wins or gives
 // up; watch.go wakes that waiter), or until the lock has stayed free for
 // behindGrace: a first in line that died is found lapsed only by an
-// attempt, and nothing announces the next. The first in line asks every
-// master at once.
+// attempt, and nothing announces the next. Its sleep never outlasts the
+// moment master 0 said the first in line's place lapses unless renewed.
+// The first in line asks every master at once.
 //
 // Within one Client, goroutines that want the same name queue locally: only
 // the head of the queue contends on the masters, so a Client never splits

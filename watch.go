@@ -254,9 +254,10 @@ func (h *watchHub) start() {
 // A waker is a waiting Acquire's registration: ch gets a token when the
 // Acquire should try again. value is the Acquire's; behind is set while
 // master 0 says an earlier waiter is first in line: such a waiter is not
-// woken when the lock comes free (the first in line is), only when master
+// woken when the lock comes free (the first in line is), but when master
 // 0 announces it first (leave.lua), so that a release wakes one waiter,
-// not all of them. Guarded by the hub's mu.
+// not all of them; or when the lock has stayed free for behindGrace (the
+// first in line may have died). Guarded by the hub's mu.
 type waker struct {
 	ch     chan struct{}
 	value  string

@@ -16,10 +16,12 @@
 -- Returns {1, counter} when the key now holds ARGV[1]: it was free, or it
 -- already held this same value (a retry of the same lease re-asserts it).
 -- The counter is always a fresh INCR, so no two grants on one master ever
--- see the same number. Returns {0, pttl, behind} when another value holds
--- the key, and {0, 0, behind} when the key is free but an earlier waiter
--- is first in line; behind is 1 when this master keeps a waiting list and
--- someone else is first in it.
+-- see the same number. Returns {0, pttl, behind, lapse} when another value
+-- holds the key, and {0, 0, behind, lapse} when the key is free but an
+-- earlier waiter is first in line; behind is 1 when this master keeps a
+-- waiting list and someone else is first in it, and lapse then the
+-- milliseconds until that one's place lapses unless it renews it (0
+-- otherwise): a waiter behind one that died tries again then.
 --
 -- When it grants, it first publishes the new state on the lock's watch
 -- channel, '__distlock__:' .. KEYS[1], for Watch (watch.go): "set <ttl>
@@ -69,14 +71,18 @@ else
       redis.call('PEXPIRE', KEYS[4], ARGV[5])
     end
   end
-  local behind = 0
+  local behind, lapse = 0, 0
   if head ~= nil and head ~= ARGV[1] then
     behind = 1
+    local at = redis.call('ZSCORE', KEYS[4], head)
+    if at then
+      lapse = math.max(tonumber(at) - now, 0) + 1
+    end
   end
   if v == false then
-    return {0, 0, behind}
+    return {0, 0, behind, lapse}
   end
-  return {0, redis.call('PTTL', KEYS[1]), behind}
+  return {0, redis.call('PTTL', KEYS[1]), behind, lapse}
 end
 -- A waiter granted here stays in the list until its Acquire has won or
 -- given up (leave.lua): it may still lose the other masters and keep this
