@@ -127,12 +127,21 @@ func TestExtend(t *testing.T) {
 	if until := time.Until(l.Deadline()); until < 19*time.Second {
 		t.Errorf("Deadline after Extend: %v from now; want about 20s less drift", until)
 	}
-	for _, s := range servers {
-		pttl, _ := s.Do("PTTL", "distlock:ext")
-		if n, _ := strconv.Atoi(pttl); n < 19000 {
-			t.Errorf("master %s: PTTL %s; want about 20000", s.Addr(), pttl)
+	// Extend returns once a majority renewed; the last master may answer
+	// a moment later.
+	renewed := func() (n int) {
+		for _, s := range servers {
+			pttl, _ := s.Do("PTTL", "distlock:ext")
+			if ms, _ := strconv.Atoi(pttl); ms >= 19000 {
+				n++
+			}
 		}
+		return n
 	}
+	if n := renewed(); n < 2 {
+		t.Errorf("after Extend: %d masters with PTTL about 20000; want a majority at least", n)
+	}
+	eventually(t, "every master renewed to about 20s", func() bool { return renewed() == len(servers) })
 	// Another client cannot extend or release what it does not hold.
 	for _, s := range servers {
 		s.Do("SET", "distlock:ext", "someone-else", "PX", "20000")
