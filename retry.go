@@ -40,11 +40,12 @@ const keptRetryDelay = time.Millisecond
 // master 0 said is behind another asks master 0 alone at its next attempt
 // (a probe), and sleeps through releases until master 0 announces it first
 // (leave.lua publishes the new first when the one before wins or gives
-// up; watch.go wakes that waiter), or until the lock has stayed free for
-// behindGrace: a first in line that died is found lapsed only by an
-// attempt, and nothing announces the next. Its sleep never outlasts the
-// moment master 0 said the first in line's place lapses unless renewed.
-// The first in line asks every master at once.
+// up; watch.go wakes that waiter). A first in line that died is found
+// lapsed only by an attempt, and nothing announces the next: so a waiter
+// behind never sleeps past the moment master 0 said the first in line's
+// place lapses unless renewed (which, with Clients configured alike, its
+// backoff reaches first anyway). The first in line asks every master at
+// once.
 //
 // Within one Client, goroutines that want the same name queue locally: only
 // the head of the queue contends on the masters, so a Client never splits

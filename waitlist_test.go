@@ -439,12 +439,12 @@ func acquireInBackground(t *testing.T, ctx context.Context, c *distlock.Client, 
 	return got
 }
 
-// A waiter behind one that died is woken when the lock comes free, though
-// master 0 announces no new first in line: the dead waiter's place lapsed,
-// and only an acquire finds that out. With a backoff of a minute and the
-// holder's TTL of 20s, only that wake can give it the lock in time. When
-// the dead waiter's place has not lapsed yet at the release, the waiter
-// tries again when it does (master 0 tells it when).
+// A waiter behind one that died gets the lock soon after the release,
+// though master 0 announces no new first in line: the dead waiter's place
+// lapses, and only an acquire finds that out. With a backoff of a minute
+// and the holder's TTL of 20s, only a retry at the moment master 0 said
+// that place lapses gives it the lock in time, whether the place lapsed
+// before the release or after.
 func TestWaitListWakesBehindDeadFirst(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

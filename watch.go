@@ -199,10 +199,7 @@ type nameWatch struct {
 	// not make it the holder a second time.
 	departed [4]string
 	head     string // the waiter master 0 last announced first in line
-	// held counts the times the lock became held, graces the wakes that
-	// left waiters behind another asleep (see wake).
-	held, graces uint64
-	started      bool // the first quorum state has been computed
+	started  bool   // the first quorum state has been computed
 	// linger, while no one watches or waits, unsubscribes when it fires
 	// (watchLinger); nil while someone does. lingers changes whenever a
 	// linger starts or ends otherwise, so that a timer that fired late
@@ -254,10 +251,10 @@ func (h *watchHub) start() {
 // A waker is a waiting Acquire's registration: ch gets a token when the
 // Acquire should try again. value is the Acquire's; behind is set while
 // master 0 says an earlier waiter is first in line: such a waiter is not
-// woken when the lock comes free (the first in line is), but when master
+// woken when the lock comes free (the first in line is), only when master
 // 0 announces it first (leave.lua), so that a release wakes one waiter,
-// not all of them; or when the lock has stayed free for behindGrace (the
-// first in line may have died). Guarded by the hub's mu.
+// not all of them; it also retries when master 0 said the first in line's
+// place lapses unless renewed (retry.go). Guarded by the hub's mu.
 type waker struct {
 	ch     chan struct{}
 	value  string
@@ -545,7 +542,6 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 		nw.departed[0] = nw.holder
 	}
 	if holder != "" {
-		nw.held++
 		h.emit(nw, Event{Name: nw.req.name, Type: EventAcquired, Time: now, Masters: best})
 	}
 	nw.holder = holder
@@ -590,43 +586,14 @@ func (h *watchHub) emit(nw *nameWatch, ev Event) {
 	}
 }
 
-// behindGrace is how long the waiters that master 0 put behind another
-// give the first in line to take a lock that came free before they try
-// themselves. The first may have died: its place lapses only when an
-// acquire on master 0 finds it lapsed, and no announcement of the next
-// first in line comes until then.
-const behindGrace = 50 * time.Millisecond
-
 // wake wakes nw's waiting Acquires, except those that master 0 says are
-// behind another waiter; those it wakes behindGrace later, if the lock has
-// stayed free all along. h.mu must be held.
+// behind another waiter. h.mu must be held.
 func (h *watchHub) wake(nw *nameWatch) {
-	behind := false
 	for k := range nw.wakers {
 		if !k.behind {
 			k.signal()
-		} else {
-			behind = true
 		}
 	}
-	if !behind {
-		return
-	}
-	// The latest wake counts: the lock has been free since then.
-	nw.graces++
-	graces, held := nw.graces, nw.held
-	time.AfterFunc(behindGrace, func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.closed || nw.graces != graces || nw.holder != "" || nw.held != held {
-			return // a later wake counts, or someone took the lock
-		}
-		for k := range nw.wakers {
-			if k.behind {
-				k.signal()
-			}
-		}
-	})
 }
 
 func (k *waker) signal() {
