@@ -260,15 +260,7 @@ func TestWaitListVanishedWaiterLapses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	child := startWaiter(t, servers, name)
-	waitWaiters(t, servers[0], name, 1)
-
-	got := acquireInBackground(t, ctx, w, name, "waiter")
-	waitWaiters(t, servers[0], name, 2)
-	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	child.Wait()
+	got := behindDeadWaiter(t, ctx, servers, w, name)
 	released := time.Now()
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
@@ -439,6 +431,23 @@ func acquireInBackground(t *testing.T, ctx context.Context, c *distlock.Client, 
 	return got
 }
 
+// behindDeadWaiter queues a waiter of another process for name, then an
+// Acquire of w behind it, and kills the other process: its place in master
+// 0's line stays until it lapses, 1s after its last attempt. It returns
+// what w's Acquire gets.
+func behindDeadWaiter(t *testing.T, ctx context.Context, servers []*redistest.Server, w *distlock.Client, name string) <-chan acquired {
+	t.Helper()
+	child := startWaiter(t, servers, name)
+	waitWaiters(t, servers[0], name, 1)
+	got := acquireInBackground(t, ctx, w, name, "waiter")
+	waitWaiters(t, servers[0], name, 2)
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	return got
+}
+
 // A waiter behind one that died gets the lock soon after the release,
 // though master 0 announces no new first in line: the dead waiter's place
 // lapses, and only an acquire finds that out. With a backoff of a minute
@@ -464,14 +473,7 @@ func TestWaitListWakesBehindDeadFirst(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			child := startWaiter(t, servers, name)
-			waitWaiters(t, servers[0], name, 1)
-			got := acquireInBackground(t, ctx, w, name, "waiter")
-			waitWaiters(t, servers[0], name, 2)
-			if err := child.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			child.Wait()
+			got := behindDeadWaiter(t, ctx, servers, w, name)
 			time.Sleep(tc.before) // the dead waiter's place lapses 1s after its last attempt
 			released := time.Now()
 			if err := l.Release(ctx); err != nil {

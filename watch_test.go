@@ -283,20 +283,12 @@ func TestWaiterSubscriptionLingers(t *testing.T) {
 func TestWatchContextEndsWhileSubscribing(t *testing.T) {
 	servers := masters(t, 3)
 	c := newClient(t, servers, distlock.Config{})
-	for _, s := range servers[1:] {
-		if err := s.Pause(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Resume() })
-	}
+	pauseUntilEnd(t, servers[1:]...)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	_, err := c.Watch(ctx, "paused")
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), `watch "paused"`) {
 		t.Errorf("Watch with a majority paused until ctx ends: got %v; want DeadlineExceeded, naming the lock", err)
-	}
-	for _, s := range servers[1:] {
-		s.Resume()
 	}
 }
 
