@@ -72,6 +72,19 @@ func TestAnalyze(t *testing.T) {
 			violations: []string{"token 64 given to 2 leases"},
 		},
 		{
+			// Counters lost later in the run excuse nothing before.
+			name: "token given twice before counters were lost",
+			h: history{sections: []section{a, with(b, func(s *section) { s.Token = 64; s.AcqStart = 5 * ms })},
+				counterLoss: 2000 * ms},
+			violations: []string{"token 64 given to 2 leases"},
+		},
+		{
+			name: "token given twice after counters were lost",
+			h: history{sections: []section{a, with(b, func(s *section) { s.Token = 64; s.AcqStart = 5 * ms })},
+				counterLoss: 55 * ms},
+			check: func(t *testing.T, f figures) { want(t, "Duplicates", f.Duplicates, 1) },
+		},
+		{
 			// a's write checked at 20ms, its process stopped 30ms..1.5s;
 			// b acquired meanwhile and wrote first.
 			name: "stale write accepted",
