@@ -39,11 +39,8 @@ func (n *node) get() (rueidis.Client, error) {
 		return *c, nil
 	}
 	if err := n.dialErr.Load(); err != nil {
-		if errors.Is(*err, context.DeadlineExceeded) {
-			// The dial's own timeout, not the caller's deadline.
-			return nil, fmt.Errorf("%w (last dial: %v)", errNotConnected, *err)
-		}
-		return nil, fmt.Errorf("%w (last dial: %w)", errNotConnected, *err)
+		// A dial that timed out ran out of its own time, not the caller's.
+		return nil, fmt.Errorf("%w (last dial: %w)", errNotConnected, ownTimeout(*err, n.opt.Dialer.Timeout))
 	}
 	return nil, errNotConnected
 }
