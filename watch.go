@@ -287,11 +287,7 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 		nw = &nameWatch{req: req, watchers: make(map[*watcher]struct{}), wakers: make(map[*waker]struct{}), per: make([]masterState, len(h.masters)), seq: make([]uint64, len(h.masters))}
 		h.names[req.name] = nw
 	}
-	if nw.linger != nil {
-		nw.linger.Stop()
-		nw.linger = nil
-	}
-	nw.lingers++ // a linger timer that fired meanwhile ends nothing
+	nw.stopLinger()
 	nw.refs++
 	if w != nil {
 		nw.watchers[w] = struct{}{}
@@ -390,6 +386,16 @@ func (h *watchHub) remove(nw *nameWatch, w *watcher, wake *waker) {
 	nw.linger = time.AfterFunc(time.Duration(watchLinger.Load()), func() { h.drop(nw, n) })
 }
 
+// stopLinger ends nw's linger, if any: a linger timer that fired meanwhile
+// ends nothing. h.mu must be held.
+func (nw *nameWatch) stopLinger() {
+	if nw.linger != nil {
+		nw.linger.Stop()
+		nw.linger = nil
+	}
+	nw.lingers++
+}
+
 // drop unsubscribes from nw's name once it has lingered with no watcher
 // or waiter (see watchLinger); n is the linger that ends.
 func (h *watchHub) drop(nw *nameWatch, n uint64) {
@@ -425,11 +431,7 @@ func (h *watchHub) closeAll() {
 				t.Stop()
 			}
 		}
-		if nw.linger != nil {
-			nw.linger.Stop()
-			nw.linger = nil
-		}
-		nw.lingers++ // a linger timer that fired meanwhile ends nothing
+		nw.stopLinger()
 	}
 	h.closed = true
 }
@@ -461,7 +463,7 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 		// lock between two reads never showed as held, so its release
 		// made no event, and the waiters would sleep out their backoff.
 		if known && value == "" && nw.started && nw.holder == "" {
-			h.wake(nw)
+			nw.wake()
 		}
 	}()
 	s := &nw.per[m]
@@ -582,13 +584,13 @@ func (h *watchHub) emit(nw *nameWatch, ev Event) {
 		w.send(ev)
 	}
 	if ev.Type != EventAcquired {
-		h.wake(nw)
+		nw.wake()
 	}
 }
 
 // wake wakes nw's waiting Acquires, except those that master 0 says are
 // behind another waiter. h.mu must be held.
-func (h *watchHub) wake(nw *nameWatch) {
+func (nw *nameWatch) wake() {
 	for k := range nw.wakers {
 		if !k.behind {
 			k.signal()
@@ -814,17 +816,14 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 	defer cancel()
 	stopCancel := context.AfterFunc(c.stopping, cancel) // Close ends a session at once
 	defer stopCancel()
-	notify, known, err := m.configure(ctx, dc)
-	if err != nil {
+	if err := m.reconfigure(ctx, dc); err != nil {
 		m.failOps(err)
 		return err
 	}
-	m.hub.mu.Lock()
-	m.notify, m.notifyKnown, m.pending = notify, known, nil
-	m.hub.mu.Unlock()
 	// Subscribe every name watched now, then read each key: what happened
 	// while we were not subscribed is lost, but the key tells the state.
 	m.hub.mu.Lock()
+	m.pending = nil
 	var names []string
 	for name := range m.hub.names {
 		names = append(names, name)
@@ -845,13 +844,9 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 		if recheck {
 			// Before the ops are taken: an error here leaves them queued
 			// for the next session.
-			notify, known, err := m.configure(ctx, dc)
-			if err != nil {
+			if err := m.reconfigure(ctx, dc); err != nil {
 				return err
 			}
-			m.hub.mu.Lock()
-			m.notify, m.notifyKnown = notify, known
-			m.hub.mu.Unlock()
 		}
 		m.mu.Lock()
 		ops := m.ops
@@ -952,6 +947,18 @@ func (m *masterWatch) configure(ctx context.Context, dc rueidis.DedicatedClient)
 		return "", false, m.configError(err)
 	}
 	return want, true, nil
+}
+
+// reconfigure runs configure and records the master's flags.
+func (m *masterWatch) reconfigure(ctx context.Context, dc rueidis.DedicatedClient) error {
+	notify, known, err := m.configure(ctx, dc)
+	if err != nil {
+		return err
+	}
+	m.hub.mu.Lock()
+	m.notify, m.notifyKnown = notify, known
+	m.hub.mu.Unlock()
+	return nil
 }
 
 // publishes reports whether this master is known to publish the keyspace
