@@ -296,7 +296,8 @@ func (l *Lease) handOff(ctx context.Context) (handed, ended bool) {
 // adopt takes over the lease handed over with turn t, if any, for req, and
 // starts it; it returns nil when there is none, or it does not suit req
 // (then its keys are deleted, and the caller's first attempt counts keys
-// that still hold its value as free), and ErrClosed when Close has begun.
+// that still hold its value as free), and ErrClosed, having given up the
+// turn, when Close has begun.
 func (c *Client) adopt(req *request, t *turn, call *acquireCall) (*Lease, error) {
 	l := t.handoff
 	if l == nil {
@@ -314,6 +315,7 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) (*Lease, error)
 	l.req, l.turn, l.since = req, t, c.now()
 	if !c.track(l) {
 		l.discard() // Close has begun
+		t.done()
 		return nil, ErrClosed
 	}
 	// The renewal is due a third of a TTL after the last one that reached

@@ -117,9 +117,6 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	default:
 	}
 	if l, err := c.adopt(req, t, call); l != nil || err != nil {
-		if err != nil {
-			t.done()
-		}
 		return l, err
 	}
 	var b backoff.BackOff // made on the first retry: most acquires need none
@@ -249,9 +246,6 @@ func (c *Client) tryAcquire(ctx context.Context, req *request, call *acquireCall
 		return nil, fmt.Errorf("distlock: try acquire %q: %w by another goroutine of this Client", req.name, ErrLocked)
 	}
 	if l, err := c.adopt(req, t, call); l != nil || err != nil {
-		if err != nil {
-			t.done()
-		}
 		return l, err
 	}
 	l, _, err := c.attempt(ctx, req, newValue(), t, false, false, call)
