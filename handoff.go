@@ -304,8 +304,10 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) (*Lease, error)
 		return nil, nil
 	}
 	t.handoff = nil
+	// Taken over only before its renewal is due (confirmedLocked), which
+	// stays due when it was: a chain of short holds never pushes it back.
 	l.mu.Lock()
-	confirmed := l.confirmedLocked(c.now())
+	confirmed, due := l.confirmedLocked(c.now()), l.dueLocked()
 	l.mu.Unlock()
 	if l.req.key != req.key || l.TTL() != req.ttl || !confirmed {
 		t.replaces = l.value
@@ -318,13 +320,7 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) (*Lease, error)
 		t.done()
 		return nil, ErrClosed
 	}
-	// The renewal is due a third of a TTL after the last one that reached
-	// a majority, or at once when that time has passed: a chain of short
-	// holds must not keep pushing an overdue renewal back.
-	l.mu.Lock()
-	due := max(l.dueLocked(), c.now())
-	l.mu.Unlock()
-	l.start(due)
+	l.start(max(due, c.now()))
 	call.handedOver = true
 	if t.hold(l) {
 		l.drawNext()
