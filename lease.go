@@ -57,10 +57,15 @@ type Lease struct {
 	// to every master, every third of a TTL.
 	keys, args []string
 	acks       []int64
-	inflight   uint64        // masters with a renewal of this lease unanswered
-	gone       uint64        // masters that answered the key is gone or taken
-	extending  bool          // an Extend runs: background renewals wait
-	freed      chan struct{} // if not nil, closed when a renewal is answered
+	// ackCap[i], when not 0, bounds the ack that the renewal of l still
+	// unanswered on master i can give: an Extend asked for a shorter TTL
+	// after it was sent, and that TTL reaches the key there once Extend's
+	// own command runs, however late the older answer comes.
+	ackCap    []int64
+	inflight  uint64        // masters with a renewal of this lease unanswered
+	gone      uint64        // masters that answered the key is gone or taken
+	extending bool          // an Extend runs: background renewals wait
+	freed     chan struct{} // if not nil, closed when a renewal is answered
 
 	turn *turn // this Client's turn at the name: passed on when the lease ends
 
@@ -87,7 +92,7 @@ type Lease struct {
 }
 
 func newLease(c *Client, req *request, value string, token uint64, start time.Time, t *turn) *Lease {
-	l := &Lease{c: c, req: req, value: value, token: token, turn: t, index: -1, acks: make([]int64, len(c.nodes))}
+	l := &Lease{c: c, req: req, value: value, token: token, turn: t, index: -1, acks: make([]int64, len(c.nodes)), ackCap: make([]int64, len(c.nodes))}
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
 	l.ttl.Store(int64(req.ttl))
 	l.keys, l.args = []string{req.key}, renewArgs(value, req.ttl)
@@ -294,8 +299,10 @@ func withErr(prev error, first bool, err error) error {
 // Extend renews the lease now on every master, with a new TTL that later
 // renewals keep. It returns nil when a majority renewed; then the lease is
 // valid for ttl (less drift) from when Extend sent its commands. A shorter
-// ttl shortens the validity as soon as Extend sends, whether or not it
-// succeeds. Extend waits for a majority as long as the lease is valid,
+// ttl shortens the validity the moment Extend is called, whether or not it
+// succeeds: from then on no master's answer given under the longer TTL
+// counts beyond it, not even the answer of a renewal already in flight
+// (TestExtendShorterWithRenewalInFlight). Extend waits for a majority as long as the lease is valid,
 // sending again after a while to a master that failed, and, to a master
 // still answering a background renewal of the lease, once it has answered
 // that. It returns an error wrapping ErrLeaseLost (and ends the lease)
@@ -343,8 +350,11 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 		return l.Err()
 	}
 	l.extending = true
-	// Once sent, the new TTL may reach a majority, answered or not.
+	// Once sent, the new TTL may reach any master, answered or not: every
+	// ack given under a longer TTL stops counting beyond it now, on every
+	// master, including the answers of renewals still in flight.
 	if v := now + int64(ttl-c.drift(ttl)); v < l.validUntil.Load() {
+		l.capAcksLocked(v)
 		l.setValidityLocked(v, now, true)
 	}
 	l.mu.Unlock()

@@ -359,6 +359,20 @@ func (l *Lease) sendingLocked(mask uint64, now int64, ttl time.Duration) {
 	}
 }
 
+// capAcksLocked bounds every master's ack by v, when an Extend asks for a
+// shorter TTL whose validity is v: what a master said it keeps under the
+// longer TTL no longer holds once the shorter one reaches it. Renewals
+// still unanswered are bounded too, when their answer comes (answered).
+// l.mu is held.
+func (l *Lease) capAcksLocked(v int64) {
+	for i := range l.acks {
+		l.acks[i] = min(l.acks[i], v)
+		if l.inflight&(1<<i) != 0 && (l.ackCap[i] == 0 || l.ackCap[i] > v) {
+			l.ackCap[i] = v
+		}
+	}
+}
+
 // answered records master i's answer v (a renew.lua reply, or noReply) to
 // a renewal of l sent at start with ttl, and settles l: renewed when a
 // majority's acks move its validity later, lost when a majority reports
@@ -369,6 +383,8 @@ func (l *Lease) answered(i int, start int64, ttl time.Duration, v int64) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inflight &^= 1 << i
+	capped := l.ackCap[i]
+	l.ackCap[i] = 0
 	if l.freed != nil {
 		close(l.freed)
 		l.freed = nil
@@ -379,7 +395,11 @@ func (l *Lease) answered(i int, start int64, ttl time.Duration, v int64) int {
 	}
 	switch v {
 	case 1:
-		l.acks[i] = start + int64(ttl-c.drift(ttl))
+		a := start + int64(ttl-c.drift(ttl))
+		if capped != 0 && a > capped {
+			a = capped // a shorter TTL was asked for since it was sent
+		}
+		l.acks[i] = a
 		if l.setValidityLocked(l.quorumAckLocked(), now, false) {
 			if !l.extending { // else Extend schedules l when it ends
 				c.renewer.add(l, l.dueLocked())

@@ -1,0 +1,71 @@
+package distlock_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
+)
+
+// The regression tests of the interleavings that broke the README's safety
+// claims (issue 14), one per interleaving, against real masters.
+
+// Extend with a shorter TTL while a background renewal is unanswered on a
+// majority: the renewal's acks of the longer TTL must not count once the
+// shorter one is asked for. Masters 1 and 2 answer late (their commands
+// run at once; only the answers are held back): the renewal's answers come
+// after Extend began, then Extend sends them the short TTL and its ctx
+// ends before they answer. Their keys then expire with the short TTL, and
+// the lease must know it. (Before the fix the renewal's late answers
+// raised the validity back to the long TTL: Deadline about 2.9 s away
+// while every key was gone 0.7 s later, and another Client acquired while
+// Err was nil.)
+func TestExtendShorterWithRenewalInFlight(t *testing.T) {
+	servers := masters(t, 3)
+	proxies := redistest.ProxyN(t, servers)
+	nodes := make([]string, len(proxies))
+	for i, p := range proxies {
+		nodes[i] = p.URL()
+	}
+	c, err := distlock.New(distlock.Config{Nodes: nodes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	other := newClient(t, servers, distlock.Config{})
+
+	const ttl, short, late = 3 * time.Second, 400 * time.Millisecond, 300 * time.Millisecond
+	l, err := c.Acquire(t.Context(), "shorter-inflight", distlock.WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acquired := time.Now()
+	// The first renewal, at TTL/3, sets every master's ack; the second
+	// goes out at 2·TTL/3, and Extend comes 100 ms later, while masters 1
+	// and 2 have not answered it.
+	time.Sleep(time.Until(acquired.Add(ttl/3 + 200*time.Millisecond)))
+	proxies[1].SetLatency(late)
+	proxies[2].SetLatency(late)
+	time.Sleep(time.Until(acquired.Add(2*ttl/3 + 100*time.Millisecond)))
+	extendStart := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 350*time.Millisecond)
+	defer cancel()
+	err = l.Extend(ctx, short)
+	t.Logf("Extend: %v after %v; Deadline in %v", err, time.Since(extendStart), time.Until(l.Deadline()))
+	if d := l.Deadline(); d.After(extendStart.Add(short)) {
+		t.Errorf("Deadline after Extend(%v): %v after Extend began; want at most %v", short, d.Sub(extendStart), short)
+	}
+	// Every key expires by extendStart + late + short at the latest.
+	time.Sleep(time.Until(extendStart.Add(late + short + 100*time.Millisecond)))
+	l2, err := other.TryAcquire(t.Context(), "shorter-inflight")
+	if err != nil {
+		t.Fatalf("another Client's TryAcquire once the keys expired: %v", err)
+	}
+	defer l2.Release(context.Background())
+	if err := l.Err(); !errors.Is(err, distlock.ErrLeaseLost) {
+		t.Errorf("first lease's Err while another Client holds the lock: got %v; want ErrLeaseLost", err)
+	}
+}
