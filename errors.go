@@ -47,8 +47,19 @@ type QuorumError struct {
 
 // Locked reports whether the quorum was missed because another holder has
 // the lock, rather than because masters failed to answer.
+//
+// It does when other holders' keys alone put a majority out of reach (more
+// than len(Errs)-Needed masters hold them: with 4 masters, 2 answers of
+// another holder decide it before the others answer), or when the masters
+// that granted and those held by another would together have made one.
 func (e *QuorumError) Locked() bool {
-	return e.ahead || !e.Expired && e.Granted+e.Held >= e.Needed && e.Held > 0
+	if e.ahead {
+		return true
+	}
+	if e.Expired || e.Held == 0 {
+		return false
+	}
+	return e.Granted+e.Held >= e.Needed || len(e.Errs) > 0 && e.Held > len(e.Errs)-e.Needed
 }
 
 func (e *QuorumError) Error() string {

@@ -3,6 +3,7 @@ package distlock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -67,5 +68,37 @@ func TestExtendShorterWithRenewalInFlight(t *testing.T) {
 	defer l2.Release(context.Background())
 	if err := l.Err(); !errors.Is(err, distlock.ErrLeaseLost) {
 		t.Errorf("first lease's Err while another Client holds the lock: got %v; want ErrLeaseLost", err)
+	}
+}
+
+// With an even number of masters a held lock is reported as locked, not as
+// a missing quorum: on 4 masters the holder has at least 3, so a second
+// Client's attempt is decided by 2 refusals, before the rest answer.
+// (Before the fix: Held=2 Needed=3, ErrNoQuorum, for 2, 4, 6 and 8.)
+func TestEvenMastersHeldIsLocked(t *testing.T) {
+	for _, n := range []int{2, 4, 6} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			servers := masters(t, n)
+			a := newClient(t, servers, distlock.Config{})
+			b := newClient(t, servers, distlock.Config{})
+			l, err := a.Acquire(t.Context(), "even")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 20 {
+				_, err := b.TryAcquire(t.Context(), "even")
+				if !errors.Is(err, distlock.ErrLocked) || errors.Is(err, distlock.ErrNoQuorum) {
+					t.Fatalf("TryAcquire of a lock held on %d masters: got %v; want ErrLocked", n, err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+			defer cancel()
+			if _, err := b.Acquire(ctx, "even"); !errors.Is(err, distlock.ErrLocked) {
+				t.Fatalf("Acquire cut short by ctx: got %v; want ErrLocked", err)
+			}
+			if err := l.Release(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
