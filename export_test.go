@@ -19,3 +19,11 @@ func SetWatchLinger(d time.Duration) (restore func()) {
 	old := watchLinger.Swap(int64(d))
 	return func() { watchLinger.Store(old) }
 }
+
+// SetTurnHook runs f whenever a waiting Acquire gets its turn at a name,
+// before it takes a lease handed over to it, and returns a function that
+// removes it.
+func SetTurnHook(f func(name string)) (restore func()) {
+	testHookTurn = f
+	return func() { testHookTurn = nil }
+}

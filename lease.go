@@ -47,9 +47,15 @@ type Lease struct {
 	ttl        atomic.Int64 // the TTL renewals use, in ns; Extend changes it
 	validUntil atomic.Int64 // end of validity on c's monotonic clock (c.now)
 
-	mu    sync.Mutex // guards err, timer and the renewal state below
+	mu    sync.Mutex // guards err, timer, children and the renewal state below
 	err   error      // nil while held
 	timer *time.Timer
+
+	// children are the contexts made by Context, cancelled by end itself
+	// (not by a goroutine of the context package): when Release returns,
+	// they are done.
+	children  map[uint64]context.CancelCauseFunc
+	nextChild uint64
 
 	// Renewal state (renew.go), guarded by mu. acks[i] is how long master
 	// i keeps the key at least, by its last answer (0: unknown, or gone).
@@ -151,11 +157,30 @@ func (l *Lease) TTL() time.Duration { return time.Duration(l.ttl.Load()) }
 // with the lease's Err as its cause (context.Cause), or when parent is
 // done. Use it for work that must stop the moment the lease is lost. The
 // returned cancel function releases the context's resources, not the lease.
+//
+// The context is done by the time the lease's end is visible: when Release
+// returns, when Done is closed, or when Err first reports the end
+// (TestLeaseContextDoneWhenReleaseReturns).
 func (l *Lease) Context(parent context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(parent)
-	stop := context.AfterFunc(l.ctx, func() { cancel(context.Cause(l.ctx)) })
+	l.mu.Lock()
+	if l.checkLocked(l.c.now()) {
+		err := l.err
+		l.mu.Unlock()
+		cancel(err)
+		return ctx, func() { cancel(context.Canceled) }
+	}
+	if l.children == nil {
+		l.children = make(map[uint64]context.CancelCauseFunc)
+	}
+	id := l.nextChild
+	l.nextChild++
+	l.children[id] = cancel
+	l.mu.Unlock()
 	return ctx, func() {
-		stop()
+		l.mu.Lock()
+		delete(l.children, id)
+		l.mu.Unlock()
 		cancel(context.Canceled)
 	}
 }
@@ -513,6 +538,12 @@ func (l *Lease) endLocked(cause error) bool {
 		// also sees the loss in the metrics.
 		l.c.leaseLost(l, cause)
 	}
+	// The contexts of Context first, then Done: whoever sees Done closed
+	// finds them done too.
+	for _, cancel := range l.children {
+		cancel(cause)
+	}
+	l.children = nil
 	l.cancel(cause)
 	l.c.forget(l)
 	if l.c.renewer != nil {

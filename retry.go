@@ -67,7 +67,9 @@ const keptRetryDelay = time.Millisecond
 // lock is held, or until ctx ends; then it returns the last attempt's error
 // joined with ctx.Err(), so that both errors.Is(err, ErrLocked) (or
 // ErrNoQuorum) and errors.Is(err, context.DeadlineExceeded) hold. ctx
-// bounds the wait, not the lease. It returns at once an error for an
+// bounds the wait, not the lease; Acquire never returns a lease once ctx
+// has ended (one taken as it ended is released, or handed to this Client's
+// next waiter). It returns at once an error for an
 // invalid name or option, ErrClosed once the Client is closed, and ctx's
 // error when ctx has already ended.
 //
@@ -91,9 +93,31 @@ func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lea
 	defer c.exit()
 	ctx, call := c.startAcquire(ctx, modeWait, req)
 	l, err := c.acquire(ctx, req, &call)
+	l, err = c.notAfter(ctx, req, l, err)
 	c.endAcquire(ctx, &call, l, err)
 	return l, err
 }
+
+// notAfter returns l and err, unless ctx ended before the lock was taken:
+// then it releases l (which hands the lock on to this Client's next
+// waiter, if any) and returns ctx's error. A caller that gave up must not
+// find itself holding a lease it no longer expects
+// (TestAcquireHandedOverAsCtxEnds, TestAcquireNoLeaseAfterCtx).
+func (c *Client) notAfter(ctx context.Context, req *request, l *Lease, err error) (*Lease, error) {
+	if l == nil || ctx.Err() == nil {
+		return l, err
+	}
+	c.spawn(func() {
+		rctx, cancel := context.WithTimeout(c.bg, l.TTL())
+		defer cancel()
+		l.Release(rctx)
+	})
+	return nil, fmt.Errorf("distlock: acquire %q: %w", req.name, ctx.Err())
+}
+
+// testHookTurn, when set (by tests only), runs when a waiting Acquire has
+// its turn at name, before it takes over a lease handed to it.
+var testHookTurn func(name string)
 
 // acquire is Acquire once the request is checked.
 func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (*Lease, error) {
@@ -107,6 +131,9 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		}
 		return nil, withCtx(fmt.Errorf("distlock: acquire %q: %w by another goroutine of this Client", req.name, ErrLocked), ctx.Err())
 	}
+	if testHookTurn != nil {
+		testHookTurn(req.name)
+	}
 	select {
 	case <-c.stop: // Close freed the slot we were given
 		if t.handoff != nil {
@@ -115,6 +142,12 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		t.done()
 		return nil, ErrClosed
 	default:
+	}
+	if err := ctx.Err(); err != nil {
+		// The turn came as ctx ended: pass it on, with the lease handed
+		// over if there is one, to the next goroutine that still waits.
+		t.giveUp()
+		return nil, fmt.Errorf("distlock: acquire %q: %w", req.name, err)
 	}
 	if l, err := c.adopt(req, t, call); l != nil || err != nil {
 		return l, err
@@ -232,6 +265,7 @@ func (c *Client) TryAcquire(ctx context.Context, name string, opts ...Option) (*
 	defer c.exit()
 	ctx, call := c.startAcquire(ctx, modeTry, req)
 	l, err := c.tryAcquire(ctx, req, &call)
+	l, err = c.notAfter(ctx, req, l, err)
 	c.endAcquire(ctx, &call, l, err)
 	return l, err
 }
@@ -417,6 +451,23 @@ func (t *turn) hold(l *Lease) bool {
 
 // done passes the turn on, once.
 func (t *turn) done() { t.pass("") }
+
+// giveUp passes on a turn its goroutine no longer wants: with the lease
+// handed over with it, if any, to the next goroutine; when none waits, that
+// lease's keys are deleted.
+func (t *turn) giveUp() {
+	h := t.handoff
+	if h == nil {
+		t.pass(t.replaces)
+		return
+	}
+	t.handoff = nil
+	if t.handOff(h) {
+		return
+	}
+	h.discard()
+	t.pass(h.value)
+}
 
 // pass passes the turn on, once. released, when not empty, is the value of
 // the lease that has just been released: the next goroutine's first
