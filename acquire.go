@@ -29,19 +29,31 @@ const (
 	failed  // no answer, or an error: the script may or may not have run
 )
 
-// attempt makes one Redlock acquisition of req with value: the acquire
+// try is what one attempt sends besides the request: its value, fresh for
+// every attempt, so that no value is ever used again after a command
+// carrying it had an unknown outcome (a stale delete, delivered late over a
+// connection rueidis has replaced, then cannot remove a later lease's key:
+// TestStaleDeleteAfterReconnect); a value whose keys count as free; and
+// the waiting Acquire's place in master 0's line.
+type try struct {
+	value    string
+	replaces string // keys that hold it count as free ("" for none)
+	waiter   string // the waiting Acquire's id in master 0's line; "" for TryAcquire
+	probe    bool   // ask master 0 alone first: an earlier waiter is first in line
+}
+
+// attempt makes one Redlock acquisition of req with a.value: the acquire
 // script goes to every master at once; the lock is ours when a majority
 // grants it while validity remains. It returns as soon as the outcome is
 // known: stragglers that grant after a success simply join the lease (its
 // renewal and release cover every master), and after a failure a cleanup
-// goroutine deletes value from every master that granted or may have
+// goroutine deletes a.value from every master that granted or may have
 // (a timed-out command may still have run), including the stragglers once
 // they answer. t, the caller's turn at the name, is handed to the lease,
-// which passes it on when it ends; a key holding t.replaces counts as free.
-// With keep (a waiting Acquire, which retries with the same value), the
-// attempt joins master 0's waiting list, a failed attempt that won master
-// 0 keeps its keys and returns a *keptError, and any other failure cleans
-// up before returning.
+// which passes it on when it ends. A waiting Acquire (a.waiter set) joins
+// master 0's waiting list, and a failed attempt of it that won master 0
+// keeps its keys and returns a *keptError: its next attempt counts keys
+// holding a.value as free (try.replaces).
 //
 // On failure it returns a *QuorumError and how long until trying again
 // makes sense (0 if it cannot tell): the shortest remaining PTTL reported
@@ -49,21 +61,22 @@ const (
 // says an earlier waiter is first in line, the moment that waiter's place
 // lapses if it does not renew it.
 // call follows the Acquire or TryAcquire call it is part of.
-func (c *Client) attempt(ctx context.Context, req *request, value string, t *turn, keep, probe bool, call *acquireCall) (_ *Lease, _ time.Duration, err error) {
+func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call *acquireCall) (_ *Lease, _ time.Duration, err error) {
 	start := time.Now()
 	call.attempts++
+	keep := a.waiter != ""
+	value := a.value
 	ttlArg := strconv.FormatInt(req.ttl.Milliseconds(), 10)
 	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey}
+	if req.legacyFenceKey != "" {
+		keys = append(keys, req.legacyFenceKey)
+	}
 	waits := "0"
 	if keep {
 		waits = "1" // a waiting Acquire joins master 0's waiting list
 	}
-	args := []string{value, ttlArg, "0", waits, c.waitTTLArg}
-	args0 := []string{value, ttlArg, "1", waits, c.waitTTLArg}
-	if t.replaces != "" {
-		args = append(args, t.replaces)
-		args0 = append(args0, t.replaces)
-	}
+	args := []string{value, ttlArg, "0", waits, c.waitTTLArg, a.replaces, a.waiter}
+	args0 := []string{value, ttlArg, "1", waits, c.waitTTLArg, a.replaces, a.waiter}
 	send := func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		a := args
 		if node == 0 {
@@ -122,7 +135,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, t *tur
 	}
 
 	only := []bool(nil) // every master
-	if probe && n > 1 {
+	if a.probe && n > 1 {
 		// A waiter asks master 0, which keeps the waiting list, first, and
 		// the others only when it is first in line: waiters that are not
 		// then never take the other masters from the one that is. If
@@ -152,7 +165,7 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, t *tur
 	if keep && behind && nGranted >= c.quorum {
 		// A majority granted, but master 0 says an earlier waiter goes
 		// first: yield to it rather than overtake it on the others.
-		c.takeBack(true, req, value, state, replies, n-nAnswered)
+		c.takeBack(req, value, state, replies, n-nAnswered)
 		return nil, 0, &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs, ahead: true, behind: true}
 	}
 
@@ -164,20 +177,16 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, t *tur
 		token, err := c.fence(ctx, req, counters, validUntil)
 		if err == nil && time.Now().Before(validUntil) {
 			l := newLease(c, req, value, token, start, t)
+			l.waiter = a.waiter
 			l.stragglers, l.pending = replies, n-nAnswered
 			if c.track(l) {
 				l.start(c.now() + int64(req.ttl/3))
-				if t.hold(l) {
-					// Goroutines of this Client wait for the name: have
-					// the token ready to hand the lock over (handoff.go).
-					l.drawNext()
-				}
 				if keep && (call.attempts > 1 || state[0] != granted) {
 					// We may be in master 0's waiting list (an attempt of
 					// ours was refused there, this one or an earlier): leave
 					// it now, or our place would block the next in line
 					// until it lapsed.
-					c.leave(req, value)
+					c.leave(req, a.waiter)
 				}
 				return l, 0, nil
 			}
@@ -190,32 +199,28 @@ func (c *Client) attempt(ctx context.Context, req *request, value string, t *tur
 		}
 		// The lease was never handed out: take back everything, including
 		// from the masters still to answer, once they have.
-		c.takeBack(keep, req, value, state, replies, n-nAnswered)
+		c.takeBack(req, value, state, replies, n-nAnswered)
 		return nil, 0, err
 	}
 	if keep && state[0] == granted {
 		// We won master 0: the tie-break, and the head of its waiting
-		// list. Keep our keys and let the caller retry with the same
-		// value; rivals that lost master 0 delete theirs, and newcomers
-		// yield to the list, so the next round is ours once the lock is
-		// free (see retry.go).
+		// list. Keep our keys and let the caller retry, with a new value
+		// that may replace this one's keys; rivals that lost master 0
+		// delete theirs, and newcomers yield to the list, so the next
+		// round is ours once the lock is free (see retry.go). Stragglers
+		// may still set this value where it was not granted: the caller
+		// deletes it everywhere once its next attempt has returned.
 		return nil, pttl, &keptError{qerr()}
 	}
-	c.takeBack(keep, req, value, state, replies, n-nAnswered)
+	c.takeBack(req, value, state, replies, n-nAnswered)
 	return nil, pttl, qerr()
 }
 
-// takeBack cleans up after a failed attempt. A waiting Acquire (sync)
-// retries with the same value, so it must wait for the clean-up: a delete
-// still in flight could remove its next attempt's key. Its delayed second
-// delete is left to abandon, when the Acquire gives up. Otherwise the
-// clean-up runs in the background.
-func (c *Client) takeBack(sync bool, req *request, value string, state []int, replies <-chan reply, pending int) {
-	if sync {
-		c.cleanup(req, value, state, replies, pending, false)
-		return
-	}
-	c.spawn(func() { c.cleanup(req, value, state, replies, pending, true) })
+// takeBack cleans up after a failed attempt, in the background: the value
+// is never used again, so a delete that is late or out of order can only
+// remove this attempt's own keys.
+func (c *Client) takeBack(req *request, value string, state []int, replies <-chan reply, pending int) {
+	c.spawn(func() { c.cleanup(req, value, state, replies, pending) })
 }
 
 // parseAcquire reads acquire.lua's reply: whether it
@@ -242,23 +247,25 @@ type keptError struct{ *QuorumError }
 
 func (e *keptError) Unwrap() error { return e.QuorumError }
 
-// abandon deletes value's keys from every master, and takes value off
-// master 0's waiting list: a waiting Acquire gives up.
-func (c *Client) abandon(req *request, value string) {
-	c.leave(req, value)
+// drop deletes value's keys from every master, in the background: the
+// value of an attempt that kept its keys, once the next attempt has
+// returned (which replaced them where it was granted), or when the
+// Acquire gives up. Stragglers may still set it anywhere.
+func (c *Client) drop(req *request, value string) {
 	state := make([]int, len(c.nodes))
 	for i := range state {
 		state[i] = failed // unknown: stragglers may still set value
 	}
-	c.spawn(func() { c.cleanup(req, value, state, nil, 0, true) })
+	c.spawn(func() { c.cleanup(req, value, state, nil, 0) })
 }
 
-// leave takes value off master 0's waiting list, in the background.
-func (c *Client) leave(req *request, value string) {
+// leave takes a waiting Acquire's id off master 0's waiting list, in the
+// background.
+func (c *Client) leave(req *request, waiter string) {
 	c.spawn(func() {
 		ctx, cancel := context.WithTimeout(c.bg, req.ttl)
 		defer cancel()
-		keys, args := []string{req.waitKey, req.lapseKey, req.key}, []string{value}
+		keys, args := []string{req.waitKey, req.lapseKey, req.key}, []string{waiter}
 		replies, count := c.fanout(ctx, req.timeout, firstOnly(len(c.nodes)), func(ctx context.Context, _ int, rc rueidis.Client) rueidis.RedisResult {
 			return script.Leave.Exec(ctx, rc, keys, args)
 		})
@@ -274,7 +281,7 @@ func (c *Client) leave(req *request, value string) {
 // the caller's may be cancelled, and keys left behind would block the lock
 // for a whole TTL. Deletion is ordered after the acquire on each master
 // because each master has one connection and commands go out in order.
-func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int, again bool) {
+func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int) {
 	for ; pending > 0; pending-- {
 		r := <-replies
 		if r.err != nil {
@@ -293,9 +300,6 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 	ctx, cancel := context.WithTimeout(c.bg, req.ttl)
 	defer cancel()
 	c.deleteKey(ctx, req.key, value, req.timeout, need)
-	if !again {
-		return
-	}
 
 	// A master that did not answer may have lost its connection with our
 	// acquire still unread in its socket (a paused master, say); the

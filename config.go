@@ -66,11 +66,18 @@ type Config struct {
 	// DefaultTTL.
 	TTL time.Duration
 
-	// KeyPrefix starts every key distlock writes: the lock "job" is the
-	// key KeyPrefix+"job"; fence counters are KeyPrefix+"fence:{tag}" and
-	// master 0's waiting lists KeyPrefix+"wait:{tag}job" and
-	// KeyPrefix+"lapse:{tag}job", tag naming the lock key's hash slot.
-	// It must not contain '{' or '}'. Default DefaultKeyPrefix.
+	// KeyPrefix starts every lock key: the lock "job" is the key
+	// KeyPrefix+"job". distlock's own keys are derived from the full lock
+	// key, whatever the prefix, under [ReservedKeyspace]: fence counters
+	// "distlock:fence:{tag}" and master 0's waiting lists
+	// "distlock:wait:{tag}"+key and "distlock:lapse:{tag}"+key, tag naming
+	// the lock key's hash slot. It must not contain '{' or '}', nor start
+	// with a reserved key space. Default DefaultKeyPrefix.
+	//
+	// Before 0.9 a custom prefix kept its counters under
+	// KeyPrefix+"fence:{tag}": a counter new on a master starts above
+	// that one, so tokens keep rising across the upgrade, provided every
+	// Client of the prefix is upgraded together.
 	KeyPrefix string
 
 	// DriftFactor is the share of the TTL given up for clock drift between
@@ -150,6 +157,11 @@ func (cfg *Config) settings() (*settings, error) {
 	}
 	if s.prefix == "" {
 		s.prefix = DefaultKeyPrefix
+	}
+	for _, p := range reservedPrefixes {
+		if r := ReservedKeyspace + p; strings.HasPrefix(s.prefix, r) {
+			return nil, fmt.Errorf("distlock: Config.KeyPrefix %q starts with %q, which is reserved for distlock's own keys", s.prefix, r)
+		}
 	}
 	if strings.ContainsAny(s.prefix, "{}") {
 		return nil, fmt.Errorf("distlock: Config.KeyPrefix %q must not contain '{' or '}' (they would change the keys' hash slot)", s.prefix)

@@ -59,7 +59,7 @@
 // the Client's own (distlock.acquire.handoff; then no attempt was made),
 // and an "attempt" event per attempt (masters granted and held);
 // distlock.fence, under it, when an acquire writes its fence counter back
-// (and on its own when a draw of tokens for local handoffs does);
+// (and on its own when a local handoff does);
 // distlock.release (distlock.release.handoff when it handed the keys
 // over); distlock.extend; distlock.renew, one per background renewal
 // batch. Each master's error is recorded on

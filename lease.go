@@ -75,11 +75,10 @@ type Lease struct {
 
 	turn *turn // this Client's turn at the name: passed on when the lease ends
 
-	// Local handoffs (handoff.go), guarded by mu: the latest draw of
-	// tokens for l's successors, the block they come from, and when l's
-	// tenure began.
-	draw, block *drawing
-	since       int64
+	// waiter is the id under which the Acquire that took the lock waited
+	// in master 0's line ("" if it never did): a handoff (handoff.go) does
+	// not count it as another Client's waiter while it leaves the line.
+	waiter string
 
 	// The acquire's answers still to come when it returned (a majority
 	// sufficed). A delete must wait for them: the goroutine sending one
@@ -103,7 +102,6 @@ func newLease(c *Client, req *request, value string, token uint64, start time.Ti
 	l.ttl.Store(int64(req.ttl))
 	l.keys, l.args = []string{req.key}, renewArgs(value, req.ttl)
 	l.validUntil.Store(c.at(start) + int64(req.ttl-c.drift(req.ttl)))
-	l.since = c.at(start)
 	return l
 }
 
@@ -187,19 +185,22 @@ func (l *Lease) Context(parent context.Context) (context.Context, context.Cancel
 
 // Release ends the lease and deletes its keys on every master (only where
 // they still hold this lease's value). Done is closed and Err reports
-// ErrReleased before the deletes are sent; the next goroutine of this
-// Client waiting for the name may take the lock at once, without waiting
-// for them. When such a goroutine waits, Release usually hands the keys
-// over to it instead, with a new fencing token drawn while this lease held
-// the lock, and sends nothing (see Acquire); it may first wait for that
-// draw, if it is still in flight, until ctx ends. Release waits for the
+// ErrReleased before anything is sent. When another goroutine of this
+// Client waits for the name, Release hands the keys over to it instead, in
+// one round trip that draws its token (see Acquire); otherwise that
+// goroutine goes once the deletes are answered. Release waits for the
 // masters' answers until ctx ends, and returns a *QuorumError if fewer than
 // a majority confirmed (the keys left then expire with their TTL). A ctx
 // that ends because the lease did, as one from Lease.Context or Do does, is
 // waited past up to its deadline. The deletes go out even when ctx has
 // already ended: keys left behind would block the lock for a whole TTL. A
-// second Release returns nil. Release of a lost lease still deletes what it
-// can and returns an error wrapping ErrLeaseLost.
+// second Release returns nil. Release returns an error wrapping
+// ErrLeaseLost when the lease had been lost: by Err's account, or because
+// the deletes found its keys gone or held by another value on so many
+// masters that no majority held them (expired early, deleted or
+// overwritten by another program: TestReleaseOfLostLease), so that the
+// holder learns its section may not have been exclusive. It still deletes
+// what it can.
 func (l *Lease) Release(ctx context.Context) error {
 	if err := l.c.enter(); err != nil {
 		// Close has begun: it ends and deletes every lease still held.
@@ -249,15 +250,15 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 	replies, count := l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Release.Exec(ctx, rc, keys, args)
 	})
-	if first {
-		// Hand the lock to this Client's next waiter now, not once the
-		// deletes are answered: its acquire treats keys that still hold
-		// our value as free, so it wins in one round trip whichever runs
-		// first on each master, its acquire or our delete.
-		l.turn.pass(l.value)
-	}
+	// This Client's next waiter goes once the deletes are answered (or
+	// Release stops waiting for them), not before: its acquire, which
+	// counts keys still holding our value as free, would otherwise replace
+	// them, and our delete would find another value there, as if the lease
+	// had been lost. Its first attempt still counts keys holding our value
+	// as free: a delete not yet answered is no reason to wait.
 	errs := make([]error, len(l.c.nodes))
 	ok := 0
+	var gone, taken []int // masters where the key was gone, or held another value
 	done := ctx.Done()
 	var deadline <-chan time.Time
 	var ctxErr error
@@ -267,8 +268,14 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 			answered++
 			if r.err != nil {
 				errs[r.node] = r.err
-			} else {
-				ok++
+				continue
+			}
+			ok++
+			switch v, _ := r.res.AsInt64(); v {
+			case 0:
+				gone = append(gone, r.node)
+			case -1:
+				taken = append(taken, r.node)
 			}
 			continue
 		case <-done:
@@ -296,14 +303,22 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 			for range left {
 				<-replies
 			}
-			l.freeSlot()
+			l.turn.pass(l.value)
 		})
 		return withErr(prev, first, withCtx(&QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}, ctxErr))
 	}
-	l.freeSlot()
+	l.turn.pass(l.value)
 	l.c.recordMasterErrors(span, errs)
 	var err error
-	if ok < l.c.quorum {
+	switch {
+	case first && len(gone)+len(taken) > len(l.c.nodes)-l.c.quorum:
+		// A majority no longer held the keys when the deletes came: the
+		// lease was lost before Release, and its holder must hear it.
+		err = l.lostError(fmt.Sprintf("release found its key gone on masters %v and held by another value on masters %v: it was not held by a majority", gone, taken))
+		if ok < l.c.quorum {
+			err = fmt.Errorf("%w (deleting its keys: %w)", err, &QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs})
+		}
+	case ok < l.c.quorum:
 		err = &QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}
 	}
 	return withErr(prev, first, err)

@@ -33,8 +33,12 @@ type request struct {
 	fenceKey string // the fence counter of the lock key's hash slot
 	waitKey  string // master 0's waiting list, by arrival (same slot)
 	lapseKey string // the waiting list by lapse time (same slot)
-	ttl      time.Duration
-	timeout  time.Duration // per master
+	// legacyFenceKey is where distlock before 0.9 kept the counter for a
+	// custom key prefix ("" for the default prefix, whose counter has not
+	// moved): a counter new on a master starts above it (acquire.lua).
+	legacyFenceKey string
+	ttl            time.Duration
+	timeout        time.Duration // per master
 }
 
 // CheckName reports why name cannot be a lock name, or nil. Every call
@@ -58,6 +62,26 @@ func CheckName(name string) error {
 // reservedPrefixes start distlock's own keys after the key prefix.
 var reservedPrefixes = []string{"fence:", "wait:", "lapse:"}
 
+// ReservedKeyspace starts every key distlock keeps beside the lock keys,
+// whatever Config.KeyPrefix is: fence counters (ReservedKeyspace+"fence:"),
+// and waiting lists ("wait:", "lapse:"). They are derived from the full
+// lock key, never from the prefix alone, so that a lock key has one fence
+// counter whichever prefix and name spell it ("a:"+"b:x" and "a:b:"+"x"
+// both lock a:b:x, with one counter: TestPrefixesShareCounter). No lock key
+// may start with these reserved key spaces.
+const ReservedKeyspace = "distlock:"
+
+// checkKey reports why key cannot be a lock key, or nil: it must not be
+// one of distlock's own keys.
+func checkKey(key string) error {
+	for _, p := range reservedPrefixes {
+		if strings.HasPrefix(key, ReservedKeyspace+p) {
+			return fmt.Errorf("lock key %q starts with %q, which is reserved for distlock's own keys", key, ReservedKeyspace+p)
+		}
+	}
+	return nil
+}
+
 // newRequest checks name and opts and resolves the keys.
 func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 	if err := CheckName(name); err != nil {
@@ -76,14 +100,25 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 	// arithmetic never assumes a key lives longer than it does.
 	ttl := o.ttl.Truncate(time.Millisecond)
 	key := c.cfg.prefix + name
+	if err := checkKey(key); err != nil {
+		return nil, fmt.Errorf("distlock: %s: %w", op, err)
+	}
+	// Every key of the lock in the lock key's hash slot (one script can
+	// touch them all, even on a Redis Cluster), and named from the lock
+	// key alone: one counter per slot of lock keys, however the key was
+	// split into prefix and name.
 	tag := "{" + keyslot.Tag(keyslot.Slot(key)) + "}"
-	return &request{
+	r := &request{
 		name:     name,
 		key:      key,
-		fenceKey: c.cfg.prefix + "fence:" + tag,
-		waitKey:  c.cfg.prefix + "wait:" + tag + name,
-		lapseKey: c.cfg.prefix + "lapse:" + tag + name,
+		fenceKey: ReservedKeyspace + "fence:" + tag,
+		waitKey:  ReservedKeyspace + "wait:" + tag + key,
+		lapseKey: ReservedKeyspace + "lapse:" + tag + key,
 		ttl:      ttl,
 		timeout:  c.nodeTimeout(ttl),
-	}, nil
+	}
+	if c.cfg.prefix != ReservedKeyspace {
+		r.legacyFenceKey = c.cfg.prefix + "fence:" + tag
+	}
+	return r, nil
 }

@@ -19,9 +19,9 @@ const keptRetryDelay = time.Millisecond
 // some masters, none a majority, and all lose round after round; their
 // deletes then wake everyone again. Jitter alone does not end it. So
 // master 0 breaks ties: a waiter that won master 0 but not a majority keeps
-// its keys and retries soon with the same value (the acquire script
-// re-asserts a key that already holds it), while the others delete theirs
-// and back off. Only one waiter can hold master 0, so the next round is
+// its keys and retries soon, with a new value that may replace the kept
+// keys (acquire.lua's ARGV[6]), while the others delete theirs and back
+// off. Only one waiter can hold master 0, so the next round is
 // its. When master 0 is down, jitter alone remains.
 //
 // Master 0 also keeps the order: a waiting Acquire joins a waiting list
@@ -31,7 +31,10 @@ const keptRetryDelay = time.Millisecond
 // arrival, and the tie-break always favours the longest waiter. A waiter
 // that vanishes without leaving (a crash) holds its place until its
 // registration lapses: max(1s, 4*RetryMaxDelay). Each Acquire keeps one
-// value for all its attempts, which is its place in line. A newcomer that
+// waiter id for all its attempts, which is its place in line, and draws a
+// fresh value for each attempt: a value is never used again once a command
+// carrying it had an unknown outcome, so that a late delete of an earlier
+// attempt can never remove a later lease's key (see try). A newcomer that
 // wins a majority while master 0 says an earlier waiter is first yields to
 // it; to know, a waiting Acquire hears master 0 out before it declares a
 // win (when master 0 is slow, that costs up to the per-master timeout).
@@ -50,14 +53,13 @@ const keptRetryDelay = time.Millisecond
 // Within one Client, goroutines that want the same name queue locally: only
 // the head of the queue contends on the masters, so a Client never splits
 // the vote with itself, and the queue's order is the order of arrival.
-// Release usually hands its lease's keys to the next goroutine with a
-// fencing token drawn in advance, sending nothing (handoff.go). When it
-// cannot (no token drawn, a waiter of another Client first in line, or no
-// majority renewal in the last third of a TTL), it passes the turn on as
-// soon as its deletes are sent, with the released lease's value
-// (turn.pass): the next goroutine's first attempt counts keys that still
-// hold that value as free, so the lock changes hands in one round trip, not
-// two (the delete's, then the acquire's).
+// Release hands its lease's keys to the next goroutine in one round trip,
+// which draws the new token where the keys still hold the value
+// (handoff.go). When it cannot (a waiter of another Client first in line,
+// master 0 silent, or the keys no longer held by a majority), it deletes
+// them and passes the turn on once the deletes are answered, with the
+// released lease's value (turn.pass): the next goroutine's first attempt
+// counts keys that still hold that value as free.
 // Between Clients, a waiter retries after a jittered exponential backoff
 // (Config.RetryMinDelay to RetryMaxDelay), never later than the holder's
 // remaining TTL as the masters reported it; the jitter spreads waiters of
@@ -75,13 +77,12 @@ const keptRetryDelay = time.Millisecond
 //
 // Goroutines of one Client that wait for the same name queue in order of
 // arrival, and a lease of this Client that holds the name hands its keys to
-// the first of them when it is released, with no round trip to the masters:
-// the new lease has a larger token, drawn while the old one held the lock,
-// and keeps the keys' value (Watch sees no change). A waiter of another
-// Client that is first in master 0's line is not passed over: the holder
-// then deletes its keys, and the lock goes to that waiter. One that joins
-// the line later waits at most 20 ms, or one more holder of this Client,
-// longer than arrival order alone would make it.
+// the first of them when it is released, in one round trip to the masters:
+// the new lease's token is drawn then, on a majority where the keys still
+// hold their value, and is larger than every earlier lease's; the keys
+// keep their value (Watch sees a renewal). A waiter of another Client that
+// is first in master 0's line is never passed over: the holder then
+// deletes its keys, and the lock goes to that waiter.
 func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lease, error) {
 	req, err := c.newRequest("acquire", name, opts)
 	if err != nil {
@@ -156,22 +157,36 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	var wake *waker
 	var nw *nameWatch
 	var kb backoff.BackOff // the head's retries while another holds a majority
-	value := newValue()
-	var last error // the last attempt's error that ctx did not cut short
+	// One id for this Acquire's place in master 0's line; a fresh value
+	// for every attempt (see try).
+	waiter := newValue()
+	var kept string // the value of the last attempt, if it kept its keys
+	var last error  // the last attempt's error that ctx did not cut short
 	probe := false
 	for {
 		// After an attempt that master 0 said an earlier waiter goes
 		// before, ask master 0 first (probe), so as not to take the other
 		// masters from that waiter. First in line, ask every master at
 		// once: it saves a round trip on each handoff between Clients.
-		l, pttl, err := c.attempt(ctx, req, value, t, true, probe, call)
+		a := try{value: newValue(), replaces: t.replaces, waiter: waiter, probe: probe}
+		if kept != "" {
+			a.replaces = kept // our own keys, kept by the tie-break
+		}
+		l, pttl, err := c.attempt(ctx, req, a, t, call)
 		t.replaces = "" // its keys are gone by now, or held by another
+		if kept != "" {
+			// Replaced where this attempt was granted; delete what is
+			// left of them elsewhere.
+			c.drop(req, kept)
+			kept = ""
+		}
 		if err == nil {
 			return l, nil
 		}
-		var kept *keptError
-		if errors.As(err, &kept) {
-			err = kept.QuorumError
+		var k *keptError
+		if errors.As(err, &k) {
+			err = k.QuorumError
+			kept = a.value
 		}
 		var qe *QuorumError
 		probe = errors.As(err, &qe) && qe.behind
@@ -181,9 +196,12 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		}
 		last = err
 		giveUp := func(err error) (*Lease, error) {
-			// Stragglers may still set value somewhere: delete it
-			// everywhere, and leave the waiting list.
-			c.abandon(req, value)
+			// Leave the waiting list, and delete the keys this Acquire
+			// kept; stragglers of the others are cleaned up already.
+			c.leave(req, waiter)
+			if kept != "" {
+				c.drop(req, kept)
+			}
 			t.done()
 			return nil, err
 		}
@@ -194,7 +212,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 			b = c.backoff()
 			// Be woken by the lock's release or expiry (watch.go) rather
 			// than by polling; the backoff is the backstop for lost events.
-			wake = &waker{ch: make(chan struct{}, 1), value: value}
+			wake = &waker{ch: make(chan struct{}, 1), value: waiter}
 			nw, _ = c.watches.add(ctx, req, nil, wake)
 			defer c.watches.remove(nw, nil, wake)
 		}
@@ -205,15 +223,15 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		if pttl > 0 && pttl < delay {
 			delay = pttl
 		}
-		if kept != nil {
+		if k != nil {
 			// The head of the line retries first: at once when the others
 			// only had to delete their keys, and on a backoff from 1 ms when
 			// a majority is held (a holder, or a newcomer about to yield).
 			switch {
-			case kept.Held < c.quorum && kept.Held > 0 && kept.Granted+kept.Held >= c.quorum:
+			case k.Held < c.quorum && k.Held > 0 && k.Granted+k.Held >= c.quorum:
 				// A split vote: the rivals are deleting their keys.
 				delay = keptRetryDelay
-			case kept.Held < c.quorum:
+			case k.Held < c.quorum:
 				// Too few masters answered: no reason to hurry.
 				kb = nil
 			default:
@@ -282,7 +300,7 @@ func (c *Client) tryAcquire(ctx context.Context, req *request, call *acquireCall
 	if l, err := c.adopt(req, t, call); l != nil || err != nil {
 		return l, err
 	}
-	l, _, err := c.attempt(ctx, req, newValue(), t, false, false, call)
+	l, _, err := c.attempt(ctx, req, try{value: newValue(), replaces: t.replaces}, t, call)
 	if err != nil {
 		t.done()
 		return nil, withCtx(err, ctx.Err())
@@ -311,17 +329,14 @@ type localQueue struct {
 }
 
 // slot is a name's place: a token in ch means a goroutine holds or is
-// acquiring the name; refs counts that one and its waiters. lease is the
-// lease that holds the name, if one does: a goroutine that comes to wait
-// asks it to draw its successor's token (handoff.go). When the turn passes
-// with waiters queued, it carries either handoff, the lease the next
-// goroutine takes over as it is, or released, the value of a lease that
-// Release has just ended: the next goroutine's first attempt may take the
-// keys that still hold it (see turn.pass).
+// acquiring the name; refs counts that one and its waiters. When the turn
+// passes with waiters queued, it carries either handoff, the lease the next
+// goroutine takes over as it is (handoff.go), or released, the value of a
+// lease that has just ended: the next goroutine's first attempt may take
+// the keys that still hold it (see turn.pass).
 type slot struct {
 	ch       chan struct{}
 	refs     int
-	lease    *Lease
 	handoff  *Lease
 	released string
 }
@@ -345,14 +360,13 @@ type turn struct {
 	replaces string
 }
 
-// ref counts one more goroutine at name's slot, and returns the slot and
-// the lease that holds the name, if any.
-func (q *localQueue) ref(name string) (*slot, *Lease) {
+// ref counts one more goroutine at name's slot, and returns the slot.
+func (q *localQueue) ref(name string) *slot {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s := q.slotLocked(name)
 	s.refs++
-	return s, s.lease
+	return s
 }
 
 // slotLocked returns name's slot, made if there is none. q.mu is held.
@@ -383,14 +397,9 @@ func (q *localQueue) unref(name string, s *slot) {
 }
 
 // wait blocks until it is the caller's turn for name. It fails when ctx
-// ends (with ctx's error) or stop closes (ErrClosed). A lease of this
-// Client that holds the name is asked to draw its successor's token, so
-// that its Release can hand it over at once.
+// ends (with ctx's error) or stop closes (ErrClosed).
 func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name string) (*turn, error) {
-	s, holder := q.ref(name)
-	if holder != nil {
-		holder.drawNext()
-	}
+	s := q.ref(name)
 	// A free turn is taken even when ctx has just ended, as select would
 	// choose at random: the caller must not report the name held by
 	// another goroutine when it was not.
@@ -440,13 +449,11 @@ func (q *localQueue) tookLocked(name string, s *slot) *turn {
 	return t
 }
 
-// hold records l as the lease that holds the turn's name, and reports
-// whether other goroutines wait for it.
-func (t *turn) hold(l *Lease) bool {
+// waited reports whether other goroutines wait for the turn's name.
+func (t *turn) waited() bool {
 	t.q.mu.Lock()
 	defer t.q.mu.Unlock()
-	t.s.lease = l
-	return t.s.refs > 1
+	return !t.passed && t.s.refs > 1
 }
 
 // done passes the turn on, once.
@@ -489,7 +496,6 @@ func (t *turn) give(released string, next *Lease) bool {
 		return false
 	}
 	t.passed = true
-	t.s.lease = nil
 	if t.s.refs > 1 { // someone waits
 		t.s.released, t.s.handoff = released, next
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
@@ -203,3 +206,237 @@ func TestAcquireHandedOverAsCtxEnds(t *testing.T) {
 	}
 	noLockKeys(t, servers)
 }
+
+// A local handoff draws its token on a majority where the keys still hold
+// the value: when they vanished early on masters 1 and 2 (a clock jump,
+// simulated with PEXPIRE 1) and another Client acquired meanwhile, the
+// handoff fails there, and the next goroutine of the first Client gets the
+// lock only after the other Client, with a larger token. (Before the fix,
+// G1 handed G3 a counter from a block drawn earlier, lower than the other
+// Client's token, while that Client still held the lock.)
+func TestHandoffAfterKeysVanishedEarly(t *testing.T) {
+	const name = "vanish-handoff"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	y := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	g1, err := c.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// G2 waits (the old code drew a block of tokens then), and gives up.
+	g2ctx, g2cancel := context.WithCancel(ctx)
+	g2 := acquireLater(t, g2ctx, c, name)
+	waitQueued(t, c, name)
+	time.Sleep(20 * time.Millisecond)
+	g2cancel()
+	if h := <-g2; h.err == nil {
+		t.Fatal("G2 got a lease")
+	}
+	for _, s := range servers[1:] {
+		if _, err := s.Do("PEXPIRE", "distlock:"+name, "1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+	ly, err := y.TryAcquire(ctx, name)
+	if err != nil {
+		t.Fatalf("other Client, with the keys gone from masters 1 and 2: %v", err)
+	}
+	g3 := acquireLater(t, ctx, c, name)
+	waitQueued(t, c, name)
+	g1.Release(ctx) // its keys are gone from a majority: an error, see TestReleaseOfLostLease
+	select {
+	case h := <-g3:
+		if h.err == nil {
+			t.Fatalf("G3 got the lock (token %d) while the other Client holds it (token %d)", h.l.Token(), ly.Token())
+		}
+		t.Fatalf("G3: %v", h.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := ly.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l3 := take(t, g3, "G3")
+	if l3.Token() <= ly.Token() {
+		t.Errorf("G3's token %d after the other Client's %d; want more", l3.Token(), ly.Token())
+	}
+	l3.Release(ctx)
+	noLockKeys(t, servers)
+}
+
+// Release of a lease whose keys a majority no longer holds says the lease
+// was lost (its holder's section may not have been exclusive), and leaves
+// another value's keys alone. (Before the fix Release returned nil.)
+func TestReleaseOfLostLease(t *testing.T) {
+	for _, how := range []string{"deleted", "taken"} {
+		t.Run(how, func(t *testing.T) {
+			servers := masters(t, 3)
+			c := newClient(t, servers, distlock.Config{})
+			l, err := c.Acquire(t.Context(), "lost-release")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range servers[1:] {
+				cmd := []string{"DEL", "distlock:lost-release"}
+				if how == "taken" {
+					cmd = []string{"SET", "distlock:lost-release", "someone-else", "PX", "10000"}
+				}
+				if _, err := s.Do(cmd...); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err = l.Release(t.Context())
+			if !errors.Is(err, distlock.ErrLeaseLost) {
+				t.Fatalf("Release with the keys %s on 2 of 3 masters: got %v; want ErrLeaseLost", how, err)
+			}
+			t.Logf("Release: %v", err)
+			if how == "taken" {
+				for _, s := range servers[1:] {
+					if v, _ := s.Do("GET", "distlock:lost-release"); v != "someone-else" {
+						t.Errorf("%s holds %q after Release; want the other value kept", s.Addr(), v)
+					}
+				}
+			}
+			if err := l.Release(t.Context()); err != nil {
+				t.Errorf("second Release: %v; want nil", err)
+			}
+		})
+	}
+}
+
+// One lock key has one fence counter, however the key is split into key
+// prefix and name: "a:"+"b:x" and "a:b:"+"x" both lock a:b:x. (Before the
+// fix each prefix had counters of its own, and a lease under one prefix
+// could get a token lower than an earlier lease's under the other.)
+func TestPrefixesShareCounter(t *testing.T) {
+	servers := masters(t, 3)
+	a := newClient(t, servers, distlock.Config{KeyPrefix: "a:"})
+	b := newClient(t, servers, distlock.Config{KeyPrefix: "a:b:"})
+	ctx := t.Context()
+	var last uint64
+	for i := range 6 {
+		c, name := a, "b:x"
+		if i%2 == 1 {
+			c, name = b, "x"
+		}
+		// Raise the other prefix's counter first, as other names in the
+		// slot would.
+		for range 3 {
+			l, err := c.Acquire(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Token() <= last {
+				t.Fatalf("round %d: token %d after %d; want more", i, l.Token(), last)
+			}
+			last = l.Token()
+			if err := l.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%2 == 0 {
+			// The other prefix's holder is refused while this one holds.
+			l, err := a.Acquire(ctx, "b:x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.TryAcquire(ctx, "x"); !errors.Is(err, distlock.ErrLocked) {
+				t.Fatalf("TryAcquire of a:b:x under the other prefix: got %v; want ErrLocked", err)
+			}
+			last = l.Token()
+			l.Release(ctx)
+		}
+	}
+}
+
+// No prefix and name can make a lock key that is one of distlock's own keys.
+func TestReservedKeysUnreachable(t *testing.T) {
+	servers := masters(t, 1)
+	for _, prefix := range []string{"distlock:fence:", "distlock:wait:x", "distlock:lapse:"} {
+		if _, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers), KeyPrefix: prefix}); err == nil {
+			t.Errorf("New with KeyPrefix %q: got nil; want an error", prefix)
+		}
+	}
+	c := newClient(t, servers, distlock.Config{KeyPrefix: "distlock:fe"})
+	if _, err := c.TryAcquire(t.Context(), "nce:{x}"); err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Errorf("TryAcquire of key distlock:fence:{x}: got %v; want an error saying it is reserved", err)
+	}
+	d := newClient(t, servers, distlock.Config{KeyPrefix: ""})
+	if _, err := d.TryAcquire(t.Context(), "fence:{x}"); err == nil {
+		t.Error("TryAcquire of name fence:{x}: got nil; want an error")
+	}
+}
+
+// A clean-up delete that rueidis queued on a connection it then replaced,
+// delivered late (as TCP delivers a closed socket's send queue once a
+// partition heals), must not delete a later lease's key. Master 2 is
+// partitioned from a waiting Acquire's Client: each attempt's acquire and
+// clean-up delete queue up there unanswered. Then the connection fails,
+// the Client dials anew, the lock comes free, the waiter wins on every
+// master, and only then do the old bytes arrive. (Before the fix every
+// attempt of an Acquire used one value, and the late delete removed the
+// new lease's key on master 2.)
+func TestStaleDeleteAfterReconnect(t *testing.T) {
+	const name = "stale-delete"
+	servers := masters(t, 3)
+	late := redistest.NewLateDialer()
+	defer late.Close()
+	opts := make([]rueidis.ClientOption, len(servers))
+	for i, s := range servers {
+		opts[i] = rueidis.ClientOption{InitAddress: []string{s.Addr()}}
+	}
+	opts[2].DialCtxFn = late.Dial
+	w, err := distlock.New(distlock.Config{NodeOptions: opts, NodeTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	h := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	held, err := h.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late.Partition()
+	got := acquireLater(t, ctx, w, name)
+	time.Sleep(400 * time.Millisecond) // several attempts, each queued on master 2
+	late.Break()
+	// The Client notices the broken connection and dials anew.
+	eventually(t, "master 2 answers the waiting Client again", func() bool {
+		st, err := w.Status(ctx, name)
+		return err == nil && st.Masters[2].Err == nil
+	})
+	if err := held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := take(t, got, "waiter")
+	eventually(t, "master 2 holds the new lease's key", func() bool {
+		v, _ := servers[2].Do("GET", "distlock:"+name)
+		if v == "" {
+			st, _ := w.Status(ctx, name)
+			t.Logf("status %+v", st)
+		}
+		return v != ""
+	})
+	value, _ := servers[2].Do("GET", "distlock:"+name)
+	n := late.DeliverHeld()
+	t.Logf("delivered %d bytes held since the partition", n)
+	if n == 0 {
+		t.Fatal("nothing was held: the test did not queue commands during the partition")
+	}
+	time.Sleep(straggleWait) // the clean-up's second delete, if any
+	if v, _ := servers[2].Do("GET", "distlock:"+name); v != value {
+		t.Fatalf("master 2 holds %q after the old connection's bytes arrived; want the lease's key %q kept", v, value)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	noLockKeys(t, servers)
+}
+
+// straggleWait outlasts the clean-up's delayed second delete (100 ms).
+const straggleWait = 200 * time.Millisecond

@@ -45,7 +45,7 @@ func waiters(t *testing.T, s *redistest.Server, name string) []string {
 	keys := doList(t, s, "KEYS", "distlock:wait:*"+name)
 	var vals []string
 	for _, k := range keys {
-		if strings.HasSuffix(k, "}"+name) {
+		if strings.HasSuffix(k, "}distlock:"+name) {
 			vals = append(vals, doList(t, s, "ZRANGE", k, "0", "-1")...)
 		}
 	}

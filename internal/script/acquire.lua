@@ -1,20 +1,25 @@
 -- acquire.lua: take the lock on one master and draw a fencing counter.
 --
 -- KEYS[1]  lock key
--- KEYS[2]  fence counter of the lock key's hash slot
--- KEYS[3]  waiting list: values of waiting acquires, by arrival (ZSET)
--- KEYS[4]  the same values, by the time their registration lapses (ZSET)
--- ARGV[1]  lease value (128 random bits, hex)
+-- KEYS[2]  fence counter of the lock key
+-- KEYS[3]  waiting list: waiter ids of waiting acquires, by arrival (ZSET)
+-- KEYS[4]  the same ids, by the time their registration lapses (ZSET)
+-- KEYS[5]  optional: the fence counter where distlock before 0.9 kept it
+--          (a custom key prefix): a new counter starts above it
+-- ARGV[1]  lease value (128 random bits, hex), fresh for every attempt
 -- ARGV[2]  TTL in milliseconds (relative: the master's own clock counts it)
 -- ARGV[3]  "1" when this master keeps the waiting list (master 0), else "0"
 -- ARGV[4]  "1" when the caller waits (Acquire) and should join the list
 -- ARGV[5]  how long a registration lasts without renewal, in milliseconds
--- ARGV[6]  optional: the value of a lease the caller's Client has just
---          released; a key that still holds it counts as free (a local
---          handoff: the release's delete may not have run here yet)
+-- ARGV[6]  a value whose key counts as free ("" for none): the value of a
+--          lease the caller's Client has just released (the release's
+--          delete may not have run here yet), or of the caller's own
+--          previous attempt, which kept its keys (the tie-break, retry.go)
+-- ARGV[7]  the caller's waiter id: its place in the waiting list, the same
+--          for all the attempts of one Acquire ("" for TryAcquire)
 --
--- Returns {1, counter} when the key now holds ARGV[1]: it was free, or it
--- already held this same value (a retry of the same lease re-asserts it).
+-- Returns {1, counter} when the key now holds ARGV[1]: it was free (or
+-- held ARGV[6]), or it already held ARGV[1] (a duplicate of this command).
 -- The counter is always a fresh INCR, so no two grants on one master ever
 -- see the same number. Returns {0, pttl, behind, lapse} when another value
 -- holds the key, and {0, 0, behind, lapse} when the key is free but an
@@ -33,7 +38,9 @@
 -- On master 0 the waiting list makes waiters of different clients take the
 -- lock in order of arrival: a free key goes only to the first in line. A
 -- waiter joins the list only when refused, so an uncontended acquire costs
--- one EXISTS more there, and nothing more elsewhere.
+-- one EXISTS more there, and nothing more elsewhere. A waiter that is
+-- granted renews its place too: it may lose the other masters and keep
+-- this one (the tie-break), and must not lose its place meanwhile.
 local queue = ARGV[3] == '1'
 local head, now
 if queue and redis.call('EXISTS', KEYS[3]) == 1 then
@@ -47,10 +54,10 @@ if queue and redis.call('EXISTS', KEYS[3]) == 1 then
   head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
 end
 local v = redis.call('GET', KEYS[1])
-if v ~= false and v == ARGV[6] then
+if v ~= false and ARGV[6] ~= '' and v == ARGV[6] then
   v = false
 end
-if v == false and (head == nil or head == ARGV[1]) then
+if v == false and (head == nil or head == ARGV[7]) then
   redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'set ' .. ARGV[2] .. ' ' .. ARGV[1])
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 elseif v == ARGV[1] then
@@ -63,8 +70,8 @@ else
       local t = redis.call('TIME')
       now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     end
-    redis.call('ZADD', KEYS[3], 'NX', now, ARGV[1])
-    redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[1])
+    redis.call('ZADD', KEYS[3], 'NX', now, ARGV[7])
+    redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[7])
     -- Only ever lengthen the lists' life: Clients may use other lapse times.
     if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then
       redis.call('PEXPIRE', KEYS[3], ARGV[5])
@@ -72,7 +79,7 @@ else
     end
   end
   local behind, lapse = 0, 0
-  if head ~= nil and head ~= ARGV[1] then
+  if head ~= nil and head ~= ARGV[7] then
     behind = 1
     local at = redis.call('ZSCORE', KEYS[4], head)
     if at then
@@ -86,5 +93,20 @@ else
 end
 -- A waiter granted here stays in the list until its Acquire has won or
 -- given up (leave.lua): it may still lose the other masters and keep this
--- one, and must stay first in line meanwhile.
-return {1, redis.call('INCR', KEYS[2])}
+-- one, and must stay first in line meanwhile; its place is renewed.
+if queue and head ~= nil and head == ARGV[7] then
+  if now == nil then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[7])
+end
+local c = redis.call('INCR', KEYS[2])
+if c == 1 and KEYS[5] then
+  -- A counter new here: start above the one an older distlock kept.
+  local old = tonumber(redis.call('GET', KEYS[5]) or '0') or 0
+  if old > 0 then
+    c = redis.call('INCRBY', KEYS[2], math.floor(old))
+  end
+end
+return {1, c}

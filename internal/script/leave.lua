@@ -2,9 +2,9 @@
 --
 -- KEYS[1]  waiting list by arrival; KEYS[2]  by lapse time
 -- KEYS[3]  the lock key (only to name its watch channel)
--- ARGV[1]  the waiter's value
+-- ARGV[1]  the waiter's id (one per waiting Acquire, kept across its attempts)
 --
--- When the waiter was first in line, it publishes "head 0 <value>" of the
+-- When the waiter was first in line, it publishes "head 0 <id>" of the
 -- new first on the lock's watch channel: Watch wakes only that waiter when
 -- the lock comes free, instead of every waiter (retry.go).
 local first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]

@@ -3,11 +3,17 @@
 -- KEYS[1]  lock key
 -- ARGV[1]  lease value
 --
--- Returns 1 when deleted, 0 when the key is gone or holds another value.
+-- Returns 1 when deleted, 0 when the key is gone (expired or deleted), -1
+-- when another value holds it: Release tells a lease whose keys a majority
+-- no longer held (lost before it was released) from one it released.
 -- When it deletes, it first publishes "del 0 <value>" on the lock's watch
 -- channel, as acquire.lua does.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
   redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'del 0 ' .. ARGV[1])
   return redis.call('DEL', KEYS[1])
 end
-return 0
+if v == false then
+  return 0
+end
+return -1

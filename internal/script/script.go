@@ -26,8 +26,8 @@ var (
 	fenceSrc string
 	//go:embed leave.lua
 	leaveSrc string
-	//go:embed draw.lua
-	drawSrc string
+	//go:embed handoff.lua
+	handoffSrc string
 )
 
 // The scripts. None of them is marked retryable: a script whose reply was
@@ -47,16 +47,17 @@ var (
 //     can make later commands wait for that answer. Masters get it loaded
 //     when first dialled.
 //   - Release and Leave, small, are always sent as EVAL.
-//   - Renew, Fence and Draw keep the fallback: a lost renewal is retried,
-//     a lost write-back fails the acquire, which then cleans up, and a
-//     lost draw only means no handoff (none of them sets a lock key).
+//   - Renew, Fence and Handoff keep the fallback: a lost renewal is
+//     retried, a lost write-back fails the acquire, which then cleans up,
+//     and a lost handoff only means a release instead (none of them sets a
+//     lock key that was not there).
 var (
 	Acquire = New(acquireSrc)
 	Release = NewNoSha(releaseSrc)
 	Renew   = New(renewSrc)
 	Fence   = New(fenceSrc)
 	Leave   = NewNoSha(leaveSrc)
-	Draw    = New(drawSrc)
+	Handoff = New(handoffSrc)
 )
 
 // Script is a Lua script with its SHA-1, sent as EVALSHA and, where a master

@@ -26,8 +26,11 @@ func TestAcquireReplacesReleasedValue(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
 	do := doer(t, s)
 	acquire := func(value string, extra ...string) string {
-		args := append([]string{"EVAL", acquireSrc, "4", "k", "fence", "wait", "lapse", value, "10000", "1", "1", "1000"}, extra...)
-		return do(args...)
+		replaces := ""
+		if len(extra) > 0 {
+			replaces = extra[0]
+		}
+		return do("EVAL", acquireSrc, "4", "k", "fence", "wait", "lapse", value, "10000", "1", "1", "1000", replaces, value)
 	}
 	do("SET", "k", "old", "PX", "10000")
 
@@ -47,7 +50,7 @@ func TestAcquireReplacesReleasedValue(t *testing.T) {
 		t.Fatalf("key holds %q after the handoff; want new", v)
 	}
 	// The released lease's delete, arriving after, leaves the new holder.
-	if r := do("EVAL", releaseSrc, "1", "k", "old"); r != "0" {
+	if r := do("EVAL", releaseSrc, "1", "k", "old"); r != "-1" {
 		t.Fatalf("release of the old value after the handoff: got %q; want 0", r)
 	}
 	if v := do("GET", "k"); v != "new" {
@@ -55,68 +58,118 @@ func TestAcquireReplacesReleasedValue(t *testing.T) {
 	}
 }
 
-// draw.lua raises the fence counter by the block's size only where the key
-// holds the caller's value, leaves the key as it was, and on master 0 draws
-// nothing while another waiter is first in line (lapsed ones do not count)
-// or holds the key there.
-func TestDrawBlock(t *testing.T) {
+// handoff.lua pushes the key's expiry out and draws one counter only where
+// the key holds the caller's value, and on master 0 does nothing while
+// another waiter is first in line (lapsed ones do not count) or holds the
+// key there.
+func TestHandoffScript(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
 	do := doer(t, s)
-	draw := func(value, master0 string) string {
-		return do("EVAL", drawSrc, "4", "k", "fence", "wait", "lapse", value, master0, "16")
+	handoff := func(value, master0, waiter string) string {
+		return do("EVAL", handoffSrc, "4", "k", "fence", "wait", "lapse", value, "20000", master0, waiter)
 	}
 	do("SET", "fence", "5")
-	if r := draw("v", "1"); r != "0\n0" {
-		t.Fatalf("draw on a free key: got %q; want nothing drawn", r)
+	if r := handoff("v", "1", ""); r != "0\n0" {
+		t.Fatalf("handoff on a free key: got %q; want nothing drawn", r)
 	}
-	do("SET", "k", "v", "PX", "10000")
-	if r := draw("other", "0"); r != "0\n0" {
-		t.Fatalf("draw by a value the key does not hold: got %q; want nothing drawn", r)
+	if v := do("EXISTS", "k"); v != "0" {
+		t.Fatal("handoff on a free key created it")
 	}
-	if r := draw("v", "0"); r != "21\n0" {
-		t.Fatalf("draw: got %q; want the counter raised by 16 (21)", r)
+	do("SET", "k", "v", "PX", "1000")
+	if r := handoff("other", "0", ""); r != "0\n0" {
+		t.Fatalf("handoff by a value the key does not hold: got %q; want nothing drawn", r)
 	}
-	if v, ttl := do("GET", "k"), do("PTTL", "k"); v != "v" || ttl == "-1" {
-		t.Fatalf("after a draw the key holds %q with PTTL %s; want it untouched", v, ttl)
+	if r := handoff("v", "0", ""); r != "6\n0" {
+		t.Fatalf("handoff: got %q; want the counter raised by one (6)", r)
 	}
-	// Another Client's waiter first in line: master 0 draws nothing, the
-	// others (which keep no line) still do.
+	if v, ttl := do("GET", "k"), do("PTTL", "k"); v != "v" || len(ttl) != 5 {
+		t.Fatalf("after a handoff the key holds %q with PTTL %s; want v, about 20000", v, ttl)
+	}
+	// Another Client's waiter first in line: master 0 does nothing, the
+	// others (which keep no line) still draw.
 	do("ZADD", "wait", "1", "w")
 	do("ZADD", "lapse", "99999999999999", "w")
-	if r := draw("v", "1"); r != "0\n1" {
-		t.Fatalf("draw on master 0 with a waiter first: got %q; want {0, 1}", r)
+	if r := handoff("v", "1", ""); r != "0\n1" {
+		t.Fatalf("handoff on master 0 with a waiter first: got %q; want {0, 1}", r)
 	}
-	if r := draw("v", "0"); r != "37\n0" {
-		t.Fatalf("draw on another master: got %q; want 37", r)
+	if r := handoff("v", "0", ""); r != "7\n0" {
+		t.Fatalf("handoff on another master: got %q; want 7", r)
 	}
-	// The holder's own value first in line does not count; nor does a
+	// The holder's own waiter id first in line does not count; nor does a
 	// waiter whose registration lapsed.
-	do("ZADD", "wait", "0", "v")
-	if r := draw("v", "1"); r != "53\n0" {
-		t.Fatalf("draw on master 0 with its own value first: got %q; want 53", r)
+	do("ZADD", "wait", "0", "mine")
+	if r := handoff("v", "1", "mine"); r != "8\n0" {
+		t.Fatalf("handoff on master 0 with the holder's own id first: got %q; want 8", r)
 	}
-	do("ZREM", "wait", "v")
+	do("ZREM", "wait", "mine")
 	do("ZADD", "lapse", "1", "w")
-	if r := draw("v", "1"); r != "69\n0" {
-		t.Fatalf("draw on master 0 with a lapsed waiter: got %q; want 69", r)
+	if r := handoff("v", "1", ""); r != "9\n0" {
+		t.Fatalf("handoff on master 0 with a lapsed waiter: got %q; want 9", r)
 	}
 	if n := do("ZCARD", "wait"); n != "0" {
 		t.Fatalf("lapsed waiter still in line (%s entries)", n)
 	}
 	// Master 0's key held by another value (a waiter that won the
-	// tie-break there): master 0 draws nothing; on another master that is
+	// tie-break there): master 0 does nothing; on another master that is
 	// simply a key the caller does not hold.
 	do("SET", "k", "w", "PX", "10000")
-	if r := draw("v", "1"); r != "0\n1" {
-		t.Fatalf("draw on master 0 holding another value: got %q; want {0, 1}", r)
+	if r := handoff("v", "1", ""); r != "0\n1" {
+		t.Fatalf("handoff on master 0 holding another value: got %q; want {0, 1}", r)
 	}
-	if r := draw("v", "0"); r != "0\n0" {
-		t.Fatalf("draw on another master holding another value: got %q; want nothing drawn", r)
+	if r := handoff("v", "0", ""); r != "0\n0" {
+		t.Fatalf("handoff on another master holding another value: got %q; want nothing drawn", r)
 	}
-	// Free on master 0 with no one in line: nothing drawn there, and no
-	// reason to yield.
+	if v := do("GET", "k"); v != "w" {
+		t.Fatalf("handoff changed another value's key to %q", v)
+	}
+}
+
+// release.lua tells a deleted key from a gone one from another value's.
+func TestReleaseScript(t *testing.T) {
+	s := redistest.StartN(t, 1, redistest.Options{})[0]
+	do := doer(t, s)
+	if r := do("EVAL", releaseSrc, "1", "k", "v"); r != "0" {
+		t.Fatalf("release of a gone key: got %q; want 0", r)
+	}
+	do("SET", "k", "other")
+	if r := do("EVAL", releaseSrc, "1", "k", "v"); r != "-1" {
+		t.Fatalf("release of another value's key: got %q; want -1", r)
+	}
+	do("SET", "k", "v")
+	if r := do("EVAL", releaseSrc, "1", "k", "v"); r != "1" {
+		t.Fatalf("release of the key: got %q; want 1", r)
+	}
+	if v := do("EXISTS", "k"); v != "0" {
+		t.Fatal("key still there")
+	}
+}
+
+// acquire.lua keeps a waiter's place under its waiter id, not its value,
+// and grants a free key on master 0 to the first in line with any value.
+func TestAcquireWaiterID(t *testing.T) {
+	s := redistest.StartN(t, 1, redistest.Options{})[0]
+	do := doer(t, s)
+	acquire := func(value, waiter string) string {
+		return do("EVAL", acquireSrc, "4", "k", "fence", "wait", "lapse", value, "10000", "1", "1", "1000", "", waiter)
+	}
+	do("SET", "k", "holder", "PX", "10000")
+	if r := acquire("v1", "w1"); !strings.HasPrefix(r, "0\n") {
+		t.Fatalf("acquire of a held key: got %q; want refused", r)
+	}
+	if r := acquire("v2", "w2"); !strings.HasPrefix(r, "0\n") {
+		t.Fatalf("acquire of a held key: got %q; want refused", r)
+	}
+	if got := do("ZRANGE", "wait", "0", "-1"); got != "w1\nw2" {
+		t.Fatalf("waiting list %q; want the waiter ids in order of arrival", got)
+	}
 	do("DEL", "k")
-	if r := draw("v", "1"); r != "0\n0" {
-		t.Fatalf("draw on master 0 with a free key and no line: got %q; want {0, 0}", r)
+	if r := acquire("v3", "w2"); !strings.HasPrefix(r, "0\n") {
+		t.Fatalf("second in line, free key: got %q; want refused (w1 goes first)", r)
+	}
+	if r := acquire("v4", "w1"); !strings.HasPrefix(r, "1\n") {
+		t.Fatalf("first in line with a new value: got %q; want granted", r)
+	}
+	if v := do("GET", "k"); v != "v4" {
+		t.Fatalf("key holds %q; want v4", v)
 	}
 }

@@ -1,0 +1,52 @@
+-- handoff.lua: pass a held lock to the next holder in the same Client
+-- (handoff.go): keep the key, push its expiry out, and draw a fencing
+-- counter for the new holder, only where the key still holds the value.
+--
+-- KEYS[1]  lock key
+-- KEYS[2]  fence counter of the lock key
+-- KEYS[3]  waiting list: waiter ids of waiting acquires, by arrival (ZSET)
+-- KEYS[4]  the same ids, by the time their registration lapses (ZSET)
+-- ARGV[1]  the holding lease's value
+-- ARGV[2]  TTL in milliseconds for the new holder
+-- ARGV[3]  "1" when this master keeps the waiting list (master 0), else "0"
+-- ARGV[4]  the waiter id the holding lease waited under ("" if none): it
+--          may still be in the list, about to leave it
+--
+-- Returns {counter, 0} when the key held ARGV[1]: its expiry is now
+-- ARGV[2] from now, and counter (INCR) is the new holder's alone. Returns
+-- {0, 0} when the key does not hold ARGV[1] (gone, expired early, or taken:
+-- nothing is written), and {0, 1} on master 0 when a waiter of another
+-- Client is first in line or holds the key there (a waiter that won master
+-- 0, the tie-break, keeps its key there and tries again): the lock should
+-- go to that waiter, not on within the holder's Client. The line is read
+-- before the key, so master 0 says whether someone waits even when it no
+-- longer holds the key.
+--
+-- It publishes "expire <ttl> <value>" on the lock's watch channel, as
+-- renew.lua does: to a watcher the lock stays held by the same value.
+local v = redis.call('GET', KEYS[1])
+if ARGV[3] == '1' then
+  if v ~= false and v ~= ARGV[1] then
+    return {0, 1}
+  end
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    -- Registrations that lapsed (their waiter vanished) do not count.
+    local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)
+    for _, w in ipairs(lapsed) do
+      redis.call('ZREM', KEYS[3], w)
+      redis.call('ZREM', KEYS[4], w)
+    end
+    local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+    if head ~= nil and head ~= ARGV[4] then
+      return {0, 1}
+    end
+  end
+end
+if v ~= ARGV[1] then
+  return {0, 0}
+end
+redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'expire ' .. ARGV[2] .. ' ' .. ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {redis.call('INCR', KEYS[2]), 0}
