@@ -1,0 +1,178 @@
+package distlock_test
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
+)
+
+// The minimal ACL of the README's Security section, tested: the main
+// flows run under a user with exactly those rights, read from README.md
+// so that the documented line and the tested one cannot drift apart.
+
+// aclPassword is the password the tests give the README's user.
+const aclPassword = "acl-test-password"
+
+// readmeACL returns the rules of each "ACL SETUSER distlock" line in
+// README.md, in order, the password placeholder replaced by aclPassword.
+func readmeACL(t *testing.T) [][]string {
+	t.Helper()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines [][]string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "ACL" || f[1] != "SETUSER" || f[2] != "distlock" {
+			continue
+		}
+		rules := f[3:]
+		for i, r := range rules {
+			if r == ">PASSWORD" {
+				rules[i] = ">" + aclPassword
+			}
+		}
+		lines = append(lines, rules)
+	}
+	if len(lines) == 0 {
+		t.Fatal(`README.md has no "ACL SETUSER distlock ..." line`)
+	}
+	return lines
+}
+
+// aclDenials returns the commands, keys and channels the ACL refused user
+// on s, from ACL LOG ("reason object" each), and clears the log.
+func aclDenials(t *testing.T, s *redistest.Server, user string) []string {
+	t.Helper()
+	out, err := s.Do("ACL", "LOG")
+	if err != nil {
+		t.Fatalf("ACL LOG on %s: %v", s.Addr(), err)
+	}
+	if _, err := s.Do("ACL", "LOG", "RESET"); err != nil {
+		t.Fatal(err)
+	}
+	// Do renders the log's entries, maps of field and value, as one flat
+	// list of lines.
+	var denials []string
+	var reason, object string
+	f := strings.Split(out, "\n")
+	for i := 0; i+1 < len(f); i++ {
+		switch f[i] {
+		case "reason":
+			reason = f[i+1]
+		case "object":
+			object = f[i+1]
+		case "username":
+			if f[i+1] == user {
+				denials = append(denials, reason+" "+object)
+			}
+		default:
+			continue
+		}
+		i++
+	}
+	return denials
+}
+
+func TestACLMinimal(t *testing.T) {
+	acl := readmeACL(t)
+	servers := redistest.StartN(t, 3, redistest.Options{
+		User: "distlock", Password: aclPassword, Rules: acl[0],
+		Args: []string{"--notify-keyspace-events", "Kgx"},
+	})
+	holder := newClient(t, servers, distlock.Config{SkipNotifyConfig: true})
+	other := newClient(t, servers, distlock.Config{SkipNotifyConfig: true})
+	ctx := ctxTimeout(t, 20*time.Second)
+	const name = "acl-job"
+
+	events, err := holder.Watch(ctx, name)
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	// Acquire, renewed in the background past its TTL.
+	l, err := holder.Acquire(ctx, name, distlock.WithTTL(600*time.Millisecond))
+	if err != nil {
+		t.Fatalf("Acquire: %v", err)
+	}
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
+		t.Errorf("first event: got %v; want acquired", ev.Type)
+	}
+	time.Sleep(900 * time.Millisecond)
+	if err := l.Err(); err != nil {
+		t.Fatalf("lease after 1.5 TTL: Err %v; want nil (renewed)", err)
+	}
+	if _, err := other.TryAcquire(ctx, name); !errors.Is(err, distlock.ErrLocked) {
+		t.Errorf("TryAcquire of the held lock: got %v; want ErrLocked", err)
+	}
+	if err := l.Extend(ctx, 2*time.Second); err != nil {
+		t.Errorf("Extend: %v", err)
+	}
+	st, err := holder.Status(ctx, name)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	if st.State != distlock.StateHeld || st.Agree != 3 {
+		t.Errorf("Status: got %v agreed by %d (%+v); want held on 3", st.State, st.Agree, st.Masters)
+	}
+
+	// A waiter of another Client (master 0's waiting list) and one of the
+	// same Client (a local handoff) get the lock in turn.
+	remote := acquireLater(t, ctx, other, name)
+	local := acquireLater(t, ctx, holder, name)
+	time.Sleep(100 * time.Millisecond)
+	if err := l.Release(ctx); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	var tokens []uint64
+	for range 2 {
+		select {
+		case h := <-remote:
+			remote = nil
+			if h.err != nil {
+				t.Fatalf("waiting Acquire of another Client: %v", h.err)
+			}
+			tokens = append(tokens, h.l.Token())
+			if err := h.l.Release(ctx); err != nil {
+				t.Fatalf("Release: %v", err)
+			}
+		case h := <-local:
+			local = nil
+			if h.err != nil {
+				t.Fatalf("waiting Acquire of the holder's Client: %v", h.err)
+			}
+			tokens = append(tokens, h.l.Token())
+			if err := h.l.Release(ctx); err != nil {
+				t.Fatalf("Release: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("waiters: no lease after 5s")
+		}
+	}
+	if tokens[0] <= l.Token() || tokens[1] <= tokens[0] {
+		t.Errorf("tokens %d then %v; want rising", l.Token(), tokens)
+	}
+	// The watcher saw the lock held and released.
+	deadline := time.After(3 * time.Second)
+	for released := false; !released; {
+		select {
+		case ev := <-events:
+			released = ev.Type == distlock.EventReleased
+		case <-deadline:
+			t.Fatal("no released event within 3s")
+		}
+	}
+	for _, s := range servers {
+		// With SkipNotifyConfig, Watch reads notify-keyspace-events if it
+		// may, and goes on without when refused.
+		if d := slices.DeleteFunc(aclDenials(t, s, "distlock"), func(d string) bool { return d == "command config|get" }); len(d) > 0 {
+			t.Errorf("ACL refused the README's user on %s: %v", s.Addr(), d)
+		}
+	}
+}
