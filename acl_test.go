@@ -2,8 +2,11 @@ package distlock_test
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +177,120 @@ func TestACLMinimal(t *testing.T) {
 		if d := slices.DeleteFunc(aclDenials(t, s, "distlock"), func(d string) bool { return d == "command config|get" }); len(d) > 0 {
 			t.Errorf("ACL refused the README's user on %s: %v", s.Addr(), d)
 		}
+	}
+}
+
+// aclMasters starts n masters whose user "distlock" has the README's
+// minimal rights, plus extra rules, and a Client over them whose Logger
+// writes to the returned buffer.
+func aclMasters(t *testing.T, n int, extra ...string) ([]*redistest.Server, *distlock.Client, *syncBuffer) {
+	t.Helper()
+	rules := append(readmeACL(t)[0], extra...)
+	servers := redistest.StartN(t, n, redistest.Options{
+		User: "distlock", Password: aclPassword, Rules: rules,
+		Args: []string{"--notify-keyspace-events", "Kgx"},
+	})
+	logs := &syncBuffer{}
+	c := newClient(t, servers, distlock.Config{SkipNotifyConfig: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	return servers, c, logs
+}
+
+// logLines returns the lines of logs that contain every one of words.
+func logLines(logs *syncBuffer, words ...string) []string {
+	var out []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		all := line != ""
+		for _, w := range words {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// With SCRIPT LOAD denied, the master refuses to load the acquire script
+// when first dialled, and every acquire there fails. The Logger says so
+// at once, NOPERM and the command, and Status shows it on each master,
+// though the master answers Status's reads.
+func TestACLScriptLoadDenied(t *testing.T) {
+	servers, c, logs := aclMasters(t, 3, "-script|load")
+	for i := range servers {
+		if got := logLines(logs, "level=WARN", "master="+strconv.Itoa(i), "NOPERM", "script|load", "SCRIPT LOAD"); len(got) != 1 {
+			t.Errorf("warnings about master %d refusing SCRIPT LOAD: got %d; want 1; log:\n%s", i, len(got), logs)
+		}
+	}
+	if _, err := c.TryAcquire(t.Context(), "noload"); !errors.Is(err, distlock.ErrNoQuorum) {
+		t.Errorf("TryAcquire with SCRIPT LOAD denied everywhere: got %v; want ErrNoQuorum", err)
+	}
+	st, err := c.Status(t.Context(), "noload")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range st.Masters {
+		if m.Err != nil {
+			t.Errorf("Status master %d: Err %v; want nil (the reads are allowed)", i, m.Err)
+		}
+		if m.LastError == nil || !strings.Contains(m.LastError.Error(), "NOPERM") || !strings.Contains(m.LastError.Error(), "script|load") || m.LastErrorAt.IsZero() {
+			t.Errorf("Status master %d: LastError %v at %v; want the NOPERM of SCRIPT LOAD, with its time", i, m.LastError, m.LastErrorAt)
+		}
+	}
+}
+
+// With a command the acquire script needs (INCR) denied on master 0 only,
+// locks go on over masters 1 and 2, with no fault tolerance left. The
+// Logger warns, once for many refusals, saying NOPERM and which command;
+// Status shows it as master 0's LastError, and a refused read as Err. No
+// message carries the password of the masters' URLs.
+func TestACLCommandDeniedOnOneMaster(t *testing.T) {
+	servers, c, logs := aclMasters(t, 3)
+	if _, err := servers[0].Do("ACL", "SETUSER", "distlock", "-incr"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		l, err := c.TryAcquire(t.Context(), "denied")
+		if err != nil {
+			t.Fatalf("TryAcquire with master 0 refusing INCR: %v; want the lock over masters 1 and 2", err)
+		}
+		if err := l.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	warned := logLines(logs, "level=WARN", "master=0", "NOPERM", "INCR (acquire.lua, line ")
+	if len(warned) != 1 {
+		t.Errorf("warnings about master 0 refusing INCR: got %d; want 1 for 3 refusals; log:\n%s", len(warned), logs)
+	}
+	if got := logLines(logs, "level=WARN", "master=1"); len(got) > 0 {
+		t.Errorf("warnings about master 1: got %q; want none", got)
+	}
+
+	// A refused read: Status says which, rather than EXECABORT.
+	if _, err := servers[1].Do("ACL", "SETUSER", "distlock", "-pttl"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(t.Context(), "denied")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m0, m1, m2 := st.Masters[0], st.Masters[1], st.Masters[2]
+	if m0.Err != nil || m0.LastError == nil || !strings.Contains(m0.LastError.Error(), "NOPERM") || !strings.Contains(m0.LastError.Error(), "INCR") {
+		t.Errorf("Status master 0: Err %v, LastError %v; want no Err and a LastError saying NOPERM and INCR", m0.Err, m0.LastError)
+	}
+	if m1.Err == nil || !strings.Contains(m1.Err.Error(), "NOPERM") || !strings.Contains(m1.Err.Error(), "pttl") {
+		t.Errorf("Status master 1: Err %v; want NOPERM naming pttl", m1.Err)
+	}
+	if m2.Err != nil || m2.LastError != nil {
+		t.Errorf("Status master 2: Err %v, LastError %v; want neither", m2.Err, m2.LastError)
+	}
+	for i, m := range st.Masters {
+		for _, s := range []string{m.Addr, fmt.Sprint(m.Err), fmt.Sprint(m.LastError)} {
+			if strings.Contains(s, aclPassword) {
+				t.Errorf("Status master %d shows the password: %q", i, s)
+			}
+		}
+	}
+	if strings.Contains(logs.String(), aclPassword) {
+		t.Errorf("the log shows the password:\n%s", logs)
 	}
 }
