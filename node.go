@@ -180,10 +180,14 @@ func (n *node) lastFault() (error, time.Time) {
 	return n.fault, n.faultAt
 }
 
-// loadError is the error of a SCRIPT LOAD of the acquire script that the
-// master refused: it says what was refused, where the acquire alone would
-// only say NOSCRIPT.
+// loadError is the error of a failed SCRIPT LOAD of the acquire script.
+// When the master refused it (an error reply: NOPERM), it says what was
+// refused, where the acquire alone would only say NOSCRIPT; any other
+// error (no answer in time) is returned as is.
 func loadError(err error) error {
+	if !isRedisError(err) {
+		return err
+	}
 	return fmt.Errorf("the master refused to load the acquire script (SCRIPT LOAD), so every acquire there fails: %w", err)
 }
 
