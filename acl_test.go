@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
 )
@@ -161,6 +163,31 @@ func TestACLMinimal(t *testing.T) {
 	if tokens[0] <= l.Token() || tokens[1] <= tokens[0] {
 		t.Errorf("tokens %d then %v; want rising", l.Token(), tokens)
 	}
+	// A fence write-back (fence.lua): master 2's counter ahead of the
+	// others, the token comes from it and is written back everywhere.
+	fenceKey, err := servers[2].Do("KEYS", "distlock:fence:*")
+	if err != nil || fenceKey == "" {
+		t.Fatalf("fence key on master 2: %q, %v", fenceKey, err)
+	}
+	if _, err := servers[2].Do("INCRBY", fenceKey, "1000"); err != nil {
+		t.Fatal(err)
+	}
+	l, err = other.TryAcquire(ctx, name)
+	if err != nil {
+		t.Fatalf("TryAcquire with master 2's counter ahead: %v", err)
+	}
+	if l.Token() <= tokens[1] {
+		t.Errorf("token after master 2's counter jumped: %d; want above %d", l.Token(), tokens[1])
+	}
+	for _, s := range servers {
+		if got := counter(t, s); got < int64(l.Token()>>6) {
+			t.Errorf("counter on %s: %d; want written back to at least %d", s.Addr(), got, l.Token()>>6)
+		}
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+
 	// The watcher saw the lock held and released.
 	deadline := time.After(3 * time.Second)
 	for released := false; !released; {
@@ -292,5 +319,156 @@ func TestACLCommandDeniedOnOneMaster(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), aclPassword) {
 		t.Errorf("the log shows the password:\n%s", logs)
+	}
+}
+
+// With the README's second line (CONFIG GET and SET), Watch sets
+// notify-keyspace-events itself, and reports another client's plain DEL.
+func TestACLWatchSetsNotifyConfig(t *testing.T) {
+	acl := readmeACL(t)
+	if len(acl) < 2 {
+		t.Fatal(`README.md has no second "ACL SETUSER distlock ..." line (CONFIG for Watch)`)
+	}
+	servers := redistest.StartN(t, 3, redistest.Options{
+		User: "distlock", Password: aclPassword, Rules: append(acl[0], acl[1]...),
+		Args: []string{"--notify-keyspace-events", ""},
+	})
+	c := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	events, err := c.Watch(ctx, "acl-config")
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	// Watch returns once a majority is subscribed; the last may follow.
+	for _, s := range servers {
+		eventually(t, "notify-keyspace-events with K, g and x on "+s.Addr(), func() bool {
+			got, _ := s.Do("CONFIG", "GET", "notify-keyspace-events")
+			return strings.Contains(got, "K") && strings.ContainsAny(got, "gA") && strings.ContainsAny(got, "xA")
+		})
+	}
+	l, err := c.Acquire(ctx, "acl-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
+		t.Errorf("event: got %v; want acquired", ev.Type)
+	}
+	// Deleted behind the holder's back: only keyspace events tell.
+	for _, s := range servers {
+		if _, err := s.Do("DEL", "distlock:acl-config"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventReleased {
+		t.Errorf("event after DEL on every master: got %v; want released", ev.Type)
+	}
+	l.Release(ctx) // lost by now, or about to be
+	for _, s := range servers {
+		if d := aclDenials(t, s, "distlock"); len(d) > 0 {
+			t.Errorf("ACL refused the README's user on %s: %v", s.Addr(), d)
+		}
+	}
+}
+
+// peerClient returns a rueidis client to s as the README's user: what a
+// peer holding distlock's credentials can do.
+func peerClient(t *testing.T, s *redistest.Server) rueidis.Client {
+	t.Helper()
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr()}, Username: "distlock", Password: aclPassword, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// A peer with the README's rights on the masters can break exclusion and
+// tokens: it deletes a holder's keys, and another Client takes the lock
+// while the holder still holds it; it lowers the fence counters, and the
+// next token is lower than an earlier one. It cannot learn a password:
+// CONFIG GET (requirepass, masterauth), the ACL commands, and scripts
+// calling them are refused, and so are keys outside the prefix.
+func TestACLPeerCanBreakLocksNotLearnPasswords(t *testing.T) {
+	const replicaSecret = "replica-link-secret"
+	servers := redistest.StartN(t, 3, redistest.Options{
+		User: "distlock", Password: aclPassword, Rules: readmeACL(t)[0],
+		Args: []string{"--notify-keyspace-events", "Kgx", "--masterauth", replicaSecret},
+	})
+	holder := newClient(t, servers, distlock.Config{SkipNotifyConfig: true})
+	other := newClient(t, servers, distlock.Config{SkipNotifyConfig: true})
+	ctx := ctxTimeout(t, 10*time.Second)
+	peers := make([]rueidis.Client, len(servers))
+	for i, s := range servers {
+		peers[i] = peerClient(t, s)
+	}
+	var err error
+
+	var first *distlock.Lease
+	for range 5 {
+		if first, err = holder.Acquire(ctx, "peer"); err != nil {
+			t.Fatal(err)
+		}
+		if err := first.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fenceKey, err := servers[0].Do("KEYS", "distlock:fence:*")
+	if err != nil || fenceKey == "" {
+		t.Fatalf("fence key: %q, %v", fenceKey, err)
+	}
+	for _, p := range peers {
+		if err := p.Do(ctx, p.B().Set().Key(fenceKey).Value("0").Build()).Error(); err != nil {
+			t.Fatalf("peer's SET of the fence counter: %v; want allowed", err)
+		}
+	}
+	l, err := holder.Acquire(ctx, "peer", distlock.WithTTL(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Token() >= first.Token() {
+		t.Errorf("token after the peer reset the counters: %d; want below the earlier %d (tokens broken)", l.Token(), first.Token())
+	}
+	for _, p := range peers {
+		if err := p.Do(ctx, p.B().Del().Key("distlock:peer").Build()).Error(); err != nil {
+			t.Fatalf("peer's DEL of the lock key: %v; want allowed", err)
+		}
+	}
+	second, err := other.TryAcquire(ctx, "peer")
+	if err != nil {
+		t.Fatalf("TryAcquire after the peer deleted the holder's keys: %v; want the lock (exclusion broken)", err)
+	}
+	if l.Err() != nil {
+		t.Errorf("first holder's Err: %v; want nil still (it has not renewed yet)", l.Err())
+	}
+	second.Release(ctx)
+	l.Release(ctx)
+
+	for _, s := range servers {
+		if _, err := s.Do("SET", "app:secret-data", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := peers[0]
+	for _, cmd := range []rueidis.Completed{
+		p.B().ConfigGet().Parameter("requirepass").Build(),
+		p.B().ConfigGet().Parameter("masterauth").Build(),
+		p.B().ConfigGet().Parameter("*").Build(),
+		p.B().AclList().Build(),
+		p.B().AclGetuser().Username("distlock").Build(),
+		p.B().AclGetuser().Username(redistest.AdminUser).Build(),
+		p.B().Eval().Script("return redis.call('CONFIG', 'GET', 'masterauth')").Numkeys(0).Build(),
+		p.B().Eval().Script("return redis.call('ACL', 'LIST')").Numkeys(0).Build(),
+		p.B().Get().Key("app:secret-data").Build(),
+		p.B().Keys().Pattern("*").Build(),
+	} {
+		what := strings.Join(cmd.Commands(), " ")
+		res := p.Do(ctx, cmd)
+		if res.Error() == nil {
+			t.Errorf("peer's %s: answered %v; want refused", what, res)
+			continue
+		}
+		if msg := res.Error().Error(); strings.Contains(msg, replicaSecret) || strings.Contains(msg, aclPassword) {
+			t.Errorf("peer's %s: error shows a password: %s", what, msg)
+		}
 	}
 }
