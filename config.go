@@ -262,9 +262,14 @@ func parseNode(n string) (rueidis.ClientOption, string, error) {
 		return rueidis.ClientOption{}, "", errors.New("empty address")
 	}
 	if !strings.Contains(n, "://") {
+		if strings.Contains(n, "@") {
+			// Perhaps user:pass@host:port: say nothing of what came before.
+			return rueidis.ClientOption{}, "", errors.New("want host:port, or a redis:// URL to give a user or password")
+		}
 		host, port, err := net.SplitHostPort(n)
 		if err != nil {
-			return rueidis.ClientOption{}, "", fmt.Errorf("want host:port or a redis:// URL: %w", err)
+			// Not err itself: it quotes the whole address.
+			return rueidis.ClientOption{}, "", fmt.Errorf("want host:port or a redis:// URL: %s", addrErrReason(err))
 		}
 		if err := checkPort(port); err != nil {
 			return rueidis.ClientOption{}, "", err
@@ -276,7 +281,21 @@ func parseNode(n string) (rueidis.ClientOption, string, error) {
 	}
 	u, err := url.Parse(n)
 	if err != nil {
-		return rueidis.ClientOption{}, "", fmt.Errorf("malformed URL: %w", unwrapURLError(err))
+		// Never url.Parse's error: it quotes the piece it chokes on, which
+		// is often the password ("invalid port \":s3cr\" after host").
+		return rueidis.ClientOption{}, "", errMalformedURL
+	}
+	if u.User == nil && strings.Contains(n, "@") {
+		// An '@' that did not end the user info: a password holding '/',
+		// '?' or '#' cut the URL short, and what follows that character
+		// was taken for a path, a query or a fragment, its first part
+		// perhaps for host:port ("redis://app:12#34@host" parses, with
+		// host "app" and port "12").
+		return rueidis.ClientOption{}, "", errMalformedURL
+	}
+	if strings.Contains(n, "#") {
+		// A fragment means nothing to Redis: a '#' is a password's.
+		return rueidis.ClientOption{}, "", errMalformedURL
 	}
 	switch u.Scheme {
 	case "redis", "rediss", "valkey", "valkeys":
@@ -308,23 +327,56 @@ func checkPort(p string) error {
 	return nil
 }
 
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
+// errMalformedURL is what parseNode says of a URL that does not parse, or
+// parses into something other than what its author meant. It quotes
+// nothing of the URL.
+var errMalformedURL = errors.New("malformed URL (in a user or password, percent-encode / ? # @ % and spaces, e.g. '#' as %23)")
+
+// addrErrReason is why net.SplitHostPort refused an address, without the
+// address.
+func addrErrReason(err error) string {
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return ae.Err
 	}
-	return err
+	return "malformed address"
 }
 
-// redact hides a password in a node URL, for error messages.
+// redact hides the password of a Config.Nodes entry, for error messages.
+// It reads the text, not a parsed URL, so that it hides the password of
+// an entry that does not parse as well: whatever lies between the
+// scheme's "//" (or the start) and the last '@' is user information when
+// it holds a ':', and all of it after that first ':' is replaced. The
+// user stays, to tell which credentials were meant.
 func redact(n string) string {
-	if u, err := url.Parse(n); err == nil && u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
+	start := 0
+	if i := strings.Index(n, "://"); i > 0 && isScheme(n[:i]) {
+		start = i + len("://")
+	}
+	at := strings.LastIndex(n[start:], "@")
+	if at < 0 {
+		return n
+	}
+	at += start
+	colon := strings.Index(n[start:at], ":")
+	if colon < 0 {
+		return n
+	}
+	return n[:start+colon] + ":xxxxx" + n[at:]
+}
+
+// isScheme reports whether s is a URL scheme: a letter, then letters,
+// digits, '+', '-' or '.' (RFC 3986, section 3.1).
+func isScheme(s string) bool {
+	for i, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
+		case i > 0 && ('0' <= r && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
 		}
 	}
-	return n
+	return s != ""
 }
 
 // checkTTL reports why ttl cannot be a lease TTL, or nil.

@@ -2,9 +2,17 @@ package distlock
 
 import (
 	"context"
+	"crypto/sha1"
+	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +33,15 @@ type node struct {
 	// down is set while the master fails to answer; it only steers
 	// logging (node.observe), never a decision.
 	down atomic.Bool
+
+	// The master's last error reply, for Status and the Logger; never a
+	// decision either.
+	faultMu  sync.Mutex // guards the fields below
+	fault    error      // the last error reply (NOPERM, OOM, a script's error)
+	faultAt  time.Time
+	warned   string    // the text of the last error reply logged
+	warnedAt time.Time // and when
+	noLoad   error     // why the master refused to load the acquire script
 
 	client  atomic.Pointer[rueidis.Client] // nil until the first dial succeeds
 	dialErr atomic.Pointer[error]          // the last dial's error while client is nil
@@ -56,8 +73,17 @@ func (n *node) dial(stop <-chan struct{}, first chan<- error) {
 			// Load the acquire script now: it is sent as EVALSHA alone
 			// (see internal/script), and a fresh master would refuse the
 			// first acquire.
+			// A master that refuses (an ACL without SCRIPT LOAD) will
+			// answer every acquire NOSCRIPT: say why now. Any other
+			// failure is left to the acquire, which loads it again.
 			ctx, cancel := context.WithTimeout(context.Background(), n.opt.Dialer.Timeout)
-			script.Acquire.Load(ctx, c)
+			if err := script.Acquire.Load(ctx, c); isRedisError(err) {
+				err = loadError(err)
+				n.faultMu.Lock()
+				n.noLoad = err
+				n.faultMu.Unlock()
+				n.refused(err)
+			}
 			cancel()
 			select {
 			case <-stop:
@@ -88,4 +114,148 @@ func (n *node) dial(stop <-chan struct{}, first chan<- error) {
 		}
 		delay = min(2*delay, 5*time.Second)
 	}
+}
+
+// observe notes the master's answer to a command, or its failure to give
+// one (err), and logs when the master stops or starts answering. An error
+// reply from Redis is an answer, but the master did not do what was asked:
+// it is logged too (refused).
+func (n *node) observe(err error) {
+	if err != nil && !isRedisError(err) {
+		if ne, ok := err.(*NodeError); ok {
+			err = ne.Err // the address is logged apart
+		}
+		if n.down.CompareAndSwap(false, true) {
+			n.log.Warn("distlock: master not answering", "master", n.index, "address", n.addr, "error", err.Error())
+		}
+		return
+	}
+	if n.down.Load() && n.down.CompareAndSwap(true, false) {
+		n.log.Info("distlock: master answering again", "master", n.index, "address", n.addr)
+	}
+	if err != nil {
+		n.refused(err)
+	}
+}
+
+// refusalLogEvery is how often the Logger is told again of one error reply
+// that a master keeps giving.
+const refusalLogEvery = time.Minute
+
+// refused records an error reply of the master (a command its ACL denies,
+// OOM, READONLY, a failing script) for Status, and logs it: at once when
+// it differs from the last one logged, else at most every refusalLogEvery.
+// A master that refuses every acquire still answers every read, and the
+// locks go on without it, with less fault tolerance than the operator
+// counts on: only the Logger and Status can tell.
+func (n *node) refused(err error) {
+	var ne *NodeError
+	if errors.As(err, &ne) {
+		err = ne.Err // the address is logged apart
+	}
+	err = explainRefusal(err)
+	now := time.Now()
+	n.faultMu.Lock()
+	if re, ok := rueidis.IsRedisErr(err); ok && re.IsNoScript() && n.noLoad != nil {
+		// An acquire's NOSCRIPT, as the master refused to load the
+		// script: the refusal is the news, NOSCRIPT its consequence.
+		err = n.noLoad
+	}
+	msg := err.Error()
+	n.fault, n.faultAt = err, now
+	warn := msg != n.warned || now.Sub(n.warnedAt) >= refusalLogEvery
+	if warn {
+		n.warned, n.warnedAt = msg, now
+	}
+	n.faultMu.Unlock()
+	if warn {
+		n.log.Warn("distlock: master answers with an error; it counts for no majority while it does", "master", n.index, "address", n.addr, "error", msg)
+	}
+}
+
+// lastFault returns the master's last error reply and when it came, or nil.
+func (n *node) lastFault() (error, time.Time) {
+	n.faultMu.Lock()
+	defer n.faultMu.Unlock()
+	return n.fault, n.faultAt
+}
+
+// loadError is the error of a failed SCRIPT LOAD of the acquire script.
+// When the master refused it (an error reply: NOPERM), it says what was
+// refused, where the acquire alone would only say NOSCRIPT; any other
+// error (no answer in time) is returned as is.
+func loadError(err error) error {
+	if !isRedisError(err) {
+		return err
+	}
+	return fmt.Errorf("the master refused to load the acquire script (SCRIPT LOAD), so every acquire there fails: %w", err)
+}
+
+// Naming the command a script was refused. Redis says which command an
+// ACL refused at the top level ("NOPERM this user has no permissions to
+// run the 'script|load' command"), but inside a script, before 7.2, only
+// where: "ERR The user executing the script can't run this command or
+// subcommand script: <sha1>, on @user_script:<line>." The scripts are
+// ours: the SHA-1 names the script, the line its command.
+
+//go:embed internal/script/*.lua
+var scriptFiles embed.FS
+
+// scriptLines maps the SHA-1 of each script, as sent with EVAL or EVALSHA
+// (whole, or without its comment lines as script.NewNoSha sends it), to
+// its file name and lines.
+var scriptLines = func() map[string]scriptSource {
+	m := make(map[string]scriptSource)
+	files, _ := scriptFiles.ReadDir("internal/script")
+	for _, f := range files {
+		b, err := scriptFiles.ReadFile(path.Join("internal/script", f.Name()))
+		if err != nil {
+			continue
+		}
+		src := string(b)
+		var body strings.Builder // as script.NewNoSha sends it
+		for _, line := range strings.Split(src, "\n") {
+			if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "--") {
+				body.WriteString(line)
+				body.WriteByte('\n')
+			}
+		}
+		for _, s := range []string{src, body.String()} {
+			sum := sha1.Sum([]byte(s))
+			m[hex.EncodeToString(sum[:])] = scriptSource{file: f.Name(), lines: strings.Split(s, "\n")}
+		}
+	}
+	return m
+}()
+
+type scriptSource struct {
+	file  string
+	lines []string
+}
+
+var (
+	scriptWhere = regexp.MustCompile(`script: ([0-9a-f]{40}), on @user_script:([0-9]+)`)
+	scriptCall  = regexp.MustCompile(`redis\.p?call\('([A-Za-z]+)'`)
+)
+
+// explainRefusal returns err, or for an ACL's refusal inside one of our
+// scripts, an error that says NOPERM and which command, and wraps err.
+func explainRefusal(err error) error {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "NOPERM") || !strings.Contains(msg, "The user executing the script can't") && !strings.Contains(msg, "ACL failure in script") {
+		return err
+	}
+	what := "a command of a distlock script"
+	if m := scriptWhere.FindStringSubmatch(msg); m != nil {
+		if src, ok := scriptLines[m[1]]; ok {
+			line, _ := strconv.Atoi(m[2])
+			what = fmt.Sprintf("%s, line %d", src.file, line)
+			if line >= 1 && line <= len(src.lines) {
+				if c := scriptCall.FindStringSubmatch(src.lines[line-1]); c != nil {
+					what = fmt.Sprintf("%s (%s, line %d)", strings.ToUpper(c[1]), src.file, line)
+				}
+			}
+		}
+	}
+	return fmt.Errorf("NOPERM: the ACL refuses %s: %w", what, err)
 }

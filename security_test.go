@@ -400,3 +400,54 @@ func TestWrongPassword(t *testing.T) {
 		t.Errorf("TryAcquire's error: got %v; want WRONGPASS and no password", err)
 	}
 }
+
+// No error carries a password, whether its URL parses or not: New's
+// error for a malformed entry hides what lies between the scheme and the
+// last '@', and never quotes url.Parse's or net.SplitHostPort's error,
+// which quote the input. Each case names pieces of its password, none of
+// which may appear.
+func TestSecurityNoPasswordInConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		node   string
+		pieces []string // of the password; none may appear in the error
+	}{
+		{"hash in password", "redis://app:s3cr#t@127.0.0.1:1/0", []string{"s3cr", "#t"}},
+		{"hash, password only", "redis://:s3cr#t@127.0.0.1:1/0", []string{"s3cr", "#t"}},
+		{"no scheme", "app:s3cret@127.0.0.1:1", []string{"s3cret"}},
+		{"no scheme, no port", "app:s3cret@127.0.0.1", []string{"s3cret"}},
+		{"no scheme, hash", "app:s3cr#t@127.0.0.1:1", []string{"s3cr"}},
+		{"slash in password", "redis://app:s3/cret@127.0.0.1:1/0", []string{"s3/", "cret"}},
+		{"question mark in password", "redis://app:s3?cret@127.0.0.1:1/0", []string{"s3?", "cret"}},
+		{"numeric, slash", "redis://app:1234/5678@127.0.0.1:1/0", []string{"1234", "5678"}},
+		{"numeric, hash", "redis://app:1234#5678@127.0.0.1:1/0", []string{"1234", "5678"}},
+		{"numeric, question mark", "redis://app:1234?5678@127.0.0.1:1/0", []string{"1234", "5678"}},
+		{"bad escape", "redis://app:s3%zzcret@127.0.0.1:1/0", []string{"s3", "zzcret", "%zz"}},
+		{"space", "redis://app:s3 cret@127.0.0.1:1/0", []string{"s3 ", "cret"}},
+		{"control character", "redis://app:s3\x7fcret@127.0.0.1:1/0", []string{"s3\x7f", "cret"}},
+		{"bracket host", "redis://app:s3cret@[127.0.0.1:1/0", []string{"s3cret"}},
+		{"bad port", "redis://app:s3cret@127.0.0.1:99999/0", []string{"s3cret"}},
+		{"bad db", "redis://app:s3cret@127.0.0.1:1/x", []string{"s3cret"}},
+		{"bad path", "redis://app:s3cret@127.0.0.1:1/0/1", []string{"s3cret"}},
+		{"bad scheme", "http://app:s3cret@127.0.0.1:1/0", []string{"s3cret"}},
+		{"scheme typo", "redis:/app:s3cret@127.0.0.1:1/0", []string{"s3cret"}},
+		{"at in password, hash", "redis://app:p@ss#w0rd@127.0.0.1:1/0", []string{"p@ss", "w0rd"}},
+		{"rediss, hash", "rediss://app:s3cr#t@127.0.0.1:1/0", []string{"s3cr"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := distlock.New(distlock.Config{Nodes: []string{tc.node}})
+			if err == nil {
+				c.Close()
+				t.Fatalf("New(%q): got nil error; want a configuration error", tc.node)
+			}
+			for _, p := range tc.pieces {
+				if strings.Contains(err.Error(), p) {
+					t.Errorf("New's error shows %q of the password: %v", p, err)
+				}
+			}
+			if !strings.Contains(err.Error(), "Config.Nodes[0]") {
+				t.Errorf("New's error: got %v; want it to name Config.Nodes[0]", err)
+			}
+		})
+	}
+}

@@ -71,7 +71,8 @@ type MasterStatus struct {
 	// Addr names the master as Config did, without credentials.
 	Addr string
 	// Err says why the master could not be read (unreachable, no answer
-	// in time, an error reply); the other fields are then zero.
+	// in time, an error reply such as NOPERM); the fields below but
+	// LastError and LastErrorAt are then zero.
 	Err error
 	// Held reports whether the master has the lock key.
 	Held bool
@@ -83,6 +84,17 @@ type MasterStatus struct {
 	// keeps the key on this master that long unless it renews. It is
 	// negative for a key without expiry, which distlock never writes.
 	TTL time.Duration
+	// LastError is the last error reply this master gave to any command
+	// of the Client, and LastErrorAt when: a command its ACL refuses
+	// (NOPERM, naming the command), OOM, READONLY, a script's error. Nil
+	// when it has given none since the Client was created. It is history,
+	// not this read's outcome (Err is that): a master whose ACL refuses
+	// the acquire script but allows these reads answers Status without
+	// Err, while it counts for no acquire's majority; LastError shows it.
+	// A master put right keeps its last error, with its time, until it
+	// gives another. Never set from a master that did not answer.
+	LastError   error
+	LastErrorAt time.Time
 	// Fence is the master's fence counter for the lock's hash slot (0
 	// before the first lease in that slot), shared by every lock name in
 	// the slot. A lease's token is its counter shifted left by 6 bits,
@@ -122,6 +134,13 @@ func (c *Client) Status(ctx context.Context, name string) (Status, error) {
 			rc.B().Pttl().Key(req.key).Build(),
 			rc.B().Get().Key(req.fenceKey).Build(),
 			rc.B().Exec().Build())
+		for _, r := range res[:len(res)-1] {
+			// A refused MULTI or read (NOPERM) says why; EXEC would only
+			// say EXECABORT.
+			if isRedisError(r.Error()) {
+				return r
+			}
+		}
 		return res[len(res)-1]
 	})
 	st := Status{Name: name, Quorum: c.quorum, Masters: make([]MasterStatus, len(c.nodes))}
@@ -143,6 +162,9 @@ func (c *Client) Status(ctx context.Context, name string) (Status, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return Status{}, fmt.Errorf("distlock: status %q: %w", name, err)
+	}
+	for i, n := range c.nodes {
+		st.Masters[i].LastError, st.Masters[i].LastErrorAt = n.lastFault()
 	}
 	st.verdict()
 	return st, nil

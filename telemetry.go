@@ -393,21 +393,3 @@ func isRedisError(err error) bool {
 	var re *rueidis.RedisError
 	return errors.As(err, &re)
 }
-
-// observe notes the master's answer to a command, or its failure to give
-// one (err), and logs when the master stops or starts answering. An error
-// reply from Redis is an answer.
-func (n *node) observe(err error) {
-	if err != nil && !isRedisError(err) {
-		if ne, ok := err.(*NodeError); ok {
-			err = ne.Err // the address is logged apart
-		}
-		if n.down.CompareAndSwap(false, true) {
-			n.log.Warn("distlock: master not answering", "master", n.index, "address", n.addr, "error", err.Error())
-		}
-		return
-	}
-	if n.down.Load() && n.down.CompareAndSwap(true, false) {
-		n.log.Info("distlock: master answering again", "master", n.index, "address", n.addr)
-	}
-}

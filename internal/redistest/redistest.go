@@ -87,7 +87,22 @@ type Options struct {
 	// and Do authenticates with them.
 	User     string
 	Password string
+
+	// Rules, when not nil and User is set, are the user's ACL rules in
+	// place of every permission ("~*", "&*", "+@all"): for example
+	// "-@all", "+get", "~app:*", as on an ACL SETUSER line. Do and the
+	// readiness probe then authenticate as AdminUser, a second user with
+	// every permission, so that a test can inspect and change the server
+	// whatever User may do (ACL SETUSER User ... changes User's rules).
+	Rules []string
 }
+
+// AdminUser is the user with every permission that Do authenticates as
+// when Options.Rules restrict Options.User.
+const AdminUser = "redistest-admin"
+
+// adminPassword is AdminUser's password.
+const adminPassword = "redistest-admin-password"
 
 // A Server is a redis-server process listening on 127.0.0.1, with its own
 // temporary directory. The zero value is not usable; call Start.
@@ -242,8 +257,14 @@ func (s *Server) args() []string {
 	)
 	if s.opts.User != "" {
 		// Each word after an option is one argument of its config line.
-		a = append(a, "--user", "default", "off",
-			"--user", s.opts.User, "on", ">"+s.opts.Password, "~*", "&*", "+@all")
+		rules := s.opts.Rules
+		if rules == nil {
+			rules = []string{"~*", "&*", "+@all"}
+		} else {
+			a = append(a, "--user", AdminUser, "on", ">"+adminPassword, "~*", "&*", "+@all")
+		}
+		a = append(a, "--user", "default", "off", "--user", s.opts.User, "on", ">"+s.opts.Password)
+		a = append(a, rules...)
 	}
 	if s.opts.Persistent {
 		a = append(a, "--appendonly", "yes", "--appendfsync", "always")
@@ -539,7 +560,8 @@ func (s *Server) Stop() error {
 // Do is meant for inspecting a server from tests (GET, PTTL, KEYS, INFO,
 // CONFIG SET ...), independently of the client under test, so it uses its
 // own minimal RESP2 implementation. If Options.Args set --requirepass, Do
-// authenticates first on the same connection.
+// authenticates first on the same connection; with Options.User, as that
+// user, or as AdminUser when Options.Rules restrict it.
 //
 // Do's own commands show up in INFO commandstats, as do the PING and INFO
 // with which Start and Restart probe the server; a test that counts
@@ -566,6 +588,8 @@ func (s *Server) Do(args ...string) (string, error) {
 
 	var req []byte
 	switch {
+	case s.opts.User != "" && s.opts.Rules != nil:
+		req = appendCommand(req, "AUTH", AdminUser, adminPassword)
 	case s.opts.User != "":
 		req = appendCommand(req, "AUTH", s.opts.User, s.password)
 	case s.password != "":

@@ -446,3 +446,25 @@ func TestACLUser(t *testing.T) {
 		t.Errorf("PING without AUTH: got %v; want a NOAUTH error", err)
 	}
 }
+
+// With Rules, the user may do only what they allow, and Do, as AdminUser,
+// anything.
+func TestACLRules(t *testing.T) {
+	t.Parallel()
+	s := StartN(t, 1, Options{User: "bob", Password: "s3cret", Rules: []string{"resetkeys", "-@all", "+get", "+ping", "+hello", "~app:*"}})[0]
+	if got := mustDo(t, s, "ACL", "WHOAMI"); got != AdminUser {
+		t.Errorf("ACL WHOAMI through Do: got %q; want %s", got, AdminUser)
+	}
+	if got := mustDo(t, s, "ACL", "DRYRUN", "bob", "GET", "app:x"); got != "OK" {
+		t.Errorf("ACL DRYRUN bob GET app:x: got %q; want OK", got)
+	}
+	if got := mustDo(t, s, "ACL", "DRYRUN", "bob", "SET", "app:x", "1"); !strings.Contains(got, "no permissions") {
+		t.Errorf("ACL DRYRUN bob SET app:x: got %q; want refused", got)
+	}
+	if got := mustDo(t, s, "ACL", "DRYRUN", "bob", "GET", "other"); !strings.Contains(got, "no permissions") {
+		t.Errorf("ACL DRYRUN bob GET other: got %q; want refused", got)
+	}
+	if got, want := s.URL(), "redis://bob:s3cret@"+s.Addr()+"/0"; got != want {
+		t.Errorf("URL: got %q; want %q", got, want)
+	}
+}
