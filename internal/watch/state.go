@@ -4,7 +4,10 @@
 // each master's report and the time, and gets back the changes to emit.
 package watch
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // LagWindow is how far apart in time the masters' reports of one hold may
 // arrive and still be taken as one hold. A watcher's connections to the
@@ -234,6 +237,17 @@ func (s *State) mayHold(h *hold) int {
 	return n
 }
 
+// holdsNow counts the masters reachable and saying they hold h's value.
+func (s *State) holdsNow(h *hold) int {
+	n := 0
+	for _, mv := range s.masters {
+		if mv.known && mv.hold == h {
+			n++
+		}
+	}
+	return n
+}
+
 // Free reports whether the lock is free as far as the masters have told:
 // no holder, or too few masters may still hold its value. (The holder's
 // end may not be told yet: how it went waits for more masters' word.)
@@ -242,8 +256,14 @@ func (s *State) Free() bool {
 }
 
 // end ends the holder and returns the change that says so: released when
-// a majority reported its delete, expired otherwise.
-func (s *State) end(now int64) Change {
+// a majority reported its delete, expired otherwise. forced: a new holder
+// ends it while some masters still hold its value; these count as deletes
+// on their way when others reported deletes and none an expiry. (Under
+// contention a holder that yields, or releases, deletes its keys on every
+// master at once, and a new holder may win a majority before the last of
+// those deletes comes; a holder whose keys expire cannot be replaced
+// until they have expired on a majority.)
+func (s *State) end(now int64, forced bool) Change {
 	h := s.holder
 	s.holder = nil
 	h.endedAt = now
@@ -255,7 +275,15 @@ func (s *State) end(now int64) Change {
 		}
 	}
 	c := Change{Kind: Expired, Value: h.value, Masters: gone}
-	if s.deleted(h) >= s.quorum {
+	deleted := s.deleted(h)
+	if forced && deleted > 0 && !slices.Contains(h.ends, HowExpired) {
+		for _, mv := range s.masters {
+			if mv.hold == h {
+				deleted++
+			}
+		}
+	}
+	if deleted >= s.quorum {
 		c.Kind = Released
 	}
 	return c
@@ -280,9 +308,36 @@ func (s *State) deleted(h *hold) int {
 // too few masters are left to report one (expired).
 func (s *State) settle(now int64, touched *hold) []Change {
 	var out []Change
-	if touched != nil && !touched.acquired && touched.count() >= s.quorum {
+	if touched == nil || touched.acquired || touched.count() < s.quorum {
+		touched = nil
+		if s.holder == nil || s.holdsNow(s.holder) < s.quorum {
+			// One the holder's masters did not all move past (below)
+			// may go now.
+			for _, h := range s.open {
+				if h.count() >= s.quorum {
+					touched = h
+					break
+				}
+			}
+		}
+	}
+	if touched != nil && s.holder != nil && s.holdsNow(s.holder) >= s.quorum {
+		// The holder is held by a majority right now: a value that only
+		// adds up to a majority over time, with masters that have
+		// moved on to the holder since, held them before it (an
+		// Acquire's failed attempts with one value, or a hold told too
+		// late to keep the order): what those masters said of it before
+		// the holder no longer counts.
+		for m, mv := range s.masters {
+			if touched.held[m] && touched.ends[m] != 0 && mv.hold == s.holder {
+				touched.held[m] = false
+			}
+		}
+		touched = nil
+	}
+	if touched != nil {
 		if s.holder != nil {
-			out = append(out, s.end(now))
+			out = append(out, s.end(now, true))
 		}
 		touched.acquired = true
 		delete(s.open, touched.value)
@@ -293,7 +348,7 @@ func (s *State) settle(now int64, touched *hold) []Change {
 	if h := s.holder; h != nil {
 		if may := s.mayHold(h); may < s.quorum {
 			if del := s.deleted(h); del >= s.quorum || del+may < s.quorum {
-				out = append(out, s.end(now))
+				out = append(out, s.end(now, false))
 			}
 		}
 	}

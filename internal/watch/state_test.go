@@ -186,6 +186,31 @@ func TestState(t *testing.T) {
 			want: []string{"4: acquired V 2", "6: expired V 2", "6: acquired W 2"},
 		},
 		{
+			// Under contention: a waiter wins masters 1 and 2, yields, and
+			// deletes its keys; the first in line wins master 1 as soon as
+			// it is free there, before the waiter's delete on master 2 is
+			// heard. The waiter's hold was released.
+			name: "new holder before the last delete",
+			steps: steps(free0, []step{
+				held(10, 1, "V"), held(10, 2, "V"), held(10, 0, "W"),
+				del(12, 1), held(13, 1, "W"), del(14, 2),
+			}),
+			want: []string{"4: acquired V 2", "7: released V 2", "7: acquired W 2"},
+		},
+		{
+			// A value that adds up to a majority only over time (master 1
+			// held it before the holder took it) does not end a holder
+			// that stands on a majority now.
+			name: "no cumulative majority against a standing holder",
+			steps: steps(free0, []step{
+				held(10, 1, "W"), del(11, 1),
+				held(12, 1, "V"), held(12, 2, "V"),
+				held(20, 0, "W"),
+				del(40, 1), del(40, 2),
+			}),
+			want: []string{"6: acquired V 2", "9: released V 3"},
+		},
+		{
 			// How an earlier hold went does not describe the next: the
 			// first is released everywhere, the next held on masters 0
 			// and 1 only, and expires.
