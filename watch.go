@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/distlock/distlock/internal/watch"
 )
 
 // Watching a lock.
@@ -28,10 +30,16 @@ import (
 // that waiter alone: see retry.go), and the key's
 // keyspace channel __keyspace@<db>__:<key>, for what no script reports:
 // Redis deleting the key ("expired", "evicted") and other clients' writes.
-// Per master and name it keeps what it last knew: the value holding the
-// key and until when, or free, or unknown (the master is unreachable).
-// The quorum state is the value a majority agrees on, or free; each change
-// of it is an Event.
+// Each master's reports (a script's message, a keyspace event, a read)
+// go, in that master's order, into the name's merged state
+// (internal/watch, pure data with its own table tests): per value, a
+// hold is acquired once a majority of masters have reported holding it,
+// cumulatively rather than at one instant (a watcher's connections deliver
+// at different speeds, so a hold of 1 ms can end on one master's stream
+// before it begins on another's), and ends once too few masters may still
+// hold it: released when a majority reported its delete, expired
+// otherwise. A value is never assumed not to come back: held again after
+// it went, it is a new hold.
 //
 // A script message carries the whole new state, so distlock's own writes
 // cost a watcher no read. Each script publishes just before its write, and
@@ -53,6 +61,10 @@ import (
 //     before another message or event comes) is dropped, the key read
 //     instead, and notify-keyspace-events read (and set) again: another
 //     program may have changed it since the connection began.
+//     While notify-keyspace-events is read again, that message and every
+//     one after it on the connection are held, in order; where the flags
+//     turn out to have been missing, they are then taken as they came, so
+//     that holds made meanwhile, however short, are still reported.
 //   - where it is not (notify-keyspace-events lacks those flags, or cannot
 //     be read: Config.SkipNotifyConfig on a server that refuses CONFIG GET),
 //     a message takes effect as it comes. Acquire, renewal and release are
@@ -73,11 +85,19 @@ import (
 type EventType int
 
 const (
-	// EventAcquired: the lock became held on a majority of masters.
+	// EventAcquired: a value (a lease's) was reported held by a majority
+	// of masters. The masters' reports count cumulatively: each master
+	// must have held the value at some point, within a short window of
+	// the others as this Client heard them, not all at one instant.
 	EventAcquired EventType = iota + 1
-	// EventReleased: its holder deleted it (a majority no longer holds it).
+	// EventReleased: the hold of the last EventAcquired ended, and a
+	// majority of masters reported the delete of its value (its holder's
+	// release, or a DEL by another program), or were found without it
+	// before its expiry when read again after their connection was lost.
 	EventReleased
-	// EventExpired: it expired without being released.
+	// EventExpired: the hold of the last EventAcquired ended otherwise:
+	// its keys expired (a holder that died, a lease lost, a release that
+	// reached too few masters), or a new holder replaced it.
 	EventExpired
 )
 
@@ -98,8 +118,8 @@ type Event struct {
 	Name string
 	Type EventType
 	Time time.Time // when this Client saw the change
-	// Masters is how many masters agree on the new state: hold the new
-	// holder's value (EventAcquired), or no longer hold the old one.
+	// Masters is how many masters reported the new holder's value
+	// (EventAcquired), or are known to no longer hold the old one.
 	Masters int
 	// Initial marks the first event of a Watch, when the lock was already
 	// held as Watch subscribed: a state found, not a change seen.
@@ -107,6 +127,12 @@ type Event struct {
 	// Missed counts the events dropped just before this one because the
 	// receiver did not keep up (see Client.Watch).
 	Missed int
+	// Unseen is set on the first event after this Client's watch
+	// connection to a master was lost or made again: what that master
+	// published meanwhile was lost, so holds that needed it may have come
+	// and gone with no event, and this event may be told from reads
+	// rather than seen (see Client.Watch).
+	Unseen bool
 }
 
 // WatchBuffer is how many events a Watch channel holds for a slow receiver.
@@ -119,12 +145,34 @@ const WatchBuffer = 64
 // event is an EventAcquired with Initial set. The channel is closed when
 // ctx ends or the Client closes.
 //
-// A receiver that falls behind never slows the Client: once WatchBuffer
-// events are waiting, the oldest is dropped for each new one, and the next
-// event delivered counts the dropped ones in Missed. Events are hints about
-// the lock's state; only holding a Lease means holding the lock. A lock
-// handed from one goroutine to another of the same Client keeps its keys
-// (see Client.Acquire), so Watch sees it stay held.
+// Every hold that a majority of masters reported, however short, gives
+// one EventAcquired, then one EventReleased or EventExpired, in that
+// order; holds do not overlap in the events (a new holder's
+// EventAcquired comes after the old one's end). A hold is a value on the
+// keys: a lease's, from its acquire to its release or expiry, renewals
+// and Extend included. So
+//   - a value that a majority held but whose Acquire did not keep it (it
+//     yielded to an earlier waiter, or its validity ran out) is a hold,
+//     reported acquired and at once released;
+//   - a lock handed from one goroutine to another of the same Client
+//     keeps its keys (see Client.Acquire): Watch sees it stay held.
+//
+// What can be coalesced: while this Client's watch connection to a master
+// is down, what that master publishes is lost. A hold that needed that
+// master (held on a bare majority including it) can come and go with no
+// event, and a hold's end seen only as a key found gone when the master is
+// read again (after it reconnects) is told as released if found gone
+// before its expiry. The first event after a connection was lost or made
+// again has Unseen set. A receiver that falls behind never slows the
+// Client: once WatchBuffer events are waiting, the oldest is dropped for
+// each new one, and the next event delivered counts the dropped ones in
+// Missed. Events are hints about the lock's state; only holding a Lease
+// means holding the lock.
+//
+// A name whose key cannot be read as a lock (another type: WRONGTYPE)
+// fails its Watch where a majority of masters say so; it costs no other
+// name anything. A key of another program's with a value longer than 1 KiB
+// is read in part (its start and length tell it apart).
 func (c *Client) Watch(ctx context.Context, name string) (<-chan Event, error) {
 	req, err := c.newRequest("watch", name, nil)
 	if err != nil {
@@ -147,6 +195,7 @@ func (c *Client) Watch(ctx context.Context, name string) (<-chan Event, error) {
 type watcher struct {
 	ch          chan Event
 	missed      int
+	unseen      bool // the next event gets Unseen
 	closed      bool
 	initialized bool // an event has been sent: no Initial one any more
 }
@@ -160,27 +209,28 @@ func (w *watcher) send(ev Event) {
 	w.initialized = true
 	for {
 		ev.Missed = w.missed
+		ev.Unseen = ev.Unseen || w.unseen
 		select {
 		case w.ch <- ev:
-			w.missed = 0
+			w.missed, w.unseen = 0, false
 			return
 		default:
 		}
 		select {
 		case old := <-w.ch:
 			w.missed += 1 + old.Missed // keep the count the dropped one carried
+			w.unseen = w.unseen || old.Unseen
 		default:
 		}
 	}
 }
 
-// masterState is what one master last said about one key.
+// masterState is what one master last said about one key, as the hub
+// needs it beside the merged state: to tell how a value went when a read
+// finds it gone, and to read the key at the holder's expiry.
 type masterState struct {
-	known   bool
-	value   string    // "" when free
-	expires int64     // on c's monotonic clock; 0 when unknown or free
-	how     EventType // when free: how the key went, if this master saw it (0: not known)
-	went    string    // when free: the value that went as how says ("" when none)
+	value   string // "" when free
+	expires int64  // on c's monotonic clock; 0 when unknown or free
 	timer   *time.Timer
 }
 
@@ -191,15 +241,9 @@ type nameWatch struct {
 	watchers map[*watcher]struct{}
 	wakers   map[*waker]struct{}
 	per      []masterState
-	seq      []uint64 // per master: messages that set the state or asked for a read
-	holder   string   // the value a majority holds; "" when free
-	// departed holds the last holders that went: a lease's value is never
-	// held again once its keys went from a majority, so a late message
-	// of a master that lags (its set arriving after another's del) must
-	// not make it the holder a second time.
-	departed [4]string
-	head     string // the waiter master 0 last announced first in line
-	started  bool   // the first quorum state has been computed
+	seq      []uint64     // per master: messages that set the state or asked for a read
+	state    *watch.State // the holds the masters reported, merged (internal/watch)
+	head     string       // the waiter master 0 last announced first in line
 	// linger, while no one watches or waits, unsubscribes when it fires
 	// (watchLinger); nil while someone does. lingers changes whenever a
 	// linger starts or ends otherwise, so that a timer that fired late
@@ -284,7 +328,11 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 	nw := h.names[req.name]
 	fresh := nw == nil
 	if fresh {
-		nw = &nameWatch{req: req, watchers: make(map[*watcher]struct{}), wakers: make(map[*waker]struct{}), per: make([]masterState, len(h.masters)), seq: make([]uint64, len(h.masters))}
+		nw = &nameWatch{
+			req: req, watchers: make(map[*watcher]struct{}), wakers: make(map[*waker]struct{}),
+			per: make([]masterState, len(h.masters)), seq: make([]uint64, len(h.masters)),
+			state: watch.NewState(len(h.masters), h.c.quorum),
+		}
 		h.names[req.name] = nw
 	}
 	nw.stopLinger()
@@ -301,7 +349,7 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 		// waiter needs nothing more. Where the read of a fresh
 		// subscription would have woken it, wake it now: the lock may
 		// have come free since the attempt that made it wait.
-		if nw.started && nw.holder == "" {
+		if nw.state.Started() && nw.state.Free() {
 			wake.signal()
 		}
 		h.mu.Unlock()
@@ -344,8 +392,8 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 	}
 	// Deliver the state found, if held (unless set already did).
 	h.mu.Lock()
-	if nw.started && nw.holder != "" && !w.initialized {
-		w.send(Event{Name: req.name, Type: EventAcquired, Time: time.Now(), Masters: nw.count(nw.holder), Initial: true})
+	if _, n := nw.state.Holder(); nw.state.Started() && !nw.state.Free() && !w.initialized {
+		w.send(Event{Name: req.name, Type: EventAcquired, Time: time.Now(), Masters: n, Initial: true})
 	}
 	h.mu.Unlock()
 	return nw, nil
@@ -384,6 +432,14 @@ func (h *watchHub) remove(nw *nameWatch, w *watcher, wake *waker) {
 	nw.lingers++
 	n := nw.lingers
 	nw.linger = time.AfterFunc(time.Duration(watchLinger.Load()), func() { h.drop(nw, n) })
+}
+
+// unseen marks the next event of each of nw's watchers Unseen: a master's
+// watch connection was lost or made again. h.mu must be held.
+func (nw *nameWatch) unseen() {
+	for w := range nw.watchers {
+		w.unseen = true
+	}
 }
 
 // stopLinger ends nw's linger, if any: a linger timer that fired meanwhile
@@ -436,144 +492,73 @@ func (h *watchHub) closeAll() {
 	h.closed = true
 }
 
-// count returns how many masters hold value.
-func (nw *nameWatch) count(value string) int {
-	n := 0
-	for _, s := range nw.per {
-		if s.known && s.value == value {
-			n++
-		}
-	}
-	return n
-}
-
 // set records what master m says about nw's key (known false: m is
-// unreachable) and emits the events of any change of the quorum state.
-// gone says how a key that vanished went: EventReleased or EventExpired.
-// h.mu must be held.
-//
-// A master that is unreachable might hold anything, so the state changes
-// only on certainty: a value is the holder once a majority holds it, and a
-// holder has gone once even the unreachable masters could not give it a
-// majority.
-func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time.Duration, gone EventType) {
-	defer func() {
-		// A key gone while no one holds a majority: wake the waiters even
-		// without a change of state. A holder that took and dropped the
-		// lock between two reads never showed as held, so its release
-		// made no event, and the waiters would sleep out their backoff.
-		if known && value == "" && nw.started && nw.holder == "" {
-			nw.wake()
-		}
-	}()
+// unreachable), merges it (internal/watch) and emits the events of the
+// changes it makes. how says how the value m held before went, when value
+// is another or "" (0: set tells from the value's known expiry). h.mu must
+// be held.
+func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time.Duration, how watch.How) {
 	s := &nw.per[m]
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil
 	}
-	if !known {
-		// Keep what it last said (value, expiry): the read after it
-		// reconnects compares with it. It just no longer counts.
-		s.known = false
-	} else {
-		prev := s.value
-		s.known, s.value, s.expires = true, value, 0
-		if value != "" {
-			s.how, s.went = 0, ""
-		} else if prev != "" {
-			// How a value went; a key found free again keeps that.
-			s.how, s.went = gone, prev
+	now := h.c.now()
+	if known {
+		if how == 0 && s.value != "" && s.value != value {
+			// Gone at or after its known expiry: expired. Gone before
+			// it: deleted, the only way a key goes early but for a
+			// master losing its data (a restart, FLUSHALL), which a
+			// majority does not do at once.
+			how = watch.HowDeleted
+			if s.expires != 0 && now >= s.expires-int64(5*time.Millisecond) {
+				how = watch.HowExpired
+			}
 		}
+		s.value, s.expires = value, 0
 		// PTTL 0 is a key with less than a millisecond left, not one
 		// without expiry (-1): it too gets its expiry and its read.
 		if value != "" && pttl >= 0 {
-			s.expires = h.c.now() + int64(pttl)
+			s.expires = now + int64(pttl)
 			// Read the key again when it should expire: that forces Redis
 			// to delete it (and publish "expired") even on a busy master.
 			name, mw := nw.req.name, h.masters[m]
 			s.timer = time.AfterFunc(pttl+time.Millisecond, func() { mw.markRefresh(name) })
 		}
 	}
-
-	unknown, known0 := 0, 0
-	counts := make(map[string]int)
-	for _, st := range nw.per {
-		if st.known {
-			known0++
-			counts[st.value]++
-		} else {
-			unknown++
+	// (Unreachable, s keeps what m last said: the read after it
+	// reconnects compares with it.)
+	changes := nw.state.Observe(watch.Report{Master: m, Known: known, Value: value, How: how}, now)
+	at := time.Now()
+	for _, c := range changes {
+		ev := Event{Name: nw.req.name, Time: at, Masters: c.Masters, Initial: c.Initial}
+		switch c.Kind {
+		case watch.Acquired:
+			ev.Type = EventAcquired
+		case watch.Released:
+			ev.Type = EventReleased
+		case watch.Expired:
+			ev.Type = EventExpired
 		}
-	}
-	q := h.c.quorum
-	holder, best := "", 0
-	for v, n := range counts {
-		if v != "" && n > best && !slices.Contains(nw.departed[:], v) {
-			holder, best = v, n
-		}
-	}
-	if best < q {
-		holder = ""
-	}
-	if !nw.started {
-		// The first state: held by a majority, or free for certain.
-		if holder == "" && best+unknown >= q {
-			return
-		}
-		nw.started, nw.holder = true, holder
-		if holder != "" {
-			ev := Event{Name: nw.req.name, Type: EventAcquired, Time: time.Now(), Masters: best, Initial: true}
+		if ev.Initial {
+			// The state found as the name's watch began: for watchers
+			// that have had no event yet.
 			for w := range nw.watchers {
 				if !w.initialized {
 					w.send(ev)
 				}
 			}
+			continue
 		}
-		return
+		h.emit(nw, ev)
 	}
-	if holder == "" && nw.holder != "" && counts[nw.holder]+unknown >= q {
-		holder = nw.holder // it may still hold a majority among the unreachable
+	// A key gone while no one holds a majority: wake the waiters even
+	// without a change of state. A holder that took and dropped the lock
+	// between two reads never showed as held, so its release made no
+	// event, and the waiters would sleep out their backoff.
+	if known && value == "" && nw.state.Started() && nw.state.Free() {
+		nw.wake()
 	}
-	if holder == nw.holder {
-		return
-	}
-	now := time.Now()
-	if nw.holder != "" {
-		h.emit(nw, Event{Name: nw.req.name, Type: nw.howGone(h.c.now()), Time: now, Masters: known0 - counts[nw.holder]})
-		copy(nw.departed[1:], nw.departed[:])
-		nw.departed[0] = nw.holder
-	}
-	if holder != "" {
-		h.emit(nw, Event{Name: nw.req.name, Type: EventAcquired, Time: now, Masters: best})
-	}
-	nw.holder = holder
-}
-
-// howGone tells how the holder's keys went: released if any master saw a
-// delete of them, expired if any saw them expire; when none saw it happen
-// (they were disconnected, or restarted without their data), expired if
-// the holder's known expiry has passed. What a master saw of an earlier
-// holder's keys does not count.
-func (nw *nameWatch) howGone(now int64) EventType {
-	var expired bool
-	var expires int64
-	for _, s := range nw.per {
-		if s.known && s.value == "" && s.went == nw.holder {
-			switch s.how {
-			case EventReleased:
-				return EventReleased
-			case EventExpired:
-				expired = true
-			}
-		}
-		if s.value == nw.holder {
-			expires = max(expires, s.expires)
-		}
-	}
-	if expired || expires != 0 && now >= expires-int64(5*time.Millisecond) {
-		return EventExpired
-	}
-	return EventReleased
 }
 
 // emit sends ev to every watcher of nw, and wakes its waiters when the
@@ -623,7 +608,7 @@ func (nw *nameWatch) announceHead(value string) {
 	for k := range nw.wakers {
 		if k.value == value {
 			k.behind = false
-			if nw.holder == "" {
+			if nw.state.Free() {
 				k.signal()
 			}
 		}
@@ -675,7 +660,13 @@ type masterWatch struct {
 	notifyKnown bool        // notify is what the master has (configured or read)
 	pending     *scriptMsg  // the last script message, until its events came
 	confirm     *time.Timer // gives up on pending after confirmWait
-	recheckAt   int64       // when notify may be read again next (c.now)
+	// doubt holds, in order, a script message no event confirmed and
+	// every message after it, until notify-keyspace-events read again
+	// tells whether the master was publishing the events (dropPending);
+	// nil when none is in doubt.
+	doubt     []rueidis.PubSubMessage
+	lenient   bool  // settling doubt: messages are taken as they come
+	recheckAt int64 // when messages may put the flags in doubt again (c.now)
 }
 
 // confirmWait is how long a script message waits for the keyspace event
@@ -694,6 +685,9 @@ const scriptChannelPrefix = "__distlock__:"
 // and the keyspace events its write is still to cause there.
 type scriptMsg struct {
 	nw      *nameWatch
+	name    string // the message's lock name and body, to be handled again
+	body    string
+	went    string // for a delete: the value deleted
 	value   string // "" for a delete
 	pttl    time.Duration
 	want    []string // keyspace events to come, in order
@@ -748,10 +742,13 @@ func (m *masterWatch) run() {
 				c.tel.log.Warn("distlock: watch connection lost; subscribing again", "master", m.node.index, "address", m.node.addr, "error", err.Error())
 			}
 		}
-		// Disconnected: what this master said no longer counts.
+		// Disconnected: what this master said no longer counts, and what
+		// it publishes until it is back is lost (Event.Unseen).
 		m.hub.mu.Lock()
+		m.endSession()
 		for _, nw := range m.hub.names {
-			m.hub.set(nw, m.node.index, false, "", 0, EventReleased)
+			m.hub.set(nw, m.node.index, false, "", 0, 0)
+			nw.unseen()
 		}
 		m.hub.mu.Unlock()
 		if errors.Is(err, ErrClosed) {
@@ -829,12 +826,19 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 		names = append(names, name)
 	}
 	m.hub.mu.Unlock()
-	if err := m.subscribe(ctx, dc, names); err != nil {
+	if _, err := m.subscribe(ctx, dc, names); err != nil {
 		return err
 	}
 	*subscribed = true
 	if before > 0 {
 		c.resubscribed(m.node, len(names))
+		m.hub.mu.Lock()
+		for _, name := range names {
+			if nw := m.hub.names[name]; nw != nil {
+				nw.unseen()
+			}
+		}
+		m.hub.mu.Unlock()
 	}
 	for {
 		m.mu.Lock()
@@ -860,7 +864,14 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 			var err error
 			switch o.kind {
 			case opSubscribe:
-				err = m.subscribe(ctx, dc, []string{o.name})
+				var keyErrs map[string]error
+				keyErrs, err = m.subscribe(ctx, dc, []string{o.name})
+				if err == nil && keyErrs[o.name] != nil && o.ack != nil {
+					// This key alone cannot be watched here (WRONGTYPE):
+					// its Watch is told, the connection goes on.
+					o.ack <- ack{m.node.index, &NodeError{Addr: m.node.addr, Err: keyErrs[o.name]}}
+					continue
+				}
 			case opUnsubscribe:
 				uctx, ucancel := context.WithTimeout(ctx, c.cfg.dialTimeout)
 				err = dc.Do(uctx, dc.B().Unsubscribe().Channel(m.channels(o.channelKey)...).Build()).Error()
@@ -887,7 +898,7 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 			for name := range refresh {
 				names = append(names, name)
 			}
-			if err := m.read(ctx, dc, names); err != nil {
+			if _, err := m.read(ctx, dc, names); err != nil {
 				return err
 			}
 		}
@@ -915,23 +926,24 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 const notifyFlags = "Kgx"
 
 // configure makes sure notify-keyspace-events has notifyFlags, keeping
-// the flags already set, and returns the master's flags. With
+// the flags already set, and returns the master's flags before (had) and
+// after. With
 // Config.SkipNotifyConfig it only reads them, and a master that refuses
 // that leaves them unknown (known false), which is no error: Watch then
 // goes by the scripts' messages alone.
-func (m *masterWatch) configure(ctx context.Context, dc rueidis.DedicatedClient) (flags string, known bool, err error) {
+func (m *masterWatch) configure(ctx context.Context, dc rueidis.DedicatedClient) (had, flags string, known bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, m.hub.c.cfg.dialTimeout)
 	defer cancel()
 	cur, err := dc.Do(ctx, dc.B().ConfigGet().Parameter("notify-keyspace-events").Build()).AsStrMap()
 	if err != nil {
 		if _, refused := rueidis.IsRedisErr(err); refused && m.hub.c.cfg.skipNotifyConfig {
-			return "", false, nil
+			return "", "", false, nil
 		}
-		return "", false, m.configError(err)
+		return "", "", false, m.configError(err)
 	}
 	have := cur["notify-keyspace-events"]
 	if m.hub.c.cfg.skipNotifyConfig {
-		return have, true, nil
+		return have, have, true, nil
 	}
 	want := have
 	for _, f := range notifyFlags {
@@ -941,23 +953,28 @@ func (m *masterWatch) configure(ctx context.Context, dc rueidis.DedicatedClient)
 		want += string(f)
 	}
 	if want == have {
-		return have, true, nil
+		return have, have, true, nil
 	}
 	if err := dc.Do(ctx, dc.B().ConfigSet().ParameterValue().ParameterValue("notify-keyspace-events", want).Build()).Error(); err != nil {
-		return "", false, m.configError(err)
+		return "", "", false, m.configError(err)
 	}
-	return want, true, nil
+	return have, want, true, nil
 }
 
-// reconfigure runs configure and records the master's flags.
+// reconfigure runs configure and records the master's flags. Messages
+// held in doubt (see doubt) are then settled: taken as they came where the
+// master's flags, as they were before configure set them again, lacked
+// the events that would have confirmed them, and otherwise matched to the
+// events that followed them, as always.
 func (m *masterWatch) reconfigure(ctx context.Context, dc rueidis.DedicatedClient) error {
-	notify, known, err := m.configure(ctx, dc)
+	had, notify, known, err := m.configure(ctx, dc)
 	if err != nil {
 		return err
 	}
 	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
 	m.notify, m.notifyKnown = notify, known
-	m.hub.mu.Unlock()
+	m.settleDoubt(!known || !publishesIn(had, "expire"))
 	return nil
 }
 
@@ -965,16 +982,22 @@ func (m *masterWatch) reconfigure(ctx context.Context, dc rueidis.DedicatedClien
 // event ev ("new", "set", "expire" or "del") on keyspace channels. h.mu
 // must be held.
 func (m *masterWatch) publishes(ev string) bool {
-	if !m.notifyKnown || !strings.ContainsRune(m.notify, 'K') {
+	return m.notifyKnown && publishesIn(m.notify, ev)
+}
+
+// publishesIn reports whether a master with notify-keyspace-events flags
+// publishes the keyspace event ev on keyspace channels.
+func publishesIn(flags, ev string) bool {
+	if !strings.ContainsRune(flags, 'K') {
 		return false
 	}
 	switch ev {
 	case "new": // not part of "A"
-		return strings.ContainsRune(m.notify, 'n')
+		return strings.ContainsRune(flags, 'n')
 	case "set":
-		return strings.ContainsAny(m.notify, "$A")
+		return strings.ContainsAny(flags, "$A")
 	}
-	return strings.ContainsAny(m.notify, "gA") // expire, del
+	return strings.ContainsAny(flags, "gA") // expire, del
 }
 
 // configError explains a refused CONFIG; other errors pass through.
@@ -989,10 +1012,12 @@ func (m *masterWatch) configError(err error) error {
 }
 
 // subscribe subscribes to the names' channels and reads their keys, on the
-// same connection so that the read follows the subscription.
-func (m *masterWatch) subscribe(ctx context.Context, dc rueidis.DedicatedClient, names []string) error {
+// same connection so that the read follows the subscription. It returns
+// the errors of keys that cannot be read (see read), and the error that
+// ends the connection.
+func (m *masterWatch) subscribe(ctx context.Context, dc rueidis.DedicatedClient, names []string) (map[string]error, error) {
 	if len(names) == 0 {
-		return nil
+		return nil, nil
 	}
 	m.hub.mu.Lock()
 	chans := make([]string, 0, len(names))
@@ -1005,18 +1030,29 @@ func (m *masterWatch) subscribe(ctx context.Context, dc rueidis.DedicatedClient,
 	}
 	m.hub.mu.Unlock()
 	if len(chans) == 0 {
-		return nil
+		return nil, nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, m.hub.c.cfg.dialTimeout)
 	defer cancel()
 	if err := dc.Do(sctx, dc.B().Subscribe().Channel(chans...).Build()).Error(); err != nil {
-		return err
+		return nil, err
 	}
 	return m.read(ctx, dc, live)
 }
 
+// readMax is how much of a key's value a read asks for. distlock's values
+// are 32 characters; a longer one is another program's, told apart by its
+// first readMax bytes and its length. A whole value of any size would not
+// do: one over the master's pub/sub output buffer limit (client-output-
+// buffer-limit pubsub, 32 MB by default) makes the master close the
+// connection, and with it every watch of the Client on that master.
+const readMax = 1024
+
 // read reads the names' keys (value and PTTL) and records what it finds.
-func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, names []string) error {
+// A key that cannot be read (another type than a string: WRONGTYPE) costs
+// only its own name: its state on this master is unknown, and its error is
+// returned in the map. The error returned alone ends the connection.
+func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, names []string) (map[string]error, error) {
 	m.hub.mu.Lock()
 	keys := make([]string, 0, len(names))
 	live := make([]*nameWatch, 0, len(names))
@@ -1030,21 +1066,34 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 	}
 	m.hub.mu.Unlock()
 	if len(keys) == 0 {
-		return nil
+		return nil, nil
 	}
-	cmds := make(rueidis.Commands, 0, 2*len(keys))
+	cmds := make(rueidis.Commands, 0, 3*len(keys))
 	for _, k := range keys {
-		cmds = append(cmds, dc.B().Get().Key(k).Build(), dc.B().Pttl().Key(k).Build())
+		cmds = append(cmds, dc.B().Pttl().Key(k).Build(), dc.B().Getrange().Key(k).Start(0).End(readMax-1).Build(), dc.B().Strlen().Key(k).Build())
 	}
 	rctx, cancel := context.WithTimeout(ctx, m.hub.c.cfg.dialTimeout)
 	defer cancel()
 	res := dc.DoMulti(rctx, cmds...)
-	now := m.hub.c.now()
 	m.hub.mu.Lock()
 	defer m.hub.mu.Unlock()
+	var keyErrs map[string]error
 	for i, nw := range live {
 		if m.hub.names[nw.req.name] != nw {
 			continue // unwatched meanwhile
+		}
+		value, pttl, err := readValue(res[3*i], res[3*i+1], res[3*i+2])
+		if err != nil {
+			if _, isRedis := rueidis.IsRedisErr(err); !isRedis {
+				return keyErrs, err // the connection's, not the key's
+			}
+			// This key alone (say, WRONGTYPE): its state is unknown.
+			if keyErrs == nil {
+				keyErrs = make(map[string]error)
+			}
+			keyErrs[nw.req.name] = fmt.Errorf("watch %q: reading %s: %w", nw.req.name, nw.req.key, err)
+			m.hub.set(nw, m.node.index, false, "", 0, 0)
+			continue
 		}
 		if nw.seq[m.node.index] != seqs[i] {
 			// A message was handled after this read was sent: it may have
@@ -1055,32 +1104,37 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 			// (another client's write): either way the read adds nothing.
 			continue
 		}
-		value, err := res[2*i].ToString()
-		if rueidis.IsRedisNil(err) {
-			value, err = "", nil
-		}
-		pttl, err2 := res[2*i+1].AsInt64()
-		if err := errors.Join(err, err2); err != nil {
-			if _, isRedis := rueidis.IsRedisErr(err); isRedis {
-				// This key alone (say, WRONGTYPE): its state is unknown.
-				m.hub.set(nw, m.node.index, false, "", 0, EventReleased)
-				continue
-			}
-			return err
-		}
-		prev := nw.per[m.node.index]
-		// A key found gone at or after its known expiry expired. One found
-		// gone before it was deleted (its "del" event was lost), or its
-		// master restarted without its data: this master cannot tell (0),
-		// and howGone decides, from the other masters or the expiry.
-		// (prev may be what the master said before a disconnect.)
-		var gone EventType
-		if prev.value != "" && prev.expires != 0 && now >= prev.expires-int64(5*time.Millisecond) {
-			gone = EventExpired
-		}
-		m.hub.set(nw, m.node.index, true, value, time.Duration(pttl)*time.Millisecond, gone)
+		m.hub.set(nw, m.node.index, true, value, pttl, 0)
 	}
-	return nil
+	return keyErrs, nil
+}
+
+// readValue makes one key's state of the replies to PTTL, GETRANGE 0
+// readMax-1 and STRLEN: its value ("" when there is no key) and PTTL. A
+// value longer than readMax is named by its start and its length.
+func readValue(pttlReply, rangeReply, lenReply rueidis.RedisResult) (string, time.Duration, error) {
+	pttl, err := pttlReply.AsInt64()
+	if err != nil {
+		return "", 0, err
+	}
+	// Each reply's own error: IsRedisErr does not look into a joined one.
+	value, err := rangeReply.ToString()
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := lenReply.AsInt64()
+	if err != nil {
+		return "", 0, err
+	}
+	if pttl == -2 {
+		return "", 0, nil // no key (GETRANGE and STRLEN say "" and 0 then)
+	}
+	if n > int64(len(value)) || value == "" {
+		// Not distlock's: a long value, or an empty one (which must not
+		// read as free).
+		value += "\x00" + strconv.FormatInt(n, 10)
+	}
+	return value, time.Duration(pttl) * time.Millisecond, nil
 }
 
 // onMessage handles one message on a watch connection: a script's
@@ -1088,15 +1142,37 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 // goroutine and must not block: it updates state, or asks the session
 // goroutine to read the key.
 func (m *masterWatch) onMessage(msg rueidis.PubSubMessage) {
-	prefix := m.hub.c.cfg.prefix
 	m.hub.mu.Lock()
 	defer m.hub.mu.Unlock()
-	if name, ok := strings.CutPrefix(msg.Channel, scriptChannelPrefix+prefix); ok {
-		m.onScript(name, msg.Message)
-	} else if name, ok := strings.CutPrefix(msg.Channel, m.channel(prefix)); ok {
-		m.onKeyspace(name, msg.Message)
+	m.handle(msg.Channel, msg.Message)
+}
+
+// handle handles one message; while messages are in doubt (see doubt), it
+// keeps it for later, in order. h.mu must be held.
+func (m *masterWatch) handle(channel, body string) {
+	if m.doubt != nil {
+		m.doubt = append(m.doubt, rueidis.PubSubMessage{Channel: channel, Message: body})
+		if len(m.doubt) > maxDoubt {
+			// Too much to keep: settle it as if the master's flags were in
+			// place; the reads that follows tell the state.
+			m.settleDoubt(false)
+		}
+		return
+	}
+	prefix := m.hub.c.cfg.prefix
+	if name, ok := strings.CutPrefix(channel, scriptChannelPrefix+prefix); ok {
+		m.onScript(name, body)
+	} else if name, ok := strings.CutPrefix(channel, m.channel(prefix)); ok {
+		m.onKeyspace(name, body)
+	}
+	if m.doubt != nil && len(m.doubt) == 1 {
+		// This message put the one before in doubt: it follows it.
+		m.doubt = append(m.doubt, rueidis.PubSubMessage{Channel: channel, Message: body})
 	}
 }
+
+// maxDoubt bounds the messages kept in doubt on one master.
+const maxDoubt = 1024
 
 // onScript handles a script's message: "<op> <ttl> <value>", op being the
 // write the script is about to make ("set", "expire" or "del"). It records
@@ -1113,61 +1189,116 @@ func (m *masterWatch) onScript(name, body string) {
 		}
 		return
 	}
-	m.dropPending()
+	if m.dropPending() {
+		return // in doubt now: handle keeps this message
+	}
 	nw := m.hub.names[name]
 	if nw == nil {
 		return
 	}
 	ms, err := strconv.ParseInt(ttl, 10, 64)
-	p := &scriptMsg{nw: nw, value: value, pttl: time.Duration(ms) * time.Millisecond, at: m.hub.c.now()}
+	p := &scriptMsg{nw: nw, value: value, pttl: time.Duration(ms) * time.Millisecond, at: m.hub.c.now(), name: name, body: body}
 	switch op {
 	case "set": // SET PX on a free key: "new" (rarely enabled), "set", "expire"
 		p.want = []string{"new", "set", "expire"}
 	case "expire": // PEXPIRE
 		p.want = []string{"expire"}
 	case "del":
-		p.want, p.value, p.pttl = []string{"del"}, "", 0
+		p.want, p.went, p.value, p.pttl = []string{"del"}, value, "", 0
 	}
-	if p.want == nil || err != nil || (p.value == "") != (op == "del") || (op != "del" && p.pttl <= 0) {
+	if p.want == nil || err != nil || (p.value == "") != (op == "del") || (op != "del" && p.pttl <= 0) || (op == "del" && p.went == "") {
 		return // not one of our scripts' messages
 	}
 	m.pending = p
-	for _, ev := range p.want {
-		if m.publishes(ev) {
-			// The event will confirm it, or confirmWait gives up.
-			if m.confirm == nil {
-				m.confirm = time.AfterFunc(confirmWait, m.confirmTimeout)
-			} else {
-				m.confirm.Reset(confirmWait)
+	if !m.lenient {
+		for _, ev := range p.want {
+			if m.publishes(ev) {
+				// The event will confirm it, or confirmWait gives up.
+				if m.confirm == nil {
+					m.confirm = time.AfterFunc(confirmWait, m.confirmTimeout)
+				} else {
+					m.confirm.Reset(confirmWait)
+				}
+				return
 			}
-			return
 		}
 	}
 	m.apply(p)
 }
 
 // dropPending ends the wait for the events of the last script message. One
-// that no event confirmed is dropped: the key is read instead, and the
-// master's notify-keyspace-events again, at most once a second (it may
-// have changed). h.mu must be held.
-func (m *masterWatch) dropPending() {
+// that no event confirmed came from another database (pub/sub channels
+// are not per database), or from this one when another program took the
+// flags that publish its events away since they were last read. To tell,
+// notify-keyspace-events is read again: the message and everything after
+// it on this connection are held in doubt meanwhile (doubt), and taken as
+// they came when the flags were missing. Within a second of a read that
+// found them in place, the message is taken to be another database's at
+// once. A message dropped is made up for by a read of its key. It reports
+// whether the connection is now in doubt. h.mu must be held.
+func (m *masterWatch) dropPending() bool {
 	p := m.pending
 	m.pending = nil
 	if p == nil || p.applied {
-		return
+		return false
 	}
 	if m.confirm != nil {
 		m.confirm.Stop()
 	}
-	if m.hub.names[p.nw.req.name] == p.nw {
-		m.markRefresh(p.nw.req.name)
-	}
 	if now := m.hub.c.now(); now >= m.recheckAt {
 		m.recheckAt = now + int64(time.Second)
+		m.doubt = append(m.doubt[:0], rueidis.PubSubMessage{Channel: scriptChannelPrefix + m.hub.c.cfg.prefix + p.name, Message: p.body})
 		m.mu.Lock()
 		m.recheck = true
 		m.mu.Unlock()
 		m.poke()
+		return true
+	}
+	if m.hub.names[p.nw.req.name] == p.nw {
+		m.markRefresh(p.nw.req.name)
+	}
+	return false
+}
+
+// settleDoubt ends the doubt about the messages held since one was left
+// unconfirmed: lenient, they are handled again as they came, each taken at
+// once (the master was not publishing the events that would confirm
+// them); otherwise the first is dropped (another database's) and its key
+// read, and the rest handled as usual, matched to the events that followed
+// them. h.mu must be held.
+func (m *masterWatch) settleDoubt(lenient bool) {
+	held := m.doubt
+	m.doubt = nil
+	if len(held) == 0 {
+		return
+	}
+	if !lenient {
+		if name, ok := strings.CutPrefix(held[0].Channel, scriptChannelPrefix+m.hub.c.cfg.prefix); ok && m.hub.names[name] != nil {
+			m.markRefresh(name)
+		}
+		held = held[1:]
+	}
+	m.lenient = lenient
+	for i, msg := range held {
+		m.handle(msg.Channel, msg.Message)
+		if m.doubt != nil {
+			// In doubt again (possible only when not lenient, within a
+			// second of a check: it does not happen); keep the rest.
+			m.doubt = append(m.doubt, held[i+1:]...)
+			break
+		}
+	}
+	m.lenient = false
+}
+
+// endSession forgets what one session's messages left unsettled: the
+// reads after the next subscribe tell the state. h.mu must be held.
+func (m *masterWatch) endSession() {
+	m.doubt = nil
+	m.lenient = false
+	m.pending = nil
+	if m.confirm != nil {
+		m.confirm.Stop()
 	}
 }
 
@@ -1176,7 +1307,7 @@ func (m *masterWatch) dropPending() {
 func (m *masterWatch) confirmTimeout() {
 	m.hub.mu.Lock()
 	defer m.hub.mu.Unlock()
-	if p := m.pending; p != nil && !p.applied && m.hub.c.now()-p.at >= int64(confirmWait) {
+	if p := m.pending; p != nil && !p.applied && m.doubt == nil && m.hub.c.now()-p.at >= int64(confirmWait) {
 		m.dropPending()
 	}
 }
@@ -1185,7 +1316,16 @@ func (m *masterWatch) confirmTimeout() {
 func (m *masterWatch) apply(p *scriptMsg) {
 	p.applied = true
 	p.nw.seq[m.node.index]++
-	m.hub.set(p.nw, m.node.index, true, p.value, p.pttl, EventReleased)
+	if p.went != "" {
+		// A delete of went: the master held it just before, whatever this
+		// Client heard (a message dropped, a read before the set).
+		if p.nw.per[m.node.index].value != p.went {
+			m.hub.set(p.nw, m.node.index, true, p.went, -1, 0)
+		}
+		m.hub.set(p.nw, m.node.index, true, "", 0, watch.HowDeleted)
+		return
+	}
+	m.hub.set(p.nw, m.node.index, true, p.value, p.pttl, 0)
 }
 
 // onKeyspace handles one keyspace notification. h.mu must be held.
@@ -1204,20 +1344,23 @@ func (m *masterWatch) onKeyspace(name, event string) {
 			return
 		}
 		// Another command's event: a message still unconfirmed came
-		// from another database (or its write failed); drop it.
-		m.dropPending()
+		// from another database (or its write failed, or the flags
+		// changed); see dropPending.
+		if m.dropPending() {
+			return // in doubt now: handle keeps this event
+		}
 	}
 	if nw == nil {
 		return
 	}
 	nw.seq[m.node.index]++
 	switch event {
-	case "del", "expired", "evicted", "rename_from":
-		gone := EventReleased
-		if event != "del" {
-			gone = EventExpired
-		}
-		m.hub.set(nw, m.node.index, true, "", 0, gone)
+	case "del":
+		m.hub.set(nw, m.node.index, true, "", 0, watch.HowDeleted)
+	case "expired", "evicted":
+		m.hub.set(nw, m.node.index, true, "", 0, watch.HowExpired)
+	case "rename_from":
+		m.hub.set(nw, m.node.index, true, "", 0, watch.HowUnknown)
 	default: // set, expire, ... that no script announced: read the key
 		m.markRefresh(name)
 	}

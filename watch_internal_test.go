@@ -27,7 +27,7 @@ func TestWaiterOnLingeringNameWokenWhenFree(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c.watches.mu.Lock()
-		started := nw.started
+		started := nw.state.Started()
 		c.watches.mu.Unlock()
 		if started {
 			break

@@ -1,6 +1,7 @@
 package distlock_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -290,4 +291,71 @@ func TestWatchConnectionCut(t *testing.T) {
 		waitSubscribers(t, servers[0], name, true)
 		noEvent(t, events, 300*time.Millisecond, "master 0 restored, lock still held")
 	})
+}
+
+// Issue 21 item 2: the watcher hears master 1 15 ms and master 2 30 ms
+// late; the holder reaches every master at once. A hold of a few ms ends
+// on master 0's stream before it begins on the others': the masters never
+// agree at one instant as the watcher sees them, and such holds made no
+// event. Each is now reported, acquired then released.
+func TestWatchMastersAtDifferentSpeeds(t *testing.T) {
+	servers := masters(t, 3)
+	w, proxies := proxiedWatcher(t, servers)
+	c := newClient(t, servers, distlock.Config{})
+	const name = "speeds"
+	events, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		waitSubscribers(t, s, name, true)
+	}
+	time.Sleep(100 * time.Millisecond) // the last master's first read
+	proxies[1].SetLatency(15 * time.Millisecond)
+	proxies[2].SetLatency(30 * time.Millisecond)
+	for i, hold := range []time.Duration{time.Millisecond, 2 * time.Millisecond, 10 * time.Millisecond, time.Millisecond, 2 * time.Millisecond, 10 * time.Millisecond} {
+		l, err := c.TryAcquire(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(hold)
+		if err := l.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		wantEvent(t, events, distlock.EventAcquired, fmt.Sprintf("cycle %d, held %v", i, hold))
+		wantEvent(t, events, distlock.EventReleased, fmt.Sprintf("cycle %d, released after %v", i, hold))
+	}
+	noEvent(t, events, 100*time.Millisecond, "after the last release")
+}
+
+// Issue 21 item 4: the holder is cut from masters 1 and 2. Its lease is
+// lost, its Client deletes its key on master 0, and the keys on masters 1
+// and 2 expire: a majority saw no delete, so the lease expired (it was
+// reported released).
+func TestWatchLostLeaseExpires(t *testing.T) {
+	servers := masters(t, 3)
+	holder, proxies := proxiedWatcher(t, servers)
+	w := newClient(t, servers, distlock.Config{})
+	const name = "lost"
+	events, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 600 * time.Millisecond
+	l, err := holder.Acquire(ctxTimeout(t, cutEventWait), name, distlock.WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, events, distlock.EventAcquired, "after Acquire")
+	proxies[1].Cut()
+	proxies[2].Cut()
+	select {
+	case <-l.Done():
+	case <-time.After(2 * ttl):
+		t.Fatalf("lease not lost within %v of its masters 1 and 2 cut", 2*ttl)
+	}
+	ev := nextCut(t, events, "after the lease was lost")
+	if ev.Type != distlock.EventExpired {
+		t.Errorf("lease lost, its keys expired on masters 1 and 2: got %+v; want expired", ev)
+	}
 }

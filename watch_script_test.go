@@ -349,3 +349,97 @@ func TestWatchNotifyChangedByOtherProgram(t *testing.T) {
 		t.Errorf("waiter not woken within 5s of the release (backoff 1 min)")
 	}
 }
+
+// scriptWrite writes the lock key name on s as distlock's scripts do,
+// message first: op "set" (acquire.lua on a free key) or "del"
+// (release.lua).
+func scriptWrite(t *testing.T, s *redistest.Server, op, name, value string) {
+	t.Helper()
+	const src = `
+if ARGV[1] == 'set' then
+  redis.call('PUBLISH', '__distlock__:' .. KEYS[1], 'set 10000 ' .. ARGV[2])
+  return redis.call('SET', KEYS[1], ARGV[2], 'PX', 10000)
+end
+if redis.call('GET', KEYS[1]) == ARGV[2] then
+  redis.call('PUBLISH', '__distlock__:' .. KEYS[1], 'del 0 ' .. ARGV[2])
+  return redis.call('DEL', KEYS[1])
+end
+return 0`
+	if _, err := s.Do("EVAL", src, "1", distlock.DefaultKeyPrefix+name, op, value); err != nil {
+		t.Fatalf("%s %s on %s: %v", op, name, s.Addr(), err)
+	}
+}
+
+// Issue 21 item 1: a waiter wins masters 1 and 2, yields to the first in
+// line and deletes its keys; a moment later it wins for real with the same
+// value (Acquire used to keep one value for all its attempts). Both holds
+// are reported: a value released once was never accepted again.
+func TestWatchSameValueHeldAgain(t *testing.T) {
+	servers := masters(t, 3)
+	w := newClient(t, servers, distlock.Config{})
+	const name = "again"
+	events, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers[1:] {
+		scriptWrite(t, s, "set", name, "waiter-value")
+	}
+	wantEvent(t, events, distlock.EventAcquired, "held on masters 1 and 2")
+	for _, s := range servers[1:] {
+		scriptWrite(t, s, "del", name, "waiter-value")
+	}
+	wantEvent(t, events, distlock.EventReleased, "deleted from masters 1 and 2")
+	for _, gap := range []time.Duration{time.Second, 0} {
+		time.Sleep(gap)
+		for _, s := range servers {
+			scriptWrite(t, s, "set", name, "waiter-value")
+		}
+		wantEvent(t, events, distlock.EventAcquired, fmt.Sprintf("the same value held again %v later", gap))
+		for _, s := range servers {
+			scriptWrite(t, s, "del", name, "waiter-value")
+		}
+		wantEvent(t, events, distlock.EventReleased, fmt.Sprintf("the same value released again %v later", gap))
+	}
+	noEvent(t, events, 100*time.Millisecond, "after the last release")
+}
+
+// Issue 21 item 3: another program clears notify-keyspace-events; the
+// next holds, of 5 and 50 ms, are reported all the same (they used to make
+// no event: their messages, unconfirmed, were dropped, and the reads that
+// replaced them found the lock free again).
+func TestWatchNotifyClearedShortHolds(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{})
+	const name = "cleared"
+	events, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the watch's flags set on every master", func() bool {
+		for _, s := range servers {
+			if !strings.Contains(notifyConfig(t, s), "K") {
+				return false
+			}
+		}
+		return true
+	})
+	for _, s := range servers {
+		if _, err := s.Do("CONFIG", "SET", "notify-keyspace-events", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, hold := range []time.Duration{5 * time.Millisecond, 50 * time.Millisecond, 5 * time.Millisecond, 50 * time.Millisecond} {
+		l, err := c.TryAcquire(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(hold)
+		if err := l.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		wantEvent(t, events, distlock.EventAcquired, fmt.Sprintf("cycle %d, held %v", i, hold))
+		wantEvent(t, events, distlock.EventReleased, fmt.Sprintf("cycle %d, released after %v", i, hold))
+	}
+}

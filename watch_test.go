@@ -360,3 +360,90 @@ func TestWatchEarlierReleaseNotCounted(t *testing.T) {
 		t.Errorf("holder of 2 masters killed: got %+v; want expired", ev)
 	}
 }
+
+// cycles takes and at once releases name n times with c and fails unless
+// events reports each, acquired then released.
+func cycles(t *testing.T, c *distlock.Client, name string, n int, events <-chan distlock.Event) {
+	t.Helper()
+	for i := range n {
+		l, err := c.TryAcquire(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
+			t.Fatalf("%s, cycle %d: got %+v; want acquired", name, i, ev)
+		}
+		if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventReleased {
+			t.Fatalf("%s, cycle %d: got %+v; want released", name, i, ev)
+		}
+	}
+}
+
+// Issue 22 item 2: a lock key of another type (a list) on every master.
+// Watching it, or waiting for it, fails for that name alone (and the
+// name stays subscribed, as after any watch): the Client's shared watch
+// connections go on, a Watch of another name sees every
+// change, and new Watches work. (The read's WRONGTYPE used to end the
+// connection, again and again.)
+func TestWatchWrongTypeKey(t *testing.T) {
+	// The failed Watch's subscription lingers for the whole test.
+	t.Cleanup(distlock.SetWatchLinger(time.Minute))
+	servers := masters(t, 3)
+	for _, s := range servers {
+		if _, err := s.Do("RPUSH", distlock.DefaultKeyPrefix+"victim", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{})
+	innocent, err := w.Watch(t.Context(), "innocent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Watch(ctxTimeout(t, 3*time.Second), "victim"); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Errorf("Watch of a list key: got %v; want an error saying WRONGTYPE", err)
+	}
+	if _, err := w.Acquire(ctxTimeout(t, 300*time.Millisecond), "victim"); err == nil {
+		t.Error("Acquire of a list key: got a lease; want an error")
+	}
+	cycles(t, c, "innocent", 5, innocent)
+	other, err := w.Watch(t.Context(), "other")
+	if err != nil {
+		t.Fatalf("a new Watch after one of a list key: %v", err)
+	}
+	cycles(t, c, "other", 2, other)
+}
+
+// Issue 22 item 2, the other way: a lock key holding a value longer than
+// the masters' pub/sub output buffer limit (32 MB by default; 1 MB here).
+// Reading it whole made the master close the watch connection, and every
+// watch of the Client on it, again and again.
+func TestWatchHugeValue(t *testing.T) {
+	servers := masters(t, 3)
+	huge := strings.Repeat("x", 2<<20)
+	for _, s := range servers {
+		if _, err := s.Do("CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 1mb 0"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Do("SET", distlock.DefaultKeyPrefix+"huge", huge, "PX", "60000"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{})
+	innocent, err := w.Watch(t.Context(), "innocent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := w.Watch(ctxTimeout(t, 3*time.Second), "huge")
+	if err != nil {
+		t.Fatalf("Watch of a key with a 2 MB value: %v", err)
+	}
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired || !ev.Initial {
+		t.Errorf("Watch of a key with a 2 MB value: got %+v; want initial acquired", ev)
+	}
+	cycles(t, c, "innocent", 5, innocent)
+}
