@@ -248,8 +248,8 @@ func TestACLScriptLoadDenied(t *testing.T) {
 			t.Errorf("warnings about master %d refusing SCRIPT LOAD: got %d; want 1; log:\n%s", i, len(got), logs)
 		}
 	}
-	if _, err := c.TryAcquire(t.Context(), "noload"); !errors.Is(err, distlock.ErrNoQuorum) {
-		t.Errorf("TryAcquire with SCRIPT LOAD denied everywhere: got %v; want ErrNoQuorum", err)
+	if _, err := c.TryAcquire(t.Context(), "noload"); !errors.Is(err, distlock.ErrNoQuorum) || !strings.Contains(err.Error(), "NOPERM") || !strings.Contains(err.Error(), "script|load") {
+		t.Errorf("TryAcquire with SCRIPT LOAD denied everywhere: got %v; want ErrNoQuorum, saying NOPERM and script|load", err)
 	}
 	st, err := c.Status(t.Context(), "noload")
 	if err != nil {

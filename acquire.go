@@ -88,9 +88,12 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 			// again. Safe here, unlike a fallback hidden in rueidis: every
 			// later command for this value waits for this goroutine's
 			// answer first (the attempt's clean-up, or the lease's settle).
-			if script.Acquire.Load(ctx, rc) == nil {
-				res = script.Acquire.ExecLoaded(ctx, rc, keys, a)
+			if err := script.Acquire.Load(ctx, rc); err != nil {
+				// Say why, not NOSCRIPT: an ACL without SCRIPT LOAD
+				// answers NOPERM (node.go, loadError).
+				return rueidis.NewErrorResult(loadError(err))
 			}
+			res = script.Acquire.ExecLoaded(ctx, rc, keys, a)
 		}
 		return res
 	}
