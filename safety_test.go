@@ -233,6 +233,7 @@ func TestHandoffAfterKeysVanishedEarly(t *testing.T) {
 	if h := <-g2; h.err == nil {
 		t.Fatal("G2 got a lease")
 	}
+	everyMasterHolds(t, servers, name)
 	for _, s := range servers[1:] {
 		if _, err := s.Do("PEXPIRE", "distlock:"+name, "1"); err != nil {
 			t.Fatal(err)
@@ -277,6 +278,7 @@ func TestReleaseOfLostLease(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			everyMasterHolds(t, servers, "lost-release")
 			for _, s := range servers[1:] {
 				cmd := []string{"DEL", "distlock:lost-release"}
 				if how == "taken" {
@@ -378,8 +380,21 @@ func TestReservedKeysUnreachable(t *testing.T) {
 // attempt of an Acquire used one value, and the late delete removed the
 // new lease's key on master 2.)
 func TestStaleDeleteAfterReconnect(t *testing.T) {
-	const name = "stale-delete"
 	servers := masters(t, 3)
+	// Under load the winning attempt's command to master 2 can time out,
+	// and then master 2 holds no key for the late delete to remove: try
+	// again, with another name.
+	for round := range 3 {
+		if staleDeleteRound(t, servers, fmt.Sprintf("stale-delete-%d", round)) {
+			return
+		}
+	}
+	t.Fatal("in 3 rounds the winning attempt never reached master 2: the test could not set up its interleaving")
+}
+
+// staleDeleteRound runs TestStaleDeleteAfterReconnect's interleaving on
+// name, and reports false when it could not set it up.
+func staleDeleteRound(t *testing.T, servers []*redistest.Server, name string) bool {
 	late := redistest.NewLateDialer()
 	defer late.Close()
 	opts := make([]rueidis.ClientOption, len(servers))
@@ -387,7 +402,7 @@ func TestStaleDeleteAfterReconnect(t *testing.T) {
 		opts[i] = rueidis.ClientOption{InitAddress: []string{s.Addr()}}
 	}
 	opts[2].DialCtxFn = late.Dial
-	w, err := distlock.New(distlock.Config{NodeOptions: opts, NodeTimeout: 50 * time.Millisecond})
+	w, err := distlock.New(distlock.Config{NodeOptions: opts, NodeTimeout: 150 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,9 +413,10 @@ func TestStaleDeleteAfterReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	everyMasterHolds(t, servers, name)
 	late.Partition()
 	got := acquireLater(t, ctx, w, name)
-	time.Sleep(400 * time.Millisecond) // several attempts, each queued on master 2
+	time.Sleep(500 * time.Millisecond) // attempts, each queued on master 2
 	late.Break()
 	// The Client notices the broken connection and dials anew.
 	eventually(t, "master 2 answers the waiting Client again", func() bool {
@@ -411,22 +427,22 @@ func TestStaleDeleteAfterReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := take(t, got, "waiter")
-	eventually(t, "master 2 holds the new lease's key", func() bool {
-		v, _ := servers[2].Do("GET", "distlock:"+name)
-		if v == "" {
-			st, _ := w.Status(ctx, name)
-			t.Logf("status %+v", st)
-		}
-		return v != ""
-	})
-	value, _ := servers[2].Do("GET", "distlock:"+name)
+	defer l.Release(ctx)
+	value := ""
+	for deadline := time.Now().Add(time.Second); value == "" && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		value = keyValue(t, servers[2], name)
+	}
+	if value == "" {
+		t.Logf("%s: master 2 never got the lease's key", name)
+		return false
+	}
 	n := late.DeliverHeld()
 	t.Logf("delivered %d bytes held since the partition", n)
 	if n == 0 {
 		t.Fatal("nothing was held: the test did not queue commands during the partition")
 	}
 	time.Sleep(straggleWait) // the clean-up's second delete, if any
-	if v, _ := servers[2].Do("GET", "distlock:"+name); v != value {
+	if v := keyValue(t, servers[2], name); v != value {
 		t.Fatalf("master 2 holds %q after the old connection's bytes arrived; want the lease's key %q kept", v, value)
 	}
 	if err := l.Err(); err != nil {
@@ -436,6 +452,22 @@ func TestStaleDeleteAfterReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	noLockKeys(t, servers)
+	return true
+}
+
+// everyMasterHolds waits until every master holds name's key: Acquire
+// returns at a majority, and a straggler's grant landing after the test
+// has changed a key would undo the change.
+func everyMasterHolds(t *testing.T, servers []*redistest.Server, name string) {
+	t.Helper()
+	eventually(t, "every master holds "+name, func() bool {
+		for _, s := range servers {
+			if keyValue(t, s, name) == "" {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // straggleWait outlasts the clean-up's delayed second delete (100 ms).
