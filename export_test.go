@@ -24,6 +24,14 @@ func SetWatchLinger(d time.Duration) (restore func()) {
 // before it takes a lease handed over to it, and returns a function that
 // removes it.
 func SetTurnHook(f func(name string)) (restore func()) {
-	testHookTurn = f
-	return func() { testHookTurn = nil }
+	testHookTurn.Store(&f)
+	return func() { testHookTurn.Store(nil) }
+}
+
+// SetWatchHook runs f whenever a waiting Acquire, after its first failed
+// attempt, is about to watch name for wake-ups, and returns a function that
+// removes it.
+func SetWatchHook(f func(name string)) (restore func()) {
+	testHookWatch.Store(&f)
+	return func() { testHookWatch.Store(nil) }
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -118,7 +119,16 @@ func (c *Client) notAfter(ctx context.Context, req *request, l *Lease, err error
 
 // testHookTurn, when set (by tests only), runs when a waiting Acquire has
 // its turn at name, before it takes over a lease handed to it.
-var testHookTurn func(name string)
+// testHookWatch, likewise, runs when a waiting Acquire's first attempt has
+// failed, before it watches name for wake-ups.
+var testHookTurn, testHookWatch atomic.Pointer[func(name string)]
+
+// runHook runs the test hook h holds, if any.
+func runHook(h *atomic.Pointer[func(name string)], name string) {
+	if f := h.Load(); f != nil {
+		(*f)(name)
+	}
+}
 
 // acquire is Acquire once the request is checked.
 func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (*Lease, error) {
@@ -132,9 +142,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		}
 		return nil, withCtx(fmt.Errorf("distlock: acquire %q: %w by another goroutine of this Client", req.name, ErrLocked), ctx.Err())
 	}
-	if testHookTurn != nil {
-		testHookTurn(req.name)
-	}
+	runHook(&testHookTurn, req.name)
 	select {
 	case <-c.stop: // Close freed the slot we were given
 		if t.handoff != nil {
@@ -209,6 +217,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 			return giveUp(withCtx(err, ctx.Err()))
 		}
 		if b == nil {
+			runHook(&testHookWatch, req.name)
 			b = c.backoff()
 			// Be woken by the lock's release or expiry (watch.go) rather
 			// than by polling; the backoff is the backstop for lost events.

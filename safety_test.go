@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -472,3 +473,52 @@ func everyMasterHolds(t *testing.T, servers []*redistest.Server, name string) {
 
 // straggleWait outlasts the clean-up's delayed second delete (100 ms).
 const straggleWait = 200 * time.Millisecond
+
+// A waiter whose watch subscribes only after master 0 announced it first
+// in line (the one before it won meanwhile) must still be woken when the
+// lock comes free: the read after subscribing asks master 0 who is first.
+// (Before the fix it stayed marked behind, slept through the release until
+// its backoff or the holder's PTTL ran out, a minute here: the lost wake-up
+// behind TestWaitListWakesOnlyTheFirst's rare hangs.)
+func TestWaiterSubscribedAfterHeadAnnounced(t *testing.T) {
+	const name = "late-sub"
+	servers := masters(t, 3)
+	slow := distlock.Config{RetryMinDelay: time.Minute, RetryMaxDelay: time.Minute, TTL: time.Minute}
+	h := newClient(t, servers, slow)
+	b := newClient(t, servers, slow)
+	c := newClient(t, servers, slow)
+	ctx := ctxTimeout(t, 20*time.Second)
+	held, err := h.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1 := acquireLater(t, ctx, b, name)
+	waitWaiters(t, servers[0], name, 1)
+
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	defer distlock.SetWatchHook(func(n string) {
+		if n == name && calls.Add(1) == 1 {
+			close(entered)
+			<-proceed
+		}
+	})()
+	w2ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	w2 := acquireLater(t, w2ctx, c, name)
+	<-entered // W2 is in line behind W1, and not yet watching
+	if err := held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l1 := take(t, w1, "W1")
+	waitWaiters(t, servers[0], name, 1) // W1 left the line: W2 is first
+	close(proceed)
+	time.Sleep(200 * time.Millisecond) // W2 subscribes, and sleeps
+	start := time.Now()
+	if err := l1.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l2 := take(t, w2, "W2")
+	t.Logf("W2 took the lock %v after W1's release", time.Since(start).Round(time.Millisecond))
+	l2.Release(ctx)
+}

@@ -1055,11 +1055,13 @@ const readMax = 1024
 func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, names []string) (map[string]error, error) {
 	m.hub.mu.Lock()
 	keys := make([]string, 0, len(names))
+	waits := make([]string, 0, len(names))
 	live := make([]*nameWatch, 0, len(names))
 	seqs := make([]uint64, 0, len(names))
 	for _, name := range names {
 		if nw := m.hub.names[name]; nw != nil {
 			keys = append(keys, nw.req.key)
+			waits = append(waits, nw.req.waitKey)
 			live = append(live, nw)
 			seqs = append(seqs, nw.seq[m.node.index])
 		}
@@ -1068,9 +1070,21 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	cmds := make(rueidis.Commands, 0, 3*len(keys))
-	for _, k := range keys {
+	// On master 0 the read also asks who is first in the waiting line: a
+	// "head" message published before this connection subscribed is lost,
+	// and a waiter that missed being announced first would sleep through
+	// the release, marked behind (TestWaiterSubscribedAfterHeadAnnounced).
+	line := m.node.index == 0
+	stride := 3
+	if line {
+		stride = 4
+	}
+	cmds := make(rueidis.Commands, 0, stride*len(keys))
+	for i, k := range keys {
 		cmds = append(cmds, dc.B().Pttl().Key(k).Build(), dc.B().Getrange().Key(k).Start(0).End(readMax-1).Build(), dc.B().Strlen().Key(k).Build())
+		if line {
+			cmds = append(cmds, dc.B().Zrange().Key(waits[i]).Min("0").Max("0").Build())
+		}
 	}
 	rctx, cancel := context.WithTimeout(ctx, m.hub.c.cfg.dialTimeout)
 	defer cancel()
@@ -1082,7 +1096,13 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 		if m.hub.names[nw.req.name] != nw {
 			continue // unwatched meanwhile
 		}
-		value, pttl, err := readValue(res[3*i], res[3*i+1], res[3*i+2])
+		r := res[stride*i:]
+		if line {
+			if head, err := r[3].AsStrSlice(); err == nil && len(head) == 1 {
+				nw.announceHead(head[0])
+			}
+		}
+		value, pttl, err := readValue(r[0], r[1], r[2])
 		if err != nil {
 			if _, isRedis := rueidis.IsRedisErr(err); !isRedis {
 				return keyErrs, err // the connection's, not the key's
