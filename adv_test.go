@@ -1,0 +1,190 @@
+package distlock_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
+)
+
+// Adversarial review of the changed protocol (fresh value per attempt,
+// handoff in one round trip, Release reports loss, one counter per lock
+// key). Each test describes the interleaving it drives and the claim it
+// breaks; each fails on the code it was written against.
+
+// lateClient returns a Client over servers whose connections to the
+// masters marked in late go through one LateDialer (returned), so that a
+// partition of those masters holds what the Client sends them and delivers
+// it after the Client has dialled anew.
+func lateClient(t *testing.T, servers []*redistest.Server, late []int, cfg distlock.Config) (*distlock.Client, *redistest.LateDialer) {
+	t.Helper()
+	ld := redistest.NewLateDialer()
+	t.Cleanup(ld.Close)
+	opts := make([]rueidis.ClientOption, len(servers))
+	for i, s := range servers {
+		opts[i] = rueidis.ClientOption{InitAddress: []string{s.Addr()}}
+	}
+	for _, i := range late {
+		opts[i].DialCtxFn = ld.Dial
+	}
+	cfg.NodeOptions = opts
+	c, err := distlock.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, ld
+}
+
+// pttls returns the lock key's PTTL on each server, for logs.
+func pttls(t *testing.T, servers []*redistest.Server, name string) []string {
+	t.Helper()
+	var out []string
+	for _, s := range servers {
+		p, _ := s.Do("PTTL", "distlock:"+name)
+		out = append(out, p)
+	}
+	return out
+}
+
+// A local handoff keeps the lease's value, so the successor's keys can be
+// shortened by a command of its predecessor whose outcome was unknown: the
+// design's rule "a value must never be used again after a command carrying
+// it had an unknown outcome" is broken by the handoff itself.
+//
+// Interleaving (3 masters; masters 1 and 2 reached through a LateDialer):
+//  1. G1 holds the lock with TTL 3s, past its first renewal; G2 (same
+//     Client) waits for it.
+//  2. Masters 1 and 2 are partitioned. G1.Extend(400ms) sends renew.lua
+//     with PX 400 everywhere: master 0 runs it, masters 1 and 2 hold it in
+//     the old sockets' send queues. Extend's ctx ends: unknown outcome.
+//  3. The partition breaks; rueidis dials masters 1 and 2 anew.
+//  4. G1.Release hands the keys to G2: handoff.lua PEXPIREs them to 3s and
+//     draws G2's token on all three masters. G2's lease is valid ~3s.
+//  5. The old sockets deliver: renew.lua (same value) runs on masters 1
+//     and 2 and sets PX 400 on G2's keys.
+//  6. 400 ms later the keys are gone from masters 1 and 2; another Client
+//     takes the lock on that majority while G2's Err is nil, its first
+//     renewal (at TTL/3 = 1s) still ahead.
+//
+// Breaks: at most one valid lease per lock (P1), and Err not nil after a
+// majority's keys are gone (P3). No pause, no clock drift, no data loss.
+func TestAdvHandoffAfterLateShortExtend(t *testing.T) {
+	const name = "adv-handoff-late-extend"
+	const ttl, short = 3 * time.Second, 400 * time.Millisecond
+	servers := masters(t, 3)
+	c, late := lateClient(t, servers, []int{1, 2}, distlock.Config{NodeTimeout: 100 * time.Millisecond})
+	other := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 20*time.Second)
+
+	g1, err := c.Acquire(ctx, name, distlock.WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := acquireLater(t, ctx, c, name, distlock.WithTTL(ttl))
+	waitQueued(t, c, name)
+	// Past G1's first renewal (TTL/3): renew.lua is loaded on every master,
+	// as it is on any lease older than a third of its TTL.
+	time.Sleep(ttl/3 + 100*time.Millisecond)
+
+	late.Partition()
+	ectx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	err = g1.Extend(ectx, short)
+	cancel()
+	t.Logf("G1.Extend(%v) during the partition: %v", short, err)
+	late.Break()
+	eventually(t, "masters 1 and 2 answer again", func() bool {
+		st, err := c.Status(ctx, name)
+		return err == nil && st.Masters[1].Err == nil && st.Masters[2].Err == nil
+	})
+	if err := g1.Release(ctx); err != nil {
+		t.Fatalf("G1.Release (hands over to G2): %v", err)
+	}
+	g2 := take(t, got, "G2")
+	defer g2.Release(context.Background())
+	t.Logf("G2 took over (token %d); PTTLs %v; Deadline in %v", g2.Token(), pttls(t, servers, name), time.Until(g2.Deadline()))
+
+	if n := late.DeliverHeld(); n == 0 {
+		t.Fatal("nothing was held: Extend's commands to masters 1 and 2 were not queued")
+	}
+	t.Logf("old sockets delivered; PTTLs now %v", pttls(t, servers, name))
+	time.Sleep(short + 50*time.Millisecond)
+
+	l, err := other.TryAcquire(ctx, name, distlock.WithTTL(ttl))
+	if err != nil {
+		t.Logf("other Client's TryAcquire: %v (the break did not happen)", err)
+		return
+	}
+	defer l.Release(context.Background())
+	if err := g2.Err(); err == nil {
+		t.Fatalf("two valid leases: G2 (token %d, Err nil, Deadline in %v) and another Client's (token %d), which took the lock on masters 1 and 2 after G1's late Extend(%v) shortened G2's keys there",
+			g2.Token(), time.Until(g2.Deadline()), l.Token(), short)
+	}
+}
+
+// The same root cause without a handoff: a renewal of a lease whose
+// outcome is unknown, carrying the lease's old, shorter TTL, lands after
+// an Extend to a longer TTL has been acked, and shortens the keys on a
+// majority while the lease counts on the longer TTL.
+//
+// Interleaving (3 masters; masters 1 and 2 through a LateDialer):
+//  1. The lease holds with TTL 600ms. Masters 1 and 2 are partitioned
+//     before its first renewal (at 200ms): renew.lua PX 600 is held in
+//     their old sockets; master 0 renews.
+//  2. The partition breaks: the renewal's answers from masters 1 and 2 are
+//     read errors (noReply), which clears them as "in flight" although the
+//     commands are still in the old sockets. rueidis dials anew.
+//  3. Extend(5s) reaches every master over the new connections and is
+//     acked: validity ~5s, next renewal ~1.7s later.
+//  4. The old sockets deliver: PX 600 on masters 1 and 2.
+//  5. 600 ms later the keys are gone from masters 1 and 2: another Client
+//     takes the lock while the lease's Err is nil.
+//
+// Breaks P1 and P3. Extend's ack capping (capAcksLocked) only covers a
+// shorter TTL asked after a longer one, not a shorter one sent before.
+func TestAdvLateRenewalAfterLongerExtend(t *testing.T) {
+	const name = "adv-late-renewal"
+	const ttl, long = 600 * time.Millisecond, 5 * time.Second
+	servers := masters(t, 3)
+	c, late := lateClient(t, servers, []int{1, 2}, distlock.Config{NodeTimeout: 50 * time.Millisecond})
+	other := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 20*time.Second)
+
+	l, err := c.Acquire(ctx, name, distlock.WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acquired := time.Now()
+	time.Sleep(100 * time.Millisecond)
+	late.Partition()
+	time.Sleep(time.Until(acquired.Add(ttl/3 + 60*time.Millisecond))) // the first renewal is held
+	late.Break()
+	if err := l.Extend(ctx, long); err != nil {
+		t.Fatalf("Extend(%v) after the partition broke: %v", long, err)
+	}
+	t.Logf("Extend(%v) acked %v after acquire; PTTLs %v; Deadline in %v", long, time.Since(acquired), pttls(t, servers, name), time.Until(l.Deadline()))
+	if n := late.DeliverHeld(); n == 0 {
+		t.Fatal("nothing was held: the renewal to masters 1 and 2 was not queued")
+	}
+	t.Logf("old sockets delivered; PTTLs now %v", pttls(t, servers, name))
+	time.Sleep(ttl + 50*time.Millisecond)
+
+	l2, err := other.TryAcquire(ctx, name)
+	if err != nil {
+		t.Logf("other Client's TryAcquire: %v (the break did not happen)", err)
+		return
+	}
+	defer l2.Release(context.Background())
+	if err := l.Err(); err == nil {
+		t.Fatalf("two valid leases: the first (token %d, Err nil, Deadline in %v) and another Client's (token %d): the first's renewal with PX %v, delivered late, undid Extend(%v) on masters 1 and 2",
+			l.Token(), time.Until(l.Deadline()), l2.Token(), ttl, long)
+	}
+	if !errors.Is(l.Err(), distlock.ErrLeaseLost) {
+		t.Errorf("first lease's Err: %v; want ErrLeaseLost", l.Err())
+	}
+}
