@@ -3,12 +3,14 @@ package distlock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/keyslot"
 	"github.com/distlock/distlock/internal/redistest"
 )
 
@@ -186,5 +188,80 @@ func TestAdvLateRenewalAfterLongerExtend(t *testing.T) {
 	}
 	if !errors.Is(l.Err(), distlock.ErrLeaseLost) {
 		t.Errorf("first lease's Err: %v; want ErrLeaseLost", l.Err())
+	}
+}
+
+// A counter new on a master starts above the one distlock before 0.9 kept
+// for a custom key prefix (acquire.lua, KEYS[5]) only when this acquire is
+// the one that creates the shared counter (INCR returned 1). But the new
+// counter is shared by every prefix and name in the slot: when another
+// prefix (or the default one, whose counter never moved) created it first,
+// the custom prefix's old counter is never read, and its first lease after
+// the upgrade gets a token below the tokens its locks had before.
+//
+// Interleaving (3 masters, all up, with their data):
+//  1. distlock < 0.9 with KeyPrefix "app:" issued tokens up to counter
+//     1000 for app:job: its counter app:fence:{tag} is 1000 on every
+//     master (simulated with SET), and storage has accepted token
+//     1000<<6.
+//  2. After the upgrade, a lock in the same slot under another prefix is
+//     taken first: distlock:other-N (default prefix) in one subtest,
+//     svc:other-M (a custom prefix whose old counter was 5) in the other,
+//     N and M chosen so that the keys share app:job's hash slot.
+//     It creates distlock:fence:{tag} (counter 1, or 6).
+//  3. The "app:" Client acquires app:job: INCR returns 2 (or 7), not
+//     1, so the old counter 1000 is never read.
+//
+// Breaks: "a new counter starts above it" (options.go, acquire.lua) and the
+// token order (P2) across the upgrade: a lease whose Acquire began after
+// the old lease returned gets a smaller token, with no counter lost.
+func TestAdvLegacyCounterSkippedWhenSlotShared(t *testing.T) {
+	const key = "app:job"
+	for _, first := range []struct{ what, prefix, legacy string }{
+		{"default prefix first", distlock.DefaultKeyPrefix, ""},
+		{"other custom prefix first", "svc:", "5"},
+	} {
+		t.Run(first.what, func(t *testing.T) {
+			servers := masters(t, 3)
+			ctx := ctxTimeout(t, 10*time.Second)
+			tag := "{" + keyslot.Tag(keyslot.Slot(key)) + "}"
+			// Any name whose key falls in the same hash slot: with
+			// 16384 slots, a few hundred lock names share slots.
+			name := ""
+			for i := 0; name == ""; i++ {
+				if n := fmt.Sprintf("other-%d", i); keyslot.Slot(first.prefix+n) == keyslot.Slot(key) {
+					name = n
+				}
+			}
+			const oldCounter = 1000
+			oldToken := uint64(oldCounter) << 6
+			for _, s := range servers {
+				if _, err := s.Do("SET", "app:fence:"+tag, "1000"); err != nil {
+					t.Fatal(err)
+				}
+				if first.legacy != "" {
+					if _, err := s.Do("SET", first.prefix+"fence:"+tag, first.legacy); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			other := newClient(t, servers, distlock.Config{KeyPrefix: first.prefix})
+			l0, err := other.Acquire(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l0.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			app := newClient(t, servers, distlock.Config{KeyPrefix: "app:"})
+			l, err := app.Acquire(ctx, "job")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Release(ctx)
+			if l.Token() <= oldToken {
+				t.Fatalf("first %q lease after the upgrade: token %d (counter %d); want more than %d (counter %d), the tokens its locks had before, kept in app:fence:%s", key, l.Token(), l.Token()>>6, oldToken, oldCounter, tag)
+			}
+		})
 	}
 }
