@@ -265,3 +265,63 @@ func TestAdvLegacyCounterSkippedWhenSlotShared(t *testing.T) {
 		})
 	}
 }
+
+// A failed attempt's clean-up deletes twice where a master's answer never
+// came: at once, and 100 ms later (straggleDelay), "once that master
+// answers again, it has read the old socket too". That holds only when the
+// old socket's bytes arrive within 100 ms of the new connection's; TCP
+// retransmits a send queue after its RTO (200 ms at least on Linux, and
+// doubling), so they can come later, and the acquire's SET then lands
+// after both deletes and blocks the lock for a whole TTL with no holder.
+//
+// Interleaving (3 masters, the lock free; masters 1 and 2 through a
+// LateDialer):
+//  1. Masters 1 and 2 are partitioned; a TryAcquire (TTL 2s) sends
+//     acquire.lua everywhere: master 0 grants, masters 1 and 2 hold it.
+//  2. The partition breaks: the attempt reads errors from masters 1 and 2
+//     and fails; its clean-up deletes on all three over the new
+//     connections, and again 100 ms later.
+//  3. 300 ms after the break the old sockets deliver: acquire.lua sets the
+//     key with the attempt's value on masters 1 and 2, PX 2000.
+//  4. No lease exists, yet the lock is held on a majority: another
+//     Client's TryAcquire is refused (ErrLocked) for ~2 s, and the keys
+//     stay behind.
+//
+// Breaks: no lock keys left behind by a failed acquire once the masters
+// answer (P4); the same holds for a waiting Acquire's attempts, and for the
+// tie-break's kept value (drop), whose first attempt's stragglers are not
+// even waited for.
+func TestAdvLateAcquireAfterCleanup(t *testing.T) {
+	const name = "adv-late-acquire"
+	servers := masters(t, 3)
+	c, late := lateClient(t, servers, []int{1, 2}, distlock.Config{NodeTimeout: 300 * time.Millisecond})
+	other := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+
+	late.Partition()
+	res := make(chan error, 1)
+	go func() {
+		l, err := c.TryAcquire(ctx, name, distlock.WithTTL(2*time.Second))
+		if l != nil {
+			l.Release(ctx)
+			err = errors.New("got a lease")
+		}
+		res <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // acquire.lua sent, held on masters 1 and 2
+	late.Break()
+	err := <-res
+	t.Logf("TryAcquire with masters 1 and 2 partitioned, then broken: %v", err)
+	if err == nil || errors.Is(err, distlock.ErrLocked) {
+		t.Fatalf("TryAcquire: got %v; want a failure for want of answers", err)
+	}
+	time.Sleep(300 * time.Millisecond) // both clean-up deletes have run
+	if n := late.DeliverHeld(); n == 0 {
+		t.Fatal("nothing was held")
+	}
+	t.Logf("old sockets delivered; PTTLs %v", pttls(t, servers, name))
+	if _, err := other.TryAcquire(ctx, name); errors.Is(err, distlock.ErrLocked) {
+		t.Errorf("free lock refused to another Client after a failed attempt: %v", err)
+	}
+	noLockKeys(t, servers)
+}
