@@ -171,6 +171,16 @@ func TestAdvLateRenewalAfterLongerExtend(t *testing.T) {
 		t.Fatalf("Extend(%v) after the partition broke: %v", long, err)
 	}
 	t.Logf("Extend(%v) acked %v after acquire; PTTLs %v; Deadline in %v", long, time.Since(acquired), pttls(t, servers, name), time.Until(l.Deadline()))
+	// Extend returns on a majority; let its command reach the third
+	// master too, so that the late renewal lands after it everywhere.
+	eventually(t, "Extend's TTL on every master", func() bool {
+		for _, s := range servers {
+			if p, _ := s.Do("PTTL", "distlock:"+name); len(p) < 4 {
+				return false
+			}
+		}
+		return true
+	})
 	if n := late.DeliverHeld(); n == 0 {
 		t.Fatal("nothing was held: the renewal to masters 1 and 2 was not queued")
 	}
