@@ -27,21 +27,26 @@
 // runs COMMAND with stdin, stdout and stderr passed through, and with
 // DISTLOCK_NAME (the lock's name) and DISTLOCK_TOKEN (the lease's fencing
 // token, a decimal uint64) added to its environment. The lease renews
-// itself while COMMAND runs. SIGINT, SIGTERM and SIGHUP sent to distlock
-// are passed on to COMMAND. When COMMAND exits, distlock releases the lock
-// and exits with COMMAND's status.
+// itself while COMMAND runs. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to
+// distlock are passed on to COMMAND. When COMMAND exits, the processes it
+// left running get SIGTERM (SIGKILL after --grace); once none is left,
+// distlock releases the lock and exits with COMMAND's status.
 //
 // When the lease is lost (a majority of masters unreachable past the TTL),
-// COMMAND gets SIGTERM, and SIGKILL after --grace; distlock then exits
-// with status 122. Pass DISTLOCK_TOKEN to your storage, and have it refuse
-// writes with a token lower than one it has seen: a stopped process cannot
-// be stopped any faster than --grace, and a paused one not at all.
+// COMMAND and every process it started get SIGTERM, and SIGKILL after
+// --grace; distlock then exits with status 122. Pass DISTLOCK_TOKEN to
+// your storage, and have it refuse writes with a token lower than one it
+// has seen: a stopped process cannot be stopped any faster than --grace,
+// and a paused one not at all.
 //
-// COMMAND runs in a process group of its own, so that stopping it stops
-// every process it started. It therefore cannot read from the terminal
-// (it would stop with SIGTTIN): give it its input from a file or a pipe.
-// If distlock itself is killed with SIGKILL, COMMAND keeps running and the
-// lock expires after its TTL.
+// COMMAND runs in a process group of its own. When distlock runs in the
+// foreground of a terminal, COMMAND's group gets the terminal, as a shell
+// gives it to a job: COMMAND can read it, and Ctrl-C and Ctrl-\ reach it
+// directly. Ctrl-Z stops COMMAND and distlock together (the shell shows
+// the job stopped); on fg, distlock continues COMMAND if the lease is still
+// held, and otherwise kills it before it runs again and exits with 122. On
+// Linux distlock is a child subreaper, so that it finds and ends processes
+// that leave COMMAND's group, and the kernel kills COMMAND if distlock dies.
 //
 // # Exit status
 //

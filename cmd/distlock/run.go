@@ -24,14 +24,19 @@ var runCommand = &command{
 Waits for the lock NAME (with --try, gives up at once when it is held), then
 runs COMMAND with stdin, stdout and stderr passed through, and with
 DISTLOCK_NAME and DISTLOCK_TOKEN (the lease's fencing token) in its
-environment. The lease renews itself while COMMAND runs; SIGINT, SIGTERM and
-SIGHUP are passed on to COMMAND; the lock is released when COMMAND exits,
-and distlock exits with COMMAND's status.
+environment. The lease renews itself while COMMAND runs; SIGINT, SIGTERM,
+SIGHUP and SIGQUIT are passed on to COMMAND; the lock is released when
+COMMAND and every process it started have exited, and distlock exits with
+COMMAND's status.
 
-When the lease is lost, COMMAND gets SIGTERM, then SIGKILL after --grace,
-and distlock exits with 122. COMMAND runs in a process group of its own
-(signals reach every process it started), so it cannot read from the
-terminal: give it input from a file or a pipe.
+COMMAND runs in a process group of its own; in the foreground of a
+terminal it gets the terminal, as a shell gives it to a job, so it can read
+it and Ctrl-C reaches it. Processes it leaves running when it exits get
+SIGTERM, then SIGKILL after --grace. When the lease is lost, COMMAND and
+every process it started get SIGTERM, then SIGKILL after --grace, and
+distlock exits with 122. Ctrl-Z stops COMMAND and distlock together; on fg,
+a lease that lapsed meanwhile kills COMMAND before it runs again (122). On
+Linux, COMMAND is killed if distlock is.
 
 Exit status: COMMAND's own; 122 lease lost; 123 masters unreachable;
 124 lock not acquired (held with --try, or --timeout ran out); 125 usage;
@@ -121,7 +126,7 @@ func (o *runOptions) check(f *flags, args []string) (distlock.Config, error) {
 }
 
 // forwarded are the signals passed on to COMMAND.
-var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
+var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
 // run takes the lock, runs the command and returns the exit status.
 func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
@@ -167,59 +172,21 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 	cmd.Env = append(os.Environ(),
 		"DISTLOCK_NAME="+o.name,
 		"DISTLOCK_TOKEN="+strconv.FormatUint(lease.Token(), 10))
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	end, err := o.supervise(lease, cmd, sigs, stderr)
+	if err != nil {
 		release()
 		return execFailed(stderr, o.argv[0], err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-
-	var (
-		lost     <-chan struct{} = lease.Done()
-		kill     <-chan time.Time
-		killer   *time.Timer
-		stopping bool // the lease was lost and the command told to stop
-	)
-	defer func() {
-		if killer != nil {
-			killer.Stop()
-		}
-	}()
-	for {
-		select {
-		case sig := <-sigs:
-			signalGroup(cmd.Process, sig)
-			continue
-		case <-lost:
-			lost = nil
-			stopping = true
-			fmt.Fprintf(stderr, "distlock run: %v; stopping %s (SIGTERM, SIGKILL after %v)\n", lease.Err(), o.argv[0], o.grace)
-			signalGroup(cmd.Process, syscall.SIGTERM)
-			killer = time.NewTimer(o.grace)
-			kill = killer.C
-			continue
-		case <-kill:
-			kill = nil
-			fmt.Fprintf(stderr, "distlock run: %s still running %v after SIGTERM: SIGKILL\n", o.argv[0], o.grace)
-			signalGroup(cmd.Process, syscall.SIGKILL)
-			continue
-		case <-exited:
-		}
-		break
-	}
-	status = exitStatus(cmd.ProcessState)
 
 	// Did the command run to its end holding the lock? Err checks the
-	// lease's validity now, so a lease lost just as the command exited
-	// counts as lost: distlock cannot vouch that the lock was held to the
-	// end.
-	if err := lease.Err(); stopping || errors.Is(err, distlock.ErrLeaseLost) {
-		if !stopping {
+	// lease's validity now, so a lease lost just as the job ended counts
+	// as lost: distlock cannot vouch that the lock was held to the end.
+	if err := lease.Err(); end.stopped || errors.Is(err, distlock.ErrLeaseLost) {
+		if !end.stopped {
 			fmt.Fprintf(stderr, "distlock run: %v\n", err)
 		}
 		release()
-		fmt.Fprintf(stderr, "distlock run: %s ended (%s) after the lease on %q was lost\n", o.argv[0], cmd.ProcessState, o.name)
+		fmt.Fprintf(stderr, "distlock run: %s ended (%s) after the lease on %q was lost\n", o.argv[0], end.how, o.name)
 		return exitLost
 	}
 	if err := release(); err != nil {
@@ -227,7 +194,14 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 		// stands. Keys that could not be deleted expire with the TTL.
 		fmt.Fprintf(stderr, "distlock run: releasing %q: %v\n", o.name, err)
 	}
-	return status
+	return end.status
+}
+
+// jobEnd is how a job ended.
+type jobEnd struct {
+	status  int    // COMMAND's exit status, as a shell reports it
+	how     string // COMMAND's end in words: "exit status 3", "signal: killed"
+	stopped bool   // the job was stopped because the lease was lost
 }
 
 // acquire takes the lock as the flags say. Without a lease it returns
