@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -82,7 +83,7 @@ func runMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return f.fail(stderr, err)
 	}
-	defer client.Close()
+	defer closeSoon(client)
 	return o.run(client, stderr)
 }
 
@@ -213,6 +214,13 @@ func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr i
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
+	// While it waits, say so when too few masters answer, and again every
+	// few seconds while that lasts: a lock that cannot be taken is not
+	// waited for silently.
+	stopReport := func() {}
+	if !o.try {
+		stopReport = o.reportReach(ctx, c, stderr)
+	}
 	// A signal while waiting ends the wait.
 	var lease *distlock.Lease
 	var err error
@@ -223,22 +231,95 @@ func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr i
 			lease, err = c.Acquire(ctx, o.name, distlock.WithTTL(o.ttl))
 		}
 	})
+	stopReport()
+	r, known := quorumReach(err)
 	switch {
 	case err == nil:
 		return lease, 0
 	case got != nil:
 		fmt.Fprintf(stderr, "distlock run: %v while waiting for lock %q; %s not run\n", got, o.name, o.argv[0])
 		return nil, exitSignal + signalNumber(got)
-	case errors.Is(err, context.DeadlineExceeded):
-		fmt.Fprintf(stderr, "distlock run: lock %q not acquired within --timeout %v; %s not run: %v\n", o.name, o.timeout, o.argv[0], err)
-		return nil, exitNotAcquired
 	case errors.Is(err, distlock.ErrLocked):
-		fmt.Fprintf(stderr, "distlock run: lock %q is held by another holder; %s not run\n", o.name, o.argv[0])
+		if errors.Is(err, context.DeadlineExceeded) {
+			fmt.Fprintf(stderr, "distlock run: lock %q not acquired within --timeout %v: held by another holder; %s not run\n", o.name, o.timeout, o.argv[0])
+		} else {
+			fmt.Fprintf(stderr, "distlock run: lock %q is held by another holder; %s not run\n", o.name, o.argv[0])
+		}
+		return nil, exitNotAcquired
+	case known && r.short():
+		// The masters, not the lock, are what is missing: 123, --timeout
+		// or not.
+		within := ""
+		if errors.Is(err, context.DeadlineExceeded) {
+			within = fmt.Sprintf(" within --timeout %v", o.timeout)
+		}
+		fmt.Fprintf(stderr, "distlock run: lock %q not acquired%s: %v; %s not run (%s)\n", o.name, within, r, o.argv[0], masterErrors(err))
+		return nil, exitUnreachable
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintf(stderr, "distlock run: lock %q not acquired within --timeout %v; %s not run\n", o.name, o.timeout, o.argv[0])
 		return nil, exitNotAcquired
 	default:
-		fmt.Fprintf(stderr, "distlock run: lock %q not acquired; %s not run: %v\n", o.name, o.argv[0], err)
+		fmt.Fprintf(stderr, "distlock run: lock %q not acquired; %s not run: %s\n", o.name, o.argv[0], oneLine(err))
 		return nil, exitUnreachable
 	}
+}
+
+// reportReach says on stderr, from a moment after it is called and every
+// few seconds, how many masters answer while too few do, until the
+// returned stop is called; stop waits for it to end.
+func (o *runOptions) reportReach(ctx context.Context, c *distlock.Client, stderr io.Writer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wasShort := false
+		pollReach(ctx, c, o.name, reachFirst, reachInterval, func(r reach) {
+			switch {
+			case r.short():
+				fmt.Fprintf(stderr, "distlock run: %v; waiting for lock %q\n", r, o.name)
+			case wasShort:
+				fmt.Fprintf(stderr, "distlock run: %v again; waiting for lock %q\n", r, o.name)
+			}
+			wasShort = r.short()
+		})
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// While run waits, the masters are counted first after reachFirst (most
+// locks are taken by then, and cost no count) and then every
+// reachInterval.
+const (
+	reachFirst    = 200 * time.Millisecond
+	reachInterval = 3 * time.Second
+)
+
+// masterErrors lists the masters' errors in err (a *distlock.QuorumError)
+// on one line.
+func masterErrors(err error) string {
+	var qe *distlock.QuorumError
+	if !errors.As(err, &qe) {
+		return oneLine(err)
+	}
+	var b strings.Builder
+	for i, e := range qe.Errs {
+		if e != nil {
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			fmt.Fprintf(&b, "master %d: %v", i, e)
+		}
+	}
+	return b.String()
+}
+
+// oneLine returns err's message with its lines joined (errors.Join puts
+// each error on a line of its own).
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
 
 // execFailed reports a command that could not be started, with the

@@ -232,3 +232,58 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRunMastersUnreachable: with 1 of 3 masters reachable, run says so
+// at once and every few seconds while it waits, and gives up with 123
+// (masters unreachable), not 124, when --timeout runs out, in one line.
+func TestRunMastersUnreachable(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	for _, s := range servers[1:] {
+		if err := s.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("waiting", func(t *testing.T) {
+		cmd := distlockCmd(t, nodes, "run", "unreachable", "--", "true")
+		start := time.Now()
+		_, stderr, wait := background(t, cmd)
+		const msg = `1 of 3 masters reachable, 2 needed; waiting for lock "unreachable"`
+		waitLine(t, stderr, msg)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("said it %v after starting; want within 2s", d)
+		}
+		waitLine(t, stderr, msg) // and again
+		cmd.Process.Signal(syscall.SIGINT)
+		if code := wait(); code != 128+int(syscall.SIGINT) {
+			t.Errorf("exit status %d; want %d", code, 128+int(syscall.SIGINT))
+		}
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		r := run(t, nodes, "run", "--timeout", "1s", "unreachable", "--", "true")
+		r.want(t, 123, `lock "unreachable" not acquired within --timeout 1s: 1 of 3 masters reachable, 2 needed; true not run (master 1: `)
+		last := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if l := last[len(last)-1]; !strings.HasPrefix(l, "distlock run: lock") {
+			t.Errorf("last line of stderr %q; want the whole error on one line starting with \"distlock run: lock\"", l)
+		}
+	})
+}
+
+// TestRunExitsAfterRelease: with one of three masters not answering, run
+// exits as soon as the command has and the release reached a majority,
+// without waiting for that master.
+func TestRunExitsAfterRelease(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	if err := servers[2].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { servers[2].Resume() })
+	r := run(t, nodes, "run", "quick", "--", "true")
+	r.want(t, 0)
+	// 250 ms for New to give up on the paused master, less than 100 ms
+	// for the rest; distlock used to wait 2 s for that master.
+	if r.took > time.Second {
+		t.Errorf("distlock took %v; want under 1s", r.took)
+	}
+}
