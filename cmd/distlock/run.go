@@ -45,24 +45,39 @@ Exit status: COMMAND's own; 122 lease lost; 123 masters unreachable;
 	run: runMain,
 }
 
-// runOptions is what the run command line says.
+// runOptions is what the run (or hold) command line says.
 type runOptions struct {
-	name    string
-	argv    []string // COMMAND and its arguments
-	path    string   // COMMAND, resolved
-	ttl     time.Duration
-	timeout time.Duration // 0: wait as long as it takes
-	try     bool
-	grace   time.Duration
+	cmd         string // "run" or "hold"
+	name        string
+	argv        []string // COMMAND and its arguments; none for hold
+	path        string   // COMMAND, resolved
+	ttl         time.Duration
+	timeout     time.Duration // 0: wait as long as it takes
+	try         bool
+	notAcquired int  // exit status when the lock is not acquired
+	quiet       bool // no message when the lock is not acquired
+	grace       time.Duration
+	passNodes   bool // leave DISTLOCK_NODES in COMMAND's environment
+}
+
+// lockFlags defines the flags that say how run and hold take the lock,
+// with flock's names beside distlock's.
+func (o *runOptions) lockFlags(f *flags) {
+	f.durationVar(&o.ttl, "ttl", distlock.DefaultTTL, "lease TTL (a `duration` like 30s, or seconds): how long the lock outlives a crashed distlock; renewed every TTL/3")
+	f.durationVar(&o.timeout, "timeout", 0, "give up waiting for the lock after this long (a `duration` like 5m, or seconds; exit 124);\n0: wait as long as it takes")
+	f.durationVar(&o.timeout, "w", 0, "the same as --timeout, as flock -w (seconds, or a `duration`)")
+	f.BoolVar(&o.try, "try", false, "give up at once when the lock is held (exit 124)")
+	f.BoolVar(&o.try, "n", false, "the same as --try, as flock -n")
+	f.IntVar(&o.notAcquired, "E", exitNotAcquired, "exit status when the lock is not acquired (held with --try, or --timeout ran out), as flock -E")
+	f.BoolVar(&o.quiet, "quiet", false, "say nothing when the lock is not acquired (held with --try, or --timeout ran out)")
 }
 
 func runMain(c *command, args []string, stdout, stderr io.Writer) int {
 	f := newFlags(c)
-	var o runOptions
-	f.DurationVar(&o.ttl, "ttl", distlock.DefaultTTL, "lease TTL: how long the lock outlives a crashed distlock; renewed every TTL/3")
-	f.DurationVar(&o.timeout, "timeout", 0, "give up waiting for the lock after this long (exit 124); 0: wait as long as it takes")
-	f.BoolVar(&o.try, "try", false, "give up at once when the lock is held (exit 124)")
-	f.DurationVar(&o.grace, "grace", 5*time.Second, "after the lease is lost, time between SIGTERM and SIGKILL")
+	o := runOptions{cmd: "run"}
+	o.lockFlags(f)
+	f.durationVar(&o.grace, "grace", 5*time.Second, "time between SIGTERM and SIGKILL for processes ended (a `duration`, or seconds)")
+	f.BoolVar(&o.passNodes, "pass-nodes", false, "leave DISTLOCK_NODES, which may hold passwords, in COMMAND's environment\n(by default COMMAND gets it without)")
 	if status, done := f.parse(args, stdout, stderr); done {
 		return status
 	}
@@ -106,6 +121,12 @@ func (o *runOptions) check(f *flags, args []string) (distlock.Config, error) {
 		return distlock.Config{}, usagef("missing COMMAND after --")
 	}
 	o.name, o.argv = rest[0], rest[2:]
+	return o.checkLock(f)
+}
+
+// checkLock validates the lock's name and the flags that say how to take
+// it, and returns the Client configuration.
+func (o *runOptions) checkLock(f *flags) (distlock.Config, error) {
 	if err := checkName(o.name); err != nil {
 		return distlock.Config{}, err
 	}
@@ -120,6 +141,9 @@ func (o *runOptions) check(f *flags, args []string) (distlock.Config, error) {
 	}
 	if o.try && o.timeout > 0 {
 		return distlock.Config{}, usagef("--try and --timeout exclude each other")
+	}
+	if o.notAcquired < 0 || o.notAcquired > 255 {
+		return distlock.Config{}, usagef("-E %d: want an exit status from 0 to 255", o.notAcquired)
 	}
 	cfg, err := f.config()
 	cfg.TTL = o.ttl // New checks it against the drift margin
@@ -170,7 +194,11 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 	cmd := exec.Command(o.path, o.argv[1:]...)
 	cmd.Args[0] = o.argv[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(),
+	env := os.Environ()
+	if !o.passNodes {
+		env = withoutVar(env, "DISTLOCK_NODES")
+	}
+	cmd.Env = append(env,
 		"DISTLOCK_NAME="+o.name,
 		"DISTLOCK_TOKEN="+strconv.FormatUint(lease.Token(), 10))
 	end, err := o.supervise(lease, cmd, sigs, stderr)
@@ -237,15 +265,17 @@ func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr i
 	case err == nil:
 		return lease, 0
 	case got != nil:
-		fmt.Fprintf(stderr, "distlock run: %v while waiting for lock %q; %s not run\n", got, o.name, o.argv[0])
+		fmt.Fprintf(stderr, "distlock %s: %v while waiting for lock %q%s\n", o.cmd, got, o.name, o.notRun())
 		return nil, exitSignal + signalNumber(got)
 	case errors.Is(err, distlock.ErrLocked):
-		if errors.Is(err, context.DeadlineExceeded) {
-			fmt.Fprintf(stderr, "distlock run: lock %q not acquired within --timeout %v: held by another holder; %s not run\n", o.name, o.timeout, o.argv[0])
-		} else {
-			fmt.Fprintf(stderr, "distlock run: lock %q is held by another holder; %s not run\n", o.name, o.argv[0])
+		switch {
+		case o.quiet:
+		case errors.Is(err, context.DeadlineExceeded):
+			fmt.Fprintf(stderr, "distlock %s: lock %q not acquired within --timeout %v: held by another holder%s\n", o.cmd, o.name, o.timeout, o.notRun())
+		default:
+			fmt.Fprintf(stderr, "distlock %s: lock %q is held by another holder%s\n", o.cmd, o.name, o.notRun())
 		}
-		return nil, exitNotAcquired
+		return nil, o.notAcquired
 	case known && r.short():
 		// The masters, not the lock, are what is missing: 123, --timeout
 		// or not.
@@ -253,15 +283,37 @@ func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr i
 		if errors.Is(err, context.DeadlineExceeded) {
 			within = fmt.Sprintf(" within --timeout %v", o.timeout)
 		}
-		fmt.Fprintf(stderr, "distlock run: lock %q not acquired%s: %v; %s not run (%s)\n", o.name, within, r, o.argv[0], masterErrors(err))
+		fmt.Fprintf(stderr, "distlock %s: lock %q not acquired%s: %v%s (%s)\n", o.cmd, o.name, within, r, o.notRun(), masterErrors(err))
 		return nil, exitUnreachable
 	case errors.Is(err, context.DeadlineExceeded):
-		fmt.Fprintf(stderr, "distlock run: lock %q not acquired within --timeout %v; %s not run\n", o.name, o.timeout, o.argv[0])
-		return nil, exitNotAcquired
+		if !o.quiet {
+			fmt.Fprintf(stderr, "distlock %s: lock %q not acquired within --timeout %v%s\n", o.cmd, o.name, o.timeout, o.notRun())
+		}
+		return nil, o.notAcquired
 	default:
-		fmt.Fprintf(stderr, "distlock run: lock %q not acquired; %s not run: %s\n", o.name, o.argv[0], oneLine(err))
+		fmt.Fprintf(stderr, "distlock %s: lock %q not acquired%s: %s\n", o.cmd, o.name, o.notRun(), oneLine(err))
 		return nil, exitUnreachable
 	}
+}
+
+// notRun is what a message of run that ends it adds: that COMMAND did
+// not run.
+func (o *runOptions) notRun() string {
+	if len(o.argv) == 0 {
+		return ""
+	}
+	return "; " + o.argv[0] + " not run"
+}
+
+// withoutVar returns env without the variable name.
+func withoutVar(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // reportReach says on stderr, from a moment after it is called and every
@@ -276,9 +328,9 @@ func (o *runOptions) reportReach(ctx context.Context, c *distlock.Client, stderr
 		pollReach(ctx, c, o.name, reachFirst, reachInterval, func(r reach) {
 			switch {
 			case r.short():
-				fmt.Fprintf(stderr, "distlock run: %v; waiting for lock %q\n", r, o.name)
+				fmt.Fprintf(stderr, "distlock %s: %v; waiting for lock %q\n", o.cmd, r, o.name)
 			case wasShort:
-				fmt.Fprintf(stderr, "distlock run: %v again; waiting for lock %q\n", r, o.name)
+				fmt.Fprintf(stderr, "distlock %s: %v again; waiting for lock %q\n", o.cmd, r, o.name)
 			}
 			wasShort = r.short()
 		})

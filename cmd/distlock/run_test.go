@@ -287,3 +287,86 @@ func TestRunExitsAfterRelease(t *testing.T) {
 		t.Errorf("distlock took %v; want under 1s", r.took)
 	}
 }
+
+// TestRunFlockFlags: -n, -w SECS, -E CODE and --quiet, as flock has them,
+// and durations given as bare seconds.
+func TestRunFlockFlags(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	hold(t, nodes, "busy")
+
+	run(t, nodes, "run", "-n", "busy", "--", "true").want(t, 124, `lock "busy" is held by another holder; true not run`)
+	run(t, nodes, "run", "-n", "-E", "3", "busy", "--", "true").want(t, 3, "held by another holder")
+	r := run(t, nodes, "run", "-n", "--quiet", "busy", "--", "true")
+	r.want(t, 124)
+	if r.stderr != "" {
+		t.Errorf("--quiet printed %q; want nothing", r.stderr)
+	}
+	r = run(t, nodes, "run", "-w", "0.3", "busy", "--", "true")
+	r.want(t, 124, `lock "busy" not acquired within --timeout 300ms: held by another holder; true not run`)
+	if r.took < 300*time.Millisecond {
+		t.Errorf("-w 0.3 gave up after %v; want at least 300ms", r.took)
+	}
+	// Bare seconds for --ttl and --grace too.
+	run(t, nodes, "run", "--ttl", "10", "--grace", "1", "free", "--", "true").want(t, 0)
+}
+
+// TestRunEnvironment: the command gets DISTLOCK_NODES, which may carry
+// passwords, only with --pass-nodes; masters can come from
+// DISTLOCK_NODES_FILE.
+func TestRunEnvironment(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	r := run(t, nodes, "run", "env", "--", "sh", "-c", `echo "nodes=$DISTLOCK_NODES"`)
+	r.want(t, 0)
+	if strings.TrimSpace(r.stdout) != "nodes=" {
+		t.Errorf("the command saw %q; want DISTLOCK_NODES unset", r.stdout)
+	}
+	r = run(t, nodes, "run", "--pass-nodes", "env", "--", "sh", "-c", `echo "nodes=$DISTLOCK_NODES"`)
+	r.want(t, 0)
+	if got, want := strings.TrimSpace(r.stdout), "nodes="+strings.Join(nodes, ","); got != want {
+		t.Errorf("with --pass-nodes the command saw %q; want %q", got, want)
+	}
+
+	file := filepath.Join(t.TempDir(), "nodes")
+	list := "# the masters\n" + nodes[0] + "\n" + nodes[1] + ", " + nodes[2] + " # two on a line\n"
+	if err := os.WriteFile(file, []byte(list), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, nodes, "run", "--nodes-file", file, "fromfile", "--", "true").want(t, 0)
+	// Both set: a usage error. This also shows that the binary reads
+	// DISTLOCK_NODES_FILE before the test below unsets DISTLOCK_NODES: a
+	// binary that ignored it would use the default master, 127.0.0.1:6379.
+	cmd := distlockCmd(t, nil, "run", "fromfile", "--", "true")
+	cmd.Env = append(cmd.Env, "DISTLOCK_NODES_FILE="+file)
+	finish(t, cmd).want(t, 125, "DISTLOCK_NODES and DISTLOCK_NODES_FILE are both set")
+	if t.Failed() {
+		t.FailNow()
+	}
+	cmd = distlockCmd(t, nil, "run", "fromfile", "--", "sh", "-c", `echo "token=$DISTLOCK_TOKEN"`)
+	cmd.Env = append(cmd.Env, "DISTLOCK_NODES=", "DISTLOCK_NODES_FILE="+file)
+	r = finish(t, cmd)
+	r.want(t, 0)
+	if !strings.HasPrefix(r.stdout, "token=") || strings.TrimSpace(r.stdout) == "token=" {
+		t.Errorf("stdout %q; want the token, the masters read from DISTLOCK_NODES_FILE", r.stdout)
+	}
+	// ... the same three masters: the lock is free on them again.
+	run(t, nodes, "status", "fromfile").want(t, 0)
+}
+
+// TestHold: hold prints the token, holds the lock until SIGINT, then
+// releases it and exits 0.
+func TestHold(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	cmd := distlockCmd(t, nodes, "hold", "held")
+	stdout, stderr, wait := background(t, cmd)
+	token := <-stdout
+	if tok, err := strconv.ParseUint(token, 10, 64); err != nil || tok == 0 {
+		t.Fatalf("hold printed %q; want the token", token)
+	}
+	waitLine(t, stderr, `holding lock "held" (token `+token+`) until interrupted`)
+	run(t, nodes, "run", "-n", "held", "--", "true").want(t, 124)
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := wait(); code != 0 {
+		t.Errorf("exit status %d; want 0", code)
+	}
+	run(t, nodes, "status", "held").want(t, 0)
+}
