@@ -294,12 +294,21 @@ func (j *job) suspend(sig syscall.Signal, fromJob bool) (end bool) {
 	// terminal would have. The kernel does not stop a group that no shell
 	// watches (orphaned) on a terminal's stop signals, which nobody would
 	// continue; neither does distlock, and it goes on at once.
+	//
+	// kill returns before the stop takes hold: the kernel hands a stop
+	// to the process's main thread, and this one stops only when it next
+	// enters the kernel. Checking the lease before then would check it
+	// before the stop. So wait for the SIGCONT that ends the stop.
 	if !orphanedGroup() {
+		cont := make(chan os.Signal, 1)
+		signal.Notify(cont, syscall.SIGCONT)
 		if hadTerminal {
 			syscall.Kill(0, syscall.SIGSTOP)
 		} else {
 			syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 		}
+		<-cont
+		signal.Stop(cont)
 	}
 
 	// Continued. distlock renewed nothing while stopped.
