@@ -94,3 +94,38 @@ func TestUnreachable(t *testing.T) {
 	run(t, nil, "watch", "job").want(t, 123, "no master reachable")
 	run(t, nil, "status", "job").want(t, 2, "no master reachable")
 }
+
+// TestMessages: the messages of bad durations, bad exit statuses, masters
+// named twice, and a configuration error when no masters were given.
+func TestMessages(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string // DISTLOCK_NODES
+		want string
+	}{
+		{[]string{"run", "--ttl", "soon", "job", "--", "true"}, noMaster, "want a duration like 10s, 1m30s or 500ms, or a number of seconds"},
+		{[]string{"run", "-w", "x", "job", "--", "true"}, noMaster, `invalid value "x" for flag -w: want a duration`},
+		{[]string{"run", "-n", "-E", "256", "job", "--", "true"}, noMaster, "-E 256: want an exit status from 0 to 255"},
+		{[]string{"run", "job", "--", "true"}, "redis://127.0.0.1:1/0,redis://localhost:1/0,[::1]:1", "masters 1 and 2 (redis://127.0.0.1:1/0, redis://localhost:1/0) are the same server"},
+		{[]string{"run", "job", "--", "true"}, "redis://u:secret@127.0.0.1:1/0,,", "DISTLOCK_NODES: entry 2"},
+		{[]string{"run", "--nodes-file", "/no/such/file", "job", "--", "true"}, "", "--nodes-file /no/such/file: open /no/such/file: no such file or directory"},
+		{[]string{"hold"}, noMaster, "missing lock NAME"},
+		{[]string{"hold", "a", "--", "true"}, noMaster, "one lock NAME"},
+	} {
+		r := run(t, []string{tc.env}, tc.args...)
+		r.want(t, 125, tc.want)
+		if strings.Contains(r.stderr, "secret") {
+			t.Errorf("distlock %q printed a password: %s", tc.args, r.stderr)
+		}
+	}
+
+	// No masters given: the configuration error does not blame
+	// DISTLOCK_NODES. (A TTL of 2ms is refused before any master is dialled.)
+	cmd := distlockCmd(t, nil, "run", "--ttl", "2ms", "job", "--", "true")
+	cmd.Env = append(cmd.Env, "DISTLOCK_NODES=")
+	r := finish(t, cmd)
+	r.want(t, 125, "TTL 2ms")
+	if strings.Contains(r.stderr, "masters from") {
+		t.Errorf("stderr %q names a source of masters; none was given", r.stderr)
+	}
+}

@@ -36,8 +36,8 @@ func demoMain(c *command, args []string, stdout, stderr io.Writer) int {
 	opts := demo.Defaults
 	f.IntVar(&opts.Masters, "masters", opts.Masters, "Redis masters to start (at least 3)")
 	f.IntVar(&opts.Workers, "workers", opts.Workers, "contending workers, each with its own Client")
-	f.DurationVar(&opts.Duration, "duration", opts.Duration, "how long the workers run")
-	f.DurationVar(&opts.KillAfter, "kill-after", opts.KillAfter, "when master 0 is killed (never if not before --duration)")
+	f.durationVar(&opts.Duration, "duration", opts.Duration, "how long the workers run (a `duration`, or seconds)")
+	f.durationVar(&opts.KillAfter, "kill-after", opts.KillAfter, "when master 0 is killed (a `duration`, or seconds; never if not before --duration)")
 	if status, done := f.parse(args, stdout, stderr); done {
 		return status
 	}

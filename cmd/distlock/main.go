@@ -9,6 +9,7 @@
 // Usage:
 //
 //	distlock run [flags] NAME -- COMMAND [ARGS...]   run COMMAND while holding the lock NAME
+//	distlock hold [flags] NAME                       hold the lock NAME until interrupted
 //	distlock watch [flags] NAME...                   print the locks' events until interrupted
 //	distlock status [flags] NAME                     each master's view of the lock, and the verdict
 //	distlock demo [flags]                            workers contending over local masters, one killed midway
@@ -27,21 +28,26 @@
 // runs COMMAND with stdin, stdout and stderr passed through, and with
 // DISTLOCK_NAME (the lock's name) and DISTLOCK_TOKEN (the lease's fencing
 // token, a decimal uint64) added to its environment. The lease renews
-// itself while COMMAND runs. SIGINT, SIGTERM and SIGHUP sent to distlock
-// are passed on to COMMAND. When COMMAND exits, distlock releases the lock
-// and exits with COMMAND's status.
+// itself while COMMAND runs. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to
+// distlock are passed on to COMMAND. When COMMAND exits, the processes it
+// left running get SIGTERM (SIGKILL after --grace); once none is left,
+// distlock releases the lock and exits with COMMAND's status.
 //
 // When the lease is lost (a majority of masters unreachable past the TTL),
-// COMMAND gets SIGTERM, and SIGKILL after --grace; distlock then exits
-// with status 122. Pass DISTLOCK_TOKEN to your storage, and have it refuse
-// writes with a token lower than one it has seen: a stopped process cannot
-// be stopped any faster than --grace, and a paused one not at all.
+// COMMAND and every process it started get SIGTERM, and SIGKILL after
+// --grace; distlock then exits with status 122. Pass DISTLOCK_TOKEN to
+// your storage, and have it refuse writes with a token lower than one it
+// has seen: a stopped process cannot be stopped any faster than --grace,
+// and a paused one not at all.
 //
-// COMMAND runs in a process group of its own, so that stopping it stops
-// every process it started. It therefore cannot read from the terminal
-// (it would stop with SIGTTIN): give it its input from a file or a pipe.
-// If distlock itself is killed with SIGKILL, COMMAND keeps running and the
-// lock expires after its TTL.
+// COMMAND runs in a process group of its own. When distlock runs in the
+// foreground of a terminal, COMMAND's group gets the terminal, as a shell
+// gives it to a job: COMMAND can read it, and Ctrl-C and Ctrl-\ reach it
+// directly. Ctrl-Z stops COMMAND and distlock together (the shell shows
+// the job stopped); on fg, distlock continues COMMAND if the lease is still
+// held, and otherwise kills it before it runs again and exits with 122. On
+// Linux distlock is a child subreaper, so that it finds and ends processes
+// that leave COMMAND's group, and the kernel kills COMMAND if distlock dies.
 //
 // # Exit status
 //
@@ -69,9 +75,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"net"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,7 +119,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{runCommand, watchCommand, statusCommand, demoCommand}
+	commands = []*command{runCommand, holdCommand, watchCommand, statusCommand, demoCommand}
 }
 
 const topUsage = `distlock takes, watches and inspects locks held over several Redis masters.
@@ -156,7 +166,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 	}
 	c := lookup(args[0])
 	if c == nil {
-		fmt.Fprintf(stderr, "distlock: unknown command %q; want run, watch, status or demo\nUsage: distlock COMMAND [flags] [arguments] (see distlock --help)\n", args[0])
+		fmt.Fprintf(stderr, "distlock: unknown command %q; want run, hold, watch, status or demo\nUsage: distlock COMMAND [flags] [arguments] (see distlock --help)\n", args[0])
 		return exitUsage
 	}
 	return c.run(c, args[1:], stdout, stderr)
@@ -212,9 +222,11 @@ func usagef(format string, args ...any) error {
 // flags is a subcommand's flag set with the flags several share.
 type flags struct {
 	*flag.FlagSet
-	cmd    *command
-	nodes  string
-	prefix string
+	cmd       *command
+	nodes     string
+	nodesFile string
+	prefix    string
+	from      string // where config found the masters; "" for the default
 }
 
 // newFlags returns the flag set of c, with --nodes and --prefix unless
@@ -229,7 +241,8 @@ func newFlagSet(c *command, masters bool) *flags {
 	if !masters {
 		return f
 	}
-	f.StringVar(&f.nodes, "nodes", "", "comma-separated masters: redis://[user:pass@]host:port/db, rediss://... or host:port\n(default: $DISTLOCK_NODES, else "+distlock.DefaultNode+")")
+	f.StringVar(&f.nodes, "nodes", "", "comma-separated masters: redis://[user:pass@]host:port/db, rediss://... or host:port\n(default: --nodes-file, else $DISTLOCK_NODES or the file $DISTLOCK_NODES_FILE names, else "+distlock.DefaultNode+")")
+	f.StringVar(&f.nodesFile, "nodes-file", "", "read the masters from this file: separated by commas or lines, # starts a comment;\nkeeps passwords out of the command line, which every user can read")
 	f.StringVar(&f.prefix, "prefix", distlock.DefaultKeyPrefix, "key prefix of the locks (Config.KeyPrefix)")
 	return f
 }
@@ -268,27 +281,136 @@ func (f *flags) fail(stderr io.Writer, err error) int {
 	return exitUnreachable
 }
 
-// config returns the Client configuration the flags and DISTLOCK_NODES
-// say.
+// config returns the Client configuration the flags and the environment
+// say. The masters come from the first of --nodes, --nodes-file and
+// DISTLOCK_NODES or DISTLOCK_NODES_FILE (not both) that is set, else the
+// default.
 func (f *flags) config() (distlock.Config, error) {
 	list, from := f.nodes, "--nodes"
-	if list == "" {
+	var err error
+	switch {
+	case list != "":
+	case f.nodesFile != "":
+		from = "--nodes-file " + f.nodesFile
+		list, err = readNodesFile(f.nodesFile)
+	case os.Getenv("DISTLOCK_NODES") != "" && os.Getenv("DISTLOCK_NODES_FILE") != "":
+		return distlock.Config{}, usagef("DISTLOCK_NODES and DISTLOCK_NODES_FILE are both set; set one")
+	case os.Getenv("DISTLOCK_NODES") != "":
 		list, from = os.Getenv("DISTLOCK_NODES"), "DISTLOCK_NODES"
+	case os.Getenv("DISTLOCK_NODES_FILE") != "":
+		from = "DISTLOCK_NODES_FILE " + os.Getenv("DISTLOCK_NODES_FILE")
+		list, err = readNodesFile(os.Getenv("DISTLOCK_NODES_FILE"))
+	default:
+		from = ""
 	}
+	if err != nil {
+		return distlock.Config{}, usagef("%s: %v", from, err)
+	}
+	f.from = from
 	var nodes []string
 	if strings.TrimSpace(list) != "" {
 		for i, n := range strings.Split(list, ",") {
 			n = strings.TrimSpace(n)
 			if n == "" {
-				return distlock.Config{}, usagef("%s: entry %d of %q is empty", from, i+1, list)
+				return distlock.Config{}, usagef("%s: entry %d of %q is empty", from, i+1, redactList(list))
 			}
 			nodes = append(nodes, n)
 		}
+	}
+	if err := distinctServers(nodes); err != nil {
+		return distlock.Config{}, usagef("%s: %v", from, err)
 	}
 	if f.prefix == "" {
 		return distlock.Config{}, usagef("--prefix must not be empty")
 	}
 	return distlock.Config{Nodes: nodes, KeyPrefix: f.prefix}, nil
+}
+
+// readNodesFile returns the masters listed in the file at path, one per
+// line or separated by commas, joined by commas. Blank lines and text
+// from a # on are skipped.
+func readNodesFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var nodes []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		for _, n := range strings.Split(line, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				nodes = append(nodes, n)
+			}
+		}
+	}
+	if len(nodes) == 0 {
+		return "", errors.New("no masters in the file")
+	}
+	return strings.Join(nodes, ","), nil
+}
+
+// redactList returns a list of masters with the passwords in it hidden.
+func redactList(list string) string {
+	var out []string
+	for _, n := range strings.Split(list, ",") {
+		if u, err := url.Parse(strings.TrimSpace(n)); err == nil && u.User != nil {
+			n = u.Redacted()
+		}
+		out = append(out, n)
+	}
+	return strings.Join(out, ",")
+}
+
+// distinctServers reports two entries of nodes that name one server
+// (host and port; "localhost", 127.0.0.1 and ::1 are one host): a lock
+// counted twice on one server would need one master less than a
+// majority of the servers.
+func distinctServers(nodes []string) error {
+	seen := map[string]int{}
+	for i, n := range nodes {
+		key, ok := serverKey(n)
+		if !ok {
+			continue // New says what is wrong with it
+		}
+		if j, dup := seen[key]; dup {
+			return fmt.Errorf("masters %d and %d (%s, %s) are the same server; a lock needs a majority of independent masters", j+1, i+1, redactList(nodes[j]), redactList(n))
+		}
+		seen[key] = i
+	}
+	return nil
+}
+
+// serverKey returns host:port of a master's URL or host:port, with the
+// host in one spelling: loopback names and addresses as "loopback", IP
+// addresses in their canonical form, names in lower case.
+func serverKey(node string) (string, bool) {
+	hostport := node
+	if strings.Contains(node, "://") {
+		u, err := url.Parse(node)
+		if err != nil {
+			return "", false
+		}
+		hostport = u.Host
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = strings.Trim(hostport, "[]"), "6379"
+	}
+	if port == "" {
+		port = "6379"
+	}
+	host = strings.ToLower(host)
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+		if ip.IsLoopback() {
+			host = "loopback"
+		}
+	} else if host == "localhost" {
+		host = "loopback"
+	}
+	return net.JoinHostPort(host, port), true
 }
 
 // connect returns a Client for cfg. Configuration errors (a bad node URL,
@@ -301,11 +423,10 @@ func (f *flags) connect(cfg distlock.Config) (*distlock.Client, error) {
 	if errors.Is(err, distlock.ErrNoQuorum) {
 		return nil, err
 	}
-	from := "--nodes"
-	if f.nodes == "" {
-		from = "DISTLOCK_NODES"
+	if f.from == "" {
+		return nil, usagef("%v", err)
 	}
-	return nil, usagef("%v (masters from %s)", err, from)
+	return nil, usagef("%v (masters from %s)", err, f.from)
 }
 
 // checkName reports what is wrong with a lock name, as the library would
@@ -318,6 +439,32 @@ func checkName(name string) error {
 		return usagef("%v", err)
 	}
 	return nil
+}
+
+// durationValue is a duration flag that also takes a bare number of
+// seconds ("10", "2.5"), as flock -w does.
+type durationValue time.Duration
+
+func (d *durationValue) Set(s string) error {
+	if v, err := time.ParseDuration(s); err == nil {
+		*d = durationValue(v)
+		return nil
+	}
+	secs, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || math.Abs(secs) > math.MaxInt64/float64(time.Second) {
+		return errors.New("want a duration like 10s, 1m30s or 500ms, or a number of seconds")
+	}
+	*d = durationValue(secs * float64(time.Second))
+	return nil
+}
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+
+// durationVar defines a duration flag that also takes seconds. Its usage
+// names the value `duration`.
+func (f *flags) durationVar(p *time.Duration, name string, value time.Duration, usage string) {
+	*p = value
+	f.Var((*durationValue)(p), name, usage)
 }
 
 // positive checks a duration flag that must be more than zero.

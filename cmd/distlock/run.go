@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,14 +25,19 @@ var runCommand = &command{
 Waits for the lock NAME (with --try, gives up at once when it is held), then
 runs COMMAND with stdin, stdout and stderr passed through, and with
 DISTLOCK_NAME and DISTLOCK_TOKEN (the lease's fencing token) in its
-environment. The lease renews itself while COMMAND runs; SIGINT, SIGTERM and
-SIGHUP are passed on to COMMAND; the lock is released when COMMAND exits,
-and distlock exits with COMMAND's status.
+environment. The lease renews itself while COMMAND runs; SIGINT, SIGTERM,
+SIGHUP and SIGQUIT are passed on to COMMAND; the lock is released when
+COMMAND and every process it started have exited, and distlock exits with
+COMMAND's status.
 
-When the lease is lost, COMMAND gets SIGTERM, then SIGKILL after --grace,
-and distlock exits with 122. COMMAND runs in a process group of its own
-(signals reach every process it started), so it cannot read from the
-terminal: give it input from a file or a pipe.
+COMMAND runs in a process group of its own; in the foreground of a
+terminal it gets the terminal, as a shell gives it to a job, so it can read
+it and Ctrl-C reaches it. Processes it leaves running when it exits get
+SIGTERM, then SIGKILL after --grace. When the lease is lost, COMMAND and
+every process it started get SIGTERM, then SIGKILL after --grace, and
+distlock exits with 122. Ctrl-Z stops COMMAND and distlock together; on fg,
+a lease that lapsed meanwhile kills COMMAND before it runs again (122). On
+Linux, COMMAND is killed if distlock is.
 
 Exit status: COMMAND's own; 122 lease lost; 123 masters unreachable;
 124 lock not acquired (held with --try, or --timeout ran out); 125 usage;
@@ -39,24 +45,39 @@ Exit status: COMMAND's own; 122 lease lost; 123 masters unreachable;
 	run: runMain,
 }
 
-// runOptions is what the run command line says.
+// runOptions is what the run (or hold) command line says.
 type runOptions struct {
-	name    string
-	argv    []string // COMMAND and its arguments
-	path    string   // COMMAND, resolved
-	ttl     time.Duration
-	timeout time.Duration // 0: wait as long as it takes
-	try     bool
-	grace   time.Duration
+	cmd         string // "run" or "hold"
+	name        string
+	argv        []string // COMMAND and its arguments; none for hold
+	path        string   // COMMAND, resolved
+	ttl         time.Duration
+	timeout     time.Duration // 0: wait as long as it takes
+	try         bool
+	notAcquired int  // exit status when the lock is not acquired
+	quiet       bool // no message when the lock is not acquired
+	grace       time.Duration
+	passNodes   bool // leave DISTLOCK_NODES in COMMAND's environment
+}
+
+// lockFlags defines the flags that say how run and hold take the lock,
+// with flock's names beside distlock's.
+func (o *runOptions) lockFlags(f *flags) {
+	f.durationVar(&o.ttl, "ttl", distlock.DefaultTTL, "lease TTL (a `duration` like 30s, or seconds): how long the lock outlives a crashed distlock; renewed every TTL/3")
+	f.durationVar(&o.timeout, "timeout", 0, "give up waiting for the lock after this long (a `duration` like 5m, or seconds; exit 124);\n0: wait as long as it takes")
+	f.durationVar(&o.timeout, "w", 0, "the same as --timeout, as flock -w (seconds, or a `duration`)")
+	f.BoolVar(&o.try, "try", false, "give up at once when the lock is held (exit 124)")
+	f.BoolVar(&o.try, "n", false, "the same as --try, as flock -n")
+	f.IntVar(&o.notAcquired, "E", exitNotAcquired, "exit status when the lock is not acquired (held with --try, or --timeout ran out), as flock -E")
+	f.BoolVar(&o.quiet, "quiet", false, "say nothing when the lock is not acquired (held with --try, or --timeout ran out)")
 }
 
 func runMain(c *command, args []string, stdout, stderr io.Writer) int {
 	f := newFlags(c)
-	var o runOptions
-	f.DurationVar(&o.ttl, "ttl", distlock.DefaultTTL, "lease TTL: how long the lock outlives a crashed distlock; renewed every TTL/3")
-	f.DurationVar(&o.timeout, "timeout", 0, "give up waiting for the lock after this long (exit 124); 0: wait as long as it takes")
-	f.BoolVar(&o.try, "try", false, "give up at once when the lock is held (exit 124)")
-	f.DurationVar(&o.grace, "grace", 5*time.Second, "after the lease is lost, time between SIGTERM and SIGKILL")
+	o := runOptions{cmd: "run"}
+	o.lockFlags(f)
+	f.durationVar(&o.grace, "grace", 5*time.Second, "time between SIGTERM and SIGKILL for processes ended (a `duration`, or seconds)")
+	f.BoolVar(&o.passNodes, "pass-nodes", false, "leave DISTLOCK_NODES, which may hold passwords, in COMMAND's environment\n(by default COMMAND gets it without)")
 	if status, done := f.parse(args, stdout, stderr); done {
 		return status
 	}
@@ -77,7 +98,7 @@ func runMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return f.fail(stderr, err)
 	}
-	defer client.Close()
+	defer closeSoon(client)
 	return o.run(client, stderr)
 }
 
@@ -100,6 +121,12 @@ func (o *runOptions) check(f *flags, args []string) (distlock.Config, error) {
 		return distlock.Config{}, usagef("missing COMMAND after --")
 	}
 	o.name, o.argv = rest[0], rest[2:]
+	return o.checkLock(f)
+}
+
+// checkLock validates the lock's name and the flags that say how to take
+// it, and returns the Client configuration.
+func (o *runOptions) checkLock(f *flags) (distlock.Config, error) {
 	if err := checkName(o.name); err != nil {
 		return distlock.Config{}, err
 	}
@@ -115,13 +142,16 @@ func (o *runOptions) check(f *flags, args []string) (distlock.Config, error) {
 	if o.try && o.timeout > 0 {
 		return distlock.Config{}, usagef("--try and --timeout exclude each other")
 	}
+	if o.notAcquired < 0 || o.notAcquired > 255 {
+		return distlock.Config{}, usagef("-E %d: want an exit status from 0 to 255", o.notAcquired)
+	}
 	cfg, err := f.config()
 	cfg.TTL = o.ttl // New checks it against the drift margin
 	return cfg, err
 }
 
 // forwarded are the signals passed on to COMMAND.
-var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
+var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
 // run takes the lock, runs the command and returns the exit status.
 func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
@@ -164,62 +194,28 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 	cmd := exec.Command(o.path, o.argv[1:]...)
 	cmd.Args[0] = o.argv[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(),
+	env := os.Environ()
+	if !o.passNodes {
+		env = withoutVar(env, "DISTLOCK_NODES")
+	}
+	cmd.Env = append(env,
 		"DISTLOCK_NAME="+o.name,
 		"DISTLOCK_TOKEN="+strconv.FormatUint(lease.Token(), 10))
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	end, err := o.supervise(lease, cmd, sigs, stderr)
+	if err != nil {
 		release()
 		return execFailed(stderr, o.argv[0], err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-
-	var (
-		lost     <-chan struct{} = lease.Done()
-		kill     <-chan time.Time
-		killer   *time.Timer
-		stopping bool // the lease was lost and the command told to stop
-	)
-	defer func() {
-		if killer != nil {
-			killer.Stop()
-		}
-	}()
-	for {
-		select {
-		case sig := <-sigs:
-			signalGroup(cmd.Process, sig)
-			continue
-		case <-lost:
-			lost = nil
-			stopping = true
-			fmt.Fprintf(stderr, "distlock run: %v; stopping %s (SIGTERM, SIGKILL after %v)\n", lease.Err(), o.argv[0], o.grace)
-			signalGroup(cmd.Process, syscall.SIGTERM)
-			killer = time.NewTimer(o.grace)
-			kill = killer.C
-			continue
-		case <-kill:
-			kill = nil
-			fmt.Fprintf(stderr, "distlock run: %s still running %v after SIGTERM: SIGKILL\n", o.argv[0], o.grace)
-			signalGroup(cmd.Process, syscall.SIGKILL)
-			continue
-		case <-exited:
-		}
-		break
-	}
-	status = exitStatus(cmd.ProcessState)
 
 	// Did the command run to its end holding the lock? Err checks the
-	// lease's validity now, so a lease lost just as the command exited
-	// counts as lost: distlock cannot vouch that the lock was held to the
-	// end.
-	if err := lease.Err(); stopping || errors.Is(err, distlock.ErrLeaseLost) {
-		if !stopping {
+	// lease's validity now, so a lease lost just as the job ended counts
+	// as lost: distlock cannot vouch that the lock was held to the end.
+	if err := lease.Err(); end.stopped || errors.Is(err, distlock.ErrLeaseLost) {
+		if !end.stopped {
 			fmt.Fprintf(stderr, "distlock run: %v\n", err)
 		}
 		release()
-		fmt.Fprintf(stderr, "distlock run: %s ended (%s) after the lease on %q was lost\n", o.argv[0], cmd.ProcessState, o.name)
+		fmt.Fprintf(stderr, "distlock run: %s ended (%s) after the lease on %q was lost\n", o.argv[0], end.how, o.name)
 		return exitLost
 	}
 	if err := release(); err != nil {
@@ -227,7 +223,14 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 		// stands. Keys that could not be deleted expire with the TTL.
 		fmt.Fprintf(stderr, "distlock run: releasing %q: %v\n", o.name, err)
 	}
-	return status
+	return end.status
+}
+
+// jobEnd is how a job ended.
+type jobEnd struct {
+	status  int    // COMMAND's exit status, as a shell reports it
+	how     string // COMMAND's end in words: "exit status 3", "signal: killed"
+	stopped bool   // the job was stopped because the lease was lost
 }
 
 // acquire takes the lock as the flags say. Without a lease it returns
@@ -239,6 +242,13 @@ func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr i
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
+	// While it waits, say so when too few masters answer, and again every
+	// few seconds while that lasts: a lock that cannot be taken is not
+	// waited for silently.
+	stopReport := func() {}
+	if !o.try {
+		stopReport = o.reportReach(ctx, c, stderr)
+	}
 	// A signal while waiting ends the wait.
 	var lease *distlock.Lease
 	var err error
@@ -249,22 +259,119 @@ func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr i
 			lease, err = c.Acquire(ctx, o.name, distlock.WithTTL(o.ttl))
 		}
 	})
+	stopReport()
+	r, known := quorumReach(err)
 	switch {
 	case err == nil:
 		return lease, 0
 	case got != nil:
-		fmt.Fprintf(stderr, "distlock run: %v while waiting for lock %q; %s not run\n", got, o.name, o.argv[0])
+		fmt.Fprintf(stderr, "distlock %s: %v while waiting for lock %q%s\n", o.cmd, got, o.name, o.notRun())
 		return nil, exitSignal + signalNumber(got)
-	case errors.Is(err, context.DeadlineExceeded):
-		fmt.Fprintf(stderr, "distlock run: lock %q not acquired within --timeout %v; %s not run: %v\n", o.name, o.timeout, o.argv[0], err)
-		return nil, exitNotAcquired
 	case errors.Is(err, distlock.ErrLocked):
-		fmt.Fprintf(stderr, "distlock run: lock %q is held by another holder; %s not run\n", o.name, o.argv[0])
-		return nil, exitNotAcquired
+		switch {
+		case o.quiet:
+		case errors.Is(err, context.DeadlineExceeded):
+			fmt.Fprintf(stderr, "distlock %s: lock %q not acquired within --timeout %v: held by another holder%s\n", o.cmd, o.name, o.timeout, o.notRun())
+		default:
+			fmt.Fprintf(stderr, "distlock %s: lock %q is held by another holder%s\n", o.cmd, o.name, o.notRun())
+		}
+		return nil, o.notAcquired
+	case known && r.short():
+		// The masters, not the lock, are what is missing: 123, --timeout
+		// or not.
+		within := ""
+		if errors.Is(err, context.DeadlineExceeded) {
+			within = fmt.Sprintf(" within --timeout %v", o.timeout)
+		}
+		fmt.Fprintf(stderr, "distlock %s: lock %q not acquired%s: %v%s (%s)\n", o.cmd, o.name, within, r, o.notRun(), masterErrors(err))
+		return nil, exitUnreachable
+	case errors.Is(err, context.DeadlineExceeded):
+		if !o.quiet {
+			fmt.Fprintf(stderr, "distlock %s: lock %q not acquired within --timeout %v%s\n", o.cmd, o.name, o.timeout, o.notRun())
+		}
+		return nil, o.notAcquired
 	default:
-		fmt.Fprintf(stderr, "distlock run: lock %q not acquired; %s not run: %v\n", o.name, o.argv[0], err)
+		fmt.Fprintf(stderr, "distlock %s: lock %q not acquired%s: %s\n", o.cmd, o.name, o.notRun(), oneLine(err))
 		return nil, exitUnreachable
 	}
+}
+
+// notRun is what a message of run that ends it adds: that COMMAND did
+// not run.
+func (o *runOptions) notRun() string {
+	if len(o.argv) == 0 {
+		return ""
+	}
+	return "; " + o.argv[0] + " not run"
+}
+
+// withoutVar returns env without the variable name.
+func withoutVar(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// reportReach says on stderr, from a moment after it is called and every
+// few seconds, how many masters answer while too few do, until the
+// returned stop is called; stop waits for it to end.
+func (o *runOptions) reportReach(ctx context.Context, c *distlock.Client, stderr io.Writer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wasShort := false
+		pollReach(ctx, c, o.name, reachFirst, reachInterval, func(r reach) {
+			switch {
+			case r.short():
+				fmt.Fprintf(stderr, "distlock %s: %v; waiting for lock %q\n", o.cmd, r, o.name)
+			case wasShort:
+				fmt.Fprintf(stderr, "distlock %s: %v again; waiting for lock %q\n", o.cmd, r, o.name)
+			}
+			wasShort = r.short()
+		})
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// While run waits, the masters are counted first after reachFirst (most
+// locks are taken by then, and cost no count) and then every
+// reachInterval.
+const (
+	reachFirst    = 200 * time.Millisecond
+	reachInterval = 3 * time.Second
+)
+
+// masterErrors lists the masters' errors in err (a *distlock.QuorumError)
+// on one line.
+func masterErrors(err error) string {
+	var qe *distlock.QuorumError
+	if !errors.As(err, &qe) {
+		return oneLine(err)
+	}
+	var b strings.Builder
+	for i, e := range qe.Errs {
+		if e != nil {
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			fmt.Fprintf(&b, "master %d: %v", i, e)
+		}
+	}
+	return b.String()
+}
+
+// oneLine returns err's message with its lines joined (errors.Join puts
+// each error on a line of its own).
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }
 
 // execFailed reports a command that could not be started, with the

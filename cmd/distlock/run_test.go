@@ -232,3 +232,141 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRunMastersUnreachable: with 1 of 3 masters reachable, run says so
+// at once and every few seconds while it waits, and gives up with 123
+// (masters unreachable), not 124, when --timeout runs out, in one line.
+func TestRunMastersUnreachable(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	for _, s := range servers[1:] {
+		if err := s.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("waiting", func(t *testing.T) {
+		cmd := distlockCmd(t, nodes, "run", "unreachable", "--", "true")
+		start := time.Now()
+		_, stderr, wait := background(t, cmd)
+		const msg = `1 of 3 masters reachable, 2 needed; waiting for lock "unreachable"`
+		waitLine(t, stderr, msg)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("said it %v after starting; want within 2s", d)
+		}
+		waitLine(t, stderr, msg) // and again
+		cmd.Process.Signal(syscall.SIGINT)
+		if code := wait(); code != 128+int(syscall.SIGINT) {
+			t.Errorf("exit status %d; want %d", code, 128+int(syscall.SIGINT))
+		}
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		r := run(t, nodes, "run", "--timeout", "1s", "unreachable", "--", "true")
+		r.want(t, 123, `lock "unreachable" not acquired within --timeout 1s: 1 of 3 masters reachable, 2 needed; true not run (master 1: `)
+		last := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if l := last[len(last)-1]; !strings.HasPrefix(l, "distlock run: lock") {
+			t.Errorf("last line of stderr %q; want the whole error on one line starting with \"distlock run: lock\"", l)
+		}
+	})
+}
+
+// TestRunExitsAfterRelease: with one of three masters not answering, run
+// exits as soon as the command has and the release reached a majority,
+// without waiting for that master.
+func TestRunExitsAfterRelease(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	if err := servers[2].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { servers[2].Resume() })
+	r := run(t, nodes, "run", "quick", "--", "true")
+	r.want(t, 0)
+	// 250 ms for New to give up on the paused master, less than 100 ms
+	// for the rest; distlock used to wait 2 s for that master.
+	if r.took > time.Second {
+		t.Errorf("distlock took %v; want under 1s", r.took)
+	}
+}
+
+// TestRunFlockFlags: -n, -w SECS, -E CODE and --quiet, as flock has them,
+// and durations given as bare seconds.
+func TestRunFlockFlags(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	hold(t, nodes, "busy")
+
+	run(t, nodes, "run", "-n", "busy", "--", "true").want(t, 124, `lock "busy" is held by another holder; true not run`)
+	run(t, nodes, "run", "-n", "-E", "3", "busy", "--", "true").want(t, 3, "held by another holder")
+	r := run(t, nodes, "run", "-n", "--quiet", "busy", "--", "true")
+	r.want(t, 124)
+	if r.stderr != "" {
+		t.Errorf("--quiet printed %q; want nothing", r.stderr)
+	}
+	r = run(t, nodes, "run", "-w", "0.3", "busy", "--", "true")
+	r.want(t, 124, `lock "busy" not acquired within --timeout 300ms: held by another holder; true not run`)
+	if r.took < 300*time.Millisecond {
+		t.Errorf("-w 0.3 gave up after %v; want at least 300ms", r.took)
+	}
+	// Bare seconds for --ttl and --grace too.
+	run(t, nodes, "run", "--ttl", "10", "--grace", "1", "free", "--", "true").want(t, 0)
+}
+
+// TestRunEnvironment: the command gets DISTLOCK_NODES, which may carry
+// passwords, only with --pass-nodes; masters can come from
+// DISTLOCK_NODES_FILE.
+func TestRunEnvironment(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	r := run(t, nodes, "run", "env", "--", "sh", "-c", `echo "nodes=$DISTLOCK_NODES"`)
+	r.want(t, 0)
+	if strings.TrimSpace(r.stdout) != "nodes=" {
+		t.Errorf("the command saw %q; want DISTLOCK_NODES unset", r.stdout)
+	}
+	r = run(t, nodes, "run", "--pass-nodes", "env", "--", "sh", "-c", `echo "nodes=$DISTLOCK_NODES"`)
+	r.want(t, 0)
+	if got, want := strings.TrimSpace(r.stdout), "nodes="+strings.Join(nodes, ","); got != want {
+		t.Errorf("with --pass-nodes the command saw %q; want %q", got, want)
+	}
+
+	file := filepath.Join(t.TempDir(), "nodes")
+	list := "# the masters\n" + nodes[0] + "\n" + nodes[1] + ", " + nodes[2] + " # two on a line\n"
+	if err := os.WriteFile(file, []byte(list), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, nodes, "run", "--nodes-file", file, "fromfile", "--", "true").want(t, 0)
+	// Both set: a usage error. This also shows that the binary reads
+	// DISTLOCK_NODES_FILE before the test below unsets DISTLOCK_NODES: a
+	// binary that ignored it would use the default master, 127.0.0.1:6379.
+	cmd := distlockCmd(t, nil, "run", "fromfile", "--", "true")
+	cmd.Env = append(cmd.Env, "DISTLOCK_NODES_FILE="+file)
+	finish(t, cmd).want(t, 125, "DISTLOCK_NODES and DISTLOCK_NODES_FILE are both set")
+	if t.Failed() {
+		t.FailNow()
+	}
+	cmd = distlockCmd(t, nil, "run", "fromfile", "--", "sh", "-c", `echo "token=$DISTLOCK_TOKEN"`)
+	cmd.Env = append(cmd.Env, "DISTLOCK_NODES=", "DISTLOCK_NODES_FILE="+file)
+	r = finish(t, cmd)
+	r.want(t, 0)
+	if !strings.HasPrefix(r.stdout, "token=") || strings.TrimSpace(r.stdout) == "token=" {
+		t.Errorf("stdout %q; want the token, the masters read from DISTLOCK_NODES_FILE", r.stdout)
+	}
+	// ... the same three masters: the lock is free on them again.
+	run(t, nodes, "status", "fromfile").want(t, 0)
+}
+
+// TestHold: hold prints the token, holds the lock until SIGINT, then
+// releases it and exits 0.
+func TestHold(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	cmd := distlockCmd(t, nodes, "hold", "held")
+	stdout, stderr, wait := background(t, cmd)
+	token := <-stdout
+	if tok, err := strconv.ParseUint(token, 10, 64); err != nil || tok == 0 {
+		t.Fatalf("hold printed %q; want the token", token)
+	}
+	waitLine(t, stderr, `holding lock "held" (token `+token+`) until interrupted`)
+	run(t, nodes, "run", "-n", "held", "--", "true").want(t, 124)
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := wait(); code != 0 {
+		t.Errorf("exit status %d; want 0", code)
+	}
+	run(t, nodes, "status", "held").want(t, 0)
+}

@@ -19,7 +19,9 @@ var statusCommand = &command{
 	about: `
 Reads the lock NAME on every master at once and prints, per master: whether
 it answered, whether it holds the lock (and for which holder), the lock
-key's remaining TTL, and the fence counter of the lock's hash slot; then
+key's remaining TTL, and its fence counter as a fencing token (the counter
+shifted left 6 bits, the master's index in the low bits), to compare with
+DISTLOCK_TOKEN: the holder's token is at most the largest of them; then
 the verdict of the majority. With --json, one JSON object. It writes
 nothing: the answer is a snapshot.
 
@@ -47,6 +49,7 @@ type masterStatus struct {
 	Holder    string `json:"holder,omitempty"` // the holding lease's random value
 	TTLMs     int64  `json:"ttl_ms"`
 	Fence     int64  `json:"fence"`
+	Token     uint64 `json:"token"` // fence as a fencing token: fence<<6 | the master's index
 }
 
 func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
@@ -54,7 +57,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 	var asJSON bool
 	var timeout time.Duration
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
-	f.DurationVar(&timeout, "timeout", 5*time.Second, "give up on masters that have not answered after this long")
+	f.durationVar(&timeout, "timeout", 5*time.Second, "give up on masters that have not answered after this long (a `duration`, or seconds)")
 	if status, done := f.parse(args, stdout, stderr); done {
 		return status
 	}
@@ -101,8 +104,8 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 
 	if asJSON {
 		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: st.TTL.Milliseconds()}
-		for _, m := range st.Masters {
-			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil, Held: m.Held, Holder: m.Value, TTLMs: m.TTL.Milliseconds(), Fence: m.Fence}
+		for i, m := range st.Masters {
+			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil, Held: m.Held, Holder: m.Value, TTLMs: m.TTL.Milliseconds(), Fence: m.Fence, Token: fenceToken(m.Fence, i)}
 			if m.Err != nil {
 				ms.Error = m.Err.Error()
 			}
@@ -123,11 +126,31 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 	return exitUnknown
 }
 
+// fenceToken returns the token a lease granted by master i with fence
+// counter fence would get, as DISTLOCK_TOKEN shows it: the counter
+// shifted left by 6 bits, the master's index in the low bits (see
+// distlock.MasterStatus.Fence). 0 before the first lease.
+func fenceToken(fence int64, i int) uint64 {
+	if fence <= 0 {
+		return 0
+	}
+	return uint64(fence)<<6 | uint64(i)
+}
+
+// keyTTL renders a lock key's remaining TTL; a key without expiry (which
+// distlock never writes) has none.
+func keyTTL(ttl time.Duration) string {
+	if ttl < 0 {
+		return "none"
+	}
+	return ttl.String()
+}
+
 // printStatus prints st as a verdict line and a table:
 //
 //	lock "jobs/nightly": held (3 of 3 masters agree, 2 needed); a majority keeps it 9.871s unless renewed
-//	MASTER                      STATE  HOLDER    TTL     FENCE
-//	redis://127.0.0.1:6379/0    held   3f2a9c1b  9.871s  12
+//	MASTER                      STATE  HOLDER    TTL     TOKEN
+//	redis://127.0.0.1:6379/0    held   3f2a9c1b  9.871s  768
 func printStatus(w io.Writer, st distlock.Status) {
 	n := len(st.Masters)
 	switch st.State {
@@ -149,8 +172,8 @@ func printStatus(w io.Writer, st distlock.Status) {
 		fmt.Fprintf(w, "lock %q: cannot tell: %s; %d needed to agree (at most %d do)\n", st.Name, why, st.Quorum, st.Agree)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MASTER\tSTATE\tHOLDER\tTTL\tFENCE")
-	for _, m := range st.Masters {
+	fmt.Fprintln(tw, "MASTER\tSTATE\tHOLDER\tTTL\tTOKEN")
+	for i, m := range st.Masters {
 		switch {
 		case m.Err != nil:
 			fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t%v\n", m.Addr, m.Err)
@@ -159,9 +182,9 @@ func printStatus(w io.Writer, st distlock.Status) {
 			if len(holder) > 8 {
 				holder = holder[:8]
 			}
-			fmt.Fprintf(tw, "%s\theld\t%s\t%v\t%d\n", m.Addr, holder, m.TTL, m.Fence)
+			fmt.Fprintf(tw, "%s\theld\t%s\t%s\t%d\n", m.Addr, holder, keyTTL(m.TTL), fenceToken(m.Fence, i))
 		default:
-			fmt.Fprintf(tw, "%s\tfree\t-\t-\t%d\n", m.Addr, m.Fence)
+			fmt.Fprintf(tw, "%s\tfree\t-\t-\t%d\n", m.Addr, fenceToken(m.Fence, i))
 		}
 	}
 	tw.Flush()

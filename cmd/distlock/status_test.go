@@ -57,3 +57,29 @@ func TestStatus(t *testing.T) {
 		t.Errorf("status with 2 of 3 masters down:\n%s", r.stdout)
 	}
 }
+
+// TestStatusToken: the TOKEN column shows fence counters as tokens, as
+// the holder sees its own in DISTLOCK_TOKEN, and a key without expiry
+// shows TTL none.
+func TestStatusToken(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	r := run(t, nodes, "run", "tok", "--", "sh", "-c", `echo "$DISTLOCK_TOKEN"`)
+	r.want(t, 0)
+	token := strings.TrimSpace(r.stdout)
+	r = run(t, nodes, "status", "tok")
+	r.want(t, 0)
+	if !regexp.MustCompile(`(?m)\s` + token + `$`).MatchString(r.stdout) {
+		t.Errorf("status shows no TOKEN %s, the token the command saw:\n%s", token, r.stdout)
+	}
+
+	for _, s := range servers {
+		if _, err := s.Do("SET", "distlock:forever", "someone"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = run(t, nodes, "status", "forever")
+	r.want(t, 1)
+	if strings.Contains(r.stdout, "-1ns") || strings.Count(r.stdout, " none ") != 3 {
+		t.Errorf("status of a key without expiry; want TTL none on each master:\n%s", r.stdout)
+	}
+}

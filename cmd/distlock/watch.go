@@ -25,7 +25,10 @@ one line per event: time, name, event (acquired, released, expired), and
 how many masters agree. With --json, one JSON object per line:
   {"time":"...","name":"...","type":"acquired","masters":3,"of":3,"initial":false,"missed":0}
 "initial" marks a lock that was already held when watching began; "missed"
-counts events dropped because the output did not keep up.
+counts events dropped because the output did not keep up. While fewer than
+a majority of masters answer (counted every second), events may come late
+or not at all: watch says so on stderr ("degraded", then "recovered"), and
+with --json as a line {"time":"...","type":"degraded","masters":1,"of":3,"needed":2}.
 
 Runs until SIGINT or SIGTERM (or --timeout), then exits 0. Says on stderr
 when it is watching. Exit status: 0 stopped; 123 masters unreachable or
@@ -49,7 +52,9 @@ func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 	var asJSON bool
 	var timeout time.Duration
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per event")
-	f.DurationVar(&timeout, "timeout", 0, "stop after this long; 0: until interrupted")
+	var skipNotify bool
+	f.durationVar(&timeout, "timeout", 0, "stop after this long (a `duration`, or seconds); 0: until interrupted")
+	f.BoolVar(&skipNotify, "skip-notify-config", false, "do not run CONFIG SET notify-keyspace-events on the masters (Config.SkipNotifyConfig),\nfor servers that refuse CONFIG: set it to include \"Kgx\" on them yourself")
 	if status, done := f.parse(args, stdout, stderr); done {
 		return status
 	}
@@ -69,6 +74,7 @@ func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return f.fail(stderr, err)
 	}
+	cfg.SkipNotifyConfig = skipNotify
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -117,8 +123,45 @@ func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 			}
 		})
 	}
+	// Whether a majority of masters answers, said when it changes:
+	// without one, events may come late or not at all.
+	wg.Go(func() {
+		degraded := false
+		pollReach(ctx, client, names[0], 0, reachPoll, func(r reach) {
+			if r.short() == degraded {
+				return
+			}
+			degraded = r.short()
+			typ := "recovered"
+			if degraded {
+				typ = "degraded"
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if asJSON {
+				enc.Encode(reachEvent{Time: time.Now(), Type: typ, Masters: r.up, Of: r.total, Needed: r.quorum})
+			} else if degraded {
+				fmt.Fprintf(stderr, "distlock watch: degraded: %v; events may come late or not at all\n", r)
+			} else {
+				fmt.Fprintf(stderr, "distlock watch: recovered: %v\n", r)
+			}
+		})
+	})
 	wg.Wait()
 	return exitOK
+}
+
+// reachPoll is how often watch counts the masters that answer.
+const reachPoll = time.Second
+
+// reachEvent is what --json prints when the masters that answer fall
+// below a majority (degraded) or reach one again (recovered).
+type reachEvent struct {
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`    // degraded or recovered
+	Masters int       `json:"masters"` // masters that answer
+	Of      int       `json:"of"`      // masters configured
+	Needed  int       `json:"needed"`  // a majority
 }
 
 // formatEvent renders ev as one line:

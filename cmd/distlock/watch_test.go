@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -60,4 +61,64 @@ func TestWatchJSON(t *testing.T) {
 	if code := wait(); code != 0 {
 		t.Errorf("exit status after SIGTERM %d; want 0", code)
 	}
+}
+
+// TestWatchDegraded: watch says when fewer than a majority of masters
+// answer, and when enough do again; --json emits both as lines.
+func TestWatchDegraded(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	cmd := distlockCmd(t, nodes, "watch", "--json", "--timeout", "30s", "deg")
+	stdout, stderr, wait := background(t, cmd)
+	waitLine(t, stderr, "watching deg")
+	for _, s := range servers[1:] {
+		if err := s.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ev reachEvent
+	if err := json.Unmarshal([]byte(waitLine(t, stdout, `"type":"degraded"`)), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Masters != 1 || ev.Of != 3 || ev.Needed != 2 {
+		t.Errorf("degraded: %+v; want 1 of 3 masters, 2 needed", ev)
+	}
+	for _, s := range servers[1:] {
+		if err := s.Restart(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := json.Unmarshal([]byte(waitLine(t, stdout, `"type":"recovered"`)), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Masters < 2 || ev.Of != 3 {
+		t.Errorf("recovered: %+v; want at least 2 of 3 masters", ev)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := wait(); code != 0 {
+		t.Errorf("exit status %d; want 0", code)
+	}
+}
+
+// TestWatchSkipNotifyConfig: with --skip-notify-config, watch leaves the
+// masters' notify-keyspace-events as they are, and still sees distlock's
+// own acquire and release.
+func TestWatchSkipNotifyConfig(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	cmd := distlockCmd(t, nodes, "watch", "--skip-notify-config", "skip")
+	stdout, stderr, wait := background(t, cmd)
+	waitLine(t, stderr, "watching skip")
+	run(t, nodes, "run", "skip", "--", "true").want(t, 0)
+	waitLine(t, stdout, "skip acquired")
+	waitLine(t, stdout, "skip released")
+	for i, s := range servers {
+		got, err := s.Do("CONFIG", "GET", "notify-keyspace-events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(got, "K") {
+			t.Errorf("master %d: notify-keyspace-events %q; want it left unset", i, got)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	wait()
 }

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+)
+
+var holdCommand = &command{
+	name:     "hold",
+	synopsis: "[flags] NAME",
+	summary:  "hold a lock until interrupted",
+	about: `
+Waits for the lock NAME (with --try or -n, gives up at once when it is
+held), prints the lease's fencing token on stdout, and holds the lock,
+renewing it, until SIGINT, SIGTERM, SIGHUP or SIGQUIT; then releases it and
+exits 0. As etcdctl lock NAME with no command: for holding a lock by hand
+while you work, or from a script that kills it when done.
+
+Exit status: 0 released after a signal; 122 the lease was lost; 123
+masters unreachable; 124 (or -E) lock not acquired; 125 usage; 128+n a
+signal n came before the lock was taken.`,
+	run: holdMain,
+}
+
+func holdMain(c *command, args []string, stdout, stderr io.Writer) int {
+	f := newFlags(c)
+	o := runOptions{cmd: "hold"}
+	o.lockFlags(f)
+	if status, done := f.parse(args, stdout, stderr); done {
+		return status
+	}
+	switch rest := f.Args(); {
+	case len(rest) == 0:
+		return f.fail(stderr, usagef("missing lock NAME"))
+	case len(rest) > 1:
+		return f.fail(stderr, usagef("one lock NAME; got %q (to run a command under it: distlock run NAME -- COMMAND)", rest))
+	}
+	o.name = f.Arg(0)
+	cfg, err := o.checkLock(f)
+	if err != nil {
+		return f.fail(stderr, err)
+	}
+	client, err := f.connect(cfg)
+	if err != nil {
+		return f.fail(stderr, err)
+	}
+	defer closeSoon(client)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+	lease, status := o.acquire(client, sigs, stderr)
+	if lease == nil {
+		return status
+	}
+	release := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return lease.Release(ctx)
+	}
+	fmt.Fprintln(stdout, lease.Token())
+	fmt.Fprintf(stderr, "distlock hold: holding lock %q (token %d) until interrupted\n", o.name, lease.Token())
+	select {
+	case sig := <-sigs:
+		if err := release(); err != nil {
+			fmt.Fprintf(stderr, "distlock hold: %v: releasing %q: %v\n", sig, o.name, err)
+		} else {
+			fmt.Fprintf(stderr, "distlock hold: %v: lock %q released\n", sig, o.name)
+		}
+		return exitOK
+	case <-lease.Done():
+		fmt.Fprintf(stderr, "distlock hold: %v\n", lease.Err())
+		release()
+		return exitLost
+	}
+}

@@ -1,0 +1,360 @@
+//go:build unix
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/distlock/distlock"
+)
+
+// A job is COMMAND and every process it starts, run under a lease. The
+// one rule it keeps: no process of the job runs once the lease is gone
+// or distlock is. Its pieces:
+//
+//   - COMMAND leads a process group of its own, so that one signal
+//     reaches every process it started (a shell's pipeline, its
+//     background jobs).
+//   - On Linux distlock is a child subreaper (PR_SET_CHILD_SUBREAPER):
+//     a process of the job whose parent exits becomes distlock's child,
+//     even one that left the group with setsid, so distlock finds it and
+//     waits for it. COMMAND gets SIGKILL when distlock dies
+//     (PR_SET_PDEATHSIG).
+//   - distlock waits for its children itself (wait4 on SIGCHLD, with
+//     WUNTRACED to see COMMAND stop), all from the supervising goroutine:
+//     a pid it signals cannot be reaped and reused in between.
+//   - The job is over when COMMAND has exited and no process of it is
+//     left: those still running then get SIGTERM, and SIGKILL after
+//     --grace. Only then is the lock released.
+//   - When distlock runs in the foreground of a terminal, the job gets the
+//     terminal's foreground (as a shell gives it to a job), so COMMAND can
+//     read it, and Ctrl-C, Ctrl-\ and Ctrl-Z reach it directly.
+//   - When the job stops (Ctrl-Z), distlock stops too, so the shell shows
+//     the job as stopped; it cannot renew the lease while stopped, so on
+//     fg it checks the lease before continuing the job, and kills the job
+//     without letting it run again when the lease lapsed meanwhile.
+type job struct {
+	o      *runOptions
+	lease  *distlock.Lease
+	stderr io.Writer
+	cmd    *exec.Cmd
+	pid    int // COMMAND's pid, and the id of the job's process group
+
+	tty    int  // fd of distlock's controlling terminal, or -1
+	reaper bool // distlock is a subreaper: the job's orphans are its children
+
+	status    syscall.WaitStatus // COMMAND's, once exited
+	exited    bool               // COMMAND has exited and been reaped
+	childless bool               // wait4 found no child left
+	lost      bool               // the lease ended before the job did
+	ending    bool               // the job was sent SIGTERM
+	killing   bool               // the job was sent SIGKILL
+	termed    map[int]bool       // processes outside the group sent SIGTERM
+
+}
+
+// ttyStopSignals are the stops that come from a terminal: the job stopped
+// by them waits for its shell's fg or bg.
+func ttyStop(sig syscall.Signal) bool {
+	return sig == syscall.SIGTSTP || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU
+}
+
+// supervise runs cmd as a job under lease until the job is over, and
+// says how it ended; the error is cmd's failure to start. sigs carries
+// the signals distlock passes on.
+func (o *runOptions) supervise(lease *distlock.Lease, cmd *exec.Cmd, sigs <-chan os.Signal, stderr io.Writer) (jobEnd, error) {
+	j := &job{o: o, lease: lease, stderr: stderr, cmd: cmd, tty: controllingTerminal(), termed: map[int]bool{}}
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, syscall.SIGCHLD)
+	defer signal.Stop(chld)
+	tstp := make(chan os.Signal, 1)
+	signal.Notify(tstp, syscall.SIGTSTP)
+	defer signal.Stop(tstp)
+
+	j.reaper = becomeSubreaper()
+	foreground := j.tty >= 0 && foregroundGroup(j.tty) == syscall.Getpgrp()
+	cmd.SysProcAttr = jobProcAttr(j.tty, foreground)
+	// Pdeathsig is sent when the thread that started the child exits, not
+	// the process: the Go runtime ends a thread only when a goroutine
+	// locked to it returns, so Start runs on a thread locked for the call
+	// and given back after, never one that a locked goroutine will end.
+	runtime.LockOSThread()
+	err := cmd.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
+		return jobEnd{}, err
+	}
+	j.pid = cmd.Process.Pid
+	defer cmd.Process.Release() // reaped by wait4 below, not by cmd.Wait
+
+	var (
+		lost   = lease.Done()
+		killer *time.Timer
+		kill   <-chan time.Time
+		ticker *time.Ticker
+		tick   <-chan time.Time
+	)
+	defer func() {
+		if killer != nil {
+			killer.Stop()
+		}
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	// end starts ending the job: SIGTERM now, SIGKILL after --grace, and
+	// a look every 20 ms for processes that left the group.
+	end := func() {
+		if j.ending {
+			return
+		}
+		j.ending = true
+		ticker = time.NewTicker(20 * time.Millisecond)
+		tick = ticker.C
+		if o.grace == 0 {
+			j.killAll()
+			return
+		}
+		j.terminate()
+		killer = time.NewTimer(o.grace)
+		kill = killer.C
+	}
+
+	j.reap()
+	for !j.over() {
+		select {
+		case sig := <-sigs:
+			j.signalGroup(sig.(syscall.Signal))
+		case <-tstp:
+			if j.suspend(syscall.SIGTSTP, false) {
+				end()
+			}
+		case <-chld:
+			if stop := j.reap(); stop != 0 {
+				if j.suspend(stop, true) {
+					end()
+				}
+			}
+			if j.exited && !j.ending && !j.over() {
+				fmt.Fprintf(stderr, "distlock run: %s exited; ending the processes it left running (SIGTERM, SIGKILL after %v)\n", o.argv[0], o.grace)
+				end()
+			}
+		case <-lost:
+			lost = nil
+			j.lost = true
+			if j.killing {
+				break // lost while stopped: killed already
+			}
+			fmt.Fprintf(stderr, "distlock run: %v; stopping %s (SIGTERM, SIGKILL after %v)\n", lease.Err(), o.argv[0], o.grace)
+			end()
+		case <-kill:
+			kill = nil
+			what := o.argv[0]
+			if j.exited {
+				what = "processes " + o.argv[0] + " left"
+			}
+			fmt.Fprintf(stderr, "distlock run: %s still running %v after SIGTERM: SIGKILL\n", what, o.grace)
+			j.killAll()
+		case <-tick:
+			j.reap()
+			if j.killing {
+				j.killAll()
+			} else {
+				j.terminate()
+			}
+		}
+	}
+	j.takeTerminal()
+	return jobEnd{status: exitStatus(j.status), how: describe(j.status), stopped: j.lost}, nil
+}
+
+// describe says how a process ended, as os.ProcessState.String does.
+func describe(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return "signal: " + ws.Signal().String()
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
+}
+
+// over reports whether the job has ended: COMMAND exited and no process
+// of the job is left.
+func (j *job) over() bool {
+	if !j.exited || !j.childless {
+		return false
+	}
+	// Without a subreaper, processes that outlived their parents are
+	// init's children, not distlock's: the group says whether any is left.
+	return syscall.Kill(-j.pid, 0) == syscall.ESRCH
+}
+
+// reap collects every child that exited, noting COMMAND's status, and
+// returns the signal that stopped COMMAND, if one did.
+func (j *job) reap() (stopped syscall.Signal) {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG|syscall.WUNTRACED, nil)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil: // ECHILD: none left
+			j.childless = true
+			return stopped
+		case pid == 0:
+			j.childless = false
+			return stopped
+		case pid != j.pid:
+			// A process of the job that outlived its parent; a stop of one
+			// is its own business.
+		case ws.Stopped():
+			stopped = ws.StopSignal()
+		case ws.Exited() || ws.Signaled():
+			j.exited, j.status = true, ws
+		}
+	}
+}
+
+// signalGroup sends sig to the job's process group, continuing it first
+// when sig would end it, so that a stopped job receives it.
+func (j *job) signalGroup(sig syscall.Signal) {
+	syscall.Kill(-j.pid, sig)
+	if sig != syscall.SIGCONT && sig != syscall.SIGSTOP && sig != syscall.SIGTSTP {
+		syscall.Kill(-j.pid, syscall.SIGCONT)
+	}
+}
+
+// terminate sends SIGTERM to the group, and to each process that left it,
+// once.
+func (j *job) terminate() {
+	if !j.termed[-j.pid] {
+		j.termed[-j.pid] = true
+		j.signalGroup(syscall.SIGTERM)
+	}
+	for _, pid := range j.orphans() {
+		if !j.termed[pid] {
+			j.termed[pid] = true
+			syscall.Kill(pid, syscall.SIGTERM)
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
+}
+
+// killAll sends SIGKILL to the group and to every child of distlock.
+func (j *job) killAll() {
+	j.killing = true
+	syscall.Kill(-j.pid, syscall.SIGKILL)
+	for _, pid := range j.orphans() {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// orphans returns distlock's children other than COMMAND: the job's
+// processes that outlived their parents. None without a subreaper.
+func (j *job) orphans() []int {
+	if !j.reaper {
+		return nil
+	}
+	var pids []int
+	for _, pid := range children() {
+		if pid != j.pid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// suspend handles a stop of the job: COMMAND stopped by sig (fromJob), or
+// distlock sent SIGTSTP. Every process of the job stops; distlock stops
+// as a shell's job would, so that the shell shows the job stopped; when
+// continued, it continues the job if the lease still holds. It reports
+// whether the job must end instead: it stopped for the terminal while
+// distlock cannot give it the terminal.
+//
+// A stop by SIGSTOP from elsewhere is not a terminal's: the job stays
+// stopped and distlock keeps the lease.
+func (j *job) suspend(sig syscall.Signal, fromJob bool) (end bool) {
+	if fromJob && !ttyStop(sig) || j.ending {
+		return false
+	}
+	j.signalGroup(syscall.SIGSTOP)
+	for _, pid := range j.orphans() {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	hadTerminal := j.takeTerminal()
+	// Stop, as a shell's job would. SIGSTOP, because the Go runtime
+	// ignores a SIGTSTP it was once asked to catch. When the job had the
+	// terminal, the Ctrl-Z that stopped it never reached distlock's own
+	// group (a pipeline distlock is part of): stop that group, as the
+	// terminal would have. The kernel does not stop a group that no shell
+	// watches (orphaned) on a terminal's stop signals, which nobody would
+	// continue; neither does distlock, and it goes on at once.
+	//
+	// kill returns before the stop takes hold: the kernel hands a stop
+	// to the process's main thread, and this one stops only when it next
+	// enters the kernel. Checking the lease before then would check it
+	// before the stop. So wait for the SIGCONT that ends the stop.
+	if !orphanedGroup() {
+		cont := make(chan os.Signal, 1)
+		signal.Notify(cont, syscall.SIGCONT)
+		if hadTerminal {
+			syscall.Kill(0, syscall.SIGSTOP)
+		} else {
+			syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		}
+		<-cont
+		signal.Stop(cont)
+	}
+
+	// Continued. distlock renewed nothing while stopped.
+	if err := j.lease.Err(); err != nil {
+		j.lost = true
+		fmt.Fprintf(j.stderr, "distlock run: %v while stopped; killing %s before it runs again\n", err, j.o.argv[0])
+		j.ending = true
+		j.killAll()
+		return false
+	}
+	if j.tty >= 0 && foregroundGroup(j.tty) == syscall.Getpgrp() {
+		setForeground(j.tty, j.pid)
+	} else if sig == syscall.SIGTTIN || sig == syscall.SIGTTOU {
+		fmt.Fprintf(j.stderr, "distlock run: %s stopped by %v: it used the terminal while distlock runs in the background; ending it (run distlock in the foreground, or give %s its input from a file or a pipe)\n", j.o.argv[0], sig, j.o.argv[0])
+		return true
+	}
+	j.signalGroup(syscall.SIGCONT)
+	for _, pid := range j.orphans() {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
+	return false
+}
+
+// takeTerminal gives the terminal's foreground back to distlock's group
+// when the job has it, and reports whether it had.
+func (j *job) takeTerminal() bool {
+	if j.tty < 0 || j.pid == 0 || foregroundGroup(j.tty) != j.pid {
+		return false
+	}
+	setForeground(j.tty, syscall.Getpgrp())
+	return true
+}
+
+// exitStatus returns the status a shell would report for a finished
+// process: its exit code, or 128+n when signal n killed it.
+func exitStatus(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return exitSignal + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// signalNumber returns sig's number, for the 128+n exit status.
+func signalNumber(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return int(s)
+	}
+	return 0
+}
