@@ -67,7 +67,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	keep := a.waiter != ""
 	value := a.value
 	ttlArg := strconv.FormatInt(req.ttl.Milliseconds(), 10)
-	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey}
+	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey, req.tombKey(value)}
 	if req.legacyFenceKey != "" {
 		keys = append(keys, req.legacyFenceKey)
 	}
@@ -181,7 +181,16 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		if err == nil && time.Now().Before(validUntil) {
 			l := newLease(c, req, value, token, start, t)
 			l.waiter = a.waiter
+			for i, s := range state {
+				if s == granted {
+					l.acks[i] = l.validUntil.Load() // what this answer guarantees
+				}
+			}
 			l.stragglers, l.pending = replies, n-nAnswered
+			l.grants = func(res rueidis.RedisResult) bool {
+				ok, _, _ := parseAcquire(res)
+				return ok
+			}
 			if c.track(l) {
 				l.start(c.now() + int64(req.ttl/3))
 				if keep && (call.attempts > 1 || state[0] != granted) {
@@ -295,30 +304,38 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 			state[r.node] = granted
 		}
 	}
-	need, some := mark(state, func(s int) bool { return s == granted || s == failed })
-	if !some {
-		return
-	}
 	// Past the TTL every key we set has expired by itself.
 	ctx, cancel := context.WithTimeout(c.bg, req.ttl)
 	defer cancel()
-	c.deleteKey(ctx, req.key, value, req.timeout, need)
-
-	// A master that did not answer may have lost its connection with our
-	// acquire still unread in its socket (a paused master, say); the
-	// delete then went over a new connection and may have run first. Once
-	// that master answers again, it has read the old socket too: delete a
-	// second time, a moment later, where the first answer was unknown.
-	unknown, some := mark(state, func(s int) bool { return s == failed })
-	if !some {
-		return
+	if mine, some := mark(state, func(s int) bool { return s == granted }); some {
+		c.deleteKey(ctx, req.key, value, req.timeout, mine)
 	}
-	t := time.NewTimer(straggleDelay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		c.deleteKey(ctx, req.key, value, req.timeout, unknown)
-	case <-c.stop:
+	// A master that did not answer may still receive our acquire later:
+	// over a connection rueidis has since replaced, it can arrive after
+	// any delete. So where the outcome is unknown, bury the value: delete
+	// its key if there is one, and leave a tombstone that refuses the
+	// acquire if it comes (TestAdvLateAcquireAfterCleanup).
+	if unknown, some := mark(state, func(s int) bool { return s == failed }); some {
+		c.bury(ctx, req, value, unknown)
+	}
+}
+
+// tombLife is how long bury's tombstone refuses a late acquire, at least:
+// longer than the lease's TTL (a later acquire would only block the lock
+// that long), and long enough for bytes of a replaced connection that TCP
+// is still retransmitting.
+func tombLife(ttl time.Duration) time.Duration { return max(2*ttl, time.Minute) }
+
+// bury runs bury.lua for value on the masters marked in only, and waits
+// for their answers.
+func (c *Client) bury(ctx context.Context, req *request, value string, only []bool) {
+	keys := []string{req.key, req.tombKey(value)}
+	args := []string{value, strconv.FormatInt(tombLife(req.ttl).Milliseconds(), 10)}
+	replies, count := c.fanout(ctx, req.timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		return script.Bury.Exec(ctx, rc, keys, args)
+	})
+	for range count {
+		<-replies
 	}
 }
 
@@ -333,10 +350,6 @@ func mark(state []int, is func(int) bool) ([]bool, bool) {
 	}
 	return only, some
 }
-
-// straggleDelay is how long cleanup waits before deleting a second time
-// on masters whose answer to an acquire never came.
-const straggleDelay = 100 * time.Millisecond
 
 // deleteKey runs the release script for key and value on the masters
 // marked in only (every master when only is nil), waits for their answers,

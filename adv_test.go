@@ -331,8 +331,12 @@ func TestAdvLateAcquireAfterCleanup(t *testing.T) {
 		t.Fatal("nothing was held")
 	}
 	t.Logf("old sockets delivered; PTTLs %v", pttls(t, servers, name))
-	if _, err := other.TryAcquire(ctx, name); errors.Is(err, distlock.ErrLocked) {
+	l, err := other.TryAcquire(ctx, name)
+	if errors.Is(err, distlock.ErrLocked) {
 		t.Errorf("free lock refused to another Client after a failed attempt: %v", err)
+	}
+	if l != nil {
+		l.Release(ctx)
 	}
 	noLockKeys(t, servers)
 }

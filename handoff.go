@@ -15,28 +15,36 @@ import (
 //
 // When Release ends a lease while another goroutine of the same Client
 // waits for the name, it hands the keys over instead of deleting them:
-// handoff.lua, sent to every master at once, pushes the key's expiry out by
-// the TTL and draws a fence counter (INCR), only where the key still holds
-// the lease's value. When a majority did, and master 0 answered, the
-// counters are fenced as an acquire's are (fencing.go), and the next
-// goroutine takes the keys over as a new lease: the same value, the new
-// token, validity counted from when the script was sent. One round trip,
-// where a delete then an acquire would take two.
+// handoff.lua, sent to every master at once, replaces the lease's value
+// with a fresh one for the next holder, with its TTL, and draws a fence
+// counter (INCR), only where the key still holds the lease's value. When a
+// majority did, and master 0 answered, the counters are fenced as an
+// acquire's are (fencing.go), and the next goroutine takes the keys over as
+// a new lease: its own value, the new token, validity counted from when the
+// script was sent. One round trip, where a delete then an acquire would
+// take two.
 //
-// Why it is safe. Exclusion: the keys hold this Client's value throughout,
-// so no other Client can take the lock in between, and within the Client
-// the turn goes to one goroutine at a time; the new lease's validity comes
-// from a majority's answers to this round trip, as an acquire's does.
-// Tokens: the new counter comes from INCRs on a majority where the key
-// still held the value at that moment, and is fenced on a majority before
-// the lease is handed out. Every earlier lease's fenced majority meets the
-// masters that drew it, so the new token is larger than every earlier
-// lease's, on any Client, whatever the clocks did: when the keys vanished
-// early (a clock jump, a flush) and another Client acquired meanwhile, its
-// keys are not the value, the handoff fails there, and the lease is
-// released as usual (TestHandoffAfterKeysVanishedEarly). A handoff that
-// asked no master could not know that. No token is given twice: each comes
+// Why it is safe. Exclusion: the key goes from one value of this Client to
+// the next in one script, so no other Client can take the lock in between,
+// and within the Client the turn goes to one goroutine at a time; the new
+// lease's validity comes from a majority's answers to this round trip, as
+// an acquire's does. The next holder's value is fresh, so a command of the
+// old lease's still on its way (a renewal with a shorter TTL, delivered late
+// over a replaced connection) cannot touch the new lease's keys
+// (TestAdvHandoffAfterLateShortExtend). Tokens: the new counter comes from
+// INCRs on a majority where the key still held the value at that moment,
+// and is fenced on a majority before the lease is handed out. Every earlier
+// lease's fenced majority meets the masters that drew it, so the new token
+// is larger than every earlier lease's, on any Client, whatever the clocks
+// did: when the keys vanished early (a clock jump, a flush) and another
+// Client acquired meanwhile, its keys are not the value, the handoff fails
+// there, and the lease is released as usual
+// (TestHandoffAfterKeysVanishedEarly). No token is given twice: each comes
 // from an INCR of its own.
+//
+// A handoff that fails may have given the key the next value on some
+// masters: Release then deletes both values, and buries the next one where
+// the answer never came (bury.lua), so that a late handoff.lua is refused.
 //
 // Order between Clients: master 0's waiting list holds the waiters of other
 // Clients (retry.go). When one of them is first in line, or holds the key
@@ -46,58 +54,91 @@ import (
 // is unknown. Each handoff reads the line, so a waiter of another Client is
 // never passed over once it is first in it.
 //
-// Watch sees a renewal: the keys keep their value.
+// Watch sees the old lease released and the next acquired.
 
 // handOff hands l's keys over to the next goroutine of this Client waiting
 // for the name, and reports whether it did. ended reports whether it ended
 // l (released); when it ended l but did not hand the keys over, the caller
-// deletes them and passes the turn on, as after any Release.
-func (l *Lease) handOff(ctx context.Context) (handed, ended bool) {
+// deletes them (with next, the value the failed handoff may have set on
+// some masters) and passes the turn on, as after any Release.
+func (l *Lease) handOff(ctx context.Context) (handed, ended bool, next string) {
 	if !l.turn.waited() {
-		return false, false
+		return false, false, ""
 	}
 	l.mu.Lock()
 	if l.checkLocked(l.c.now()) {
 		l.mu.Unlock()
-		return false, false // ended already: lost, or released meanwhile
+		return false, false, "" // ended already: lost, or released meanwhile
 	}
 	l.endLocked(ErrReleased)
 	l.mu.Unlock()
-	next := l.successor(context.WithoutCancel(ctx))
-	if next == nil {
-		return false, true
+	s, next := l.successor(context.WithoutCancel(ctx))
+	if s == nil {
+		return false, true, next
 	}
-	if !l.turn.handOff(next) {
-		return false, true // every waiter gave up meanwhile
+	// Where the handoff's answer has not come, the old value may remain:
+	// delete it once those answers are in (a delete overtaking the handoff
+	// would leave that master without the new lease's key).
+	c, req, old := l.c, l.req, l.value
+	c.spawn(func() {
+		s.settle()
+		c.drop(req, old)
+	})
+	if !l.turn.handOff(s) {
+		// Every waiter gave up meanwhile: delete the new lease's keys.
+		s.discard()
+		l.turn.done()
 	}
-	return true, true
+	return true, true, ""
 }
 
 // successor runs the handoff's round trip for l, which has just ended, and
 // returns the lease that takes l's keys over, or nil when a majority no
 // longer holds them, master 0 says the lock should go to another Client's
-// waiter, or master 0 did not answer.
-func (l *Lease) successor(ctx context.Context) *Lease {
+// waiter, or master 0 did not answer. It returns the value it gave the next
+// holder: on failure the caller deletes it too.
+func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	l.settle() // the acquire's stragglers may still set the key
 	c, req := l.c, l.req
 	ttl := l.TTL() // Extend may have changed it
+	next := newValue()
 	start := time.Now()
-	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey}
+	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey, req.tombKey(next)}
 	ttlArg := strconv.FormatInt(ttl.Milliseconds(), 10)
-	args, args0 := []string{l.value, ttlArg, "0", l.waiter}, []string{l.value, ttlArg, "1", l.waiter}
+	args := []string{l.value, ttlArg, "0", l.waiter, next}
+	args0 := []string{l.value, ttlArg, "1", l.waiter, next}
 	replies, count := c.fanout(ctx, req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		if node == 0 {
 			return script.Handoff.Exec(ctx, rc, keys, args0)
 		}
 		return script.Handoff.Exec(ctx, rc, keys, args)
 	})
-	// handoff.lua never creates a key: answers still to come when this
-	// returns can only push out the expiry of keys that are ours, or do
-	// nothing; they need no clean-up.
+	state := make([]int, len(c.nodes))
 	counters := make([]int64, len(c.nodes))
-	drawn := 0
+	drawn, answered := 0, 0
 	checked0 := false // master 0 answered, and read its line
-	for answered := 0; answered < count; answered++ {
+	fail := func() (*Lease, string) {
+		// Some masters may have the next value, or get it late: the
+		// caller deletes it with the old one (Release, with its also);
+		// here, where the answer never came, it is buried, once the
+		// answers still to come are in. Not where an answer came: a bury
+		// racing Release's delete there would make it find the key gone.
+		left := count - answered
+		c.spawn(func() {
+			for range left {
+				if r := <-replies; r.err != nil {
+					state[r.node] = failed
+				}
+			}
+			if unknown, some := mark(state, func(s int) bool { return s == failed }); some {
+				ctx, cancel := context.WithTimeout(c.bg, ttl)
+				defer cancel()
+				c.bury(ctx, req, next, unknown)
+			}
+		})
+		return nil, next
+	}
+	for ; answered < count; answered++ {
 		// Master 0 is heard out: it says whether the lock should go to
 		// another Client's waiter instead.
 		if drawn >= c.quorum && checked0 || drawn+count-answered < c.quorum {
@@ -105,45 +146,57 @@ func (l *Lease) successor(ctx context.Context) *Lease {
 		}
 		r := <-replies
 		if r.err != nil {
+			state[r.node] = failed
 			if r.node == 0 {
-				return nil // its line is unknown
+				answered++
+				return fail() // its line is unknown
 			}
 			continue
 		}
 		v, err := r.res.AsIntSlice()
 		if err != nil || len(v) != 2 {
+			state[r.node] = failed
 			continue
 		}
+		state[r.node] = held
 		if r.node == 0 {
 			checked0 = true
 		}
 		if v[1] == 1 {
-			return nil // another Client's waiter goes first
+			answered++
+			return fail() // another Client's waiter goes first
 		}
 		if v[0] > 0 {
+			state[r.node] = granted
 			counters[r.node] = v[0]
 			drawn++
 		}
 	}
 	if drawn < c.quorum || !checked0 {
-		return nil
+		return fail()
 	}
 	validUntil := start.Add(ttl - c.drift(ttl))
 	tok, err := c.fence(ctx, req, counters, validUntil)
 	if err != nil || !time.Now().Before(validUntil) {
-		return nil
+		return fail()
 	}
 	r := *req
 	r.ttl = ttl
-	s := newLease(c, &r, l.value, tok, start, nil)
+	s := newLease(c, &r, next, tok, start, nil)
 	s.waiter = l.waiter
-	ack := c.at(start) + int64(ttl-c.drift(ttl))
-	for i, v := range counters {
-		if v > 0 {
-			s.acks[i] = ack
+	// The answers still to come may set the key late: the new lease's
+	// deletes wait for them (settle), as after an acquire.
+	s.stragglers, s.pending = replies, count-answered
+	s.grants = func(res rueidis.RedisResult) bool {
+		v, err := res.AsIntSlice()
+		return err == nil && len(v) == 2 && v[0] > 0
+	}
+	for i := range counters {
+		if state[i] == granted {
+			s.acks[i] = s.validUntil.Load()
 		}
 	}
-	return s
+	return s, ""
 }
 
 // adopt takes over the lease handed over with turn t, if any, for req, and

@@ -27,7 +27,7 @@ func TestUntakenHandoffDeletesKeys(t *testing.T) {
 	}
 	// A waiter comes: it counts at the slot.
 	s := c.queue.ref(name)
-	handed, ended := l.handOff(ctx)
+	handed, ended, _ := l.handOff(ctx)
 	if !handed || !ended {
 		t.Fatalf("handOff: handed %v, ended %v; want both", handed, ended)
 	}

@@ -43,11 +43,11 @@ func take(t *testing.T, got <-chan heldLease, what string) *distlock.Lease {
 	return nil
 }
 
-// Goroutines of one Client pass the lock on without deleting its keys: the
-// keys keep their value on every master, and each next lease's token,
-// drawn by the handoff's round trip, is larger than the one before. The
-// last Release deletes the keys, and a lease of another Client then gets a
-// larger token still.
+// Goroutines of one Client pass the lock on without freeing its keys: each
+// handoff replaces the value with the next lease's own on every master, in
+// one script, and each next lease's token, drawn by the handoff's round
+// trip, is larger than the one before. The last Release deletes the keys,
+// and a lease of another Client then gets a larger token still.
 func TestLocalHandoffKeepsKeys(t *testing.T) {
 	const name = "handoff"
 	servers := masters(t, 3)
@@ -72,11 +72,13 @@ func TestLocalHandoffKeepsKeys(t *testing.T) {
 		if l.Token() <= prev.Token() {
 			t.Errorf("handoff %d: token %d after %d; want more", i+1, l.Token(), prev.Token())
 		}
+		next := keyValue(t, servers[0], name)
 		for _, s := range servers {
-			if v := keyValue(t, s, name); v != value {
-				t.Errorf("handoff %d: %s holds %q; want the value kept, %q", i+1, s.Addr(), v, value)
+			if v := keyValue(t, s, name); v == "" || v == value || v != next {
+				t.Errorf("handoff %d: %s holds %q; want the next lease's own value on every master (not %q)", i+1, s.Addr(), v, value)
 			}
 		}
+		value = next
 		if err := l.Err(); err != nil {
 			t.Fatalf("handed-over lease: %v", err)
 		}

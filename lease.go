@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,11 +68,16 @@ type Lease struct {
 	// unanswered on master i can give: an Extend asked for a shorter TTL
 	// after it was sent, and that TTL reaches the key there once Extend's
 	// own command runs, however late the older answer comes.
-	ackCap    []int64
-	inflight  uint64        // masters with a renewal of this lease unanswered
-	gone      uint64        // masters that answered the key is gone or taken
-	extending bool          // an Extend runs: background renewals wait
-	freed     chan struct{} // if not nil, closed when a renewal is answered
+	ackCap []int64
+	// unknownTTL[i], when not 0, is the shortest TTL of l's renewals to
+	// master i whose answer never came: such a command may still arrive,
+	// late, and set that TTL then, so no later ack there counts beyond it
+	// (TestAdvLateRenewalAfterLongerExtend).
+	unknownTTL []time.Duration
+	inflight   uint64        // masters with a renewal of this lease unanswered
+	gone       uint64        // masters that answered the key is gone or taken
+	extending  bool          // an Extend runs: background renewals wait
+	freed      chan struct{} // if not nil, closed when a renewal is answered
 
 	turn *turn // this Client's turn at the name: passed on when the lease ends
 
@@ -85,8 +91,12 @@ type Lease struct {
 	// may not even have handed its command to rueidis yet, and a delete
 	// that overtook it would leave its key behind for a whole TTL.
 	stragglers <-chan reply
-	pending    int
-	settleOnce sync.Once
+	// validUntilAtStart is the validity the acquire (or handoff) gave: a
+	// straggler's grant guarantees the key there that long.
+	validUntilAtStart int64
+	grants            func(rueidis.RedisResult) bool // whether a straggler's answer set the key
+	pending           int
+	settleOnce        sync.Once
 
 	// extendMu lets one Extend run at a time.
 	extendMu sync.Mutex
@@ -97,11 +107,12 @@ type Lease struct {
 }
 
 func newLease(c *Client, req *request, value string, token uint64, start time.Time, t *turn) *Lease {
-	l := &Lease{c: c, req: req, value: value, token: token, turn: t, index: -1, acks: make([]int64, len(c.nodes)), ackCap: make([]int64, len(c.nodes))}
+	l := &Lease{c: c, req: req, value: value, token: token, turn: t, index: -1, acks: make([]int64, len(c.nodes)), ackCap: make([]int64, len(c.nodes)), unknownTTL: make([]time.Duration, len(c.nodes))}
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
 	l.ttl.Store(int64(req.ttl))
 	l.keys, l.args = []string{req.key}, renewArgs(value, req.ttl)
 	l.validUntil.Store(c.at(start) + int64(req.ttl-c.drift(req.ttl)))
+	l.validUntilAtStart = l.validUntil.Load()
 	return l
 }
 
@@ -215,7 +226,7 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil // released before
 	}
 	ctx, span := l.c.tel.start(ctx, spanRelease, l.req.name)
-	handed, first := l.handOff(ctx)
+	handed, first, next := l.handOff(ctx)
 	prev := error(ErrReleased)
 	if !first {
 		l.mu.Lock()
@@ -236,7 +247,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	case !first && !isLost(prev):
 		// released meanwhile, by a concurrent Release
 	default:
-		err = l.release(ctx, span, prev, first)
+		err = l.release(ctx, span, prev, first, next)
 	}
 	end(span, err)
 	return err
@@ -244,9 +255,19 @@ func (l *Lease) Release(ctx context.Context) error {
 
 // release deletes the keys of a lease that Release ended (first) or found
 // lost (prev), recording each master's error on span.
-func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first bool) error {
+//
+// also, when set, is another value of this lease's that the keys may hold
+// (a local handoff that failed: handoff.go), deleted too. A key found gone
+// or taken counts as a sign the lease was lost only while that master's
+// last answer still guaranteed the key: one that expired on time after
+// Release was called, because a master answered late, does not
+// (TestAdvReleaseAtDeadlineNotLost).
+func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first bool, also string) error {
 	l.settle()
-	keys, args := []string{l.req.key}, []string{l.value}
+	l.mu.Lock()
+	acks := slices.Clone(l.acks)
+	l.mu.Unlock()
+	keys, args := []string{l.req.key}, []string{l.value, also}
 	replies, count := l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Release.Exec(ctx, rc, keys, args)
 	})
@@ -271,11 +292,12 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 				continue
 			}
 			ok++
-			switch v, _ := r.res.AsInt64(); v {
-			case 0:
-				gone = append(gone, r.node)
-			case -1:
-				taken = append(taken, r.node)
+			if v, _ := r.res.AsInt64(); v != 1 && l.c.now() < acks[r.node] {
+				if v == 0 {
+					gone = append(gone, r.node)
+				} else {
+					taken = append(taken, r.node)
+				}
 			}
 			continue
 		case <-done:
@@ -583,7 +605,16 @@ func (l *Lease) endLocked(cause error) bool {
 func (l *Lease) settle() {
 	l.settleOnce.Do(func() {
 		for range l.pending {
-			<-l.stragglers
+			r := <-l.stragglers
+			if r.err == nil && l.grants(r.res) {
+				// The key is set there too: what the grant guarantees
+				// counts for Release's reading of its deletes.
+				l.mu.Lock()
+				if l.acks[r.node] == 0 {
+					l.acks[r.node] = l.validUntilAtStart
+				}
+				l.mu.Unlock()
+			}
 		}
 	})
 }

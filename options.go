@@ -37,6 +37,7 @@ type request struct {
 	// custom key prefix ("" for the default prefix, whose counter has not
 	// moved): a counter new on a master starts above it (acquire.lua).
 	legacyFenceKey string
+	tag            string // "{...}", the lock key's hash slot
 	ttl            time.Duration
 	timeout        time.Duration // per master
 }
@@ -70,6 +71,13 @@ var reservedPrefixes = []string{"fence:", "wait:", "lapse:"}
 // both lock a:b:x, with one counter: TestPrefixesShareCounter). No lock key
 // may start with these reserved key spaces.
 const ReservedKeyspace = "distlock:"
+
+// tombKey returns the key of the tombstone that bury.lua leaves for an
+// attempt with value whose answer never came: its acquire is refused if it
+// arrives later.
+func (r *request) tombKey(value string) string {
+	return ReservedKeyspace + "fence:dead:" + r.tag + value
+}
 
 // checkKey reports why key cannot be a lock key, or nil: it must not be
 // one of distlock's own keys.
@@ -116,6 +124,7 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 		lapseKey: ReservedKeyspace + "lapse:" + tag + key,
 		ttl:      ttl,
 		timeout:  c.nodeTimeout(ttl),
+		tag:      tag,
 	}
 	if c.cfg.prefix != ReservedKeyspace {
 		r.legacyFenceKey = c.cfg.prefix + "fence:" + tag

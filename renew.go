@@ -394,7 +394,16 @@ func (l *Lease) answered(i int, start int64, ttl time.Duration, v int64) int {
 		return renewWaiting
 	}
 	switch v {
+	case noReply:
+		if u := l.unknownTTL[i]; u == 0 || ttl < u {
+			l.unknownTTL[i] = ttl
+		}
 	case 1:
+		if u := l.unknownTTL[i]; u != 0 && u < ttl {
+			// A shorter renewal of ours may still arrive after this one:
+			// it would set its TTL from when it arrives, after start.
+			ttl = u
+		}
 		a := start + int64(ttl-c.drift(ttl))
 		if capped != 0 && a > capped {
 			a = capped // a shorter TTL was asked for since it was sent

@@ -81,7 +81,8 @@ const keptRetryDelay = time.Millisecond
 // the first of them when it is released, in one round trip to the masters:
 // the new lease's token is drawn then, on a majority where the keys still
 // hold their value, and is larger than every earlier lease's; the keys
-// keep their value (Watch sees a renewal). A waiter of another Client that
+// take the new lease's own value in the same script (Watch sees one lease
+// released and the next acquired). A waiter of another Client that
 // is first in master 0's line is never passed over: the holder then
 // deletes its keys, and the lock goes to that waiter.
 func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lease, error) {

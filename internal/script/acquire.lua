@@ -4,8 +4,10 @@
 -- KEYS[2]  fence counter of the lock key
 -- KEYS[3]  waiting list: waiter ids of waiting acquires, by arrival (ZSET)
 -- KEYS[4]  the same ids, by the time their registration lapses (ZSET)
--- KEYS[5]  optional: the fence counter where distlock before 0.9 kept it
---          (a custom key prefix): a new counter starts above it
+-- KEYS[5]  this attempt's tombstone: when it exists, a clean-up has been
+--          here for this value (bury.lua), and this command arrives late
+-- KEYS[6]  optional: the fence counter where distlock before 0.9 kept it
+--          (a custom key prefix): the counter is always raised above it
 -- ARGV[1]  lease value (128 random bits, hex), fresh for every attempt
 -- ARGV[2]  TTL in milliseconds (relative: the master's own clock counts it)
 -- ARGV[3]  "1" when this master keeps the waiting list (master 0), else "0"
@@ -41,6 +43,9 @@
 -- one EXISTS more there, and nothing more elsewhere. A waiter that is
 -- granted renews its place too: it may lose the other masters and keep
 -- this one (the tie-break), and must not lose its place meanwhile.
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return {0, 0, 0, 0}
+end
 local queue = ARGV[3] == '1'
 local head, now
 if queue and redis.call('EXISTS', KEYS[3]) == 1 then
@@ -102,11 +107,12 @@ if queue and head ~= nil and head == ARGV[7] then
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[7])
 end
 local c = redis.call('INCR', KEYS[2])
-if c == 1 and KEYS[5] then
-  -- A counter new here: start above the one an older distlock kept.
-  local old = tonumber(redis.call('GET', KEYS[5]) or '0') or 0
-  if old > 0 then
-    c = redis.call('INCRBY', KEYS[2], math.floor(old))
+if KEYS[6] then
+  -- Tokens an older distlock drew for this prefix must stay below ours,
+  -- whoever created the shared counter first.
+  local old = tonumber(redis.call('GET', KEYS[6]) or '0') or 0
+  if c <= old then
+    c = redis.call('INCRBY', KEYS[2], math.floor(old) - c + 1)
   end
 end
 return {1, c}

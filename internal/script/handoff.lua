@@ -1,29 +1,39 @@
 -- handoff.lua: pass a held lock to the next holder in the same Client
--- (handoff.go): keep the key, push its expiry out, and draw a fencing
--- counter for the new holder, only where the key still holds the value.
+-- (handoff.go): where the key still holds the holder's value, replace it
+-- with the next holder's fresh value and TTL, and draw a fencing counter
+-- for the next holder.
 --
 -- KEYS[1]  lock key
 -- KEYS[2]  fence counter of the lock key
 -- KEYS[3]  waiting list: waiter ids of waiting acquires, by arrival (ZSET)
 -- KEYS[4]  the same ids, by the time their registration lapses (ZSET)
+-- KEYS[5]  the next holder's tombstone (bury.lua): when it exists, the
+--          handoff failed and was cleaned up, and this command comes late
 -- ARGV[1]  the holding lease's value
--- ARGV[2]  TTL in milliseconds for the new holder
+-- ARGV[2]  TTL in milliseconds for the next holder
 -- ARGV[3]  "1" when this master keeps the waiting list (master 0), else "0"
 -- ARGV[4]  the waiter id the holding lease waited under ("" if none): it
 --          may still be in the list, about to leave it
+-- ARGV[5]  the next holder's value (fresh: no command carrying it has had
+--          an unknown outcome, so no late command of the holder's can touch
+--          the next holder's key)
 --
--- Returns {counter, 0} when the key held ARGV[1]: its expiry is now
--- ARGV[2] from now, and counter (INCR) is the new holder's alone. Returns
--- {0, 0} when the key does not hold ARGV[1] (gone, expired early, or taken:
--- nothing is written), and {0, 1} on master 0 when a waiter of another
--- Client is first in line or holds the key there (a waiter that won master
--- 0, the tie-break, keeps its key there and tries again): the lock should
--- go to that waiter, not on within the holder's Client. The line is read
--- before the key, so master 0 says whether someone waits even when it no
--- longer holds the key.
+-- Returns {counter, 0} when the key held ARGV[1]: it now holds ARGV[5],
+-- for ARGV[2] from now, and counter (INCR) is the next holder's alone.
+-- Returns {0, 0} when the key does not hold ARGV[1] (gone, expired early,
+-- or taken: nothing is written), and {0, 1} on master 0 when a waiter of
+-- another Client is first in line or holds the key there (a waiter that won
+-- master 0, the tie-break, keeps its key there and tries again): the lock
+-- should go to that waiter, not on within the holder's Client. The line is
+-- read before the key, so master 0 says whether someone waits even when it
+-- no longer holds the key.
 --
--- It publishes "expire <ttl> <value>" on the lock's watch channel, as
--- renew.lua does: to a watcher the lock stays held by the same value.
+-- On the lock's watch channel it publishes "del 0 <old>" and "set <ttl>
+-- <new>", each before its write, as release.lua and acquire.lua do: to a
+-- watcher one lease ends and the next begins.
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  return {0, 0}
+end
 local v = redis.call('GET', KEYS[1])
 if ARGV[3] == '1' then
   if v ~= false and v ~= ARGV[1] then
@@ -47,6 +57,8 @@ end
 if v ~= ARGV[1] then
   return {0, 0}
 end
-redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'expire ' .. ARGV[2] .. ' ' .. ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'del 0 ' .. ARGV[1])
+redis.call('DEL', KEYS[1])
+redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'set ' .. ARGV[2] .. ' ' .. ARGV[5])
+redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[2])
 return {redis.call('INCR', KEYS[2]), 0}

@@ -30,7 +30,7 @@ func TestAcquireReplacesReleasedValue(t *testing.T) {
 		if len(extra) > 0 {
 			replaces = extra[0]
 		}
-		return do("EVAL", acquireSrc, "4", "k", "fence", "wait", "lapse", value, "10000", "1", "1", "1000", replaces, value)
+		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb", value, "10000", "1", "1", "1000", replaces, value)
 	}
 	do("SET", "k", "old", "PX", "10000")
 
@@ -66,7 +66,7 @@ func TestHandoffScript(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
 	do := doer(t, s)
 	handoff := func(value, master0, waiter string) string {
-		return do("EVAL", handoffSrc, "4", "k", "fence", "wait", "lapse", value, "20000", master0, waiter)
+		return do("EVAL", handoffSrc, "5", "k", "fence", "wait", "lapse", "tomb", value, "20000", master0, waiter, "next")
 	}
 	do("SET", "fence", "5")
 	if r := handoff("v", "1", ""); r != "0\n0" {
@@ -82,9 +82,21 @@ func TestHandoffScript(t *testing.T) {
 	if r := handoff("v", "0", ""); r != "6\n0" {
 		t.Fatalf("handoff: got %q; want the counter raised by one (6)", r)
 	}
-	if v, ttl := do("GET", "k"), do("PTTL", "k"); v != "v" || len(ttl) != 5 {
-		t.Fatalf("after a handoff the key holds %q with PTTL %s; want v, about 20000", v, ttl)
+	if v, ttl := do("GET", "k"), do("PTTL", "k"); v != "next" || len(ttl) != 5 {
+		t.Fatalf("after a handoff the key holds %q with PTTL %s; want next, about 20000", v, ttl)
 	}
+	// A tombstone for the next value (the handoff was abandoned and
+	// cleaned up): a late handoff does nothing.
+	do("SET", "k", "v", "PX", "10000")
+	do("SET", "tomb", "1", "PX", "10000")
+	if r := handoff("v", "0", ""); r != "0\n0" {
+		t.Fatalf("handoff with the next value's tombstone: got %q; want nothing done", r)
+	}
+	if v := do("GET", "k"); v != "v" {
+		t.Fatalf("late handoff changed the key to %q", v)
+	}
+	do("DEL", "tomb")
+	do("SET", "fence", "6")
 	// Another Client's waiter first in line: master 0 does nothing, the
 	// others (which keep no line) still draw.
 	do("ZADD", "wait", "1", "w")
@@ -95,12 +107,14 @@ func TestHandoffScript(t *testing.T) {
 	if r := handoff("v", "0", ""); r != "7\n0" {
 		t.Fatalf("handoff on another master: got %q; want 7", r)
 	}
+	do("SET", "k", "v", "PX", "10000")
 	// The holder's own waiter id first in line does not count; nor does a
 	// waiter whose registration lapsed.
 	do("ZADD", "wait", "0", "mine")
 	if r := handoff("v", "1", "mine"); r != "8\n0" {
 		t.Fatalf("handoff on master 0 with the holder's own id first: got %q; want 8", r)
 	}
+	do("SET", "k", "v", "PX", "10000")
 	do("ZREM", "wait", "mine")
 	do("ZADD", "lapse", "1", "w")
 	if r := handoff("v", "1", ""); r != "9\n0" {
@@ -150,7 +164,7 @@ func TestAcquireWaiterID(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
 	do := doer(t, s)
 	acquire := func(value, waiter string) string {
-		return do("EVAL", acquireSrc, "4", "k", "fence", "wait", "lapse", value, "10000", "1", "1", "1000", "", waiter)
+		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb", value, "10000", "1", "1", "1000", "", waiter)
 	}
 	do("SET", "k", "holder", "PX", "10000")
 	if r := acquire("v1", "w1"); !strings.HasPrefix(r, "0\n") {
@@ -171,5 +185,46 @@ func TestAcquireWaiterID(t *testing.T) {
 	}
 	if v := do("GET", "k"); v != "v4" {
 		t.Fatalf("key holds %q; want v4", v)
+	}
+}
+
+// bury.lua deletes the attempt's key if it holds the value, and leaves a
+// tombstone that makes acquire.lua refuse that value when it arrives late.
+func TestBuryRefusesLateAcquire(t *testing.T) {
+	s := redistest.StartN(t, 1, redistest.Options{})[0]
+	do := doer(t, s)
+	acquire := func(value string) string {
+		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb:"+value, value, "10000", "0", "0", "1000", "", "")
+	}
+	if r := do("EVAL", burySrc, "2", "k", "tomb:v", "v", "60000"); r != "0" {
+		t.Fatalf("bury of a value never set: got %q; want 0", r)
+	}
+	if r := acquire("v"); !strings.HasPrefix(r, "0\n") {
+		t.Fatalf("acquire arriving after bury: got %q; want refused", r)
+	}
+	if v := do("EXISTS", "k"); v != "0" {
+		t.Fatal("a late acquire set the key")
+	}
+	if r := acquire("w"); !strings.HasPrefix(r, "1\n") {
+		t.Fatalf("acquire of another value: got %q; want granted", r)
+	}
+	if r := do("EVAL", burySrc, "2", "k", "tomb:w", "w", "60000"); r != "1" {
+		t.Fatalf("bury of a value the key holds: got %q; want 1 (deleted)", r)
+	}
+	if v := do("EXISTS", "k"); v != "0" {
+		t.Fatal("bury left the key")
+	}
+}
+
+// release.lua deletes either of two values given.
+func TestReleaseAlsoValue(t *testing.T) {
+	s := redistest.StartN(t, 1, redistest.Options{})[0]
+	do := doer(t, s)
+	do("SET", "k", "next")
+	if r := do("EVAL", releaseSrc, "1", "k", "old", ""); r != "-1" {
+		t.Fatalf("release of old with no second value: got %q; want -1", r)
+	}
+	if r := do("EVAL", releaseSrc, "1", "k", "old", "next"); r != "1" {
+		t.Fatalf("release of old or next: got %q; want 1", r)
 	}
 }
