@@ -79,10 +79,24 @@ func (l *Lease) handOff(ctx context.Context) (handed, ended bool, next string) {
 	// Where the handoff's answer has not come, the old value may remain:
 	// delete it once those answers are in (a delete overtaking the handoff
 	// would leave that master without the new lease's key).
+	// Only where the answer never came: elsewhere the script either
+	// replaced the old value or found none (TestHandoffLeavesNoOldValue).
 	c, req, old := l.c, l.req, l.value
 	c.spawn(func() {
 		s.settle()
-		c.drop(req, old)
+		s.mu.Lock()
+		unknown := s.unanswered
+		s.mu.Unlock()
+		if unknown == 0 {
+			return
+		}
+		only := make([]bool, len(c.nodes))
+		for i := range only {
+			only[i] = unknown&(1<<i) != 0
+		}
+		ctx, cancel := context.WithTimeout(c.bg, req.ttl)
+		defer cancel()
+		c.bury(ctx, req, old, only)
 	})
 	if !l.turn.handOff(s) {
 		// Every waiter gave up meanwhile: delete the new lease's keys.
@@ -187,6 +201,11 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	// The answers still to come may set the key late: the new lease's
 	// deletes wait for them (settle), as after an acquire.
 	s.stragglers, s.pending = replies, count-answered
+	for i := range state {
+		if state[i] == failed {
+			s.unanswered |= 1 << i
+		}
+	}
 	s.grants = func(res rueidis.RedisResult) bool {
 		v, err := res.AsIntSlice()
 		return err == nil && len(v) == 2 && v[0] > 0

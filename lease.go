@@ -91,6 +91,10 @@ type Lease struct {
 	// may not even have handed its command to rueidis yet, and a delete
 	// that overtook it would leave its key behind for a whole TTL.
 	stragglers <-chan reply
+	// unanswered marks the masters whose answer to the acquire (or
+	// handoff) never came, stragglers included once settled; guarded by
+	// mu.
+	unanswered uint64
 	// validUntilAtStart is the validity the acquire (or handoff) gave: a
 	// straggler's grant guarantees the key there that long.
 	validUntilAtStart int64
@@ -606,6 +610,11 @@ func (l *Lease) settle() {
 	l.settleOnce.Do(func() {
 		for range l.pending {
 			r := <-l.stragglers
+			if r.err != nil {
+				l.mu.Lock()
+				l.unanswered |= 1 << r.node
+				l.mu.Unlock()
+			}
 			if r.err == nil && l.grants(r.res) {
 				// The key is set there too: what the grant guarantees
 				// counts for Release's reading of its deletes.

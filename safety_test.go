@@ -522,3 +522,42 @@ func TestWaiterSubscribedAfterHeadAnnounced(t *testing.T) {
 	t.Logf("W2 took the lock %v after W1's release", time.Since(start).Round(time.Millisecond))
 	l2.Release(ctx)
 }
+
+// A chain of local handoffs leaves no old value anywhere, and, with every
+// master answering, no tombstone: the old value is buried only where a
+// handoff's answer never came.
+func TestHandoffLeavesNoOldValue(t *testing.T) {
+	const name = "chain-clean"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	l, err := c.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		got := acquireLater(t, ctx, c, name)
+		waitQueued(t, c, name)
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l = take(t, got, fmt.Sprintf("handoff %d", i+1))
+		everyMasterHolds(t, servers, name)
+		v0 := keyValue(t, servers[0], name)
+		for _, s := range servers[1:] {
+			if v := keyValue(t, s, name); v != v0 {
+				t.Fatalf("handoff %d: %s holds %q, master 0 %q; want the new lease's value everywhere", i+1, s.Addr(), v, v0)
+			}
+		}
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	noLockKeys(t, servers)
+	time.Sleep(50 * time.Millisecond)
+	for _, s := range servers {
+		if keys, _ := s.Do("KEYS", "distlock:fence:dead:*"); keys != "" {
+			t.Errorf("%s: tombstones %q after handoffs every master answered; want none", s.Addr(), keys)
+		}
+	}
+}
