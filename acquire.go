@@ -119,6 +119,12 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 			errs[r.node] = &NodeError{Addr: c.nodes[r.node].addr, Err: err}
 			return
 		case ok:
+			if err := checkCounter(v[1], req.fenceKey); err != nil {
+				// The key is set there: cleaned up like an unknown answer.
+				state[r.node] = failed
+				errs[r.node] = &NodeError{Addr: c.nodes[r.node].addr, Err: err}
+				return
+			}
 			state[r.node], counters[r.node] = granted, v[1]
 			nGranted++
 			return

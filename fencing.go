@@ -52,6 +52,22 @@ import (
 // nodeBits is how many low bits of a token name the master it came from.
 const nodeBits = 6
 
+// MaxCounter is the largest fence counter a token can carry: Lua numbers
+// (doubles) hold integers exactly up to 2^53, and a token shifts the
+// counter left by 6 bits. A master whose counter is outside 1..MaxCounter
+// (negative, or raised beyond it by hand or by a bug) is counted as failed
+// for that acquire, with an error naming the master and the key; it never
+// yields a token (TestCounterOutOfRange).
+const MaxCounter = 1 << 53
+
+// checkCounter reports why counter, read from key, cannot be in a token.
+func checkCounter(counter int64, key string) error {
+	if counter < 1 || counter > MaxCounter {
+		return fmt.Errorf("fence counter %s is %d, outside 1..2^53: fix or delete it (tokens from it would not rise)", key, counter)
+	}
+	return nil
+}
+
 // token encodes a counter and the master that returned it.
 func token(counter int64, node int) uint64 { return uint64(counter)<<nodeBits | uint64(node) }
 

@@ -180,6 +180,10 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 			answered++
 			return fail() // another Client's waiter goes first
 		}
+		if v[0] != 0 && checkCounter(v[0], req.fenceKey) != nil {
+			state[r.node] = failed // swapped, with a counter no token can carry
+			continue
+		}
 		if v[0] > 0 {
 			state[r.node] = granted
 			counters[r.node] = v[0]

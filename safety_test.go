@@ -561,3 +561,41 @@ func TestHandoffLeavesNoOldValue(t *testing.T) {
 		}
 	}
 }
+
+// A fence counter outside 1..2^53 (set by hand, or negative) never yields
+// a token: that master counts as failed, with an error naming the key.
+// (Before: -1000 gave token 0xffffffffffffffff; above 2^57 the shift
+// wrapped to small tokens.)
+func TestCounterOutOfRange(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := t.Context()
+	l, err := c.Acquire(ctx, "range")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release(ctx)
+	fence, _ := servers[0].Do("KEYS", "distlock:fence:{*}")
+	// One bad master: the lock still works on the other two, with a sane
+	// token.
+	if _, err := servers[0].Do("SET", fence, "-1000"); err != nil {
+		t.Fatal(err)
+	}
+	l, err = c.TryAcquire(ctx, "range")
+	if err != nil {
+		t.Fatalf("TryAcquire with master 0's counter at -1000: %v", err)
+	}
+	if tok := l.Token(); tok>>6 > 1<<53 || tok&63 == 0 {
+		t.Errorf("token %#x; want one from master 1 or 2, below 2^59", tok)
+	}
+	l.Release(ctx)
+	// Two bad masters: no token at all, and the error names the key.
+	if _, err := servers[1].Do("SET", fence, "1152921504606846976"); err != nil { // 2^60
+		t.Fatal(err)
+	}
+	_, err = c.TryAcquire(ctx, "range")
+	if err == nil || !strings.Contains(err.Error(), fence) || !strings.Contains(err.Error(), "outside 1..2^53") {
+		t.Fatalf("TryAcquire with two counters out of range: got %v; want an error naming %s", err, fence)
+	}
+	noLockKeys(t, servers)
+}
