@@ -115,3 +115,56 @@ func TestAdv2ReleaseMissesLossWhereAckIsZero(t *testing.T) {
 }
 
 var _ = strings.Contains
+
+// A lease's own acquire, delivered late over a replaced connection, lands
+// after the lease's Release and sets the key for a whole TTL. 5c2af93 buries
+// (bury.lua: delete and tombstone) only a failed attempt's value where the
+// answer never came; a successful acquire's stragglers are only waited for
+// (Lease.settle), and a straggler that failed is forgotten: Release sends
+// release.lua there, which the late acquire overtakes. The same holds for a
+// lost lease (the reaper's releaseAll) and for a failed local handoff
+// (Release's release with also = next): none buries the lease's value
+// where its acquire's answer never came. (A successful handoff does: the
+// old value is dropped, so buried, everywhere.)
+//
+// Interleaving (3 masters; master 2 through a LateDialer):
+//  1. Master 2 is partitioned; TryAcquire (TTL 5s) wins masters 0 and 1
+//     and returns; acquire.lua is held in master 2's socket.
+//  2. The partition breaks: the straggler's answer is a read error;
+//     rueidis dials master 2 anew.
+//  3. Release: settle reads the error, release.lua runs on all three
+//     (master 2: gone). Release returns nil.
+//  4. The old socket delivers: acquire.lua sets the key on master 2 with
+//     the released lease's value, PX 5000, and draws a counter.
+//
+// Breaks P4 (no lock key left behind once the masters answer): the key
+// stays on master 2 for the whole TTL with no lease holding it. With two
+// such masters of five, or with master 2 among the majority another
+// Client needs while one master is down, the lock is refused (ErrLocked)
+// for the TTL.
+func TestAdv2LateAcquireAfterRelease(t *testing.T) {
+	const name = "adv2-late-acquire-release"
+	servers := masters(t, 3)
+	c, late := lateClient(t, servers, []int{2}, distlock.Config{NodeTimeout: 100 * time.Millisecond})
+	ctx := ctxTimeout(t, 20*time.Second)
+
+	late.Partition()
+	l, err := c.TryAcquire(ctx, name, distlock.WithTTL(5*time.Second))
+	if err != nil {
+		t.Fatalf("TryAcquire with master 2 partitioned: %v", err)
+	}
+	time.Sleep(20 * time.Millisecond) // acquire.lua is in master 2's socket
+	late.Break()
+	eventually(t, "master 2 answers again", func() bool {
+		st, err := c.Status(ctx, name)
+		return err == nil && st.Masters[2].Err == nil
+	})
+	if err := l.Release(ctx); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if n := late.DeliverHeld(); n == 0 {
+		t.Fatal("nothing was held: the acquire to master 2 was not queued")
+	}
+	t.Logf("old socket delivered after Release; PTTLs %v", pttls(t, servers, name))
+	noLockKeys(t, servers)
+}
