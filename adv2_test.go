@@ -3,7 +3,6 @@ package distlock_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -113,8 +112,6 @@ func TestAdv2ReleaseMissesLossWhereAckIsZero(t *testing.T) {
 		}
 	})
 }
-
-var _ = strings.Contains
 
 // A lease's own acquire, delivered late over a replaced connection, lands
 // after the lease's Release and sets the key for a whole TTL. 5c2af93 buries
