@@ -165,7 +165,7 @@ func TestACLMinimal(t *testing.T) {
 	}
 	// A fence write-back (fence.lua): master 2's counter ahead of the
 	// others, the token comes from it and is written back everywhere.
-	fenceKey, err := servers[2].Do("KEYS", "distlock:fence:*")
+	fenceKey, err := servers[2].Do("KEYS", "distlock:fence:{*}")
 	if err != nil || fenceKey == "" {
 		t.Fatalf("fence key on master 2: %q, %v", fenceKey, err)
 	}
@@ -412,7 +412,7 @@ func TestACLPeerCanBreakLocksNotLearnPasswords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fenceKey, err := servers[0].Do("KEYS", "distlock:fence:*")
+	fenceKey, err := servers[0].Do("KEYS", "distlock:fence:{*}")
 	if err != nil || fenceKey == "" {
 		t.Fatalf("fence key: %q, %v", fenceKey, err)
 	}

@@ -188,8 +188,11 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 			l := newLease(c, req, value, token, start, t)
 			l.waiter = a.waiter
 			for i, s := range state {
-				if s == granted {
+				switch s {
+				case granted:
 					l.acks[i] = l.validUntil.Load() // what this answer guarantees
+				case failed:
+					l.unanswered |= 1 << i // the acquire may still arrive
 				}
 			}
 			l.stragglers, l.pending = replies, n-nAnswered

@@ -109,6 +109,22 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 			}
 		}
 	}
+	// Where a lease's acquire was never answered, it may still arrive
+	// after the delete: bury the value there (few leases have such a
+	// master, so one at a time).
+	for _, l := range leases {
+		l.mu.Lock()
+		unknown := l.unanswered
+		l.mu.Unlock()
+		if unknown == 0 {
+			continue
+		}
+		only := make([]bool, len(c.nodes))
+		for i := range only {
+			only[i] = unknown&(1<<i) != 0
+		}
+		c.bury(ctx, l.req, l.value, only)
+	}
 	if failed > 0 {
 		return &QuorumError{Op: "release", Name: fmt.Sprintf("(%d of %d leases)", failed, len(leases)), Needed: c.quorum, Errs: sample}
 	}

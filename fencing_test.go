@@ -13,7 +13,7 @@ import (
 // counter reads the one fence counter on s (the tests use one lock name).
 func counter(t *testing.T, s *redistest.Server) int64 {
 	t.Helper()
-	keys, err := s.Do("KEYS", "distlock:fence:*")
+	keys, err := s.Do("KEYS", "distlock:fence:{*}")
 	if err != nil {
 		t.Fatal(err)
 	}

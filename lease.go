@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -267,12 +268,22 @@ func (l *Lease) Release(ctx context.Context) error {
 // Release was called, because a master answered late, does not
 // (TestAdvReleaseAtDeadlineNotLost).
 func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first bool, also string) error {
+	called := l.c.now()
 	l.settle()
 	l.mu.Lock()
 	acks := slices.Clone(l.acks)
+	unknown := l.unanswered
 	l.mu.Unlock()
 	keys, args := []string{l.req.key}, []string{l.value, also}
+	buryKeys := []string{l.req.key, l.req.tombKey(l.value)}
+	buryArgs := []string{l.value, strconv.FormatInt(tombLife(l.TTL()).Milliseconds(), 10)}
 	replies, count := l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		if unknown&(1<<node) != 0 {
+			// The acquire's answer never came from this master: it may
+			// still arrive, after this delete; bury the value instead
+			// (TestAdv2LateAcquireAfterRelease).
+			return script.Bury.Exec(ctx, rc, buryKeys, buryArgs)
+		}
 		return script.Release.Exec(ctx, rc, keys, args)
 	})
 	// This Client's next waiter goes once the deletes are answered (or
@@ -296,7 +307,16 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 				continue
 			}
 			ok++
-			if v, _ := r.res.AsInt64(); v != 1 && l.c.now() < acks[r.node] {
+			// A key found gone or taken is a sign of loss, unless that
+			// master's last answer guaranteed it when Release was called
+			// and it expired on time before this answer came
+			// (TestAdvReleaseAtDeadlineNotLost); a master that never
+			// granted, or where a renewal found it gone, counts
+			// (TestAdv2ReleaseMissesLossWhereAckIsZero). A buried master
+			// says only whether it deleted.
+			v, _ := r.res.AsInt64()
+			expiredOnTime := called <= acks[r.node] && acks[r.node] <= l.c.now()
+			if v != 1 && !expiredOnTime && unknown&(1<<r.node) == 0 {
 				if v == 0 {
 					gone = append(gone, r.node)
 				} else {

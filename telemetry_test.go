@@ -335,7 +335,7 @@ func TestTelemetryFenceWriteBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Release(ctx)
-	keys, err := servers[0].Do("KEYS", "distlock:fence:*")
+	keys, err := servers[0].Do("KEYS", "distlock:fence:{*}")
 	if err != nil || keys == "" {
 		t.Fatalf("no fence counter on master 0: %q %v", keys, err)
 	}
