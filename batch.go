@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -110,21 +111,28 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 		}
 	}
 	// Where a lease's acquire was never answered, it may still arrive
-	// after the delete: bury the value there (few leases have such a
-	// master, so one at a time).
+	// after the delete: bury the value there, one pipeline per master.
+	bury := make([][]rueidis.LuaExec, len(c.nodes))
 	for _, l := range leases {
 		l.mu.Lock()
 		unknown := l.unanswered
 		l.mu.Unlock()
-		if unknown == 0 {
-			continue
+		for i := range c.nodes {
+			if unknown&(1<<i) != 0 {
+				bury[i] = append(bury[i], rueidis.LuaExec{
+					Keys: []string{l.req.key, l.req.tombKey(l.value)},
+					Args: []string{l.value, strconv.FormatInt(tombLife(l.TTL()).Milliseconds(), 10)},
+				})
+			}
 		}
-		only := make([]bool, len(c.nodes))
-		for i := range only {
-			only[i] = unknown&(1<<i) != 0
-		}
-		c.bury(ctx, l.req, l.value, only)
 	}
+	var wg sync.WaitGroup
+	for i, calls := range bury {
+		if len(calls) > 0 {
+			wg.Go(func() { c.pipeline(ctx, timeout, i, script.Bury, calls) })
+		}
+	}
+	wg.Wait()
 	if failed > 0 {
 		return &QuorumError{Op: "release", Name: fmt.Sprintf("(%d of %d leases)", failed, len(leases)), Needed: c.quorum, Errs: sample}
 	}

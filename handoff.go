@@ -87,6 +87,9 @@ func (l *Lease) handOff(ctx context.Context) (handed, ended bool, next string) {
 		s.mu.Lock()
 		unknown := s.unanswered
 		s.mu.Unlock()
+		l.mu.Lock()
+		unknown |= l.unanswered // the old acquire may still arrive there
+		l.mu.Unlock()
 		if unknown == 0 {
 			return
 		}

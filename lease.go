@@ -276,7 +276,7 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 	l.mu.Unlock()
 	keys, args := []string{l.req.key}, []string{l.value, also}
 	buryKeys := []string{l.req.key, l.req.tombKey(l.value)}
-	buryArgs := []string{l.value, strconv.FormatInt(tombLife(l.TTL()).Milliseconds(), 10)}
+	buryArgs := []string{l.value, strconv.FormatInt(tombLife(l.TTL()).Milliseconds(), 10), also}
 	replies, count := l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		if unknown&(1<<node) != 0 {
 			// The acquire's answer never came from this master: it may
@@ -313,10 +313,10 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 			// (TestAdvReleaseAtDeadlineNotLost); a master that never
 			// granted, or where a renewal found it gone, counts
 			// (TestAdv2ReleaseMissesLossWhereAckIsZero). A buried master
-			// says only whether it deleted.
+			// answers as release.lua does.
 			v, _ := r.res.AsInt64()
 			expiredOnTime := called <= acks[r.node] && acks[r.node] <= l.c.now()
-			if v != 1 && !expiredOnTime && unknown&(1<<r.node) == 0 {
+			if v != 1 && !expiredOnTime {
 				if v == 0 {
 					gone = append(gone, r.node)
 				} else {
