@@ -555,6 +555,10 @@ again:
 #ifdef HANDOFF
 	atomic { turn[CLIENT_OF(g)] == 0 || handed[g] -> lwait[g] = false;
 		if
+#ifdef WAITER_ONLY_HANDED
+		/* bound: the local waiter takes only a lease handed over; else it gives up */
+		:: !handed[g] && g == 1 -> goto end
+#endif
 		:: !handed[g] -> turn[CLIENT_OF(g)] = g + 1
 		:: else -> v = lval[g]; gv[g] = v; for (i : 0 .. N-1) { ast[g*N+i] = 1 } i = 0; goto holding
 		fi }
