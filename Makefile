@@ -5,7 +5,7 @@
 GO ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help test soak demo examples bench bench-root ensure-redis
+.PHONY: help test soak demo examples bench bench-root ensure-redis ensure-spin model
 
 # make soak: SOAK_DURATION split between the persistent and volatile
 # phases; SOAK_SEED=N replays a run's fault plan.
@@ -19,9 +19,18 @@ help:
 	@echo "make demo      run examples/demo: 4 workers, 3 masters, one master killed midway"
 	@echo "make bench     distlock beside its peers (benchmarks/, a few minutes): writes benchmarks/results/"
 	@echo "make bench-root  benchmarks of the root package alone (-benchmem, 3s each)"
+	@echo "make model     model-check the protocol with spin (model/README.md; installs spin if missing)"
 
 ensure-redis:
 	@scripts/ensure-redis.sh
+
+ensure-spin:
+	@scripts/ensure-spin.sh
+
+# model: the Promela model of the protocol (model/): every scenario of the
+# fixed protocol must pass, every mutation must be caught (model/check.sh).
+model: ensure-spin
+	model/check.sh
 
 test: ensure-redis
 	@unformatted="$$(gofmt -l .)" || exit 1; \
