@@ -13,7 +13,7 @@ SOAK_DURATION ?= 10m
 SOAK_MASTERS ?= 5
 
 help:
-	@echo "make test      gofmt check, go vet, and all tests with -race (installs redis-server if missing)"
+	@echo "make test      gofmt check, go vet, all tests with -race, and the protocol model (installs redis-server and spin if missing)"
 	@echo "make soak      the fault-injection soak (10 minutes, 5 masters) and its figures"
 	@echo "make examples  the examples' tests with -race (examples/fencing needs PostgreSQL on 127.0.0.1:5432)"
 	@echo "make demo      run examples/demo: 4 workers, 3 masters, one master killed midway"
@@ -32,7 +32,7 @@ ensure-spin:
 model: ensure-spin
 	model/check.sh
 
-test: ensure-redis
+test: ensure-redis ensure-spin
 	@unformatted="$$(gofmt -l .)" || exit 1; \
 	if [ -n "$$unformatted" ]; then \
 		echo "gofmt: these files are not formatted (run gofmt -w):"; \
@@ -43,6 +43,7 @@ test: ensure-redis
 	$(GO) test -race -count=1 -timeout 8m ./...
 	cd soak && $(GO) vet ./... && $(GO) test -race -count=1 -short -timeout 5m ./...
 	cd benchmarks && $(GO) vet ./... && $(GO) test -count=1 -run TestPeers ./...
+	model/check.sh
 
 soak: ensure-redis
 	cd soak && $(GO) test -race -count=1 -run TestSoak -v -timeout 60m . -args -duration $(SOAK_DURATION) -masters $(SOAK_MASTERS)

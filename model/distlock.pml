@@ -105,7 +105,7 @@ byte cn[G*N];     /* the counters they returned */
 byte ost[G*N];    /* another operation's answers */
 bool behind[G];   /* master 0 said an earlier waiter (another Client's) is first */
 /* renewal state (renew.go): acks, renewals in flight */
-byte ack[G*N]; bool rinfl[G*N]; byte rst[G*N]; byte rttl[G*N]; bool gone[G*N]; bool xsent[G*N];
+byte ack[G*N]; byte unk[G*N]; bool rinfl[G*N]; byte rst[G*N]; byte rttl[G*N]; bool gone[G*N]; bool xsent[G*N];
 byte ttl[G];      /* the TTL renewals use; Extend changes it */
 byte extcap[G];   /* Extend's cap on acks of a longer TTL */
 
@@ -275,6 +275,15 @@ inline renewanswer(x_, m_, res_) {
 	if
 	:: res_ == 2 ->
 		ra = rst[x_*N+m_] + rttl[x_*N+m_] - DRIFT;
+#ifndef MUT_NO_UNKNOWN_TTL
+		/* renew.go answered: a renewal of ours to this master whose
+		 * answer never came may still run later and set its TTL then:
+		 * no ack there counts beyond the shortest such TTL */
+		if
+		:: unk[x_*N+m_] != 0 && unk[x_*N+m_] < rttl[x_*N+m_] -> ra = rst[x_*N+m_] + unk[x_*N+m_] - DRIFT
+		:: else -> skip
+		fi;
+#endif
 #ifndef MUT_OLD_EXTEND
 		/* Extend to a shorter TTL caps every ack computed under a
 		 * longer one, answers still in flight included */
@@ -302,6 +311,10 @@ inline renewanswer(x_, m_, res_) {
 		:: else -> skip
 		fi
 	:: else ->   /* unknown: Extend sends again */
+		if
+		:: unk[x_*N+m_] == 0 || rttl[x_*N+m_] < unk[x_*N+m_] -> unk[x_*N+m_] = rttl[x_*N+m_]
+		:: else -> skip
+		fi;
 		if
 		:: gph[x_] == PH_EXT -> ost[x_*N+m_] = 0; xsent[x_*N+m_] = false
 		:: else -> skip
