@@ -77,8 +77,8 @@ func TestAnalyze(t *testing.T) {
 			// refuses its write though c holds the lease.
 			name: "write refused for a token gone backwards",
 			h: history{sections: []section{a, {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 60 * ms, LastHeld: 70 * ms}},
-				writes:      []write{{Section: 1, Token: 64, Checked: 10 * ms, Received: 11 * ms, Accepted: true}, {Section: 3, Token: 3, Checked: 60 * ms, Received: 61 * ms}},
-				counterLoss: 15 * ms},
+				writes: []write{{Section: 1, Token: 64, Checked: 10 * ms, Received: 11 * ms, Accepted: true}, {Section: 3, Token: 3, Checked: 60 * ms, Received: 61 * ms}},
+				losses: []int64{15 * ms}},
 			check: func(t *testing.T, f figures) {
 				want(t, "BackwardsRejected", f.BackwardsRejected, 1)
 				want(t, "LateRejected", f.LateRejected, 0)
@@ -87,7 +87,7 @@ func TestAnalyze(t *testing.T) {
 		{
 			name: "token regression after counters were lost",
 			h: history{sections: []section{a, {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 60 * ms, LastHeld: 70 * ms}},
-				counterLoss: 15 * ms},
+				losses: []int64{15 * ms}},
 			check: func(t *testing.T, f figures) { want(t, "RegressionsOK", f.RegressionsOK, 1) },
 		},
 		{
@@ -95,7 +95,7 @@ func TestAnalyze(t *testing.T) {
 			// its Acquire returned after: no promise.
 			name: "token regression, acquired across a counter loss",
 			h: history{sections: []section{a, {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 3000 * ms, LastHeld: 3010 * ms}},
-				counterLoss: 2000 * ms},
+				losses: []int64{2000 * ms}},
 			check: func(t *testing.T, f figures) { want(t, "RegressionsOK", f.RegressionsOK, 1) },
 		},
 		{
@@ -104,16 +104,24 @@ func TestAnalyze(t *testing.T) {
 			violations: []string{"token 64 given to 2 leases"},
 		},
 		{
+			// Counters lost before a's Acquire began: a's token was fenced
+			// on a majority after, and c's majority meets it.
+			name: "token regression, counters lost before both",
+			h: history{sections: []section{with(a, func(s *section) { s.AcqStart = 8 * ms }), {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 60 * ms, LastHeld: 70 * ms}},
+				losses: []int64{5 * ms}},
+			violations: []string{"token regression: section 3"},
+		},
+		{
 			// Counters lost later in the run excuse nothing before.
 			name: "token given twice before counters were lost",
 			h: history{sections: []section{a, with(b, func(s *section) { s.Token = 64; s.AcqStart = 5 * ms })},
-				counterLoss: 2000 * ms},
+				losses: []int64{2000 * ms}},
 			violations: []string{"token 64 given to 2 leases"},
 		},
 		{
 			name: "token given twice after counters were lost",
 			h: history{sections: []section{a, with(b, func(s *section) { s.Token = 64; s.AcqStart = 5 * ms })},
-				counterLoss: 55 * ms},
+				losses: []int64{55 * ms}},
 			check: func(t *testing.T, f figures) { want(t, "Duplicates", f.Duplicates, 1) },
 		},
 		{

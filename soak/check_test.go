@@ -29,15 +29,20 @@ import (
 // refused once a later lease has written. Both hold only for leases whose
 // Acquire returned before any master lost its fence counters. Keys that
 // vanished early excuse no token regression: the fence counters are intact.
+// More precisely, a regression (or a token given twice, or a stale write
+// accepted) is excused only when a master lost its counters between the
+// earlier lease's Acquire began and the later one's returned: once a
+// lease's token is fenced on a majority, only a loss after that can let
+// a later majority draw a lower one.
 
 type history struct {
-	sections    []section
-	writes      []write
-	ttl         time.Duration
-	exposures   []interval
-	vanishes    []vanish
-	counterLoss int64 // 0: no master lost its counters
-	pauses      map[int][]interval
+	sections  []section
+	writes    []write
+	ttl       time.Duration
+	exposures []interval
+	vanishes  []vanish
+	losses    []int64 // when masters lost their fence counters (kills without persistence), sorted
+	pauses    map[int][]interval
 }
 
 type figures struct {
@@ -61,6 +66,13 @@ type figures struct {
 
 // exposed reports whether a master came back empty at once while s lived
 // (from its Acquire's start to its last successful check).
+// lossBetween reports whether a master lost its fence counters in
+// [from, to].
+func (h *history) lossBetween(from, to int64) bool {
+	i, _ := slices.BinarySearch(h.losses, from)
+	return i < len(h.losses) && h.losses[i] <= to
+}
+
 func (h *history) exposed(s section) bool {
 	for _, e := range h.exposures {
 		if e.From <= s.LastHeld && s.AcqStart <= e.To {
@@ -140,9 +152,8 @@ func analyze(h history) figures {
 	}
 
 	// Token order: B must beat every A whose Acquire returned before B's
-	// began.
-	// A token given again is excused only to a lease whose Acquire
-	// returned after a master lost its counters (as for regressions).
+	// began, unless a master lost its counters between A's Acquire began
+	// and B's returned. A token given again is excused only the same way.
 	tokens := make(map[uint64][]section, len(secs))
 	for _, s := range secs {
 		tokens[s.Token] = append(tokens[s.Token], s)
@@ -153,10 +164,13 @@ func analyze(h history) figures {
 		}
 		f.Duplicates += len(holders) - 1
 		sort.Slice(holders, func(i, j int) bool { return holders[i].Start < holders[j].Start })
-		for _, s := range holders[1:] {
-			if h.counterLoss == 0 || s.Start < h.counterLoss {
-				f.Violations = append(f.Violations, fmt.Sprintf("token %d given to %d leases", tok, len(holders)))
-				break
+	pairs:
+		for j, s := range holders[1:] {
+			for _, p := range holders[:j+1] {
+				if !h.lossBetween(min(p.AcqStart, s.AcqStart), s.Start) {
+					f.Violations = append(f.Violations, fmt.Sprintf("token %d given to %d leases", tok, len(holders)))
+					break pairs
+				}
 			}
 		}
 	}
@@ -176,9 +190,18 @@ func analyze(h history) figures {
 			continue
 		}
 		regressed[b.ID] = true
-		// A master that lost its counters before B's Acquire returned may
-		// have voted for it: no promise then.
-		if h.counterLoss != 0 && b.Start >= h.counterLoss {
+		// A master that lost its counters after A's Acquire began and
+		// before B's returned may have voted for B: no promise then. The
+		// witness is any such A with a token at least B's, not only the
+		// highest.
+		witness, excused := maxSec, true
+		for _, a := range secs[:i] {
+			if a.Token >= b.Token && !h.lossBetween(a.AcqStart, b.Start) {
+				witness, excused = a, false
+				break
+			}
+		}
+		if excused {
 			f.RegressionsOK++
 			continue
 		}
@@ -186,7 +209,7 @@ func analyze(h history) figures {
 		if f.Regressions <= 5 {
 			f.Violations = append(f.Violations, fmt.Sprintf(
 				"token regression: section %d (%s) began acquiring at %s and got token %d, but section %d (%s) acquired at %s with token %d",
-				b.ID, b.Worker, ts(b.AcqStart), b.Token, maxSec.ID, maxSec.Worker, ts(maxSec.Start), maxTok))
+				b.ID, b.Worker, ts(b.AcqStart), b.Token, witness.ID, witness.Worker, ts(witness.Start), witness.Token))
 		}
 	}
 
@@ -225,7 +248,7 @@ func analyze(h history) figures {
 			}
 			if s, ok := byID[v.Section]; ok && s.AcqStart > w.Checked {
 				must = true
-				strict = strict || h.counterLoss == 0 || s.Start < h.counterLoss
+				strict = strict || !h.lossBetween(byID[w.Section].AcqStart, s.Start)
 			}
 		}
 		if !must {

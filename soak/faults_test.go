@@ -235,14 +235,14 @@ type cluster struct {
 	logf       func(format string, args ...any)
 	faultStart time.Time
 
-	mu          sync.Mutex
-	counts      map[string]int
-	exposures   []interval // a master came back without its data at once
-	vanishes    []vanish
-	lateBytes   int   // delivered late by LateDialers
-	counterLoss int64 // first time a master lost its fence counters; 0 if never
-	pauses      map[int][]interval
-	errs        []string
+	mu        sync.Mutex
+	counts    map[string]int
+	exposures []interval // a master came back without its data at once
+	vanishes  []vanish
+	lateBytes int     // delivered late by LateDialers
+	losses    []int64 // when a master lost its fence counters
+	pauses    map[int][]interval
+	errs      []string
 }
 
 // A vanish is one injection of faultVanishMinority or faultVanishMajority:
@@ -271,9 +271,7 @@ func (c *cluster) fail(format string, args ...any) {
 
 func (c *cluster) lostCounters(at int64) {
 	c.mu.Lock()
-	if c.counterLoss == 0 || at < c.counterLoss {
-		c.counterLoss = at
-	}
+	c.losses = append(c.losses, at)
 	c.mu.Unlock()
 }
 

@@ -368,7 +368,7 @@ func runPhase(t *testing.T, seed uint64, d time.Duration, ph phase) {
 	if err != nil {
 		t.Error(err)
 	}
-	f := analyze(history{sections: secs, writes: writes, ttl: ttl, exposures: cl.exposures, vanishes: cl.vanishes, counterLoss: cl.counterLoss, pauses: cl.pauses})
+	f := analyze(history{sections: secs, writes: writes, ttl: ttl, exposures: cl.exposures, vanishes: cl.vanishes, losses: slices.Sorted(slices.Values(cl.losses)), pauses: cl.pauses})
 	report(ph, d, ttl, seed, f, cl, acquired, handedOver, keysLeft)
 	for _, e := range cl.errs {
 		t.Errorf("fault injection: %s", e)
@@ -460,9 +460,9 @@ func report(ph phase, d time.Duration, ttl time.Duration, seed uint64, f figures
 	fmt.Fprintf(&b, "  stale writes (holder paused > TTL between check and write): %d, rejected %d; %d came after a later lease's write and had to be rejected\n",
 		f.Stale, f.StaleRejected, f.StaleMust)
 	fmt.Fprintf(&b, "  other writes rejected: %d from holders whose lease ran out between check and write, %d from holders whose token went backwards\n", f.LateRejected, f.BackwardsRejected)
-	fmt.Fprintf(&b, "  token regressions: %d (and %d after a master lost its counters); tokens given twice: %d\n", f.Regressions, f.RegressionsOK, f.Duplicates)
+	fmt.Fprintf(&b, "  token regressions: %d (and %d where a master lost its counters between the two acquisitions); tokens given twice: %d\n", f.Regressions, f.RegressionsOK, f.Duplicates)
 	if len(f.NoticeLag) > 0 {
-		fmt.Fprintf(&b, "  lost leases of running holders (%d), noticed this long after their validity ended: p50 %v, p99 %v, max %v\n", len(f.NoticeLag),
+		fmt.Fprintf(&b, "  lost leases of running holders (%d), noticed this long after their validity ended (negative: before, a renewal found the keys gone): p50 %v, p99 %v, max %v\n", len(f.NoticeLag),
 			percentile(f.NoticeLag, 0.5).Round(time.Microsecond), percentile(f.NoticeLag, 0.99).Round(time.Microsecond), percentile(f.NoticeLag, 1).Round(time.Microsecond))
 	}
 	left := "none"
