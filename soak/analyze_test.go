@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,37 @@ func TestAnalyze(t *testing.T) {
 			check: func(t *testing.T, f figures) { want(t, "OverlapsExcused", f.OverlapsExcused, 1) },
 		},
 		{
+			// Keys vanished from a's majority while it held: b may take the lock.
+			name: "overlap right after keys vanished from a majority",
+			h: history{sections: []section{a, with(b, func(s *section) { s.Start = 40 * ms })},
+				vanishes: []vanish{{interval: interval{20 * ms, 21 * ms}, Majority: true, Breaking: true}}},
+			check: func(t *testing.T, f figures) {
+				want(t, "OverlapsVanished", f.OverlapsVanished, 1)
+				want(t, "Overlaps", f.Overlaps, 0)
+			},
+		},
+		{
+			// Keys vanished from a minority and left a's value on a
+			// majority: nothing excuses the overlap.
+			name: "overlap after keys vanished, a majority left",
+			h: history{sections: []section{a, with(b, func(s *section) { s.Start = 40 * ms })},
+				vanishes: []vanish{{interval: interval{20 * ms, 21 * ms}}}},
+			violations: []string{"overlap: section 1"},
+		},
+		{
+			// Keys vanishing early leave the fence counters intact: a
+			// lower token is never excused by it.
+			name: "token regression after keys vanished",
+			h: history{sections: []section{a, {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 60 * ms, LastHeld: 70 * ms}},
+				vanishes: []vanish{{interval: interval{15 * ms, 16 * ms}, Majority: true, Breaking: true}}},
+			violations: []string{"token regression: section 3"},
+		},
+		{
+			name:       "token given twice after keys vanished",
+			h:          history{sections: []section{a, with(b, func(s *section) { s.Token = 64 })}, vanishes: []vanish{{interval: interval{20 * ms, 21 * ms}, Majority: true, Breaking: true}}},
+			violations: []string{"token 64 given to 2 leases"},
+		},
+		{
 			// c began acquiring after a's Acquire returned, yet got a lower token.
 			name:       "token regression",
 			h:          history{sections: []section{a, {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 60 * ms, LastHeld: 70 * ms}}},
@@ -45,8 +77,8 @@ func TestAnalyze(t *testing.T) {
 			// refuses its write though c holds the lease.
 			name: "write refused for a token gone backwards",
 			h: history{sections: []section{a, {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 60 * ms, LastHeld: 70 * ms}},
-				writes:      []write{{Section: 1, Token: 64, Checked: 10 * ms, Received: 11 * ms, Accepted: true}, {Section: 3, Token: 3, Checked: 60 * ms, Received: 61 * ms}},
-				counterLoss: 15 * ms},
+				writes: []write{{Section: 1, Token: 64, Checked: 10 * ms, Received: 11 * ms, Accepted: true}, {Section: 3, Token: 3, Checked: 60 * ms, Received: 61 * ms}},
+				losses: []int64{15 * ms}},
 			check: func(t *testing.T, f figures) {
 				want(t, "BackwardsRejected", f.BackwardsRejected, 1)
 				want(t, "LateRejected", f.LateRejected, 0)
@@ -55,7 +87,7 @@ func TestAnalyze(t *testing.T) {
 		{
 			name: "token regression after counters were lost",
 			h: history{sections: []section{a, {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 60 * ms, LastHeld: 70 * ms}},
-				counterLoss: 15 * ms},
+				losses: []int64{15 * ms}},
 			check: func(t *testing.T, f figures) { want(t, "RegressionsOK", f.RegressionsOK, 1) },
 		},
 		{
@@ -63,7 +95,7 @@ func TestAnalyze(t *testing.T) {
 			// its Acquire returned after: no promise.
 			name: "token regression, acquired across a counter loss",
 			h: history{sections: []section{a, {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 3000 * ms, LastHeld: 3010 * ms}},
-				counterLoss: 2000 * ms},
+				losses: []int64{2000 * ms}},
 			check: func(t *testing.T, f figures) { want(t, "RegressionsOK", f.RegressionsOK, 1) },
 		},
 		{
@@ -72,16 +104,24 @@ func TestAnalyze(t *testing.T) {
 			violations: []string{"token 64 given to 2 leases"},
 		},
 		{
+			// Counters lost before a's Acquire began: a's token was fenced
+			// on a majority after, and c's majority meets it.
+			name: "token regression, counters lost before both",
+			h: history{sections: []section{with(a, func(s *section) { s.AcqStart = 8 * ms }), {ID: 3, Worker: "c", Token: 3, AcqStart: 20 * ms, Start: 60 * ms, LastHeld: 70 * ms}},
+				losses: []int64{5 * ms}},
+			violations: []string{"token regression: section 3"},
+		},
+		{
 			// Counters lost later in the run excuse nothing before.
 			name: "token given twice before counters were lost",
 			h: history{sections: []section{a, with(b, func(s *section) { s.Token = 64; s.AcqStart = 5 * ms })},
-				counterLoss: 2000 * ms},
+				losses: []int64{2000 * ms}},
 			violations: []string{"token 64 given to 2 leases"},
 		},
 		{
 			name: "token given twice after counters were lost",
 			h: history{sections: []section{a, with(b, func(s *section) { s.Token = 64; s.AcqStart = 5 * ms })},
-				counterLoss: 55 * ms},
+				losses: []int64{55 * ms}},
 			check: func(t *testing.T, f figures) { want(t, "Duplicates", f.Duplicates, 1) },
 		},
 		{
@@ -155,37 +195,59 @@ func want(t *testing.T, what string, got, want int) {
 	}
 }
 
-// A seed gives the same plan every time, and the plan keeps its budgets.
+// A seed gives the same plan every time, and the plan keeps its budgets,
+// on an odd and an even number of masters.
 func TestPlanFaults(t *testing.T) {
-	const n = 5
-	for _, volatile := range []bool{false, true} {
-		p1 := planFaults(42, 2*time.Minute, n, 4, 2, time.Second, volatile)
-		p2 := planFaults(42, 2*time.Minute, n, 4, 2, time.Second, volatile)
-		if len(p1) == 0 || len(p1) != len(p2) {
-			t.Fatalf("volatile %v: plans of %d and %d faults; want the same, non-empty", volatile, len(p1), len(p2))
-		}
-		for i := range p1 {
-			if p1[i].String() != p2[i].String() {
-				t.Fatalf("volatile %v: fault %d: %s then %s; want the same plan from the same seed", volatile, i, p1[i], p2[i])
+	const d = 2 * time.Minute
+	for _, n := range []int{5, 4} {
+		for _, volatile := range []bool{false, true} {
+			p1 := planFaults(42, d, n, 4, 2, 2, time.Second, volatile)
+			p2 := planFaults(42, d, n, 4, 2, 2, time.Second, volatile)
+			if len(p1) == 0 || len(p1) != len(p2) {
+				t.Fatalf("%d masters, volatile %v: plans of %d and %d faults; want the same, non-empty", n, volatile, len(p1), len(p2))
 			}
-		}
-		// At any fault's start, the master faults in progress (not
-		// counting a majority kill, which runs alone) are a minority.
-		for _, f := range p1 {
-			if f.At+f.For > 2*time.Minute-3*time.Second {
-				t.Errorf("fault %s ends in the calm last 3s", f)
-			}
-			busy := 0
-			for _, g := range p1 {
-				if isMasterFault(g.Kind) && g.Kind != faultKillMajority && g.At <= f.At && f.At < g.At+g.For {
-					busy++
+			for i := range p1 {
+				if p1[i].String() != p2[i].String() {
+					t.Fatalf("%d masters, volatile %v: fault %d: %s then %s; want the same plan from the same seed", n, volatile, i, p1[i], p2[i])
 				}
 			}
-			if busy > n-(n/2+1) {
-				t.Errorf("at %v: %d masters faulted at once; want at most %d", f.At, busy, n-(n/2+1))
+			kinds := make(map[string]int)
+			quorum := n/2 + 1
+			// At any fault's start, the master faults in progress (not
+			// counting a majority kill, which runs alone) are a minority.
+			for _, f := range p1 {
+				kinds[f.Kind]++
+				if f.At+f.For+f.Hold > d-3*time.Second {
+					t.Errorf("fault %s ends in the calm last 3s", f)
+				}
+				busy := 0
+				for _, g := range p1 {
+					if isMasterFault(g.Kind) && g.Kind != faultKillMajority && g.At <= f.At && f.At < g.At+g.For {
+						busy++
+						// Keys vanish only on masters that are up.
+						if (f.Kind == faultVanishMinority || f.Kind == faultVanishMajority) && slices.Contains(f.Masters, g.Masters[0]) {
+							t.Errorf("%s on a master that %s took down", f, g)
+						}
+					}
+				}
+				if busy > n-quorum {
+					t.Errorf("at %v: %d masters faulted at once; want at most %d", f.At, busy, n-quorum)
+				}
+				switch {
+				case f.Kind == faultKillMajority && !volatile:
+					t.Errorf("persistent plan has %s", f)
+				case f.Kind == faultVanishMinority && (len(f.Masters) == 0 || len(f.Masters) >= quorum):
+					t.Errorf("%s: not a minority of %d", f, n)
+				case f.Kind == faultVanishMajority && len(f.Masters) < quorum:
+					t.Errorf("%s: not a majority of %d", f, n)
+				case f.Kind == faultLate && f.Client >= 2:
+					t.Errorf("%s: client %d has no LateDialer", f, f.Client)
+				}
 			}
-			if f.Kind == faultKillMajority && !volatile {
-				t.Errorf("persistent plan has %s", f)
+			for _, k := range []string{faultVanishMinority, faultVanishMajority, faultLate} {
+				if kinds[k] == 0 {
+					t.Errorf("%d masters, volatile %v: no %s in a plan of %d faults", n, volatile, k, len(p1))
+				}
 			}
 		}
 	}

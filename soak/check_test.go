@@ -18,27 +18,38 @@ import (
 // check succeeds only before any other client could take the lock, so no
 // two spans may overlap while the masters keep their data: the only
 // excuse is a master that came back without its data (at once, not after
-// waiting a TTL) while one of the two leases lived.
+// waiting a TTL) while one of the two leases lived, or keys that vanished
+// early (PEXPIRE 1, the stand-in for a clock jump) so that a value was left
+// on fewer than a majority, while one of the two lived. Late delivery of
+// commands after a reconnect excuses nothing.
 //
 // Token order. If lease A's Acquire returned before lease B's began, B's
 // token must be larger. The store sees the consequence: a holder paused
 // past its TTL between its check and its write must find its write
 // refused once a later lease has written. Both hold only for leases whose
-// Acquire returned before any master lost its fence counters.
+// Acquire returned before any master lost its fence counters. Keys that
+// vanished early excuse no token regression: the fence counters are intact.
+// More precisely, a regression (or a token given twice, or a stale write
+// accepted) is excused only when a master lost its counters between the
+// earlier lease's Acquire began and the later one's returned: once a
+// lease's token is fenced on a majority, only a loss after that can let
+// a later majority draw a lower one.
 
 type history struct {
-	sections    []section
-	writes      []write
-	ttl         time.Duration
-	exposures   []interval
-	counterLoss int64 // 0: no master lost its counters
-	pauses      map[int][]interval
+	sections  []section
+	writes    []write
+	ttl       time.Duration
+	exposures []interval
+	vanishes  []vanish
+	losses    []int64 // when masters lost their fence counters (kills without persistence), sorted
+	pauses    map[int][]interval
 }
 
 type figures struct {
 	Sections, Lost             int
 	Accepted, Rejected         int
 	Overlaps, OverlapsExcused  int
+	OverlapsVanished           int // excused: right after keys vanished from a majority
 	Regressions, RegressionsOK int // OK: after counters were lost
 	Duplicates                 int
 	Stale, StaleRejected       int
@@ -46,7 +57,20 @@ type figures struct {
 	LateRejected               int // rejected, holder not paused, token in order
 	BackwardsRejected          int // rejected, holder not paused, its token regressed
 	NoticeLag                  []time.Duration
+	Modes                      map[string]int // sections by how the lease was taken
+	Extends, ExtendsShorter    int
+	ExtendsFailed              int
+	ReleaseLost                int      // Release found the lease lost after the last check
 	Violations                 []string // what must not happen
+}
+
+// exposed reports whether a master came back empty at once while s lived
+// (from its Acquire's start to its last successful check).
+// lossBetween reports whether a master lost its fence counters in
+// [from, to].
+func (h *history) lossBetween(from, to int64) bool {
+	i, _ := slices.BinarySearch(h.losses, from)
+	return i < len(h.losses) && h.losses[i] <= to
 }
 
 func (h *history) exposed(s section) bool {
@@ -58,13 +82,32 @@ func (h *history) exposed(s section) bool {
 	return false
 }
 
+// vanished reports whether keys vanished early, taking a value below a
+// majority, while s lived.
+func (h *history) vanished(s section) bool {
+	for _, v := range h.vanishes {
+		if v.Breaking && v.From <= s.LastHeld && s.AcqStart <= v.To {
+			return true
+		}
+	}
+	return false
+}
+
 func analyze(h history) figures {
 	var f figures
 	secs := slices.Clone(h.sections)
 	f.Sections = len(secs)
+	f.Modes = make(map[string]int)
 	byID := make(map[int64]section, len(secs))
 	for _, s := range secs {
 		byID[s.ID] = s
+		f.Modes[s.Mode]++
+		f.Extends += s.Extends
+		f.ExtendsShorter += s.ExtendsShorter
+		f.ExtendsFailed += s.ExtendsFailed
+		if s.ReleaseLost {
+			f.ReleaseLost++
+		}
 		if s.Lost {
 			f.Lost++
 			if !h.pausedDuring(s) { // a paused holder notices when it runs again
@@ -94,6 +137,10 @@ func analyze(h history) figures {
 				f.OverlapsExcused++
 				continue
 			}
+			if h.vanished(a) || h.vanished(b) {
+				f.OverlapsVanished++
+				continue
+			}
 			f.Overlaps++
 			if f.Overlaps <= 5 {
 				f.Violations = append(f.Violations, fmt.Sprintf(
@@ -105,9 +152,8 @@ func analyze(h history) figures {
 	}
 
 	// Token order: B must beat every A whose Acquire returned before B's
-	// began.
-	// A token given again is excused only to a lease whose Acquire
-	// returned after a master lost its counters (as for regressions).
+	// began, unless a master lost its counters between A's Acquire began
+	// and B's returned. A token given again is excused only the same way.
 	tokens := make(map[uint64][]section, len(secs))
 	for _, s := range secs {
 		tokens[s.Token] = append(tokens[s.Token], s)
@@ -118,10 +164,13 @@ func analyze(h history) figures {
 		}
 		f.Duplicates += len(holders) - 1
 		sort.Slice(holders, func(i, j int) bool { return holders[i].Start < holders[j].Start })
-		for _, s := range holders[1:] {
-			if h.counterLoss == 0 || s.Start < h.counterLoss {
-				f.Violations = append(f.Violations, fmt.Sprintf("token %d given to %d leases", tok, len(holders)))
-				break
+	pairs:
+		for j, s := range holders[1:] {
+			for _, p := range holders[:j+1] {
+				if !h.lossBetween(min(p.AcqStart, s.AcqStart), s.Start) {
+					f.Violations = append(f.Violations, fmt.Sprintf("token %d given to %d leases", tok, len(holders)))
+					break pairs
+				}
 			}
 		}
 	}
@@ -141,9 +190,18 @@ func analyze(h history) figures {
 			continue
 		}
 		regressed[b.ID] = true
-		// A master that lost its counters before B's Acquire returned may
-		// have voted for it: no promise then.
-		if h.counterLoss != 0 && b.Start >= h.counterLoss {
+		// A master that lost its counters after A's Acquire began and
+		// before B's returned may have voted for B: no promise then. The
+		// witness is any such A with a token at least B's, not only the
+		// highest.
+		witness, excused := maxSec, true
+		for _, a := range secs[:i] {
+			if a.Token >= b.Token && !h.lossBetween(a.AcqStart, b.Start) {
+				witness, excused = a, false
+				break
+			}
+		}
+		if excused {
 			f.RegressionsOK++
 			continue
 		}
@@ -151,7 +209,7 @@ func analyze(h history) figures {
 		if f.Regressions <= 5 {
 			f.Violations = append(f.Violations, fmt.Sprintf(
 				"token regression: section %d (%s) began acquiring at %s and got token %d, but section %d (%s) acquired at %s with token %d",
-				b.ID, b.Worker, ts(b.AcqStart), b.Token, maxSec.ID, maxSec.Worker, ts(maxSec.Start), maxTok))
+				b.ID, b.Worker, ts(b.AcqStart), b.Token, witness.ID, witness.Worker, ts(witness.Start), witness.Token))
 		}
 	}
 
@@ -190,7 +248,7 @@ func analyze(h history) figures {
 			}
 			if s, ok := byID[v.Section]; ok && s.AcqStart > w.Checked {
 				must = true
-				strict = strict || h.counterLoss == 0 || s.Start < h.counterLoss
+				strict = strict || !h.lossBetween(byID[w.Section].AcqStart, s.Start)
 			}
 		}
 		if !must {

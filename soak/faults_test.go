@@ -28,6 +28,17 @@ const (
 	faultBlackhole    = "blackhole client->masters"
 	faultPauseProc    = "SIGSTOP worker process > TTL"
 	faultPauseSelf    = "SIGSTOP worker between check and write > TTL"
+	// The lock key's PEXPIRE 1 on some masters: a stand-in for a master's
+	// clock jumping forward. On a majority, or on a minority that held
+	// the holder's bare majority, mutual exclusion may break; tokens must
+	// still rise (the fence counters are intact).
+	faultVanishMinority = "keys vanish early on a minority"
+	faultVanishMajority = "keys vanish early on a majority"
+	// An in-process Client's connections to some masters are partitioned
+	// (what it writes is held), then broken (rueidis dials anew), and what
+	// the old sockets held is delivered later, after commands sent on the
+	// new connections. Nothing is excused for it.
+	faultLate = "late delivery after reconnect"
 )
 
 // A fault is one planned injection.
@@ -39,6 +50,7 @@ type fault struct {
 	Proc    int           // process pauses: which child process (1-based)
 	For     time.Duration // how long until it is healed
 	Latency int           // ms, for faultLatency
+	Hold    time.Duration // faultLate: from the break to the late delivery
 }
 
 func (f fault) String() string {
@@ -49,6 +61,10 @@ func (f fault) String() string {
 		return fmt.Sprintf("%v %s client %d masters %v for %v", f.At, f.Kind, f.Client, f.Masters, f.For)
 	case faultPauseProc, faultPauseSelf:
 		return fmt.Sprintf("%v %s process %d for %v", f.At, f.Kind, f.Proc, f.For)
+	case faultVanishMinority, faultVanishMajority:
+		return fmt.Sprintf("%v %s masters %v", f.At, f.Kind, f.Masters)
+	case faultLate:
+		return fmt.Sprintf("%v %s client %d masters %v partitioned for %v, delivered %v after the break", f.At, f.Kind, f.Client, f.Masters, f.For, f.Hold)
 	}
 	return fmt.Sprintf("%v %s masters %v for %v", f.At, f.Kind, f.Masters, f.For)
 }
@@ -57,8 +73,10 @@ func (f fault) String() string {
 // replays the same plan. Master faults never take more than a minority
 // at once (except faultKillMajority, which waits for all masters to be
 // up); each client link and each process has one fault at a time. The
-// last seconds are left calm, so that the run ends healed.
-func planFaults(seed uint64, d time.Duration, masters, clients, procs int, ttl time.Duration, volatile bool) []fault {
+// last seconds are left calm, so that the run ends healed. Clients
+// 0..lateClients-1 reach the masters through LateDialers as well as
+// through their proxies. Keys vanish only on masters that are up.
+func planFaults(seed uint64, d time.Duration, masters, clients, lateClients, procs int, ttl time.Duration, volatile bool) []fault {
 	rnd := rand.New(rand.NewPCG(seed, 0x50a4))
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rnd.Int64N(int64(hi-lo)+1)) }
 	minority := masters - (masters/2 + 1)
@@ -72,6 +90,10 @@ func planFaults(seed uint64, d time.Duration, masters, clients, procs int, ttl t
 	}
 	choices := []choice{
 		{faultPauseMaster, 3}, {faultLatency, 3}, {faultCut, 3}, {faultBlackhole, 2},
+		{faultVanishMinority, 2}, {faultVanishMajority, 1},
+	}
+	if lateClients > 0 {
+		choices = append(choices, choice{faultLate, 3})
 	}
 	if procs > 0 {
 		choices = append(choices, choice{faultPauseProc, 2}, choice{faultPauseSelf, 2})
@@ -146,6 +168,40 @@ func planFaults(seed uint64, d time.Duration, masters, clients, procs int, ttl t
 				f.Latency = 20 + rnd.IntN(300)
 			}
 			clientFree[c] = t + f.For + 200*time.Millisecond
+		case faultVanishMinority, faultVanishMajority:
+			var up []int
+			for m, at := range masterFree {
+				if at <= t {
+					up = append(up, m)
+				}
+			}
+			quorum := masters/2 + 1
+			var k int
+			switch {
+			case kind == faultVanishMajority:
+				k = quorum + rnd.IntN(masters-quorum+1)
+			case minority == 0:
+				continue
+			default:
+				k = 1 + rnd.IntN(minority)
+			}
+			if len(up) < k {
+				continue
+			}
+			rnd.Shuffle(len(up), func(i, j int) { up[i], up[j] = up[j], up[i] })
+			f.Masters = up[:k]
+			slices.Sort(f.Masters)
+		case faultLate:
+			c := rnd.IntN(lateClients)
+			if clientFree[c] > t {
+				continue
+			}
+			f.Client = c
+			f.Masters = rnd.Perm(masters)[:1+rnd.IntN(masters)]
+			slices.Sort(f.Masters)
+			f.For = between(150*time.Millisecond, 1500*time.Millisecond)
+			f.Hold = between(20*time.Millisecond, 1500*time.Millisecond)
+			clientFree[c] = t + f.For + f.Hold + 200*time.Millisecond
 		case faultPauseProc, faultPauseSelf:
 			p := 1 + rnd.IntN(procs)
 			if procFree[p] > t {
@@ -155,7 +211,7 @@ func planFaults(seed uint64, d time.Duration, masters, clients, procs int, ttl t
 			f.For = ttl + between(200*time.Millisecond, 1500*time.Millisecond)
 			procFree[p] = t + f.For + 3*ttl // and the wait for a successor
 		}
-		if f.At+f.For > end {
+		if f.At+f.For+f.Hold > end {
 			continue
 		}
 		plan = append(plan, f)
@@ -170,20 +226,35 @@ type interval struct{ From, To int64 }
 type cluster struct {
 	masters    []*redistest.Server
 	volatile   bool
-	proxies    [][]*toxiproxy.Proxy // [client][master]
-	children   []*child             // process k is children[k-1]
+	proxies    [][]*toxiproxy.Proxy      // [client][master]
+	late       [][]*redistest.LateDialer // [client][master], in-process Clients only
+	children   []*child                  // process k is children[k-1]
 	store      *store
 	ttl        time.Duration
 	verbose    bool
 	logf       func(format string, args ...any)
 	faultStart time.Time
 
-	mu          sync.Mutex
-	counts      map[string]int
-	exposures   []interval // a master came back without its data at once
-	counterLoss int64      // first time a master lost its fence counters; 0 if never
-	pauses      map[int][]interval
-	errs        []string
+	mu        sync.Mutex
+	counts    map[string]int
+	exposures []interval // a master came back without its data at once
+	vanishes  []vanish
+	lateBytes int     // delivered late by LateDialers
+	losses    []int64 // when a master lost its fence counters
+	pauses    map[int][]interval
+	errs      []string
+}
+
+// A vanish is one injection of faultVanishMinority or faultVanishMajority:
+// when it ran, and whether it took a lease's keys below a majority.
+type vanish struct {
+	interval
+	Majority bool // planned on a majority of masters
+	// Breaking: some value whose key vanished was left, on the other
+	// masters, on fewer than a majority: if it was a holder's, another
+	// Client could take the lock while it held. Only then are overlaps
+	// excused.
+	Breaking bool
 }
 
 func (c *cluster) count(kind string) {
@@ -200,9 +271,7 @@ func (c *cluster) fail(format string, args ...any) {
 
 func (c *cluster) lostCounters(at int64) {
 	c.mu.Lock()
-	if c.counterLoss == 0 || at < c.counterLoss {
-		c.counterLoss = at
-	}
+	c.losses = append(c.losses, at)
 	c.mu.Unlock()
 }
 
@@ -288,6 +357,25 @@ func (c *cluster) apply(ctx context.Context, f fault) {
 		for _, m := range f.Masters {
 			c.startProxy(c.proxies[f.Client][m])
 		}
+	case faultVanishMinority, faultVanishMajority:
+		c.vanish(f)
+	case faultLate:
+		ds := c.late[f.Client]
+		for _, m := range f.Masters {
+			ds[m].Partition()
+		}
+		sleep(ctx, f.For)
+		for _, m := range f.Masters {
+			ds[m].Break()
+		}
+		sleep(ctx, f.Hold)
+		n := 0
+		for _, m := range f.Masters {
+			n += ds[m].DeliverHeld()
+		}
+		c.mu.Lock()
+		c.lateBytes += n
+		c.mu.Unlock()
 	case faultPauseProc:
 		ch := c.children[f.Proc-1]
 		from := now()
@@ -314,6 +402,60 @@ func (c *cluster) apply(ctx context.Context, f fault) {
 		c.resume(p.Proc, p.Checked)
 	}
 	c.count(f.Kind)
+}
+
+// vanishScript sets the lock key to expire in 1 ms and returns the value
+// it held, in one step, so that what vanished is known exactly.
+const vanishScript = `local v = redis.call('GET', KEYS[1])
+if v then redis.call('PEXPIRE', KEYS[1], 1) end
+return v`
+
+// vanish makes the lock key expire at once on f's masters, then reads it
+// on the others, and records whether a value that vanished is left on
+// fewer than a majority. A master that does not answer (restarting) is
+// skipped.
+func (c *cluster) vanish(f fault) {
+	key := keyPrefix + lockName
+	from := now()
+	in := make([]bool, len(c.masters))
+	for _, m := range f.Masters {
+		in[m] = true
+	}
+	vals := make([]string, len(c.masters))
+	errs := make([]error, len(c.masters))
+	var wg sync.WaitGroup
+	for _, m := range f.Masters {
+		wg.Go(func() { vals[m], errs[m] = c.masters[m].Do("EVAL", vanishScript, "1", key) })
+	}
+	wg.Wait()
+	for m := range c.masters {
+		if !in[m] {
+			wg.Go(func() { vals[m], errs[m] = c.masters[m].Do("GET", key) })
+		}
+	}
+	wg.Wait()
+	v := vanish{interval: interval{from, now()}, Majority: f.Kind == faultVanishMajority}
+	quorum := len(c.masters)/2 + 1
+	for _, m := range f.Masters {
+		if errs[m] != nil || vals[m] == "" {
+			continue
+		}
+		left := 0
+		for o := range c.masters {
+			if !in[o] && errs[o] == nil && vals[o] == vals[m] {
+				left++
+			}
+		}
+		if left < quorum {
+			v.Breaking = true
+		}
+	}
+	if c.verbose {
+		c.logf("%s %s: vanished %q (errors %v); breaking %v", ts(now()), f, vals, errs, v.Breaking)
+	}
+	c.mu.Lock()
+	c.vanishes = append(c.vanishes, v)
+	c.mu.Unlock()
 }
 
 // startProxy starts a stopped proxy again on its old address, which its

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/redis/rueidis"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
@@ -33,6 +34,7 @@ var (
 	mastersFlag  = flag.Int("masters", 5, "number of redis-server masters")
 	ttlFlag      = flag.Duration("ttl", time.Second, "lease TTL of the workers")
 	faultLog     = flag.Bool("faultlog", false, "print every fault as it is injected")
+	evenFlag     = flag.Int("even-masters", 4, "number of masters of the third phase, which takes a fifth of the duration (0: no third phase)")
 )
 
 // Workers: Clients in this process, and child processes with one Client
@@ -71,7 +73,10 @@ func childMain() int {
 	proc, _ := strconv.Atoi(os.Getenv("SOAK_PROC"))
 	ttl, _ := time.ParseDuration(os.Getenv("SOAK_TTL"))
 	seed, _ := strconv.ParseUint(os.Getenv("SOAK_SEED"), 10, 64)
-	c, err := distlock.New(distlock.Config{Nodes: strings.Split(os.Getenv("SOAK_NODES"), ","), KeyPrefix: keyPrefix})
+	start, _ := strconv.ParseInt(os.Getenv("SOAK_START"), 10, 64)
+	sol := solo{seed: seed, start: start, clients: inProcess + childProcs}
+	handoffs := &handoffCounter{}
+	c, err := distlock.New(distlock.Config{Nodes: strings.Split(os.Getenv("SOAK_NODES"), ","), KeyPrefix: keyPrefix, TracerProvider: handoffs})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker process:", err)
 		return 1
@@ -83,7 +88,7 @@ func childMain() int {
 	workers := make([]*worker, goroutinesPer)
 	for g := range goroutinesPer {
 		workers[g] = &worker{proc: proc, name: fmt.Sprintf("proc%d/g%d", proc, g), client: c, rec: rec, ttl: ttl,
-			rnd: rand.New(rand.NewPCG(seed, uint64(proc*100+g)))}
+			rnd: rand.New(rand.NewPCG(seed, uint64(proc*100+g))), solo: sol, clientIdx: inProcess + proc - 1}
 		wg.Go(func() { errs[g] = workers[g].run(ctx) })
 	}
 	fmt.Println("ready")
@@ -108,6 +113,7 @@ func childMain() int {
 		acquired += w.acquired.Load()
 	}
 	fmt.Println("acquired", acquired)
+	fmt.Println("handoffs", handoffs.n.Load())
 	return code
 }
 
@@ -120,7 +126,7 @@ type child struct {
 	stderr bytes.Buffer
 }
 
-func startChild(t *testing.T, proc int, nodes []string, storeURL string, ttl time.Duration, seed uint64) *child {
+func startChild(t *testing.T, proc int, nodes []string, storeURL string, ttl time.Duration, seed uint64, start int64) *child {
 	t.Helper()
 	ch := &child{proc: proc}
 	ch.cmd = exec.Command(os.Args[0], "-test.run=^$")
@@ -130,7 +136,8 @@ func startChild(t *testing.T, proc int, nodes []string, storeURL string, ttl tim
 		"SOAK_NODES="+strings.Join(nodes, ","),
 		"SOAK_STORE="+storeURL,
 		"SOAK_TTL="+ttl.String(),
-		"SOAK_SEED="+strconv.FormatUint(seed, 10))
+		"SOAK_SEED="+strconv.FormatUint(seed, 10),
+		"SOAK_START="+strconv.FormatInt(start, 10))
 	ch.stdin, _ = ch.cmd.StdinPipe()
 	stdout, _ := ch.cmd.StdoutPipe()
 	ch.cmd.Stderr = &ch.stderr
@@ -151,14 +158,17 @@ func startChild(t *testing.T, proc int, nodes []string, storeURL string, ttl tim
 }
 
 // stop closes the child's stdin and waits for it to finish its sections
-// and exit; it returns how many leases it acquired.
-func (ch *child) stop() (int64, error) {
+// and exit; it returns how many leases it acquired, and how many of them
+// by a local handoff.
+func (ch *child) stop() (acquired, handoffs int64, err error) {
 	ch.cmd.Process.Signal(syscall.SIGCONT)
 	ch.stdin.Close()
-	var acquired int64
 	for ch.out.Scan() {
 		if n, ok := strings.CutPrefix(ch.out.Text(), "acquired "); ok {
 			acquired, _ = strconv.ParseInt(n, 10, 64)
+		}
+		if n, ok := strings.CutPrefix(ch.out.Text(), "handoffs "); ok {
+			handoffs, _ = strconv.ParseInt(n, 10, 64)
 		}
 	}
 	done := make(chan error, 1)
@@ -166,13 +176,13 @@ func (ch *child) stop() (int64, error) {
 	select {
 	case err := <-done:
 		if err != nil {
-			return acquired, fmt.Errorf("worker process %d: %v; stderr:\n%s", ch.proc, err, ch.stderr.String())
+			return acquired, handoffs, fmt.Errorf("worker process %d: %v; stderr:\n%s", ch.proc, err, ch.stderr.String())
 		}
-		return acquired, nil
+		return acquired, handoffs, nil
 	case <-time.After(30 * time.Second):
 		ch.cmd.Process.Kill()
 		<-done
-		return acquired, fmt.Errorf("worker process %d did not exit within 30s of being told to stop; stderr:\n%s", ch.proc, ch.stderr.String())
+		return acquired, handoffs, fmt.Errorf("worker process %d did not exit within 30s of being told to stop; stderr:\n%s", ch.proc, ch.stderr.String())
 	}
 }
 
@@ -190,25 +200,58 @@ func seed(t *testing.T) uint64 {
 	return rand.Uint64() >> 1
 }
 
-// TestSoak runs two phases on fresh masters: "persistent" (appendonly yes,
-// appendfsync always; killed masters come back with their data), where
-// every check must hold, and "volatile" (no persistence; killed masters
-// come back empty, at once or after a TTL, and now and then a majority
-// at once), where mutual exclusion must hold except around a master that
-// came back empty at once, and token order is measured, not required.
+// A phase is one run on fresh masters.
+type phase struct {
+	name     string
+	mode     string
+	masters  int
+	volatile bool
+}
+
+// TestSoak runs three phases on fresh masters: "persistent" (appendonly
+// yes, appendfsync always; killed masters come back with their data),
+// where every check must hold; "volatile" (no persistence; killed masters
+// come back empty, at once or after a TTL, and now and then a majority at
+// once), where mutual exclusion must hold except around a master that came
+// back empty at once, and token order is measured, not required, once a
+// master lost its counters; and "even", persistent on an even number of
+// masters (4), a fifth of the duration. In every phase keys vanish early
+// now and then (which excuses overlaps when it takes a lease's keys below
+// a majority, and nothing else), and the in-process Clients' commands are
+// delivered late after a reconnect (which excuses nothing).
 func TestSoak(t *testing.T) {
 	d, n := *durationFlag, *mastersFlag
 	if testing.Short() {
 		d = 50 * time.Second
 	}
 	s := seed(t)
-	fmt.Printf("soak: seed %d (replay: -seed %d or SOAK_SEED=%d), %v on %d masters, TTL %v\n", s, s, s, d, n, *ttlFlag)
-	t.Run("persistent", func(t *testing.T) { runPhase(t, s, d/2, n, false) })
-	t.Run("volatile", func(t *testing.T) { runPhase(t, s+1, d/2, n, true) })
+	var dEven time.Duration
+	if *evenFlag > 0 {
+		dEven = d / 5
+	}
+	dMain := (d - dEven) / 2
+	fmt.Printf("soak: seed %d (replay: -seed %d or SOAK_SEED=%d), %v on %d masters", s, s, s, d, n)
+	if dEven > 0 {
+		fmt.Printf(" (%v of it on %d)", dEven, *evenFlag)
+	}
+	fmt.Printf(", TTL %v\n", *ttlFlag)
+	persistent := "persistent: appendonly yes, appendfsync always"
+	t.Run("persistent", func(t *testing.T) {
+		runPhase(t, s, dMain, phase{name: "persistent", mode: persistent, masters: n})
+	})
+	t.Run("volatile", func(t *testing.T) {
+		runPhase(t, s+1, dMain, phase{name: "volatile", mode: "volatile: no persistence", masters: n, volatile: true})
+	})
+	if dEven > 0 {
+		t.Run("even", func(t *testing.T) {
+			runPhase(t, s+2, dEven, phase{name: "even", mode: persistent, masters: *evenFlag})
+		})
+	}
 }
 
-func runPhase(t *testing.T, seed uint64, d time.Duration, n int, volatile bool) {
+func runPhase(t *testing.T, seed uint64, d time.Duration, ph phase) {
 	ttl := *ttlFlag
+	n, volatile := ph.masters, ph.volatile
 	masters := redistest.StartN(t, n, redistest.Options{Persistent: !volatile})
 	st := newStore()
 	storeURL, stopStore, err := st.serve(t.Context())
@@ -239,27 +282,45 @@ func runPhase(t *testing.T, seed uint64, d time.Duration, n int, volatile bool) 
 			nodes[c] = append(nodes[c], "redis://"+p.Listen+"/0")
 		}
 	}
+	// The in-process Clients dial their proxies through a LateDialer per
+	// master, so that their commands can be delivered late.
+	late := make([][]*redistest.LateDialer, inProcess)
+	defer func() {
+		for _, ds := range late {
+			for _, d := range ds {
+				d.Close()
+			}
+		}
+	}()
 
-	cl := &cluster{masters: masters, volatile: volatile, proxies: proxies, store: st, ttl: ttl,
+	cl := &cluster{masters: masters, volatile: volatile, proxies: proxies, late: late, store: st, ttl: ttl,
 		verbose: *faultLog, logf: t.Logf, counts: make(map[string]int), pauses: make(map[int][]interval)}
+	// Solo windows count from a moment after every worker has started.
+	sol := solo{seed: seed, start: time.Now().Add(3 * time.Second).UnixNano(), clients: clients}
 	for k := 1; k <= childProcs; k++ {
-		cl.children = append(cl.children, startChild(t, k, nodes[inProcess+k-1], storeURL, ttl, seed))
+		cl.children = append(cl.children, startChild(t, k, nodes[inProcess+k-1], storeURL, ttl, seed, sol.start))
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var workers []*worker
 	var wg sync.WaitGroup
 	var clientsInProc []*distlock.Client
+	handoffs := &handoffCounter{}
 	workErrs := make(chan error, inProcess*goroutinesPer)
 	for c := range inProcess {
-		client, err := distlock.New(distlock.Config{Nodes: nodes[c], KeyPrefix: keyPrefix})
+		opts := make([]rueidis.ClientOption, n)
+		for m := range masters {
+			late[c] = append(late[c], redistest.NewLateDialer())
+			opts[m] = rueidis.ClientOption{InitAddress: []string{proxies[c][m].Listen}, ForceSingleClient: true, DialCtxFn: late[c][m].Dial}
+		}
+		client, err := distlock.New(distlock.Config{NodeOptions: opts, KeyPrefix: keyPrefix, TracerProvider: handoffs})
 		if err != nil {
 			t.Fatal(err)
 		}
 		clientsInProc = append(clientsInProc, client)
 		for g := range goroutinesPer {
 			w := &worker{proc: 0, name: fmt.Sprintf("proc0/c%d/g%d", c, g), client: client, rec: st, ttl: ttl,
-				rnd: rand.New(rand.NewPCG(seed, uint64(c*100+g+10000)))}
+				rnd: rand.New(rand.NewPCG(seed, uint64(c*100+g+10000))), solo: sol, clientIdx: c}
 			workers = append(workers, w)
 			wg.Go(func() {
 				if err := w.run(ctx); err != nil {
@@ -269,7 +330,7 @@ func runPhase(t *testing.T, seed uint64, d time.Duration, n int, volatile bool) 
 		}
 	}
 
-	plan := planFaults(seed, d, n, clients, childProcs, ttl, volatile)
+	plan := planFaults(seed, d, n, clients, inProcess, childProcs, ttl, volatile)
 	faultCtx, stopFaults := context.WithTimeout(ctx, d)
 	cl.inject(faultCtx, plan)
 	sleep(faultCtx, time.Until(cl.faultStart.Add(d))) // the calm end of the plan
@@ -292,9 +353,11 @@ func runPhase(t *testing.T, seed uint64, d time.Duration, n int, volatile bool) 
 			t.Logf("Close: %v", err)
 		}
 	}
+	handedOver := handoffs.n.Load()
 	for _, ch := range cl.children {
-		a, err := ch.stop()
+		a, h, err := ch.stop()
 		acquired += a
+		handedOver += h
 		if err != nil {
 			t.Error(err)
 		}
@@ -305,12 +368,8 @@ func runPhase(t *testing.T, seed uint64, d time.Duration, n int, volatile bool) 
 	if err != nil {
 		t.Error(err)
 	}
-	f := analyze(history{sections: secs, writes: writes, ttl: ttl, exposures: cl.exposures, counterLoss: cl.counterLoss, pauses: cl.pauses})
-	mode := "persistent: appendonly yes, appendfsync always"
-	if volatile {
-		mode = "volatile: no persistence"
-	}
-	report(phaseName(volatile), mode, d, n, ttl, seed, f, cl, acquired, keysLeft)
+	f := analyze(history{sections: secs, writes: writes, ttl: ttl, exposures: cl.exposures, vanishes: cl.vanishes, losses: slices.Sorted(slices.Values(cl.losses)), pauses: cl.pauses})
+	report(ph, d, ttl, seed, f, cl, acquired, handedOver, keysLeft)
 	for _, e := range cl.errs {
 		t.Errorf("fault injection: %s", e)
 	}
@@ -326,13 +385,6 @@ func runPhase(t *testing.T, seed uint64, d time.Duration, n int, volatile bool) 
 	if len(keysLeft) > 0 {
 		t.Errorf("lock keys left at the end: %v", keysLeft)
 	}
-}
-
-func phaseName(volatile bool) string {
-	if volatile {
-		return "volatile"
-	}
-	return "persistent"
 }
 
 // leftKeys scans every master for the suite's keys other than the fence
@@ -369,11 +421,15 @@ func leftKeys(masters []*redistest.Server, wait time.Duration) []string {
 }
 
 // report prints a phase's figures.
-func report(name, mode string, d time.Duration, n int, ttl time.Duration, seed uint64, f figures, cl *cluster, acquired int64, keysLeft []string) {
+func report(ph phase, d time.Duration, ttl time.Duration, seed uint64, f figures, cl *cluster, acquired, handoffs int64, keysLeft []string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "soak phase %s (%s): %v, %d masters, %d Clients in the test process and %d worker processes x %d goroutines, TTL %v, seed %d\n",
-		name, mode, d, n, inProcess, childProcs, goroutinesPer, ttl, seed)
+		ph.name, ph.mode, d, ph.masters, inProcess, childProcs, goroutinesPer, ttl, seed)
 	fmt.Fprintf(&b, "  acquisitions: %d (leases lost while held: %d)\n", f.Sections, f.Lost)
+	fmt.Fprintf(&b, "  sections: %d with Do, %d with Acquire and Release (Release found the lease lost after the last check: %d); taken by a local handoff: %d\n",
+		f.Modes[modeDo], f.Modes[modeAcquire], f.ReleaseLost, handoffs)
+	fmt.Fprintf(&b, "  Extend: %d calls, %d to a shorter TTL and %d to a longer one, %d failed\n",
+		f.Extends, f.ExtendsShorter, f.Extends-f.ExtendsShorter, f.ExtendsFailed)
 	fmt.Fprintf(&b, "  store writes: %d accepted, %d rejected\n", f.Accepted, f.Rejected)
 	kinds := make([]string, 0, len(cl.counts))
 	total := 0
@@ -383,13 +439,30 @@ func report(name, mode string, d time.Duration, n int, ttl time.Duration, seed u
 	}
 	slices.Sort(kinds)
 	fmt.Fprintf(&b, "  faults: %d: %s\n", total, strings.Join(kinds, ", "))
-	fmt.Fprintf(&b, "  overlaps: %d (and %d next to a master that came back empty at once)\n", f.Overlaps, f.OverlapsExcused)
+	var vMin, vMinBreak, vMaj, vMajBreak int
+	for _, v := range cl.vanishes {
+		switch {
+		case v.Majority && v.Breaking:
+			vMaj++
+			vMajBreak++
+		case v.Majority:
+			vMaj++
+		case v.Breaking:
+			vMin++
+			vMinBreak++
+		default:
+			vMin++
+		}
+	}
+	fmt.Fprintf(&b, "  keys vanished early: on a minority %d (%d left a value on fewer than a majority), on a majority %d (%d did)\n", vMin, vMinBreak, vMaj, vMajBreak)
+	fmt.Fprintf(&b, "  late delivery: %d bytes delivered late over %d faults\n", cl.lateBytes, cl.counts[faultLate])
+	fmt.Fprintf(&b, "  overlaps: %d (and %d next to a master that came back empty at once, %d right after keys vanished from a majority)\n", f.Overlaps, f.OverlapsExcused, f.OverlapsVanished)
 	fmt.Fprintf(&b, "  stale writes (holder paused > TTL between check and write): %d, rejected %d; %d came after a later lease's write and had to be rejected\n",
 		f.Stale, f.StaleRejected, f.StaleMust)
 	fmt.Fprintf(&b, "  other writes rejected: %d from holders whose lease ran out between check and write, %d from holders whose token went backwards\n", f.LateRejected, f.BackwardsRejected)
-	fmt.Fprintf(&b, "  token regressions: %d (and %d after a master lost its counters); tokens given twice: %d\n", f.Regressions, f.RegressionsOK, f.Duplicates)
+	fmt.Fprintf(&b, "  token regressions: %d (and %d where a master lost its counters between the two acquisitions); tokens given twice: %d\n", f.Regressions, f.RegressionsOK, f.Duplicates)
 	if len(f.NoticeLag) > 0 {
-		fmt.Fprintf(&b, "  lost leases of running holders (%d), noticed this long after their validity ended: p50 %v, p99 %v, max %v\n", len(f.NoticeLag),
+		fmt.Fprintf(&b, "  lost leases of running holders (%d), noticed this long after their validity ended (negative: before, a renewal found the keys gone): p50 %v, p99 %v, max %v\n", len(f.NoticeLag),
 			percentile(f.NoticeLag, 0.5).Round(time.Microsecond), percentile(f.NoticeLag, 0.99).Round(time.Microsecond), percentile(f.NoticeLag, 1).Round(time.Microsecond))
 	}
 	left := "none"

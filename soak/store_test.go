@@ -44,8 +44,20 @@ type section struct {
 	// holder noticed.
 	Lost     bool  `json:"lost"`
 	Deadline int64 `json:"deadline"`
-	// Violation is set by the worker when Lease.Err returned nil after the
-	// process was paused for longer than the TTL.
+	// Mode: how the worker took the lease (modeDo, modeAcquire).
+	Mode string `json:"mode"`
+	// Extends: Extend calls in the section, how many asked for a TTL
+	// shorter than the acquire's, and how many returned an error.
+	Extends        int `json:"extends,omitempty"`
+	ExtendsShorter int `json:"extendsShorter,omitempty"`
+	ExtendsFailed  int `json:"extendsFailed,omitempty"`
+	// ReleaseLost: Release reported ErrLeaseLost although the section's
+	// last check saw the lease held (it was lost in between).
+	ReleaseLost bool `json:"releaseLost,omitempty"`
+	// Violation is set by the worker when a Lease broke its contract:
+	// Err nil after the process was paused for longer than the TTL, or
+	// past Deadline; a Deadline beyond a successful Extend's TTL; Release
+	// of a lost lease not reporting it, a second Release failing.
 	Violation string `json:"violation,omitempty"`
 }
 
