@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
 )
 
 // Second adversarial review, of 5c2af93 ("Fixes for five breaks an
@@ -145,6 +146,24 @@ func TestAdv2LateAcquireAfterRelease(t *testing.T) {
 	c, late := lateClient(t, servers, []int{2}, distlock.Config{NodeTimeout: 100 * time.Millisecond})
 	ctx := ctxTimeout(t, 20*time.Second)
 
+	l := acquireMaster2Unanswered(t, ctx, c, late, name)
+	if err := l.Release(ctx); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if n := late.DeliverHeld(); n == 0 {
+		t.Fatal("nothing was held: the acquire to master 2 was not queued")
+	}
+	t.Logf("old socket delivered after Release; PTTLs %v", pttls(t, servers, name))
+	noLockKeys(t, servers)
+}
+
+// acquireMaster2Unanswered takes name with a TTL of 5s on c, whose
+// connection to master 2 goes through late, while master 2 is partitioned:
+// the lease wins masters 0 and 1, and its acquire to master 2 is held in a
+// socket that late then breaks. It returns once c reaches master 2 again
+// over a new connection; late still holds the acquire (DeliverHeld).
+func acquireMaster2Unanswered(t *testing.T, ctx context.Context, c *distlock.Client, late *redistest.LateDialer, name string) *distlock.Lease {
+	t.Helper()
 	late.Partition()
 	l, err := c.TryAcquire(ctx, name, distlock.WithTTL(5*time.Second))
 	if err != nil {
@@ -156,12 +175,5 @@ func TestAdv2LateAcquireAfterRelease(t *testing.T) {
 		st, err := c.Status(ctx, name)
 		return err == nil && st.Masters[2].Err == nil
 	})
-	if err := l.Release(ctx); err != nil {
-		t.Fatalf("Release: %v", err)
-	}
-	if n := late.DeliverHeld(); n == 0 {
-		t.Fatal("nothing was held: the acquire to master 2 was not queued")
-	}
-	t.Logf("old socket delivered after Release; PTTLs %v", pttls(t, servers, name))
-	noLockKeys(t, servers)
+	return l
 }

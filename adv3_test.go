@@ -100,17 +100,7 @@ func TestAdv3LateAcquireAfterHandoff(t *testing.T) {
 	c, late := lateClient(t, servers, []int{2}, distlock.Config{NodeTimeout: 100 * time.Millisecond})
 	ctx := ctxTimeout(t, 20*time.Second)
 
-	late.Partition()
-	g1, err := c.TryAcquire(ctx, name, distlock.WithTTL(5*time.Second))
-	if err != nil {
-		t.Fatalf("TryAcquire with master 2 partitioned: %v", err)
-	}
-	time.Sleep(20 * time.Millisecond) // acquire.lua is in master 2's socket
-	late.Break()
-	eventually(t, "master 2 answers again", func() bool {
-		st, err := c.Status(ctx, name)
-		return err == nil && st.Masters[2].Err == nil
-	})
+	g1 := acquireMaster2Unanswered(t, ctx, c, late, name)
 	got := acquireLater(t, ctx, c, name, distlock.WithTTL(5*time.Second))
 	waitQueued(t, c, name)
 	if err := g1.Release(ctx); err != nil {
@@ -157,17 +147,7 @@ func TestAdv3FailedHandoffNextLeftOnBuriedMaster(t *testing.T) {
 	remote := newClient(t, servers, distlock.Config{})
 	ctx := ctxTimeout(t, 20*time.Second)
 
-	late.Partition()
-	g1, err := c.TryAcquire(ctx, name, distlock.WithTTL(5*time.Second))
-	if err != nil {
-		t.Fatalf("TryAcquire with master 2 partitioned: %v", err)
-	}
-	time.Sleep(20 * time.Millisecond) // acquire.lua is in master 2's socket
-	late.Break()
-	eventually(t, "master 2 answers again", func() bool {
-		st, err := c.Status(ctx, name)
-		return err == nil && st.Masters[2].Err == nil
-	})
+	g1 := acquireMaster2Unanswered(t, ctx, c, late, name)
 	if n := late.DeliverHeld(); n == 0 {
 		t.Fatal("nothing was held: the acquire to master 2 was not queued")
 	}

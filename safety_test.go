@@ -30,16 +30,7 @@ import (
 // Err was nil.)
 func TestExtendShorterWithRenewalInFlight(t *testing.T) {
 	servers := masters(t, 3)
-	proxies := redistest.ProxyN(t, servers)
-	nodes := make([]string, len(proxies))
-	for i, p := range proxies {
-		nodes[i] = p.URL()
-	}
-	c, err := distlock.New(distlock.Config{Nodes: nodes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, proxies := newProxiedClient(t, servers)
 	other := newClient(t, servers, distlock.Config{})
 
 	const ttl, short, late = 3 * time.Second, 400 * time.Millisecond, 300 * time.Millisecond
