@@ -383,7 +383,8 @@ func withErr(prev error, first bool, err error) error {
 }
 
 // Extend renews the lease now on every master, with a new TTL that later
-// renewals keep. It returns nil when a majority renewed; then the lease is
+// renewals keep once Extend has succeeded (after a failed Extend they go
+// on with the TTL the lease had). It returns nil when a majority renewed; then the lease is
 // valid for ttl (less drift) from when Extend sent its commands. A shorter
 // ttl shortens the validity the moment Extend is called, whether or not it
 // succeeds: from then on no master's answer given under the longer TTL
