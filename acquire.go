@@ -187,19 +187,10 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		if err == nil && time.Now().Before(validUntil) {
 			l := newLease(c, req, value, token, start, t)
 			l.waiter = a.waiter
-			for i, s := range state {
-				switch s {
-				case granted:
-					l.acks[i] = l.validUntil.Load() // what this answer guarantees
-				case failed:
-					l.unanswered |= 1 << i // the acquire may still arrive
-				}
-			}
-			l.stragglers, l.pending = replies, n-nAnswered
-			l.grants = func(res rueidis.RedisResult) bool {
+			l.answers(state, replies, n-nAnswered, func(res rueidis.RedisResult) bool {
 				ok, _, _ := parseAcquire(res)
 				return ok
-			}
+			})
 			if c.track(l) {
 				l.start(c.now() + int64(req.ttl/3))
 				if keep && (call.attempts > 1 || state[0] != granted) {
@@ -335,20 +326,29 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 // is still retransmitting.
 func tombLife(ttl time.Duration) time.Duration { return max(2*ttl, time.Minute) }
 
-// bury runs bury.lua for value on the masters marked in only, and waits
-// for their answers.
+// bury deletes value's key and leaves its tombstone (release.lua with
+// one) on the masters marked in only, and waits for their answers.
 func (c *Client) bury(ctx context.Context, req *request, value string, only []bool) {
-	keys := []string{req.key, req.tombKey(value)}
-	args := []string{value, strconv.FormatInt(tombLife(req.ttl).Milliseconds(), 10)}
+	call := req.releaseCall(value, "", true, req.ttl)
 	replies, count := c.fanout(ctx, req.timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
-		return script.Bury.Exec(ctx, rc, keys, args)
+		return script.Release.Exec(ctx, rc, call.Keys, call.Args)
 	})
 	for range count {
 		<-replies
 	}
 }
 
-// mark returns, for fanoutTo, the masters whose state satisfies is, and
+// masked returns, for fanout, the masters whose bit is set in mask (of n),
+// and whether there are any.
+func masked(mask uint64, n int) ([]bool, bool) {
+	only := make([]bool, n)
+	for i := range only {
+		only[i] = mask&(1<<i) != 0
+	}
+	return only, mask != 0
+}
+
+// mark returns, for fanout, the masters whose state satisfies is, and
 // whether there are any.
 func mark(state []int, is func(int) bool) ([]bool, bool) {
 	only := make([]bool, len(state))

@@ -116,7 +116,7 @@ func TestAdv2ReleaseMissesLossWhereAckIsZero(t *testing.T) {
 
 // A lease's own acquire, delivered late over a replaced connection, lands
 // after the lease's Release and sets the key for a whole TTL. 5c2af93 buries
-// (bury.lua: delete and tombstone) only a failed attempt's value where the
+// (release.lua with a tombstone: a bury) only a failed attempt's value where the
 // answer never came; a successful acquire's stragglers are only waited for
 // (Lease.settle), and a straggler that failed is forgotten: Release sends
 // release.lua there, which the late acquire overtakes. The same holds for a

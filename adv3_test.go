@@ -13,7 +13,7 @@ import (
 // describes the interleaving it drives and the claim it breaks, and fails
 // on 5840960.
 
-// Release sends bury.lua, not release.lua, to a master whose answer to the
+// Release buries (release.lua with a tombstone) on a master whose answer to the
 // lease's acquire never came, and then ignores that master's answer
 // altogether ("a buried master says only whether it deleted"). But bury's
 // 0 says exactly what release.lua's 0 or -1 says: the key does not hold
@@ -120,7 +120,7 @@ func TestAdv3LateAcquireAfterHandoff(t *testing.T) {
 
 // Release after a failed local handoff deletes the value the handoff gave
 // the next holder (also) with release.lua, but on a master whose answer to
-// the lease's acquire never came it sends bury.lua instead, which deletes
+// the lease's acquire never came it buries instead (release.lua with a tombstone), which deletes
 // only the lease's own value: where the handoff did swap the key there,
 // the next value stays for a whole TTL.
 //
@@ -134,7 +134,7 @@ func TestAdv3LateAcquireAfterHandoff(t *testing.T) {
 //  3. G1.Release: handoff.lua swaps the key to the next value on masters 1
 //     and 2; master 0 answers {0, 1} (another Client's waiter is first).
 //     The handoff fails; Release(also = next) deletes on masters 0 and 1,
-//     and sends bury.lua(G1's value) to master 2, which finds the next
+//     and buries G1's value on master 2, which finds the next
 //     value and leaves it.
 //  4. The other Client's waiter, then G2, take and release the lock on
 //     masters 0 and 1. Master 2 keeps the next value for its TTL.

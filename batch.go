@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
 	"sync"
 	"time"
 
@@ -55,14 +54,10 @@ func (c *Client) pipeline(ctx context.Context, timeout time.Duration, i int, s *
 
 // batch runs s once for each lease on every master at once: one pipeline
 // per master, one goroutine per master, however many leases, each under
-// timeout. It returns, per master, one integer reply per lease (noReply
-// where there was none), and per master the error that made any reply
-// missing.
-func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Script, leases []*Lease, args func(i int, l *Lease) []string) ([][]int64, []error) {
-	calls := make([]rueidis.LuaExec, len(leases))
-	for i, l := range leases {
-		calls[i] = rueidis.LuaExec{Keys: []string{l.req.key}, Args: args(i, l)}
-	}
+// timeout; call gives a lease's keys and arguments on a master. It
+// returns, per master, one integer reply per lease (noReply where there
+// was none), and per master the error that made any reply missing.
+func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Script, leases []*Lease, call func(node int, l *Lease) rueidis.LuaExec) ([][]int64, []error) {
 	type result struct {
 		node int
 		ints []int64
@@ -71,6 +66,10 @@ func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Scr
 	results := make(chan result, len(c.nodes))
 	for i := range c.nodes {
 		c.spawn(func() {
+			calls := make([]rueidis.LuaExec, len(leases))
+			for j, l := range leases {
+				calls[j] = call(i, l)
+			}
 			ints, err := c.pipeline(ctx, timeout, i, s, calls)
 			results <- result{i, ints, err}
 		})
@@ -91,12 +90,22 @@ func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Scr
 func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases []*Lease) error {
 	var failed int
 	var sample []error
+	// Where a lease's acquire was never answered, it may still arrive
+	// after the delete: the value is buried there, in the same pipeline.
+	unknown := make(map[*Lease]uint64)
 	for _, l := range leases {
 		l.settle()
+		l.mu.Lock()
+		if l.unanswered != 0 {
+			unknown[l] = l.unanswered
+		}
+		l.mu.Unlock()
 	}
 	for lo := 0; lo < len(leases); lo += maxBatch {
 		part := leases[lo:min(lo+maxBatch, len(leases))]
-		replies, errs := c.batch(ctx, timeout, script.Release, part, func(_ int, l *Lease) []string { return []string{l.value} })
+		replies, errs := c.batch(ctx, timeout, script.Release, part, func(node int, l *Lease) rueidis.LuaExec {
+			return l.req.releaseCall(l.value, "", unknown[l]&(1<<node) != 0, l.TTL())
+		})
 		for j := range part {
 			ok := 0
 			for i := range c.nodes {
@@ -110,29 +119,6 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 			}
 		}
 	}
-	// Where a lease's acquire was never answered, it may still arrive
-	// after the delete: bury the value there, one pipeline per master.
-	bury := make([][]rueidis.LuaExec, len(c.nodes))
-	for _, l := range leases {
-		l.mu.Lock()
-		unknown := l.unanswered
-		l.mu.Unlock()
-		for i := range c.nodes {
-			if unknown&(1<<i) != 0 {
-				bury[i] = append(bury[i], rueidis.LuaExec{
-					Keys: []string{l.req.key, l.req.tombKey(l.value)},
-					Args: []string{l.value, strconv.FormatInt(tombLife(l.TTL()).Milliseconds(), 10)},
-				})
-			}
-		}
-	}
-	var wg sync.WaitGroup
-	for i, calls := range bury {
-		if len(calls) > 0 {
-			wg.Go(func() { c.pipeline(ctx, timeout, i, script.Bury, calls) })
-		}
-	}
-	wg.Wait()
 	if failed > 0 {
 		return &QuorumError{Op: "release", Name: fmt.Sprintf("(%d of %d leases)", failed, len(leases)), Needed: c.quorum, Errs: sample}
 	}

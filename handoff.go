@@ -44,7 +44,7 @@ import (
 //
 // A handoff that fails may have given the key the next value on some
 // masters: Release then deletes both values, and buries the next one where
-// the answer never came (bury.lua), so that a late handoff.lua is refused.
+// the answer never came (release.lua with a tombstone), so that a late handoff.lua is refused.
 //
 // Order between Clients: master 0's waiting list holds the waiters of other
 // Clients (retry.go). When one of them is first in line, or holds the key
@@ -76,10 +76,10 @@ func (l *Lease) handOff(ctx context.Context) (handed, ended bool, next string) {
 	if s == nil {
 		return false, true, next
 	}
-	// Where the handoff's answer has not come, the old value may remain:
-	// delete it once those answers are in (a delete overtaking the handoff
-	// would leave that master without the new lease's key).
-	// Only where the answer never came: elsewhere the script either
+	// Where the handoff's answer (or the old acquire's) never came, the
+	// old value may remain, or arrive late: bury it there once the
+	// handoff's answers are in (a delete overtaking the handoff would leave
+	// that master without the new lease's key). Elsewhere the script
 	// replaced the old value or found none (TestHandoffLeavesNoOldValue).
 	c, req, old := l.c, l.req, l.value
 	c.spawn(func() {
@@ -90,12 +90,9 @@ func (l *Lease) handOff(ctx context.Context) (handed, ended bool, next string) {
 		l.mu.Lock()
 		unknown |= l.unanswered // the old acquire may still arrive there
 		l.mu.Unlock()
-		if unknown == 0 {
+		only, some := masked(unknown, len(c.nodes))
+		if !some {
 			return
-		}
-		only := make([]bool, len(c.nodes))
-		for i := range only {
-			only[i] = unknown&(1<<i) != 0
 		}
 		ctx, cancel := context.WithTimeout(c.bg, req.ttl)
 		defer cancel()
@@ -207,21 +204,10 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	s.waiter = l.waiter
 	// The answers still to come may set the key late: the new lease's
 	// deletes wait for them (settle), as after an acquire.
-	s.stragglers, s.pending = replies, count-answered
-	for i := range state {
-		if state[i] == failed {
-			s.unanswered |= 1 << i
-		}
-	}
-	s.grants = func(res rueidis.RedisResult) bool {
+	s.answers(state, replies, count-answered, func(res rueidis.RedisResult) bool {
 		v, err := res.AsIntSlice()
 		return err == nil && len(v) == 2 && v[0] > 0
-	}
-	for i := range counters {
-		if state[i] == granted {
-			s.acks[i] = s.validUntil.Load()
-		}
-	}
+	})
 	return s, ""
 }
 

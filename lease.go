@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -274,17 +273,16 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 	acks := slices.Clone(l.acks)
 	unknown := l.unanswered
 	l.mu.Unlock()
-	keys, args := []string{l.req.key}, []string{l.value, also}
-	buryKeys := []string{l.req.key, l.req.tombKey(l.value)}
-	buryArgs := []string{l.value, strconv.FormatInt(tombLife(l.TTL()).Milliseconds(), 10), also}
+	// Where the acquire's answer never came it may still arrive, after
+	// this delete: bury the value there (TestAdv2LateAcquireAfterRelease).
+	plain := l.req.releaseCall(l.value, also, false, 0)
+	buried := l.req.releaseCall(l.value, also, true, l.TTL())
 	replies, count := l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		call := plain
 		if unknown&(1<<node) != 0 {
-			// The acquire's answer never came from this master: it may
-			// still arrive, after this delete; bury the value instead
-			// (TestAdv2LateAcquireAfterRelease).
-			return script.Bury.Exec(ctx, rc, buryKeys, buryArgs)
+			call = buried
 		}
-		return script.Release.Exec(ctx, rc, keys, args)
+		return script.Release.Exec(ctx, rc, call.Keys, call.Args)
 	})
 	// This Client's next waiter goes once the deletes are answered (or
 	// Release stops waiting for them), not before: its acquire, which
@@ -627,6 +625,22 @@ func (l *Lease) endLocked(cause error) bool {
 
 // settle waits for the acquire's last answers (each bounded by the
 // per-master timeout), once.
+// answers records what the acquire (or handoff) that made l learnt of each
+// master: what a grant guarantees (acks), which answers never came
+// (unanswered), and the answers still to come, which settle waits for;
+// grants tells from an answer whether it set the key. l is not shared yet.
+func (l *Lease) answers(state []int, replies <-chan reply, pending int, grants func(rueidis.RedisResult) bool) {
+	for i, s := range state {
+		switch s {
+		case granted:
+			l.acks[i] = l.validUntil.Load()
+		case failed:
+			l.unanswered |= 1 << i // the command may still arrive
+		}
+	}
+	l.stragglers, l.pending, l.grants = replies, pending, grants
+}
+
 func (l *Lease) settle() {
 	l.settleOnce.Do(func() {
 		for range l.pending {

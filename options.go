@@ -3,8 +3,11 @@ package distlock
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/distlock/distlock/internal/keyslot"
 )
@@ -72,11 +75,23 @@ var reservedPrefixes = []string{"fence:", "wait:", "lapse:"}
 // may start with these reserved key spaces.
 const ReservedKeyspace = "distlock:"
 
-// tombKey returns the key of the tombstone that bury.lua leaves for an
-// attempt with value whose answer never came: its acquire is refused if it
-// arrives later.
+// tombKey returns the key of the tombstone that release.lua leaves (a
+// bury) for a value whose acquire was never answered: that acquire is
+// refused if it arrives later.
 func (r *request) tombKey(value string) string {
 	return ReservedKeyspace + "fence:dead:" + r.tag + value
+}
+
+// releaseCall returns release.lua's call that deletes the key where it
+// holds value (or also, when not ""), and with bury also leaves value's
+// tombstone, for max(2·ttl, 1 min) (tombLife): on a master whose answer to
+// value's acquire never came.
+func (r *request) releaseCall(value, also string, bury bool, ttl time.Duration) rueidis.LuaExec {
+	if !bury {
+		return rueidis.LuaExec{Keys: []string{r.key}, Args: []string{value, also}}
+	}
+	life := strconv.FormatInt(tombLife(ttl).Milliseconds(), 10)
+	return rueidis.LuaExec{Keys: []string{r.key, r.tombKey(value)}, Args: []string{value, also, life}}
 }
 
 // checkKey reports why key cannot be a lock key, or nil: it must not be

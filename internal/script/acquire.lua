@@ -5,7 +5,7 @@
 -- KEYS[3]  waiting list: waiter ids of waiting acquires, by arrival (ZSET)
 -- KEYS[4]  the same ids, by the time their registration lapses (ZSET)
 -- KEYS[5]  this attempt's tombstone: when it exists, a clean-up has been
---          here for this value (bury.lua), and this command arrives late
+--          here for this value (release.lua, burying it), and this command arrives late
 -- KEYS[6]  optional: the fence counter where distlock before 0.9 kept it
 --          (a custom key prefix): the counter is always raised above it
 -- ARGV[1]  lease value (128 random bits, hex), fresh for every attempt

@@ -7,7 +7,7 @@
 -- KEYS[2]  fence counter of the lock key
 -- KEYS[3]  waiting list: waiter ids of waiting acquires, by arrival (ZSET)
 -- KEYS[4]  the same ids, by the time their registration lapses (ZSET)
--- KEYS[5]  the next holder's tombstone (bury.lua): when it exists, the
+-- KEYS[5]  the next holder's tombstone (release.lua leaves it): when it exists, the
 --          handoff failed and was cleaned up, and this command comes late
 -- ARGV[1]  the holding lease's value
 -- ARGV[2]  TTL in milliseconds for the next holder

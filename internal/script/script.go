@@ -28,8 +28,6 @@ var (
 	leaveSrc string
 	//go:embed handoff.lua
 	handoffSrc string
-	//go:embed bury.lua
-	burySrc string
 )
 
 // The scripts. None of them is marked retryable: a script whose reply was
@@ -48,7 +46,7 @@ var (
 //     caller loads the script (Load) and sends it again itself, where it
 //     can make later commands wait for that answer. Masters get it loaded
 //     when first dialled.
-//   - Release, Leave and Bury, small, are always sent as EVAL.
+//   - Release and Leave, small, are always sent as EVAL.
 //   - Renew, Fence and Handoff keep the fallback: a lost renewal is
 //     retried, a lost write-back fails the acquire, which then cleans up,
 //     and a lost handoff only means a release instead (none of them sets a
@@ -60,7 +58,6 @@ var (
 	Fence   = New(fenceSrc)
 	Leave   = NewNoSha(leaveSrc)
 	Handoff = New(handoffSrc)
-	Bury    = NewNoSha(burySrc)
 )
 
 // Script is a Lua script with its SHA-1, sent as EVALSHA and, where a master

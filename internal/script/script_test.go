@@ -188,7 +188,7 @@ func TestAcquireWaiterID(t *testing.T) {
 	}
 }
 
-// bury.lua deletes the attempt's key if it holds the value, and leaves a
+// release.lua with a tombstone (a bury) deletes the attempt's key if it holds the value, and leaves a
 // tombstone that makes acquire.lua refuse that value when it arrives late.
 func TestBuryRefusesLateAcquire(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
@@ -196,7 +196,7 @@ func TestBuryRefusesLateAcquire(t *testing.T) {
 	acquire := func(value string) string {
 		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb:"+value, value, "10000", "0", "0", "1000", "", "")
 	}
-	if r := do("EVAL", burySrc, "2", "k", "tomb:v", "v", "60000"); r != "0" {
+	if r := do("EVAL", releaseSrc, "2", "k", "tomb:v", "v", "", "60000"); r != "0" {
 		t.Fatalf("bury of a value never set: got %q; want 0", r)
 	}
 	if r := acquire("v"); !strings.HasPrefix(r, "0\n") {
@@ -208,7 +208,7 @@ func TestBuryRefusesLateAcquire(t *testing.T) {
 	if r := acquire("w"); !strings.HasPrefix(r, "1\n") {
 		t.Fatalf("acquire of another value: got %q; want granted", r)
 	}
-	if r := do("EVAL", burySrc, "2", "k", "tomb:w", "w", "60000"); r != "1" {
+	if r := do("EVAL", releaseSrc, "2", "k", "tomb:w", "w", "", "60000"); r != "1" {
 		t.Fatalf("bury of a value the key holds: got %q; want 1 (deleted)", r)
 	}
 	if v := do("EXISTS", "k"); v != "0" {
