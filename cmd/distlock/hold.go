@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"time"
 )
 
 var holdCommand = &command{
@@ -57,11 +55,7 @@ func holdMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if lease == nil {
 		return status
 	}
-	release := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return lease.Release(ctx)
-	}
+	release := func() error { return releaseBounded(lease) }
 	fmt.Fprintln(stdout, lease.Token())
 	fmt.Fprintf(stderr, "distlock hold: holding lock %q (token %d) until interrupted\n", o.name, lease.Token())
 	select {

@@ -150,6 +150,15 @@ func (o *runOptions) checkLock(f *flags) (distlock.Config, error) {
 	return cfg, err
 }
 
+// releaseBounded releases l. Release waits for the masters' answers, each
+// at most the per-master timeout; the 5 s bound is for a master that
+// accepts connections but never answers.
+func releaseBounded(l *distlock.Lease) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return l.Release(ctx)
+}
+
 // forwarded are the signals passed on to COMMAND.
 var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
@@ -164,14 +173,8 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 		return status
 	}
 	// Whatever happens next, the lease ends here; a lost lease's keys are
-	// deleted where they still can be. Release waits for the masters'
-	// answers, each at most the per-master timeout; the bound is for a
-	// master that accepts connections but never answers.
-	release := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return lease.Release(ctx)
-	}
+	// deleted where they still can be.
+	release := func() error { return releaseBounded(lease) }
 
 	// A signal that came while the lock was being taken: the command
 	// never starts.
