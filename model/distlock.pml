@@ -3,7 +3,8 @@
  * independent masters, fencing tokens, renewal, Extend, Release, the local
  * handoff, master 0's waiting list and tie-break), as it is being fixed:
  * a fresh value per attempt, Extend capping every longer-TTL ack, a local
- * handoff that is one round trip (handoff.lua), Release reporting lost.
+ * handoff that is one round trip (handoff.lua) and gives the key the next
+ * holder's fresh value, Release reporting lost.
  *
  * model/README.md says what is modelled and what abstracted, and maps each
  * step below to the Go function and Lua script it stands for. check.sh
@@ -90,8 +91,8 @@ byte now;
  * A connection replacement leaves a command in the old socket (limbo):
  * the goroutine gets an error at once, the master may still run the
  * command at any later point, after commands sent later. */
-chan q[G*N] = [QCAP] of { mtype, byte, byte, byte };      /* kind, value, a1, a2 */
-mtype lkind[LIMBO+1]; byte lm[LIMBO+1]; byte lv[LIMBO+1]; byte la1[LIMBO+1]; byte la2[LIMBO+1];
+chan q[G*N] = [QCAP] of { mtype, byte, byte, byte, byte };      /* kind, value, a1, a2, a3 */
+mtype lkind[LIMBO+1]; byte lm[LIMBO+1]; byte lv[LIMBO+1]; byte la1[LIMBO+1]; byte la2[LIMBO+1]; byte la3[LIMBO+1];
 byte nlimbo, nclock, npause;
 bool faulted;     /* a clock fault or a pause happened: P1 and P3 assume none */
 
@@ -176,7 +177,7 @@ inline quorumack(x_, res_) {
 #define PH_EXT  5
 
 /* ---------------- the masters' scripts, each atomic ---------------- */
-byte eg, em, ev, ea1, ea2, eres, enm, ei, ej; mtype ek;
+byte eg, em, ev, ea1, ea2, ea3, eres, enm, ei, ej; mtype ek;
 
 /* join master 0's waiting list (ZADD NX) */
 inline join(w) {
@@ -228,9 +229,9 @@ inline exec() {
 				enm = (em == 0 && wl[0] != 0 && wl[0] != ea2)  /* behind */
 			fi
 		fi
-	:: ek == DEL ->   /* release.lua */
+	:: ek == DEL ->   /* release.lua; a3: another value of the lease's (a failed handoff's next) */
 		if
-		:: kval[em] == ev -> kval[em] = 0; kexp[em] = 0; eres = 2
+		:: kval[em] == ev || (ea3 != 0 && kval[em] == ea3) -> kval[em] = 0; kexp[em] = 0; eres = 2
 		:: else -> skip
 		fi
 	:: ek == FEN ->   /* fence.lua: counter = max(counter, t) */
@@ -244,12 +245,13 @@ inline exec() {
 		:: kval[em] == ev -> kexp[em] = now + ea1; eres = 2
 		:: else -> skip
 		fi
-	:: ek == HND ->   /* handoff.lua (new): ea1 TTL, ea2 the Client+1 */
+	:: ek == HND ->   /* handoff.lua: ea1 TTL, ea2 the Client+1, ea3 the next holder's value */
 		if
 		:: em == 0 && ((kval[0] != 0 && kval[0] != ev) || otherhead) -> enm = 1  /* behind */
 		:: else ->
 			if
-			:: kval[em] == ev -> kexp[em] = now + ea1; ctr[em]++; eres = 2; enm = ctr[em]
+			/* DEL old, SET next PX ttl, INCR (MUT_HANDOFF_SAME_VALUE: ea3 == ev) */
+			:: kval[em] == ev -> kval[em] = ea3; kexp[em] = now + ea1; ctr[em]++; eres = 2; enm = ctr[em]
 			:: else -> skip
 			fi
 		fi
@@ -264,7 +266,7 @@ inline exec() {
 		fi
 	:: ek == LEAVE -> leave(ea2); eres = 2
 	fi;
-	printf("MSC: t=%d master %d runs %e(v%d,%d,%d) -> res %d num %d; key v%d exp %d ctr %d\n", now, em, ek, ev, ea1, ea2, eres, enm, kval[em], kexp[em], ctr[em])
+	printf("MSC: t=%d master %d runs %e(v%d,%d,%d,%d) -> res %d num %d; key v%d exp %d ctr %d\n", now, em, ek, ev, ea1, ea2, ea3, eres, enm, kval[em], kexp[em], ctr[em])
 }
 
 /* renew.go Lease.answered: master m_ answered goroutine x_'s renewal (sent
@@ -342,18 +344,18 @@ inline answer(x_, m_, k_, v_, a1_, res_, num_) {
 	fi
 }
 
-#define ERESET eg = 0; em = 0; ev = 0; ea1 = 0; ea2 = 0; eres = 0; enm = 0; ei = 0; ej = 0; ek = 0
+#define ERESET eg = 0; em = 0; ev = 0; ea1 = 0; ea2 = 0; ea3 = 0; eres = 0; enm = 0; ei = 0; ej = 0; ek = 0
 
 /* run the next command on goroutine g_'s connection to master m_ */
 #define DLV(g_, m_) \
 	:: atomic { nempty(q[g_*N+m_]) -> \
-		q[g_*N+m_]?ek,ev,ea1,ea2; em = m_; exec(); \
+		q[g_*N+m_]?ek,ev,ea1,ea2,ea3; em = m_; exec(); \
 		answer(g_, m_, ek, ev, ea1, eres, enm); ERESET }
 
 /* run a command left in an old socket; its answer is lost */
 #define LDLV(i_) \
-	:: atomic { lkind[i_] != 0 -> ek = lkind[i_]; em = lm[i_]; ev = lv[i_]; ea1 = la1[i_]; ea2 = la2[i_]; \
-		exec(); lkind[i_] = 0; lm[i_] = 0; lv[i_] = 0; la1[i_] = 0; la2[i_] = 0; ERESET }
+	:: atomic { lkind[i_] != 0 -> ek = lkind[i_]; em = lm[i_]; ev = lv[i_]; ea1 = la1[i_]; ea2 = la2[i_]; ea3 = la3[i_]; \
+		exec(); lkind[i_] = 0; lm[i_] = 0; lv[i_] = 0; la1[i_] = 0; la2[i_] = 0; la3[i_] = 0; ERESET }
 
 #define CF(m_) :: atomic { nclock < CLOCKF && kval[m_] != 0 -> kval[m_] = 0; kexp[m_] = 0; nclock++; faulted = true; \
 		printf("MSC: t=%d clock fault: master %d's key expires early\n", now, m_) }
@@ -427,15 +429,16 @@ end:
 /* ---------------- a goroutine ---------------- */
 
 /* send one command to master m_, or (a connection replacement) leave it in
- * the old socket: the caller gets an error now, the master may run it later */
+ * the old socket: the caller gets an error now, the master may run it later.
+ * Its a3 is the sender's sa3 (0 but for a handoff and the release after it) */
 inline send(m_, k_, v_, a1_, a2_) {
 	if
 	:: LIMBO > 0 && nlimbo < LIMBO && k_ != LEAVE ->
-		lkind[nlimbo] = k_; lm[nlimbo] = m_; lv[nlimbo] = v_; la1[nlimbo] = a1_; la2[nlimbo] = a2_;
+		lkind[nlimbo] = k_; lm[nlimbo] = m_; lv[nlimbo] = v_; la1[nlimbo] = a1_; la2[nlimbo] = a2_; la3[nlimbo] = sa3;
 		nlimbo++;
 		printf("MSC: t=%d g%d: %e(v%d,%d) to master %d left in a replaced connection (error now, runs later)\n", now, g, k_, v_, a1_, m_);
 		answer(g, m_, k_, v_, a1_, 3, 0)
-	:: q[g*N+m_]!k_,v_,a1_,a2_
+	:: q[g*N+m_]!k_,v_,a1_,a2_,sa3
 	fi
 }
 
@@ -541,7 +544,7 @@ inline fresh() {
 
 proctype Gor(byte g)
 {
-	byte v, keptv, repl, att, start, t, first, nh, i, w, wr, nr, x, xst, ng, loops;
+	byte v, keptv, repl, att, start, t, first, nh, i, w, wr, nr, x, xst, ng, loops, nv, sa3;
 	bool ok;
 	bool P2_token_order, P2_token_unique;
 #ifdef MUT_HANDOFF_NO_ROUNDTRIP
@@ -614,7 +617,7 @@ attempt:
 		:: atomic { ok && now < start + TTL - DRIFT ->
 			handout(g, v, start + TTL - DRIFT, t * N + first);
 			if
-			:: att > 0 || ast[g*N] != 2 -> q[g*N]!LEAVE,0,0,w   /* leave master 0's line */
+			:: att > 0 || ast[g*N] != 2 -> q[g*N]!LEAVE,0,0,w,0   /* leave master 0's line */
 			:: else -> skip
 			fi;
 			ng = 0; t = 0; first = 0; keptv = 0; repl = 0; att = 0; start = 0; ok = false;
@@ -639,7 +642,7 @@ attempt:
 	:: keptv != 0 && keptv != v -> for (i : 0 .. N-1) { send(i, DEL, keptv, 0, 0) }
 	:: else -> skip
 	fi;
-	q[g*N]!LEAVE,0,0,w;
+	q[g*N]!LEAVE,0,0,w,0;
 #ifdef HANDOFF
 	turn[CLIENT_OF(g)] = 0;
 #endif
@@ -777,19 +780,26 @@ release:
 		:: else -> skip
 		fi
 #else
-		/* Lease.handOff (new): handoff.lua on every master, then fence */
+		/* Lease.handOff, successor: handoff.lua on every master with the
+		 * next holder's fresh value and the lease's TTL, then fence */
 		atomic {
 		fresh();
 		start = now;
-		for (i : 0 .. N-1) { send(i, HND, v, TTL, CLIENT_OF(g) + 1) }
-		i = 0 }
+#ifdef MUT_HANDOFF_SAME_VALUE
+		nv = v;   /* the previous design: the key keeps the value */
+#else
+		nextv++; nv = nextv;
+#endif
+		sa3 = nv;
+		for (i : 0 .. N-1) { send(i, HND, v, ttl[g], CLIENT_OF(g) + 1) }
+		sa3 = 0; i = 0 }
 		atomic { decided -> ng = count(ast, g, 2) }
 		if
 		:: ng >= Q && !behind[g] && (ast[g*N] == 1 || ast[g*N] == 2) ->
 			fence();
 			if
 			:: atomic { ok && now < start + TTL - DRIFT ->
-				handout(x, v, start + TTL - DRIFT, t * N + first);
+				handout(x, nv, start + ttl[g] - DRIFT, t * N + first);
 				handed[x] = true; turn[CLIENT_OF(g)] = x + 1;
 				goto end }
 			:: else -> skip
@@ -806,7 +816,9 @@ release:
 	atomic { acqsettled ->
 	hold[g] = false;
 	gph[g] = PH_DEL; gdv[g] = v;
+	sa3 = nv;   /* a failed handoff's next value: deleted too (release.lua ARGV[2]) */
 	for (i : 0 .. N-1) { ost[g*N+i] = 0; send(i, DEL, v, 0, 0) }
+	sa3 = 0; nv = 0;
 #ifdef HANDOFF
 	/* pass the turn at once: the next first attempt may replace v */
 	if
