@@ -342,6 +342,12 @@ func addrErrReason(err error) string {
 	return "malformed address"
 }
 
+// RedactNode returns a Config.Nodes entry with its password hidden, for
+// logs and messages. It hides the password of an entry that does not
+// parse as well (TestSecurityNoPasswordInConfigErrors); distlock's own
+// errors never carry a password.
+func RedactNode(n string) string { return redact(n) }
+
 // redact hides the password of a Config.Nodes entry, for error messages.
 // It reads the text, not a parsed URL, so that it hides the password of
 // an entry that does not parse as well: whatever lies between the

@@ -336,8 +336,15 @@ func readNodesFile(path string) (string, error) {
 	}
 	var nodes []string
 	for _, line := range strings.Split(string(data), "\n") {
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
+		// A comment starts with '#' at the start of a line or after a
+		// blank: a '#' inside a URL (a password) is not one, and is
+		// refused whole with the rest of the entry, its password hidden
+		// (TestUsePasswordNeverPrinted).
+		for i := range len(line) {
+			if line[i] == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t') {
+				line = line[:i]
+				break
+			}
 		}
 		for _, n := range strings.Split(line, ",") {
 			if n = strings.TrimSpace(n); n != "" {
@@ -352,13 +359,12 @@ func readNodesFile(path string) (string, error) {
 }
 
 // redactList returns a list of masters with the passwords in it hidden.
+// The library's distlock.RedactNode reads the text, so it hides the
+// password of an entry that does not parse too.
 func redactList(list string) string {
 	var out []string
 	for _, n := range strings.Split(list, ",") {
-		if u, err := url.Parse(strings.TrimSpace(n)); err == nil && u.User != nil {
-			n = u.Redacted()
-		}
-		out = append(out, n)
+		out = append(out, distlock.RedactNode(strings.TrimSpace(n)))
 	}
 	return strings.Join(out, ",")
 }
