@@ -1,0 +1,44 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestUseWrongTypeNotUnreachable: found by the use tester. Another
+// program made the lock key a list (RPUSH) on masters 0 and 1. Every
+// master answers; two refuse with WRONGTYPE. An operator reading the
+// output must not be sent to look for a network fault:
+//
+//   - status showed those masters as "unreachable" (STATE column), and
+//     --json says reachable: false;
+//   - run said "1 of 3 masters reachable, 2 needed", the line it prints
+//     when masters are down.
+//
+// Expected: a state such as "wrong type" (the verdict "cannot tell",
+// exit 2, is right), and run saying that 2 masters refused (WRONGTYPE),
+// not that they are unreachable.
+//
+// Proposed fix: in cmd/distlock/status.go give a master whose answer was
+// a Redis error reply (rueidis.IsRedisErr) its own state ("error") and
+// keep reachable true; in run's not-acquired message count masters that
+// answered with an error as reachable-but-refused ("2 of 3 masters
+// refused: WRONGTYPE ...").
+func TestUseWrongTypeNotUnreachable(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	for _, s := range servers[:2] {
+		if _, err := s.Do("RPUSH", "distlock:wt", "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, nodes, "status", "wt")
+	r.want(t, 2)
+	if strings.Contains(r.stdout, "unreachable") {
+		t.Errorf("status calls masters that answered WRONGTYPE unreachable:\n%s", r.stdout)
+	}
+	r = run(t, nodes, "run", "-n", "wt", "--", "true")
+	r.want(t, 123)
+	if strings.Contains(r.stderr, "1 of 3 masters reachable") {
+		t.Errorf("run calls masters that answered WRONGTYPE unreachable:\n%s", r.stderr)
+	}
+}
