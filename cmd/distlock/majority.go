@@ -6,17 +6,43 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/distlock/distlock"
 )
 
-// reach is how many masters answer, of how many, and how many make a
-// majority.
-type reach struct{ up, total, quorum int }
+// reach is how many masters answer, of how many, how many of those
+// answered with an error (refused: WRONGTYPE, NOPERM, ...), and how many
+// make a majority.
+type reach struct{ up, refused, total, quorum int }
 
-func (r reach) short() bool { return r.up < r.quorum }
+func (r reach) short() bool { return r.up-r.refused < r.quorum }
 
 func (r reach) String() string {
+	if r.refused > 0 {
+		// They answer: no network fault to look for
+		// (TestUseWrongTypeNotUnreachable).
+		return fmt.Sprintf("%d of %d masters answered, %d of them with an error, %d needed", r.up, r.total, r.refused, r.quorum)
+	}
 	return fmt.Sprintf("%d of %d masters reachable, %d needed", r.up, r.total, r.quorum)
+}
+
+// add counts one master's answer, err (nil: it answered).
+func (r *reach) add(err error) {
+	switch {
+	case err == nil:
+		r.up++
+	case refused(err):
+		r.up++
+		r.refused++
+	}
+}
+
+// refused reports whether err is a master's error reply: the master is
+// reachable, and said no.
+func refused(err error) bool {
+	var re *rueidis.RedisError
+	return errors.As(err, &re)
 }
 
 // pollReach reads the lock name on every master (Client.Status) after
@@ -38,9 +64,7 @@ func pollReach(ctx context.Context, c *distlock.Client, name string, first, inte
 		}
 		r := reach{total: len(st.Masters), quorum: st.Quorum}
 		for _, m := range st.Masters {
-			if m.Err == nil {
-				r.up++
-			}
+			r.add(m.Err)
 		}
 		report(r)
 		t.Reset(interval)
@@ -56,9 +80,7 @@ func quorumReach(err error) (reach, bool) {
 	}
 	r := reach{total: len(qe.Errs), quorum: qe.Needed}
 	for _, e := range qe.Errs {
-		if e == nil {
-			r.up++
-		}
+		r.add(e)
 	}
 	return r, true
 }

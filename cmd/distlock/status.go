@@ -105,7 +105,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if asJSON {
 		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: st.TTL.Milliseconds()}
 		for i, m := range st.Masters {
-			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil, Held: m.Held, Holder: m.Value, TTLMs: m.TTL.Milliseconds(), Fence: m.Fence, Token: fenceToken(m.Fence, i)}
+			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil || refused(m.Err), Held: m.Held, Holder: m.Value, TTLMs: m.TTL.Milliseconds(), Fence: m.Fence, Token: fenceToken(m.Fence, i)}
 			if m.Err != nil {
 				ms.Error = m.Err.Error()
 			}
@@ -161,7 +161,7 @@ func printStatus(w io.Writer, st distlock.Status) {
 	default:
 		answered := 0
 		for _, m := range st.Masters {
-			if m.Err == nil {
+			if m.Err == nil || refused(m.Err) {
 				answered++
 			}
 		}
@@ -175,6 +175,8 @@ func printStatus(w io.Writer, st distlock.Status) {
 	fmt.Fprintln(tw, "MASTER\tSTATE\tHOLDER\tTTL\tTOKEN")
 	for i, m := range st.Masters {
 		switch {
+		case m.Err != nil && refused(m.Err):
+			fmt.Fprintf(tw, "%s\terror\t-\t-\t-\t%v\n", m.Addr, m.Err)
 		case m.Err != nil:
 			fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t%v\n", m.Addr, m.Err)
 		case m.Held:
