@@ -77,6 +77,12 @@ func (o *runOptions) supervise(lease *distlock.Lease, cmd *exec.Cmd, sigs <-chan
 	tstp := make(chan os.Signal, 1)
 	signal.Notify(tstp, syscall.SIGTSTP)
 	defer signal.Stop(tstp)
+	// A shell's fg continues distlock's group, running or not (after a
+	// bg, distlock runs while the shell gives its group the terminal):
+	// pass the terminal on to the job then too (TestUseCtrlZBg).
+	cont := make(chan os.Signal, 1)
+	signal.Notify(cont, syscall.SIGCONT)
+	defer signal.Stop(cont)
 
 	j.reaper = becomeSubreaper()
 	foreground := j.tty >= 0 && foregroundGroup(j.tty) == syscall.Getpgrp()
@@ -135,6 +141,10 @@ func (o *runOptions) supervise(lease *distlock.Lease, cmd *exec.Cmd, sigs <-chan
 		case <-tstp:
 			if j.suspend(syscall.SIGTSTP, false) {
 				end()
+			}
+		case <-cont:
+			if !j.ending && j.tty >= 0 && foregroundGroup(j.tty) == syscall.Getpgrp() {
+				setForeground(j.tty, j.pid)
 			}
 		case <-chld:
 			if stop := j.reap(); stop != 0 {
