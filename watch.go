@@ -665,8 +665,9 @@ type masterWatch struct {
 	// tells whether the master was publishing the events (dropPending);
 	// nil when none is in doubt.
 	doubt     []rueidis.PubSubMessage
-	lenient   bool  // settling doubt: messages are taken as they come
-	recheckAt int64 // when messages may put the flags in doubt again (c.now)
+	lenient   bool        // settling doubt: messages are taken as they come
+	recheckAt int64       // when the flags may be read again (c.now)
+	rechecker *time.Timer // reads them then, for the messages in doubt
 }
 
 // confirmWait is how long a script message waits for the keyspace event
@@ -1252,10 +1253,12 @@ func (m *masterWatch) onScript(name, body string) {
 // flags that publish its events away since they were last read. To tell,
 // notify-keyspace-events is read again: the message and everything after
 // it on this connection are held in doubt meanwhile (doubt), and taken as
-// they came when the flags were missing. Within a second of a read that
-// found them in place, the message is taken to be another database's at
-// once. A message dropped is made up for by a read of its key. It reports
-// whether the connection is now in doubt. h.mu must be held.
+// they came when the flags were missing. The flags are read at most once a
+// second: within a second of the last read the doubt lasts until the next
+// read is due (flags cleared twice within a second must not lose the holds
+// between: TestUseWatchDashboardChurn). A message dropped is made up for by
+// a read of its key. It reports whether the connection is now in doubt.
+// h.mu must be held.
 func (m *masterWatch) dropPending() bool {
 	p := m.pending
 	m.pending = nil
@@ -1265,19 +1268,20 @@ func (m *masterWatch) dropPending() bool {
 	if m.confirm != nil {
 		m.confirm.Stop()
 	}
-	if now := m.hub.c.now(); now >= m.recheckAt {
-		m.recheckAt = now + int64(time.Second)
-		m.doubt = append(m.doubt[:0], rueidis.PubSubMessage{Channel: scriptChannelPrefix + m.hub.c.cfg.prefix + p.name, Message: p.body})
+	m.doubt = append(m.doubt[:0], rueidis.PubSubMessage{Channel: scriptChannelPrefix + m.hub.c.cfg.prefix + p.name, Message: p.body})
+	now := m.hub.c.now()
+	wait := time.Duration(max(m.recheckAt-now, 0))
+	m.recheckAt = now + int64(wait) + int64(time.Second)
+	if m.rechecker != nil {
+		m.rechecker.Stop()
+	}
+	m.rechecker = time.AfterFunc(wait, func() {
 		m.mu.Lock()
 		m.recheck = true
 		m.mu.Unlock()
 		m.poke()
-		return true
-	}
-	if m.hub.names[p.nw.req.name] == p.nw {
-		m.markRefresh(p.nw.req.name)
-	}
-	return false
+	})
+	return true
 }
 
 // settleDoubt ends the doubt about the messages held since one was left
@@ -1319,6 +1323,9 @@ func (m *masterWatch) endSession() {
 	m.pending = nil
 	if m.confirm != nil {
 		m.confirm.Stop()
+	}
+	if m.rechecker != nil {
+		m.rechecker.Stop()
 	}
 }
 
