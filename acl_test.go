@@ -17,18 +17,19 @@ import (
 	"github.com/distlock/distlock/internal/redistest"
 )
 
-// The minimal ACL of the README's Security section, tested: the main
-// flows run under a user with exactly those rights, read from README.md
-// so that the documented line and the tested one cannot drift apart.
+// The minimal ACL of docs/security.md, tested: the main flows run under a
+// user with exactly those rights, read from docs/security.md so that the
+// documented line and the tested one cannot drift apart.
 
-// aclPassword is the password the tests give the README's user.
+// aclPassword is the password the tests give the documented user.
 const aclPassword = "acl-test-password"
 
-// readmeACL returns the rules of each "ACL SETUSER distlock" line in
-// README.md, in order, the password placeholder replaced by aclPassword.
-func readmeACL(t *testing.T) [][]string {
+// docACL returns the rules of each "ACL SETUSER distlock" line in
+// docs/security.md, in order, the password placeholder replaced by
+// aclPassword.
+func docACL(t *testing.T) [][]string {
 	t.Helper()
-	b, err := os.ReadFile("README.md")
+	b, err := os.ReadFile("docs/security.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func readmeACL(t *testing.T) [][]string {
 		lines = append(lines, rules)
 	}
 	if len(lines) == 0 {
-		t.Fatal(`README.md has no "ACL SETUSER distlock ..." line`)
+		t.Fatal(`docs/security.md has no "ACL SETUSER distlock ..." line`)
 	}
 	return lines
 }
@@ -87,7 +88,7 @@ func aclDenials(t *testing.T, s *redistest.Server, user string) []string {
 }
 
 func TestACLMinimal(t *testing.T) {
-	acl := readmeACL(t)
+	acl := docACL(t)
 	servers := redistest.StartN(t, 3, redistest.Options{
 		User: "distlock", Password: aclPassword, Rules: acl[0],
 		Args: []string{"--notify-keyspace-events", "Kgx"},
@@ -202,17 +203,17 @@ func TestACLMinimal(t *testing.T) {
 		// With SkipNotifyConfig, Watch reads notify-keyspace-events if it
 		// may, and goes on without when refused.
 		if d := slices.DeleteFunc(aclDenials(t, s, "distlock"), func(d string) bool { return d == "command config|get" }); len(d) > 0 {
-			t.Errorf("ACL refused the README's user on %s: %v", s.Addr(), d)
+			t.Errorf("ACL refused the documented user on %s: %v", s.Addr(), d)
 		}
 	}
 }
 
-// aclMasters starts n masters whose user "distlock" has the README's
+// aclMasters starts n masters whose user "distlock" has the documented
 // minimal rights, plus extra rules, and a Client over them whose Logger
 // writes to the returned buffer.
 func aclMasters(t *testing.T, n int, extra ...string) ([]*redistest.Server, *distlock.Client, *syncBuffer) {
 	t.Helper()
-	rules := append(readmeACL(t)[0], extra...)
+	rules := append(docACL(t)[0], extra...)
 	servers := redistest.StartN(t, n, redistest.Options{
 		User: "distlock", Password: aclPassword, Rules: rules,
 		Args: []string{"--notify-keyspace-events", "Kgx"},
@@ -322,12 +323,12 @@ func TestACLCommandDeniedOnOneMaster(t *testing.T) {
 	}
 }
 
-// With the README's second line (CONFIG GET and SET), Watch sets
+// With docs/security.md's second line (CONFIG GET and SET), Watch sets
 // notify-keyspace-events itself, and reports another client's plain DEL.
 func TestACLWatchSetsNotifyConfig(t *testing.T) {
-	acl := readmeACL(t)
+	acl := docACL(t)
 	if len(acl) < 2 {
-		t.Fatal(`README.md has no second "ACL SETUSER distlock ..." line (CONFIG for Watch)`)
+		t.Fatal(`docs/security.md has no second "ACL SETUSER distlock ..." line (CONFIG for Watch)`)
 	}
 	servers := redistest.StartN(t, 3, redistest.Options{
 		User: "distlock", Password: aclPassword, Rules: append(acl[0], acl[1]...),
@@ -365,12 +366,12 @@ func TestACLWatchSetsNotifyConfig(t *testing.T) {
 	l.Release(ctx) // lost by now, or about to be
 	for _, s := range servers {
 		if d := aclDenials(t, s, "distlock"); len(d) > 0 {
-			t.Errorf("ACL refused the README's user on %s: %v", s.Addr(), d)
+			t.Errorf("ACL refused the documented user on %s: %v", s.Addr(), d)
 		}
 	}
 }
 
-// peerClient returns a rueidis client to s as the README's user: what a
+// peerClient returns a rueidis client to s as the documented user: what a
 // peer holding distlock's credentials can do.
 func peerClient(t *testing.T, s *redistest.Server) rueidis.Client {
 	t.Helper()
@@ -382,7 +383,7 @@ func peerClient(t *testing.T, s *redistest.Server) rueidis.Client {
 	return rc
 }
 
-// A peer with the README's rights on the masters can break exclusion and
+// A peer with the documented rights on the masters can break exclusion and
 // tokens: it deletes a holder's keys, and another Client takes the lock
 // while the holder still holds it; it lowers the fence counters, and the
 // next token is lower than an earlier one. It cannot learn a password:
@@ -391,7 +392,7 @@ func peerClient(t *testing.T, s *redistest.Server) rueidis.Client {
 func TestACLPeerCanBreakLocksNotLearnPasswords(t *testing.T) {
 	const replicaSecret = "replica-link-secret"
 	servers := redistest.StartN(t, 3, redistest.Options{
-		User: "distlock", Password: aclPassword, Rules: readmeACL(t)[0],
+		User: "distlock", Password: aclPassword, Rules: docACL(t)[0],
 		Args: []string{"--notify-keyspace-events", "Kgx", "--masterauth", replicaSecret},
 	})
 	holder := newClient(t, servers, distlock.Config{SkipNotifyConfig: true})
