@@ -47,7 +47,7 @@ import (
 //  3. Release: master 1's "taken" is not counted (acks[1] = 0), master 2's
 //     is: 1 of 3, Release returns nil while another Client holds the lock.
 //
-// Breaks the README's claim "Release reports ErrLeaseLost when a majority
+// Breaks docs/safety.md's claim "Release reports ErrLeaseLost when a majority
 // no longer held the keys, and only then | always" (P5's other half;
 // before 5c2af93 both cases reported ErrLeaseLost, TestReleaseOfLostLease's
 // count).

@@ -15,8 +15,8 @@ import (
 	"github.com/distlock/distlock/internal/redistest"
 )
 
-// The regression tests of the interleavings that broke the README's safety
-// claims (issue 14), one per interleaving, against real masters.
+// The regression tests of the interleavings that broke the safety claims
+// of docs/safety.md (issue 14), one per interleaving, against real masters.
 
 // Extend with a shorter TTL while a background renewal is unanswered on a
 // majority: the renewal's acks of the longer TTL must not count once the

@@ -120,7 +120,7 @@ func TestUseWatchDashboardSkewed(t *testing.T) {
 // program clears notify-keyspace-events on every master before hold 10
 // and again before hold 30.
 //
-// README (Watching a lock): when another program changes the flags, "a
+// docs/watch.md: when another program changes the flags, "a
 // script's message whose keyspace event does not follow ... makes the
 // watch read the setting again (at most once a second) ... where the
 // flags had gone, they are taken as they came, so short holds are still

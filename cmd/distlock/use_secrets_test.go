@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestUsePasswordNeverPrinted: found by the use tester. README, Security:
+// TestUsePasswordNeverPrinted: found by the use tester. docs/security.md:
 // no password may appear in any output. Three paths in the command print
 // a master list that redact/redactList cannot see into:
 //
