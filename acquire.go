@@ -34,12 +34,29 @@ const (
 // carrying it had an unknown outcome (a stale delete, delivered late over a
 // connection rueidis has replaced, then cannot remove a later lease's key:
 // TestStaleDeleteAfterReconnect); a value whose keys count as free; and
-// the waiting Acquire's place in master 0's line.
+// the waiting Acquire's place in the masters' lines.
 type try struct {
 	value    string
 	replaces string // keys that hold it count as free ("" for none)
-	waiter   string // the waiting Acquire's id in master 0's line; "" for TryAcquire
-	probe    bool   // ask master 0 alone first: an earlier waiter is first in line
+	waiter   string // the waiting Acquire's id in the lines; "" for TryAcquire
+	place    int64  // its arrival time in the lines, once a master said (0: not yet)
+	join     bool   // join the lines where refused (see verdict.reached)
+}
+
+// verdict is what a failed attempt tells the next: when to try again (0
+// if it cannot tell): the shortest remaining PTTL reported by masters
+// where another holder has the lock, or sooner, the moment the place of
+// the waiter first in line lapses unless it renews it; the waiter's
+// place in line, the earliest a master gave it (0 if none did); whether
+// master 0 said an earlier waiter is first there (the waiter then sleeps
+// through releases until announced first); and whether no more masters
+// failed to answer than a majority can spare.
+type verdict struct {
+	wait    time.Duration
+	place   int64
+	behind  bool
+	reached bool
+	sent    <-chan struct{} // closed once every acquire of the attempt went out
 }
 
 // attempt makes one Redlock acquisition of req with a.value: the acquire
@@ -51,17 +68,14 @@ type try struct {
 // (a timed-out command may still have run), including the stragglers once
 // they answer. t, the caller's turn at the name, is handed to the lease,
 // which passes it on when it ends. A waiting Acquire (a.waiter set) joins
-// master 0's waiting list, and a failed attempt of it that won master 0
+// the masters' waiting lists where it is refused (when a.join), and a
+// failed attempt of it that won master 0, with a majority answering,
 // keeps its keys and returns a *keptError: its next attempt counts keys
 // holding a.value as free (try.replaces).
 //
-// On failure it returns a *QuorumError and how long until trying again
-// makes sense (0 if it cannot tell): the shortest remaining PTTL reported
-// by masters where another holder has the lock, or sooner, when master 0
-// says an earlier waiter is first in line, the moment that waiter's place
-// lapses if it does not renew it.
-// call follows the Acquire or TryAcquire call it is part of.
-func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call *acquireCall) (_ *Lease, _ time.Duration, err error) {
+// On failure it returns a *QuorumError and the verdict the next attempt
+// needs. call follows the Acquire or TryAcquire call it is part of.
+func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call *acquireCall) (_ *Lease, out verdict, err error) {
 	start := time.Now()
 	call.attempts++
 	keep := a.waiter != ""
@@ -71,18 +85,16 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	if req.legacyFenceKey != "" {
 		keys = append(keys, req.legacyFenceKey)
 	}
-	waits := "0"
-	if keep {
-		waits = "1" // a waiting Acquire joins master 0's waiting list
+	waits, place := "0", ""
+	if keep && a.join {
+		waits = "1" // a waiting Acquire joins the waiting lists
 	}
-	args := []string{value, ttlArg, "0", waits, c.waitTTLArg, a.replaces, a.waiter}
-	args0 := []string{value, ttlArg, "1", waits, c.waitTTLArg, a.replaces, a.waiter}
+	if a.place > 0 {
+		place = strconv.FormatInt(a.place, 10)
+	}
+	args := []string{value, ttlArg, place, waits, c.waitTTLArg, a.replaces, a.waiter}
 	send := func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
-		a := args
-		if node == 0 {
-			a = args0
-		}
-		res := script.Acquire.ExecLoaded(ctx, rc, keys, a)
+		res := script.Acquire.ExecLoaded(ctx, rc, keys, args)
 		if err, ok := rueidis.IsRedisErr(res.Error()); ok && err.IsNoScript() {
 			// The master lost its scripts (a restart): load it and send
 			// again. Safe here, unlike a fallback hidden in rueidis: every
@@ -93,7 +105,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 				// answers NOPERM (node.go, loadError).
 				return rueidis.NewErrorResult(loadError(err))
 			}
-			res = script.Acquire.ExecLoaded(ctx, rc, keys, a)
+			res = script.Acquire.ExecLoaded(ctx, rc, keys, args)
 		}
 		return res
 	}
@@ -103,8 +115,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	counters := make([]int64, n)
 	errs := make([]error, n)
 	var nGranted, nHeld, nAnswered int
-	var pttl time.Duration
-	var behind bool // master 0 has an earlier waiter first in line
+	out.place = a.place
 	defer func() { c.attempted(ctx, call, start, nGranted, nHeld, errs, err) }()
 	record := func(r reply) {
 		nAnswered++
@@ -132,54 +143,33 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		state[r.node] = held
 		nHeld++
 		wait := v[1] // the holder's PTTL here
-		if r.node == 0 && len(v) >= 3 && v[2] == 1 {
-			behind = true // an earlier waiter is first in line
-			if len(v) >= 4 && v[3] > 0 && (wait <= 0 || v[3] < wait) {
+		if len(v) >= 5 && v[2] == 1 {
+			// An earlier waiter is first in line here.
+			out.behind = out.behind || r.node == 0
+			if v[3] > 0 && (wait <= 0 || v[3] < wait) {
 				wait = v[3] // its place lapses then, if it died
 			}
 		}
-		if d := time.Duration(wait) * time.Millisecond; wait > 0 && (pttl == 0 || d < pttl) {
-			pttl = d
+		if len(v) >= 5 && v[4] > 0 && (out.place == 0 || v[4] < out.place) {
+			out.place = v[4]
+		}
+		if d := time.Duration(wait) * time.Millisecond; wait > 0 && (out.wait == 0 || d < out.wait) {
+			out.wait = d
 		}
 	}
 
-	only := []bool(nil) // every master
-	if a.probe && n > 1 {
-		// A waiter asks master 0, which keeps the waiting list, first, and
-		// the others only when it is first in line: waiters that are not
-		// then never take the other masters from the one that is. If
-		// master 0 does not answer, ask the rest anyway.
-		first, _ := c.fanout(ctx, req.timeout, firstOnly(n), send)
-		record(<-first)
-		if state[0] == held && behind {
-			return nil, pttl, &QuorumError{Op: "acquire", Name: req.name, Held: 1, Needed: c.quorum, Errs: errs, ahead: true, behind: true}
-		}
-		// First in line (or master 0 holds a key of someone who is not
-		// in line, such as a stray or a holder's last key): ask the rest.
-		only = make([]bool, n)
-		for i := 1; i < n; i++ {
-			only[i] = true
-		}
-	}
-	replies, _ := c.fanout(ctx, req.timeout, only, send)
-	for {
-		decided := nGranted >= c.quorum || nGranted+(n-nAnswered) < c.quorum
-		// A waiting Acquire that would win hears master 0 out first: it
-		// may say an earlier waiter is first in line.
-		if decided && !(keep && nGranted >= c.quorum && state[0] == pending) {
-			break
-		}
+	replies, _, sent := c.fanoutSent(ctx, req.timeout, nil, send)
+	out.sent = sent
+	for nGranted < c.quorum && nGranted+(n-nAnswered) >= c.quorum {
 		record(<-replies)
 	}
-	if keep && behind && nGranted >= c.quorum {
-		// A majority granted, but master 0 says an earlier waiter goes
-		// first: yield to it rather than overtake it on the others.
-		c.takeBack(req, value, state, replies, n-nAnswered)
-		return nil, 0, &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs, ahead: true, behind: true}
-	}
+	// Reached: no more masters failed than a majority can spare. (The
+	// loop stops once the outcome is decided, so not every master that
+	// would answer has.)
+	out.reached = nAnswered-nGranted-nHeld <= n-c.quorum
 
 	qerr := func() *QuorumError {
-		return &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs, behind: behind}
+		return &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs}
 	}
 	if nGranted >= c.quorum {
 		validUntil := start.Add(req.ttl - c.drift(req.ttl))
@@ -187,20 +177,30 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		if err == nil && time.Now().Before(validUntil) {
 			l := newLease(c, req, value, token, start, t)
 			l.waiter = a.waiter
+			// We may be in waiting lists (an attempt of ours was refused
+			// somewhere, or had an unknown outcome, this one or an
+			// earlier): leave them, or our place would block the next in
+			// line until it lapsed.
+			leave := keep && (call.attempts > 1 || nGranted < nAnswered)
 			l.answers(state, replies, n-nAnswered, func(res rueidis.RedisResult) bool {
 				ok, _, _ := parseAcquire(res)
+				if !ok && keep {
+					// A straggler refused us, and put us in its line:
+					// leave again, after its answer (the leave below may
+					// have reached that master first).
+					c.leave(req, a.waiter, nil)
+				}
 				return ok
 			})
 			if c.track(l) {
 				l.start(c.now() + int64(req.ttl/3))
-				if keep && (call.attempts > 1 || state[0] != granted) {
-					// We may be in master 0's waiting list (an attempt of
-					// ours was refused there, this one or an earlier): leave
-					// it now, or our place would block the next in line
-					// until it lapsed.
-					c.leave(req, a.waiter)
+				if leave {
+					// Now: the masters that answered ran our acquire;
+					// one still to answer that refuses us is left when it
+					// answers (settle), above.
+					c.leave(req, a.waiter, nil)
 				}
-				return l, 0, nil
+				return l, verdict{}, nil
 			}
 			err = ErrClosed
 		}
@@ -212,20 +212,22 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		// The lease was never handed out: take back everything, including
 		// from the masters still to answer, once they have.
 		c.takeBack(req, value, state, replies, n-nAnswered)
-		return nil, 0, err
+		return nil, out, err
 	}
-	if keep && state[0] == granted {
+	if keep && state[0] == granted && out.reached {
 		// We won master 0: the tie-break, and the head of its waiting
 		// list. Keep our keys and let the caller retry, with a new value
 		// that may replace this one's keys; rivals that lost master 0
-		// delete theirs, and newcomers yield to the list, so the next
-		// round is ours once the lock is free (see retry.go). Stragglers
-		// may still set this value where it was not granted: the caller
-		// deletes it everywhere once its next attempt has returned.
-		return nil, pttl, &keptError{qerr()}
+		// delete theirs, so the next round is ours once the lock is free
+		// (see retry.go). Not when too few masters answered: no split
+		// vote is to be broken then, and our key would only stand in the
+		// others' way. Stragglers may still set this value where it was
+		// not granted: the caller deletes it everywhere once its next
+		// attempt has returned.
+		return nil, out, &keptError{qerr()}
 	}
 	c.takeBack(req, value, state, replies, n-nAnswered)
-	return nil, pttl, qerr()
+	return nil, out, qerr()
 }
 
 // takeBack cleans up after a failed attempt, in the background: the value
@@ -271,14 +273,20 @@ func (c *Client) drop(req *request, value string) {
 	c.spawn(func() { c.cleanup(req, value, state, nil, 0) })
 }
 
-// leave takes a waiting Acquire's id off master 0's waiting list, in the
-// background.
-func (c *Client) leave(req *request, waiter string) {
+// leave takes a waiting Acquire's id off every master's waiting list, in
+// the background, once after is closed (nil: at once): after an attempt's
+// verdict.sent, so that an acquire of that attempt still on its way
+// cannot put the waiter back in a line after it left
+// (TestWaitListGiveUpLeaves, under load).
+func (c *Client) leave(req *request, waiter string, after <-chan struct{}) {
 	c.spawn(func() {
+		if after != nil {
+			<-after
+		}
 		ctx, cancel := context.WithTimeout(c.bg, req.ttl)
 		defer cancel()
 		keys, args := []string{req.waitKey, req.lapseKey, req.key}, []string{waiter}
-		replies, count := c.fanout(ctx, req.timeout, firstOnly(len(c.nodes)), func(ctx context.Context, _ int, rc rueidis.Client) rueidis.RedisResult {
+		replies, count := c.fanout(ctx, req.timeout, nil, func(ctx context.Context, _ int, rc rueidis.Client) rueidis.RedisResult {
 			return script.Leave.Exec(ctx, rc, keys, args)
 		})
 		for range count {

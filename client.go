@@ -258,6 +258,16 @@ type reply struct {
 // the caller may stop reading early; the goroutines still end, each within
 // timeout. The caller must be between enter and exit.
 func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int) {
+	replies, count, _ := c.fanoutSent(ctx, timeout, only, send)
+	return replies, count
+}
+
+// fanoutSent is fanout that also returns a channel closed once every
+// master's goroutine has returned: each command then went out on its
+// master's connection, or never will, so a command sent after it on that
+// connection arrives after it.
+func (c *Client) fanoutSent(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int, <-chan struct{}) {
+	sent := make(chan struct{})
 	count := 0
 	for i := range c.nodes {
 		if only == nil || only[i] {
@@ -266,7 +276,8 @@ func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool,
 	}
 	replies := make(chan reply, count)
 	if count == 0 {
-		return replies, 0
+		close(sent)
+		return replies, 0, sent
 	}
 	// One deadline for all masters: they start together. The last
 	// goroutine to finish releases it.
@@ -281,6 +292,7 @@ func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool,
 			defer func() {
 				if left.Add(-1) == 0 {
 					cancel()
+					close(sent)
 				}
 			}()
 			rc, err := n.get()
@@ -303,7 +315,7 @@ func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool,
 			replies <- r
 		})
 	}
-	return replies, count
+	return replies, count, sent
 }
 
 // ownTimeout returns err, unless it is the end of one of the Client's own

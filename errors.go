@@ -37,12 +37,6 @@ type QuorumError struct {
 	// Expired is set when a majority granted, but too late: the lease's
 	// validity had run out by the time the answers were in.
 	Expired bool
-
-	// ahead: master 0, asked first by a waiting Acquire, said another
-	// holder or an earlier waiter goes first; the others were not asked.
-	ahead bool
-	// behind: master 0 said an earlier waiter is first in its waiting list.
-	behind bool
 }
 
 // Locked reports whether the quorum was missed because another holder has
@@ -53,9 +47,6 @@ type QuorumError struct {
 // another holder decide it before the others answer), or when the masters
 // that granted and those held by another would together have made one.
 func (e *QuorumError) Locked() bool {
-	if e.ahead {
-		return true
-	}
 	if e.Expired || e.Held == 0 {
 		return false
 	}
@@ -65,8 +56,6 @@ func (e *QuorumError) Locked() bool {
 func (e *QuorumError) Error() string {
 	var b strings.Builder
 	switch {
-	case e.ahead:
-		fmt.Fprintf(&b, "distlock: %s %q: locked: master 0 says another holder or an earlier waiter goes first", e.Op, e.Name)
 	case e.Expired:
 		fmt.Fprintf(&b, "distlock: %s %q: granted by %d of %d needed masters, but validity ran out before the answers came", e.Op, e.Name, e.Granted, e.Needed)
 	case e.Locked():

@@ -57,7 +57,7 @@ func TestLocalHandoffKeepsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	value := keyValue(t, servers[0], name)
+	value := heldValue(t, servers, name)
 	got := acquireLater(t, ctx, c, name)
 	waitQueued(t, c, name)
 	if err := a.Release(ctx); err != nil {
@@ -162,7 +162,7 @@ func TestLocalHandoffOtherTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	value := keyValue(t, servers[0], name)
+	value := heldValue(t, servers, name)
 	got := acquireLater(t, ctx, c, name, distlock.WithTTL(a.TTL()+time.Second))
 	waitQueued(t, c, name)
 	if err := a.Release(ctx); err != nil {

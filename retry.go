@@ -25,39 +25,44 @@ const keptRetryDelay = time.Millisecond
 // off. Only one waiter can hold master 0, so the next round is
 // its. When master 0 is down, jitter alone remains.
 //
-// Master 0 also keeps the order: a waiting Acquire joins a waiting list
-// there (a sorted set, by arrival) at its first failed attempt and renews
-// its place at every attempt; master 0 grants a free lock only to the
-// first in line. So waiters of different Clients take the lock in order of
-// arrival, and the tie-break always favours the longest waiter. A waiter
-// that vanishes without leaving (a crash) holds its place until its
-// registration lapses: max(1s, 4*RetryMaxDelay). Each Acquire keeps one
-// waiter id for all its attempts, which is its place in line, and draws a
-// fresh value for each attempt: a value is never used again once a command
-// carrying it had an unknown outcome, so that a late delete of an earlier
-// attempt can never remove a later lease's key (see try). A newcomer that
-// wins a majority while master 0 says an earlier waiter is first yields to
-// it; to know, a waiting Acquire hears master 0 out before it declares a
-// win (when master 0 is slow, that costs up to the per-master timeout).
+// Every master also keeps the order: a waiting Acquire joins a waiting
+// list on each master that refuses it (a sorted set, by arrival), and
+// renews its place at every attempt; a master grants a free lock only to
+// the first in its line. A waiter is ranked by its arrival time, the
+// earliest any master gave it, which it carries to the others at its next
+// attempts, so that the masters agree on the order: waiters of different
+// Clients take the lock in order of arrival, whichever masters each can
+// reach, and the tie-break always favours the longest waiter. (With the
+// line on master 0 alone, a waiter that could not reach master 0 was never
+// seen by the handoffs of a busy Client and starved; one that could reach
+// only master 0 stood first in line in everyone's way:
+// TestWaiterCutFromMasterZeroIsServed, TestWaiterReachingOnlyMasterZero.)
+// A waiter whose attempt a majority of masters did not answer leaves
+// every line until one does; it keeps its arrival time and comes back to
+// its place. A waiter that vanishes without leaving (a crash) holds its
+// place until its registration lapses: max(1s, 4*RetryMaxDelay). Each
+// Acquire keeps one waiter id for all its attempts, which is its place in
+// line, and draws a fresh value for each attempt: a value is never used
+// again once a command carrying it had an unknown outcome, so that a late
+// delete of an earlier attempt can never remove a later lease's key (see
+// try).
 //
 // Only the first in line is woken when the lock comes free. A waiter that
-// master 0 said is behind another asks master 0 alone at its next attempt
-// (a probe), and sleeps through releases until master 0 announces it first
-// (leave.lua publishes the new first when the one before wins or gives
-// up; watch.go wakes that waiter). A first in line that died is found
-// lapsed only by an attempt, and nothing announces the next: so a waiter
-// behind never sleeps past the moment master 0 said the first in line's
-// place lapses unless renewed (which, with Clients configured alike, its
-// backoff reaches first anyway). The first in line asks every master at
-// once.
+// master 0 said is behind another sleeps through releases until master 0
+// announces it first (leave.lua publishes the new first when the one
+// before wins or gives up; watch.go wakes that waiter). A first in line
+// that died is found lapsed only by an attempt, and nothing announces the
+// next: so a waiter behind never sleeps past the moment a master said the
+// first in line's place lapses unless renewed (which, with Clients
+// configured alike, its backoff reaches first anyway).
 //
 // Within one Client, goroutines that want the same name queue locally: only
 // the head of the queue contends on the masters, so a Client never splits
 // the vote with itself, and the queue's order is the order of arrival.
 // Release hands its lease's keys to the next goroutine in one round trip,
 // which draws the new token where the keys still hold the value
-// (handoff.go). When it cannot (a waiter of another Client first in line,
-// master 0 silent, or the keys no longer held by a majority), it deletes
+// (handoff.go). When it cannot (a waiter of another Client first in line
+// on a master, master 0 silent, or the keys no longer held by a majority), it deletes
 // them and passes the turn on once the deletes are answered, with the
 // released lease's value (turn.pass): the next goroutine's first attempt
 // counts keys that still hold that value as free.
@@ -82,8 +87,8 @@ const keptRetryDelay = time.Millisecond
 // the new lease's token is drawn then, on a majority where the keys still
 // hold their value, and is larger than every earlier lease's; the keys
 // take the new lease's own value in the same script (Watch sees one lease
-// released and the next acquired). A waiter of another Client that
-// is first in master 0's line is never passed over: the holder then
+// released and the next acquired). A waiter of another Client that is
+// first in line on any master is never passed over: the holder then
 // deletes its keys, and the lock goes to that waiter.
 func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lease, error) {
 	req, err := c.newRequest("acquire", name, opts)
@@ -166,22 +171,19 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	var wake *waker
 	var nw *nameWatch
 	var kb backoff.BackOff // the head's retries while another holds a majority
-	// One id for this Acquire's place in master 0's line; a fresh value
-	// for every attempt (see try).
+	// One id for this Acquire's place in the lines; a fresh value for
+	// every attempt (see try).
 	waiter := newValue()
 	var kept string // the value of the last attempt, if it kept its keys
 	var last error  // the last attempt's error that ctx did not cut short
-	probe := false
+	var place int64 // our arrival time in the lines, once a master said
+	join := true    // the last attempt reached a majority (or there was none)
 	for {
-		// After an attempt that master 0 said an earlier waiter goes
-		// before, ask master 0 first (probe), so as not to take the other
-		// masters from that waiter. First in line, ask every master at
-		// once: it saves a round trip on each handoff between Clients.
-		a := try{value: newValue(), replaces: t.replaces, waiter: waiter, probe: probe}
+		a := try{value: newValue(), replaces: t.replaces, waiter: waiter, place: place, join: join}
 		if kept != "" {
 			a.replaces = kept // our own keys, kept by the tie-break
 		}
-		l, pttl, err := c.attempt(ctx, req, a, t, call)
+		l, out, err := c.attempt(ctx, req, a, t, call)
 		t.replaces = "" // its keys are gone by now, or held by another
 		if kept != "" {
 			// Replaced where this attempt was granted; delete what is
@@ -197,8 +199,16 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 			err = k.QuorumError
 			kept = a.value
 		}
-		var qe *QuorumError
-		probe = errors.As(err, &qe) && qe.behind
+		place = out.place
+		if join && !out.reached {
+			// Too few masters answered: out of every line until a
+			// majority answers again, so that a waiter that cannot win
+			// never stands first in line in the others' way. Its arrival
+			// time is kept: it comes back to its place.
+			c.leave(req, waiter, out.sent)
+		}
+		join = out.reached
+		pttl := out.wait
 		if ctx.Err() != nil && last != nil {
 			// Cut short by ctx: the previous attempt says more (ErrLocked).
 			err = last
@@ -207,7 +217,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		giveUp := func(err error) (*Lease, error) {
 			// Leave the waiting list, and delete the keys this Acquire
 			// kept; stragglers of the others are cleaned up already.
-			c.leave(req, waiter)
+			c.leave(req, waiter, out.sent)
 			if kept != "" {
 				c.drop(req, kept)
 			}
@@ -228,7 +238,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		}
 		// Behind another waiter, sleep through releases: master 0 will
 		// announce when this one is first.
-		c.watches.setBehind(nw, wake, probe)
+		c.watches.setBehind(nw, wake, out.behind)
 		delay := b.NextBackOff()
 		if pttl > 0 && pttl < delay {
 			delay = pttl
@@ -260,8 +270,6 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		case <-timer.C:
 		case <-wake.ch:
 			timer.Stop()
-			// Announced first in line since: ask every master at once.
-			probe = probe && c.watches.isBehind(wake)
 		case <-ctx.Done():
 			timer.Stop()
 			return giveUp(withCtx(err, ctx.Err()))
@@ -272,9 +280,10 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	}
 }
 
-// TryAcquire makes one attempt to take the lock name. It does not join the
-// waiting list (see Acquire): when the lock is free it takes it, even with
-// waiters in line. It returns the lease,
+// TryAcquire makes one attempt to take the lock name. It neither joins the
+// waiting lists (see Acquire) nor passes anyone in them: a master grants
+// it a free lock only when no waiter of an Acquire is in its line. It
+// returns the lease,
 // or an error wrapping ErrLocked when another lease holds the lock (another
 // Client's, or one of this Client's that has not ended, or another
 // goroutine of this Client is acquiring it right now), or a *QuorumError

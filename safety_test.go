@@ -462,6 +462,24 @@ func everyMasterHolds(t *testing.T, servers []*redistest.Server, name string) {
 	})
 }
 
+// heldValue waits until every master holds name with one value (Acquire
+// returns once a majority granted; the last grant may come just after),
+// and returns it.
+func heldValue(t *testing.T, servers []*redistest.Server, name string) string {
+	t.Helper()
+	var v string
+	eventually(t, "every master holds "+name+" with one value", func() bool {
+		v = keyValue(t, servers[0], name)
+		for _, s := range servers {
+			if got := keyValue(t, s, name); got == "" || got != v {
+				return false
+			}
+		}
+		return true
+	})
+	return v
+}
+
 // straggleWait outlasts the clean-up's delayed second delete (100 ms).
 const straggleWait = 200 * time.Millisecond
 

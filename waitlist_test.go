@@ -438,9 +438,13 @@ func acquireInBackground(t *testing.T, ctx context.Context, c *distlock.Client, 
 func behindDeadWaiter(t *testing.T, ctx context.Context, servers []*redistest.Server, w *distlock.Client, name string) <-chan acquired {
 	t.Helper()
 	child := startWaiter(t, servers, name)
-	waitWaiters(t, servers[0], name, 1)
+	for _, s := range servers { // in line on every master, then w behind it
+		waitWaiters(t, s, name, 1)
+	}
 	got := acquireInBackground(t, ctx, w, name, "waiter")
-	waitWaiters(t, servers[0], name, 2)
+	for _, s := range servers {
+		waitWaiters(t, s, name, 2)
+	}
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -615,14 +615,6 @@ func (nw *nameWatch) announceHead(value string) {
 	}
 }
 
-// isBehind reports whether k's waiter is, as far as this Client knows,
-// behind another in master 0's line.
-func (h *watchHub) isBehind(k *waker) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return k.behind
-}
-
 // Operations a masterWatch runs in order on its connection.
 const (
 	opSubscribe = iota

@@ -10,7 +10,9 @@
 --          (a custom key prefix): the counter is always raised above it
 -- ARGV[1]  lease value (128 random bits, hex), fresh for every attempt
 -- ARGV[2]  TTL in milliseconds (relative: the master's own clock counts it)
--- ARGV[3]  "1" when this master keeps the waiting list (master 0), else "0"
+-- ARGV[3]  the waiter's place in line: its arrival time in milliseconds as
+--          the earliest master that registered it said ("" when not known
+--          yet: this master's own time is taken)
 -- ARGV[4]  "1" when the caller waits (Acquire) and should join the list
 -- ARGV[5]  how long a registration lasts without renewal, in milliseconds
 -- ARGV[6]  a value whose key counts as free ("" for none): the value of a
@@ -23,12 +25,15 @@
 -- Returns {1, counter} when the key now holds ARGV[1]: it was free (or
 -- held ARGV[6]), or it already held ARGV[1] (a duplicate of this command).
 -- The counter is always a fresh INCR, so no two grants on one master ever
--- see the same number. Returns {0, pttl, behind, lapse} when another value
--- holds the key, and {0, 0, behind, lapse} when the key is free but an
--- earlier waiter is first in line; behind is 1 when this master keeps a
--- waiting list and someone else is first in it, and lapse then the
--- milliseconds until that one's place lapses unless it renews it (0
--- otherwise): a waiter behind one that died tries again then.
+-- see the same number. Returns {0, pttl, behind, lapse, place} when another
+-- value holds the key, and {0, 0, behind, lapse, place} when the key is
+-- free but an earlier waiter is first in line; behind is 1 when someone
+-- else is first in this master's line, and lapse then the milliseconds
+-- until that one's place lapses unless it renews it (0 otherwise): a
+-- waiter behind one that died tries again then. place is the caller's
+-- arrival time in the line (0 when it is not in it): the caller passes the
+-- earliest it was told as ARGV[3] from then on, so that every master ranks
+-- it alike.
 --
 -- When it grants, it first publishes the new state on the lock's watch
 -- channel, '__distlock__:' .. KEYS[1], for Watch (watch.go): "set <ttl>
@@ -37,21 +42,29 @@
 -- message comes right before the keyspace events the write causes. pcall:
 -- a user without rights on the channel (ACL) still gets the lock.
 --
--- On master 0 the waiting list makes waiters of different clients take the
--- lock in order of arrival: a free key goes only to the first in line. A
--- waiter joins the list only when refused, so an uncontended acquire costs
--- one EXISTS more there, and nothing more elsewhere. A waiter that is
--- granted renews its place too: it may lose the other masters and keep
--- this one (the tie-break), and must not lose its place meanwhile.
+-- Every master keeps a waiting list, so that waiters of different Clients
+-- take the lock in order of arrival whichever masters they can reach: a
+-- free key goes only to the first in line (retry.go, "Waiting for a held lock").
+-- Waiters are ranked by their arrival time, which the caller carries from
+-- master to master, so the masters agree on the order and never each
+-- grant a different waiter for good. A waiter joins a list only when
+-- refused, so an uncontended acquire costs one EXISTS more, and nothing
+-- more. A waiter that is granted renews its place: it may lose the other
+-- masters and keep this one (the tie-break on master 0), and must not
+-- lose its place meanwhile.
 if redis.call('EXISTS', KEYS[5]) == 1 then
-  return {0, 0, 0, 0}
+  return {0, 0, 0, 0, 0}
 end
-local queue = ARGV[3] == '1'
 local head, now
-if queue and redis.call('EXISTS', KEYS[3]) == 1 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)
+local function clock()
+  if now == nil then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', clock())
   for _, w in ipairs(lapsed) do
     redis.call('ZREM', KEYS[3], w)
     redis.call('ZREM', KEYS[4], w)
@@ -69,42 +82,46 @@ elseif v == ARGV[1] then
   redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'expire ' .. ARGV[2] .. ' ' .. ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
-  if queue and ARGV[4] == '1' then
-    -- Join the list (keeping an earlier place), or renew the registration.
-    if now == nil then
-      local t = redis.call('TIME')
-      now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local place = 0
+  if ARGV[4] == '1' and ARGV[7] ~= '' then
+    -- Join the list at the caller's arrival time, or move up to it (another
+    -- master registered the caller earlier), and renew the registration.
+    place = clock()
+    if ARGV[3] ~= '' then
+      place = tonumber(ARGV[3])
     end
-    redis.call('ZADD', KEYS[3], 'NX', now, ARGV[7])
-    redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[7])
+    local cur = redis.call('ZSCORE', KEYS[3], ARGV[7])
+    if cur and tonumber(cur) <= place then
+      place = tonumber(cur)
+    else
+      redis.call('ZADD', KEYS[3], place, ARGV[7])
+    end
+    redis.call('ZADD', KEYS[4], clock() + tonumber(ARGV[5]), ARGV[7])
     -- Only ever lengthen the lists' life: Clients may use other lapse times.
     if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then
       redis.call('PEXPIRE', KEYS[3], ARGV[5])
       redis.call('PEXPIRE', KEYS[4], ARGV[5])
     end
+    head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
   end
   local behind, lapse = 0, 0
   if head ~= nil and head ~= ARGV[7] then
     behind = 1
     local at = redis.call('ZSCORE', KEYS[4], head)
     if at then
-      lapse = math.max(tonumber(at) - now, 0) + 1
+      lapse = math.max(tonumber(at) - clock(), 0) + 1
     end
   end
   if v == false then
-    return {0, 0, behind, lapse}
+    return {0, 0, behind, lapse, place}
   end
-  return {0, redis.call('PTTL', KEYS[1]), behind, lapse}
+  return {0, redis.call('PTTL', KEYS[1]), behind, lapse, place}
 end
 -- A waiter granted here stays in the list until its Acquire has won or
 -- given up (leave.lua): it may still lose the other masters and keep this
 -- one, and must stay first in line meanwhile; its place is renewed.
-if queue and head ~= nil and head == ARGV[7] then
-  if now == nil then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[7])
+if head ~= nil and head == ARGV[7] then
+  redis.call('ZADD', KEYS[4], clock() + tonumber(ARGV[5]), ARGV[7])
 end
 local c = redis.call('INCR', KEYS[2])
 if KEYS[6] then

@@ -11,7 +11,8 @@
 --          handoff failed and was cleaned up, and this command comes late
 -- ARGV[1]  the holding lease's value
 -- ARGV[2]  TTL in milliseconds for the next holder
--- ARGV[3]  "1" when this master keeps the waiting list (master 0), else "0"
+-- ARGV[3]  "1" on master 0, where a waiter that won master 0 but not a
+--          majority keeps its key (the tie-break, retry.go), else "0"
 -- ARGV[4]  the waiter id the holding lease waited under ("" if none): it
 --          may still be in the list, about to leave it
 -- ARGV[5]  the next holder's value (fresh: no command carrying it has had
@@ -21,12 +22,14 @@
 -- Returns {counter, 0} when the key held ARGV[1]: it now holds ARGV[5],
 -- for ARGV[2] from now, and counter (INCR) is the next holder's alone.
 -- Returns {0, 0} when the key does not hold ARGV[1] (gone, expired early,
--- or taken: nothing is written), and {0, 1} on master 0 when a waiter of
--- another Client is first in line or holds the key there (a waiter that won
--- master 0, the tie-break, keeps its key there and tries again): the lock
--- should go to that waiter, not on within the holder's Client. The line is
--- read before the key, so master 0 says whether someone waits even when it
--- no longer holds the key.
+-- or taken: nothing is written), and {0, 1} when a waiter of another
+-- Client is first in this master's line, or, on master 0, holds the key
+-- there (a waiter that won master 0, the tie-break, keeps its key there and
+-- tries again): the lock should go to that waiter, not on within the
+-- holder's Client. Every master keeps a line (acquire.lua), so a waiter
+-- that cannot reach master 0 stops the handoffs too. The line is read
+-- before the key, so a master says whether someone waits even when it no
+-- longer holds the key.
 --
 -- On the lock's watch channel it publishes "del 0 <old>" and "set <ttl>
 -- <new>", each before its write, as release.lua and acquire.lua do: to a
@@ -35,23 +38,21 @@ if redis.call('EXISTS', KEYS[5]) == 1 then
   return {0, 0}
 end
 local v = redis.call('GET', KEYS[1])
-if ARGV[3] == '1' then
-  if v ~= false and v ~= ARGV[1] then
-    return {0, 1}
+if ARGV[3] == '1' and v ~= false and v ~= ARGV[1] then
+  return {0, 1}
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  -- Registrations that lapsed (their waiter vanished) do not count.
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)
+  for _, w in ipairs(lapsed) do
+    redis.call('ZREM', KEYS[3], w)
+    redis.call('ZREM', KEYS[4], w)
   end
-  if redis.call('EXISTS', KEYS[3]) == 1 then
-    local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    -- Registrations that lapsed (their waiter vanished) do not count.
-    local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)
-    for _, w in ipairs(lapsed) do
-      redis.call('ZREM', KEYS[3], w)
-      redis.call('ZREM', KEYS[4], w)
-    end
-    local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-    if head ~= nil and head ~= ARGV[4] then
-      return {0, 1}
-    end
+  local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+  if head ~= nil and head ~= ARGV[4] then
+    return {0, 1}
   end
 end
 if v ~= ARGV[1] then

@@ -7,13 +7,27 @@
 -- When the waiter was first in line, it publishes "head 0 <id>" of the
 -- new first on the lock's watch channel: Watch wakes only that waiter when
 -- the lock comes free, instead of every waiter (retry.go).
+--
+-- Registrations that lapsed (their waiter vanished) go too, and the lists
+-- live no longer than their last live registration: a dead waiter's place
+-- is not kept alive by the leaving waiter's renewals.
 local first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-if first == ARGV[1] then
-  local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
-  if head then
-    redis.pcall('PUBLISH', '__distlock__:' .. KEYS[3], 'head 0 ' .. head)
-  end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, w in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+  redis.call('ZREM', KEYS[1], w)
+  redis.call('ZREM', KEYS[2], w)
+end
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if last[2] then
+  local left = math.max(math.floor(tonumber(last[2]) - now), 1)
+  redis.call('PEXPIRE', KEYS[1], left)
+  redis.call('PEXPIRE', KEYS[2], left)
+end
+local head = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+if head and head ~= first then
+  redis.pcall('PUBLISH', '__distlock__:' .. KEYS[3], 'head 0 ' .. head)
 end
 return 1

@@ -30,7 +30,7 @@ func TestAcquireReplacesReleasedValue(t *testing.T) {
 		if len(extra) > 0 {
 			replaces = extra[0]
 		}
-		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb", value, "10000", "1", "1", "1000", replaces, value)
+		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb", value, "10000", "", "1", "1000", replaces, value)
 	}
 	do("SET", "k", "old", "PX", "10000")
 
@@ -59,8 +59,8 @@ func TestAcquireReplacesReleasedValue(t *testing.T) {
 }
 
 // handoff.lua pushes the key's expiry out and draws one counter only where
-// the key holds the caller's value, and on master 0 does nothing while
-// another waiter is first in line (lapsed ones do not count) or holds the
+// the key holds the caller's value, and does nothing while another waiter
+// is first in line (lapsed ones do not count) or, on master 0, holds the
 // key there.
 func TestHandoffScript(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
@@ -97,17 +97,20 @@ func TestHandoffScript(t *testing.T) {
 	}
 	do("DEL", "tomb")
 	do("SET", "fence", "6")
-	// Another Client's waiter first in line: master 0 does nothing, the
-	// others (which keep no line) still draw.
+	// Another Client's waiter first in line: no master hands over (each
+	// keeps a line: one that cannot reach master 0 waits too).
 	do("ZADD", "wait", "1", "w")
 	do("ZADD", "lapse", "99999999999999", "w")
 	if r := handoff("v", "1", ""); r != "0\n1" {
 		t.Fatalf("handoff on master 0 with a waiter first: got %q; want {0, 1}", r)
 	}
-	if r := handoff("v", "0", ""); r != "7\n0" {
-		t.Fatalf("handoff on another master: got %q; want 7", r)
+	if r := handoff("v", "0", ""); r != "0\n1" {
+		t.Fatalf("handoff on another master with a waiter first: got %q; want {0, 1}", r)
 	}
-	do("SET", "k", "v", "PX", "10000")
+	if v := do("GET", "k"); v != "v" {
+		t.Fatalf("refused handoff changed the key to %q", v)
+	}
+	do("SET", "fence", "7")
 	// The holder's own waiter id first in line does not count; nor does a
 	// waiter whose registration lapsed.
 	do("ZADD", "wait", "0", "mine")
@@ -164,7 +167,7 @@ func TestAcquireWaiterID(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
 	do := doer(t, s)
 	acquire := func(value, waiter string) string {
-		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb", value, "10000", "1", "1", "1000", "", waiter)
+		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb", value, "10000", "", "1", "1000", "", waiter)
 	}
 	do("SET", "k", "holder", "PX", "10000")
 	if r := acquire("v1", "w1"); !strings.HasPrefix(r, "0\n") {
@@ -194,7 +197,7 @@ func TestBuryRefusesLateAcquire(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
 	do := doer(t, s)
 	acquire := func(value string) string {
-		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb:"+value, value, "10000", "0", "0", "1000", "", "")
+		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb:"+value, value, "10000", "", "0", "1000", "", "")
 	}
 	if r := do("EVAL", releaseSrc, "2", "k", "tomb:v", "v", "", "60000"); r != "0" {
 		t.Fatalf("bury of a value never set: got %q; want 0", r)
@@ -226,5 +229,49 @@ func TestReleaseAlsoValue(t *testing.T) {
 	}
 	if r := do("EVAL", releaseSrc, "1", "k", "old", "next"); r != "1" {
 		t.Fatalf("release of old or next: got %q; want 1", r)
+	}
+}
+
+// acquire.lua ranks a waiter by the arrival time its caller carries
+// (ARGV[3]) from the master that registered it first, so that masters
+// agree on the order; it moves a place up to it, never down, and says the
+// place in its reply.
+func TestAcquirePlaceCarried(t *testing.T) {
+	s := redistest.StartN(t, 1, redistest.Options{})[0]
+	do := doer(t, s)
+	acquire := func(value, waiter, place string) []string {
+		r := do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb", value, "10000", place, "1", "1000", "", waiter)
+		return strings.Split(r, "\n")
+	}
+	do("SET", "k", "holder", "PX", "10000")
+	r := acquire("v1", "w1", "")
+	if len(r) != 5 || r[0] != "0" || r[4] == "0" {
+		t.Fatalf("first refusal: got %q; want {0, pttl, behind, lapse, place}", r)
+	}
+	own := r[4]
+	// w2 arrives here later, but another master registered it at 1000:
+	// it goes first here too.
+	if r := acquire("v2", "w2", "1000"); r[4] != "1000" || r[2] != "0" {
+		t.Fatalf("carried place: got %q; want place 1000, not behind", r)
+	}
+	if got := do("ZRANGE", "wait", "0", "-1"); got != "w2\nw1" {
+		t.Fatalf("waiting list %q; want w2 (carried 1000) before w1", got)
+	}
+	// A later time carried does not move w1 back.
+	if r := acquire("v3", "w1", "99999999999999"); r[4] != own || r[2] != "1" {
+		t.Fatalf("later place carried: got %q; want place %s kept, behind", r, own)
+	}
+	// Free key: only the first in line is granted.
+	do("DEL", "k")
+	if r := acquire("v4", "w1", own); r[0] != "0" {
+		t.Fatalf("second in line on a free key: got %q; want refused", r)
+	}
+	if r := acquire("v5", "w2", "1000"); r[0] != "1" {
+		t.Fatalf("first in line on a free key: got %q; want granted", r)
+	}
+	// TryAcquire (no waiter id) joins no line and passes nobody.
+	do("DEL", "k")
+	if r := acquire("v6", "", ""); r[0] != "0" || r[4] != "0" {
+		t.Fatalf("TryAcquire with waiters in line: got %q; want refused, no place", r)
 	}
 }
