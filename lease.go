@@ -47,6 +47,7 @@ type Lease struct {
 
 	ttl        atomic.Int64 // the TTL renewals use, in ns; Extend changes it
 	validUntil atomic.Int64 // end of validity on c's monotonic clock (c.now)
+	releasing  atomic.Bool  // Release was called: later calls return nil
 
 	mu    sync.Mutex // guards err, timer, children and the renewal state below
 	err   error      // nil while held
@@ -209,7 +210,8 @@ func (l *Lease) Context(parent context.Context) (context.Context, context.Cancel
 // that ends because the lease did, as one from Lease.Context or Do does, is
 // waited past up to its deadline. The deletes go out even when ctx has
 // already ended: keys left behind would block the lock for a whole TTL. A
-// second Release returns nil. Release returns an error wrapping
+// second Release returns nil at once, whatever the first returned (the
+// first reports the outcome, the loss included). Release returns an error wrapping
 // ErrLeaseLost when the lease had been lost: by Err's account, or because
 // the deletes found its keys gone or held by another value on so many
 // masters that no majority held them (expired early, deleted or
@@ -217,6 +219,9 @@ func (l *Lease) Context(parent context.Context) (context.Context, context.Cancel
 // holder learns its section may not have been exclusive. It still deletes
 // what it can.
 func (l *Lease) Release(ctx context.Context) error {
+	if l.releasing.Swap(true) {
+		return nil // a second Release: the first reports the outcome
+	}
 	if err := l.c.enter(); err != nil {
 		// Close has begun: it ends and deletes every lease still held.
 		<-l.Done()
@@ -507,7 +512,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 				sent &^= 1 << a.node
 				held |= 1 << a.node
 				if again == nil {
-					again = time.After(max(ttl/10, 5*time.Millisecond))
+					again = time.After(l.resendDelay(ttl))
 				}
 			case 1:
 				ok++
@@ -526,6 +531,20 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 			return withCtx(&QuorumError{Op: "extend", Name: l.req.name, Granted: ok, Held: gone, Needed: c.quorum, Errs: errs}, ctx.Err())
 		}
 	}
+}
+
+// resendDelay is how long Extend to ttl waits before it sends again to a
+// master that failed: a tenth of the shorter of ttl and the lease's TTL,
+// and no more than a third of the validity left, so that a longer TTL
+// never waits past the lease's end for a master that was back long
+// before (TestRedislockRefreshRetryTransientError, "longer TTL": 6 s for a
+// 1 min Extend of a 5 s lease). At least 5 ms.
+func (l *Lease) resendDelay(ttl time.Duration) time.Duration {
+	d := min(ttl, l.TTL()) / 10
+	if left := time.Duration(l.validUntil.Load()-l.c.now()) / 3; left < d {
+		d = left
+	}
+	return max(d, 5*time.Millisecond)
 }
 
 // setValidityLocked moves the validity to v after renewals reached a
