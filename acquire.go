@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/distlock/distlock/internal/quorum"
 	"github.com/distlock/distlock/internal/script"
 )
 
@@ -57,6 +58,28 @@ type verdict struct {
 	behind  bool
 	reached bool
 	sent    <-chan struct{} // closed once every acquire of the attempt went out
+}
+
+// refused takes in a refusal of acquire.lua from master node, v being
+// {0, pttl, behind, lapse, place}: the soonest moment worth trying again
+// (the holder's PTTL, or the lapse of a first in line that may have died),
+// the earliest place in line a master gave, and whether master 0 said an
+// earlier waiter is first there.
+func (out *verdict) refused(node int, v []int64) {
+	wait := v[1] // the holder's PTTL here
+	if len(v) >= 5 && v[2] == 1 {
+		// An earlier waiter is first in line here.
+		out.behind = out.behind || node == 0
+		if v[3] > 0 && (wait <= 0 || v[3] < wait) {
+			wait = v[3] // its place lapses then, if it died
+		}
+	}
+	if len(v) >= 5 && v[4] > 0 && (out.place == 0 || v[4] < out.place) {
+		out.place = v[4]
+	}
+	if d := time.Duration(wait) * time.Millisecond; wait > 0 && (out.wait == 0 || d < out.wait) {
+		out.wait = d
+	}
 }
 
 // attempt makes one Redlock acquisition of req with a.value: the acquire
@@ -114,64 +137,49 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	state := make([]int, n)
 	counters := make([]int64, n)
 	errs := make([]error, n)
-	var nGranted, nHeld, nAnswered int
+	tally := quorum.NewTally(n)
 	out.place = a.place
-	defer func() { c.attempted(ctx, call, start, nGranted, nHeld, errs, err) }()
+	defer func() { c.attempted(ctx, call, start, tally.Granted(), tally.Refused(), errs, err) }()
 	record := func(r reply) {
-		nAnswered++
+		fail := func(err error) {
+			state[r.node], errs[r.node] = failed, err
+			tally.Fail()
+		}
 		if r.err != nil {
-			state[r.node], errs[r.node] = failed, r.err
+			fail(r.err)
 			return
 		}
 		ok, v, err := parseAcquire(r.res)
 		switch {
 		case err != nil:
-			state[r.node] = failed
-			errs[r.node] = &NodeError{Addr: c.nodes[r.node].addr, Err: err}
-			return
-		case ok:
-			if err := checkCounter(v[1], req.fenceKey); err != nil {
-				// The key is set there: cleaned up like an unknown answer.
-				state[r.node] = failed
-				errs[r.node] = &NodeError{Addr: c.nodes[r.node].addr, Err: err}
-				return
-			}
+			fail(&NodeError{Addr: c.nodes[r.node].addr, Err: err})
+		case !ok:
+			state[r.node] = held
+			tally.Refuse()
+			out.refused(r.node, v)
+		case checkCounter(v[1], req.fenceKey) != nil:
+			// The key is set there: cleaned up like an unknown answer.
+			fail(&NodeError{Addr: c.nodes[r.node].addr, Err: checkCounter(v[1], req.fenceKey)})
+		default:
 			state[r.node], counters[r.node] = granted, v[1]
-			nGranted++
-			return
-		}
-		state[r.node] = held
-		nHeld++
-		wait := v[1] // the holder's PTTL here
-		if len(v) >= 5 && v[2] == 1 {
-			// An earlier waiter is first in line here.
-			out.behind = out.behind || r.node == 0
-			if v[3] > 0 && (wait <= 0 || v[3] < wait) {
-				wait = v[3] // its place lapses then, if it died
-			}
-		}
-		if len(v) >= 5 && v[4] > 0 && (out.place == 0 || v[4] < out.place) {
-			out.place = v[4]
-		}
-		if d := time.Duration(wait) * time.Millisecond; wait > 0 && (out.wait == 0 || d < out.wait) {
-			out.wait = d
+			tally.Grant()
 		}
 	}
 
 	replies, _, sent := c.fanoutSent(ctx, req.timeout, nil, send)
 	out.sent = sent
-	for nGranted < c.quorum && nGranted+(n-nAnswered) >= c.quorum {
+	for !tally.Decided() {
 		record(<-replies)
 	}
-	// Reached: no more masters failed than a majority can spare. (The
-	// loop stops once the outcome is decided, so not every master that
-	// would answer has.)
-	out.reached = nAnswered-nGranted-nHeld <= n-c.quorum
+	// The loop stops once the outcome is decided, so not every master that
+	// would answer has: Reached counts those still to answer as answering.
+	out.reached = tally.Reached()
+	nGranted, nHeld, nAnswered := tally.Granted(), tally.Refused(), n-tally.Pending()
 
 	qerr := func() *QuorumError {
 		return &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs}
 	}
-	if nGranted >= c.quorum {
+	if tally.Won() {
 		validUntil := start.Add(req.ttl - c.drift(req.ttl))
 		token, err := c.fence(ctx, req, counters, validUntil)
 		if err == nil && time.Now().Before(validUntil) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/distlock/distlock/internal/quorum"
 	"github.com/distlock/distlock/internal/script"
 )
 
@@ -129,7 +130,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	})
 	state := make([]int, len(c.nodes))
 	counters := make([]int64, len(c.nodes))
-	drawn, answered := 0, 0
+	tally := quorum.NewTally(count)
 	checked0 := false // master 0 answered, and read its line
 	fail := func() (*Lease, string) {
 		// Some masters may have the next value, or get it late: the
@@ -137,7 +138,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 		// here, where the answer never came, it is buried, once the
 		// answers still to come are in. Not where an answer came: a bury
 		// racing Release's delete there would make it find the key gone.
-		left := count - answered
+		left := tally.Pending()
 		c.spawn(func() {
 			for range left {
 				if r := <-replies; r.err != nil {
@@ -152,17 +153,14 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 		})
 		return nil, next
 	}
-	for ; answered < count; answered++ {
-		// Master 0 is heard out: it says whether the lock should go to
-		// another Client's waiter instead.
-		if drawn >= c.quorum && checked0 || drawn+count-answered < c.quorum {
-			break
-		}
+	// Master 0 is heard out: it says whether the lock should go to another
+	// Client's waiter instead (as does every master that answers).
+	for !(tally.Won() && checked0 || tally.Lost()) {
 		r := <-replies
 		if r.err != nil {
 			state[r.node] = failed
+			tally.Fail()
 			if r.node == 0 {
-				answered++
 				return fail() // its line is unknown
 			}
 			continue
@@ -170,27 +168,29 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 		v, err := r.res.AsIntSlice()
 		if err != nil || len(v) != 2 {
 			state[r.node] = failed
+			tally.Fail()
 			continue
 		}
 		state[r.node] = held
 		if r.node == 0 {
 			checked0 = true
 		}
-		if v[1] == 1 {
-			answered++
+		switch {
+		case v[1] == 1:
+			tally.Refuse()
 			return fail() // another Client's waiter goes first
-		}
-		if v[0] != 0 && checkCounter(v[0], req.fenceKey) != nil {
+		case v[0] != 0 && checkCounter(v[0], req.fenceKey) != nil:
 			state[r.node] = failed // swapped, with a counter no token can carry
-			continue
-		}
-		if v[0] > 0 {
+			tally.Fail()
+		case v[0] > 0:
 			state[r.node] = granted
 			counters[r.node] = v[0]
-			drawn++
+			tally.Grant()
+		default:
+			tally.Refuse() // the key no longer holds the lease's value
 		}
 	}
-	if drawn < c.quorum || !checked0 {
+	if !tally.Won() || !checked0 {
 		return fail()
 	}
 	validUntil := start.Add(ttl - c.drift(ttl))
@@ -204,7 +204,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	s.waiter = l.waiter
 	// The answers still to come may set the key late: the new lease's
 	// deletes wait for them (settle), as after an acquire.
-	s.answers(state, replies, count-answered, func(res rueidis.RedisResult) bool {
+	s.answers(state, replies, tally.Pending(), func(res rueidis.RedisResult) bool {
 		v, err := res.AsIntSlice()
 		return err == nil && len(v) == 2 && v[0] > 0
 	})

@@ -1,0 +1,59 @@
+package quorum
+
+import "testing"
+
+// Every branch of Tally, for 1, 3, 4 and 5 masters.
+func TestTally(t *testing.T) {
+	for _, tc := range []struct {
+		name                       string
+		n                          int
+		answers                    string // g: grant, r: refuse, f: fail
+		won, lost, reached, locked bool
+	}{
+		{"one master, nothing yet", 1, "", false, false, true, false},
+		{"one master granted", 1, "g", true, false, true, false},
+		{"one master refused", 1, "r", false, true, true, true},
+		{"one master failed", 1, "f", false, true, false, false},
+		{"3: nothing yet", 3, "", false, false, true, false},
+		{"3: one grant, undecided", 3, "g", false, false, true, false},
+		{"3: majority granted", 3, "gg", true, false, true, false},
+		{"3: one refusal, undecided", 3, "r", false, false, true, false},
+		{"3: two refusals lose to a holder", 3, "rr", false, true, true, true},
+		{"3: split vote is locked", 3, "grf", false, true, true, true},
+		{"3: a refusal and a failure: no quorum", 3, "rf", false, true, true, false},
+		{"3: two failures do not reach a majority", 3, "ff", false, true, false, false},
+		{"3: grant then two failures", 3, "gff", false, true, false, false},
+		{"3: one failure is spared", 3, "fg", false, false, true, false},
+		{"4: two refusals decide it", 4, "rr", false, true, true, true},
+		{"4: two grants are not a majority", 4, "gg", false, false, true, false},
+		{"4: three grants are", 4, "ggg", true, false, true, false},
+		{"4: two failures do not reach a majority", 4, "ff", false, true, false, false},
+		{"5: two failures are spared", 5, "ffg", false, false, true, false},
+		{"5: three refusals", 5, "rrr", false, true, true, true},
+		{"5: won with a failure and a refusal", 5, "fgrgg", true, false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y := NewTally(tc.n)
+			for _, a := range tc.answers {
+				switch a {
+				case 'g':
+					y.Grant()
+				case 'r':
+					y.Refuse()
+				case 'f':
+					y.Fail()
+				}
+			}
+			if y.Won() != tc.won || y.Lost() != tc.lost || y.Reached() != tc.reached || y.Locked() != tc.locked {
+				t.Errorf("%q of %d: won %v lost %v reached %v locked %v; want %v %v %v %v",
+					tc.answers, tc.n, y.Won(), y.Lost(), y.Reached(), y.Locked(), tc.won, tc.lost, tc.reached, tc.locked)
+			}
+			if y.Decided() != (tc.won || tc.lost) {
+				t.Errorf("Decided %v; want %v", y.Decided(), tc.won || tc.lost)
+			}
+			if got, want := y.Pending(), tc.n-len(tc.answers); got != want {
+				t.Errorf("Pending %d; want %d", got, want)
+			}
+		})
+	}
+}
