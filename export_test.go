@@ -3,7 +3,7 @@ package distlock
 import "time"
 
 // Queued returns how many goroutines of c hold or wait for name's turn
-// (the local queue, retry.go), for tests that must know a goroutine waits.
+// (the local queue, acquire.go), for tests that must know a goroutine waits.
 func Queued(c *Client, name string) int {
 	c.queue.mu.Lock()
 	defer c.queue.mu.Unlock()

@@ -13,7 +13,7 @@ import (
 )
 
 // Tests of fair waiting whichever masters a waiter cannot reach (issue 21,
-// items 5 and 6; retry.go, "Waiting for a held lock").
+// items 5 and 6; acquire.go, "Waiting for a held lock").
 
 // proxiedClient returns a Client that reaches each master through its own
 // proxy, with the proxies whose index is in cut cut from the start.

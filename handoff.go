@@ -48,7 +48,7 @@ import (
 // the answer never came (release.lua with a tombstone), so that a late handoff.lua is refused.
 //
 // Order between Clients: master 0's waiting list holds the waiters of other
-// Clients (retry.go). When one of them is first in line, or holds the key
+// Clients (acquire.go). When one of them is first in line, or holds the key
 // on master 0 (the tie-break's winner keeps it there), handoff.lua does
 // nothing there and says so, and Release deletes the keys, so that the
 // lock goes to that waiter; so too when master 0 does not answer: its line

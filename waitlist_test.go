@@ -15,7 +15,7 @@ import (
 	"github.com/distlock/distlock/internal/redistest"
 )
 
-// Tests of master 0's waiting list (retry.go, acquire.go,
+// Tests of master 0's waiting list (acquire.go, attempt.go,
 // internal/script/acquire.lua and leave.lua).
 
 // doList runs a command on s and returns its array reply as a slice.

@@ -18,7 +18,7 @@
 -- ARGV[6]  a value whose key counts as free ("" for none): the value of a
 --          lease the caller's Client has just released (the release's
 --          delete may not have run here yet), or of the caller's own
---          previous attempt, which kept its keys (the tie-break, retry.go)
+--          previous attempt, which kept its keys (the tie-break, acquire.go)
 -- ARGV[7]  the caller's waiter id: its place in the waiting list, the same
 --          for all the attempts of one Acquire ("" for TryAcquire)
 --
@@ -44,7 +44,7 @@
 --
 -- Every master keeps a waiting list, so that waiters of different Clients
 -- take the lock in order of arrival whichever masters they can reach: a
--- free key goes only to the first in line (retry.go, "Waiting for a held lock").
+-- free key goes only to the first in line (acquire.go, "Waiting for a held lock").
 -- Waiters are ranked by their arrival time, which the caller carries from
 -- master to master, so the masters agree on the order and never each
 -- grant a different waiter for good. A waiter joins a list only when

@@ -12,7 +12,7 @@
 -- ARGV[1]  the holding lease's value
 -- ARGV[2]  TTL in milliseconds for the next holder
 -- ARGV[3]  "1" on master 0, where a waiter that won master 0 but not a
---          majority keeps its key (the tie-break, retry.go), else "0"
+--          majority keeps its key (the tie-break, acquire.go), else "0"
 -- ARGV[4]  the waiter id the holding lease waited under ("" if none): it
 --          may still be in the list, about to leave it
 -- ARGV[5]  the next holder's value (fresh: no command carrying it has had

@@ -6,7 +6,7 @@
 --
 -- When the waiter was first in line, it publishes "head 0 <id>" of the
 -- new first on the lock's watch channel: Watch wakes only that waiter when
--- the lock comes free, instead of every waiter (retry.go).
+-- the lock comes free, instead of every waiter (acquire.go).
 --
 -- Registrations that lapsed (their waiter vanished) go too, and the lists
 -- live no longer than their last live registration: a dead waiter's place

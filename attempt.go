@@ -1,0 +1,399 @@
+package distlock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/distlock/distlock/internal/quorum"
+	"github.com/distlock/distlock/internal/script"
+)
+
+// newValue returns a lease value: 128 random bits, so that only the lease
+// that drew it can renew or delete its keys.
+func newValue() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// grant states of one master during an attempt.
+const (
+	pending = iota
+	granted // the key holds our value; counters[i] is the INCR it drew
+	held    // another value holds the key
+	failed  // no answer, or an error: the script may or may not have run
+)
+
+// try is what one attempt sends besides the request: its value, fresh for
+// every attempt, so that no value is ever used again after a command
+// carrying it had an unknown outcome (a stale delete, delivered late over a
+// connection rueidis has replaced, then cannot remove a later lease's key:
+// TestStaleDeleteAfterReconnect); a value whose keys count as free; and
+// the waiting Acquire's place in the masters' lines.
+type try struct {
+	value    string
+	replaces string // keys that hold it count as free ("" for none)
+	waiter   string // the waiting Acquire's id in the lines; "" for TryAcquire
+	place    int64  // its arrival time in the lines, once a master said (0: not yet)
+	join     bool   // join the lines where refused (see verdict.reached)
+}
+
+// verdict is what a failed attempt tells the next: when to try again (0
+// if it cannot tell): the shortest remaining PTTL reported by masters
+// where another holder has the lock, or sooner, the moment the place of
+// the waiter first in line lapses unless it renews it; the waiter's
+// place in line, the earliest a master gave it (0 if none did); whether
+// master 0 said an earlier waiter is first there (the waiter then sleeps
+// through releases until announced first); and whether no more masters
+// failed to answer than a majority can spare.
+type verdict struct {
+	wait    time.Duration
+	place   int64
+	behind  bool
+	reached bool
+	sent    <-chan struct{} // closed once every acquire of the attempt went out
+}
+
+// refused takes in a refusal of acquire.lua from master node, v being
+// {0, pttl, behind, lapse, place}: the soonest moment worth trying again
+// (the holder's PTTL, or the lapse of a first in line that may have died),
+// the earliest place in line a master gave, and whether master 0 said an
+// earlier waiter is first there.
+func (out *verdict) refused(node int, v []int64) {
+	wait := v[1] // the holder's PTTL here
+	if len(v) >= 5 && v[2] == 1 {
+		// An earlier waiter is first in line here.
+		out.behind = out.behind || node == 0
+		if v[3] > 0 && (wait <= 0 || v[3] < wait) {
+			wait = v[3] // its place lapses then, if it died
+		}
+	}
+	if len(v) >= 5 && v[4] > 0 && (out.place == 0 || v[4] < out.place) {
+		out.place = v[4]
+	}
+	if d := time.Duration(wait) * time.Millisecond; wait > 0 && (out.wait == 0 || d < out.wait) {
+		out.wait = d
+	}
+}
+
+// attempt makes one Redlock acquisition of req with a.value: the acquire
+// script goes to every master at once; the lock is ours when a majority
+// grants it while validity remains. It returns as soon as the outcome is
+// known: stragglers that grant after a success simply join the lease (its
+// renewal and release cover every master), and after a failure a cleanup
+// goroutine deletes a.value from every master that granted or may have
+// (a timed-out command may still have run), including the stragglers once
+// they answer. t, the caller's turn at the name, is handed to the lease,
+// which passes it on when it ends. A waiting Acquire (a.waiter set) joins
+// the masters' waiting lists where it is refused (when a.join), and a
+// failed attempt of it that won master 0, with a majority answering,
+// keeps its keys and returns a *keptError: its next attempt counts keys
+// holding a.value as free (try.replaces).
+//
+// On failure it returns a *QuorumError and the verdict the next attempt
+// needs. call follows the Acquire or TryAcquire call it is part of.
+func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call *acquireCall) (_ *Lease, out verdict, err error) {
+	start := time.Now()
+	call.attempts++
+	keep := a.waiter != ""
+	value := a.value
+	ttlArg := strconv.FormatInt(req.ttl.Milliseconds(), 10)
+	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey, req.tombKey(value)}
+	if req.legacyFenceKey != "" {
+		keys = append(keys, req.legacyFenceKey)
+	}
+	waits, place := "0", ""
+	if keep && a.join {
+		waits = "1" // a waiting Acquire joins the waiting lists
+	}
+	if a.place > 0 {
+		place = strconv.FormatInt(a.place, 10)
+	}
+	args := []string{value, ttlArg, place, waits, c.waitTTLArg, a.replaces, a.waiter}
+	send := func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		res := script.Acquire.ExecLoaded(ctx, rc, keys, args)
+		if err, ok := rueidis.IsRedisErr(res.Error()); ok && err.IsNoScript() {
+			// The master lost its scripts (a restart): load it and send
+			// again. Safe here, unlike a fallback hidden in rueidis: every
+			// later command for this value waits for this goroutine's
+			// answer first (the attempt's clean-up, or the lease's settle).
+			if err := script.Acquire.Load(ctx, rc); err != nil {
+				// Say why, not NOSCRIPT: an ACL without SCRIPT LOAD
+				// answers NOPERM (node.go, loadError).
+				return rueidis.NewErrorResult(loadError(err))
+			}
+			res = script.Acquire.ExecLoaded(ctx, rc, keys, args)
+		}
+		return res
+	}
+
+	n := len(c.nodes)
+	state := make([]int, n)
+	counters := make([]int64, n)
+	errs := make([]error, n)
+	tally := quorum.NewTally(n)
+	out.place = a.place
+	defer func() { c.attempted(ctx, call, start, tally.Granted(), tally.Refused(), errs, err) }()
+	record := func(r reply) {
+		fail := func(err error) {
+			state[r.node], errs[r.node] = failed, err
+			tally.Fail()
+		}
+		if r.err != nil {
+			fail(r.err)
+			return
+		}
+		ok, v, err := parseAcquire(r.res)
+		switch {
+		case err != nil:
+			fail(&NodeError{Addr: c.nodes[r.node].addr, Err: err})
+		case !ok:
+			state[r.node] = held
+			tally.Refuse()
+			out.refused(r.node, v)
+		case checkCounter(v[1], req.fenceKey) != nil:
+			// The key is set there: cleaned up like an unknown answer.
+			fail(&NodeError{Addr: c.nodes[r.node].addr, Err: checkCounter(v[1], req.fenceKey)})
+		default:
+			state[r.node], counters[r.node] = granted, v[1]
+			tally.Grant()
+		}
+	}
+
+	replies, _, sent := c.fanoutSent(ctx, req.timeout, nil, send)
+	out.sent = sent
+	for !tally.Decided() {
+		record(<-replies)
+	}
+	// The loop stops once the outcome is decided, so not every master that
+	// would answer has: Reached counts those still to answer as answering.
+	out.reached = tally.Reached()
+	nGranted, nHeld, nAnswered := tally.Granted(), tally.Refused(), n-tally.Pending()
+
+	qerr := func() *QuorumError {
+		return &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs}
+	}
+	if tally.Won() {
+		validUntil := start.Add(req.ttl - c.drift(req.ttl))
+		token, err := c.fence(ctx, req, counters, validUntil)
+		if err == nil && time.Now().Before(validUntil) {
+			l := newLease(c, req, value, token, start, t)
+			l.waiter = a.waiter
+			// We may be in waiting lists (an attempt of ours was refused
+			// somewhere, or had an unknown outcome, this one or an
+			// earlier): leave them, or our place would block the next in
+			// line until it lapsed.
+			leave := keep && (call.attempts > 1 || nGranted < nAnswered)
+			l.answers(state, replies, n-nAnswered, func(res rueidis.RedisResult) bool {
+				ok, _, _ := parseAcquire(res)
+				if !ok && keep {
+					// A straggler refused us, and put us in its line:
+					// leave again, after its answer (the leave below may
+					// have reached that master first).
+					c.leave(req, a.waiter, nil)
+				}
+				return ok
+			})
+			if c.track(l) {
+				l.start(c.now() + int64(req.ttl/3))
+				if leave {
+					// Now: the masters that answered ran our acquire;
+					// one still to answer that refuses us is left when it
+					// answers (settle), above.
+					c.leave(req, a.waiter, nil)
+				}
+				return l, verdict{}, nil
+			}
+			err = ErrClosed
+		}
+		if err == nil {
+			e := qerr()
+			e.Expired = true
+			err = e
+		}
+		// The lease was never handed out: take back everything, including
+		// from the masters still to answer, once they have.
+		c.takeBack(req, value, state, replies, n-nAnswered)
+		return nil, out, err
+	}
+	if keep && state[0] == granted && out.reached {
+		// We won master 0: the tie-break, and the head of its waiting
+		// list. Keep our keys and let the caller retry, with a new value
+		// that may replace this one's keys; rivals that lost master 0
+		// delete theirs, so the next round is ours once the lock is free
+		// (see acquire.go). Not when too few masters answered: no split
+		// vote is to be broken then, and our key would only stand in the
+		// others' way. Stragglers may still set this value where it was
+		// not granted: the caller deletes it everywhere once its next
+		// attempt has returned.
+		return nil, out, &keptError{qerr()}
+	}
+	c.takeBack(req, value, state, replies, n-nAnswered)
+	return nil, out, qerr()
+}
+
+// takeBack cleans up after a failed attempt, in the background: the value
+// is never used again, so a delete that is late or out of order can only
+// remove this attempt's own keys.
+func (c *Client) takeBack(req *request, value string, state []int, replies <-chan reply, pending int) {
+	c.spawn(func() { c.cleanup(req, value, state, replies, pending) })
+}
+
+// parseAcquire reads acquire.lua's reply: whether it
+// granted, and the reply's numbers ({1, counter} or {0, pttl[, behind,
+// lapse]}).
+func parseAcquire(res rueidis.RedisResult) (bool, []int64, error) {
+	v, err := res.AsIntSlice()
+	if err != nil || len(v) < 2 {
+		return false, nil, fmt.Errorf("unexpected reply to acquire: %v", res)
+	}
+	return v[0] == 1, v, nil
+}
+
+// firstOnly marks master 0 alone, for fanoutTo.
+func firstOnly(n int) []bool {
+	only := make([]bool, n)
+	only[0] = true
+	return only
+}
+
+// keptError is a failed attempt whose keys were kept for a retry with the
+// same value: the caller must retry, or clean up with abandon.
+type keptError struct{ *QuorumError }
+
+func (e *keptError) Unwrap() error { return e.QuorumError }
+
+// drop deletes value's keys from every master, in the background: the
+// value of an attempt that kept its keys, once the next attempt has
+// returned (which replaced them where it was granted), or when the
+// Acquire gives up. Stragglers may still set it anywhere.
+func (c *Client) drop(req *request, value string) {
+	state := make([]int, len(c.nodes))
+	for i := range state {
+		state[i] = failed // unknown: stragglers may still set value
+	}
+	c.spawn(func() { c.cleanup(req, value, state, nil, 0) })
+}
+
+// leave takes a waiting Acquire's id off every master's waiting list, in
+// the background, once after is closed (nil: at once): after an attempt's
+// verdict.sent, so that an acquire of that attempt still on its way
+// cannot put the waiter back in a line after it left
+// (TestWaitListGiveUpLeaves, under load).
+func (c *Client) leave(req *request, waiter string, after <-chan struct{}) {
+	c.spawn(func() {
+		if after != nil {
+			<-after
+		}
+		ctx, cancel := context.WithTimeout(c.bg, req.ttl)
+		defer cancel()
+		keys, args := []string{req.waitKey, req.lapseKey, req.key}, []string{waiter}
+		replies, count := c.fanout(ctx, req.timeout, nil, func(ctx context.Context, _ int, rc rueidis.Client) rueidis.RedisResult {
+			return script.Leave.Exec(ctx, rc, keys, args)
+		})
+		for range count {
+			<-replies
+		}
+	})
+}
+
+// cleanup deletes value's key from every master whose state is granted or
+// failed, after first waiting for the pending ones still to answer on
+// replies. It runs after the caller has returned, with a fresh context:
+// the caller's may be cancelled, and keys left behind would block the lock
+// for a whole TTL. Deletion is ordered after the acquire on each master
+// because each master has one connection and commands go out in order.
+func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int) {
+	for ; pending > 0; pending-- {
+		r := <-replies
+		if r.err != nil {
+			state[r.node] = failed
+			continue
+		}
+		if ok, _, _ := parseAcquire(r.res); ok {
+			state[r.node] = granted
+		}
+	}
+	// Past the TTL every key we set has expired by itself.
+	ctx, cancel := context.WithTimeout(c.bg, req.ttl)
+	defer cancel()
+	if mine, some := mark(state, func(s int) bool { return s == granted }); some {
+		c.deleteKey(ctx, req.key, value, req.timeout, mine)
+	}
+	// A master that did not answer may still receive our acquire later:
+	// over a connection rueidis has since replaced, it can arrive after
+	// any delete. So where the outcome is unknown, bury the value: delete
+	// its key if there is one, and leave a tombstone that refuses the
+	// acquire if it comes (TestAdvLateAcquireAfterCleanup).
+	if unknown, some := mark(state, func(s int) bool { return s == failed }); some {
+		c.bury(ctx, req, value, unknown)
+	}
+}
+
+// tombLife is how long bury's tombstone refuses a late acquire, at least:
+// longer than the lease's TTL (a later acquire would only block the lock
+// that long), and long enough for bytes of a replaced connection that TCP
+// is still retransmitting.
+func tombLife(ttl time.Duration) time.Duration { return max(2*ttl, time.Minute) }
+
+// bury deletes value's key and leaves its tombstone (release.lua with
+// one) on the masters marked in only, and waits for their answers.
+func (c *Client) bury(ctx context.Context, req *request, value string, only []bool) {
+	call := req.releaseCall(value, "", true, req.ttl)
+	replies, count := c.fanout(ctx, req.timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		return script.Release.Exec(ctx, rc, call.Keys, call.Args)
+	})
+	for range count {
+		<-replies
+	}
+}
+
+// masked returns, for fanout, the masters whose bit is set in mask (of n),
+// and whether there are any.
+func masked(mask uint64, n int) ([]bool, bool) {
+	only := make([]bool, n)
+	for i := range only {
+		only[i] = mask&(1<<i) != 0
+	}
+	return only, mask != 0
+}
+
+// mark returns, for fanout, the masters whose state satisfies is, and
+// whether there are any.
+func mark(state []int, is func(int) bool) ([]bool, bool) {
+	only := make([]bool, len(state))
+	some := false
+	for i, s := range state {
+		only[i] = is(s)
+		some = some || only[i]
+	}
+	return only, some
+}
+
+// deleteKey runs the release script for key and value on the masters
+// marked in only (every master when only is nil), waits for their answers,
+// and returns how many confirmed that the key no longer holds value, and
+// each master's error (nil where it confirmed).
+func (c *Client) deleteKey(ctx context.Context, key, value string, timeout time.Duration, only []bool) (int, []error) {
+	keys, args := []string{key}, []string{value}
+	replies, count := c.fanout(ctx, timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		return script.Release.Exec(ctx, rc, keys, args)
+	})
+	errs := make([]error, len(c.nodes))
+	ok := 0
+	for range count {
+		r := <-replies
+		if r.err != nil {
+			errs[r.node] = r.err
+			continue
+		}
+		ok++
+	}
+	return ok, errs
+}
