@@ -1,0 +1,200 @@
+package distlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/distlock/distlock/internal/script"
+	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Release ends the lease and deletes its keys on every master (only where
+// they still hold this lease's value). Done is closed and Err reports
+// ErrReleased before anything is sent. When another goroutine of this
+// Client waits for the name, Release hands the keys over to it instead, in
+// one round trip that draws its token (see Acquire); otherwise that
+// goroutine goes once the deletes are answered. Release waits for the
+// masters' answers until ctx ends, and returns a *QuorumError if fewer than
+// a majority confirmed (the keys left then expire with their TTL). A ctx
+// that ends because the lease did, as one from Lease.Context or Do does, is
+// waited past up to its deadline. The deletes go out even when ctx has
+// already ended: keys left behind would block the lock for a whole TTL. A
+// second Release returns nil at once, whatever the first returned (the
+// first reports the outcome, the loss included). Release returns an error wrapping
+// ErrLeaseLost when the lease had been lost: by Err's account, or because
+// the deletes found its keys gone or held by another value on so many
+// masters that no majority held them (expired early, deleted or
+// overwritten by another program: TestReleaseOfLostLease), so that the
+// holder learns its section may not have been exclusive. It still deletes
+// what it can.
+func (l *Lease) Release(ctx context.Context) error {
+	if l.releasing.Swap(true) {
+		return nil // a second Release: the first reports the outcome
+	}
+	if err := l.c.enter(); err != nil {
+		// Close has begun: it ends and deletes every lease still held.
+		<-l.Done()
+		if err := l.Err(); isLost(err) {
+			return err
+		}
+		return nil
+	}
+	defer l.c.exit()
+	if err := l.Err(); err != nil && !isLost(err) {
+		return nil // released before
+	}
+	ctx, span := l.c.tel.start(ctx, spanRelease, l.req.name)
+	handed, first, next := l.handOff(ctx)
+	prev := error(ErrReleased)
+	if !first {
+		l.mu.Lock()
+		l.checkLocked(l.c.now())
+		first = l.err == nil
+		if first {
+			l.endLocked(ErrReleased)
+		}
+		prev = l.err
+		l.mu.Unlock()
+	}
+	if span != nil {
+		span.SetAttributes(attribute.Int64("distlock.lease.token", int64(l.token)), attribute.Bool("distlock.release.handoff", handed))
+	}
+	var err error
+	switch {
+	case handed:
+	case !first && !isLost(prev):
+		// released meanwhile, by a concurrent Release
+	default:
+		err = l.release(ctx, span, prev, first, next)
+	}
+	end(span, err)
+	return err
+}
+
+// release deletes the keys of a lease that Release ended (first) or found
+// lost (prev), recording each master's error on span.
+//
+// also, when set, is another value of this lease's that the keys may hold
+// (a local handoff that failed: handoff.go), deleted too. A key found gone
+// or taken counts as a sign the lease was lost only while that master's
+// last answer still guaranteed the key: one that expired on time after
+// Release was called, because a master answered late, does not
+// (TestAdvReleaseAtDeadlineNotLost).
+func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first bool, also string) error {
+	called := l.c.now()
+	l.settle()
+	l.mu.Lock()
+	acks := slices.Clone(l.acks)
+	unknown := l.unanswered
+	l.mu.Unlock()
+	// Where the acquire's answer never came it may still arrive, after
+	// this delete: bury the value there (TestAdv2LateAcquireAfterRelease).
+	plain := l.req.releaseCall(l.value, also, false, 0)
+	buried := l.req.releaseCall(l.value, also, true, l.TTL())
+	replies, count := l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		call := plain
+		if unknown&(1<<node) != 0 {
+			call = buried
+		}
+		return script.Release.Exec(ctx, rc, call.Keys, call.Args)
+	})
+	// This Client's next waiter goes once the deletes are answered (or
+	// Release stops waiting for them), not before: its acquire, which
+	// counts keys still holding our value as free, would otherwise replace
+	// them, and our delete would find another value there, as if the lease
+	// had been lost. Its first attempt still counts keys holding our value
+	// as free: a delete not yet answered is no reason to wait.
+	errs := make([]error, len(l.c.nodes))
+	ok := 0
+	var gone, taken []int // masters where the key was gone, or held another value
+	done := ctx.Done()
+	var deadline <-chan time.Time
+	var ctxErr error
+	for answered := 0; answered < count; {
+		select {
+		case r := <-replies:
+			answered++
+			if r.err != nil {
+				errs[r.node] = r.err
+				continue
+			}
+			ok++
+			// A key found gone or taken is a sign of loss, unless that
+			// master's last answer guaranteed it when Release was called
+			// and it expired on time before this answer came
+			// (TestAdvReleaseAtDeadlineNotLost); a master that never
+			// granted, or where a renewal found it gone, counts
+			// (TestAdv2ReleaseMissesLossWhereAckIsZero). A buried master
+			// answers as release.lua does.
+			v, _ := r.res.AsInt64()
+			expiredOnTime := called <= acks[r.node] && acks[r.node] <= l.c.now()
+			if v != 1 && !expiredOnTime {
+				if v == 0 {
+					gone = append(gone, r.node)
+				} else {
+					taken = append(taken, r.node)
+				}
+			}
+			continue
+		case <-done:
+			if errors.Is(context.Cause(ctx), context.Cause(l.ctx)) {
+				// ctx comes from l.Context (or Do): it ended because
+				// the lease did, which is no reason to stop waiting.
+				// Its deadline still is.
+				done = nil
+				if d, has := ctx.Deadline(); has {
+					t := time.NewTimer(time.Until(d))
+					defer t.Stop()
+					deadline = t.C
+				}
+				continue
+			}
+			ctxErr = ctx.Err()
+		case <-deadline:
+			ctxErr = context.DeadlineExceeded
+		}
+		// The caller stops waiting; the deletes still complete, and the
+		// next local waiter (unless handed the lock above) goes once they
+		// have.
+		left := count - answered
+		l.c.spawn(func() {
+			for range left {
+				<-replies
+			}
+			l.turn.pass(l.value)
+		})
+		return withErr(prev, first, withCtx(&QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}, ctxErr))
+	}
+	l.turn.pass(l.value)
+	l.c.recordMasterErrors(span, errs)
+	var err error
+	switch {
+	case first && len(gone)+len(taken) > len(l.c.nodes)-l.c.quorum:
+		// A majority no longer held the keys when the deletes came: the
+		// lease was lost before Release, and its holder must hear it.
+		err = l.lostError(fmt.Sprintf("release found its key gone on masters %v and held by another value on masters %v: it was not held by a majority", gone, taken))
+		if ok < l.c.quorum {
+			err = fmt.Errorf("%w (deleting its keys: %w)", err, &QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs})
+		}
+	case ok < l.c.quorum:
+		err = &QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}
+	}
+	return withErr(prev, first, err)
+}
+
+// withErr returns the error of a Release: the lost lease's error, if it was
+// lost, joined with the deletion's.
+func withErr(prev error, first bool, err error) error {
+	if first {
+		return err
+	}
+	if err == nil {
+		return prev
+	}
+	return fmt.Errorf("%w (deleting its keys: %w)", prev, err)
+}
