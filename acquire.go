@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/distlock/distlock/internal/quorum"
 )
 
 // keptRetryDelay is how soon the waiter that won master 0 tries again.
@@ -166,116 +168,169 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	if l, err := c.adopt(req, t, call); l != nil || err != nil {
 		return l, err
 	}
-	var b backoff.BackOff // made on the first retry: most acquires need none
-	var wake *waker
-	var nw *nameWatch
-	var kb backoff.BackOff // the head's retries while another holds a majority
-	// One id for this Acquire's place in the lines; a fresh value for
-	// every attempt (see try).
-	waiter := newValue()
-	var kept string // the value of the last attempt, if it kept its keys
-	var last error  // the last attempt's error that ctx did not cut short
-	var place int64 // our arrival time in the lines, once a master said
-	join := true    // the last attempt reached a majority (or there was none)
+	w := &waiting{c: c, req: req, t: t, waiter: newValue(), join: true}
 	for {
-		a := try{value: newValue(), replaces: t.replaces, waiter: waiter, place: place, join: join}
-		if kept != "" {
-			a.replaces = kept // our own keys, kept by the tie-break
-		}
+		a := w.next()
 		l, out, err := c.attempt(ctx, req, a, t, call)
-		t.replaces = "" // its keys are gone by now, or held by another
-		if kept != "" {
-			// Replaced where this attempt was granted; delete what is
-			// left of them elsewhere.
-			c.drop(req, kept)
-			kept = ""
-		}
 		if err == nil {
+			w.won()
 			return l, nil
 		}
-		var k *keptError
-		if errors.As(err, &k) {
-			err = k.QuorumError
-			kept = a.value
-		}
-		place = out.place
-		if join && !out.reached {
-			// Too few masters answered: out of every line until a
-			// majority answers again, so that a waiter that cannot win
-			// never stands first in line in the others' way. Its arrival
-			// time is kept: it comes back to its place.
-			c.leave(req, waiter, out.sent)
-		}
-		join = out.reached
-		pttl := out.wait
-		if ctx.Err() != nil && last != nil {
-			// Cut short by ctx: the previous attempt says more (ErrLocked).
-			err = last
-		}
-		last = err
-		giveUp := func(err error) (*Lease, error) {
-			// Leave the waiting list, and delete the keys this Acquire
-			// kept; stragglers of the others are cleaned up already.
-			c.leave(req, waiter, out.sent)
-			if kept != "" {
-				c.drop(req, kept)
-			}
-			t.done()
-			return nil, err
-		}
+		err = w.failed(ctx, a, out, err)
 		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
-			return giveUp(withCtx(err, ctx.Err()))
+			return w.giveUp(withCtx(err, ctx.Err()))
 		}
-		if b == nil {
+		if w.b == nil {
 			runHook(&testHookWatch, req.name)
-			b = c.backoff()
+			w.b = c.backoff()
 			// Be woken by the lock's release or expiry (watch.go) rather
 			// than by polling; the backoff is the backstop for lost events.
-			wake = &waker{ch: make(chan struct{}, 1), value: waiter}
-			nw, _ = c.watches.add(ctx, req, nil, wake)
-			defer c.watches.remove(nw, nil, wake)
+			w.wake = &waker{ch: make(chan struct{}, 1), value: w.waiter}
+			w.nw, _ = c.watches.add(ctx, req, nil, w.wake)
+			defer c.watches.remove(w.nw, nil, w.wake)
 		}
 		// Behind another waiter, sleep through releases: master 0 will
 		// announce when this one is first.
-		c.watches.setBehind(nw, wake, out.behind)
-		delay := b.NextBackOff()
-		if pttl > 0 && pttl < delay {
-			delay = pttl
-		}
-		if k != nil {
-			// The head of the line retries first: at once when the others
-			// only had to delete their keys, and on a backoff from 1 ms when
-			// a majority is held (a holder, or a newcomer about to yield).
-			switch {
-			case k.Held < c.quorum && k.Held > 0 && k.Granted+k.Held >= c.quorum:
-				// A split vote: the rivals are deleting their keys.
-				delay = keptRetryDelay
-			case k.Held < c.quorum:
-				// Too few masters answered: no reason to hurry.
-				kb = nil
-			default:
-				if kb == nil {
-					kb = c.backoff()
-					kb.(*backoff.ExponentialBackOff).InitialInterval = keptRetryDelay
-					kb.Reset()
-				}
-				delay = min(delay, kb.NextBackOff())
-			}
-		} else {
-			kb = nil
-		}
-		timer := time.NewTimer(delay)
+		c.watches.setBehind(w.nw, w.wake, out.behind)
+		timer := time.NewTimer(w.delay(out))
 		select {
 		case <-timer.C:
-		case <-wake.ch:
+		case <-w.wake.ch:
 			timer.Stop()
 		case <-ctx.Done():
 			timer.Stop()
-			return giveUp(withCtx(err, ctx.Err()))
+			return w.giveUp(withCtx(err, ctx.Err()))
 		case <-c.stop:
 			timer.Stop()
-			return giveUp(ErrClosed)
+			return w.giveUp(ErrClosed)
 		}
+	}
+}
+
+// waiting is the state of one waiting Acquire across its attempts.
+type waiting struct {
+	c   *Client
+	req *request
+	t   *turn
+
+	// waiter is this Acquire's id in the waiting lists, the same for all
+	// its attempts; each attempt has a fresh value (see try).
+	waiter string
+	place  int64  // its arrival time in the lines, once a master said
+	join   bool   // the last attempt reached a majority (or there was none)
+	kept   string // the value of the last attempt, if it kept its keys
+	last   error  // the last attempt's error that ctx did not cut short
+	sent   <-chan struct{}
+
+	b    backoff.BackOff // made on the first retry: most acquires need none
+	kb   backoff.BackOff // the head's retries while another holds a majority
+	wake *waker
+	nw   *nameWatch
+}
+
+// next returns the next attempt to make.
+func (w *waiting) next() try {
+	a := try{value: newValue(), replaces: w.t.replaces, waiter: w.waiter, place: w.place, join: w.join}
+	if w.kept != "" {
+		a.replaces = w.kept // our own keys, kept by the tie-break
+	}
+	return a
+}
+
+// won clears up after the attempt that won: the keys an earlier attempt
+// kept were replaced where it was granted; delete what is left elsewhere.
+func (w *waiting) won() {
+	if w.kept != "" {
+		w.c.drop(w.req, w.kept)
+		w.kept = ""
+	}
+}
+
+// failed takes in attempt a's failure, and returns the error to report
+// should the Acquire end now.
+func (w *waiting) failed(ctx context.Context, a try, out verdict, err error) error {
+	w.t.replaces = "" // its keys are gone by now, or held by another
+	w.won()
+	if out.kept {
+		w.kept = a.value
+	}
+	w.place, w.sent = out.place, out.sent
+	if w.join && !out.reached {
+		// Too few masters answered: out of every line until a majority
+		// answers again, so that a waiter that cannot win never stands
+		// first in line in the others' way. Its arrival time is kept: it
+		// comes back to its place.
+		w.c.leave(w.req, w.waiter, out.sent)
+	}
+	w.join = out.reached
+	if ctx.Err() != nil && w.last != nil {
+		// Cut short by ctx: the previous attempt says more (ErrLocked).
+		err = w.last
+	}
+	w.last = err
+	return err
+}
+
+// giveUp ends the Acquire: it leaves the waiting lists, deletes the keys
+// it kept (stragglers of the others are cleaned up already) and passes
+// the turn on.
+func (w *waiting) giveUp(err error) (*Lease, error) {
+	w.c.leave(w.req, w.waiter, w.sent)
+	if w.kept != "" {
+		w.c.drop(w.req, w.kept)
+	}
+	w.t.done()
+	return nil, err
+}
+
+// delay returns how long to sleep before the next attempt, at most: the
+// backoff, or sooner the holder's remaining PTTL (or a dead first in
+// line's lapse); and for the head of the line, which kept master 0's keys,
+// what headRetry says.
+func (w *waiting) delay(out verdict) time.Duration {
+	delay := w.b.NextBackOff()
+	if out.wait > 0 && out.wait < delay {
+		delay = out.wait
+	}
+	if !out.kept {
+		w.kb = nil
+		return delay
+	}
+	switch headRetry(out.tally) {
+	case retrySoon:
+		return keptRetryDelay
+	case retryBackoff:
+		if w.kb == nil {
+			w.kb = w.c.backoff()
+			w.kb.(*backoff.ExponentialBackOff).InitialInterval = keptRetryDelay
+			w.kb.Reset()
+		}
+		return min(delay, w.kb.NextBackOff())
+	default:
+		w.kb = nil
+		return delay
+	}
+}
+
+// How the head of the line, which won master 0 and kept its keys, retries.
+const (
+	retryAsOthers = iota // too few masters answered: no reason to hurry
+	retrySoon            // a split vote: the rivals are deleting their keys
+	retryBackoff         // a majority is held: on a backoff from 1 ms
+)
+
+// headRetry says how the head of the line retries after an attempt whose
+// answers were t: at once when the others only had to delete their keys,
+// on a backoff from 1 ms when another holds a majority (a holder, or a
+// rival whose win is in flight), and as any waiter when too few answered.
+func headRetry(t quorum.Tally) int {
+	switch {
+	case t.Refused() < t.Needed() && t.Refused() > 0 && t.Granted()+t.Refused() >= t.Needed():
+		return retrySoon
+	case t.Refused() < t.Needed():
+		return retryAsOthers
+	default:
+		return retryBackoff
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -58,6 +59,8 @@ type verdict struct {
 	behind  bool
 	reached bool
 	sent    <-chan struct{} // closed once every acquire of the attempt went out
+	kept    bool            // it won master 0 and kept its keys (the tie-break)
+	tally   quorum.Tally    // its answers, as far as they were heard
 }
 
 // refused takes in a refusal of acquire.lua from master node, v being
@@ -93,7 +96,7 @@ func (out *verdict) refused(node int, v []int64) {
 // which passes it on when it ends. A waiting Acquire (a.waiter set) joins
 // the masters' waiting lists where it is refused (when a.join), and a
 // failed attempt of it that won master 0, with a majority answering,
-// keeps its keys and returns a *keptError: its next attempt counts keys
+// keeps its keys and says so (verdict.kept): its next attempt counts keys
 // holding a.value as free (try.replaces).
 //
 // On failure it returns a *QuorumError and the verdict the next attempt
@@ -173,46 +176,18 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	}
 	// The loop stops once the outcome is decided, so not every master that
 	// would answer has: Reached counts those still to answer as answering.
-	out.reached = tally.Reached()
+	out.reached, out.tally = tally.Reached(), tally
 	nGranted, nHeld, nAnswered := tally.Granted(), tally.Refused(), n-tally.Pending()
 
 	qerr := func() *QuorumError {
 		return &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs}
 	}
 	if tally.Won() {
-		validUntil := start.Add(req.ttl - c.drift(req.ttl))
-		token, err := c.fence(ctx, req, counters, validUntil)
-		if err == nil && time.Now().Before(validUntil) {
-			l := newLease(c, req, value, token, start, t)
-			l.waiter = a.waiter
-			// We may be in waiting lists (an attempt of ours was refused
-			// somewhere, or had an unknown outcome, this one or an
-			// earlier): leave them, or our place would block the next in
-			// line until it lapsed.
-			leave := keep && (call.attempts > 1 || nGranted < nAnswered)
-			l.answers(state, replies, n-nAnswered, func(res rueidis.RedisResult) bool {
-				ok, _, _ := parseAcquire(res)
-				if !ok && keep {
-					// A straggler refused us, and put us in its line:
-					// leave again, after its answer (the leave below may
-					// have reached that master first).
-					c.leave(req, a.waiter, nil)
-				}
-				return ok
-			})
-			if c.track(l) {
-				l.start(c.now() + int64(req.ttl/3))
-				if leave {
-					// Now: the masters that answered ran our acquire;
-					// one still to answer that refuses us is left when it
-					// answers (settle), above.
-					c.leave(req, a.waiter, nil)
-				}
-				return l, verdict{}, nil
-			}
-			err = ErrClosed
-		}
+		l, err := c.handOut(ctx, req, a, t, call, start, won{state, counters, replies, tally})
 		if err == nil {
+			return l, verdict{}, nil
+		}
+		if errors.Is(err, errExpired) {
 			e := qerr()
 			e.Expired = true
 			err = e
@@ -232,10 +207,67 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		// others' way. Stragglers may still set this value where it was
 		// not granted: the caller deletes it everywhere once its next
 		// attempt has returned.
-		return nil, out, &keptError{qerr()}
+		out.kept = true
+		return nil, out, qerr()
 	}
 	c.takeBack(req, value, state, replies, n-nAnswered)
 	return nil, out, qerr()
+}
+
+// won is what a winning attempt heard: each master's grant state and
+// counter, the answers still to come, and the tally.
+type won struct {
+	state    []int
+	counters []int64
+	replies  <-chan reply
+	tally    quorum.Tally
+}
+
+// errExpired: the attempt's validity ran out before its token was drawn.
+var errExpired = errors.New("validity ran out")
+
+// handOut makes the lease of attempt a, which a majority granted: it draws
+// the token, starts the lease and its renewal, and leaves the waiting
+// lists. It returns errExpired when validity ran out first, ErrClosed
+// when Close has begun, or fence's error; the caller then takes the keys
+// back.
+func (c *Client) handOut(ctx context.Context, req *request, a try, t *turn, call *acquireCall, start time.Time, w won) (*Lease, error) {
+	validUntil := start.Add(req.ttl - c.drift(req.ttl))
+	token, err := c.fence(ctx, req, w.counters, validUntil)
+	if err != nil {
+		return nil, err
+	}
+	if !time.Now().Before(validUntil) {
+		return nil, errExpired
+	}
+	keep := a.waiter != ""
+	l := newLease(c, req, a.value, token, start, t)
+	l.waiter = a.waiter
+	// We may be in waiting lists (an attempt of ours was refused
+	// somewhere, or had an unknown outcome, this one or an earlier):
+	// leave them, or our place would block the next in line until it
+	// lapsed.
+	leave := keep && (call.attempts > 1 || w.tally.Granted() < len(w.state)-w.tally.Pending())
+	l.answers(w.state, w.replies, w.tally.Pending(), func(res rueidis.RedisResult) bool {
+		ok, _, _ := parseAcquire(res)
+		if !ok && keep {
+			// A straggler refused us, and put us in its line: leave
+			// again, after its answer (the leave below may have reached
+			// that master first).
+			c.leave(req, a.waiter, nil)
+		}
+		return ok
+	})
+	if !c.track(l) {
+		return nil, ErrClosed
+	}
+	l.start(c.now() + int64(req.ttl/3))
+	if leave {
+		// Now: the masters that answered ran our acquire; one still to
+		// answer that refuses us is left when it answers (settle), above.
+		c.leave(req, a.waiter, nil)
+	}
+	return l, nil
 }
 
 // takeBack cleans up after a failed attempt, in the background: the value
@@ -262,12 +294,6 @@ func firstOnly(n int) []bool {
 	only[0] = true
 	return only
 }
-
-// keptError is a failed attempt whose keys were kept for a retry with the
-// same value: the caller must retry, or clean up with abandon.
-type keptError struct{ *QuorumError }
-
-func (e *keptError) Unwrap() error { return e.QuorumError }
 
 // drop deletes value's keys from every master, in the background: the
 // value of an attempt that kept its keys, once the next attempt has

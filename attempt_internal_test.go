@@ -3,6 +3,8 @@ package distlock
 import (
 	"testing"
 	"time"
+
+	"github.com/distlock/distlock/internal/quorum"
 )
 
 // verdict.refused, without Redis: what a failed attempt tells the next,
@@ -36,5 +38,38 @@ func TestVerdictRefused(t *testing.T) {
 				t.Errorf("wait %v place %d behind %v; want %v %d %v", out.wait, out.place, out.behind, tc.wait, tc.atPlace, tc.behind)
 			}
 		})
+	}
+}
+
+// headRetry, without Redis: how the waiter that kept master 0's keys
+// retries.
+func TestHeadRetry(t *testing.T) {
+	for _, tc := range []struct {
+		n       int
+		answers string // g: granted, r: refused, f: failed
+		want    int
+	}{
+		{3, "grr", retryBackoff}, // a majority held elsewhere
+		{3, "gr", retrySoon},     // split: 1 granted, 1 refused, 1 unknown
+		{3, "grf", retrySoon},
+		{3, "gff", retryAsOthers}, // too few answered
+		{5, "grrff", retrySoon},
+		{5, "grrrf", retryBackoff},
+		{5, "ggrff", retrySoon},
+	} {
+		y := quorum.NewTally(tc.n)
+		for _, a := range tc.answers {
+			switch a {
+			case 'g':
+				y.Grant()
+			case 'r':
+				y.Refuse()
+			case 'f':
+				y.Fail()
+			}
+		}
+		if got := headRetry(y); got != tc.want {
+			t.Errorf("%q of %d: headRetry %d; want %d", tc.answers, tc.n, got, tc.want)
+		}
 	}
 }
