@@ -70,6 +70,13 @@ import (
 //     known expiry (its PTTL), and reading forces the deletion;
 //   - notify-keyspace-events is not kept across a master's restart, so it
 //     is set again after every reconnect (unless Config says not to).
+//
+// The code: this file, the public API; watch_hub.go, the names watched,
+// their watchers and waiting Acquires; watch_merge.go, each master's
+// reports merged (internal/watch) into events; watch_conn.go, a master's
+// connection and its session; watch_read.go, its reads of the keys;
+// watch_config.go, notify-keyspace-events; watch_events.go, the scripts'
+// messages and the keyspace events, confirmed or held in doubt.
 
 // EventType says what changed.
 type EventType int
@@ -191,7 +198,7 @@ type watcher struct {
 }
 
 // send delivers ev without blocking: a full channel loses its oldest event.
-// The caller holds the hub's mu, which makes it the only sender.
+// h.mu is held: the caller is the only sender.
 func (w *watcher) send(ev Event) {
 	if w.closed {
 		return

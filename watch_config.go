@@ -69,8 +69,8 @@ func (m *masterWatch) reconfigure(ctx context.Context, dc rueidis.DedicatedClien
 }
 
 // publishes reports whether this master is known to publish the keyspace
-// event ev ("new", "set", "expire" or "del") on keyspace channels. h.mu
-// must be held.
+// event ev ("new", "set", "expire" or "del") on keyspace channels.
+// h.mu is held.
 func (m *masterWatch) publishes(ev string) bool {
 	return m.notifyKnown && publishesIn(m.notify, ev)
 }

@@ -36,6 +36,9 @@ type masterWatch struct {
 	signal   chan struct{} // a token: ops or refresh have work
 	keyspace string        // "__keyspace@<db>__:", the keyspace channels' prefix
 
+	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu      sync.Mutex // guards ops, refresh and recheck
 	ops     []op
 	refresh map[string]bool // names whose key to read again
@@ -284,7 +287,7 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 }
 
 // endSession forgets what one session's messages left unsettled: the
-// reads after the next subscribe tell the state. h.mu must be held.
+// reads after the next subscribe tell the state. h.mu is held.
 func (m *masterWatch) endSession() {
 	m.doubt = nil
 	m.lenient = false

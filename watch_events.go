@@ -44,7 +44,7 @@ func (m *masterWatch) onMessage(msg rueidis.PubSubMessage) {
 }
 
 // handle handles one message; while messages are in doubt (see doubt), it
-// keeps it for later, in order. h.mu must be held.
+// keeps it for later, in order. h.mu is held.
 func (m *masterWatch) handle(channel, body string) {
 	if m.doubt != nil {
 		m.doubt = append(m.doubt, rueidis.PubSubMessage{Channel: channel, Message: body})
@@ -73,7 +73,7 @@ const maxDoubt = 1024
 // onScript handles a script's message: "<op> <ttl> <value>", op being the
 // write the script is about to make ("set", "expire" or "del"). It records
 // the state at once, or once the write's keyspace event confirms it where
-// this master is known to publish that event. h.mu must be held.
+// this master is known to publish that event. h.mu is held.
 func (m *masterWatch) onScript(name, body string) {
 	op, rest, _ := strings.Cut(body, " ")
 	ttl, value, _ := strings.Cut(rest, " ")
@@ -133,7 +133,7 @@ func (m *masterWatch) onScript(name, body string) {
 // read is due (flags cleared twice within a second must not lose the holds
 // between: TestUseWatchDashboardChurn). A message dropped is made up for by
 // a read of its key. It reports whether the connection is now in doubt.
-// h.mu must be held.
+// h.mu is held.
 func (m *masterWatch) dropPending() bool {
 	p := m.pending
 	m.pending = nil
@@ -164,7 +164,7 @@ func (m *masterWatch) dropPending() bool {
 // once (the master was not publishing the events that would confirm
 // them); otherwise the first is dropped (another database's) and its key
 // read, and the rest handled as usual, matched to the events that followed
-// them. h.mu must be held.
+// them. h.mu is held.
 func (m *masterWatch) settleDoubt(lenient bool) {
 	held := m.doubt
 	m.doubt = nil
@@ -200,7 +200,7 @@ func (m *masterWatch) confirmTimeout() {
 	}
 }
 
-// apply records the state a script's message announced. h.mu must be held.
+// apply records the state a script's message announced. h.mu is held.
 func (m *masterWatch) apply(p *scriptMsg) {
 	p.applied = true
 	p.nw.seq[m.node.index]++
@@ -216,7 +216,7 @@ func (m *masterWatch) apply(p *scriptMsg) {
 	m.hub.set(p.nw, m.node.index, true, p.value, p.pttl, 0)
 }
 
-// onKeyspace handles one keyspace notification. h.mu must be held.
+// onKeyspace handles one keyspace notification. h.mu is held.
 func (m *masterWatch) onKeyspace(name, event string) {
 	nw := m.hub.names[name]
 	if p := m.pending; p != nil {

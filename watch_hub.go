@@ -40,7 +40,11 @@ func init() { watchLinger.Store(int64(time.Second)) }
 
 // watchHub is a Client's watch machinery.
 type watchHub struct {
-	c       *Client
+	c *Client
+
+	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu      sync.Mutex // guards names and everything in them
 	names   map[string]*nameWatch
 	closed  bool // closeAll has run: nothing is added, nothing lingers
@@ -75,7 +79,7 @@ func (h *watchHub) start() {
 // woken when the lock comes free (the first in line is), only when master
 // 0 announces it first (leave.lua), so that a release wakes one waiter,
 // not all of them; it also retries when master 0 said the first in line's
-// place lapses unless renewed (retry.go). Guarded by the hub's mu.
+// place lapses unless renewed (retry.go). Guarded by h.mu.
 type waker struct {
 	ch     chan struct{}
 	value  string
@@ -212,7 +216,7 @@ func (h *watchHub) remove(nw *nameWatch, w *watcher, wake *waker) {
 }
 
 // unseen marks the next event of each of nw's watchers Unseen: a master's
-// watch connection was lost or made again. h.mu must be held.
+// watch connection was lost or made again. h.mu is held.
 func (nw *nameWatch) unseen() {
 	for w := range nw.watchers {
 		w.unseen = true
@@ -220,7 +224,7 @@ func (nw *nameWatch) unseen() {
 }
 
 // stopLinger ends nw's linger, if any: a linger timer that fired meanwhile
-// ends nothing. h.mu must be held.
+// ends nothing. h.mu is held.
 func (nw *nameWatch) stopLinger() {
 	if nw.linger != nil {
 		nw.linger.Stop()
@@ -270,7 +274,7 @@ func (h *watchHub) closeAll() {
 }
 
 // wake wakes nw's waiting Acquires, except those that master 0 says are
-// behind another waiter. h.mu must be held.
+// behind another waiter. h.mu is held.
 func (nw *nameWatch) wake() {
 	for k := range nw.wakers {
 		if !k.behind {
@@ -298,7 +302,7 @@ func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind bool) {
 // announceHead records master 0's word that value is now first in line.
 // Its waiter is woken when the lock comes free, or now if it seems free
 // already (the one before gave up): usually the one before has just won,
-// and an attempt now would only be refused. h.mu must be held.
+// and an attempt now would only be refused. h.mu is held.
 func (nw *nameWatch) announceHead(value string) {
 	nw.head = value
 	for k := range nw.wakers {

@@ -18,8 +18,7 @@ type masterState struct {
 // set records what master m says about nw's key (known false: m is
 // unreachable), merges it (internal/watch) and emits the events of the
 // changes it makes. how says how the value m held before went, when value
-// is another or "" (0: set tells from the value's known expiry). h.mu must
-// be held.
+// is another or "" (0: set tells from the value's known expiry). h.mu is held.
 func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time.Duration, how watch.How) {
 	s := &nw.per[m]
 	if s.timer != nil {
@@ -85,7 +84,7 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 }
 
 // emit sends ev to every watcher of nw, and wakes its waiters when the
-// lock became free. h.mu must be held.
+// lock became free. h.mu is held.
 func (h *watchHub) emit(nw *nameWatch, ev Event) {
 	h.c.watchEvent(ev.Type)
 	for w := range nw.watchers {
