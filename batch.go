@@ -128,7 +128,10 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 // reaper deletes the keys of lost leases, in batches, on one goroutine at
 // a time.
 type reaper struct {
-	mu      sync.Mutex
+	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// watchHub.mu → masterWatch.mu; node.faultMu alone.
+	mu      sync.Mutex // guards queue and running
 	queue   []*Lease
 	running bool
 }

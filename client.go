@@ -42,6 +42,9 @@ type Client struct {
 	bg       context.Context
 	cancelBg context.CancelFunc
 
+	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu     sync.RWMutex // guards closed and leases
 	closed bool
 	leases map[*Lease]struct{} // every lease not yet ended

@@ -43,6 +43,9 @@ type Lease struct {
 	validUntil atomic.Int64 // end of validity on c's monotonic clock (c.now)
 	releasing  atomic.Bool  // Release was called: later calls return nil
 
+	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu    sync.Mutex // guards err, timer, children and the renewal state below
 	err   error      // nil while held
 	timer *time.Timer
@@ -98,6 +101,10 @@ type Lease struct {
 	settleOnce        sync.Once
 
 	// extendMu lets one Extend run at a time.
+	//
+	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	extendMu sync.Mutex
 
 	// Renewal scheduling, guarded by the renewer's mu.

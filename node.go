@@ -36,6 +36,10 @@ type node struct {
 
 	// The master's last error reply, for Status and the Logger; never a
 	// decision either.
+	//
+	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	faultMu  sync.Mutex // guards the fields below
 	fault    error      // the last error reply (NOPERM, OOM, a script's error)
 	faultAt  time.Time

@@ -13,6 +13,9 @@ import (
 // localQueue lets one goroutine per lock name at a time contend on the
 // masters.
 type localQueue struct {
+	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu    sync.Mutex // guards slots and each slot's fields but ch
 	slots map[string]*slot
 }

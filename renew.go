@@ -85,6 +85,9 @@ type renewer struct {
 	c    *Client
 	wake chan struct{} // a token here: the heap's head may have changed
 
+	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu    sync.Mutex // guards queue and every queued lease's due and index
 	queue leaseHeap
 }
