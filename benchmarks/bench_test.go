@@ -204,3 +204,28 @@ func BenchmarkSleepDuringIO(b *testing.B) {
 		})
 	}
 }
+
+// TestDistance runs workload (f) briefly: each peer completes cycles
+// through the delaying proxies, no key is left, and distlock's and the
+// floor's acquire are not faster than the physical limit (the proxies do
+// delay).
+func TestDistance(t *testing.T) {
+	dc := DistanceCases[0]
+	peers := distancePeers(len(dc.Delays))
+	rows, err := Distance(masters, dc, peers, 1, 150*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		t.Logf("%s, %s: %d cycles, acquire p50 %v, release p50 %v (limit %v)", dc.Name(), r.Peer.ID, r.Cycles, r.AcquireP50, r.ReleaseP50, dc.Limit())
+		if r.Cycles == 0 {
+			t.Errorf("%s: no cycle in %s", r.Peer.ID, dc.Name())
+		}
+		if r.AcquireP50 < dc.Limit()*9/10 {
+			t.Errorf("%s: acquire p50 %v, below the limit %v: the proxies do not delay", r.Peer.ID, r.AcquireP50, dc.Limit())
+		}
+	}
+	if left := masters.leftover(t.Name(), peers); len(left) > 0 {
+		t.Errorf("keys left: %v", left)
+	}
+}

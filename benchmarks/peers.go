@@ -120,14 +120,16 @@ func (d distlockLocker) Close() { d.c.Close() }
 
 // floorLocker is the least a Redlock client must send: SET NX PX to every
 // master at once, held once a majority said OK; release runs the
-// compare-and-delete script on every master at once and waits for all of
-// them (as distlock's Release does). No fencing, no renewal, no validity
-// arithmetic, no waiting for a held lock, no clean-up of a partial grant
-// beyond the release. Like the root package's BenchmarkAcquireRelease
-// floor, it uses a goroutine per master per call.
+// compare-and-delete script on every master and returns once a majority
+// confirmed, the others completing in the background (Close waits for
+// them). No fencing, no renewal, no validity arithmetic, no waiting for a
+// held lock, no clean-up of a partial grant beyond the release. Like the
+// root package's BenchmarkAcquireRelease floor, it uses a goroutine per
+// master per call. With masters at different distances it stops at the
+// fastest majority both ways: the floor of workload (f).
 //
-// The one piece of bookkeeping it cannot do without: release waits until
-// every SET of the acquire has been answered before it sends the deletes.
+// The one piece of bookkeeping it cannot do without: on each master the
+// delete goes only once that master's SET has been answered.
 // Without that, a SET still queued behind a majority that already answered
 // can reach its master after the delete and leave the key there for a
 // whole TTL (the first version of this floor did exactly that).
@@ -135,6 +137,7 @@ type floorLocker struct {
 	clients []rueidis.Client
 	seq     atomic.Uint64
 	ttl     time.Duration
+	bg      sync.WaitGroup // deletes still going on after Release returned
 }
 
 var floorDelete = rueidis.NewLuaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
@@ -155,7 +158,7 @@ func openFloor(addrs []string, ttl, _ time.Duration) (Locker, error) {
 type floorLock struct {
 	f          *floorLocker
 	key, value string
-	sets       sync.WaitGroup // the acquire's SETs not yet answered
+	set        []chan struct{} // closed once master i answered the SET
 }
 
 func (f *floorLocker) Acquire(ctx context.Context, name string) (Lock, error) {
@@ -171,7 +174,13 @@ func (f *floorLocker) acquire(ctx context.Context, name, what string, set func(i
 	l := &floorLock{f: f, key: "floor:" + name, value: "v" + strconv.FormatUint(f.seq.Add(1), 36)}
 	granted := make(chan bool, len(f.clients))
 	for i, c := range f.clients {
-		l.sets.Go(func() { granted <- set(i, c, l) })
+		done := make(chan struct{})
+		l.set = append(l.set, done)
+		go func() {
+			ok := set(i, c, l)
+			close(done)
+			granted <- ok
+		}()
 	}
 	yes, need := 0, len(f.clients)/2+1
 	for range f.clients {
@@ -186,19 +195,28 @@ func (f *floorLocker) acquire(ctx context.Context, name, what string, set func(i
 }
 
 func (l *floorLock) Release(ctx context.Context) error {
-	l.sets.Wait()
 	errs := make(chan error, len(l.f.clients))
-	for _, c := range l.f.clients {
-		go func() { errs <- floorDelete.Exec(ctx, c, []string{l.key}, []string{l.value}).Error() }()
+	dctx := context.WithoutCancel(ctx)
+	for i, c := range l.f.clients {
+		l.f.bg.Go(func() {
+			<-l.set[i]
+			errs <- floorDelete.Exec(dctx, c, []string{l.key}, []string{l.value}).Error()
+		})
 	}
+	ok, need := 0, len(l.f.clients)/2+1
 	var err error
 	for range l.f.clients {
-		err = errors.Join(err, <-errs)
+		if e := <-errs; e != nil {
+			err = errors.Join(err, e)
+		} else if ok++; ok == need {
+			return nil
+		}
 	}
 	return err
 }
 
 func (f *floorLocker) Close() {
+	f.bg.Wait()
 	for _, c := range f.clients {
 		c.Close()
 	}

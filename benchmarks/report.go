@@ -62,6 +62,17 @@ func (r *Results) throughput(id string) *ThroughputRow {
 	return nil
 }
 
+// distance returns family's row of case dc ("floor", "distlock", ...).
+func (r *Results) distance(dc DistanceCase, family string) *DistanceRow {
+	for i := range r.Distance {
+		d := &r.Distance[i]
+		if d.Case.Name() == dc.Name() && d.Peer.Family() == family {
+			return d
+		}
+	}
+	return nil
+}
+
 func (r *Results) handoff(id string, workers, clients int) *HandoffRow {
 	for i := range r.Handoff {
 		h := &r.Handoff[i]
@@ -100,6 +111,20 @@ func (r *Results) Goals() []Goal {
 	}
 	if d := r.handoff("distlock-3", 8, 8); d != nil {
 		goals = append(goals, Goal{"handoff, 8 workers, 8 Clients: p99 wait", "≤ 50 ms", ms(d.WaitP99), d.WaitP99 <= 50*time.Millisecond})
+	}
+	// Issue 16: a slow minority costs nothing.
+	for _, dc := range DistanceCases {
+		d, f := r.distance(dc, "distlock"), r.distance(dc, "floor")
+		if d == nil || f == nil {
+			continue
+		}
+		for _, x := range []struct {
+			what   string
+			dv, fv time.Duration
+		}{{"acquire", d.AcquireP50, f.AcquireP50}, {"release", d.ReleaseP50, f.ReleaseP50}} {
+			goals = append(goals, Goal{fmt.Sprintf("%s p50, %s", x.what, dc.Name()), "≤ 1.10× floor",
+				ratio(float64(x.dv), float64(x.fv)) + " floor", float64(x.dv) <= 1.1*float64(x.fv)})
+		}
 	}
 	return goals
 }
@@ -183,6 +208,18 @@ func (r *Results) Markdown() string {
 		p("| %s | %d | %s | %s | %d |\n", a.Peer.Label, a.AllocsPerOp, thousands(float64(a.BytesPerOp)), thousands(float64(a.NsPerOp)), a.N)
 	}
 
+	p("\n## (f) Masters at different distances: one goroutine, acquire then release, one name\n\n")
+	p("A proxy in front of each master delays its answers by twice the case's one-way delay (the round trip of such a link). Peers interleaved: 3 rounds, each peer about 1 s per round. The limit is the round trip to the slowest master of the fastest majority: what one majority operation cannot beat. The floor stops at the majority both ways; on each master its delete waits for that master's SET to be answered.\n\n")
+	p("| case | peer | cycles | acquire p50 | acquire p99 | release p50 | release p99 | cycle p50 | cycle p99 | limit | acquire p50 vs floor | release p50 vs floor |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, d := range r.Distance {
+		f := r.distance(d.Case, "floor")
+		if f == nil {
+			continue
+		}
+		p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", d.Case.Name(), d.Peer.Label, d.Cycles, ms(d.AcquireP50), ms(d.AcquireP99), ms(d.ReleaseP50), ms(d.ReleaseP99),
+			ms(d.CycleP50), ms(d.CycleP99), ms(d.Case.Limit()), ratio(float64(d.AcquireP50), float64(f.AcquireP50)), ratio(float64(d.ReleaseP50), float64(f.ReleaseP50)))
+	}
+
 	p("\n## Keys left behind\n\n")
 	if len(r.Leftover) == 0 {
 		p("None: after each workload no lock key of any peer remained on any master (distlock's fence counters are permanent by design).\n")
@@ -202,10 +239,11 @@ type bar struct {
 	ours  bool
 }
 
-// SVG renders four panels of horizontal bars: throughput, uncontended
-// cycle p50, handoff jobs/s and handoff p99 wait (8 workers). Plain SVG
+// SVG renders five panels of horizontal bars: throughput, uncontended
+// cycle p50, handoff jobs/s and handoff p99 wait (8 workers), and the
+// cycle p50 with masters at different distances. Plain SVG
 // written here: a plotting library would be the module's largest
-// dependency for four bar charts.
+// dependency for five bar charts.
 func (r *Results) SVG() string {
 	var panels []struct {
 		title string
@@ -244,6 +282,18 @@ func (r *Results) SVG() string {
 	}
 	add("Handoff, 8 workers on one lock (hold 1 ms, think 1 ms): jobs/s (higher is better)", bs)
 	add("Handoff, 8 workers on one lock: p99 wait for the lock (lower is better)", ws)
+	if len(DistanceCases) > 0 {
+		dc := DistanceCases[0]
+		bs = nil
+		for _, d := range r.Distance {
+			if d.Case.Name() != dc.Name() {
+				continue
+			}
+			v := float64(d.CycleP50.Microseconds()) / 1000
+			bs = append(bs, bar{d.Peer.Label, v, fmt.Sprintf("%.1f ms", v), d.Peer.Family() == "distlock"})
+		}
+		add(fmt.Sprintf("%s: acquire+release p50 (lower is better; limit %s per majority operation)", dc.Name(), ms(dc.Limit())), bs)
+	}
 
 	const width, labelW, barW, rowH = 860, 300, 460, 22
 	var b strings.Builder

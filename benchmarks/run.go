@@ -39,6 +39,7 @@ type Results struct {
 	Handoff    []HandoffRow
 	Hold       []HoldRow
 	Allocs     []AllocRow
+	Distance   []DistanceRow
 	Leftover   []string // keys left behind after a workload; must be empty
 }
 
@@ -97,6 +98,18 @@ func Run(opts Options) (*Results, error) {
 		return nil, err
 	}
 	res.Leftover = append(res.Leftover, m.leftover("latency, throughput", peers)...)
+
+	// (f) masters at different distances, through delaying proxies.
+	for _, dc := range DistanceCases {
+		logf("distance: %s", dc.Name())
+		dp := distancePeers(len(dc.Delays))
+		rows, err := Distance(m, dc, dp, 3, scale(time.Second))
+		if err != nil {
+			return nil, err
+		}
+		res.Distance = append(res.Distance, rows...)
+		res.Leftover = append(res.Leftover, m.leftover(dc.Name(), dp)...)
+	}
 
 	// (c) handoff: the cases interleaved over two rounds, on one lock each.
 	cases := []HandoffCase{
