@@ -661,50 +661,62 @@ func readReply(r *bufio.Reader) (string, error) {
 		}
 		return body, nil
 	case '$':
-		n, err := strconv.Atoi(body)
-		if err != nil || n < -1 || n > maxBulk {
-			return "", fmt.Errorf("malformed bulk length %q", body)
-		}
-		if n == -1 {
-			return "", nil
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return "", err
-		}
-		if buf[n] != '\r' || buf[n+1] != '\n' {
-			return "", errors.New("bulk string not terminated by CRLF")
-		}
-		return string(buf[:n]), nil
+		return readBulk(r, body)
 	case '*':
-		n, err := strconv.Atoi(body)
-		if err != nil || n < -1 || n > maxBulk {
-			return "", fmt.Errorf("malformed array length %q", body)
-		}
-		elems := make([]string, 0, max(n, 0))
-		var firstErr error
-		for range n {
-			// Read every element even after an error reply so that the
-			// stream stays in sync; report the first error.
-			e, err := readReply(r)
-			if err != nil {
-				var re replyError
-				if !errors.As(err, &re) {
-					return "", err
-				}
-				if firstErr == nil {
-					firstErr = err
-				}
-			}
-			elems = append(elems, e)
-		}
-		if firstErr != nil {
-			return "", firstErr
-		}
-		return strings.Join(elems, "\n"), nil
+		return readArray(r, body)
 	default:
 		return "", fmt.Errorf("unsupported reply type %q", kind)
 	}
+}
+
+// readBulk reads the rest of a bulk string reply from r, whose header
+// line said length; a nil bulk string is "".
+func readBulk(r *bufio.Reader, length string) (string, error) {
+	n, err := strconv.Atoi(length)
+	if err != nil || n < -1 || n > maxBulk {
+		return "", fmt.Errorf("malformed bulk length %q", length)
+	}
+	if n == -1 {
+		return "", nil
+	}
+	buf := make([]byte, n+2)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", err
+	}
+	if buf[n] != '\r' || buf[n+1] != '\n' {
+		return "", errors.New("bulk string not terminated by CRLF")
+	}
+	return string(buf[:n]), nil
+}
+
+// readArray reads the elements of an array reply from r, whose header
+// line said length, and joins them with "\n"; a nil array is "".
+func readArray(r *bufio.Reader, length string) (string, error) {
+	n, err := strconv.Atoi(length)
+	if err != nil || n < -1 || n > maxBulk {
+		return "", fmt.Errorf("malformed array length %q", length)
+	}
+	elems := make([]string, 0, max(n, 0))
+	var firstErr error
+	for range n {
+		// Read every element even after an error reply so that the
+		// stream stays in sync; report the first error.
+		e, err := readReply(r)
+		if err != nil {
+			var re replyError
+			if !errors.As(err, &re) {
+				return "", err
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		elems = append(elems, e)
+	}
+	if firstErr != nil {
+		return "", firstErr
+	}
+	return strings.Join(elems, "\n"), nil
 }
 
 // TB is the part of testing.TB that StartN and ProxyN use.
