@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/distlock/distlock/internal/quorum"
 )
 
@@ -34,9 +36,9 @@ func TestVerdictRefused(t *testing.T) {
 			for node, v := range tc.answers {
 				out.refused(node, v)
 			}
-			if out.wait != tc.wait || out.place != tc.atPlace || out.behind != tc.behind {
-				t.Errorf("wait %v place %d behind %v; want %v %d %v", out.wait, out.place, out.behind, tc.wait, tc.atPlace, tc.behind)
-			}
+			assert.Equal(t, tc.wait, out.wait, "wait")
+			assert.Equal(t, tc.atPlace, out.place, "place")
+			assert.Equal(t, tc.behind, out.behind, "behind")
 		})
 	}
 }
@@ -68,8 +70,6 @@ func TestHeadRetry(t *testing.T) {
 				y.Fail()
 			}
 		}
-		if got := headRetry(y); got != tc.want {
-			t.Errorf("%q of %d: headRetry %d; want %d", tc.answers, tc.n, got, tc.want)
-		}
+		assert.Equal(t, tc.want, headRetry(y), "%q of %d: headRetry", tc.answers, tc.n)
 	}
 }

@@ -2,13 +2,14 @@ package distlock_test
 
 import (
 	"context"
-	"errors"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/distlock/distlock"
 )
@@ -50,18 +51,15 @@ func TestNewRejectsBadConfig(t *testing.T) {
 				c.Close()
 				t.Fatalf("New: got nil error; want one containing %q", tc.want)
 			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("New: got %q; want it to contain %q", err, tc.want)
-			}
+			assert.ErrorContains(t, err, tc.want, "New")
 		})
 	}
 }
 
 func TestNewHidesPassword(t *testing.T) {
 	_, err := distlock.New(distlock.Config{Nodes: []string{"redis://user:s3cret@127.0.0.1:99999/0"}})
-	if err == nil || strings.Contains(err.Error(), "s3cret") {
-		t.Errorf("New: got %v; want an error without the password", err)
-	}
+	require.Error(t, err, "New: want an error without the password")
+	assert.NotContains(t, err.Error(), "s3cret", "New: want an error without the password")
 }
 
 func TestNewFailsFastWhenNoMasterIsUp(t *testing.T) {
@@ -75,12 +73,10 @@ func TestNewFailsFastWhenNoMasterIsUp(t *testing.T) {
 		c.Close()
 		t.Fatal("New with every master down: got nil error")
 	}
-	if !strings.Contains(err.Error(), "no master reachable") || !strings.Contains(err.Error(), servers[2].Addr()) || !errors.Is(err, distlock.ErrNoQuorum) {
-		t.Errorf("New: got %q; want it to wrap ErrNoQuorum, say no master is reachable and name each", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("New took %v with every master refusing connections; want it to fail fast", d)
-	}
+	assert.ErrorIs(t, err, distlock.ErrNoQuorum, "New")
+	assert.ErrorContains(t, err, "no master reachable", "New: want it to say no master is reachable")
+	assert.ErrorContains(t, err, servers[2].Addr(), "New: want it to name each master")
+	assert.LessOrEqual(t, time.Since(start), 2*time.Second, "New with every master refusing connections; want it to fail fast")
 }
 
 func TestBadCalls(t *testing.T) {
@@ -99,18 +95,12 @@ func TestBadCalls(t *testing.T) {
 		{"nil fn", func() error { return c.Do(ctx, "x", nil) }, "nil function"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.call(); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("got %v; want an error containing %q", err, tc.want)
-			}
+			assert.ErrorContains(t, tc.call(), tc.want)
 		})
 	}
 	l, err := c.Acquire(ctx, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Extend(ctx, -time.Second); err == nil || !strings.Contains(err.Error(), "must be positive") {
-		t.Errorf("Extend with a negative TTL: got %v; want an error", err)
-	}
+	require.NoError(t, err)
+	assert.ErrorContains(t, l.Extend(ctx, -time.Second), "must be positive", "Extend with a negative TTL")
 	l.Release(ctx)
 	noLockKeys(t, servers)
 }
@@ -118,44 +108,28 @@ func TestBadCalls(t *testing.T) {
 func TestCallsAfterClose(t *testing.T) {
 	servers := masters(t, 1)
 	c, err := distlock.New(distlock.Config{Nodes: redistest0(servers)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx := t.Context()
 	l, err := c.Acquire(ctx, "closing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, c.Close(), "Close")
 	select {
 	case <-l.Done():
 	default:
 		t.Error("lease's Done not closed by Close")
 	}
-	if err := l.Err(); !errors.Is(err, distlock.ErrReleased) || !errors.Is(err, distlock.ErrClosed) {
-		t.Errorf("lease Err after Close: got %v; want ErrReleased and ErrClosed", err)
-	}
+	err = l.Err()
+	assert.ErrorIs(t, err, distlock.ErrReleased, "lease Err after Close")
+	assert.ErrorIs(t, err, distlock.ErrClosed, "lease Err after Close")
 	noLockKeys(t, servers)
-	if _, err := c.Acquire(ctx, "x"); !errors.Is(err, distlock.ErrClosed) {
-		t.Errorf("Acquire after Close: got %v; want ErrClosed", err)
-	}
-	if _, err := c.TryAcquire(ctx, "x"); !errors.Is(err, distlock.ErrClosed) {
-		t.Errorf("TryAcquire after Close: got %v; want ErrClosed", err)
-	}
-	if err := c.Do(ctx, "x", func(context.Context, *distlock.Lease) error { return nil }); !errors.Is(err, distlock.ErrClosed) {
-		t.Errorf("Do after Close: got %v; want ErrClosed", err)
-	}
-	if err := l.Release(ctx); err != nil {
-		t.Errorf("Release after Close: got %v; want nil (Close released it)", err)
-	}
-	if err := l.Extend(ctx, time.Second); !errors.Is(err, distlock.ErrReleased) {
-		t.Errorf("Extend after Close: got %v; want ErrReleased", err)
-	}
-	if err := c.Close(); err != nil {
-		t.Errorf("second Close: got %v; want nil", err)
-	}
+	_, err = c.Acquire(ctx, "x")
+	assert.ErrorIs(t, err, distlock.ErrClosed, "Acquire after Close")
+	_, err = c.TryAcquire(ctx, "x")
+	assert.ErrorIs(t, err, distlock.ErrClosed, "TryAcquire after Close")
+	assert.ErrorIs(t, c.Do(ctx, "x", func(context.Context, *distlock.Lease) error { return nil }), distlock.ErrClosed, "Do after Close")
+	assert.NoError(t, l.Release(ctx), "Release after Close: want nil (Close released it)")
+	assert.ErrorIs(t, l.Extend(ctx, time.Second), distlock.ErrReleased, "Extend after Close")
+	assert.NoError(t, c.Close(), "second Close")
 }
 
 // Close ends a waiting Acquire with ErrClosed.
@@ -163,14 +137,10 @@ func TestCloseEndsWaiters(t *testing.T) {
 	servers := masters(t, 1)
 	holder := newClient(t, servers, distlock.Config{})
 	l, err := holder.Acquire(t.Context(), "w")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer l.Release(t.Context())
 	c, err := distlock.New(distlock.Config{Nodes: redistest0(servers)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	errc := make(chan error)
 	go func() {
 		_, err := c.Acquire(context.Background(), "w")
@@ -180,9 +150,7 @@ func TestCloseEndsWaiters(t *testing.T) {
 	c.Close()
 	select {
 	case err := <-errc:
-		if !errors.Is(err, distlock.ErrClosed) {
-			t.Errorf("waiting Acquire after Close: got %v; want ErrClosed", err)
-		}
+		assert.ErrorIs(t, err, distlock.ErrClosed, "waiting Acquire after Close")
 	case <-time.After(5 * time.Second):
 		t.Fatal("waiting Acquire did not return after Close")
 	}
@@ -194,8 +162,7 @@ func TestCheckName(t *testing.T) {
 		"job": true, "a:b": true, "": false, "fence:x": false, "wait:x": false, "lapse:x": false,
 		strings.Repeat("x", distlock.MaxNameLen): true, strings.Repeat("x", distlock.MaxNameLen+1): false,
 	} {
-		if err := distlock.CheckName(name); (err == nil) != ok {
-			t.Errorf("CheckName(%.20q): %v; want ok=%v", name, err, ok)
-		}
+		err := distlock.CheckName(name)
+		assert.Equal(t, ok, err == nil, "CheckName(%.20q): %v; ok", name, err)
 	}
 }

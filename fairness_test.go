@@ -2,11 +2,13 @@ package distlock_test
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
@@ -28,9 +30,7 @@ func proxiedClient(t *testing.T, servers []*redistest.Server, cfg distlock.Confi
 		cfg.Nodes = append(cfg.Nodes, p.URL())
 	}
 	c, err := distlock.New(cfg)
-	if err != nil {
-		t.Fatalf("New through proxies: %v", err)
-	}
+	require.NoError(t, err, "New through proxies")
 	t.Cleanup(func() { c.Close() }) // masters cut: Close may report them
 	return c
 }
@@ -63,9 +63,7 @@ func churn(t *testing.T, ctx context.Context, clients []*distlock.Client, worker
 						return
 					}
 					time.Sleep(hold)
-					if err := l.Release(context.Background()); err != nil {
-						t.Errorf("busy worker: Release: %v", err)
-					}
+					assert.NoError(t, l.Release(context.Background()), "busy worker: Release")
 				}
 			})
 		}
@@ -105,17 +103,13 @@ func TestWaiterCutFromMasterZeroIsServed(t *testing.T) {
 		}
 		longest = max(longest, time.Since(start))
 		time.Sleep(2 * time.Millisecond)
-		if err := l.Release(ctx); err != nil {
-			t.Errorf("Release: %v", err)
-		}
+		assert.NoError(t, l.Release(ctx), "Release")
 	}
 	cancel()
 	waits := done()
 	// Its fair share: 5 goroutines holding 2 ms each, plus the round trips.
 	t.Logf("waiter cut from master 0: longest wait %v; busy Client: %d acquisitions, p99 %v", longest, len(waits), percentile(waits, 99))
-	if longest > time.Second {
-		t.Errorf("waiter cut from master 0 waited up to %v; want its turn (well under 1s)", longest)
-	}
+	assert.LessOrEqual(t, longest, time.Second, "waiter cut from master 0 waited up to %v; want its turn (well under 1s)", longest)
 	noLockKeys(t, servers)
 }
 
@@ -134,9 +128,7 @@ func TestWaiterReachingOnlyMasterZero(t *testing.T) {
 	wg.Go(func() {
 		// It keeps trying: its attempts reach master 0 alone.
 		_, err := stranded.Acquire(ctx, name)
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("waiter reaching master 0 alone: %v; want it to wait until cancelled", err)
-		}
+		assert.ErrorIs(t, err, context.Canceled, "waiter reaching master 0 alone: want it to wait until cancelled")
 	})
 	done := churn(t, ctx, clients, 2, name, 2*time.Millisecond)
 	time.Sleep(3 * time.Second)
@@ -147,9 +139,7 @@ func TestWaiterReachingOnlyMasterZero(t *testing.T) {
 	t.Logf("%d acquisitions beside a waiter reaching master 0 alone: p99 %v, longest %v", len(waits), percentile(waits, 99), longest)
 	// RetryMaxDelay (250 ms) bounds what it may cost; a stall behind its
 	// place lasted its lapse, 1 s.
-	if longest > 600*time.Millisecond {
-		t.Errorf("longest wait %v beside a waiter reaching master 0 alone; want no stall (under 600ms)", longest)
-	}
+	assert.LessOrEqual(t, longest, 600*time.Millisecond, "longest wait %v beside a waiter reaching master 0 alone; want no stall (under 600ms)", longest)
 	noLockKeys(t, servers)
 }
 

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/redis/rueidis"
 
 	"github.com/distlock/distlock/internal/script"
@@ -70,7 +71,7 @@ func (n *node) get() (rueidis.Client, error) {
 // succeeds or stop closes. It reports the first attempt's outcome on first
 // (nil on success), then returns when connected or stopped.
 func (n *node) dial(stop <-chan struct{}, first chan<- error) {
-	delay := 100 * time.Millisecond
+	b := redialBackoff(100*time.Millisecond, 5*time.Second)
 	for attempt := 0; ; attempt++ {
 		c, err := rueidis.NewClient(n.opt)
 		if err == nil {
@@ -109,15 +110,27 @@ func (n *node) dial(stop <-chan struct{}, first chan<- error) {
 			n.log.Warn("distlock: master not answering; dialling it again in the background", "master", n.index, "address", n.addr, "error", err.Error())
 			first <- err
 		}
-		t := time.NewTimer(delay)
+		t := time.NewTimer(b.NextBackOff())
 		select {
 		case <-stop:
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		delay = min(2*delay, 5*time.Second)
 	}
+}
+
+// redialBackoff returns the wait between attempts to reach a master
+// again: initial, doubling after each, up to maxInterval; no jitter, and
+// no end (the caller stops when the Client closes).
+func redialBackoff(initial, maxInterval time.Duration) *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(initial),
+		backoff.WithMultiplier(2),
+		backoff.WithMaxInterval(maxInterval),
+		backoff.WithRandomizationFactor(0),
+		backoff.WithMaxElapsedTime(0),
+	)
 }
 
 // observe notes the master's answer to a command, or its failure to give

@@ -2,11 +2,13 @@ package distlock_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/distlock/distlock"
 )
@@ -19,15 +21,12 @@ func TestStatusFreeHeldFree(t *testing.T) {
 	ctx := ctxTimeout(t, 20*time.Second)
 
 	st, err := c.Status(ctx, "status/job")
-	if err != nil {
-		t.Fatalf("Status: %v", err)
-	}
-	if st.State != distlock.StateFree || st.Agree != 3 || st.Quorum != 2 || st.TTL != 0 {
-		t.Errorf("before Acquire: got State %v, Agree %d, Quorum %d, TTL %v; want free, 3, 2, 0", st.State, st.Agree, st.Quorum, st.TTL)
-	}
-	if len(st.Masters) != 3 {
-		t.Fatalf("got %d master entries; want 3", len(st.Masters))
-	}
+	require.NoError(t, err, "Status")
+	assert.Equal(t, distlock.StateFree, st.State, "before Acquire: State")
+	assert.Equal(t, 3, st.Agree, "before Acquire: Agree")
+	assert.Equal(t, 2, st.Quorum, "before Acquire: Quorum")
+	assert.Zero(t, st.TTL, "before Acquire: TTL")
+	require.Len(t, st.Masters, 3, "master entries")
 	for i, m := range st.Masters {
 		if m.Err != nil || m.Held || m.Value != "" || m.Fence != 0 || m.Addr != servers[i].URL() {
 			t.Errorf("master %d before Acquire: got %+v; want free, fence 0, Addr %s", i, m, servers[i].URL())
@@ -35,18 +34,16 @@ func TestStatusFreeHeldFree(t *testing.T) {
 	}
 
 	l, err := c.Acquire(ctx, "status/job", distlock.WithTTL(5*time.Second))
-	if err != nil {
-		t.Fatalf("Acquire: %v", err)
-	}
+	require.NoError(t, err, "Acquire")
 	// A straggler may still be granting when Acquire returns: wait until
 	// all three masters hold the key.
 	eventually(t, "all 3 masters hold the lock", func() bool {
 		st, err = c.Status(ctx, "status/job")
 		return err == nil && st.Agree == 3
 	})
-	if st.State != distlock.StateHeld || st.TTL <= 0 || st.TTL > 5*time.Second {
-		t.Errorf("while held: got State %v, TTL %v; want held, TTL in (0, 5s]", st.State, st.TTL)
-	}
+	assert.Equal(t, distlock.StateHeld, st.State, "while held: State")
+	assert.Positive(t, st.TTL, "while held: TTL in (0, 5s]")
+	assert.LessOrEqual(t, st.TTL, 5*time.Second, "while held: TTL in (0, 5s]")
 	counter := int64(l.Token() >> 6)
 	atCounter := 0
 	for i, m := range st.Masters {
@@ -57,21 +54,15 @@ func TestStatusFreeHeldFree(t *testing.T) {
 			atCounter++
 		}
 	}
-	if atCounter < 2 {
-		t.Errorf("fence counter %d (token %d) on %d masters; want a majority", counter, l.Token(), atCounter)
-	}
+	assert.GreaterOrEqual(t, atCounter, 2, "fence counter %d (token %d) on %d masters; want a majority", counter, l.Token(), atCounter)
 
-	if err := l.Release(ctx); err != nil {
-		t.Fatalf("Release: %v", err)
-	}
+	require.NoError(t, l.Release(ctx), "Release")
 	st, err = c.Status(ctx, "status/job")
-	if err != nil || st.State != distlock.StateFree || st.Agree != 3 {
-		t.Errorf("after Release: got State %v, Agree %d, err %v; want free, 3, nil", st.State, st.Agree, err)
-	}
+	assert.NoError(t, err, "after Release")
+	assert.Equal(t, distlock.StateFree, st.State, "after Release: State")
+	assert.Equal(t, 3, st.Agree, "after Release: Agree")
 	for i, m := range st.Masters {
-		if m.Fence < counter {
-			t.Errorf("master %d after Release: fence %d; want >= %d (counters never go back)", i, m.Fence, counter)
-		}
+		assert.GreaterOrEqual(t, m.Fence, counter, "master %d after Release: fence; want >= %d (counters never go back)", i, counter)
 	}
 	noLockKeys(t, servers)
 }
@@ -85,56 +76,47 @@ func TestStatusVerdict(t *testing.T) {
 	ctx := ctxTimeout(t, 20*time.Second)
 	set := func(i int, value, px string) {
 		t.Helper()
-		if _, err := servers[i].Do("SET", "distlock:status/v", value, "PX", px); err != nil {
-			t.Fatal(err)
-		}
+		_, err := servers[i].Do("SET", "distlock:status/v", value, "PX", px)
+		require.NoError(t, err)
 	}
 
 	set(0, "a", "60000")
 	set(1, "a", "30000")
 	set(2, "a", "1000")
 	st, err := c.Status(ctx, "status/v")
-	if err != nil {
-		t.Fatalf("Status: %v", err)
-	}
-	if st.State != distlock.StateHeld || st.Agree != 3 || st.TTL <= 20*time.Second || st.TTL > 30*time.Second {
-		t.Errorf("held with TTLs 60s, 30s, 1s: got State %v, Agree %d, TTL %v; want held, 3, about 30s", st.State, st.Agree, st.TTL)
-	}
+	require.NoError(t, err, "Status")
+	assert.Equal(t, distlock.StateHeld, st.State, "held with TTLs 60s, 30s, 1s: State")
+	assert.Equal(t, 3, st.Agree, "held with TTLs 60s, 30s, 1s: Agree")
+	assert.Greater(t, st.TTL, 20*time.Second, "held with TTLs 60s, 30s, 1s: TTL; want about 30s")
+	assert.LessOrEqual(t, st.TTL, 30*time.Second, "held with TTLs 60s, 30s, 1s: TTL; want about 30s")
 
 	set(1, "b", "60000")
-	if _, err := servers[2].Do("DEL", "distlock:status/v"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = servers[2].Do("DEL", "distlock:status/v")
+	require.NoError(t, err)
 	st, err = c.Status(ctx, "status/v")
-	if err != nil {
-		t.Fatalf("Status: %v", err)
-	}
-	if st.State != distlock.StateUnknown || st.Agree != 1 || st.TTL != 0 {
-		t.Errorf("a, b, free: got State %v, Agree %d, TTL %v; want unknown, 1, 0", st.State, st.Agree, st.TTL)
-	}
+	require.NoError(t, err, "Status")
+	assert.Equal(t, distlock.StateUnknown, st.State, "a, b, free: State")
+	assert.Equal(t, 1, st.Agree, "a, b, free: Agree")
+	assert.Zero(t, st.TTL, "a, b, free: TTL")
 	if st.Masters[0].Value != "a" || st.Masters[1].Value != "b" || st.Masters[2].Held {
 		t.Errorf("a, b, free: got masters %+v", st.Masters)
 	}
 
 	set(2, "b", "60000")
-	if st, err = c.Status(ctx, "status/v"); err != nil {
-		t.Fatal(err)
-	}
-	if st.State != distlock.StateHeld || st.Agree != 2 {
-		t.Errorf("a, b, b: got State %v, Agree %d; want held, 2", st.State, st.Agree)
-	}
+	st, err = c.Status(ctx, "status/v")
+	require.NoError(t, err)
+	assert.Equal(t, distlock.StateHeld, st.State, "a, b, b: State")
+	assert.Equal(t, 2, st.Agree, "a, b, b: Agree")
 
 	// A key of the wrong type is that master's error, not the call's.
-	if _, err := servers[0].Do("DEL", "distlock:status/v"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := servers[0].Do("LPUSH", "distlock:status/v", "x"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = servers[0].Do("DEL", "distlock:status/v")
+	require.NoError(t, err)
+	_, err = servers[0].Do("LPUSH", "distlock:status/v", "x")
+	require.NoError(t, err)
 	st, err = c.Status(ctx, "status/v")
-	if err != nil || st.Masters[0].Err == nil || st.State != distlock.StateHeld {
-		t.Errorf("wrong type on master 0: got State %v, master 0 %+v, err %v; want held, master 0 with an error, nil", st.State, st.Masters[0], err)
-	}
+	require.NoError(t, err, "wrong type on master 0")
+	assert.Error(t, st.Masters[0].Err, "wrong type on master 0: master 0's error")
+	assert.Equal(t, distlock.StateHeld, st.State, "wrong type on master 0: State")
 	for _, s := range servers {
 		s.Do("DEL", "distlock:status/v")
 	}
@@ -148,31 +130,25 @@ func TestStatusMastersDown(t *testing.T) {
 	c := newClient(t, servers, distlock.Config{DialTimeout: 500 * time.Millisecond})
 	ctx := ctxTimeout(t, 20*time.Second)
 	l, err := c.Acquire(ctx, "status/down")
-	if err != nil {
-		t.Fatalf("Acquire: %v", err)
-	}
+	require.NoError(t, err, "Acquire")
 	defer l.Release(ctx)
 
-	if err := servers[2].Pause(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, servers[2].Pause())
 	defer servers[2].Resume()
 	start := time.Now()
 	st, err := c.Status(ctx, "status/down")
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Status with a paused master took %v; want about DialTimeout (500ms)", d)
-	}
-	if err != nil || st.State != distlock.StateHeld || st.Masters[2].Err == nil || st.Masters[2].Held {
-		t.Errorf("master 2 paused: got State %v, master 2 %+v, err %v; want held, master 2 with an error", st.State, st.Masters[2], err)
-	}
+	assert.LessOrEqual(t, time.Since(start), 2*time.Second, "Status with a paused master; want about DialTimeout (500ms)")
+	require.NoError(t, err, "master 2 paused")
+	assert.Equal(t, distlock.StateHeld, st.State, "master 2 paused: State")
+	assert.Error(t, st.Masters[2].Err, "master 2 paused: master 2's error")
+	assert.False(t, st.Masters[2].Held, "master 2 paused: master 2 Held")
 
-	if err := servers[1].Kill(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, servers[1].Kill())
 	st, err = c.Status(ctx, "status/down")
-	if err != nil || st.State != distlock.StateUnknown || st.Agree != 1 || st.Masters[1].Err == nil {
-		t.Errorf("one master of 3 answering: got State %v, Agree %d, master 1 %+v, err %v; want unknown, 1, master 1 with an error", st.State, st.Agree, st.Masters[1], err)
-	}
+	require.NoError(t, err, "one master of 3 answering")
+	assert.Equal(t, distlock.StateUnknown, st.State, "one master of 3 answering: State")
+	assert.Equal(t, 1, st.Agree, "one master of 3 answering: Agree")
+	assert.Error(t, st.Masters[1].Err, "one master of 3 answering: master 1's error")
 }
 
 // TestStatusErrors: bad names, an ended ctx and a closed Client are the
@@ -180,31 +156,23 @@ func TestStatusMastersDown(t *testing.T) {
 func TestStatusErrors(t *testing.T) {
 	servers := masters(t, 1)
 	c, err := distlock.New(distlock.Config{Nodes: redistest0(servers)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Status(t.Context(), ""); err == nil {
-		t.Error("Status of an empty name: got nil error")
-	}
-	if _, err := c.Status(t.Context(), "fence:x"); err == nil {
-		t.Error("Status of a reserved name: got nil error")
-	}
+	require.NoError(t, err)
+	_, err = c.Status(t.Context(), "")
+	assert.Error(t, err, "Status of an empty name")
+	_, err = c.Status(t.Context(), "fence:x")
+	assert.Error(t, err, "Status of a reserved name")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := c.Status(ctx, "status/e"); !errors.Is(err, context.Canceled) {
-		t.Errorf("Status with a cancelled ctx: got %v; want context.Canceled", err)
-	}
+	_, err = c.Status(ctx, "status/e")
+	assert.ErrorIs(t, err, context.Canceled, "Status with a cancelled ctx")
 	c.Close()
-	if _, err := c.Status(t.Context(), "status/e"); !errors.Is(err, distlock.ErrClosed) {
-		t.Errorf("Status after Close: got %v; want ErrClosed", err)
-	}
+	_, err = c.Status(t.Context(), "status/e")
+	assert.ErrorIs(t, err, distlock.ErrClosed, "Status after Close")
 }
 
 func TestLockStateString(t *testing.T) {
 	for s, want := range map[distlock.LockState]string{distlock.StateUnknown: "unknown", distlock.StateFree: "free", distlock.StateHeld: "held", 7: "LockState(7)"} {
-		if got := s.String(); got != want {
-			t.Errorf("LockState(%d).String() = %q; want %q", int(s), got, want)
-		}
+		assert.Equal(t, want, s.String(), "LockState(%d).String()", int(s))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
@@ -62,7 +63,7 @@ var errorTypes = [numOutcomes]string{
 	outcomeTimeout:  "timeout",
 	outcomeClosed:   "closed",
 	outcomeLost:     "lost",
-	outcomeOther:    "_OTHER",
+	outcomeOther:    semconv.ErrorTypeOther.Value.AsString(),
 }
 
 // classify returns err's outcome. The caller's context comes first: an
@@ -210,7 +211,7 @@ func newInstruments(meter metric.Meter, held func() int64) (*instruments, error)
 		if o == outcomeOK {
 			return nil
 		}
-		return []attribute.KeyValue{attribute.String("error.type", errorTypes[o])}
+		return []attribute.KeyValue{semconv.ErrorTypeKey.String(errorTypes[o])}
 	}
 	for o := range outcome(numOutcomes) {
 		for mode := range numModes {
@@ -261,7 +262,7 @@ func end(span trace.Span, err error) {
 		return
 	}
 	if err != nil {
-		span.SetAttributes(attribute.String("error.type", errorTypes[classify(err)]))
+		span.SetAttributes(semconv.ErrorTypeKey.String(errorTypes[classify(err)]))
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
@@ -346,7 +347,7 @@ func (c *Client) attempted(ctx context.Context, call *acquireCall, start time.Ti
 		call.span.AddEvent("attempt", trace.WithAttributes(
 			attribute.Int("distlock.masters.granted", granted),
 			attribute.Int("distlock.masters.held", held),
-			attribute.String("error.type", errorTypes[o])))
+			semconv.ErrorTypeKey.String(errorTypes[o])))
 		c.recordMasterErrors(call.span, errs)
 	}
 }

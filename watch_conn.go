@@ -99,13 +99,13 @@ func (m *masterWatch) channels(key string) []string {
 // reconnecting after every failure.
 func (m *masterWatch) run() {
 	c := m.hub.c
-	delay := 50 * time.Millisecond
+	b := redialBackoff(50*time.Millisecond, 2*time.Second)
 	for sessions := 0; ; {
 		subscribed := false
 		err := m.session(&subscribed, sessions)
 		if subscribed {
 			sessions++
-			delay = 50 * time.Millisecond // it worked: reconnect quickly next time
+			b.Reset() // it worked: reconnect quickly next time
 			if c.stopping.Err() == nil {
 				c.tel.log.Warn("distlock: watch connection lost; subscribing again", "master", m.node.index, "address", m.node.addr, "error", err.Error())
 			}
@@ -124,7 +124,7 @@ func (m *masterWatch) run() {
 		}
 		// Fail the subscriptions waiting meanwhile; they are redone on
 		// reconnect.
-		t := time.NewTimer(delay)
+		t := time.NewTimer(b.NextBackOff())
 		for wait := true; wait; {
 			select {
 			case <-c.stop:
@@ -136,7 +136,6 @@ func (m *masterWatch) run() {
 				m.failOps(err)
 			}
 		}
-		delay = min(2*delay, 2*time.Second)
 	}
 }
 

@@ -58,6 +58,11 @@ type job struct {
 	killing   bool               // the job was sent SIGKILL
 	termed    map[int]bool       // processes outside the group sent SIGTERM
 
+	// The clocks of a job being ended (end), nil before.
+	killer *time.Timer      // SIGKILL after --grace
+	kill   <-chan time.Time // killer's channel, until it fires
+	ticker *time.Ticker     // the look for processes that left the group
+	tick   <-chan time.Time // ticker's channel
 }
 
 // ttyStopSignals are the stops that come from a terminal: the job stopped
@@ -84,55 +89,13 @@ func (o *runOptions) supervise(lease *distlock.Lease, cmd *exec.Cmd, sigs <-chan
 	signal.Notify(cont, syscall.SIGCONT)
 	defer signal.Stop(cont)
 
-	j.reaper = becomeSubreaper()
-	foreground := j.tty >= 0 && foregroundGroup(j.tty) == syscall.Getpgrp()
-	cmd.SysProcAttr = jobProcAttr(j.tty, foreground)
-	// Pdeathsig is sent when the thread that started the child exits, not
-	// the process: the Go runtime ends a thread only when a goroutine
-	// locked to it returns, so Start runs on a thread locked for the call
-	// and given back after, never one that a locked goroutine will end.
-	runtime.LockOSThread()
-	err := cmd.Start()
-	runtime.UnlockOSThread()
-	if err != nil {
+	if err := j.start(); err != nil {
 		return jobEnd{}, err
 	}
-	j.pid = cmd.Process.Pid
 	defer cmd.Process.Release() // reaped by wait4 below, not by cmd.Wait
+	defer j.stopClocks()
 
-	var (
-		lost   = lease.Done()
-		killer *time.Timer
-		kill   <-chan time.Time
-		ticker *time.Ticker
-		tick   <-chan time.Time
-	)
-	defer func() {
-		if killer != nil {
-			killer.Stop()
-		}
-		if ticker != nil {
-			ticker.Stop()
-		}
-	}()
-	// end starts ending the job: SIGTERM now, SIGKILL after --grace, and
-	// a look every 20 ms for processes that left the group.
-	end := func() {
-		if j.ending {
-			return
-		}
-		j.ending = true
-		ticker = time.NewTicker(20 * time.Millisecond)
-		tick = ticker.C
-		if o.grace == 0 {
-			j.killAll()
-			return
-		}
-		j.terminate()
-		killer = time.NewTimer(o.grace)
-		kill = killer.C
-	}
-
+	lost := lease.Done()
 	j.reap()
 	for !j.over() {
 		select {
@@ -140,49 +103,123 @@ func (o *runOptions) supervise(lease *distlock.Lease, cmd *exec.Cmd, sigs <-chan
 			j.signalGroup(sig.(syscall.Signal))
 		case <-tstp:
 			if j.suspend(syscall.SIGTSTP, false) {
-				end()
+				j.end()
 			}
 		case <-cont:
 			if !j.ending && j.tty >= 0 && foregroundGroup(j.tty) == syscall.Getpgrp() {
 				setForeground(j.tty, j.pid)
 			}
 		case <-chld:
-			if stop := j.reap(); stop != 0 {
-				if j.suspend(stop, true) {
-					end()
-				}
-			}
-			if j.exited && !j.ending && !j.over() {
-				fmt.Fprintf(stderr, "distlock run: %s exited; ending the processes it left running (SIGTERM, SIGKILL after %v)\n", o.argv[0], o.grace)
-				end()
-			}
+			j.childChanged()
 		case <-lost:
 			lost = nil
-			j.lost = true
-			if j.killing {
-				break // lost while stopped: killed already
-			}
-			fmt.Fprintf(stderr, "distlock run: %v; stopping %s (SIGTERM, SIGKILL after %v)\n", lease.Err(), o.argv[0], o.grace)
-			end()
-		case <-kill:
-			kill = nil
-			what := o.argv[0]
-			if j.exited {
-				what = "processes " + o.argv[0] + " left"
-			}
-			fmt.Fprintf(stderr, "distlock run: %s still running %v after SIGTERM: SIGKILL\n", what, o.grace)
-			j.killAll()
-		case <-tick:
-			j.reap()
-			if j.killing {
-				j.killAll()
-			} else {
-				j.terminate()
-			}
+			j.leaseLost()
+		case <-j.kill:
+			j.kill = nil
+			j.graceOver()
+		case <-j.tick:
+			j.sweep()
 		}
 	}
 	j.takeTerminal()
 	return jobEnd{status: exitStatus(j.status), how: describe(j.status), stopped: j.lost}, nil
+}
+
+// start starts COMMAND as the job's leader, in a process group of its
+// own (given the terminal when distlock has it), with distlock made a
+// subreaper first when it can be.
+func (j *job) start() error {
+	j.reaper = becomeSubreaper()
+	foreground := j.tty >= 0 && foregroundGroup(j.tty) == syscall.Getpgrp()
+	j.cmd.SysProcAttr = jobProcAttr(j.tty, foreground)
+	// Pdeathsig is sent when the thread that started the child exits, not
+	// the process: the Go runtime ends a thread only when a goroutine
+	// locked to it returns, so Start runs on a thread locked for the call
+	// and given back after, never one that a locked goroutine will end.
+	runtime.LockOSThread()
+	err := j.cmd.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
+		return err
+	}
+	j.pid = j.cmd.Process.Pid
+	return nil
+}
+
+// end starts ending the job: SIGTERM now, SIGKILL after --grace, and
+// a look every 20 ms for processes that left the group.
+func (j *job) end() {
+	if j.ending {
+		return
+	}
+	j.ending = true
+	j.ticker = time.NewTicker(20 * time.Millisecond)
+	j.tick = j.ticker.C
+	if j.o.grace == 0 {
+		j.killAll()
+		return
+	}
+	j.terminate()
+	j.killer = time.NewTimer(j.o.grace)
+	j.kill = j.killer.C
+}
+
+// stopClocks stops the timer and the ticker that end started.
+func (j *job) stopClocks() {
+	if j.killer != nil {
+		j.killer.Stop()
+	}
+	if j.ticker != nil {
+		j.ticker.Stop()
+	}
+}
+
+// childChanged handles a SIGCHLD: it reaps, suspends the job when
+// COMMAND stopped, and ends the processes COMMAND left when it exited.
+func (j *job) childChanged() {
+	if stop := j.reap(); stop != 0 {
+		if j.suspend(stop, true) {
+			j.end()
+		}
+	}
+	if j.exited && !j.ending && !j.over() {
+		fmt.Fprintf(j.stderr, "distlock run: %s exited; ending the processes it left running (SIGTERM, SIGKILL after %v)\n", j.o.argv[0], j.o.grace)
+		j.end()
+	}
+}
+
+// leaseLost handles the end of the lease: the job ends, unless it was
+// killed already (lost while stopped).
+func (j *job) leaseLost() {
+	j.lost = true
+	if j.killing {
+		return // lost while stopped: killed already
+	}
+	fmt.Fprintf(j.stderr, "distlock run: %v; stopping %s (SIGTERM, SIGKILL after %v)\n", j.lease.Err(), j.o.argv[0], j.o.grace)
+	j.end()
+}
+
+// graceOver kills what is left of the job once --grace has passed
+// since SIGTERM.
+func (j *job) graceOver() {
+	what := j.o.argv[0]
+	if j.exited {
+		what = "processes " + j.o.argv[0] + " left"
+	}
+	fmt.Fprintf(j.stderr, "distlock run: %s still running %v after SIGTERM: SIGKILL\n", what, j.o.grace)
+	j.killAll()
+}
+
+// sweep is the look, every tick while the job ends, for processes that
+// left the group: it reaps, then sends SIGKILL to every process of the
+// job once killing, else SIGTERM to those not sent it yet.
+func (j *job) sweep() {
+	j.reap()
+	if j.killing {
+		j.killAll()
+	} else {
+		j.terminate()
+	}
 }
 
 // describe says how a process ended, as os.ProcessState.String does.

@@ -47,40 +47,33 @@ type watchEvent struct {
 	Missed  int       `json:"missed"`
 }
 
+// watchOptions is what the watch command line says.
+type watchOptions struct {
+	names      []string
+	asJSON     bool
+	timeout    time.Duration
+	skipNotify bool
+}
+
 func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 	f := newFlags(c)
-	var asJSON bool
-	var timeout time.Duration
-	f.BoolVar(&asJSON, "json", false, "print one JSON object per event")
-	var skipNotify bool
-	f.durationVar(&timeout, "timeout", 0, "stop after this long (a `duration`, or seconds); 0: until interrupted")
-	f.BoolVar(&skipNotify, "skip-notify-config", false, "do not run CONFIG SET notify-keyspace-events on the masters (Config.SkipNotifyConfig),\nfor servers that refuse CONFIG: set it to include \"Kgx\" on them yourself")
+	var o watchOptions
+	f.BoolVar(&o.asJSON, "json", false, "print one JSON object per event")
+	f.durationVar(&o.timeout, "timeout", 0, "stop after this long (a `duration`, or seconds); 0: until interrupted")
+	f.BoolVar(&o.skipNotify, "skip-notify-config", false, "do not run CONFIG SET notify-keyspace-events on the masters (Config.SkipNotifyConfig),\nfor servers that refuse CONFIG: set it to include \"Kgx\" on them yourself")
 	if status, done := f.parse(args, stdout, stderr); done {
 		return status
 	}
-	names := f.Args()
-	if len(names) == 0 {
-		return f.fail(stderr, usagef("missing lock NAME"))
-	}
-	for _, name := range names {
-		if err := checkName(name); err != nil {
-			return f.fail(stderr, err)
-		}
-	}
-	if err := notNegative("timeout", timeout); err != nil {
-		return f.fail(stderr, err)
-	}
-	cfg, err := f.config()
+	cfg, err := o.check(f)
 	if err != nil {
 		return f.fail(stderr, err)
 	}
-	cfg.SkipNotifyConfig = skipNotify
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if timeout > 0 {
+	if o.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
 	client, err := f.connect(cfg)
@@ -94,7 +87,7 @@ func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 	}
 
 	var chans []<-chan distlock.Event
-	for _, name := range names {
+	for _, name := range o.names {
 		ch, err := client.Watch(ctx, name)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -104,51 +97,89 @@ func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 		}
 		chans = append(chans, ch)
 	}
-	fmt.Fprintf(stderr, "distlock watch: watching %s on %d masters\n", strings.Join(names, ", "), total)
+	fmt.Fprintf(stderr, "distlock watch: watching %s on %d masters\n", strings.Join(o.names, ", "), total)
 
 	// One goroutine per name; each channel closes when ctx ends.
-	var mu sync.Mutex // guards stdout
+	out := &watchOutput{stdout: stdout, stderr: stderr, enc: json.NewEncoder(stdout), asJSON: o.asJSON, total: total}
 	var wg sync.WaitGroup
-	enc := json.NewEncoder(stdout)
 	for _, ch := range chans {
-		wg.Go(func() {
-			for ev := range ch {
-				mu.Lock()
-				if asJSON {
-					enc.Encode(watchEvent{Time: ev.Time, Name: ev.Name, Type: ev.Type.String(), Masters: ev.Masters, Of: total, Initial: ev.Initial, Missed: ev.Missed})
-				} else {
-					fmt.Fprintln(stdout, formatEvent(ev, total))
-				}
-				mu.Unlock()
-			}
-		})
+		wg.Go(func() { out.events(ch) })
 	}
-	// Whether a majority of masters answers, said when it changes:
-	// without one, events may come late or not at all.
-	wg.Go(func() {
-		degraded := false
-		pollReach(ctx, client, names[0], 0, reachPoll, func(r reach) {
-			if r.short() == degraded {
-				return
-			}
-			degraded = r.short()
-			typ := "recovered"
-			if degraded {
-				typ = "degraded"
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if asJSON {
-				enc.Encode(reachEvent{Time: time.Now(), Type: typ, Masters: r.up, Of: r.total, Needed: r.quorum})
-			} else if degraded {
-				fmt.Fprintf(stderr, "distlock watch: degraded: %v; events may come late or not at all\n", r)
-			} else {
-				fmt.Fprintf(stderr, "distlock watch: recovered: %v\n", r)
-			}
-		})
-	})
+	wg.Go(func() { out.reach(ctx, client, o.names[0]) })
 	wg.Wait()
 	return exitOK
+}
+
+// check validates the command line and returns the Client configuration.
+func (o *watchOptions) check(f *flags) (distlock.Config, error) {
+	o.names = f.Args()
+	if len(o.names) == 0 {
+		return distlock.Config{}, usagef("missing lock NAME")
+	}
+	for _, name := range o.names {
+		if err := checkName(name); err != nil {
+			return distlock.Config{}, err
+		}
+	}
+	if err := notNegative("timeout", o.timeout); err != nil {
+		return distlock.Config{}, err
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return distlock.Config{}, err
+	}
+	cfg.SkipNotifyConfig = o.skipNotify
+	return cfg, nil
+}
+
+// watchOutput writes what watch reports: the events on stdout, and
+// whether a majority of masters answers on stderr (or stdout, with
+// --json).
+type watchOutput struct {
+	mu     sync.Mutex // guards stdout
+	stdout io.Writer
+	stderr io.Writer
+	enc    *json.Encoder // on stdout
+	asJSON bool
+	total  int // masters configured
+}
+
+// events prints each event of ch until ch closes.
+func (w *watchOutput) events(ch <-chan distlock.Event) {
+	for ev := range ch {
+		w.mu.Lock()
+		if w.asJSON {
+			w.enc.Encode(watchEvent{Time: ev.Time, Name: ev.Name, Type: ev.Type.String(), Masters: ev.Masters, Of: w.total, Initial: ev.Initial, Missed: ev.Missed})
+		} else {
+			fmt.Fprintln(w.stdout, formatEvent(ev, w.total))
+		}
+		w.mu.Unlock()
+	}
+}
+
+// reach says whether a majority of masters answers, when it changes,
+// until ctx ends: without one, events may come late or not at all.
+func (w *watchOutput) reach(ctx context.Context, client *distlock.Client, name string) {
+	degraded := false
+	pollReach(ctx, client, name, 0, reachPoll, func(r reach) {
+		if r.short() == degraded {
+			return
+		}
+		degraded = r.short()
+		typ := "recovered"
+		if degraded {
+			typ = "degraded"
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.asJSON {
+			w.enc.Encode(reachEvent{Time: time.Now(), Type: typ, Masters: r.up, Of: r.total, Needed: r.quorum})
+		} else if degraded {
+			fmt.Fprintf(w.stderr, "distlock watch: degraded: %v; events may come late or not at all\n", r)
+		} else {
+			fmt.Fprintf(w.stderr, "distlock watch: recovered: %v\n", r)
+		}
+	})
 }
 
 // reachPoll is how often watch counts the masters that answer.

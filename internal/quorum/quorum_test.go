@@ -3,17 +3,15 @@ package quorum
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 func TestMajority(t *testing.T) {
 	for _, tc := range []struct{ n, want int }{{1, 1}, {2, 2}, {3, 2}, {4, 3}, {5, 3}, {7, 4}} {
-		if got := Majority(tc.n); got != tc.want {
-			t.Errorf("Majority(%d) = %d; want %d", tc.n, got, tc.want)
-		}
+		assert.Equal(t, tc.want, Majority(tc.n), "Majority(%d)", tc.n)
 		// Two majorities must always intersect.
-		if 2*Majority(tc.n) <= tc.n {
-			t.Errorf("two majorities of %d masters need not intersect", tc.n)
-		}
+		assert.Greater(t, 2*Majority(tc.n), tc.n, "two majorities of %d masters need not intersect", tc.n)
 	}
 }
 
@@ -27,8 +25,6 @@ func TestValidity(t *testing.T) {
 		{time.Second, time.Second, -12 * time.Millisecond},
 		{100 * time.Millisecond, 0, 97 * time.Millisecond},
 	} {
-		if got := Validity(tc.ttl, tc.elapsed, 0.01); got != tc.want {
-			t.Errorf("Validity(%v, %v) = %v; want %v", tc.ttl, tc.elapsed, got, tc.want)
-		}
+		assert.Equal(t, tc.want, Validity(tc.ttl, tc.elapsed, 0.01), "Validity(%v, %v)", tc.ttl, tc.elapsed)
 	}
 }

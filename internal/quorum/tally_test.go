@@ -1,6 +1,10 @@
 package quorum
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
 
 // Every branch of Tally, for 1, 3, 4 and 5 masters.
 func TestTally(t *testing.T) {
@@ -44,16 +48,10 @@ func TestTally(t *testing.T) {
 					y.Fail()
 				}
 			}
-			if y.Won() != tc.won || y.Lost() != tc.lost || y.Reached() != tc.reached || y.Locked() != tc.locked {
-				t.Errorf("%q of %d: won %v lost %v reached %v locked %v; want %v %v %v %v",
-					tc.answers, tc.n, y.Won(), y.Lost(), y.Reached(), y.Locked(), tc.won, tc.lost, tc.reached, tc.locked)
-			}
-			if y.Decided() != (tc.won || tc.lost) {
-				t.Errorf("Decided %v; want %v", y.Decided(), tc.won || tc.lost)
-			}
-			if got, want := y.Pending(), tc.n-len(tc.answers); got != want {
-				t.Errorf("Pending %d; want %d", got, want)
-			}
+			assert.Equal(t, [4]bool{tc.won, tc.lost, tc.reached, tc.locked}, [4]bool{y.Won(), y.Lost(), y.Reached(), y.Locked()},
+				"%q of %d: won, lost, reached, locked", tc.answers, tc.n)
+			assert.Equal(t, tc.won || tc.lost, y.Decided(), "Decided")
+			assert.Equal(t, tc.n-len(tc.answers), y.Pending(), "Pending")
 		})
 	}
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/distlock/distlock"
+)
+
+// usageError is a bad command line: it is reported with a pointer to
+// --help and exits with exitUsage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// flags is a subcommand's flag set with the flags several share.
+type flags struct {
+	*flag.FlagSet
+	cmd       *command
+	nodes     string
+	nodesFile string
+	prefix    string
+	from      string // where config found the masters; "" for the default
+}
+
+// newFlags returns the flag set of c, with --nodes and --prefix unless
+// c is the demo, which starts its own masters.
+func newFlags(c *command) *flags {
+	return newFlagSet(c, c.name != "demo")
+}
+
+func newFlagSet(c *command, masters bool) *flags {
+	f := &flags{FlagSet: flag.NewFlagSet("distlock "+c.name, flag.ContinueOnError), cmd: c, prefix: distlock.DefaultKeyPrefix}
+	f.SetOutput(io.Discard) // parse errors are reported by parse
+	if !masters {
+		return f
+	}
+	f.StringVar(&f.nodes, "nodes", "", "comma-separated masters: redis://[user:pass@]host:port/db, rediss://... or host:port\n(default: --nodes-file, else $DISTLOCK_NODES or the file $DISTLOCK_NODES_FILE names, else "+distlock.DefaultNode+")")
+	f.StringVar(&f.nodesFile, "nodes-file", "", "read the masters from this file: separated by commas or lines, # starts a comment;\nkeeps passwords out of the command line, which every user can read")
+	f.StringVar(&f.prefix, "prefix", distlock.DefaultKeyPrefix, "key prefix of the locks (Config.KeyPrefix)")
+	return f
+}
+
+// parse parses args. It returns done with the exit status when the
+// command is over: --help was asked for (help printed, status 0) or the
+// flags were bad (error printed, status exitUsage).
+func (f *flags) parse(args []string, stdout, stderr io.Writer) (status int, done bool) {
+	err := f.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		f.printHelp(stdout)
+		return exitOK, true
+	}
+	if err != nil {
+		return f.fail(stderr, &usageError{msg: err.Error()}), true
+	}
+	return 0, false
+}
+
+func (f *flags) printHelp(w io.Writer) {
+	fmt.Fprintf(w, "Usage: distlock %s %s\n\n%s\n\nFlags:\n", f.cmd.name, f.cmd.synopsis, strings.TrimSpace(f.cmd.about))
+	f.SetOutput(w)
+	f.PrintDefaults()
+	f.SetOutput(io.Discard)
+}
+
+// fail reports err on stderr and returns its exit status: exitUsage for
+// a usage error, with a pointer to --help.
+func (f *flags) fail(stderr io.Writer, err error) int {
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "distlock %s: %v\nUsage: distlock %s %s (see distlock %s --help)\n", f.cmd.name, err, f.cmd.name, f.cmd.synopsis, f.cmd.name)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "distlock %s: %v\n", f.cmd.name, err)
+	return exitUnreachable
+}
+
+// checkName reports what is wrong with a lock name, as the library would
+// refuse it, before any master is contacted.
+func checkName(name string) error {
+	if name == "" {
+		return usagef("empty lock NAME")
+	}
+	if err := distlock.CheckName(name); err != nil {
+		return usagef("%v", err)
+	}
+	return nil
+}
+
+// durationValue is a duration flag that also takes a bare number of
+// seconds ("10", "2.5"), as flock -w does.
+type durationValue time.Duration
+
+func (d *durationValue) Set(s string) error {
+	if v, err := time.ParseDuration(s); err == nil {
+		*d = durationValue(v)
+		return nil
+	}
+	secs, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || math.Abs(secs) > math.MaxInt64/float64(time.Second) {
+		return errors.New("want a duration like 10s, 1m30s or 500ms, or a number of seconds")
+	}
+	*d = durationValue(secs * float64(time.Second))
+	return nil
+}
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+
+// durationVar defines a duration flag that also takes seconds. Its usage
+// names the value `duration`.
+func (f *flags) durationVar(p *time.Duration, name string, value time.Duration, usage string) {
+	*p = value
+	f.Var((*durationValue)(p), name, usage)
+}
+
+// positive checks a duration flag that must be more than zero.
+func positive(name string, d time.Duration) error {
+	if d <= 0 {
+		return usagef("--%s %v: must be more than 0", name, d)
+	}
+	return nil
+}
+
+// notNegative checks a duration flag where 0 means none.
+func notNegative(name string, d time.Duration) error {
+	if d < 0 {
+		return usagef("--%s %v: must not be negative", name, d)
+	}
+	return nil
+}

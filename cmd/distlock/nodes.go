@@ -1,0 +1,166 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/distlock/distlock"
+)
+
+// config returns the Client configuration the flags and the environment
+// say. The masters come from the first of --nodes, --nodes-file and
+// DISTLOCK_NODES or DISTLOCK_NODES_FILE (not both) that is set, else the
+// default.
+func (f *flags) config() (distlock.Config, error) {
+	list, from := f.nodes, "--nodes"
+	var err error
+	switch {
+	case list != "":
+	case f.nodesFile != "":
+		from = "--nodes-file " + f.nodesFile
+		list, err = readNodesFile(f.nodesFile)
+	case os.Getenv("DISTLOCK_NODES") != "" && os.Getenv("DISTLOCK_NODES_FILE") != "":
+		return distlock.Config{}, usagef("DISTLOCK_NODES and DISTLOCK_NODES_FILE are both set; set one")
+	case os.Getenv("DISTLOCK_NODES") != "":
+		list, from = os.Getenv("DISTLOCK_NODES"), "DISTLOCK_NODES"
+	case os.Getenv("DISTLOCK_NODES_FILE") != "":
+		from = "DISTLOCK_NODES_FILE " + os.Getenv("DISTLOCK_NODES_FILE")
+		list, err = readNodesFile(os.Getenv("DISTLOCK_NODES_FILE"))
+	default:
+		from = ""
+	}
+	if err != nil {
+		return distlock.Config{}, usagef("%s: %v", from, err)
+	}
+	f.from = from
+	var nodes []string
+	if strings.TrimSpace(list) != "" {
+		for i, n := range strings.Split(list, ",") {
+			n = strings.TrimSpace(n)
+			if n == "" {
+				return distlock.Config{}, usagef("%s: entry %d of %q is empty", from, i+1, redactList(list))
+			}
+			nodes = append(nodes, n)
+		}
+	}
+	if err := distinctServers(nodes); err != nil {
+		return distlock.Config{}, usagef("%s: %v", from, err)
+	}
+	if f.prefix == "" {
+		return distlock.Config{}, usagef("--prefix must not be empty")
+	}
+	return distlock.Config{Nodes: nodes, KeyPrefix: f.prefix}, nil
+}
+
+// readNodesFile returns the masters listed in the file at path, one per
+// line or separated by commas, joined by commas. Blank lines and text
+// from a # on are skipped.
+func readNodesFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var nodes []string
+	for _, line := range strings.Split(string(data), "\n") {
+		// A comment starts with '#' at the start of a line or after a
+		// blank: a '#' inside a URL (a password) is not one, and is
+		// refused whole with the rest of the entry, its password hidden
+		// (TestUsePasswordNeverPrinted).
+		for i := range len(line) {
+			if line[i] == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t') {
+				line = line[:i]
+				break
+			}
+		}
+		for _, n := range strings.Split(line, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				nodes = append(nodes, n)
+			}
+		}
+	}
+	if len(nodes) == 0 {
+		return "", errors.New("no masters in the file")
+	}
+	return strings.Join(nodes, ","), nil
+}
+
+// redactList returns a list of masters with the passwords in it hidden.
+// The library's distlock.RedactNode reads the text, so it hides the
+// password of an entry that does not parse too.
+func redactList(list string) string {
+	var out []string
+	for _, n := range strings.Split(list, ",") {
+		out = append(out, distlock.RedactNode(strings.TrimSpace(n)))
+	}
+	return strings.Join(out, ",")
+}
+
+// distinctServers reports two entries of nodes that name one server
+// (host and port; "localhost", 127.0.0.1 and ::1 are one host): a lock
+// counted twice on one server would need one master less than a
+// majority of the servers.
+func distinctServers(nodes []string) error {
+	seen := map[string]int{}
+	for i, n := range nodes {
+		key, ok := serverKey(n)
+		if !ok {
+			continue // New says what is wrong with it
+		}
+		if j, dup := seen[key]; dup {
+			return fmt.Errorf("masters %d and %d (%s, %s) are the same server; a lock needs a majority of independent masters", j+1, i+1, redactList(nodes[j]), redactList(n))
+		}
+		seen[key] = i
+	}
+	return nil
+}
+
+// serverKey returns host:port of a master's URL or host:port, with the
+// host in one spelling: loopback names and addresses as "loopback", IP
+// addresses in their canonical form, names in lower case.
+func serverKey(node string) (string, bool) {
+	hostport := node
+	if strings.Contains(node, "://") {
+		u, err := url.Parse(node)
+		if err != nil {
+			return "", false
+		}
+		hostport = u.Host
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = strings.Trim(hostport, "[]"), "6379"
+	}
+	if port == "" {
+		port = "6379"
+	}
+	host = strings.ToLower(host)
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+		if ip.IsLoopback() {
+			host = "loopback"
+		}
+	} else if host == "localhost" {
+		host = "loopback"
+	}
+	return net.JoinHostPort(host, port), true
+}
+
+// connect returns a Client for cfg. Configuration errors (a bad node URL,
+// a bad TTL) are usage errors; masters that cannot be reached are not.
+func (f *flags) connect(cfg distlock.Config) (*distlock.Client, error) {
+	c, err := distlock.New(cfg)
+	if err == nil {
+		return c, nil
+	}
+	if errors.Is(err, distlock.ErrNoQuorum) {
+		return nil, err
+	}
+	if f.from == "" {
+		return nil, usagef("%v", err)
+	}
+	return nil, usagef("%v (masters from %s)", err, f.from)
+}
