@@ -111,3 +111,102 @@ func TestAdv4TimedOutWaiterStaysInLine(t *testing.T) {
 		}
 	}
 }
+
+// leave is sent "once after is closed: after an attempt's verdict.sent, so
+// that an acquire of that attempt still on its way cannot put the waiter
+// back in a line after it left" (acquire.go). fanoutSent's reasoning, "a
+// command sent after it on that connection arrives after it", holds only
+// while the connection is not replaced: when rueidis gives up on a
+// connection during a partition and dials a new one, the acquires written
+// to the old socket are still in the kernel's send queue, and the leave
+// goes out on the new connection. The acquires arrive after the leave, and
+// register a waiter that has finished: a ghost, first in line with the
+// early place it carried, which lapses only a second after it arrives,
+// however long after the waiter finished that is.
+//
+// Interleaving (3 masters; W's connections to masters 1 and 2 through a
+// LateDialer):
+//  1. H holds the lock. W waits: in line on every master, place P.
+//  2. Masters 1 and 2 are partitioned from W: its attempts (joining, with
+//     place P) are held in the sockets. Master 0 answers "held" first, so
+//     the attempts count as reached and W keeps joining.
+//  3. The partition breaks; rueidis dials masters 1 and 2 anew. W gives up
+//     (ctx): leave.lua runs on every master over the new connections. No
+//     waiting-list keys remain; W has finished.
+//  4. More than a registration's lapse (1s) later, the old sockets deliver
+//     W's held acquires: masters 1 and 2 register W again, first in line.
+//  5. H releases. The lock is free and nobody waits, yet for the next
+//     second every master 1 and 2 grants it only to W, which is gone:
+//     another Client's TryAcquire is refused (ErrLocked), and any Acquire
+//     stalls until the ghost lapses.
+//
+// Breaks "no waiting-list keys left behind after waiters finish (beyond a
+// crashed waiter's lapse, 1s)" and the leave ordering claim above.
+func TestAdv4LateAcquireRegistersGhostAfterLeave(t *testing.T) {
+	const name = "adv4-ghost"
+	servers := masters(t, 3)
+	holder := newClient(t, servers, distlock.Config{})
+	other := newClient(t, servers, distlock.Config{})
+	w, late := lateClient(t, servers, []int{1, 2}, distlock.Config{NodeTimeout: 100 * time.Millisecond, RetryMinDelay: 10 * time.Millisecond, RetryMaxDelay: 50 * time.Millisecond})
+	ctx := ctxTimeout(t, 30*time.Second)
+
+	l, err := holder.Acquire(ctx, name, distlock.WithTTL(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	wdone := make(chan error, 1)
+	go func() {
+		_, err := w.Acquire(wctx, name)
+		wdone <- err
+	}()
+	for _, s := range servers {
+		waitWaiters(t, s, name, 1)
+	}
+	late.Partition()
+	time.Sleep(300 * time.Millisecond) // W's attempts to masters 1 and 2 are held
+	late.Break()
+	eventually(t, "W reaches masters 1 and 2 again", func() bool {
+		st, err := w.Status(ctx, name)
+		return err == nil && st.Masters[1].Err == nil && st.Masters[2].Err == nil
+	})
+	wcancel()
+	if err := <-wdone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("W's Acquire: %v; want context.Canceled", err)
+	}
+	// W left every line (at worst, a registration its leave missed lapses
+	// within a second).
+	noWaitListKeys(t, servers, 1500*time.Millisecond)
+	finished := time.Now()
+	time.Sleep(1200 * time.Millisecond) // past any registration's lapse
+	if n := late.DeliverHeld(); n == 0 {
+		t.Fatal("nothing was held: W's acquires to masters 1 and 2 were not queued")
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range servers {
+		if got := waiters(t, s, name); len(got) > 0 {
+			t.Errorf("master %d: waiting list %v %v after the only waiter finished; want none", i, got, time.Since(finished).Round(time.Millisecond))
+		}
+	}
+	// The lock is free and nobody waits: TryAcquire should take it.
+	released := time.Now()
+	var refusals int
+	for {
+		lo, err := other.TryAcquire(ctx, name)
+		if err == nil {
+			lo.Release(ctx)
+			break
+		}
+		if !errors.Is(err, distlock.ErrLocked) {
+			t.Fatalf("TryAcquire: %v", err)
+		}
+		refusals++
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := time.Since(released); refusals > 0 {
+		t.Errorf("lock free and no waiter: TryAcquire refused %d times over %v (a ghost of a waiter that finished %v earlier)", refusals, d.Round(time.Millisecond), released.Sub(finished).Round(time.Millisecond))
+	}
+}
