@@ -260,7 +260,7 @@ func (w *waiting) failed(ctx context.Context, a try, out verdict, err error) err
 		// answers again, so that a waiter that cannot win never stands
 		// first in line in the others' way. Its arrival time is kept: it
 		// comes back to its place.
-		w.c.leave(w.req, w.waiter, out.sent)
+		w.c.leave(w.req, w.waiter, out.sent, false)
 	}
 	w.join = out.reached
 	if ctx.Err() != nil && w.last != nil {
@@ -275,7 +275,7 @@ func (w *waiting) failed(ctx context.Context, a try, out verdict, err error) err
 // it kept (stragglers of the others are cleaned up already) and passes
 // the turn on.
 func (w *waiting) giveUp(err error) (*Lease, error) {
-	w.c.leave(w.req, w.waiter, w.sent)
+	w.c.leave(w.req, w.waiter, w.sent, true)
 	if w.kept != "" {
 		w.c.drop(w.req, w.kept)
 	}

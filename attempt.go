@@ -107,7 +107,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	keep := a.waiter != ""
 	value := a.value
 	ttlArg := strconv.FormatInt(req.ttl.Milliseconds(), 10)
-	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey, req.tombKey(value)}
+	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey, req.tombKey(value), req.leftKey}
 	if req.legacyFenceKey != "" {
 		keys = append(keys, req.legacyFenceKey)
 	}
@@ -171,11 +171,14 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 
 	replies, _, sent := c.fanoutSent(ctx, req.timeout, nil, send)
 	out.sent = sent
-	for !tally.Decided() {
+	// A waiting Acquire that failed also hears out whether a majority
+	// answered at all, when a failure leaves it open (a master that times
+	// out while another has yet to answer): it must not stay in the lines
+	// when it cannot win (TestAdv4TimedOutWaiterStaysInLine). This costs
+	// only attempts that failed with a master failing.
+	for !tally.Decided() || keep && !tally.Won() && !tally.ReachKnown() {
 		record(<-replies)
 	}
-	// The loop stops once the outcome is decided, so not every master that
-	// would answer has: Reached counts those still to answer as answering.
 	out.reached, out.tally = tally.Reached(), tally
 	nGranted, nHeld, nAnswered := tally.Granted(), tally.Refused(), n-tally.Pending()
 
@@ -254,7 +257,7 @@ func (c *Client) handOut(ctx context.Context, req *request, a try, t *turn, call
 			// A straggler refused us, and put us in its line: leave
 			// again, after its answer (the leave below may have reached
 			// that master first).
-			c.leave(req, a.waiter, nil)
+			c.leave(req, a.waiter, nil, true)
 		}
 		return ok
 	})
@@ -265,7 +268,7 @@ func (c *Client) handOut(ctx context.Context, req *request, a try, t *turn, call
 	if leave {
 		// Now: the masters that answered ran our acquire; one still to
 		// answer that refuses us is left when it answers (settle), above.
-		c.leave(req, a.waiter, nil)
+		c.leave(req, a.waiter, nil, true)
 	}
 	return l, nil
 }
@@ -311,15 +314,24 @@ func (c *Client) drop(req *request, value string) {
 // the background, once after is closed (nil: at once): after an attempt's
 // verdict.sent, so that an acquire of that attempt still on its way
 // cannot put the waiter back in a line after it left
-// (TestWaitListGiveUpLeaves, under load).
-func (c *Client) leave(req *request, waiter string, after <-chan struct{}) {
+// (TestWaitListGiveUpLeaves, under load). When done (the Acquire won or
+// gave up), the masters also record that the waiter has finished, for
+// tombLife: an acquire of it delivered later still, over a connection
+// rueidis has replaced, does not register it again
+// (TestAdv4LateAcquireRegistersGhostAfterLeave).
+func (c *Client) leave(req *request, waiter string, after <-chan struct{}, done bool) {
 	c.spawn(func() {
 		if after != nil {
 			<-after
 		}
 		ctx, cancel := context.WithTimeout(c.bg, req.ttl)
 		defer cancel()
-		keys, args := []string{req.waitKey, req.lapseKey, req.key}, []string{waiter}
+		fin := "0"
+		if done {
+			fin = "1"
+		}
+		keys := []string{req.waitKey, req.lapseKey, req.key, req.leftKey}
+		args := []string{waiter, fin, strconv.FormatInt(tombLife(req.ttl).Milliseconds(), 10)}
 		replies, count := c.fanout(ctx, req.timeout, nil, func(ctx context.Context, _ int, rc rueidis.Client) rueidis.RedisResult {
 			return script.Leave.Exec(ctx, rc, keys, args)
 		})

@@ -34,8 +34,9 @@ type request struct {
 	name     string
 	key      string // the lock key: prefix + name
 	fenceKey string // the fence counter of the lock key's hash slot
-	waitKey  string // master 0's waiting list, by arrival (same slot)
+	waitKey  string // each master's waiting list, by arrival (same slot)
 	lapseKey string // the waiting list by lapse time (same slot)
+	leftKey  string // waiters that have finished, for a while (same slot)
 	// legacyFenceKey is where distlock before 0.9 kept the counter for a
 	// custom key prefix ("" for the default prefix, whose counter has not
 	// moved): a counter new on a master starts above it (acquire.lua).
@@ -137,6 +138,7 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 		fenceKey: ReservedKeyspace + "fence:" + tag,
 		waitKey:  ReservedKeyspace + "wait:" + tag + key,
 		lapseKey: ReservedKeyspace + "lapse:" + tag + key,
+		leftKey:  ReservedKeyspace + "fence:left:" + tag + key, // beside the tombstones (fence:dead:)
 		ttl:      ttl,
 		timeout:  c.nodeTimeout(ttl),
 		tag:      tag,

@@ -51,6 +51,13 @@ func (t Tally) Decided() bool { return t.Won() || t.Lost() }
 // the lock.
 func (t Tally) Reached() bool { return t.failed <= t.n-t.q }
 
+// ReachKnown reports whether Reached is final: whatever the masters still
+// to answer say, it will not change (more than n-q failed already, or even
+// if every one still to answer fails, no more than n-q will have).
+func (t Tally) ReachKnown() bool {
+	return t.failed > t.n-t.q || t.failed+t.Pending() <= t.n-t.q
+}
+
 // Locked reports whether a fan-out that has not won is kept from it by
 // another holder rather than by masters failing: the refusals alone put a majority out of reach
 // (more than n-q masters refused: with 4 masters, 2 refusals decide it

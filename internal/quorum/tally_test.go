@@ -55,3 +55,37 @@ func TestTally(t *testing.T) {
 		})
 	}
 }
+
+// ReachKnown: whether Reached can still change.
+func TestTallyReachKnown(t *testing.T) {
+	for _, tc := range []struct {
+		n       int
+		answers string
+		known   bool
+	}{
+		{3, "", false},   // all could still fail
+		{3, "r", false},  // two still to answer: both may fail
+		{3, "rr", true},  // one to answer: at most one failure
+		{3, "rf", false}, // the last one decides it
+		{3, "rff", true},
+		{3, "ff", true}, // two failed: not reached, whatever comes
+		{5, "rrf", false}, // two to answer could fail: 3 > 2
+		{5, "rrfr", true},
+		{5, "rf", false},
+		{1, "", false},
+		{1, "r", true},
+	} {
+		y := NewTally(tc.n)
+		for _, a := range tc.answers {
+			switch a {
+			case 'g':
+				y.Grant()
+			case 'r':
+				y.Refuse()
+			case 'f':
+				y.Fail()
+			}
+		}
+		assert.Equal(t, tc.known, y.ReachKnown(), "%q of %d", tc.answers, tc.n)
+	}
+}

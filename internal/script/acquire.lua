@@ -6,7 +6,9 @@
 -- KEYS[4]  the same ids, by the time their registration lapses (ZSET)
 -- KEYS[5]  this attempt's tombstone: when it exists, a clean-up has been
 --          here for this value (release.lua, burying it), and this command arrives late
--- KEYS[6]  optional: the fence counter where distlock before 0.9 kept it
+-- KEYS[6]  the ids of waiters that have finished (leave.lua): an acquire
+--          of one, delivered late, never registers it again
+-- KEYS[7]  optional: the fence counter where distlock before 0.9 kept it
 --          (a custom key prefix): the counter is always raised above it
 -- ARGV[1]  lease value (128 random bits, hex), fresh for every attempt
 -- ARGV[2]  TTL in milliseconds (relative: the master's own clock counts it)
@@ -83,7 +85,8 @@ elseif v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
   local place = 0
-  if ARGV[4] == '1' and ARGV[7] ~= '' then
+  local done = ARGV[7] ~= '' and redis.call('ZSCORE', KEYS[6], ARGV[7])
+  if ARGV[4] == '1' and ARGV[7] ~= '' and not (done and tonumber(done) > clock()) then
     -- Join the list at the caller's arrival time, or move up to it (another
     -- master registered the caller earlier), and renew the registration.
     place = clock()
@@ -124,10 +127,10 @@ if head ~= nil and head == ARGV[7] then
   redis.call('ZADD', KEYS[4], clock() + tonumber(ARGV[5]), ARGV[7])
 end
 local c = redis.call('INCR', KEYS[2])
-if KEYS[6] then
+if KEYS[7] then
   -- Tokens an older distlock drew for this prefix must stay below ours,
   -- whoever created the shared counter first.
-  local old = tonumber(redis.call('GET', KEYS[6]) or '0') or 0
+  local old = tonumber(redis.call('GET', KEYS[7]) or '0') or 0
   if c <= old then
     c = redis.call('INCRBY', KEYS[2], math.floor(old) - c + 1)
   end

@@ -30,7 +30,7 @@ func TestAcquireReplacesReleasedValue(t *testing.T) {
 		if len(extra) > 0 {
 			replaces = extra[0]
 		}
-		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb", value, "10000", "", "1", "1000", replaces, value)
+		return do("EVAL", acquireSrc, "6", "k", "fence", "wait", "lapse", "tomb", "left", value, "10000", "", "1", "1000", replaces, value)
 	}
 	do("SET", "k", "old", "PX", "10000")
 
@@ -167,7 +167,7 @@ func TestAcquireWaiterID(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
 	do := doer(t, s)
 	acquire := func(value, waiter string) string {
-		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb", value, "10000", "", "1", "1000", "", waiter)
+		return do("EVAL", acquireSrc, "6", "k", "fence", "wait", "lapse", "tomb", "left", value, "10000", "", "1", "1000", "", waiter)
 	}
 	do("SET", "k", "holder", "PX", "10000")
 	if r := acquire("v1", "w1"); !strings.HasPrefix(r, "0\n") {
@@ -197,7 +197,7 @@ func TestBuryRefusesLateAcquire(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
 	do := doer(t, s)
 	acquire := func(value string) string {
-		return do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb:"+value, value, "10000", "", "0", "1000", "", "")
+		return do("EVAL", acquireSrc, "6", "k", "fence", "wait", "lapse", "tomb:"+value, "left", value, "10000", "", "0", "1000", "", "")
 	}
 	if r := do("EVAL", releaseSrc, "2", "k", "tomb:v", "v", "", "60000"); r != "0" {
 		t.Fatalf("bury of a value never set: got %q; want 0", r)
@@ -240,7 +240,7 @@ func TestAcquirePlaceCarried(t *testing.T) {
 	s := redistest.StartN(t, 1, redistest.Options{})[0]
 	do := doer(t, s)
 	acquire := func(value, waiter, place string) []string {
-		r := do("EVAL", acquireSrc, "5", "k", "fence", "wait", "lapse", "tomb", value, "10000", place, "1", "1000", "", waiter)
+		r := do("EVAL", acquireSrc, "6", "k", "fence", "wait", "lapse", "tomb", "left", value, "10000", place, "1", "1000", "", waiter)
 		return strings.Split(r, "\n")
 	}
 	do("SET", "k", "holder", "PX", "10000")
@@ -273,5 +273,40 @@ func TestAcquirePlaceCarried(t *testing.T) {
 	do("DEL", "k")
 	if r := acquire("v6", "", ""); r[0] != "0" || r[4] != "0" {
 		t.Fatalf("TryAcquire with waiters in line: got %q; want refused, no place", r)
+	}
+}
+
+// leave.lua records a waiter that has finished, and acquire.lua never
+// registers it again: its acquire, delivered late over a replaced
+// connection, is refused without joining the line. A waiter that only
+// steps out of line (too few masters answered it) can join again.
+func TestLeaveFinishedIsNotRegisteredAgain(t *testing.T) {
+	s := redistest.StartN(t, 1, redistest.Options{})[0]
+	do := doer(t, s)
+	acquire := func(value, waiter string) string {
+		return do("EVAL", acquireSrc, "6", "k", "fence", "wait", "lapse", "tomb", "left", value, "10000", "", "1", "1000", "", waiter)
+	}
+	leave := func(waiter, done string) {
+		do("EVAL", leaveSrc, "4", "wait", "lapse", "k", "left", waiter, done, "60000")
+	}
+	do("SET", "k", "holder", "PX", "10000")
+	acquire("v1", "w")
+	leave("w", "0") // steps out of line
+	acquire("v2", "w")
+	if got := do("ZRANGE", "wait", "0", "-1"); got != "w" {
+		t.Fatalf("after stepping out, a new attempt: line %q; want w again", got)
+	}
+	leave("w", "1") // finished
+	if got := do("ZRANGE", "wait", "0", "-1"); got != "" {
+		t.Fatalf("after finishing: line %q; want empty", got)
+	}
+	if r := acquire("v3", "w"); !strings.HasPrefix(r, "0\n") {
+		t.Fatalf("late acquire of a finished waiter: got %q; want refused", r)
+	}
+	if got := do("ZRANGE", "wait", "0", "-1"); got != "" {
+		t.Fatalf("late acquire of a finished waiter registered it: line %q", got)
+	}
+	if ttl := do("PTTL", "left"); ttl == "-1" || ttl == "-2" {
+		t.Fatalf("finished record PTTL %s; want it to expire", ttl)
 	}
 }
