@@ -77,7 +77,7 @@ func TestAdv4TimedOutWaiterStaysInLine(t *testing.T) {
 		}
 	})
 	w := waitWaiters(t, servers[0], name, 1)[0] // W, first in line on master 0
-	time.Sleep(1500 * time.Millisecond)        // past a registration's lapse: W renewed it, before the fix
+	time.Sleep(1500 * time.Millisecond)         // past a registration's lapse: W renewed it, before the fix
 	t.Logf("master 0's line after 1.5s: %v (before the fix: W, still first)", waiters(t, servers[0], name))
 
 	got := acquireLater(t, ctx, x, name)

@@ -68,7 +68,7 @@ func TestTallyReachKnown(t *testing.T) {
 		{3, "rr", true},  // one to answer: at most one failure
 		{3, "rf", false}, // the last one decides it
 		{3, "rff", true},
-		{3, "ff", true}, // two failed: not reached, whatever comes
+		{3, "ff", true},   // two failed: not reached, whatever comes
 		{5, "rrf", false}, // two to answer could fail: 3 > 2
 		{5, "rrfr", true},
 		{5, "rf", false},
