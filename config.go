@@ -141,6 +141,8 @@ type settings struct {
 	skipNotifyConfig bool
 }
 
+// settings returns cfg with the defaults filled in, checked, and its
+// masters parsed and set up for distlock's use of them.
 func (cfg *Config) settings() (*settings, error) {
 	s := &settings{
 		ttl:              cfg.TTL,
@@ -152,34 +154,40 @@ func (cfg *Config) settings() (*settings, error) {
 		retryMaxDelay:    cfg.RetryMaxDelay,
 		skipNotifyConfig: cfg.SkipNotifyConfig,
 	}
+	s.fillDefaults()
+	if err := checkKeyPrefix(s.prefix); err != nil {
+		return nil, err
+	}
+	if err := s.checkTimes(); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.nodes, s.addrs, err = cfg.masters(); err != nil {
+		return nil, err
+	}
+	if err := checkMasters(s.nodes); err != nil {
+		return nil, err
+	}
+	for i := range s.nodes {
+		setUp(&s.nodes[i], s.dialTimeout)
+	}
+	return s, nil
+}
+
+// fillDefaults replaces the zero values of s's settings that have a
+// default with it.
+func (s *settings) fillDefaults() {
 	if s.ttl == 0 {
 		s.ttl = DefaultTTL
 	}
 	if s.prefix == "" {
 		s.prefix = DefaultKeyPrefix
 	}
-	for _, p := range reservedPrefixes {
-		if r := ReservedKeyspace + p; strings.HasPrefix(s.prefix, r) {
-			return nil, fmt.Errorf("distlock: Config.KeyPrefix %q starts with %q, which is reserved for distlock's own keys", s.prefix, r)
-		}
-	}
-	if strings.ContainsAny(s.prefix, "{}") {
-		return nil, fmt.Errorf("distlock: Config.KeyPrefix %q must not contain '{' or '}' (they would change the keys' hash slot)", s.prefix)
-	}
 	if s.driftFactor == 0 {
 		s.driftFactor = DefaultDriftFactor
 	}
-	if !(s.driftFactor >= 0 && s.driftFactor < 0.5) { // NaN too
-		return nil, fmt.Errorf("distlock: Config.DriftFactor %v must be in [0, 0.5)", s.driftFactor)
-	}
-	if s.nodeTimeout < 0 {
-		return nil, fmt.Errorf("distlock: Config.NodeTimeout %v must not be negative", s.nodeTimeout)
-	}
 	if s.dialTimeout == 0 {
 		s.dialTimeout = DefaultDialTimeout
-	}
-	if s.dialTimeout < 0 {
-		return nil, fmt.Errorf("distlock: Config.DialTimeout %v must not be negative", s.dialTimeout)
 	}
 	if s.retryMinDelay == 0 {
 		s.retryMinDelay = 5 * time.Millisecond
@@ -187,71 +195,113 @@ func (cfg *Config) settings() (*settings, error) {
 	if s.retryMaxDelay == 0 {
 		s.retryMaxDelay = 250 * time.Millisecond
 	}
+}
+
+// checkKeyPrefix reports why prefix cannot be Config.KeyPrefix, or nil.
+func checkKeyPrefix(prefix string) error {
+	for _, p := range reservedPrefixes {
+		if r := ReservedKeyspace + p; strings.HasPrefix(prefix, r) {
+			return fmt.Errorf("distlock: Config.KeyPrefix %q starts with %q, which is reserved for distlock's own keys", prefix, r)
+		}
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		return fmt.Errorf("distlock: Config.KeyPrefix %q must not contain '{' or '}' (they would change the keys' hash slot)", prefix)
+	}
+	return nil
+}
+
+// checkTimes reports why s's drift factor, timeouts, retry delays or TTL
+// are not valid, or nil.
+func (s *settings) checkTimes() error {
+	if !(s.driftFactor >= 0 && s.driftFactor < 0.5) { // NaN too
+		return fmt.Errorf("distlock: Config.DriftFactor %v must be in [0, 0.5)", s.driftFactor)
+	}
+	if s.nodeTimeout < 0 {
+		return fmt.Errorf("distlock: Config.NodeTimeout %v must not be negative", s.nodeTimeout)
+	}
+	if s.dialTimeout < 0 {
+		return fmt.Errorf("distlock: Config.DialTimeout %v must not be negative", s.dialTimeout)
+	}
 	if s.retryMinDelay < 0 || s.retryMaxDelay < s.retryMinDelay {
-		return nil, fmt.Errorf("distlock: Config.RetryMinDelay %v and RetryMaxDelay %v must satisfy 0 <= min <= max", s.retryMinDelay, s.retryMaxDelay)
+		return fmt.Errorf("distlock: Config.RetryMinDelay %v and RetryMaxDelay %v must satisfy 0 <= min <= max", s.retryMinDelay, s.retryMaxDelay)
 	}
 	if err := checkTTL(s.ttl, s.driftFactor, s.nodeTimeout); err != nil {
-		return nil, fmt.Errorf("distlock: Config.TTL: %w", err)
+		return fmt.Errorf("distlock: Config.TTL: %w", err)
 	}
+	return nil
+}
 
+// masters returns the client options of the masters cfg names, from
+// NodeOptions or else from Nodes (DefaultNode when both are empty), and
+// each one's address for error messages.
+func (cfg *Config) masters() (nodes []rueidis.ClientOption, addrs []string, err error) {
 	switch {
 	case len(cfg.Nodes) > 0 && len(cfg.NodeOptions) > 0:
-		return nil, errors.New("distlock: Config sets both Nodes and NodeOptions; set one")
+		return nil, nil, errors.New("distlock: Config sets both Nodes and NodeOptions; set one")
 	case len(cfg.NodeOptions) > 0:
 		for i, opt := range cfg.NodeOptions {
 			if len(opt.InitAddress) == 0 {
-				return nil, fmt.Errorf("distlock: Config.NodeOptions[%d] has no InitAddress", i)
+				return nil, nil, fmt.Errorf("distlock: Config.NodeOptions[%d] has no InitAddress", i)
 			}
-			s.nodes = append(s.nodes, opt)
-			s.addrs = append(s.addrs, strings.Join(opt.InitAddress, ","))
+			nodes = append(nodes, opt)
+			addrs = append(addrs, strings.Join(opt.InitAddress, ","))
 		}
-	default:
-		nodes := cfg.Nodes
-		if len(nodes) == 0 {
-			nodes = []string{DefaultNode}
-		}
-		for i, n := range nodes {
-			opt, addr, err := parseNode(n)
-			if err != nil {
-				return nil, fmt.Errorf("distlock: Config.Nodes[%d] %q: %w", i, redact(n), err)
-			}
-			opt.ForceSingleClient = opt.Sentinel.MasterSet == ""
-			s.nodes = append(s.nodes, opt)
-			s.addrs = append(s.addrs, addr)
-		}
+		return nodes, addrs, nil
 	}
-	if len(s.nodes) > MaxNodes {
-		return nil, fmt.Errorf("distlock: %d masters configured; at most %d", len(s.nodes), MaxNodes)
+	urls := cfg.Nodes
+	if len(urls) == 0 {
+		urls = []string{DefaultNode}
 	}
-	seen := make(map[string]int, len(s.nodes))
-	for i, o := range s.nodes {
+	for i, n := range urls {
+		opt, addr, err := parseNode(n)
+		if err != nil {
+			return nil, nil, fmt.Errorf("distlock: Config.Nodes[%d] %q: %w", i, redact(n), err)
+		}
+		opt.ForceSingleClient = opt.Sentinel.MasterSet == ""
+		nodes = append(nodes, opt)
+		addrs = append(addrs, addr)
+	}
+	return nodes, addrs, nil
+}
+
+// checkMasters reports why nodes cannot be a Client's masters, or nil:
+// too many of them, or two on one server.
+func checkMasters(nodes []rueidis.ClientOption) error {
+	if len(nodes) > MaxNodes {
+		return fmt.Errorf("distlock: %d masters configured; at most %d", len(nodes), MaxNodes)
+	}
+	seen := make(map[string]int, len(nodes))
+	for i, o := range nodes {
 		// Two databases of one server fail together: not independent.
 		id := strings.Join(o.InitAddress, ",")
 		if j, dup := seen[id]; dup {
-			return nil, fmt.Errorf("distlock: masters %d and %d are both on %s; each must be a separate, independent server", j, i, id)
+			return fmt.Errorf("distlock: masters %d and %d are both on %s; each must be a separate, independent server", j, i, id)
 		}
 		seen[id] = i
 	}
-	for i := range s.nodes {
-		o := &s.nodes[i]
-		o.DisableRetry = true
-		o.DisableCache = true
-		// One connection per master, always pipelined, so that commands
-		// reach a master in the order they were sent: a clean-up DEL can
-		// never overtake the acquire it undoes. (Without AlwaysPipelining,
-		// rueidis sends a lone command synchronously and closes the
-		// connection when its deadline passes; the next command then takes
-		// a new connection and may run before the old one's last command.)
-		o.PipelineMultiplex = -1
-		o.AlwaysPipelining = true
-		if o.Dialer.Timeout == 0 {
-			o.Dialer.Timeout = s.dialTimeout
-		}
-		if o.ClientName == "" {
-			o.ClientName = "distlock"
-		}
+	return nil
+}
+
+// setUp overrides the options of one master that distlock relies on (see
+// Config.NodeOptions), and fills in its dial timeout and client name when
+// not set.
+func setUp(o *rueidis.ClientOption, dialTimeout time.Duration) {
+	o.DisableRetry = true
+	o.DisableCache = true
+	// One connection per master, always pipelined, so that commands
+	// reach a master in the order they were sent: a clean-up DEL can
+	// never overtake the acquire it undoes. (Without AlwaysPipelining,
+	// rueidis sends a lone command synchronously and closes the
+	// connection when its deadline passes; the next command then takes
+	// a new connection and may run before the old one's last command.)
+	o.PipelineMultiplex = -1
+	o.AlwaysPipelining = true
+	if o.Dialer.Timeout == 0 {
+		o.Dialer.Timeout = dialTimeout
 	}
-	return s, nil
+	if o.ClientName == "" {
+		o.ClientName = "distlock"
+	}
 }
 
 // parseNode turns one Config.Nodes entry into client options and an address
