@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/distlock/distlock/internal/quorum"
 	"github.com/distlock/distlock/internal/script"
 	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel/attribute"
@@ -109,8 +110,13 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 	// them, and our delete would find another value there, as if the lease
 	// had been lost. Its first attempt still counts keys holding our value
 	// as free: a delete not yet answered is no reason to wait.
+	//
+	// A master that deleted the key counts as granting; one that found it
+	// gone or taken (gone, taken) as refusing; one that did not answer as
+	// failed. Wherever a master answered, the key no longer holds the
+	// lease's value: the delete is confirmed there.
 	errs := make([]error, len(l.c.nodes))
-	ok := 0
+	tally := quorum.NewTally(len(l.c.nodes))
 	var gone, taken []int // masters where the key was gone, or held another value
 	done := ctx.Done()
 	var deadline <-chan time.Time
@@ -121,9 +127,9 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 			answered++
 			if r.err != nil {
 				errs[r.node] = r.err
+				tally.Fail()
 				continue
 			}
-			ok++
 			// A key found gone or taken is a sign of loss, unless that
 			// master's last answer guaranteed it when Release was called
 			// and it expired on time before this answer came
@@ -133,12 +139,15 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 			// answers as release.lua does.
 			v, _ := r.res.AsInt64()
 			expiredOnTime := called <= acks[r.node] && acks[r.node] <= l.c.now()
-			if v != 1 && !expiredOnTime {
-				if v == 0 {
-					gone = append(gone, r.node)
-				} else {
-					taken = append(taken, r.node)
-				}
+			switch {
+			case v == 1 || expiredOnTime:
+				tally.Grant()
+			case v == 0:
+				gone = append(gone, r.node)
+				tally.Refuse()
+			default:
+				taken = append(taken, r.node)
+				tally.Refuse()
 			}
 			continue
 		case <-done:
@@ -168,23 +177,32 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 			}
 			l.turn.pass(l.value)
 		})
-		return withErr(prev, first, withCtx(&QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}, ctxErr))
+		return withErr(prev, first, withCtx(releaseError(l.req.name, tally, errs), ctxErr))
 	}
 	l.turn.pass(l.value)
 	l.c.recordMasterErrors(span, errs)
+	// Every master has answered (the deletes went to all of them):
+	// Reached says whether a majority did.
 	var err error
 	switch {
-	case first && len(gone)+len(taken) > len(l.c.nodes)-l.c.quorum:
+	case first && tally.Outvoted():
 		// A majority no longer held the keys when the deletes came: the
 		// lease was lost before Release, and its holder must hear it.
 		err = l.lostError(fmt.Sprintf("release found its key gone on masters %v and held by another value on masters %v: it was not held by a majority", gone, taken))
-		if ok < l.c.quorum {
-			err = fmt.Errorf("%w (deleting its keys: %w)", err, &QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs})
+		if !tally.Reached() {
+			err = fmt.Errorf("%w (deleting its keys: %w)", err, releaseError(l.req.name, tally, errs))
 		}
-	case ok < l.c.quorum:
-		err = &QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}
+	case !tally.Reached():
+		err = releaseError(l.req.name, tally, errs)
 	}
 	return withErr(prev, first, err)
+}
+
+// releaseError is the *QuorumError of a Release whose deletes too few
+// masters confirmed: Granted counts the masters that answered, whatever
+// they found.
+func releaseError(name string, tally quorum.Tally, errs []error) *QuorumError {
+	return &QuorumError{Op: "release", Name: name, Granted: tally.Granted() + tally.Refused(), Needed: tally.Needed(), Errs: errs}
 }
 
 // withErr returns the error of a Release: the lost lease's error, if it was

@@ -60,5 +60,11 @@ func (t Tally) Locked() bool {
 	if t.refused == 0 || t.Won() {
 		return false
 	}
-	return t.granted+t.refused >= t.q || t.refused > t.n-t.q
+	return t.granted+t.refused >= t.q || t.Outvoted()
 }
+
+// Outvoted reports whether the refusals alone put a majority out of
+// reach, whatever the other masters answer or fail to: more than n-q
+// masters refused. Masters that failed do not count: they may still have
+// granted.
+func (t Tally) Outvoted() bool { return t.refused > t.n-t.q }
