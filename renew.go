@@ -57,8 +57,9 @@ import (
 // still to answer, the lease waits for those answers; if none comes in
 // time, the validity timer (lease.go) ends the lease.
 //
-// Extend (lease.go) sends through the same path and is settled by the same
-// acks; while it runs, background renewals of its lease wait for it.
+// Extend (extend.go) sends through the same path and is settled by the
+// same acks; while it runs, background renewals of its lease wait for it.
+// The acks, and how each answer settles a lease, are in lease_renewal.go.
 
 // renewWindow gathers leases due close together into one batch.
 const renewWindow = 10 * time.Millisecond
