@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/distlock/distlock/internal/quorum"
 	"github.com/distlock/distlock/internal/script"
 )
 
@@ -107,13 +108,17 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 			return l.req.releaseCall(l.value, "", unknown[l]&(1<<node) != 0, l.TTL())
 		})
 		for j := range part {
-			ok := 0
+			// A master that answered confirms the delete, whatever it
+			// found; one that did not fails.
+			tally := quorum.NewTally(len(c.nodes))
 			for i := range c.nodes {
 				if replies[i][j] != noReply {
-					ok++
+					tally.Grant()
+				} else {
+					tally.Fail()
 				}
 			}
-			if ok < c.quorum {
+			if !tally.Won() {
 				failed++
 				sample = errs
 			}

@@ -95,26 +95,29 @@ func New(cfg Config) (*Client, error) {
 	// Wait for every master's first answer, but once a majority is
 	// connected, only briefly for the rest: a master that is paused or
 	// unroutable would otherwise hold New for the whole dial timeout.
-	var ok, answered int
+	dials := quorum.NewTally(len(c.nodes))
 	var grace <-chan time.Time
-	for answered < len(c.nodes) {
+wait:
+	for dials.Pending() > 0 {
 		select {
 		case err := <-first:
-			answered++
 			if err == nil {
-				ok++
+				dials.Grant()
+			} else {
+				dials.Fail()
 			}
 		case <-grace:
-			answered = len(c.nodes)
-			continue
+			break wait
 		}
-		if ok == c.quorum && grace == nil {
+		if dials.Won() && grace == nil {
 			t := time.NewTimer(newGrace)
 			defer t.Stop()
 			grace = t.C
 		}
 	}
-	if ok == 0 {
+	// Not the majority rule: New needs one master, and dials the others
+	// again in the background.
+	if dials.Granted() == 0 {
 		errs := make([]string, len(c.nodes))
 		for i, n := range c.nodes {
 			_, err := n.get()

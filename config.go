@@ -4,9 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -141,6 +138,8 @@ type settings struct {
 	skipNotifyConfig bool
 }
 
+// settings returns cfg with the defaults filled in, checked, and its
+// masters parsed and set up for distlock's use of them.
 func (cfg *Config) settings() (*settings, error) {
 	s := &settings{
 		ttl:              cfg.TTL,
@@ -152,34 +151,40 @@ func (cfg *Config) settings() (*settings, error) {
 		retryMaxDelay:    cfg.RetryMaxDelay,
 		skipNotifyConfig: cfg.SkipNotifyConfig,
 	}
+	s.fillDefaults()
+	if err := checkKeyPrefix(s.prefix); err != nil {
+		return nil, err
+	}
+	if err := s.checkTimes(); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.nodes, s.addrs, err = cfg.masters(); err != nil {
+		return nil, err
+	}
+	if err := checkMasters(s.nodes); err != nil {
+		return nil, err
+	}
+	for i := range s.nodes {
+		setUp(&s.nodes[i], s.dialTimeout)
+	}
+	return s, nil
+}
+
+// fillDefaults replaces the zero values of s's settings that have a
+// default with it.
+func (s *settings) fillDefaults() {
 	if s.ttl == 0 {
 		s.ttl = DefaultTTL
 	}
 	if s.prefix == "" {
 		s.prefix = DefaultKeyPrefix
 	}
-	for _, p := range reservedPrefixes {
-		if r := ReservedKeyspace + p; strings.HasPrefix(s.prefix, r) {
-			return nil, fmt.Errorf("distlock: Config.KeyPrefix %q starts with %q, which is reserved for distlock's own keys", s.prefix, r)
-		}
-	}
-	if strings.ContainsAny(s.prefix, "{}") {
-		return nil, fmt.Errorf("distlock: Config.KeyPrefix %q must not contain '{' or '}' (they would change the keys' hash slot)", s.prefix)
-	}
 	if s.driftFactor == 0 {
 		s.driftFactor = DefaultDriftFactor
 	}
-	if !(s.driftFactor >= 0 && s.driftFactor < 0.5) { // NaN too
-		return nil, fmt.Errorf("distlock: Config.DriftFactor %v must be in [0, 0.5)", s.driftFactor)
-	}
-	if s.nodeTimeout < 0 {
-		return nil, fmt.Errorf("distlock: Config.NodeTimeout %v must not be negative", s.nodeTimeout)
-	}
 	if s.dialTimeout == 0 {
 		s.dialTimeout = DefaultDialTimeout
-	}
-	if s.dialTimeout < 0 {
-		return nil, fmt.Errorf("distlock: Config.DialTimeout %v must not be negative", s.dialTimeout)
 	}
 	if s.retryMinDelay == 0 {
 		s.retryMinDelay = 5 * time.Millisecond
@@ -187,202 +192,113 @@ func (cfg *Config) settings() (*settings, error) {
 	if s.retryMaxDelay == 0 {
 		s.retryMaxDelay = 250 * time.Millisecond
 	}
-	if s.retryMinDelay < 0 || s.retryMaxDelay < s.retryMinDelay {
-		return nil, fmt.Errorf("distlock: Config.RetryMinDelay %v and RetryMaxDelay %v must satisfy 0 <= min <= max", s.retryMinDelay, s.retryMaxDelay)
-	}
-	if err := checkTTL(s.ttl, s.driftFactor, s.nodeTimeout); err != nil {
-		return nil, fmt.Errorf("distlock: Config.TTL: %w", err)
-	}
-
-	switch {
-	case len(cfg.Nodes) > 0 && len(cfg.NodeOptions) > 0:
-		return nil, errors.New("distlock: Config sets both Nodes and NodeOptions; set one")
-	case len(cfg.NodeOptions) > 0:
-		for i, opt := range cfg.NodeOptions {
-			if len(opt.InitAddress) == 0 {
-				return nil, fmt.Errorf("distlock: Config.NodeOptions[%d] has no InitAddress", i)
-			}
-			s.nodes = append(s.nodes, opt)
-			s.addrs = append(s.addrs, strings.Join(opt.InitAddress, ","))
-		}
-	default:
-		nodes := cfg.Nodes
-		if len(nodes) == 0 {
-			nodes = []string{DefaultNode}
-		}
-		for i, n := range nodes {
-			opt, addr, err := parseNode(n)
-			if err != nil {
-				return nil, fmt.Errorf("distlock: Config.Nodes[%d] %q: %w", i, redact(n), err)
-			}
-			opt.ForceSingleClient = opt.Sentinel.MasterSet == ""
-			s.nodes = append(s.nodes, opt)
-			s.addrs = append(s.addrs, addr)
-		}
-	}
-	if len(s.nodes) > MaxNodes {
-		return nil, fmt.Errorf("distlock: %d masters configured; at most %d", len(s.nodes), MaxNodes)
-	}
-	seen := make(map[string]int, len(s.nodes))
-	for i, o := range s.nodes {
-		// Two databases of one server fail together: not independent.
-		id := strings.Join(o.InitAddress, ",")
-		if j, dup := seen[id]; dup {
-			return nil, fmt.Errorf("distlock: masters %d and %d are both on %s; each must be a separate, independent server", j, i, id)
-		}
-		seen[id] = i
-	}
-	for i := range s.nodes {
-		o := &s.nodes[i]
-		o.DisableRetry = true
-		o.DisableCache = true
-		// One connection per master, always pipelined, so that commands
-		// reach a master in the order they were sent: a clean-up DEL can
-		// never overtake the acquire it undoes. (Without AlwaysPipelining,
-		// rueidis sends a lone command synchronously and closes the
-		// connection when its deadline passes; the next command then takes
-		// a new connection and may run before the old one's last command.)
-		o.PipelineMultiplex = -1
-		o.AlwaysPipelining = true
-		if o.Dialer.Timeout == 0 {
-			o.Dialer.Timeout = s.dialTimeout
-		}
-		if o.ClientName == "" {
-			o.ClientName = "distlock"
-		}
-	}
-	return s, nil
 }
 
-// parseNode turns one Config.Nodes entry into client options and an address
-// fit for error messages.
-func parseNode(n string) (rueidis.ClientOption, string, error) {
-	n = strings.TrimSpace(n)
-	if n == "" {
-		return rueidis.ClientOption{}, "", errors.New("empty address")
-	}
-	if !strings.Contains(n, "://") {
-		if strings.Contains(n, "@") {
-			// Perhaps user:pass@host:port: say nothing of what came before.
-			return rueidis.ClientOption{}, "", errors.New("want host:port, or a redis:// URL to give a user or password")
-		}
-		host, port, err := net.SplitHostPort(n)
-		if err != nil {
-			// Not err itself: it quotes the whole address.
-			return rueidis.ClientOption{}, "", fmt.Errorf("want host:port or a redis:// URL: %s", addrErrReason(err))
-		}
-		if err := checkPort(port); err != nil {
-			return rueidis.ClientOption{}, "", err
-		}
-		if host == "" {
-			return rueidis.ClientOption{}, "", errors.New("missing host")
-		}
-		return rueidis.ClientOption{InitAddress: []string{n}}, n, nil
-	}
-	u, err := url.Parse(n)
-	if err != nil {
-		// Never url.Parse's error: it quotes the piece it chokes on, which
-		// is often the password ("invalid port \":s3cr\" after host").
-		return rueidis.ClientOption{}, "", errMalformedURL
-	}
-	if u.User == nil && strings.Contains(n, "@") {
-		// An '@' that did not end the user info: a password holding '/',
-		// '?' or '#' cut the URL short, and what follows that character
-		// was taken for a path, a query or a fragment, its first part
-		// perhaps for host:port ("redis://app:12#34@host" parses, with
-		// host "app" and port "12").
-		return rueidis.ClientOption{}, "", errMalformedURL
-	}
-	if strings.Contains(n, "#") {
-		// A fragment means nothing to Redis: a '#' is a password's.
-		return rueidis.ClientOption{}, "", errMalformedURL
-	}
-	switch u.Scheme {
-	case "redis", "rediss", "valkey", "valkeys":
-	default:
-		return rueidis.ClientOption{}, "", fmt.Errorf("unsupported scheme %q: want redis:// or rediss://", u.Scheme)
-	}
-	if u.Host == "" {
-		return rueidis.ClientOption{}, "", errors.New("missing host")
-	}
-	if p := u.Port(); p != "" {
-		if err := checkPort(p); err != nil {
-			return rueidis.ClientOption{}, "", err
+// checkKeyPrefix reports why prefix cannot be Config.KeyPrefix, or nil.
+func checkKeyPrefix(prefix string) error {
+	for _, p := range reservedPrefixes {
+		if r := ReservedKeyspace + p; strings.HasPrefix(prefix, r) {
+			return fmt.Errorf("distlock: Config.KeyPrefix %q starts with %q, which is reserved for distlock's own keys", prefix, r)
 		}
 	}
-	opt, err := rueidis.ParseURL(n)
-	if err != nil {
-		return rueidis.ClientOption{}, "", err
-	}
-	if opt.SelectDB < 0 {
-		return rueidis.ClientOption{}, "", fmt.Errorf("database %d must not be negative", opt.SelectDB)
-	}
-	return opt, fmt.Sprintf("%s://%s/%d", u.Scheme, opt.InitAddress[0], opt.SelectDB), nil
-}
-
-func checkPort(p string) error {
-	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("port %q must be a number from 1 to 65535", p)
+	if strings.ContainsAny(prefix, "{}") {
+		return fmt.Errorf("distlock: Config.KeyPrefix %q must not contain '{' or '}' (they would change the keys' hash slot)", prefix)
 	}
 	return nil
 }
 
-// errMalformedURL is what parseNode says of a URL that does not parse, or
-// parses into something other than what its author meant. It quotes
-// nothing of the URL.
-var errMalformedURL = errors.New("malformed URL (in a user or password, percent-encode / ? # @ % and spaces, e.g. '#' as %23)")
-
-// addrErrReason is why net.SplitHostPort refused an address, without the
-// address.
-func addrErrReason(err error) string {
-	var ae *net.AddrError
-	if errors.As(err, &ae) {
-		return ae.Err
+// checkTimes reports why s's drift factor, timeouts, retry delays or TTL
+// are not valid, or nil.
+func (s *settings) checkTimes() error {
+	if !(s.driftFactor >= 0 && s.driftFactor < 0.5) { // NaN too
+		return fmt.Errorf("distlock: Config.DriftFactor %v must be in [0, 0.5)", s.driftFactor)
 	}
-	return "malformed address"
+	if s.nodeTimeout < 0 {
+		return fmt.Errorf("distlock: Config.NodeTimeout %v must not be negative", s.nodeTimeout)
+	}
+	if s.dialTimeout < 0 {
+		return fmt.Errorf("distlock: Config.DialTimeout %v must not be negative", s.dialTimeout)
+	}
+	if s.retryMinDelay < 0 || s.retryMaxDelay < s.retryMinDelay {
+		return fmt.Errorf("distlock: Config.RetryMinDelay %v and RetryMaxDelay %v must satisfy 0 <= min <= max", s.retryMinDelay, s.retryMaxDelay)
+	}
+	if err := checkTTL(s.ttl, s.driftFactor, s.nodeTimeout); err != nil {
+		return fmt.Errorf("distlock: Config.TTL: %w", err)
+	}
+	return nil
 }
 
-// RedactNode returns a Config.Nodes entry with its password hidden, for
-// logs and messages. It hides the password of an entry that does not
-// parse as well (TestSecurityNoPasswordInConfigErrors); distlock's own
-// errors never carry a password.
-func RedactNode(n string) string { return redact(n) }
-
-// redact hides the password of a Config.Nodes entry, for error messages.
-// It reads the text, not a parsed URL, so that it hides the password of
-// an entry that does not parse as well: whatever lies between the
-// scheme's "//" (or the start) and the last '@' is user information when
-// it holds a ':', and all of it after that first ':' is replaced. The
-// user stays, to tell which credentials were meant.
-func redact(n string) string {
-	start := 0
-	if i := strings.Index(n, "://"); i > 0 && isScheme(n[:i]) {
-		start = i + len("://")
-	}
-	at := strings.LastIndex(n[start:], "@")
-	if at < 0 {
-		return n
-	}
-	at += start
-	colon := strings.Index(n[start:at], ":")
-	if colon < 0 {
-		return n
-	}
-	return n[:start+colon] + ":xxxxx" + n[at:]
-}
-
-// isScheme reports whether s is a URL scheme: a letter, then letters,
-// digits, '+', '-' or '.' (RFC 3986, section 3.1).
-func isScheme(s string) bool {
-	for i, r := range s {
-		switch {
-		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
-		case i > 0 && ('0' <= r && r <= '9' || r == '+' || r == '-' || r == '.'):
-		default:
-			return false
+// masters returns the client options of the masters cfg names, from
+// NodeOptions or else from Nodes (DefaultNode when both are empty), and
+// each one's address for error messages.
+func (cfg *Config) masters() (nodes []rueidis.ClientOption, addrs []string, err error) {
+	switch {
+	case len(cfg.Nodes) > 0 && len(cfg.NodeOptions) > 0:
+		return nil, nil, errors.New("distlock: Config sets both Nodes and NodeOptions; set one")
+	case len(cfg.NodeOptions) > 0:
+		for i, opt := range cfg.NodeOptions {
+			if len(opt.InitAddress) == 0 {
+				return nil, nil, fmt.Errorf("distlock: Config.NodeOptions[%d] has no InitAddress", i)
+			}
+			nodes = append(nodes, opt)
+			addrs = append(addrs, strings.Join(opt.InitAddress, ","))
 		}
+		return nodes, addrs, nil
 	}
-	return s != ""
+	urls := cfg.Nodes
+	if len(urls) == 0 {
+		urls = []string{DefaultNode}
+	}
+	for i, n := range urls {
+		opt, addr, err := parseNode(n)
+		if err != nil {
+			return nil, nil, fmt.Errorf("distlock: Config.Nodes[%d] %q: %w", i, redact(n), err)
+		}
+		opt.ForceSingleClient = opt.Sentinel.MasterSet == ""
+		nodes = append(nodes, opt)
+		addrs = append(addrs, addr)
+	}
+	return nodes, addrs, nil
+}
+
+// checkMasters reports why nodes cannot be a Client's masters, or nil:
+// too many of them, or two on one server.
+func checkMasters(nodes []rueidis.ClientOption) error {
+	if len(nodes) > MaxNodes {
+		return fmt.Errorf("distlock: %d masters configured; at most %d", len(nodes), MaxNodes)
+	}
+	seen := make(map[string]int, len(nodes))
+	for i, o := range nodes {
+		// Two databases of one server fail together: not independent.
+		id := strings.Join(o.InitAddress, ",")
+		if j, dup := seen[id]; dup {
+			return fmt.Errorf("distlock: masters %d and %d are both on %s; each must be a separate, independent server", j, i, id)
+		}
+		seen[id] = i
+	}
+	return nil
+}
+
+// setUp overrides the options of one master that distlock relies on (see
+// Config.NodeOptions), and fills in its dial timeout and client name when
+// not set.
+func setUp(o *rueidis.ClientOption, dialTimeout time.Duration) {
+	o.DisableRetry = true
+	o.DisableCache = true
+	// One connection per master, always pipelined, so that commands
+	// reach a master in the order they were sent: a clean-up DEL can
+	// never overtake the acquire it undoes. (Without AlwaysPipelining,
+	// rueidis sends a lone command synchronously and closes the
+	// connection when its deadline passes; the next command then takes
+	// a new connection and may run before the old one's last command.)
+	o.PipelineMultiplex = -1
+	o.AlwaysPipelining = true
+	if o.Dialer.Timeout == 0 {
+		o.Dialer.Timeout = dialTimeout
+	}
+	if o.ClientName == "" {
+		o.ClientName = "distlock"
+	}
 }
 
 // checkTTL reports why ttl cannot be a lease TTL, or nil.

@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"time"
 
+	"github.com/distlock/distlock/internal/quorum"
 	"github.com/distlock/distlock/internal/script"
 	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel/attribute"
@@ -92,7 +93,11 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 	var sent uint64 // masters sent Extend's command, unless it failed
 	var held uint64 // masters whose Extend failed, until again
 	var again <-chan time.Time
-	ok := 0
+	// Masters that renewed grant. One that failed is not counted: it is
+	// sent again, and may answer more than once. Extend ends when the
+	// lease does (its validity ran out, or a majority reported its keys
+	// gone) or ctx does, not when failures put a majority out of reach.
+	tally := quorum.NewTally(len(c.nodes))
 	for {
 		l.mu.Lock()
 		start := c.now()
@@ -121,7 +126,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 				answers <- answer{i, ints[0], err, l.answered(i, start, ttl, ints[0])}
 			})
 		}
-		if ok >= c.quorum {
+		if tally.Won() {
 			l.mu.Lock()
 			l.ttl.Store(int64(ttl))
 			l.args = renewArgs(l.value, ttl)
@@ -141,7 +146,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 					again = time.After(l.resendDelay(ttl))
 				}
 			case 1:
-				ok++
+				tally.Grant()
 			}
 		case <-again:
 			held, again = 0, nil
@@ -154,7 +159,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 			return err
 		case <-ctx.Done():
 			c.renewals(renewRetry, 1)
-			return withCtx(&QuorumError{Op: "extend", Name: l.req.name, Granted: ok, Held: gone, Needed: c.quorum, Errs: errs}, ctx.Err())
+			return withCtx(&QuorumError{Op: "extend", Name: l.req.name, Granted: tally.Granted(), Held: gone, Needed: tally.Needed(), Errs: errs}, ctx.Err())
 		}
 	}
 }

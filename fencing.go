@@ -9,6 +9,7 @@ import (
 	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/distlock/distlock/internal/quorum"
 	"github.com/distlock/distlock/internal/script"
 )
 
@@ -82,26 +83,29 @@ func (c *Client) fence(ctx context.Context, req *request, counters []int64, vali
 			t, first = v, i
 		}
 	}
-	hold := make([]bool, len(counters)) // masters known to hold a counter >= t
-	nHold := 0
+	// A master known to hold a counter >= t grants; the others are yet
+	// to answer the write-back.
+	hold := make([]bool, len(counters))
+	tally := quorum.NewTally(len(counters))
 	for i, v := range counters {
 		if v == t {
 			hold[i] = true
-			nHold++
+			tally.Grant()
 		}
 	}
-	if nHold >= c.quorum {
+	if tally.Won() {
 		return token(t, first), nil
 	}
-	return c.writeBack(ctx, req, t, first, hold, nHold, validUntil)
+	return c.writeBack(ctx, req, t, first, hold, tally, validUntil)
 }
 
-// writeBack writes counter t to the masters not marked in hold (nHold of
-// them are), and returns the token once a majority holds it.
-func (c *Client) writeBack(ctx context.Context, req *request, t int64, first int, hold []bool, nHold int, validUntil time.Time) (_ uint64, err error) {
+// writeBack writes counter t to the masters not marked in hold (tally
+// counts those marked as granting, and the others as pending), and
+// returns the token once a majority holds it.
+func (c *Client) writeBack(ctx context.Context, req *request, t int64, first int, hold []bool, tally quorum.Tally, validUntil time.Time) (_ uint64, err error) {
 	ctx, span := c.tel.start(ctx, spanFence, req.name)
 	if span != nil {
-		span.SetAttributes(attribute.Int64("distlock.fence.counter", t), attribute.Int("distlock.masters.holding", nHold))
+		span.SetAttributes(attribute.Int64("distlock.fence.counter", t), attribute.Int("distlock.masters.holding", tally.Granted()))
 	}
 	errs := make([]error, len(hold))
 	defer func() {
@@ -111,31 +115,33 @@ func (c *Client) writeBack(ctx context.Context, req *request, t int64, first int
 	}()
 	timeout := min(req.timeout, time.Until(validUntil))
 	if timeout <= 0 {
-		return 0, &QuorumError{Op: "fence", Name: req.name, Granted: nHold, Needed: c.quorum, Expired: true, Errs: errs}
+		return 0, &QuorumError{Op: "fence", Name: req.name, Granted: tally.Granted(), Needed: tally.Needed(), Expired: true, Errs: errs}
 	}
 	keys, args := []string{req.fenceKey}, []string{strconv.FormatInt(t, 10)}
 	only := make([]bool, len(hold))
 	for i := range only {
 		only[i] = !hold[i]
 	}
-	replies, count := c.fanout(ctx, timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	replies, _ := c.fanout(ctx, timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Fence.Exec(ctx, rc, keys, args)
 	})
-	for ; count > 0 && nHold < c.quorum && nHold+count >= c.quorum; count-- {
+	for !tally.Decided() {
 		r := <-replies
 		if r.err != nil {
 			errs[r.node] = r.err
+			tally.Fail()
 			continue
 		}
 		if v, err := r.res.AsInt64(); err != nil || v < t {
 			errs[r.node] = &NodeError{Addr: c.nodes[r.node].addr, Err: fmt.Errorf("unexpected reply to fence write-back: %v", r.res)}
+			tally.Fail()
 			continue
 		}
 		hold[r.node] = true
-		nHold++
+		tally.Grant()
 	}
-	if nHold < c.quorum {
-		return 0, &QuorumError{Op: "fence", Name: req.name, Granted: nHold, Needed: c.quorum, Errs: errs}
+	if !tally.Won() {
+		return 0, &QuorumError{Op: "fence", Name: req.name, Granted: tally.Granted(), Needed: tally.Needed(), Errs: errs}
 	}
 	return token(t, first), nil
 }

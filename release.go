@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/distlock/distlock/internal/quorum"
 	"github.com/distlock/distlock/internal/script"
 	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel/attribute"
@@ -92,72 +93,25 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 	acks := slices.Clone(l.acks)
 	unknown := l.unanswered
 	l.mu.Unlock()
-	// Where the acquire's answer never came it may still arrive, after
-	// this delete: bury the value there (TestAdv2LateAcquireAfterRelease).
-	plain := l.req.releaseCall(l.value, also, false, 0)
-	buried := l.req.releaseCall(l.value, also, true, l.TTL())
-	replies, count := l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
-		call := plain
-		if unknown&(1<<node) != 0 {
-			call = buried
-		}
-		return script.Release.Exec(ctx, rc, call.Keys, call.Args)
-	})
+	replies, count := l.sendDeletes(ctx, also, unknown)
 	// This Client's next waiter goes once the deletes are answered (or
 	// Release stops waiting for them), not before: its acquire, which
 	// counts keys still holding our value as free, would otherwise replace
 	// them, and our delete would find another value there, as if the lease
 	// had been lost. Its first attempt still counts keys holding our value
 	// as free: a delete not yet answered is no reason to wait.
-	errs := make([]error, len(l.c.nodes))
-	ok := 0
-	var gone, taken []int // masters where the key was gone, or held another value
-	done := ctx.Done()
-	var deadline <-chan time.Time
-	var ctxErr error
-	for answered := 0; answered < count; {
-		select {
-		case r := <-replies:
-			answered++
-			if r.err != nil {
-				errs[r.node] = r.err
-				continue
-			}
-			ok++
-			// A key found gone or taken is a sign of loss, unless that
-			// master's last answer guaranteed it when Release was called
-			// and it expired on time before this answer came
-			// (TestAdvReleaseAtDeadlineNotLost); a master that never
-			// granted, or where a renewal found it gone, counts
-			// (TestAdv2ReleaseMissesLossWhereAckIsZero). A buried master
-			// answers as release.lua does.
-			v, _ := r.res.AsInt64()
-			expiredOnTime := called <= acks[r.node] && acks[r.node] <= l.c.now()
-			if v != 1 && !expiredOnTime {
-				if v == 0 {
-					gone = append(gone, r.node)
-				} else {
-					taken = append(taken, r.node)
-				}
-			}
-			continue
-		case <-done:
-			if errors.Is(context.Cause(ctx), context.Cause(l.ctx)) {
-				// ctx comes from l.Context (or Do): it ended because
-				// the lease did, which is no reason to stop waiting.
-				// Its deadline still is.
-				done = nil
-				if d, has := ctx.Deadline(); has {
-					t := time.NewTimer(time.Until(d))
-					defer t.Stop()
-					deadline = t.C
-				}
-				continue
-			}
-			ctxErr = ctx.Err()
-		case <-deadline:
-			ctxErr = context.DeadlineExceeded
-		}
+	d := deletes{tally: quorum.NewTally(len(l.c.nodes)), errs: make([]error, len(l.c.nodes))}
+	answered, ctxErr := l.awaitDeletes(ctx, replies, count, func(r reply) {
+		// A key found gone or taken is a sign of loss, unless that
+		// master's last answer guaranteed it when Release was called
+		// and it expired on time before this answer came
+		// (TestAdvReleaseAtDeadlineNotLost); a master that never
+		// granted, or where a renewal found it gone, counts
+		// (TestAdv2ReleaseMissesLossWhereAckIsZero). A buried master
+		// answers as release.lua does.
+		d.record(r, called <= acks[r.node] && acks[r.node] <= l.c.now())
+	})
+	if ctxErr != nil {
 		// The caller stops waiting; the deletes still complete, and the
 		// next local waiter (unless handed the lock above) goes once they
 		// have.
@@ -168,23 +122,122 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 			}
 			l.turn.pass(l.value)
 		})
-		return withErr(prev, first, withCtx(&QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}, ctxErr))
+		return withErr(prev, first, withCtx(releaseError(l.req.name, d.tally, d.errs), ctxErr))
 	}
 	l.turn.pass(l.value)
-	l.c.recordMasterErrors(span, errs)
+	l.c.recordMasterErrors(span, d.errs)
+	return withErr(prev, first, l.deletesError(first, &d))
+}
+
+// sendDeletes sends release.lua to every master, deleting l's keys where
+// they hold its value (or also), and returns the channel of the answers
+// and how many will come. Where a bit of unknown is set, the acquire's
+// answer never came.
+func (l *Lease) sendDeletes(ctx context.Context, also string, unknown uint64) (<-chan reply, int) {
+	// Where the acquire's answer never came it may still arrive, after
+	// this delete: bury the value there (TestAdv2LateAcquireAfterRelease).
+	plain := l.req.releaseCall(l.value, also, false, 0)
+	buried := l.req.releaseCall(l.value, also, true, l.TTL())
+	return l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		call := plain
+		if unknown&(1<<node) != 0 {
+			call = buried
+		}
+		return script.Release.Exec(ctx, rc, call.Keys, call.Args)
+	})
+}
+
+// awaitDeletes passes each of the count answers to release's deletes to
+// record as it comes, until all have come or ctx ends. A ctx that ends
+// because the lease did (one from l.Context or Do) is waited past, up to
+// its deadline. It returns how many answers came, and the error of the
+// ctx that stopped the wait, nil when every answer came.
+func (l *Lease) awaitDeletes(ctx context.Context, replies <-chan reply, count int, record func(reply)) (answered int, err error) {
+	done := ctx.Done()
+	var deadline <-chan time.Time
+	for answered < count {
+		select {
+		case r := <-replies:
+			answered++
+			record(r)
+		case <-done:
+			if !errors.Is(context.Cause(ctx), context.Cause(l.ctx)) {
+				return answered, ctx.Err()
+			}
+			// ctx comes from l.Context (or Do): it ended because
+			// the lease did, which is no reason to stop waiting.
+			// Its deadline still is.
+			done = nil
+			if d, has := ctx.Deadline(); has {
+				t := time.NewTimer(time.Until(d))
+				defer t.Stop()
+				deadline = t.C
+			}
+		case <-deadline:
+			return answered, context.DeadlineExceeded
+		}
+	}
+	return answered, nil
+}
+
+// deletes is what release heard of its deletes. A master that deleted the
+// key counts as granting; one that found it gone or taken (gone, taken) as
+// refusing; one that did not answer as failed, its error in errs.
+// Wherever a master answered, the key no longer holds the lease's value:
+// the delete is confirmed there.
+type deletes struct {
+	tally       quorum.Tally
+	errs        []error
+	gone, taken []int // masters where the key was gone, or held another value
+}
+
+// record counts master r.node's answer. expiredOnTime: the key, if gone
+// there, expired when that master's last answer said, no sign of loss.
+func (d *deletes) record(r reply, expiredOnTime bool) {
+	if r.err != nil {
+		d.errs[r.node] = r.err
+		d.tally.Fail()
+		return
+	}
+	v, _ := r.res.AsInt64()
+	switch {
+	case v == 1 || expiredOnTime:
+		d.tally.Grant()
+	case v == 0:
+		d.gone = append(d.gone, r.node)
+		d.tally.Refuse()
+	default:
+		d.taken = append(d.taken, r.node)
+		d.tally.Refuse()
+	}
+}
+
+// deletesError returns the error of release's deletes once every master
+// has answered (the deletes went to all of them): the lease's loss, when
+// Release ended it (first) and the deletes found its keys gone or taken
+// on so many masters that no majority held them; a *QuorumError when
+// fewer than a majority answered (Reached); else nil.
+func (l *Lease) deletesError(first bool, d *deletes) error {
 	var err error
 	switch {
-	case first && len(gone)+len(taken) > len(l.c.nodes)-l.c.quorum:
+	case first && d.tally.Outvoted():
 		// A majority no longer held the keys when the deletes came: the
 		// lease was lost before Release, and its holder must hear it.
-		err = l.lostError(fmt.Sprintf("release found its key gone on masters %v and held by another value on masters %v: it was not held by a majority", gone, taken))
-		if ok < l.c.quorum {
-			err = fmt.Errorf("%w (deleting its keys: %w)", err, &QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs})
+		err = l.lostError(fmt.Sprintf("release found its key gone on masters %v and held by another value on masters %v: it was not held by a majority", d.gone, d.taken))
+		if !d.tally.Reached() {
+			err = fmt.Errorf("%w (deleting its keys: %w)", err, releaseError(l.req.name, d.tally, d.errs))
 		}
-	case ok < l.c.quorum:
-		err = &QuorumError{Op: "release", Name: l.req.name, Granted: ok, Needed: l.c.quorum, Errs: errs}
+	case !d.tally.Reached():
+		err = releaseError(l.req.name, d.tally, d.errs)
 	}
-	return withErr(prev, first, err)
+	return err
+}
+
+// releaseError is the *QuorumError of a Release whose deletes too few
+// masters confirmed: Granted counts the masters that answered, whatever
+// they found.
+func releaseError(name string, tally quorum.Tally, errs []error) *QuorumError {
+	return &QuorumError{Op: "release", Name: name, Granted: tally.Granted() + tally.Refused(), Needed: tally.Needed(), Errs: errs}
 }
 
 // withErr returns the error of a Release: the lost lease's error, if it was

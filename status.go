@@ -204,6 +204,11 @@ func parseStatus(res rueidis.RedisResult, m *MasterStatus) error {
 }
 
 // verdict sets State, Agree and TTL from the masters' entries.
+//
+// It does not count through a quorum.Tally: the answers are not grants
+// and refusals of one request, but groups of masters that agree on a
+// value (or on none), and a group is the verdict when it alone makes a
+// majority.
 func (s *Status) verdict() {
 	free := 0
 	ttls := make(map[string][]time.Duration) // per value held

@@ -186,32 +186,52 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 	}
 	// Subscribe every name watched now, then read each key: what happened
 	// while we were not subscribed is lost, but the key tells the state.
-	m.hub.mu.Lock()
-	m.pending = nil
-	var names []string
-	for name := range m.hub.names {
-		names = append(names, name)
-	}
-	m.hub.mu.Unlock()
+	names := m.watched()
 	if _, err := m.subscribe(ctx, dc, names); err != nil {
 		return err
 	}
 	*subscribed = true
 	if before > 0 {
-		c.resubscribed(m.node, len(names))
-		m.hub.mu.Lock()
-		for _, name := range names {
-			if nw := m.hub.names[name]; nw != nil {
-				nw.unseen()
-			}
-		}
-		m.hub.mu.Unlock()
+		m.resubscribed(names)
 	}
+	return m.serve(ctx, dc, errc)
+}
+
+// watched returns the names watched now, and forgets the script message
+// of the session before, if any.
+func (m *masterWatch) watched() []string {
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	m.pending = nil
+	var names []string
+	for name := range m.hub.names {
+		names = append(names, name)
+	}
+	return names
+}
+
+// resubscribed reports a session that subscribed names again after an
+// earlier one, and marks their watchers: what the master published
+// between the two sessions is lost (Event.Unseen).
+func (m *masterWatch) resubscribed(names []string) {
+	m.hub.c.resubscribed(m.node, len(names))
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	for _, name := range names {
+		if nw := m.hub.names[name]; nw != nil {
+			nw.unseen()
+		}
+	}
+}
+
+// serve runs the work queued for the session on dc until the connection
+// fails (errc) or the Client closes: it reads notify-keyspace-events
+// again when asked to, runs the ops, and reads again the keys marked for
+// refresh. It returns why the session ended.
+func (m *masterWatch) serve(ctx context.Context, dc rueidis.DedicatedClient, errc <-chan error) error {
+	c := m.hub.c
 	for {
-		m.mu.Lock()
-		recheck := m.recheck
-		m.recheck = false
-		m.mu.Unlock()
+		recheck := m.takeRecheck()
 		if recheck {
 			// Before the ops are taken: an error here leaves them queued
 			// for the next session.
@@ -219,55 +239,12 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 				return err
 			}
 		}
-		m.mu.Lock()
-		ops := m.ops
-		m.ops = nil
-		var refresh map[string]bool
-		if len(m.refresh) > 0 {
-			refresh, m.refresh = m.refresh, make(map[string]bool)
+		ops, refresh := m.takeWork()
+		if err := m.runOps(ctx, dc, ops); err != nil {
+			return err
 		}
-		m.mu.Unlock()
-		for k, o := range ops {
-			var err error
-			switch o.kind {
-			case opSubscribe:
-				var keyErrs map[string]error
-				keyErrs, err = m.subscribe(ctx, dc, []string{o.name})
-				if err == nil && keyErrs[o.name] != nil && o.ack != nil {
-					// This key alone cannot be watched here (WRONGTYPE):
-					// its Watch is told, the connection goes on.
-					o.ack <- ack{m.node.index, &NodeError{Addr: m.node.addr, Err: keyErrs[o.name]}}
-					continue
-				}
-			case opUnsubscribe:
-				uctx, ucancel := context.WithTimeout(ctx, c.cfg.dialTimeout)
-				err = dc.Do(uctx, dc.B().Unsubscribe().Channel(m.channels(o.channelKey)...).Build()).Error()
-				ucancel()
-			}
-			if o.ack != nil {
-				if err != nil {
-					o.ack <- ack{m.node.index, &NodeError{Addr: m.node.addr, Err: ownTimeout(err, m.hub.c.cfg.dialTimeout)}}
-				} else {
-					o.ack <- ack{m.node.index, nil}
-				}
-			}
-			if err != nil {
-				// The ops not yet run go back to the queue: the next
-				// session (or the wait between) answers them.
-				m.mu.Lock()
-				m.ops = append(ops[k+1:len(ops):len(ops)], m.ops...)
-				m.mu.Unlock()
-				return err
-			}
-		}
-		if len(refresh) > 0 {
-			names := make([]string, 0, len(refresh))
-			for name := range refresh {
-				names = append(names, name)
-			}
-			if _, err := m.read(ctx, dc, names); err != nil {
-				return err
-			}
+		if err := m.readAgain(ctx, dc, refresh); err != nil {
+			return err
 		}
 		if len(ops) > 0 || len(refresh) > 0 || recheck {
 			continue
@@ -283,6 +260,95 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 		case <-m.signal:
 		}
 	}
+}
+
+// takeRecheck reports whether notify-keyspace-events is to be read again,
+// and clears the request.
+func (m *masterWatch) takeRecheck() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	recheck := m.recheck
+	m.recheck = false
+	return recheck
+}
+
+// takeWork takes the ops queued and the names marked for refresh (nil
+// when none), leaving both empty.
+func (m *masterWatch) takeWork() (ops []op, refresh map[string]bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ops = m.ops
+	m.ops = nil
+	if len(m.refresh) > 0 {
+		refresh, m.refresh = m.refresh, make(map[string]bool)
+	}
+	return ops, refresh
+}
+
+// runOps runs ops in order on dc, telling each op's ack how it went. At
+// the first error that ends the connection it puts the ops not yet run
+// back at the head of the queue and returns the error.
+func (m *masterWatch) runOps(ctx context.Context, dc rueidis.DedicatedClient, ops []op) error {
+	for k, o := range ops {
+		keyErr, err := m.runOp(ctx, dc, o)
+		if keyErr != nil {
+			// This key alone cannot be watched here (WRONGTYPE):
+			// its Watch is told, the connection goes on.
+			if o.ack != nil {
+				o.ack <- ack{m.node.index, &NodeError{Addr: m.node.addr, Err: keyErr}}
+			}
+			continue
+		}
+		if o.ack != nil {
+			if err != nil {
+				o.ack <- ack{m.node.index, &NodeError{Addr: m.node.addr, Err: ownTimeout(err, m.hub.c.cfg.dialTimeout)}}
+			} else {
+				o.ack <- ack{m.node.index, nil}
+			}
+		}
+		if err != nil {
+			// The ops not yet run go back to the queue: the next
+			// session (or the wait between) answers them.
+			m.mu.Lock()
+			m.ops = append(ops[k+1:len(ops):len(ops)], m.ops...)
+			m.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+// runOp runs one op on dc. It returns keyErr when the op's key alone
+// cannot be watched on this master (see read), and err when the
+// connection failed.
+func (m *masterWatch) runOp(ctx context.Context, dc rueidis.DedicatedClient, o op) (keyErr, err error) {
+	switch o.kind {
+	case opSubscribe:
+		keyErrs, err := m.subscribe(ctx, dc, []string{o.name})
+		if err != nil {
+			return nil, err
+		}
+		return keyErrs[o.name], nil
+	case opUnsubscribe:
+		uctx, ucancel := context.WithTimeout(ctx, m.hub.c.cfg.dialTimeout)
+		defer ucancel()
+		return nil, dc.Do(uctx, dc.B().Unsubscribe().Channel(m.channels(o.channelKey)...).Build()).Error()
+	}
+	return nil, nil
+}
+
+// readAgain reads the keys of the names in refresh, and returns the error
+// that ends the connection, if any.
+func (m *masterWatch) readAgain(ctx context.Context, dc rueidis.DedicatedClient, refresh map[string]bool) error {
+	if len(refresh) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(refresh))
+	for name := range refresh {
+		names = append(names, name)
+	}
+	_, err := m.read(ctx, dc, names)
+	return err
 }
 
 // endSession forgets what one session's messages left unsettled: the

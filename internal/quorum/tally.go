@@ -1,9 +1,11 @@
 package quorum
 
 // Tally counts the answers of one fan-out to n masters, one answer per
-// master, and says when a majority has decided. Every fan-out of the
-// protocol (acquire, fence, handoff, release, renewal) reads its answers
-// through one: the rule "a majority decides" is written here only.
+// master, and says when a majority has decided. The fan-outs of the
+// protocol that count answers (acquire, fence, handoff, release and the
+// batched deletes, Extend, New's dials) read them through one: the rule
+// "a majority decides" is written here. (Background renewal settles
+// each lease on its masters' acks instead, answer by answer.)
 //
 // An answer is one of three: the master did what was asked (Grant), it
 // answered but another holder kept it from doing so (Refuse: the key held
@@ -67,5 +69,11 @@ func (t Tally) Locked() bool {
 	if t.refused == 0 || t.Won() {
 		return false
 	}
-	return t.granted+t.refused >= t.q || t.refused > t.n-t.q
+	return t.granted+t.refused >= t.q || t.Outvoted()
 }
+
+// Outvoted reports whether the refusals alone put a majority out of
+// reach, whatever the other masters answer or fail to: more than n-q
+// masters refused. Masters that failed do not count: they may still have
+// granted.
+func (t Tally) Outvoted() bool { return t.refused > t.n-t.q }

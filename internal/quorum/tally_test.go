@@ -89,3 +89,41 @@ func TestTallyReachKnown(t *testing.T) {
 		assert.Equal(t, tc.known, y.ReachKnown(), "%q of %d", tc.answers, tc.n)
 	}
 }
+
+// Outvoted counts refusals only: failures may still have granted.
+func TestTallyOutvoted(t *testing.T) {
+	for _, tc := range []struct {
+		n        int
+		answers  string // g: grant, r: refuse, f: fail
+		outvoted bool
+	}{
+		{1, "", false},
+		{1, "r", true},
+		{1, "f", false},
+		{3, "r", false},
+		{3, "rr", true},
+		{3, "grf", false},
+		{3, "ff", false},
+		{3, "frr", true},
+		{4, "rr", true},
+		{4, "rff", false},
+		{5, "rr", false},
+		{5, "rrg", false},
+		{5, "rrr", true},
+	} {
+		y := NewTally(tc.n)
+		for _, a := range tc.answers {
+			switch a {
+			case 'g':
+				y.Grant()
+			case 'r':
+				y.Refuse()
+			case 'f':
+				y.Fail()
+			}
+		}
+		if y.Outvoted() != tc.outvoted {
+			t.Errorf("%q of %d: Outvoted %v; want %v", tc.answers, tc.n, y.Outvoted(), tc.outvoted)
+		}
+	}
+}

@@ -308,66 +308,106 @@ func (s *State) deleted(h *hold) int {
 // too few masters are left to report one (expired).
 func (s *State) settle(now int64, touched *hold) []Change {
 	var out []Change
-	if touched == nil || touched.acquired || touched.count() < s.quorum {
-		touched = nil
-		if s.holder == nil || s.holdsNow(s.holder) < s.quorum {
-			// One the holder's masters did not all move past (below)
-			// may go now.
-			for _, h := range s.open {
-				if h.count() >= s.quorum {
-					touched = h
-					break
-				}
-			}
+	if h := s.candidate(touched); h != nil {
+		if s.holderStands() {
+			s.forgetBefore(h)
+		} else {
+			out = append(out, s.acquire(now, h)...)
 		}
 	}
-	if touched != nil && s.holder != nil && s.holdsNow(s.holder) >= s.quorum {
-		// The holder is held by a majority right now: a value that only
-		// adds up to a majority over time, with masters that have
-		// moved on to the holder since, held them before it (an
-		// Acquire's failed attempts with one value, or a hold told too
-		// late to keep the order): what those masters said of it before
-		// the holder no longer counts.
-		for m, mv := range s.masters {
-			if touched.held[m] && touched.ends[m] != 0 && mv.hold == s.holder {
-				touched.held[m] = false
-			}
-		}
-		touched = nil
+	if s.holderEnds() {
+		out = append(out, s.end(now, false))
 	}
-	if touched != nil {
-		if s.holder != nil {
-			out = append(out, s.end(now, true))
-		}
-		touched.acquired = true
-		delete(s.open, touched.value)
-		s.holder = touched
-		out = append(out, Change{Kind: Acquired, Value: touched.value, Masters: touched.count(), Initial: !s.started})
+	if !s.started && s.surelyFree() {
 		s.started = true
 	}
-	if h := s.holder; h != nil {
-		if may := s.mayHold(h); may < s.quorum {
-			if del := s.deleted(h); del >= s.quorum || del+may < s.quorum {
-				out = append(out, s.end(now, false))
-			}
-		}
-	}
-	if !s.started {
-		// Free for certain: no value can have a majority, counting every
-		// unreachable master as holding it.
-		unknown, best := 0, 0
-		counts := make(map[string]int)
-		for _, mv := range s.masters {
-			if !mv.known {
-				unknown++
-			} else if mv.value != "" {
-				counts[mv.value]++
-				best = max(best, counts[mv.value])
-			}
-		}
-		if best+unknown < s.quorum {
-			s.started = true
-		}
-	}
 	return out
+}
+
+// candidate returns the hold that may be acquired now: touched, when a
+// majority reported it and it is not acquired yet; else, unless the
+// holder is held by a majority right now, an open hold a majority
+// reported (one the holder's masters did not all move past: see
+// forgetBefore); nil when none.
+func (s *State) candidate(touched *hold) *hold {
+	if touched != nil && !touched.acquired && touched.count() >= s.quorum {
+		return touched
+	}
+	if s.holderStands() {
+		return nil
+	}
+	for _, h := range s.open {
+		if h.count() >= s.quorum {
+			return h
+		}
+	}
+	return nil
+}
+
+// holderStands reports whether there is a holder and a majority of
+// masters, reachable, say they hold it right now.
+func (s *State) holderStands() bool {
+	return s.holder != nil && s.holdsNow(s.holder) >= s.quorum
+}
+
+// forgetBefore forgets the reports of h's value by masters that have
+// reported its end and hold the holder now. The holder is held by a
+// majority right now: a value that only adds up to a majority over time,
+// with masters that have moved on to the holder since, held them before
+// it (an Acquire's failed attempts with one value, or a hold told too late
+// to keep the order): what those masters said of it before the holder no
+// longer counts.
+func (s *State) forgetBefore(h *hold) {
+	for m, mv := range s.masters {
+		if h.held[m] && h.ends[m] != 0 && mv.hold == s.holder {
+			h.held[m] = false
+		}
+	}
+}
+
+// acquire makes h the holder and returns the changes that say so: the
+// end of the holder before it, if any, and h's acquisition.
+func (s *State) acquire(now int64, h *hold) []Change {
+	var out []Change
+	if s.holder != nil {
+		out = append(out, s.end(now, true))
+	}
+	h.acquired = true
+	delete(s.open, h.value)
+	s.holder = h
+	out = append(out, Change{Kind: Acquired, Value: h.value, Masters: h.count(), Initial: !s.started})
+	s.started = true
+	return out
+}
+
+// holderEnds reports whether the holder's end can be told: too few
+// masters may still hold its value, and how it went is known (a majority
+// reported its delete, or too few masters are left to report one).
+func (s *State) holderEnds() bool {
+	h := s.holder
+	if h == nil {
+		return false
+	}
+	may := s.mayHold(h)
+	if may >= s.quorum {
+		return false
+	}
+	del := s.deleted(h)
+	return del >= s.quorum || del+may < s.quorum
+}
+
+// surelyFree reports whether the lock is free for certain: no value can
+// have a majority, counting every unreachable master as holding it.
+func (s *State) surelyFree() bool {
+	unknown, best := 0, 0
+	counts := make(map[string]int)
+	for _, mv := range s.masters {
+		if !mv.known {
+			unknown++
+		} else if mv.value != "" {
+			counts[mv.value]++
+			best = max(best, counts[mv.value])
+		}
+	}
+	return best+unknown < s.quorum
 }

@@ -1,0 +1,146 @@
+package distlock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/redis/rueidis"
+)
+
+// Config.Nodes entries: parsing one into a master's client options, and
+// hiding its password in messages.
+
+// parseNode turns one Config.Nodes entry into client options and an address
+// fit for error messages.
+func parseNode(n string) (rueidis.ClientOption, string, error) {
+	n = strings.TrimSpace(n)
+	if n == "" {
+		return rueidis.ClientOption{}, "", errors.New("empty address")
+	}
+	if !strings.Contains(n, "://") {
+		if strings.Contains(n, "@") {
+			// Perhaps user:pass@host:port: say nothing of what came before.
+			return rueidis.ClientOption{}, "", errors.New("want host:port, or a redis:// URL to give a user or password")
+		}
+		host, port, err := net.SplitHostPort(n)
+		if err != nil {
+			// Not err itself: it quotes the whole address.
+			return rueidis.ClientOption{}, "", fmt.Errorf("want host:port or a redis:// URL: %s", addrErrReason(err))
+		}
+		if err := checkPort(port); err != nil {
+			return rueidis.ClientOption{}, "", err
+		}
+		if host == "" {
+			return rueidis.ClientOption{}, "", errors.New("missing host")
+		}
+		return rueidis.ClientOption{InitAddress: []string{n}}, n, nil
+	}
+	u, err := url.Parse(n)
+	if err != nil {
+		// Never url.Parse's error: it quotes the piece it chokes on, which
+		// is often the password ("invalid port \":s3cr\" after host").
+		return rueidis.ClientOption{}, "", errMalformedURL
+	}
+	if u.User == nil && strings.Contains(n, "@") {
+		// An '@' that did not end the user info: a password holding '/',
+		// '?' or '#' cut the URL short, and what follows that character
+		// was taken for a path, a query or a fragment, its first part
+		// perhaps for host:port ("redis://app:12#34@host" parses, with
+		// host "app" and port "12").
+		return rueidis.ClientOption{}, "", errMalformedURL
+	}
+	if strings.Contains(n, "#") {
+		// A fragment means nothing to Redis: a '#' is a password's.
+		return rueidis.ClientOption{}, "", errMalformedURL
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "valkey", "valkeys":
+	default:
+		return rueidis.ClientOption{}, "", fmt.Errorf("unsupported scheme %q: want redis:// or rediss://", u.Scheme)
+	}
+	if u.Host == "" {
+		return rueidis.ClientOption{}, "", errors.New("missing host")
+	}
+	if p := u.Port(); p != "" {
+		if err := checkPort(p); err != nil {
+			return rueidis.ClientOption{}, "", err
+		}
+	}
+	opt, err := rueidis.ParseURL(n)
+	if err != nil {
+		return rueidis.ClientOption{}, "", err
+	}
+	if opt.SelectDB < 0 {
+		return rueidis.ClientOption{}, "", fmt.Errorf("database %d must not be negative", opt.SelectDB)
+	}
+	return opt, fmt.Sprintf("%s://%s/%d", u.Scheme, opt.InitAddress[0], opt.SelectDB), nil
+}
+
+func checkPort(p string) error {
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q must be a number from 1 to 65535", p)
+	}
+	return nil
+}
+
+// errMalformedURL is what parseNode says of a URL that does not parse, or
+// parses into something other than what its author meant. It quotes
+// nothing of the URL.
+var errMalformedURL = errors.New("malformed URL (in a user or password, percent-encode / ? # @ % and spaces, e.g. '#' as %23)")
+
+// addrErrReason is why net.SplitHostPort refused an address, without the
+// address.
+func addrErrReason(err error) string {
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return ae.Err
+	}
+	return "malformed address"
+}
+
+// RedactNode returns a Config.Nodes entry with its password hidden, for
+// logs and messages. It hides the password of an entry that does not
+// parse as well (TestSecurityNoPasswordInConfigErrors); distlock's own
+// errors never carry a password.
+func RedactNode(n string) string { return redact(n) }
+
+// redact hides the password of a Config.Nodes entry, for error messages.
+// It reads the text, not a parsed URL, so that it hides the password of
+// an entry that does not parse as well: whatever lies between the
+// scheme's "//" (or the start) and the last '@' is user information when
+// it holds a ':', and all of it after that first ':' is replaced. The
+// user stays, to tell which credentials were meant.
+func redact(n string) string {
+	start := 0
+	if i := strings.Index(n, "://"); i > 0 && isScheme(n[:i]) {
+		start = i + len("://")
+	}
+	at := strings.LastIndex(n[start:], "@")
+	if at < 0 {
+		return n
+	}
+	at += start
+	colon := strings.Index(n[start:at], ":")
+	if colon < 0 {
+		return n
+	}
+	return n[:start+colon] + ":xxxxx" + n[at:]
+}
+
+// isScheme reports whether s is a URL scheme: a letter, then letters,
+// digits, '+', '-' or '.' (RFC 3986, section 3.1).
+func isScheme(s string) bool {
+	for i, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
+		case i > 0 && ('0' <= r && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
