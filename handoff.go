@@ -78,15 +78,22 @@ func (l *Lease) handOff(ctx context.Context) (handed, ended bool, next string) {
 		return false, true, next
 	}
 	// Where the handoff's answer (or the old acquire's) never came, the
-	// old value may remain, or arrive late: bury it there once the
-	// handoff's answers are in (a delete overtaking the handoff would leave
-	// that master without the new lease's key). Elsewhere the script
-	// replaced the old value or found none (TestHandoffLeavesNoOldValue).
+	// old value may remain, or arrive late; where a late answer said the
+	// script did not swap (another waiter first in that master's line
+	// meanwhile), it remains: bury it there once the handoff's answers
+	// are in (a delete overtaking the handoff would leave that master
+	// without the new lease's key). Elsewhere the script replaced the old
+	// value (TestHandoffLeavesNoOldValue, TestLocalHandoffOtherTTL).
 	c, req, old := l.c, l.req, l.value
 	c.spawn(func() {
 		s.settle()
 		s.mu.Lock()
 		unknown := s.unanswered
+		for i, ack := range s.acks {
+			if ack == 0 { // not swapped there
+				unknown |= 1 << i
+			}
+		}
 		s.mu.Unlock()
 		l.mu.Lock()
 		unknown |= l.unanswered // the old acquire may still arrive there

@@ -89,6 +89,7 @@ type Lease struct {
 	// may not even have handed its command to rueidis yet, and a delete
 	// that overtook it would leave its key behind for a whole TTL.
 	stragglers <-chan reply
+	straggling uint64 // the masters still to answer then; fixed once shared
 	// unanswered marks the masters whose answer to the acquire (or
 	// handoff) never came, stragglers included once settled; guarded by
 	// mu.
@@ -295,24 +296,26 @@ func (l *Lease) endLocked(cause error) bool {
 	return true
 }
 
-// settle waits for the acquire's last answers (each bounded by the
-// per-master timeout), once.
 // answers records what the acquire (or handoff) that made l learnt of each
 // master: what a grant guarantees (acks), which answers never came
 // (unanswered), and the answers still to come, which settle waits for;
 // grants tells from an answer whether it set the key. l is not shared yet.
-func (l *Lease) answers(state []int, replies <-chan reply, pending int, grants func(rueidis.RedisResult) bool) {
+func (l *Lease) answers(state []int, replies <-chan reply, toCome int, grants func(rueidis.RedisResult) bool) {
 	for i, s := range state {
 		switch s {
 		case granted:
 			l.acks[i] = l.validUntil.Load()
 		case failed:
 			l.unanswered |= 1 << i // the command may still arrive
+		case pending:
+			l.straggling |= 1 << i
 		}
 	}
-	l.stragglers, l.pending, l.grants = replies, pending, grants
+	l.stragglers, l.pending, l.grants = replies, toCome, grants
 }
 
+// settle waits for the acquire's last answers (each bounded by the
+// per-master timeout), once.
 func (l *Lease) settle() {
 	l.settleOnce.Do(func() {
 		for range l.pending {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/distlock/distlock/internal/quorum"
@@ -18,19 +17,27 @@ import (
 // they still hold this lease's value). Done is closed and Err reports
 // ErrReleased before anything is sent. When another goroutine of this
 // Client waits for the name, Release hands the keys over to it instead, in
-// one round trip that draws its token (see Acquire); otherwise that
-// goroutine goes once the deletes are answered. Release waits for the
-// masters' answers until ctx ends, and returns a *QuorumError if fewer than
-// a majority confirmed (the keys left then expire with their TTL). A ctx
-// that ends because the lease did, as one from Lease.Context or Do does, is
-// waited past up to its deadline. The deletes go out even when ctx has
-// already ended: keys left behind would block the lock for a whole TTL. A
-// second Release returns nil at once, whatever the first returned (the
-// first reports the outcome, the loss included). Release returns an error wrapping
-// ErrLeaseLost when the lease had been lost: by Err's account, or because
-// the deletes found its keys gone or held by another value on so many
-// masters that no majority held them (expired early, deleted or
-// overwritten by another program: TestReleaseOfLostLease), so that the
+// one round trip that draws its token (see Acquire).
+//
+// Release returns once the outcome is known: a majority of masters
+// confirmed the delete, or found the keys gone or held by another value.
+// The deletes on slower masters go on in the background, and Close waits
+// for them; until one lands, that master may still hold the released key
+// and refuse an acquire there, never on a majority
+// (TestReleaseAtMajorityPace). Release waits for the answers until ctx
+// ends, and returns a *QuorumError if fewer than a majority confirmed (the
+// keys left then expire with their TTL). A ctx that ends because the lease
+// did, as one from Lease.Context or Do does, is waited past up to its
+// deadline. The deletes go out even when ctx has already ended: keys left
+// behind would block the lock for a whole TTL. A second Release returns
+// nil at once, whatever the first returned (the first reports the
+// outcome, the loss included).
+//
+// Release returns an error wrapping ErrLeaseLost when the lease had been
+// lost: by Err's account, or because the deletes found its keys gone or
+// held by another value on so many masters that no majority held them
+// (expired early, deleted or overwritten by another program:
+// TestReleaseOfLostLease, TestReleaseAtMajorityReportsLoss), so that the
 // holder learns its section may not have been exclusive. It still deletes
 // what it can.
 func (l *Lease) Release(ctx context.Context) error {
@@ -88,20 +95,17 @@ func (l *Lease) Release(ctx context.Context) error {
 // (TestAdvReleaseAtDeadlineNotLost).
 func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first bool, also string) error {
 	called := l.c.now()
-	l.settle()
-	l.mu.Lock()
-	acks := slices.Clone(l.acks)
-	unknown := l.unanswered
-	l.mu.Unlock()
-	replies, count := l.sendDeletes(ctx, also, unknown)
-	// This Client's next waiter goes once the deletes are answered (or
-	// Release stops waiting for them), not before: its acquire, which
-	// counts keys still holding our value as free, would otherwise replace
-	// them, and our delete would find another value there, as if the lease
-	// had been lost. Its first attempt still counts keys holding our value
-	// as free: a delete not yet answered is no reason to wait.
+	replies, count := l.sendDeletes(ctx, also)
 	d := deletes{tally: quorum.NewTally(len(l.c.nodes)), errs: make([]error, len(l.c.nodes))}
-	answered, ctxErr := l.awaitDeletes(ctx, replies, count, func(r reply) {
+	// Release returns once the outcome is known: a majority deleted the
+	// keys (then no majority can have lost them), or found them gone or
+	// taken (the lease was lost). The deletes still to be answered, on
+	// masters that are slow or far, go on in the background (Close waits
+	// for them): a slow minority costs nothing (TestReleaseAtMajorityPace).
+	decided := func() bool {
+		return d.tally.Won() || first && d.tally.Outvoted() && d.tally.ReachKnown() || d.tally.Pending() == 0
+	}
+	answered, ctxErr := l.awaitDeletes(ctx, replies, count, decided, func(r reply) {
 		// A key found gone or taken is a sign of loss, unless that
 		// master's last answer guaranteed it when Release was called
 		// and it expired on time before this answer came
@@ -109,38 +113,64 @@ func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first 
 		// granted, or where a renewal found it gone, counts
 		// (TestAdv2ReleaseMissesLossWhereAckIsZero). A buried master
 		// answers as release.lua does.
-		d.record(r, called <= acks[r.node] && acks[r.node] <= l.c.now())
+		ack := l.ack(r.node)
+		d.record(r, called <= ack && ack <= l.c.now())
 	})
-	if ctxErr != nil {
-		// The caller stops waiting; the deletes still complete, and the
-		// next local waiter (unless handed the lock above) goes once they
-		// have.
-		left := count - answered
+	// This Client's next waiter goes now: once the outcome is known, its
+	// acquire may replace keys that still hold our value (it counts them
+	// as free), and a delete of ours that then finds another value there
+	// no longer matters. Where the deletes are still on their way, the
+	// next waiter's first attempt counts keys holding our value as free.
+	left := count - answered
+	if left > 0 {
 		l.c.spawn(func() {
 			for range left {
 				<-replies
 			}
-			l.turn.pass(l.value)
 		})
-		return withErr(prev, first, withCtx(releaseError(l.req.name, d.tally, d.errs), ctxErr))
 	}
 	l.turn.pass(l.value)
+	if ctxErr != nil {
+		// The caller stops waiting; the deletes still complete.
+		return withErr(prev, first, withCtx(releaseError(l.req.name, d.tally, d.errs), ctxErr))
+	}
 	l.c.recordMasterErrors(span, d.errs)
 	return withErr(prev, first, l.deletesError(first, &d))
 }
 
+// ack returns what master i's last answer guaranteed of the key: until
+// when it is held there, on the Client's clock (0 if nothing).
+func (l *Lease) ack(i int) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.acks[i]
+}
+
 // sendDeletes sends release.lua to every master, deleting l's keys where
 // they hold its value (or also), and returns the channel of the answers
-// and how many will come. Where a bit of unknown is set, the acquire's
-// answer never came.
-func (l *Lease) sendDeletes(ctx context.Context, also string, unknown uint64) (<-chan reply, int) {
-	// Where the acquire's answer never came it may still arrive, after
-	// this delete: bury the value there (TestAdv2LateAcquireAfterRelease).
+// and how many will come. On a master still to answer the acquire, the
+// delete waits for that answer first (settle): the acquire's goroutine
+// may not even have handed its command to rueidis yet, and a delete that
+// overtook it would leave its key behind for a whole TTL. Where the
+// acquire's answer never came, it may still arrive, after this delete:
+// the value is buried there (TestAdv2LateAcquireAfterRelease).
+func (l *Lease) sendDeletes(ctx context.Context, also string) (<-chan reply, int) {
 	plain := l.req.releaseCall(l.value, also, false, 0)
 	buried := l.req.releaseCall(l.value, also, true, l.TTL())
-	return l.c.fanout(context.WithoutCancel(ctx), l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	// The straggler's answer comes within the per-master timeout of the
+	// acquire, which began before: twice the timeout bounds the wait for it
+	// and the delete; each delete has the per-master timeout of its own.
+	return l.c.fanout(context.WithoutCancel(ctx), 2*l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		if l.straggling&(1<<node) != 0 {
+			l.settle()
+		}
+		ctx, cancel := context.WithTimeout(ctx, l.req.timeout)
+		defer cancel()
+		l.mu.Lock()
+		unknown := l.unanswered&(1<<node) != 0
+		l.mu.Unlock()
 		call := plain
-		if unknown&(1<<node) != 0 {
+		if unknown {
 			call = buried
 		}
 		return script.Release.Exec(ctx, rc, call.Keys, call.Args)
@@ -148,14 +178,15 @@ func (l *Lease) sendDeletes(ctx context.Context, also string, unknown uint64) (<
 }
 
 // awaitDeletes passes each of the count answers to release's deletes to
-// record as it comes, until all have come or ctx ends. A ctx that ends
-// because the lease did (one from l.Context or Do) is waited past, up to
-// its deadline. It returns how many answers came, and the error of the
-// ctx that stopped the wait, nil when every answer came.
-func (l *Lease) awaitDeletes(ctx context.Context, replies <-chan reply, count int, record func(reply)) (answered int, err error) {
+// record as it comes, until decided says the outcome is known, or all
+// have come, or ctx ends. A ctx that ends because the lease did (one from
+// l.Context or Do) is waited past, up to its deadline. It returns how many
+// answers came, and the error of the ctx that stopped the wait, nil when
+// the outcome is known.
+func (l *Lease) awaitDeletes(ctx context.Context, replies <-chan reply, count int, decided func() bool, record func(reply)) (answered int, err error) {
 	done := ctx.Done()
 	var deadline <-chan time.Time
-	for answered < count {
+	for answered < count && !decided() {
 		select {
 		case r := <-replies:
 			answered++
@@ -212,11 +243,12 @@ func (d *deletes) record(r reply, expiredOnTime bool) {
 	}
 }
 
-// deletesError returns the error of release's deletes once every master
-// has answered (the deletes went to all of them): the lease's loss, when
-// Release ended it (first) and the deletes found its keys gone or taken
-// on so many masters that no majority held them; a *QuorumError when
-// fewer than a majority answered (Reached); else nil.
+// deletesError returns the error of release's deletes once the outcome is
+// known (a majority deleted, or found the keys gone or taken, or every
+// master answered): the lease's loss, when Release ended it (first) and
+// the deletes found its keys gone or taken on so many masters that no
+// majority held them; a *QuorumError when fewer than a majority answered
+// (Reached); else nil.
 func (l *Lease) deletesError(first bool, d *deletes) error {
 	var err error
 	switch {

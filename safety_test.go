@@ -551,13 +551,9 @@ func TestHandoffLeavesNoOldValue(t *testing.T) {
 			t.Fatal(err)
 		}
 		l = take(t, got, fmt.Sprintf("handoff %d", i+1))
-		everyMasterHolds(t, servers, name)
-		v0 := keyValue(t, servers[0], name)
-		for _, s := range servers[1:] {
-			if v := keyValue(t, s, name); v != v0 {
-				t.Fatalf("handoff %d: %s holds %q, master 0 %q; want the new lease's value everywhere", i+1, s.Addr(), v, v0)
-			}
-		}
+		// The handoff returns at a majority; the last master's swap may
+		// come just after. Then every master holds the new lease's value.
+		heldValue(t, servers, name)
 	}
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
