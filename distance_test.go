@@ -84,3 +84,26 @@ func TestReleaseAtMajorityReportsLoss(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(start), far/2, "Release decided without the far master's word")
 	noLockKeys(t, servers)
 }
+
+// A local handoff is decided at the fastest majority too: it does not
+// wait for the far master's answer to the acquire.
+func TestHandoffAtMajorityPace(t *testing.T) {
+	const far = 100 * time.Millisecond
+	servers := masters(t, 3)
+	c := farClient(t, servers, far)
+	ctx := ctxTimeout(t, 10*time.Second)
+	l, err := c.Acquire(ctx, "relay")
+	require.NoError(t, err)
+	for i := range 3 {
+		got := acquireLater(t, ctx, c, "relay")
+		waitQueued(t, c, "relay")
+		start := time.Now()
+		require.NoError(t, l.Release(ctx))
+		l = take(t, got, "next goroutine")
+		took := time.Since(start)
+		t.Logf("handoff %d: %v (far master %v)", i+1, took, far)
+		assert.Less(t, took, far/2, "the handoff waited for the far master")
+	}
+	require.NoError(t, l.Release(ctx))
+	noLockKeys(t, servers)
+}

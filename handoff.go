@@ -120,7 +120,6 @@ func (l *Lease) handOff(ctx context.Context) (handed, ended bool, next string) {
 // waiter, or master 0 did not answer. It returns the value it gave the next
 // holder: on failure the caller deletes it too.
 func (l *Lease) successor(ctx context.Context) (*Lease, string) {
-	l.settle() // the acquire's stragglers may still set the key
 	c, req := l.c, l.req
 	ttl := l.TTL() // Extend may have changed it
 	next := newValue()
@@ -129,7 +128,17 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	ttlArg := strconv.FormatInt(ttl.Milliseconds(), 10)
 	args := []string{l.value, ttlArg, "0", l.waiter, next}
 	args0 := []string{l.value, ttlArg, "1", l.waiter, next}
-	replies, count := c.fanout(ctx, req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	// On a master still to answer the acquire, the handoff waits for that
+	// answer (the acquire's goroutine may not have sent it yet), within
+	// the acquire's per-master timeout; the others go at once, and the
+	// handoff is decided at the fastest majority. Where a late answer
+	// says the swap did not happen, the old value is buried (handOff).
+	replies, count := c.fanout(ctx, 2*req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		if l.straggling&(1<<node) != 0 {
+			l.settle()
+		}
+		ctx, cancel := context.WithTimeout(ctx, req.timeout)
+		defer cancel()
 		if node == 0 {
 			return script.Handoff.Exec(ctx, rc, keys, args0)
 		}
