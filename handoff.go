@@ -147,7 +147,6 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	state := make([]int, len(c.nodes))
 	counters := make([]int64, len(c.nodes))
 	tally := quorum.NewTally(count)
-	checked0 := false // master 0 answered, and read its line
 	fail := func() (*Lease, string) {
 		// Some masters may have the next value, or get it late: the
 		// caller deletes it with the old one (Release, with its also);
@@ -171,42 +170,13 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	}
 	// Master 0 is heard out: it says whether the lock should go to another
 	// Client's waiter instead (as does every master that answers).
-	for !(tally.Won() && checked0 || tally.Lost()) {
-		r := <-replies
-		if r.err != nil {
-			state[r.node] = failed
-			tally.Fail()
-			if r.node == 0 {
-				return fail() // its line is unknown
-			}
-			continue
-		}
-		v, err := r.res.AsIntSlice()
-		if err != nil || len(v) != 2 {
-			state[r.node] = failed
-			tally.Fail()
-			continue
-		}
-		state[r.node] = held
-		if r.node == 0 {
-			checked0 = true
-		}
-		switch {
-		case v[1] == 1:
-			tally.Refuse()
-			return fail() // another Client's waiter goes first
-		case v[0] != 0 && checkCounter(v[0], req.fenceKey) != nil:
-			state[r.node] = failed // swapped, with a counter no token can carry
-			tally.Fail()
-		case v[0] > 0:
-			state[r.node] = granted
-			counters[r.node] = v[0]
-			tally.Grant()
-		default:
-			tally.Refuse() // the key no longer holds the lease's value
+	h := handoffRound{state: state, counters: counters, tally: &tally, fenceKey: req.fenceKey}
+	for !(tally.Won() && h.checked0 || tally.Lost()) {
+		if h.record(<-replies) {
+			return fail()
 		}
 	}
-	if !tally.Won() || !checked0 {
+	if !tally.Won() || !h.checked0 {
 		return fail()
 	}
 	validUntil := start.Add(ttl - c.drift(ttl))
@@ -225,6 +195,51 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 		return err == nil && len(v) == 2 && v[0] > 0
 	})
 	return s, ""
+}
+
+// handoffRound is what a handoff heard from the masters so far.
+type handoffRound struct {
+	state    []int
+	counters []int64
+	tally    *quorum.Tally
+	fenceKey string
+	checked0 bool // master 0 answered, and read its line
+}
+
+// record takes in one master's answer to handoff.lua, and reports whether
+// the handoff must fail at once: master 0's line is unknown (no answer),
+// or a master says another Client's waiter goes first.
+func (h *handoffRound) record(r reply) (fail bool) {
+	if r.err != nil {
+		h.state[r.node] = failed
+		h.tally.Fail()
+		return r.node == 0 // its line is unknown
+	}
+	v, err := r.res.AsIntSlice()
+	if err != nil || len(v) != 2 {
+		h.state[r.node] = failed
+		h.tally.Fail()
+		return false
+	}
+	h.state[r.node] = held
+	if r.node == 0 {
+		h.checked0 = true
+	}
+	switch {
+	case v[1] == 1:
+		h.tally.Refuse()
+		return true // another Client's waiter goes first
+	case v[0] != 0 && checkCounter(v[0], h.fenceKey) != nil:
+		h.state[r.node] = failed // swapped, with a counter no token can carry
+		h.tally.Fail()
+	case v[0] > 0:
+		h.state[r.node] = granted
+		h.counters[r.node] = v[0]
+		h.tally.Grant()
+	default:
+		h.tally.Refuse() // the key no longer holds the lease's value
+	}
+	return false
 }
 
 // adopt takes over the lease handed over with turn t, if any, for req, and
