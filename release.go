@@ -57,6 +57,10 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil // released before
 	}
 	ctx, span := l.c.tel.start(ctx, spanRelease, l.req.name)
+	// When Release was called: a key found gone that expired on time after
+	// this does not count as a loss, however long a handoff tried first
+	// (TestAdv5ReleaseAtDeadlineWithLocalWaiterNotLost).
+	called := l.c.now()
 	handed, first, next := l.handOff(ctx)
 	prev := error(ErrReleased)
 	if !first {
@@ -78,14 +82,15 @@ func (l *Lease) Release(ctx context.Context) error {
 	case !first && !isLost(prev):
 		// released meanwhile, by a concurrent Release
 	default:
-		err = l.release(ctx, span, prev, first, next)
+		err = l.release(ctx, span, called, prev, first, next)
 	}
 	end(span, err)
 	return err
 }
 
-// release deletes the keys of a lease that Release ended (first) or found
-// lost (prev), recording each master's error on span.
+// release deletes the keys of a lease that Release, called at called (on
+// the Client's clock), ended (first) or found lost (prev), recording each
+// master's error on span.
 //
 // also, when set, is another value of this lease's that the keys may hold
 // (a local handoff that failed: handoff.go), deleted too. A key found gone
@@ -93,8 +98,7 @@ func (l *Lease) Release(ctx context.Context) error {
 // last answer still guaranteed the key: one that expired on time after
 // Release was called, because a master answered late, does not
 // (TestAdvReleaseAtDeadlineNotLost).
-func (l *Lease) release(ctx context.Context, span trace.Span, prev error, first bool, also string) error {
-	called := l.c.now()
+func (l *Lease) release(ctx context.Context, span trace.Span, called int64, prev error, first bool, also string) error {
 	replies, count := l.sendDeletes(ctx, also)
 	d := deletes{tally: quorum.NewTally(len(l.c.nodes)), errs: make([]error, len(l.c.nodes))}
 	// Release returns once the outcome is known: a majority deleted the
