@@ -120,13 +120,13 @@ func (d distlockLocker) Close() { d.c.Close() }
 
 // floorLocker is the least a Redlock client must send: SET NX PX to every
 // master at once, held once a majority said OK; release runs the
-// compare-and-delete script on every master and returns once a majority
-// confirmed, the others completing in the background (Close waits for
-// them). No fencing, no renewal, no validity arithmetic, no waiting for a
+// compare-and-delete script on every master and waits for those whose SET
+// was answered, the others completing in the background once it is
+// (Close waits for them). No fencing, no renewal, no validity arithmetic, no waiting for a
 // held lock, no clean-up of a partial grant beyond the release. Like the
 // root package's BenchmarkAcquireRelease floor, it uses a goroutine per
-// master per call. With masters at different distances it stops at the
-// fastest majority both ways: the floor of workload (f).
+// master per call. With masters at different distances it waits for no
+// master it has not heard from: the floor of workload (f).
 //
 // The one piece of bookkeeping it cannot do without: on each master the
 // delete goes only once that master's SET has been answered.
@@ -197,20 +197,26 @@ func (f *floorLocker) acquire(ctx context.Context, name, what string, set func(i
 func (l *floorLock) Release(ctx context.Context) error {
 	errs := make(chan error, len(l.f.clients))
 	dctx := context.WithoutCancel(ctx)
+	wait := 0
 	for i, c := range l.f.clients {
-		l.f.bg.Go(func() {
-			<-l.set[i]
-			errs <- floorDelete.Exec(dctx, c, []string{l.key}, []string{l.value}).Error()
-		})
-	}
-	ok, need := 0, len(l.f.clients)/2+1
-	var err error
-	for range l.f.clients {
-		if e := <-errs; e != nil {
-			err = errors.Join(err, e)
-		} else if ok++; ok == need {
-			return nil
+		select {
+		case <-l.set[i]:
+			// Heard from: its delete is waited for, as a client that
+			// reacquires the name at once needs its keys gone.
+			wait++
+			go func() { errs <- floorDelete.Exec(dctx, c, []string{l.key}, []string{l.value}).Error() }()
+		default:
+			// Not heard from yet (a far master): its delete goes once
+			// the SET is answered, in the background; Close waits.
+			l.f.bg.Go(func() {
+				<-l.set[i]
+				floorDelete.Exec(dctx, c, []string{l.key}, []string{l.value})
+			})
 		}
+	}
+	var err error
+	for range wait {
+		err = errors.Join(err, <-errs)
 	}
 	return err
 }
