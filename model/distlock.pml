@@ -1,10 +1,10 @@
 /*
  * distlock.pml: a Promela model of distlock's protocol (Redlock over N
  * independent masters, fencing tokens, renewal, Extend, Release, the local
- * handoff, master 0's waiting list and tie-break), as it is being fixed:
- * a fresh value per attempt, Extend capping every longer-TTL ack, a local
- * handoff that is one round trip (handoff.lua) and gives the key the next
- * holder's fresh value, Release reporting lost.
+ * handoff, a waiting list on every master and master 0's tie-break), as
+ * it is being fixed: a fresh value per attempt, Extend capping every
+ * longer-TTL ack, a local handoff that is one round trip (handoff.lua) and
+ * gives the key the next holder's fresh value, Release reporting lost.
  *
  * model/README.md says what is modelled and what abstracted, and maps each
  * step below to the Go function and Lua script it stands for. check.sh
@@ -63,7 +63,7 @@
 #ifndef BLOCK
 #define BLOCK 2        /* MUT_HANDOFF_NO_ROUNDTRIP: counters per draw */
 #endif
-#define QCAP 4
+#define QCAP 4         /* commands in flight per connection (-DCHKQ: assert never full) */
 
 #define TOKMAX 96
 
@@ -81,7 +81,14 @@ mtype = { ACQ, DEL, FEN, REN, HND, DRW, LEAVE };
 byte kval[N];     /* the lock key's value, 0: absent */
 byte kexp[N];     /* tick at which it expires */
 byte ctr[N];      /* fence counter */
-byte wl[G];       /* master 0's waiting list: waiter ids in order, 0: empty */
+/* Every master keeps a waiting list. wl[m*G+w-1] is waiter w's place in
+ * master m's line (0: not in it); the smallest place is first. A waiter's
+ * place is its arrival: the first time any master registered it during its
+ * Acquire (wrk), and every master ranks it by that place (acquire.lua
+ * ARGV[3], the arrival time carried from master to master). */
+byte wl[N*G];
+byte wrk[G];      /* goroutine g's Acquire's place (0: no master registered it yet) */
+byte nrk;         /* arrivals so far */
 byte now;
 
 /* Commands from a goroutine to a master go in order on one connection
@@ -102,9 +109,11 @@ byte gdv[G];      /* the value its deletes are for */
 byte gt[G];       /* the counter its write-back is for */
 byte gph[G];      /* its phase */
 byte ast[G*N];    /* the acquire's (or handoff's) answers: 0 pending, 1 no, 2 yes, 3 unknown */
-byte cn[G*N];     /* the counters they returned */
+byte cn[G*N];     /* the counters they returned, of the answers in by the decision
+                   * (fence's counters: a straggler's is not recorded) */
 byte ost[G*N];    /* another operation's answers */
-bool behind[G];   /* master 0 said an earlier waiter (another Client's) is first */
+bool behind[G];   /* a master said the handoff should go to another Client's waiter */
+bool straggle[G]; /* its lease's acquire still has answers to come */
 /* renewal state (renew.go): acks, renewals in flight */
 byte ack[G*N]; byte unk[G*N]; bool rinfl[G*N]; byte rst[G*N]; byte rttl[G*N]; bool gone[G*N]; bool xsent[G*N];
 byte ttl[G];      /* the TTL renewals use; Extend changes it */
@@ -114,13 +123,13 @@ byte extcap[G];   /* Extend's cap on acks of a longer TTL */
 bool hold[G];     /* the goroutine has a lease it has not released or seen lost */
 byte lval[G];     /* its value */
 byte vu[G];       /* its validity: valid while now < vu */
-byte tok[G];      /* its token: counter*N + master */
+hidden byte tok[G];   /* its token: counter*N + master (write-only: not in the state) */
 bool incs[G];     /* between its check (Err()==nil) and its write */
 bool paused[G];
 byte retmax;      /* largest token of a lease handed out so far */
 bit given[TOKMAX];
 byte nextv;       /* values drawn so far (each is fresh) */
-byte relost[G];   /* Release reported the lease lost (1) or released (2) */
+hidden byte relost[G];   /* Release reported the lease lost (1) or released (2) (write-only) */
 
 /* local queue (HANDOFF): the goroutine+1 holding a Client's turn */
 byte turn[2];
@@ -177,45 +186,70 @@ inline quorumack(x_, res_) {
 #define PH_EXT  5
 
 /* ---------------- the masters' scripts, each atomic ---------------- */
-byte eg, em, ev, ea1, ea2, ea3, eres, enm, ei, ej; mtype ek;
+byte eg, em, ev, ea1, ea2, ea3, eres, enm, ei, ej, eh; mtype ek;
 
-/* join master 0's waiting list (ZADD NX) */
-inline join(w) {
-	ei = 0;
-	do
-	:: ei < G && wl[ei] != 0 && wl[ei] != w -> ei++
-	:: ei < G && wl[ei] == 0 -> wl[ei] = w; break
-	:: else -> break
-	od
+/* the first in master m_'s line, into eh (0: nobody) */
+inline headof(m_) {
+	eh = 0;
+	for (ei : 0 .. G-1) {
+		if
+		:: wl[m_*G+ei] != 0 && (eh == 0 || wl[m_*G+ei] < wl[m_*G+eh-1]) -> eh = ei + 1
+		:: else -> skip
+		fi
+	}
+	ei = 0
+}
+
+/* acquire.lua: join master m_'s line at the waiter's place, or move up to it */
+inline join(m_, w_) {
+	if
+	:: wrk[w_-1] == 0 -> nrk++; wrk[w_-1] = nrk   /* its arrival: the first registration anywhere */
+	:: else -> skip
+	fi;
+	if
+	:: wl[m_*G+w_-1] == 0 || wl[m_*G+w_-1] > wrk[w_-1] -> wl[m_*G+w_-1] = wrk[w_-1]
+	:: else -> skip
+	fi
 }
 
 /* leave.lua */
-inline leave(w) {
-	ei = 0;
-	do
-	:: ei < G && wl[ei] != w -> ei++
-	:: ei < G && wl[ei] == w ->
-		ej = ei;
-		do
-		:: ej + 1 < G -> wl[ej] = wl[ej+1]; ej++
-		:: else -> wl[ej] = 0; break
-		od;
-		break
-	:: else -> break
-	od
-}
+#define leave(m_, w_) wl[(m_)*G+(w_)-1] = 0
 
-/* is the first in line a waiter of another Client than the caller's (a2-1)? */
-#define otherhead (wl[0] != 0 && CLIENT_OF(wl[0]-1) != ea2-1)
+/* is the first in master em's line (eh, after headof) a waiter of another
+ * Client than the caller's (a2-1)? */
+#define otherhead (eh != 0 && CLIENT_OF(eh-1) != ea2-1)
+
+/* A LEAVE alone in its connection changes only its master's line, which
+ * only an ACQ, HND or DRW there reads. So the env does not run it as a
+ * step of its own (DLV); each read of the line first chooses whether it
+ * has run by then (the reader's own connection aside: its LEAVEs come
+ * after). That reaches the same states as running it at any moment, with
+ * fewer interleavings. */
+inline pendleaves() {
+	for (ej : 0 .. G-1) {
+		if
+		:: ej != eg && q[ej*N+em]?[LEAVE,_,_,_,_] ->
+			if
+			:: q[ej*N+em]?LEAVE,_,_,eh,_; leave(em, eh);
+				printf("MSC: t=%d master %d runs %e(w%d)\n", now, em, LEAVE, eh); eh = 0
+			:: skip
+			fi
+		:: else -> skip
+		fi
+	}
+	ej = 0
+}
 
 inline exec() {
 	eres = 1; enm = 0;
 	if
 	:: ek == ACQ ->
-		/* acquire.lua. ev value, ea1 replaces (0: none), ea2 waiter id (0: TryAcquire) */
+		/* acquire.lua on every master. ev value, ea1 replaces (0: none),
+		 * ea2 waiter id (0: TryAcquire), ea3 1: join the line if refused */
+		pendleaves();
+		headof(em);
 		if
-		:: (kval[em] == 0 || (ea1 != 0 && kval[em] == ea1)) &&
-		   (em != 0 || wl[0] == 0 || wl[0] == ea2) ->
+		:: (kval[em] == 0 || (ea1 != 0 && kval[em] == ea1)) && (eh == 0 || eh == ea2) ->
 			kval[em] = ev; kexp[em] = now + TTL; ctr[em]++; eres = 2; enm = ctr[em]
 		:: else ->
 			if
@@ -223,10 +257,9 @@ inline exec() {
 				kexp[em] = now + TTL; ctr[em]++; eres = 2; enm = ctr[em]
 			:: else ->
 				if
-				:: em == 0 && ea2 != 0 -> join(ea2)
+				:: ea2 != 0 && ea3 != 0 -> join(em, ea2)
 				:: else -> skip
-				fi;
-				enm = (em == 0 && wl[0] != 0 && wl[0] != ea2)  /* behind */
+				fi
 			fi
 		fi
 	:: ek == DEL ->   /* release.lua; a3: another value of the lease's (a failed handoff's next) */
@@ -246,8 +279,12 @@ inline exec() {
 		:: else -> skip
 		fi
 	:: ek == HND ->   /* handoff.lua: ea1 TTL, ea2 the Client+1, ea3 the next holder's value */
+		pendleaves();
+		headof(em);
 		if
-		:: em == 0 && ((kval[0] != 0 && kval[0] != ev) || otherhead) -> enm = 1  /* behind */
+		/* behind: another Client's waiter first in this master's line, or
+		 * on master 0 another value holds the key (a kept tie-break) */
+		:: (em == 0 && kval[0] != 0 && kval[0] != ev) || otherhead -> enm = 1
 		:: else ->
 			if
 			/* DEL old, SET next PX ttl, INCR (MUT_HANDOFF_SAME_VALUE: ea3 == ev) */
@@ -255,18 +292,24 @@ inline exec() {
 			:: else -> skip
 			fi
 		fi
-	:: ek == DRW ->   /* draw.lua (old, MUT_HANDOFF_NO_ROUNDTRIP): INCRBY BLOCK */
+	:: ek == DRW ->   /* draw.lua (old, MUT_HANDOFF_NO_ROUNDTRIP): INCRBY BLOCK; behind as handoff.lua */
+		pendleaves();
+		headof(em);
 		if
-		:: em == 0 && ((kval[0] != 0 && kval[0] != ev) || otherhead) -> enm = 1
+		:: (em == 0 && kval[0] != 0 && kval[0] != ev) || otherhead -> enm = 1
 		:: else ->
 			if
 			:: kval[em] == ev -> ctr[em] = ctr[em] + BLOCK; eres = 2; enm = ctr[em]
 			:: else -> skip
 			fi
 		fi
-	:: ek == LEAVE -> leave(ea2); eres = 2
+	:: ek == LEAVE -> leave(em, ea2); eres = 2   /* leave.lua */
 	fi;
-	printf("MSC: t=%d master %d runs %e(v%d,%d,%d,%d) -> res %d num %d; key v%d exp %d ctr %d\n", now, em, ek, ev, ea1, ea2, ea3, eres, enm, kval[em], kexp[em], ctr[em])
+	if
+	:: ek == LEAVE -> printf("MSC: t=%d master %d runs %e(w%d)\n", now, em, ek, ea2)
+	:: else ->
+		printf("MSC: t=%d master %d runs %e(v%d,%d,%d,%d) -> res %d num %d; key v%d exp %d ctr %d; line: w1@%d w2@%d w3@%d\n", now, em, ek, ev, ea1, ea2, ea3, eres, enm, kval[em], kexp[em], ctr[em], wl[em*G], wl[em*G+1], (G > 2 -> wl[em*G+G-1] : 0))
+	fi
 }
 
 /* renew.go Lease.answered: master m_ answered goroutine x_'s renewal (sent
@@ -325,13 +368,47 @@ inline renewanswer(x_, m_, res_) {
 	ra = 0
 }
 
+/* goroutine x_ leaves every line (Client.leave: leave.lua on every
+ * master), i_ a loop variable. Never left in a replaced connection (a lost
+ * LEAVE costs liveness only). Not sent where the waiter is in no line and
+ * no acquire of it that joins is on its way (queued, or in an old socket):
+ * there it would change nothing, whenever it ran. */
+#define joining(x_, m_) (wl[(m_)*G+x_] != 0 || q[(x_)*N+(m_)]??[ACQ,_,_,_,1] || \
+	(LIMBO > 0 && lkind[0] == ACQ && lm[0] == (m_) && la2[0] == (x_)+1 && la3[0] != 0) || \
+	(LIMBO > 1 && lkind[1] == ACQ && lm[1] == (m_) && la2[1] == (x_)+1 && la3[1] != 0))
+inline leaveof(x_, i_) {
+	for (i_ : 0 .. N-1) {
+		if
+		:: joining(x_, i_) -> q[(x_)*N+i_]!LEAVE,0,0,(x_)+1,0
+		:: else -> skip
+		fi
+	}
+	i_ = 0
+}
+
 /* the answer to goroutine x_'s command k_ (value v_, a1_) from master m_ */
 inline answer(x_, m_, k_, v_, a1_, res_, num_) {
 	if
 	:: (k_ == ACQ || k_ == HND || k_ == DRW) && v_ == gv[x_] && ast[x_*N+m_] == 0 ->
-		ast[x_*N+m_] = res_; cn[x_*N+m_] = num_;
+		ast[x_*N+m_] = res_;
 		if
-		:: m_ == 0 && res_ == 1 && num_ == 1 -> behind[x_] = true
+		:: gph[x_] == PH_ACQ || gph[x_] == PH_HND ->   /* still deciding */
+			cn[x_*N+m_] = num_;
+			if
+			:: k_ != ACQ && res_ == 1 && num_ == 1 -> behind[x_] = true   /* any master */
+			:: else -> skip
+			fi
+		:: else -> skip
+		fi;
+		if
+		:: k_ == ACQ && straggle[x_] ->
+			/* a straggler that refused a lease's acquire (and put it in
+			 * its line): another LEAVE, after its answer (Lease.answers) */
+			if
+			:: res_ == 1 -> leaveof(x_, ej)
+			:: else -> skip
+			fi;
+			straggle[x_] = (count(ast, x_, 0) > 0)
 		:: else -> skip
 		fi
 	:: k_ == FEN && gph[x_] == PH_FEN && a1_ == gt[x_] && ost[x_*N+m_] == 0 ->
@@ -344,17 +421,18 @@ inline answer(x_, m_, k_, v_, a1_, res_, num_) {
 	fi
 }
 
-#define ERESET eg = 0; em = 0; ev = 0; ea1 = 0; ea2 = 0; ea3 = 0; eres = 0; enm = 0; ei = 0; ej = 0; ek = 0
+#define ERESET eg = 0; em = 0; ev = 0; ea1 = 0; ea2 = 0; ea3 = 0; eres = 0; enm = 0; ei = 0; ej = 0; eh = 0; ek = 0
 
-/* run the next command on goroutine g_'s connection to master m_ */
+/* run the next command on goroutine g_'s connection to master m_ (a LEAVE
+ * alone there waits for a read of the line: pendleaves) */
 #define DLV(g_, m_) \
-	:: atomic { nempty(q[g_*N+m_]) -> \
-		q[g_*N+m_]?ek,ev,ea1,ea2,ea3; em = m_; exec(); \
+	:: atomic { nempty(q[g_*N+m_]) && (len(q[g_*N+m_]) > 1 || !(q[g_*N+m_]?[LEAVE,_,_,_,_])) -> \
+		q[g_*N+m_]?ek,ev,ea1,ea2,ea3; eg = g_; em = m_; exec(); \
 		answer(g_, m_, ek, ev, ea1, eres, enm); ERESET }
 
 /* run a command left in an old socket; its answer is lost */
 #define LDLV(i_) \
-	:: atomic { lkind[i_] != 0 -> ek = lkind[i_]; em = lm[i_]; ev = lv[i_]; ea1 = la1[i_]; ea2 = la2[i_]; ea3 = la3[i_]; \
+	:: atomic { lkind[i_] != 0 -> ek = lkind[i_]; eg = G; em = lm[i_]; ev = lv[i_]; ea1 = la1[i_]; ea2 = la2[i_]; ea3 = la3[i_]; \
 		exec(); lkind[i_] = 0; lm[i_] = 0; lv[i_] = 0; la1[i_] = 0; la2[i_] = 0; la3[i_] = 0; ERESET }
 
 #define CF(m_) :: atomic { nclock < CLOCKF && kval[m_] != 0 -> kval[m_] = 0; kexp[m_] = 0; nclock++; faulted = true; \
@@ -438,7 +516,11 @@ inline send(m_, k_, v_, a1_, a2_) {
 		nlimbo++;
 		printf("MSC: t=%d g%d: %e(v%d,%d) to master %d left in a replaced connection (error now, runs later)\n", now, g, k_, v_, a1_, m_);
 		answer(g, m_, k_, v_, a1_, 3, 0)
-	:: q[g*N+m_]!k_,v_,a1_,a2_,sa3
+	:: 
+#ifdef CHKQ
+		assert(nfull(q[g*N+m_]));
+#endif
+		q[g*N+m_]!k_,v_,a1_,a2_,sa3
 	fi
 }
 
@@ -475,6 +557,7 @@ inline fence() {
 		}
 	:: else -> skip
 	fi;
+	for (i : 0 .. N-1) { cn[g*N+i] = 0 }   /* used */
 	i = 0; nh = 0
 	}
 	if
@@ -517,6 +600,19 @@ inline cleanup() {
 	i = 0 }
 }
 
+/* goroutine g's lease (or Acquire) has ended: its answer slots, renewal
+ * state and view are dead. Zeroed, so that states that differ only there
+ * are one; late answers to it are ignored from now on, as the Go code
+ * ignores them (a released lease renews no more). */
+inline forget() {
+	gv[g] = 0; lval[g] = 0; vu[g] = 0; ttl[g] = 0; extcap[g] = 0; behind[g] = false;
+	for (i : 0 .. N-1) {
+		ast[g*N+i] = 0; cn[g*N+i] = 0; ost[g*N+i] = 0;
+		ack[g*N+i] = 0; unk[g*N+i] = 0; rinfl[g*N+i] = false; rst[g*N+i] = 0; rttl[g*N+i] = 0; gone[g*N+i] = false; xsent[g*N+i] = false
+	}
+	i = 0
+}
+
 /* a lease is handed out: P2 (token order and uniqueness) */
 inline handout(x_, v_, vu_, tok_) {
 	hold[x_] = true; lval[x_] = v_; vu[x_] = vu_; tok[x_] = tok_;
@@ -527,6 +623,7 @@ inline handout(x_, v_, vu_, tok_) {
 	P2_token_unique = !given[tok_];
 	assert(P2_token_unique);
 	given[tok_] = 1;
+	floor[x_] = 0;   /* used */
 	if
 	:: tok_ > retmax -> retmax = tok_
 	:: else -> skip
@@ -540,12 +637,21 @@ inline fresh() {
 	i = 0
 }
 
-#define decided ((count(ast, g, 2) >= Q && ast[g*N] != 0) || count(ast, g, 2) + count(ast, g, 0) < Q)
+/* Client.attempt: decided at a majority granted, or once a majority can
+ * no longer grant */
+#define decided (count(ast, g, 2) >= Q || count(ast, g, 2) + count(ast, g, 0) < Q)
+/* Lease.successor (and the old draw): the same, hearing master 0 out
+ * (its line is unknown until it answers); a "behind" from any master or
+ * master 0's error fails it, whenever it comes */
+#define decided0 ((count(ast, g, 2) >= Q && ast[g*N] != 0) || count(ast, g, 2) + count(ast, g, 0) < Q)
+
+/* leave.lua on every master (Client.leave) */
+#define leaveall() leaveof(g, i)
 
 proctype Gor(byte g)
 {
 	byte v, keptv, repl, att, start, t, first, nh, i, w, wr, nr, x, xst, ng, loops, nv, sa3;
-	bool ok;
+	bool ok, jn, rch;
 	bool P2_token_order, P2_token_unique;
 #ifdef MUT_HANDOFF_NO_ROUNDTRIP
 	bool drawn, blockok; byte bnext, bnode;
@@ -560,7 +666,8 @@ proctype Gor(byte g)
 again:
 	/* Acquire begins (each goroutine's first step: at any point) */
 	atomic {
-		w = g + 1;   /* waiter id: the goroutine's place in master 0's line */
+		w = g + 1;   /* waiter id: the goroutine's entry in the lines */
+		wrk[g] = 0;  /* a new Acquire: a new arrival */
 		ttl[g] = TTL;
 		floor[g] = retmax;
 #ifdef HANDOFF
@@ -580,7 +687,7 @@ again:
 		fi }
 #endif
 
-	att = 0; keptv = 0;
+	att = 0; keptv = 0; jn = true;
 #ifdef MUT_REUSE_VALUE
 	atomic { nextv++; v = nextv }   /* one value for the whole Acquire */
 #endif
@@ -602,34 +709,58 @@ attempt:
 	gv[g] = v; fresh();
 	gph[g] = PH_ACQ;
 	start = now;
+	sa3 = jn;   /* join the lines where refused (acquire.lua ARGV[4]) */
 	for (i : 0 .. N-1) { send(i, ACQ, v, repl, w) }
-	i = 0
+	sa3 = 0; i = 0
 	}
-	/* decide at a majority, hearing master 0 out when it would win */
-	atomic { decided -> gph[g] = PH_NONE; ng = count(ast, g, 2) }
+	/* decide at a majority granted (or when none can be) */
+	atomic { decided -> gph[g] = PH_NONE; ng = count(ast, g, 2);
+		/* reached: no more masters failed than a majority can spare */
+		rch = (count(ast, g, 3) <= N - Q);
+		if
+		:: jn && !rch -> leaveall()   /* out of every line until an attempt reaches a majority (retry.go) */
+		:: else -> skip
+		fi;
+		jn = rch;
+		if
+		:: ng < Q ->
+			rch = rch && ast[g*N] == 2;   /* from here: keep (the tie-break) */
+			for (i : 0 .. N-1) { cn[g*N+i] = 0 } i = 0
+		:: else -> skip
+		fi }
 	if
-	:: ng >= Q && behind[g] ->
-		/* an earlier waiter is first in line: yield */
-		cleanup()
-	:: ng >= Q && !behind[g] ->
+	:: ng >= Q ->
 		fence();
 		if
 		:: atomic { ok && now < start + TTL - DRIFT ->
 			handout(g, v, start + TTL - DRIFT, t * N + first);
+			/* leave every line: an attempt of ours was refused (or its
+			 * answer never came) somewhere, this one or an earlier */
 			if
-			:: att > 0 || ast[g*N] != 2 -> q[g*N]!LEAVE,0,0,w,0   /* leave master 0's line */
+			:: att > 0 || count(ast, g, 1) + count(ast, g, 3) > 0 -> leaveall()
 			:: else -> skip
 			fi;
-			ng = 0; t = 0; first = 0; keptv = 0; repl = 0; att = 0; start = 0; ok = false;
+			straggle[g] = !acqsettled;   /* see answer() */
+			if
+			:: keptv != 0 && keptv != v -> for (i : 0 .. N-1) { send(i, DEL, keptv, 0, 0) } i = 0   /* retry.go: drop the kept value */
+			:: else -> skip
+			fi;
+			ng = 0; t = 0; first = 0; keptv = 0; repl = 0; att = 0; start = 0; ok = false; rch = false; jn = false;
 			goto holding }
 		:: else -> cleanup()
 		fi
-	:: ng < Q && ast[g*N] == 2 ->
-		/* won master 0: the tie-break; keep the keys, retry */
-		keptv = v
-	:: ng < Q && ast[g*N] != 2 -> cleanup()
+	:: ng < Q && rch ->
+		/* won master 0 with a majority answering: the tie-break; keep the
+		 * keys, retry (retry.go: an earlier kept value is dropped) */
+		atomic {
+		if
+		:: keptv != 0 && keptv != v -> for (i : 0 .. N-1) { send(i, DEL, keptv, 0, 0) } i = 0
+		:: else -> skip
+		fi;
+		keptv = v }
+	:: else -> cleanup()
 	fi;
-	atomic { ng = 0; ok = false; t = 0; first = 0; att++;
+	atomic { ng = 0; ok = false; rch = false; t = 0; first = 0; att++;
 	if
 	:: att < (g == 1 -> ATT1 : ATT) -> goto attempt
 	:: else -> skip
@@ -642,7 +773,8 @@ attempt:
 	:: keptv != 0 && keptv != v -> for (i : 0 .. N-1) { send(i, DEL, keptv, 0, 0) }
 	:: else -> skip
 	fi;
-	q[g*N]!LEAVE,0,0,w,0;
+	leaveall();   /* leave every line */
+	forget();
 #ifdef HANDOFF
 	turn[CLIENT_OF(g)] = 0;
 #endif
@@ -704,12 +836,18 @@ holding:
 	:: atomic { g == 0 && hold[g] && !drawn && now < vu[g] && acqsettled ->
 		/* handoff.go drawBlock: draw.lua on every master, then fence */
 		drawn = true;
+		straggle[g] = false;
 		fresh();
+		gph[g] = PH_HND;
 		for (i : 0 .. N-1) { send(i, DRW, v, 0, CLIENT_OF(g) + 1) }
 		i = 0 }
-		atomic { decided -> ng = count(ast, g, 2) }
+		atomic { decided0 -> gph[g] = PH_NONE; ng = count(ast, g, 2);
+			if
+			:: ng >= Q && !behind[g] && (ast[g*N] == 1 || ast[g*N] == 2) -> skip
+			:: else -> ng = 0; for (i : 0 .. N-1) { cn[g*N+i] = 0 } i = 0
+			fi }
 		if
-		:: ng >= Q && !behind[g] && (ast[g*N] == 1 || ast[g*N] == 2) ->
+		:: ng >= Q ->
 			start = vu[g] + DRIFT - TTL;   /* write-back bounded by the lease's validity */
 			fence();
 			if
@@ -763,6 +901,7 @@ release:
 	/* lease.go Release */
 #ifdef HANDOFF
 	atomic { acqsettled ->
+	straggle[g] = false;
 	if
 	:: g < 2 -> x = 1 - g   /* the other goroutine of this Client */
 	:: else -> x = g
@@ -776,6 +915,7 @@ release:
 		:: atomic { blockok && now < vu[g] ->
 			handout(x, v, vu[g], bnext * N + bnode);
 			handed[x] = true; turn[CLIENT_OF(g)] = x + 1;
+			forget();
 			goto end }
 		:: else -> skip
 		fi
@@ -791,16 +931,23 @@ release:
 		nextv++; nv = nextv;
 #endif
 		sa3 = nv;
+		gph[g] = PH_HND;
 		for (i : 0 .. N-1) { send(i, HND, v, ttl[g], CLIENT_OF(g) + 1) }
 		sa3 = 0; i = 0 }
-		atomic { decided -> ng = count(ast, g, 2) }
+		atomic { decided0 -> gph[g] = PH_NONE; ng = count(ast, g, 2);
+			if
+			/* a majority drew, master 0 answered, no master said behind */
+			:: ng >= Q && !behind[g] && (ast[g*N] == 1 || ast[g*N] == 2) -> skip
+			:: else -> ng = 0; for (i : 0 .. N-1) { cn[g*N+i] = 0 } i = 0
+			fi }
 		if
-		:: ng >= Q && !behind[g] && (ast[g*N] == 1 || ast[g*N] == 2) ->
+		:: ng >= Q ->
 			fence();
 			if
 			:: atomic { ok && now < start + TTL - DRIFT ->
 				handout(x, nv, start + ttl[g] - DRIFT, t * N + first);
 				handed[x] = true; turn[CLIENT_OF(g)] = x + 1;
+				forget();
 				goto end }
 			:: else -> skip
 			fi
@@ -814,6 +961,7 @@ release:
 	fi;
 #endif
 	atomic { acqsettled ->
+	straggle[g] = false;
 	hold[g] = false;
 	gph[g] = PH_DEL; gdv[g] = v;
 	sa3 = nv;   /* a failed handoff's next value: deleted too (release.lua ARGV[2]) */
@@ -832,6 +980,7 @@ release:
 	atomic { delsettled ->
 	relost[g] = (count(ost, g, 1) >= Q -> 1 : 2);
 	gph[g] = PH_NONE; gdv[g] = 0;
+	forget();
 	loops++;
 	if
 	:: loops < (g == 0 -> LOOPS : 1) -> wr = 0; nr = 0; xst = 0; v = 0; x = 0; goto again
