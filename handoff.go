@@ -133,7 +133,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	// the acquire's per-master timeout; the others go at once, and the
 	// handoff is decided at the fastest majority. Where a late answer
 	// says the swap did not happen, the old value is buried (handOff).
-	replies, count := c.fanout(ctx, 2*req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	replies, count, sent := c.fanoutSent(ctx, 2*req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		if l.straggling&(1<<node) != 0 {
 			l.settle()
 		}
@@ -188,6 +188,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	r.ttl = ttl
 	s := newLease(c, &r, next, tok, start, nil)
 	s.waiter = l.waiter
+	s.handedSent = sent
 	// The answers still to come may set the key late: the new lease's
 	// deletes wait for them (settle), as after an acquire.
 	s.answers(state, replies, tally.Pending(), func(res rueidis.RedisResult) bool {

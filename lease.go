@@ -90,6 +90,12 @@ type Lease struct {
 	// that overtook it would leave its key behind for a whole TTL.
 	stragglers <-chan reply
 	straggling uint64 // the masters still to answer then; fixed once shared
+	// handedSent, for a lease a handoff made (handoff.go), is closed once
+	// handoff.lua went out to every master: to one still answering the
+	// old lease's acquire it goes late, and a renewal must not overtake
+	// it there (TestAdv6RenewalOvertakesDelayedHandoff). Guarded by mu;
+	// nil once closed, and for an acquired lease.
+	handedSent <-chan struct{}
 	// unanswered marks the masters whose answer to the acquire (or
 	// handoff) never came, stragglers included once settled; guarded by
 	// mu.

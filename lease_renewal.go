@@ -45,6 +45,17 @@ func renewArgs(value string, ttl time.Duration) []string {
 // l.mu is held.
 func (l *Lease) helpersLocked() uint64 {
 	mask := l.c.all &^ l.inflight &^ l.gone
+	if l.handedSent != nil {
+		select {
+		case <-l.handedSent:
+			l.handedSent = nil
+		default:
+			// handoff.lua has not gone out to every straggling master
+			// yet: a renewal there would find the old value, and mark
+			// the master gone for good.
+			mask &^= l.straggling
+		}
+	}
 	until := l.validUntil.Load()
 	for i, a := range l.acks {
 		if a > until {

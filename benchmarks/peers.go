@@ -120,13 +120,13 @@ func (d distlockLocker) Close() { d.c.Close() }
 
 // floorLocker is the least a Redlock client must send: SET NX PX to every
 // master at once, held once a majority said OK; release runs the
-// compare-and-delete script on every master and waits for those whose SET
-// was answered, the others completing in the background once it is
-// (Close waits for them). No fencing, no renewal, no validity arithmetic, no waiting for a
+// compare-and-delete script on every master, each once its SET was
+// answered, and waits for all of them, or (majority) for a majority, the
+// others completing in the background (Close waits for them). No fencing, no renewal, no validity arithmetic, no waiting for a
 // held lock, no clean-up of a partial grant beyond the release. Like the
 // root package's BenchmarkAcquireRelease floor, it uses a goroutine per
-// master per call. With masters at different distances it waits for no
-// master it has not heard from: the floor of workload (f).
+// master per call. With majority set, with masters at different distances
+// it stops at the fastest majority both ways: the floor of workload (f).
 //
 // The one piece of bookkeeping it cannot do without: on each master the
 // delete goes only once that master's SET has been answered.
@@ -138,12 +138,25 @@ type floorLocker struct {
 	seq     atomic.Uint64
 	ttl     time.Duration
 	bg      sync.WaitGroup // deletes still going on after Release returned
+	// majority: Release returns once a majority confirmed its deletes
+	// (workload (f)'s floor); otherwise once every master has, so that a
+	// caller that takes the name again at once, with no retry, finds it
+	// free everywhere.
+	majority bool
 }
 
 var floorDelete = rueidis.NewLuaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 
 func openFloor(addrs []string, ttl, _ time.Duration) (Locker, error) {
-	f := &floorLocker{ttl: ttl}
+	return newFloor(addrs, ttl, false)
+}
+
+func openFloorMajority(addrs []string, ttl, _ time.Duration) (Locker, error) {
+	return newFloor(addrs, ttl, true)
+}
+
+func newFloor(addrs []string, ttl time.Duration, majority bool) (Locker, error) {
+	f := &floorLocker{ttl: ttl, majority: majority}
 	for _, a := range addrs {
 		c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{a}, ForceSingleClient: true, DisableCache: true})
 		if err != nil {
@@ -197,26 +210,24 @@ func (f *floorLocker) acquire(ctx context.Context, name, what string, set func(i
 func (l *floorLock) Release(ctx context.Context) error {
 	errs := make(chan error, len(l.f.clients))
 	dctx := context.WithoutCancel(ctx)
-	wait := 0
 	for i, c := range l.f.clients {
-		select {
-		case <-l.set[i]:
-			// Heard from: its delete is waited for, as a client that
-			// reacquires the name at once needs its keys gone.
-			wait++
-			go func() { errs <- floorDelete.Exec(dctx, c, []string{l.key}, []string{l.value}).Error() }()
-		default:
-			// Not heard from yet (a far master): its delete goes once
-			// the SET is answered, in the background; Close waits.
-			l.f.bg.Go(func() {
-				<-l.set[i]
-				floorDelete.Exec(dctx, c, []string{l.key}, []string{l.value})
-			})
-		}
+		l.f.bg.Go(func() {
+			<-l.set[i]
+			errs <- floorDelete.Exec(dctx, c, []string{l.key}, []string{l.value}).Error()
+		})
 	}
+	need := len(l.f.clients) // all of them, unless majority
+	if l.f.majority {
+		need = len(l.f.clients)/2 + 1
+	}
+	ok := 0
 	var err error
-	for range wait {
-		err = errors.Join(err, <-errs)
+	for range l.f.clients {
+		if e := <-errs; e != nil {
+			err = errors.Join(err, e)
+		} else if ok++; ok == need {
+			return nil
+		}
 	}
 	return err
 }
