@@ -123,8 +123,8 @@ func Distance(m *Masters, dc DistanceCase, peers []Peer, rounds int, per time.Du
 	return rows, nil
 }
 
-// distancePeers returns the peers of workload (f) on n masters: the
-// floor, distlock and redsync.
+// distancePeers returns the peers of workload (f) on n masters: the floor
+// that releases at a majority, distlock and redsync.
 func distancePeers(n int) []Peer {
-	return peersByID(fmt.Sprintf("floor-%d", n), fmt.Sprintf("distlock-%d", n), fmt.Sprintf("redsync-%d", n))
+	return peersByID(fmt.Sprintf("floor-majority-%d", n), fmt.Sprintf("distlock-%d", n), fmt.Sprintf("redsync-%d", n))
 }

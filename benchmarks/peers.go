@@ -76,6 +76,8 @@ func Peers() []Peer {
 		{ID: "floor-5", Label: "floor: raw rueidis, 5 masters", Masters: 5, Open: openFloor, KeyPrefix: "floor:"},
 		{ID: "distlock-5", Label: "distlock, 5 masters", Masters: 5, Open: openDistlock, KeyPrefix: "distlock:"},
 		{ID: "redsync-5", Label: "redsync v4 + go-redis v9, 5 masters", Masters: 5, Open: openRedsync, KeyPrefix: "redsync:"},
+		{ID: "floor-majority-3", Label: "floor, release at a majority, 3 masters", Masters: 3, Open: openFloorMajority, KeyPrefix: "floor:"},
+		{ID: "floor-majority-5", Label: "floor, release at a majority, 5 masters", Masters: 5, Open: openFloorMajority, KeyPrefix: "floor:"},
 	}
 }
 
