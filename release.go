@@ -164,12 +164,17 @@ func (l *Lease) sendDeletes(ctx context.Context, also string) (<-chan reply, int
 	// The straggler's answer comes within the per-master timeout of the
 	// acquire, which began before: twice the timeout bounds the wait for it
 	// and the delete; each delete has the per-master timeout of its own.
-	return l.c.fanout(context.WithoutCancel(ctx), 2*l.req.timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	timeout := l.req.timeout
+	if l.straggling != 0 {
+		timeout *= 2 // the wait for a straggler's answer, then its own
+	}
+	return l.c.fanout(context.WithoutCancel(ctx), timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		if l.straggling&(1<<node) != 0 {
 			l.settle()
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, l.req.timeout)
+			defer cancel()
 		}
-		ctx, cancel := context.WithTimeout(ctx, l.req.timeout)
-		defer cancel()
 		l.mu.Lock()
 		unknown := l.unanswered&(1<<node) != 0
 		l.mu.Unlock()
