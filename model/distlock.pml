@@ -114,7 +114,7 @@ byte cn[G*N];     /* the counters they returned, of the answers in by the decisi
 byte ost[G*N];    /* another operation's answers */
 bool behind[G];   /* a master said the handoff should go to another Client's waiter */
 bool straggle[G]; /* its lease's acquire still has answers to come */
-/* renewal state (renew.go): acks, renewals in flight */
+/* renewal state (lease_renewal.go): acks, renewals in flight */
 byte ack[G*N]; byte unk[G*N]; bool rinfl[G*N]; byte rst[G*N]; byte rttl[G*N]; bool gone[G*N]; bool xsent[G*N];
 byte ttl[G];      /* the TTL renewals use; Extend changes it */
 byte extcap[G];   /* Extend's cap on acks of a longer TTL */
@@ -312,7 +312,7 @@ inline exec() {
 	fi
 }
 
-/* renew.go Lease.answered: master m_ answered goroutine x_'s renewal (sent
+/* lease_renewal.go Lease.answered: master m_ answered goroutine x_'s renewal (sent
  * at rst with rttl); res_ 2 renewed, 1 gone or taken, 3 unknown */
 byte ra;
 inline renewanswer(x_, m_, res_) {
@@ -321,7 +321,7 @@ inline renewanswer(x_, m_, res_) {
 	:: res_ == 2 ->
 		ra = rst[x_*N+m_] + rttl[x_*N+m_] - DRIFT;
 #ifndef MUT_NO_UNKNOWN_TTL
-		/* renew.go answered: a renewal of ours to this master whose
+		/* lease_renewal.go answered: a renewal of ours to this master whose
 		 * answer never came may still run later and set its TTL then:
 		 * no ack there counts beyond the shortest such TTL */
 		if
@@ -572,7 +572,7 @@ inline fence() {
 	fi
 }
 
-/* acquire.go cleanup: wait for the attempt's stragglers, then delete its
+/* cleanup.go Client.cleanup: wait for the attempt's stragglers, then delete its
  * value where granted or unknown, and the kept value of an earlier
  * attempt everywhere; wait for the answers (a waiting Acquire: sync) */
 inline cleanup() {
@@ -693,7 +693,7 @@ again:
 #endif
 
 attempt:
-	/* acquire.go Client.attempt */
+	/* attempt.go Client.attempt */
 	atomic {
 #ifndef MUT_REUSE_VALUE
 	nextv++; v = nextv;   /* a fresh value per attempt */
@@ -718,7 +718,7 @@ attempt:
 		/* reached: no more masters failed than a majority can spare */
 		rch = (count(ast, g, 3) <= N - Q);
 		if
-		:: jn && !rch -> leaveall()   /* out of every line until an attempt reaches a majority (retry.go) */
+		:: jn && !rch -> leaveall()   /* out of every line until an attempt reaches a majority (acquire.go waiting.failed) */
 		:: else -> skip
 		fi;
 		jn = rch;
@@ -742,7 +742,7 @@ attempt:
 			fi;
 			straggle[g] = !acqsettled;   /* see answer() */
 			if
-			:: keptv != 0 && keptv != v -> for (i : 0 .. N-1) { send(i, DEL, keptv, 0, 0) } i = 0   /* retry.go: drop the kept value */
+			:: keptv != 0 && keptv != v -> for (i : 0 .. N-1) { send(i, DEL, keptv, 0, 0) } i = 0   /* acquire.go waiting.next: drop the kept value */
 			:: else -> skip
 			fi;
 			ng = 0; t = 0; first = 0; keptv = 0; repl = 0; att = 0; start = 0; ok = false; rch = false; jn = false;
@@ -751,7 +751,7 @@ attempt:
 		fi
 	:: ng < Q && rch ->
 		/* won master 0 with a majority answering: the tie-break; keep the
-		 * keys, retry (retry.go: an earlier kept value is dropped) */
+		 * keys, retry (acquire.go waiting.next: an earlier kept value is dropped) */
 		atomic {
 		if
 		:: keptv != 0 && keptv != v -> for (i : 0 .. N-1) { send(i, DEL, keptv, 0, 0) } i = 0
@@ -808,7 +808,7 @@ holding:
 		nr++; i = 0 }
 #ifdef EXTEND
 	:: atomic { g == 0 && hold[g] && xst == 0 && now < vu[g] && acqsettled ->
-		/* lease.go extend to SHORT */
+		/* extend.go Lease.extend to SHORT */
 		xst = 1;
 		ttl[g] = SHORT; extcap[g] = now + SHORT - DRIFT;
 		printf("MSC: t=%d g%d: Extend(%d): acks capped at %d\n", now, g, SHORT, extcap[g]);
@@ -898,7 +898,7 @@ extend:
 #endif
 
 release:
-	/* lease.go Release */
+	/* release.go Lease.Release */
 #ifdef HANDOFF
 	atomic { acqsettled ->
 	straggle[g] = false;
