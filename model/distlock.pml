@@ -4,7 +4,8 @@
  * handoff, a waiting list on every master and master 0's tie-break), as
  * it is being fixed: a fresh value per attempt, Extend capping every
  * longer-TTL ack, a local handoff that is one round trip (handoff.lua) and
- * gives the key the next holder's fresh value, Release reporting lost.
+ * gives the key the next holder's fresh value, decided at the fastest
+ * majority, Release reporting lost and returning at a majority.
  *
  * model/README.md says what is modelled and what abstracted, and maps each
  * step below to the Go function and Lua script it stands for. check.sh
@@ -114,7 +115,8 @@ byte cn[G*N];     /* the counters they returned, of the answers in by the decisi
 byte ost[G*N];    /* another operation's answers */
 bool behind[G];   /* a master said the handoff should go to another Client's waiter */
 bool straggle[G]; /* its lease's acquire still has answers to come */
-/* renewal state (renew.go): acks, renewals in flight */
+bool hph[G];      /* ast holds a handoff's answers: the lease's acquire's stragglers no longer count there */
+/* renewal state (lease_renewal.go): acks, renewals in flight */
 byte ack[G*N]; byte unk[G*N]; bool rinfl[G*N]; byte rst[G*N]; byte rttl[G*N]; bool gone[G*N]; bool xsent[G*N];
 byte ttl[G];      /* the TTL renewals use; Extend changes it */
 byte extcap[G];   /* Extend's cap on acks of a longer TTL */
@@ -312,7 +314,7 @@ inline exec() {
 	fi
 }
 
-/* renew.go Lease.answered: master m_ answered goroutine x_'s renewal (sent
+/* lease_renewal.go Lease.answered: master m_ answered goroutine x_'s renewal (sent
  * at rst with rttl); res_ 2 renewed, 1 gone or taken, 3 unknown */
 byte ra;
 inline renewanswer(x_, m_, res_) {
@@ -321,7 +323,7 @@ inline renewanswer(x_, m_, res_) {
 	:: res_ == 2 ->
 		ra = rst[x_*N+m_] + rttl[x_*N+m_] - DRIFT;
 #ifndef MUT_NO_UNKNOWN_TTL
-		/* renew.go answered: a renewal of ours to this master whose
+		/* lease_renewal.go answered: a renewal of ours to this master whose
 		 * answer never came may still run later and set its TTL then:
 		 * no ack there counts beyond the shortest such TTL */
 		if
@@ -389,7 +391,7 @@ inline leaveof(x_, i_) {
 /* the answer to goroutine x_'s command k_ (value v_, a1_) from master m_ */
 inline answer(x_, m_, k_, v_, a1_, res_, num_) {
 	if
-	:: (k_ == ACQ || k_ == HND || k_ == DRW) && v_ == gv[x_] && ast[x_*N+m_] == 0 ->
+	:: ((k_ == ACQ && !hph[x_]) || k_ == HND || k_ == DRW) && v_ == gv[x_] && ast[x_*N+m_] == 0 ->
 		ast[x_*N+m_] = res_;
 		if
 		:: gph[x_] == PH_ACQ || gph[x_] == PH_HND ->   /* still deciding */
@@ -524,6 +526,30 @@ inline send(m_, k_, v_, a1_, a2_) {
 	fi
 }
 
+/* Release's and the handoff's command k_ to master m_. Where the lease's
+ * acquire has not answered yet (bit m_ of pm), it goes after that answer
+ * (release.go sendDeletes, handoff.go successor: settle): in the model on
+ * the same connection, behind the acquire (FIFO), and never left in a
+ * replaced connection (a command left there could run before the acquire,
+ * which the settle excludes). There a LEAVE goes first, in case the
+ * straggler refuses and puts the waiter in its line (Lease.answers; a
+ * LEAVE where it granted changes nothing). */
+inline sendafter(m_, k_, v_, a1_, a2_) {
+	if
+	:: pm & (1 << (m_)) ->
+		if
+		:: joining(g, m_) -> q[g*N+m_]!LEAVE,0,0,g+1,0
+		:: else -> skip
+		fi;
+		q[g*N+m_]!k_,v_,a1_,a2_,sa3
+	:: else -> send(m_, k_, v_, a1_, a2_)
+	fi
+}
+/* pm: the masters whose answer is still to come */
+inline pendmask() {
+	pm = (ast[g*N] == 0) + 2 * (ast[g*N+1] == 0) + (N > 2 -> 4 * (ast[g*N+N-1] == 0) : 0)
+}
+
 /* wait until every answer of the acquire (or handoff, or draw) is in */
 #define acqsettled (count(ast, g, 0) == 0)
 #define delsettled (count(ost, g, 0) == 0)
@@ -572,7 +598,7 @@ inline fence() {
 	fi
 }
 
-/* acquire.go cleanup: wait for the attempt's stragglers, then delete its
+/* cleanup.go Client.cleanup: wait for the attempt's stragglers, then delete its
  * value where granted or unknown, and the kept value of an earlier
  * attempt everywhere; wait for the answers (a waiting Acquire: sync) */
 inline cleanup() {
@@ -605,7 +631,7 @@ inline cleanup() {
  * are one; late answers to it are ignored from now on, as the Go code
  * ignores them (a released lease renews no more). */
 inline forget() {
-	gv[g] = 0; lval[g] = 0; vu[g] = 0; ttl[g] = 0; extcap[g] = 0; behind[g] = false;
+	gv[g] = 0; lval[g] = 0; vu[g] = 0; ttl[g] = 0; extcap[g] = 0; behind[g] = false; hph[g] = false; straggle[g] = false;
 	for (i : 0 .. N-1) {
 		ast[g*N+i] = 0; cn[g*N+i] = 0; ost[g*N+i] = 0;
 		ack[g*N+i] = 0; unk[g*N+i] = 0; rinfl[g*N+i] = false; rst[g*N+i] = 0; rttl[g*N+i] = 0; gone[g*N+i] = false; xsent[g*N+i] = false
@@ -650,7 +676,7 @@ inline fresh() {
 
 proctype Gor(byte g)
 {
-	byte v, keptv, repl, att, start, t, first, nh, i, w, wr, nr, x, xst, ng, loops, nv, sa3;
+	byte v, keptv, repl, att, start, t, first, nh, i, w, wr, nr, x, xst, ng, loops, nv, sa3, pm;
 	bool ok, jn, rch;
 	bool P2_token_order, P2_token_unique;
 #ifdef MUT_HANDOFF_NO_ROUNDTRIP
@@ -693,7 +719,7 @@ again:
 #endif
 
 attempt:
-	/* acquire.go Client.attempt */
+	/* attempt.go Client.attempt */
 	atomic {
 #ifndef MUT_REUSE_VALUE
 	nextv++; v = nextv;   /* a fresh value per attempt */
@@ -718,7 +744,7 @@ attempt:
 		/* reached: no more masters failed than a majority can spare */
 		rch = (count(ast, g, 3) <= N - Q);
 		if
-		:: jn && !rch -> leaveall()   /* out of every line until an attempt reaches a majority (retry.go) */
+		:: jn && !rch -> leaveall()   /* out of every line until an attempt reaches a majority (acquire.go waiting.failed) */
 		:: else -> skip
 		fi;
 		jn = rch;
@@ -742,7 +768,7 @@ attempt:
 			fi;
 			straggle[g] = !acqsettled;   /* see answer() */
 			if
-			:: keptv != 0 && keptv != v -> for (i : 0 .. N-1) { send(i, DEL, keptv, 0, 0) } i = 0   /* retry.go: drop the kept value */
+			:: keptv != 0 && keptv != v -> for (i : 0 .. N-1) { send(i, DEL, keptv, 0, 0) } i = 0   /* acquire.go waiting.next: drop the kept value */
 			:: else -> skip
 			fi;
 			ng = 0; t = 0; first = 0; keptv = 0; repl = 0; att = 0; start = 0; ok = false; rch = false; jn = false;
@@ -751,7 +777,7 @@ attempt:
 		fi
 	:: ng < Q && rch ->
 		/* won master 0 with a majority answering: the tie-break; keep the
-		 * keys, retry (retry.go: an earlier kept value is dropped) */
+		 * keys, retry (acquire.go waiting.next: an earlier kept value is dropped) */
 		atomic {
 		if
 		:: keptv != 0 && keptv != v -> for (i : 0 .. N-1) { send(i, DEL, keptv, 0, 0) } i = 0
@@ -808,7 +834,7 @@ holding:
 		nr++; i = 0 }
 #ifdef EXTEND
 	:: atomic { g == 0 && hold[g] && xst == 0 && now < vu[g] && acqsettled ->
-		/* lease.go extend to SHORT */
+		/* extend.go Lease.extend to SHORT */
 		xst = 1;
 		ttl[g] = SHORT; extcap[g] = now + SHORT - DRIFT;
 		printf("MSC: t=%d g%d: Extend(%d): acks capped at %d\n", now, g, SHORT, extcap[g]);
@@ -898,10 +924,10 @@ extend:
 #endif
 
 release:
-	/* lease.go Release */
+	/* release.go Lease.Release: no wait for the lease's stragglers; the
+	 * commands to them go after their answers (sendafter) */
 #ifdef HANDOFF
-	atomic { acqsettled ->
-	straggle[g] = false;
+	atomic {
 	if
 	:: g < 2 -> x = 1 - g   /* the other goroutine of this Client */
 	:: else -> x = g
@@ -920,10 +946,14 @@ release:
 		:: else -> skip
 		fi
 #else
-		/* Lease.handOff, successor: handoff.lua on every master with the
-		 * next holder's fresh value and the lease's TTL, then fence */
+		/* handoff.go Lease.handOff, successor: handoff.lua with the next
+		 * holder's fresh value and the lease's TTL, at once to every master
+		 * that answered the lease's acquire, after its answer to the others;
+		 * decided at a majority drawn with master 0 heard, then fence */
 		atomic {
-		fresh();
+		straggle[g] = false;
+		pendmask();
+		fresh(); hph[g] = true;
 		start = now;
 #ifdef MUT_HANDOFF_SAME_VALUE
 		nv = v;   /* the previous design: the key keeps the value */
@@ -932,8 +962,8 @@ release:
 #endif
 		sa3 = nv;
 		gph[g] = PH_HND;
-		for (i : 0 .. N-1) { send(i, HND, v, ttl[g], CLIENT_OF(g) + 1) }
-		sa3 = 0; i = 0 }
+		for (i : 0 .. N-1) { sendafter(i, HND, v, ttl[g], CLIENT_OF(g) + 1) }
+		sa3 = 0; i = 0; pm = 0 }
 		atomic { decided0 -> gph[g] = PH_NONE; ng = count(ast, g, 2);
 			if
 			/* a majority drew, master 0 answered, no master said behind */
@@ -947,6 +977,17 @@ release:
 			:: atomic { ok && now < start + TTL - DRIFT ->
 				handout(x, nv, start + ttl[g] - DRIFT, t * N + first);
 				handed[x] = true; turn[CLIENT_OF(g)] = x + 1;
+				ng = 0; t = 0; first = 0; start = 0; ok = false; nv = 0 }
+				/* handOff's bury: once every answer is in, delete the old
+				 * value where the key was not swapped (refused, behind,
+				 * or no answer); nobody waits for these */
+				atomic { acqsettled ->
+				for (i : 0 .. N-1) {
+					if
+					:: ast[g*N+i] != 2 -> send(i, DEL, v, 0, 0)
+					:: else -> skip
+					fi
+				}
 				forget();
 				goto end }
 			:: else -> skip
@@ -960,25 +1001,33 @@ release:
 	:: else -> skip
 	fi;
 #endif
-	atomic { acqsettled ->
+	/* release.go Lease.release: the lease ends before anything is sent */
+	atomic {
 	straggle[g] = false;
 	hold[g] = false;
+	pendmask();
 	gph[g] = PH_DEL; gdv[g] = v;
 	sa3 = nv;   /* a failed handoff's next value: deleted too (release.lua ARGV[2]) */
-	for (i : 0 .. N-1) { ost[g*N+i] = 0; send(i, DEL, v, 0, 0) }
-	sa3 = 0; nv = 0;
+	for (i : 0 .. N-1) { ost[g*N+i] = 0; sendafter(i, DEL, v, 0, 0) }
+	sa3 = 0; nv = 0; pm = 0;
+	i = 0 }
+	/* returns once the outcome is known: a majority confirmed, or more
+	 * than N-Q found the key gone or taken and the failures can no longer
+	 * change whether a majority was reached, or every master answered;
+	 * the other deletes go on. Lost when a majority report the key gone
+	 * or held by another value */
+	atomic { count(ost, g, 2) >= Q ||
+		(count(ost, g, 1) > N - Q && (count(ost, g, 3) > N - Q || count(ost, g, 3) + count(ost, g, 0) <= N - Q)) ||
+		delsettled ->
+	relost[g] = (count(ost, g, 1) >= Q -> 1 : 2);
 #ifdef HANDOFF
-	/* pass the turn at once: the next first attempt may replace v */
+	/* turn.pass at the return: the next first attempt may replace v */
 	if
 	:: g < 2 -> trepl[1 - g] = v
 	:: else -> skip
 	fi;
 	turn[CLIENT_OF(g)] = 0;
 #endif
-	i = 0 }
-	/* lost when a majority report the key gone or held by another value */
-	atomic { delsettled ->
-	relost[g] = (count(ost, g, 1) >= Q -> 1 : 2);
 	gph[g] = PH_NONE; gdv[g] = 0;
 	forget();
 	loops++;
