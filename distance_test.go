@@ -107,3 +107,35 @@ func TestHandoffAtMajorityPace(t *testing.T) {
 	require.NoError(t, l.Release(ctx))
 	noLockKeys(t, servers)
 }
+
+// Right after a Release that returned at a majority, this Client's next
+// acquire is not refused by its own released key where that delete is
+// still on its way: with master 0 cut meanwhile, TryAcquire needs master
+// 2, whose delete waits for the far answer to the old acquire.
+func TestReleaseThenTryAcquireWithMasterDown(t *testing.T) {
+	const far = 100 * time.Millisecond
+	servers := masters(t, 3)
+	p0, err := redistest.NewProxy(servers[0].Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { p0.Close() })
+	p2, err := redistest.NewProxy(servers[2].Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { p2.Close() })
+	p2.SetLatency(far)
+	nodes := redistest.URLs(servers)
+	nodes[0], nodes[2] = p0.URL(), p2.URL()
+	c, err := distlock.New(distlock.Config{Nodes: nodes})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	ctx := ctxTimeout(t, 10*time.Second)
+
+	l, err := c.TryAcquire(ctx, "again")
+	require.NoError(t, err)
+	require.NoError(t, l.Release(ctx))
+	p0.Cut()
+	l, err = c.TryAcquire(ctx, "again")
+	require.NoError(t, err, "TryAcquire over masters 1 and 2 right after Release, master 0 cut")
+	require.NoError(t, l.Release(ctx))
+	p0.Restore()
+	noLockKeys(t, servers)
+}

@@ -18,6 +18,11 @@ type localQueue struct {
 	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu    sync.Mutex // guards slots and each slot's fields but ch
 	slots map[string]*slot
+	// recent holds, per name, the value of a lease whose Release returned
+	// with deletes still on their way (release.go): the next turn's first
+	// attempt counts keys holding it as free, so that a master whose
+	// delete is late does not refuse this Client's next acquire there.
+	recent map[string]string
 }
 
 // slot is a name's place: a token in ch means a goroutine holds or is
@@ -137,8 +142,31 @@ func (q *localQueue) took(name string, s *slot) *turn {
 
 func (q *localQueue) tookLocked(name string, s *slot) *turn {
 	t := &turn{q: q, name: name, s: s, replaces: s.released, handoff: s.handoff}
+	if t.replaces == "" {
+		t.replaces = q.recent[name]
+	}
 	s.released, s.handoff = "", nil
 	return t
+}
+
+// deleting records that value's deletes at name are still on their way
+// (TestReleaseThenTryAcquireWithMasterDown).
+func (q *localQueue) deleting(name, value string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.recent == nil {
+		q.recent = make(map[string]string)
+	}
+	q.recent[name] = value
+}
+
+// deleted records that value's deletes at name are all answered.
+func (q *localQueue) deleted(name, value string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.recent[name] == value {
+		delete(q.recent, name)
+	}
 }
 
 // waited reports whether other goroutines wait for the turn's name.

@@ -127,10 +127,12 @@ func (l *Lease) release(ctx context.Context, span trace.Span, called int64, prev
 	// next waiter's first attempt counts keys holding our value as free.
 	left := count - answered
 	if left > 0 {
+		l.c.queue.deleting(l.req.name, l.value)
 		l.c.spawn(func() {
 			for range left {
 				<-replies
 			}
+			l.c.queue.deleted(l.req.name, l.value)
 		})
 	}
 	l.turn.pass(l.value)
