@@ -156,6 +156,21 @@ func keysHeld(t *testing.T, servers []*redistest.Server, name string) int {
 	return n
 }
 
+// onEveryMaster waits until every master holds name's key: Acquire
+// returns once a majority granted, and the last master's grant may come
+// just after. A test that then deletes keys on some masters must not race
+// that late grant.
+func onEveryMaster(t *testing.T, servers []*redistest.Server, name string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for keysHeld(t, servers, name) < len(servers) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: held on %d of %d masters after 2s", name, keysHeld(t, servers, name), len(servers))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // assertHeldByQuorum is redsync's assertAcquired (mutex_test.go) on the
 // public API: a majority of masters hold one value for the lock, read
 // directly from the masters and through Client.Status, which must agree.

@@ -146,6 +146,7 @@ func TestRueidislockUnlockByOtherClient(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := l.Context(context.Background())
 	defer cancel()
+	onEveryMaster(t, servers, name)
 
 	start := time.Now()
 	go func() {
@@ -242,6 +243,7 @@ func TestRueidislockExtendByOtherClient(t *testing.T) {
 		require.NoError(t, err)
 		ctx, cancel := l.Context(context.Background())
 		defer cancel()
+		onEveryMaster(t, servers, name)
 		for _, s := range servers[:2] {
 			_, err := s.Do("PEXPIRE", key(name), "100")
 			require.NoError(t, err)
@@ -262,6 +264,7 @@ func TestRueidislockExtendByOtherClient(t *testing.T) {
 		l, err := c.Acquire(t.Context(), name, distlock.WithTTL(ttl))
 		require.NoError(t, err)
 		defer l.Release(t.Context())
+		onEveryMaster(t, servers, name)
 		for _, s := range servers[:2] {
 			_, err := s.Do("PEXPIRE", key(name), "100")
 			require.NoError(t, err)
