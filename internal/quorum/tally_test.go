@@ -37,17 +37,7 @@ func TestTally(t *testing.T) {
 		{"5: won with a failure and a refusal", 5, "fgrgg", true, false, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			y := NewTally(tc.n)
-			for _, a := range tc.answers {
-				switch a {
-				case 'g':
-					y.Grant()
-				case 'r':
-					y.Refuse()
-				case 'f':
-					y.Fail()
-				}
-			}
+			y := tallyOf(tc.n, tc.answers)
 			assert.Equal(t, [4]bool{tc.won, tc.lost, tc.reached, tc.locked}, [4]bool{y.Won(), y.Lost(), y.Reached(), y.Locked()},
 				"%q of %d: won, lost, reached, locked", tc.answers, tc.n)
 			assert.Equal(t, tc.won || tc.lost, y.Decided(), "Decided")
@@ -75,17 +65,7 @@ func TestTallyReachKnown(t *testing.T) {
 		{1, "", false},
 		{1, "r", true},
 	} {
-		y := NewTally(tc.n)
-		for _, a := range tc.answers {
-			switch a {
-			case 'g':
-				y.Grant()
-			case 'r':
-				y.Refuse()
-			case 'f':
-				y.Fail()
-			}
-		}
+		y := tallyOf(tc.n, tc.answers)
 		assert.Equal(t, tc.known, y.ReachKnown(), "%q of %d", tc.answers, tc.n)
 	}
 }
@@ -111,19 +91,26 @@ func TestTallyOutvoted(t *testing.T) {
 		{5, "rrg", false},
 		{5, "rrr", true},
 	} {
-		y := NewTally(tc.n)
-		for _, a := range tc.answers {
-			switch a {
-			case 'g':
-				y.Grant()
-			case 'r':
-				y.Refuse()
-			case 'f':
-				y.Fail()
-			}
-		}
+		y := tallyOf(tc.n, tc.answers)
 		if y.Outvoted() != tc.outvoted {
 			t.Errorf("%q of %d: Outvoted %v; want %v", tc.answers, tc.n, y.Outvoted(), tc.outvoted)
 		}
 	}
+}
+
+// tallyOf returns the Tally of n masters after answers, one letter each:
+// g a grant, r a refusal, f a failure.
+func tallyOf(n int, answers string) Tally {
+	y := NewTally(n)
+	for _, a := range answers {
+		switch a {
+		case 'g':
+			y.Grant()
+		case 'r':
+			y.Refuse()
+		case 'f':
+			y.Fail()
+		}
+	}
+	return y
 }
