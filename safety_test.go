@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -503,8 +504,16 @@ func TestWaiterSubscribedAfterHeadAnnounced(t *testing.T) {
 	}
 	w1 := acquireLater(t, ctx, b, name)
 	waitWaiters(t, servers[0], name, 1)
+	// W1 runs the hook before it watches: once it is subscribed, the hook
+	// set below stops W2 alone.
+	for _, s := range servers {
+		waitSubscribers(t, s, name, true)
+	}
 
 	entered, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	letGo := func() { once.Do(func() { close(proceed) }) }
+	defer letGo() // a failure below must not leave W2 stopped in the hook
 	var calls atomic.Int32
 	defer distlock.SetWatchHook(func(n string) {
 		if n == name && calls.Add(1) == 1 {
@@ -521,7 +530,7 @@ func TestWaiterSubscribedAfterHeadAnnounced(t *testing.T) {
 	}
 	l1 := take(t, w1, "W1")
 	waitWaiters(t, servers[0], name, 1) // W1 left the line: W2 is first
-	close(proceed)
+	letGo()
 	time.Sleep(200 * time.Millisecond) // W2 subscribes, and sleeps
 	start := time.Now()
 	if err := l1.Release(ctx); err != nil {
