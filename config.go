@@ -66,7 +66,7 @@ type Config struct {
 	// KeyPrefix starts every lock key: the lock "job" is the key
 	// KeyPrefix+"job". distlock's own keys are derived from the full lock
 	// key, whatever the prefix, under [ReservedKeyspace]: fence counters
-	// "distlock:fence:{tag}" and master 0's waiting lists
+	// "distlock:fence:{tag}" and the waiting lists
 	// "distlock:wait:{tag}"+key and "distlock:lapse:{tag}"+key, tag naming
 	// the lock key's hash slot. It must not contain '{' or '}', nor start
 	// with a reserved key space. Default DefaultKeyPrefix.

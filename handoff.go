@@ -47,13 +47,14 @@ import (
 // masters: Release then deletes both values, and buries the next one where
 // the answer never came (release.lua with a tombstone), so that a late handoff.lua is refused.
 //
-// Order between Clients: master 0's waiting list holds the waiters of other
-// Clients (acquire.go). When one of them is first in line, or holds the key
-// on master 0 (the tie-break's winner keeps it there), handoff.lua does
-// nothing there and says so, and Release deletes the keys, so that the
-// lock goes to that waiter; so too when master 0 does not answer: its line
-// is unknown. Each handoff reads the line, so a waiter of another Client is
-// never passed over once it is first in it.
+// Order between Clients: every master's waiting list holds the waiters of
+// other Clients (acquire.go). When one of them is first in a master's
+// line, or holds the key on master 0 (the tie-break's winner keeps it
+// there), handoff.lua does nothing there and says so, and Release deletes
+// the keys, so that the lock goes to that waiter; so too when master 0 does
+// not answer. Each handoff reads the lines, so a waiter of another Client
+// is never passed over once it is first in one that answers
+// (TestWaiterCutFromMasterZeroIsServed).
 //
 // Watch sees the old lease released and the next acquired.
 

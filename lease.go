@@ -80,8 +80,8 @@ type Lease struct {
 	turn *turn // this Client's turn at the name: passed on when the lease ends
 
 	// waiter is the id under which the Acquire that took the lock waited
-	// in master 0's line ("" if it never did): a handoff (handoff.go) does
-	// not count it as another Client's waiter while it leaves the line.
+	// in the masters' lines ("" if it never did): a handoff (handoff.go)
+	// does not count it as another Client's waiter while it leaves them.
 	waiter string
 
 	// The acquire's answers still to come when it returned (a majority
