@@ -255,14 +255,14 @@ func (w *waiting) failed(ctx context.Context, a try, out verdict, err error) err
 		w.kept = a.value
 	}
 	w.place, w.sent = out.place, out.sent
-	if w.join && !out.reached {
+	if w.join && !out.tally.Reached() {
 		// Too few masters answered: out of every line until a majority
 		// answers again, so that a waiter that cannot win never stands
 		// first in line in the others' way. Its arrival time is kept: it
 		// comes back to its place.
 		w.c.leave(w.req, w.waiter, out.sent, false)
 	}
-	w.join = out.reached
+	w.join = out.tally.Reached()
 	if ctx.Err() != nil && w.last != nil {
 		// Cut short by ctx: the previous attempt says more (ErrLocked).
 		err = w.last

@@ -42,7 +42,7 @@ type try struct {
 	replaces string // keys that hold it count as free ("" for none)
 	waiter   string // the waiting Acquire's id in the lines; "" for TryAcquire
 	place    int64  // its arrival time in the lines, once a master said (0: not yet)
-	join     bool   // join the lines where refused (see verdict.reached)
+	join     bool   // join the lines where refused (see verdict.tally's Reached)
 }
 
 // verdict is what a failed attempt tells the next: when to try again (0
@@ -51,16 +51,16 @@ type try struct {
 // the waiter first in line lapses unless it renews it; the waiter's
 // place in line, the earliest a master gave it (0 if none did); whether
 // master 0 said an earlier waiter is first there (the waiter then sleeps
-// through releases until announced first); and whether no more masters
-// failed to answer than a majority can spare.
+// through releases until announced first); and the attempt's answers,
+// whose Reached says whether no more masters failed to answer than a
+// majority can spare.
 type verdict struct {
-	wait    time.Duration
-	place   int64
-	behind  bool
-	reached bool
-	sent    <-chan struct{} // closed once every acquire of the attempt went out
-	kept    bool            // it won master 0 and kept its keys (the tie-break)
-	tally   quorum.Tally    // its answers, as far as they were heard
+	wait   time.Duration
+	place  int64
+	behind bool
+	sent   <-chan struct{} // closed once every acquire of the attempt went out
+	kept   bool            // it won master 0 and kept its keys (the tie-break)
+	tally  quorum.Tally    // its answers, as far as they were heard
 }
 
 // refused takes in a refusal of acquire.lua from master node, v being
@@ -179,7 +179,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	for !tally.Decided() || keep && !tally.Won() && !tally.ReachKnown() {
 		record(<-replies)
 	}
-	out.reached, out.tally = tally.Reached(), tally
+	out.tally = tally
 	nGranted, nHeld, nAnswered := tally.Granted(), tally.Refused(), n-tally.Pending()
 
 	qerr := func() *QuorumError {
@@ -200,7 +200,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		c.takeBack(req, value, state, replies, n-nAnswered)
 		return nil, out, err
 	}
-	if keep && state[0] == granted && out.reached {
+	if keep && state[0] == granted && tally.Reached() {
 		// We won master 0: the tie-break, and the head of its waiting
 		// list. Keep our keys and let the caller retry, with a new value
 		// that may replace this one's keys; rivals that lost master 0
@@ -284,9 +284,3 @@ func parseAcquire(res rueidis.RedisResult) (bool, []int64, error) {
 	return v[0] == 1, v, nil
 }
 
-// firstOnly marks master 0 alone, for fanoutTo.
-func firstOnly(n int) []bool {
-	only := make([]bool, n)
-	only[0] = true
-	return only
-}

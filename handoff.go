@@ -134,17 +134,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	// the acquire's per-master timeout; the others go at once, and the
 	// handoff is decided at the fastest majority. Where a late answer
 	// says the swap did not happen, the old value is buried (handOff).
-	timeout := req.timeout
-	if l.straggling != 0 {
-		timeout *= 2 // the wait for a straggler's answer, then its own
-	}
-	replies, count, sent := c.fanoutSent(ctx, timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
-		if l.straggling&(1<<node) != 0 {
-			l.settle()
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, req.timeout)
-			defer cancel()
-		}
+	replies, count, sent := l.fanoutAfterAcquire(ctx, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		if node == 0 {
 			return script.Handoff.Exec(ctx, rc, keys, args0)
 		}

@@ -320,6 +320,31 @@ func (l *Lease) answers(state []int, replies <-chan reply, toCome int, grants fu
 	l.stragglers, l.pending, l.grants = replies, toCome, grants
 }
 
+// fanoutAfterAcquire sends a command to every master at once, as
+// Client.fanoutSent does, except that to a master still to answer the
+// acquire (or handoff) that made l it goes once that answer is in
+// (settle): the acquire's goroutine may not even have handed its command
+// to rueidis yet, and a command that overtook it would find the key
+// without l's value. That answer comes within the per-master timeout of
+// the acquire, which began before: twice the timeout bounds the wait and
+// the command, which has the per-master timeout of its own. Release's
+// deletes and the handoff go this way.
+func (l *Lease) fanoutAfterAcquire(ctx context.Context, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int, <-chan struct{}) {
+	timeout := l.req.timeout
+	if l.straggling != 0 {
+		timeout *= 2
+	}
+	return l.c.fanoutSent(ctx, timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		if l.straggling&(1<<node) != 0 {
+			l.settle()
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, l.req.timeout)
+			defer cancel()
+		}
+		return send(ctx, node, rc)
+	})
+}
+
 // settle waits for the acquire's last answers (each bounded by the
 // per-master timeout), once.
 func (l *Lease) settle() {

@@ -163,20 +163,7 @@ func (l *Lease) ack(i int) int64 {
 func (l *Lease) sendDeletes(ctx context.Context, also string) (<-chan reply, int) {
 	plain := l.req.releaseCall(l.value, also, false, 0)
 	buried := l.req.releaseCall(l.value, also, true, l.TTL())
-	// The straggler's answer comes within the per-master timeout of the
-	// acquire, which began before: twice the timeout bounds the wait for it
-	// and the delete; each delete has the per-master timeout of its own.
-	timeout := l.req.timeout
-	if l.straggling != 0 {
-		timeout *= 2 // the wait for a straggler's answer, then its own
-	}
-	return l.c.fanout(context.WithoutCancel(ctx), timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
-		if l.straggling&(1<<node) != 0 {
-			l.settle()
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, l.req.timeout)
-			defer cancel()
-		}
+	replies, count, _ := l.fanoutAfterAcquire(context.WithoutCancel(ctx), func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		l.mu.Lock()
 		unknown := l.unanswered&(1<<node) != 0
 		l.mu.Unlock()
@@ -186,6 +173,7 @@ func (l *Lease) sendDeletes(ctx context.Context, also string) (<-chan reply, int
 		}
 		return script.Release.Exec(ctx, rc, call.Keys, call.Args)
 	})
+	return replies, count
 }
 
 // awaitDeletes passes each of the count answers to release's deletes to

@@ -61,7 +61,7 @@ func (m *masterWatch) handle(channel, body string) {
 	} else if name, ok := strings.CutPrefix(channel, m.channel(prefix)); ok {
 		m.onKeyspace(name, body)
 	}
-	if m.doubt != nil && len(m.doubt) == 1 {
+	if len(m.doubt) == 1 {
 		// This message put the one before in doubt: it follows it.
 		m.doubt = append(m.doubt, rueidis.PubSubMessage{Channel: channel, Message: body})
 	}

@@ -25,7 +25,6 @@ package conformance_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -292,6 +291,3 @@ func knownBug(t *testing.T, what string) {
 		t.Skip("known distlock bug, set DISTLOCK_CONFORMANCE_KNOWN_BUGS=1 to run: " + what)
 	}
 }
-
-// isLocked reports whether err says another holder has the lock.
-func isLocked(err error) bool { return errors.Is(err, distlock.ErrLocked) }
