@@ -283,4 +283,3 @@ func parseAcquire(res rueidis.RedisResult) (bool, []int64, error) {
 	}
 	return v[0] == 1, v, nil
 }
-
