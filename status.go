@@ -184,6 +184,7 @@ func parseStatus(res rueidis.RedisResult, m *MasterStatus) error {
 	if err != nil && !rueidis.IsRedisNil(err) {
 		return fmt.Errorf("lock key: %w", err)
 	}
+	exists := err == nil // a key set to "" by another program is held too (TestUseStatusEmptyValueNotFree)
 	pttl, err := arr[1].AsInt64()
 	if err != nil {
 		return fmt.Errorf("lock key PTTL: %w", err)
@@ -192,7 +193,7 @@ func parseStatus(res rueidis.RedisResult, m *MasterStatus) error {
 	if err != nil && !rueidis.IsRedisNil(err) {
 		return fmt.Errorf("fence counter: %w", err)
 	}
-	m.Held, m.Value, m.Fence = value != "", value, fence
+	m.Held, m.Value, m.Fence = exists, value, fence
 	switch {
 	case !m.Held:
 	case pttl >= 0:

@@ -117,6 +117,12 @@ func (o *watchOptions) check(f *flags) (distlock.Config, error) {
 		return distlock.Config{}, usagef("missing lock NAME")
 	}
 	for _, name := range o.names {
+		if strings.HasPrefix(name, "-") {
+			// A flag after the NAMEs is not parsed as one: refuse it
+			// rather than watch a lock named after it
+			// (TestUseWatchFlagAfterName).
+			return distlock.Config{}, usagef("%q after the lock NAMEs: flags go before them", name)
+		}
 		if err := checkName(name); err != nil {
 			return distlock.Config{}, err
 		}
