@@ -134,7 +134,7 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 // a time.
 type reaper struct {
 	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
-	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu, keyEvents.mu;
 	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu      sync.Mutex // guards queue and running
 	queue   []*Lease
@@ -158,9 +158,21 @@ func (c *Client) reap(l *Lease) bool {
 	return true
 }
 
+// reapGather is how long the reaper waits before its first batch: losses
+// come in bursts (a master flushed, many keys deleted at once), and the
+// deletes are clean-up, which must not delay the other leases of the
+// burst from hearing of their loss (BenchmarkLossEvents).
+const reapGather = 50 * time.Millisecond
+
 // reapLoop deletes queued leases' keys until the queue is empty.
 func (c *Client) reapLoop() {
 	r := &c.reaper
+	t := time.NewTimer(reapGather)
+	select {
+	case <-t.C:
+	case <-c.stop:
+		t.Stop()
+	}
 	for {
 		r.mu.Lock()
 		part := r.queue

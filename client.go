@@ -32,7 +32,8 @@ type Client struct {
 	renewer *renewer
 	reaper  reaper
 	watches *watchHub
-	tel     telemetry // spans, metrics and logs (telemetry.go)
+	events  *keyEvents // nil when Config.DisableLossEvents
+	tel     telemetry  // spans, metrics and logs (telemetry.go)
 
 	// stop is closed by Close; background loops (dialling, renewal) end on
 	// it, and bg, the context of background commands, is cancelled.
@@ -43,7 +44,7 @@ type Client struct {
 	cancelBg context.CancelFunc
 
 	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
-	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu, keyEvents.mu;
 	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu     sync.RWMutex // guards closed and leases
 	closed bool
@@ -82,8 +83,14 @@ func New(cfg Config) (*Client, error) {
 	// RetryMaxDelay; one that vanished keeps it this long at most.
 	c.waitTTLArg = strconv.FormatInt(max(time.Second, 4*s.retryMaxDelay).Milliseconds(), 10)
 	c.queue.slots = make(map[string]*slot)
+	if !s.disableLossEvents {
+		c.events = newKeyEvents(c, len(s.nodes))
+	}
 	first := make(chan error, len(s.nodes))
 	for i, opt := range s.nodes {
+		if c.events != nil {
+			opt = c.events.arm(i, opt, s.prefix)
+		}
 		n := &node{index: i, addr: s.addrs[i], opt: opt, log: c.tel.log}
 		c.nodes = append(c.nodes, n)
 		c.wg.Add(1)
@@ -129,6 +136,15 @@ wait:
 	}
 	c.renewer = newRenewer(c)
 	c.watches = newWatchHub(c)
+	if c.events != nil {
+		for i := range c.nodes {
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.events.run(i)
+			}()
+		}
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -370,6 +386,9 @@ func (c *Client) track(l *Lease) bool {
 		return false
 	}
 	c.leases[l] = struct{}{}
+	if c.events != nil {
+		c.events.add(l)
+	}
 	return true
 }
 
@@ -382,6 +401,10 @@ func (c *Client) held() int64 {
 
 func (c *Client) forget(l *Lease) {
 	c.mu.Lock()
+	_, tracked := c.leases[l]
 	delete(c.leases, l)
 	c.mu.Unlock()
+	if tracked && c.events != nil {
+		c.events.remove(l)
+	}
 }

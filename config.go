@@ -54,9 +54,11 @@ type Config struct {
 	// Nodes, for what a URL cannot say: a Sentinel group or a Cluster as
 	// one master, TLS settings, credentials from a function. distlock
 	// overrides these fields of each: DisableRetry (a timed-out acquire may
-	// have run; it must never be sent twice), DisableCache, and
-	// PipelineMultiplex and AlwaysPipelining (one pipelined connection per
-	// master, so that commands reach a master in the order they were sent).
+	// have run; it must never be sent twice), PipelineMultiplex and
+	// AlwaysPipelining (one pipelined connection per master, so that
+	// commands reach a master in the order they were sent), and
+	// DisableCache, ClientTrackingOptions and OnInvalidations (key
+	// tracking for DisableLossEvents; distlock never uses DoCache).
 	NodeOptions []rueidis.ClientOption
 
 	// TTL is the lease TTL when Acquire is given no WithTTL. Default
@@ -101,6 +103,16 @@ type Config struct {
 	// different databases of one server need different KeyPrefixes.
 	SkipNotifyConfig bool
 
+	// DisableLossEvents stops leases from hearing at once that their keys
+	// were deleted, overwritten, expired or flushed: each master's
+	// connection then tracks no keys (CLIENT TRACKING), and a lease's
+	// loss is found by its next renewal, up to a third of its TTL later.
+	// By default a lease whose keys a majority no longer holds is lost
+	// within milliseconds (docs/design.md, "Loss events"); masters that
+	// cannot track keys (a Sentinel group, RESP2, an ACL without CLIENT
+	// TRACKING) fall back to renewals on their own.
+	DisableLossEvents bool
+
 	// RetryMinDelay and RetryMaxDelay bound the jittered exponential
 	// backoff between attempts of a waiting Acquire. Defaults 5ms and 250ms.
 	RetryMinDelay time.Duration
@@ -126,30 +138,32 @@ type Config struct {
 
 // settings is a Config with the defaults filled in and the masters parsed.
 type settings struct {
-	nodes            []rueidis.ClientOption
-	addrs            []string // per master, for errors: no credentials
-	ttl              time.Duration
-	prefix           string
-	driftFactor      float64
-	nodeTimeout      time.Duration // 0: derive from the TTL
-	dialTimeout      time.Duration
-	retryMinDelay    time.Duration
-	retryMaxDelay    time.Duration
-	skipNotifyConfig bool
+	nodes             []rueidis.ClientOption
+	addrs             []string // per master, for errors: no credentials
+	ttl               time.Duration
+	prefix            string
+	driftFactor       float64
+	nodeTimeout       time.Duration // 0: derive from the TTL
+	dialTimeout       time.Duration
+	retryMinDelay     time.Duration
+	retryMaxDelay     time.Duration
+	skipNotifyConfig  bool
+	disableLossEvents bool
 }
 
 // settings returns cfg with the defaults filled in, checked, and its
 // masters parsed and set up for distlock's use of them.
 func (cfg *Config) settings() (*settings, error) {
 	s := &settings{
-		ttl:              cfg.TTL,
-		prefix:           cfg.KeyPrefix,
-		driftFactor:      cfg.DriftFactor,
-		nodeTimeout:      cfg.NodeTimeout,
-		dialTimeout:      cfg.DialTimeout,
-		retryMinDelay:    cfg.RetryMinDelay,
-		retryMaxDelay:    cfg.RetryMaxDelay,
-		skipNotifyConfig: cfg.SkipNotifyConfig,
+		ttl:               cfg.TTL,
+		prefix:            cfg.KeyPrefix,
+		driftFactor:       cfg.DriftFactor,
+		nodeTimeout:       cfg.NodeTimeout,
+		dialTimeout:       cfg.DialTimeout,
+		retryMinDelay:     cfg.RetryMinDelay,
+		retryMaxDelay:     cfg.RetryMaxDelay,
+		skipNotifyConfig:  cfg.SkipNotifyConfig,
+		disableLossEvents: cfg.DisableLossEvents,
 	}
 	s.fillDefaults()
 	if err := checkKeyPrefix(s.prefix); err != nil {
@@ -284,7 +298,7 @@ func checkMasters(nodes []rueidis.ClientOption) error {
 // not set.
 func setUp(o *rueidis.ClientOption, dialTimeout time.Duration) {
 	o.DisableRetry = true
-	o.DisableCache = true
+	o.DisableCache = true // Client.New turns tracking on (lease_events.go)
 	// One connection per master, always pipelined, so that commands
 	// reach a master in the order they were sent: a clean-up DEL can
 	// never overtake the acquire it undoes. (Without AlwaysPipelining,

@@ -44,7 +44,7 @@ type Lease struct {
 	releasing  atomic.Bool  // Release was called: later calls return nil
 
 	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
-	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu, keyEvents.mu;
 	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu    sync.Mutex // guards err, timer, children and the renewal state below
 	err   error      // nil while held
@@ -74,6 +74,8 @@ type Lease struct {
 	unknownTTL []time.Duration
 	inflight   uint64        // masters with a renewal of this lease unanswered
 	gone       uint64        // masters that answered the key is gone or taken
+	goneHow    []string      // per master in gone: what said so (goneLocked)
+	eventWait  uint64        // masters where a read of the key waits for the acquire (lease_events.go)
 	extending  bool          // an Extend runs: background renewals wait
 	freed      chan struct{} // if not nil, closed when a renewal is answered
 
@@ -106,11 +108,12 @@ type Lease struct {
 	grants            func(rueidis.RedisResult) bool // whether a straggler's answer set the key
 	pending           int
 	settleOnce        sync.Once
+	settled           atomic.Bool // settle has read every answer
 
 	// extendMu lets one Extend run at a time.
 	//
 	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
-	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu, keyEvents.mu;
 	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	extendMu sync.Mutex
 
@@ -360,12 +363,13 @@ func (l *Lease) settle() {
 				// The key is set there too: what the grant guarantees
 				// counts for Release's reading of its deletes.
 				l.mu.Lock()
-				if l.acks[r.node] == 0 {
+				if l.acks[r.node] == 0 && l.gone&(1<<r.node) == 0 {
 					l.acks[r.node] = l.validUntilAtStart
 				}
 				l.mu.Unlock()
 			}
 		}
+		l.settled.Store(true)
 	})
 }
 

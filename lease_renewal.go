@@ -1,7 +1,6 @@
 package distlock
 
 import (
-	"fmt"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -120,6 +119,12 @@ func (l *Lease) answered(i int, start int64, ttl time.Duration, v int64) int {
 			l.unknownTTL[i] = ttl
 		}
 	case 1:
+		if l.gone&(1<<i) != 0 {
+			// A read after a key-change message found the key gone
+			// there (lease_events.go): this answer, sent before, is
+			// older news, and the key is never l's there again.
+			break
+		}
 		if u := l.unknownTTL[i]; u != 0 && u < ttl {
 			// A shorter renewal of ours may still arrive after this one:
 			// it would set its TTL from when it arrives, after start.
@@ -136,11 +141,12 @@ func (l *Lease) answered(i int, start int64, ttl time.Duration, v int64) int {
 			}
 			return renewOK
 		}
-	case 0, -1:
-		l.acks[i] = 0
-		l.gone |= 1 << i
-		if n := bits.OnesCount64(l.gone); n > len(c.nodes)-c.quorum {
-			l.endLocked(l.lostError(fmt.Sprintf("renewal: %d of %d masters report its key gone or taken", n, len(c.nodes))))
+	case 0:
+		if l.goneLocked(i, "gone (renewal)") {
+			return renewGone
+		}
+	case -1:
+		if l.goneLocked(i, "held by another value (renewal)") {
 			return renewGone
 		}
 	}

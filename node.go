@@ -39,7 +39,7 @@ type node struct {
 	// decision either.
 	//
 	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
-	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu, keyEvents.mu;
 	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	faultMu  sync.Mutex // guards the fields below
 	fault    error      // the last error reply (NOPERM, OOM, a script's error)
@@ -72,8 +72,16 @@ func (n *node) get() (rueidis.Client, error) {
 // (nil on success), then returns when connected or stopped.
 func (n *node) dial(stop <-chan struct{}, first chan<- error) {
 	b := redialBackoff(100*time.Millisecond, 5*time.Second)
+	opt := n.opt
 	for attempt := 0; ; attempt++ {
-		c, err := rueidis.NewClient(n.opt)
+		c, err := rueidis.NewClient(opt)
+		if refusedTracking(opt, err) {
+			// No key-change messages from this master: a loss there is
+			// found by the renewals (lease_events.go).
+			n.log.Warn("distlock: master cannot track keys; leases learn of a loss there from their renewals", "master", n.index, "address", n.addr, "error", err.Error())
+			opt = disarm(opt)
+			c, err = rueidis.NewClient(opt)
+		}
 		if err == nil {
 			// Load the acquire script now: it is sent as EVALSHA alone
 			// (see internal/script), and a fresh master would refuse the

@@ -14,7 +14,7 @@ import (
 // masters.
 type localQueue struct {
 	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
-	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu, keyEvents.mu;
 	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu    sync.Mutex // guards slots and each slot's fields but ch
 	slots map[string]*slot

@@ -79,7 +79,7 @@ type renewer struct {
 	wake chan struct{} // a token here: the heap's head may have changed
 
 	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
-	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu, keyEvents.mu;
 	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu    sync.Mutex // guards queue and every queued lease's due and index
 	queue leaseHeap

@@ -37,7 +37,7 @@ type masterWatch struct {
 	keyspace string        // "__keyspace@<db>__:", the keyspace channels' prefix
 
 	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
-	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu, keyEvents.mu;
 	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu      sync.Mutex // guards ops, refresh and recheck
 	ops     []op

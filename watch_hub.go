@@ -43,7 +43,7 @@ type watchHub struct {
 	c *Client
 
 	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
-	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu;
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu, keyEvents.mu;
 	// watchHub.mu → masterWatch.mu; node.faultMu alone.
 	mu      sync.Mutex // guards names and everything in them
 	names   map[string]*nameWatch

@@ -1,0 +1,389 @@
+package distlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// A lease hears about its own keys (docs/design.md, "Loss events").
+//
+// Every master's connection tracks the lock keys in broadcast mode
+// (CLIENT TRACKING ON BCAST PREFIX <KeyPrefix> NOLOOP): the master sends
+// the Client the name of every lock key that another connection changed or
+// deleted, or that expired, within one turn of its event loop. The message
+// says that a key changed, not how, and Redis sends it for the writes of
+// this Client's own scripts too (NOLOOP does not cover a script's writes):
+// so a lease whose key changed on a master reads it there (GET). Another
+// value, or none, counts as a renewal's "gone or taken" answer does
+// (Lease.goneLocked): once so many masters report it that no majority
+// holds the lease, the lease is lost at once, without waiting for its next
+// renewal. A flush (FLUSHDB, FLUSHALL) changes every key, and a connection
+// lost may have missed changes: then every lease is read again on that
+// master, as soon as it answers.
+//
+// A master that cannot track keys (a Sentinel group, a server without
+// RESP3, an ACL without CLIENT TRACKING; or Config.DisableLossEvents)
+// sends nothing: a loss there is found by the renewals alone.
+
+// keyEvents routes the masters' key-change messages to the leases.
+type keyEvents struct {
+	c *Client
+
+	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
+	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu,
+	// keyEvents.mu; watchHub.mu → masterWatch.mu; node.faultMu alone. The
+	// masters' callbacks take keyEvents.mu alone.
+	mu    sync.Mutex          // guards byKey and check
+	byKey map[string][]*Lease // the leases this Client holds, by lock key
+	check []keyCheck          // per master: what to read there
+}
+
+// keyCheck is what is to be read on one master.
+type keyCheck struct {
+	all  bool                // every lease: a flush, or the connection was lost
+	keys map[string]struct{} // the keys of leases whose key changed
+	wake chan struct{}       // buffered: a read is due
+}
+
+// eventReadBatch bounds the GETs of one read on one master.
+const eventReadBatch = 1000
+
+func newKeyEvents(c *Client, masters int) *keyEvents {
+	e := &keyEvents{c: c, byKey: make(map[string][]*Lease), check: make([]keyCheck, masters)}
+	for i := range e.check {
+		e.check[i] = keyCheck{keys: make(map[string]struct{}), wake: make(chan struct{}, 1)}
+	}
+	return e
+}
+
+// arm returns o set up to send master i's key-change messages to e: lock
+// keys are those under prefix. A Sentinel group's connections include the
+// sentinels', which do not track keys: it is left as it is.
+func (e *keyEvents) arm(i int, o rueidis.ClientOption, prefix string) rueidis.ClientOption {
+	if o.Sentinel.MasterSet != "" {
+		return o
+	}
+	o.DisableCache = false // tracking needs it; distlock never uses DoCache
+	o.ClientTrackingOptions = []string{"BCAST", "PREFIX", prefix, "NOLOOP"}
+	o.OnInvalidations = func(keys []rueidis.RedisMessage) { e.changed(i, keys) }
+	return o
+}
+
+// disarm returns o without key tracking, for a master that refused it.
+func disarm(o rueidis.ClientOption) rueidis.ClientOption {
+	o.DisableCache = true
+	o.ClientTrackingOptions = nil
+	o.OnInvalidations = nil
+	return o
+}
+
+// refusedTracking reports whether err, from connecting with o, says the
+// master cannot track keys: no RESP3, or CLIENT TRACKING refused.
+func refusedTracking(o rueidis.ClientOption, err error) bool {
+	if o.DisableCache || err == nil {
+		return false
+	}
+	return errors.Is(err, rueidis.ErrNoCache) || strings.Contains(strings.ToLower(err.Error()), "tracking")
+}
+
+// changed is master i's callback: keys changed there (nil: every key, or
+// the connection was lost). It runs on the connection's reading
+// goroutine, so it only notes what to read.
+func (e *keyEvents) changed(i int, keys []rueidis.RedisMessage) {
+	e.mu.Lock()
+	k := &e.check[i]
+	due := false
+	if keys == nil {
+		k.all = len(e.byKey) > 0
+		due = k.all
+	}
+	for _, m := range keys {
+		if key, err := m.ToString(); err == nil {
+			if _, ok := e.byKey[key]; ok {
+				k.keys[key] = struct{}{}
+				due = true
+			}
+		}
+	}
+	e.mu.Unlock()
+	if due {
+		e.poke(i)
+	}
+}
+
+func (e *keyEvents) poke(i int) {
+	select {
+	case e.check[i].wake <- struct{}{}:
+	default:
+	}
+}
+
+// add and remove keep byKey: a lease is in it from the moment the Client
+// tracks it until it ends.
+func (e *keyEvents) add(l *Lease) {
+	e.mu.Lock()
+	e.byKey[l.req.key] = append(e.byKey[l.req.key], l)
+	e.mu.Unlock()
+}
+
+func (e *keyEvents) remove(l *Lease) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ls := e.byKey[l.req.key]
+	for j, x := range ls {
+		if x == l {
+			ls = append(ls[:j], ls[j+1:]...)
+			break
+		}
+	}
+	if len(ls) == 0 {
+		delete(e.byKey, l.req.key)
+	} else {
+		e.byKey[l.req.key] = ls
+	}
+}
+
+// recheck asks for l's key to be read on master i again.
+func (e *keyEvents) recheck(i int, l *Lease) {
+	e.mu.Lock()
+	_, held := e.byKey[l.req.key]
+	if held {
+		e.check[i].keys[l.req.key] = struct{}{}
+	}
+	e.mu.Unlock()
+	if held {
+		e.poke(i)
+	}
+}
+
+// take returns the leases to read on master i now, and forgets them.
+func (e *keyEvents) take(i int) []*Lease {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := &e.check[i]
+	var out []*Lease
+	if k.all {
+		for _, ls := range e.byKey {
+			out = append(out, ls...)
+		}
+	} else {
+		for key := range k.keys {
+			out = append(out, e.byKey[key]...)
+		}
+	}
+	k.all = false
+	if len(k.keys) > 0 {
+		// A new map, not clear: clear walks every bucket the map ever
+		// grew, on each of the many small takes that follow a big one.
+		k.keys = make(map[string]struct{})
+	}
+	return out
+}
+
+// run reads on master i what its messages ask for, until the Client
+// closes. A read the master did not answer is tried again, with backoff:
+// a master that comes back empty is found then.
+func (e *keyEvents) run(i int) {
+	c := e.c
+	k := &e.check[i]
+	b := redialBackoff(20*time.Millisecond, time.Second)
+	var again *time.Timer
+	var retry <-chan time.Time
+	defer func() {
+		if again != nil {
+			again.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-k.wake:
+		case <-retry:
+		}
+		if failed := e.read(i, e.take(i)); len(failed) > 0 {
+			for _, l := range failed {
+				e.recheck(i, l)
+			}
+			select { // not at once: after the backoff, or a new message
+			case <-k.wake:
+			default:
+			}
+			if again == nil {
+				again = time.NewTimer(b.NextBackOff())
+			} else {
+				again.Reset(b.NextBackOff())
+			}
+			retry = again.C
+		} else {
+			b.Reset()
+			retry = nil
+		}
+	}
+}
+
+// read reads the keys of leases on master i, and reports to each lease
+// what it found; it returns the leases whose key could not be read.
+func (e *keyEvents) read(i int, leases []*Lease) (failed []*Lease) {
+	ready := leases[:0:0]
+	for _, l := range leases {
+		if l.readableOn(i) {
+			ready = append(ready, l)
+		}
+	}
+	if len(ready) <= eventReadBatch {
+		return e.readPart(i, ready)
+	}
+	// Many at once (a flush, a connection lost, many leases' keys
+	// deleted): the batches go out together, pipelined on the master's
+	// connection, and each is judged as its answers come.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(ready); lo += eventReadBatch {
+		part := ready[lo:min(lo+eventReadBatch, len(ready))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := e.readPart(i, part)
+			mu.Lock()
+			failed = append(failed, f...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+func (e *keyEvents) readPart(i int, leases []*Lease) (failed []*Lease) {
+	c := e.c
+	n := c.nodes[i]
+	rc, err := n.get()
+	if err != nil {
+		return leases
+	}
+	cmds := make(rueidis.Commands, len(leases))
+	for j, l := range leases {
+		cmds[j] = rc.B().Get().Key(l.req.key).Build()
+	}
+	ctx, cancel := context.WithTimeout(c.bg, c.nodeTimeout(c.cfg.ttl))
+	defer cancel()
+	var firstErr error
+	for j, r := range rc.DoMulti(ctx, cmds...) {
+		l := leases[j]
+		v, err := r.ToString()
+		switch {
+		case rueidis.IsRedisNil(err):
+			l.seenGone(i, "deleted or expired (key event)")
+		case isRedisError(err):
+			// The master refuses GET (an ACL): its renewals decide.
+			if firstErr == nil {
+				firstErr = err
+			}
+		case err != nil:
+			failed = append(failed, l)
+			if firstErr == nil {
+				firstErr = err
+			}
+		case v != l.value:
+			l.seenGone(i, "held by another value (key event)")
+		}
+	}
+	if c.stopping.Err() == nil {
+		n.observe(firstErr)
+	}
+	return failed
+}
+
+// readableOn reports whether l's key on master i can be read now for
+// what it says of l. Where the acquire (or handoff) that made l is still
+// to be answered, or handoff.lua still to be sent, a read could overtake
+// it and find the key without l's value: l is read there once that is
+// done, by a goroutine that waits for it.
+func (l *Lease) readableOn(i int) bool {
+	bit := uint64(1) << i
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil || l.releasing.Load() || l.gone&bit != 0 {
+		return false
+	}
+	if l.handedSent != nil {
+		select {
+		case <-l.handedSent:
+			l.handedSent = nil
+		default:
+		}
+	}
+	if l.straggling&bit == 0 || l.settled.Load() && l.handedSent == nil {
+		return true
+	}
+	if l.eventWait&bit != 0 {
+		return false // a goroutine waits already
+	}
+	hs := l.handedSent
+	c := l.c
+	if !c.trySpawn(func() {
+		l.settle()
+		if hs != nil {
+			select {
+			case <-hs:
+			case <-c.stop:
+			}
+		}
+		l.mu.Lock()
+		l.eventWait &^= bit
+		l.mu.Unlock()
+		c.events.recheck(i, l)
+	}) {
+		return false
+	}
+	l.eventWait |= bit
+	return false
+}
+
+// seenGone records that a read after a key-change message found l's key
+// on master i gone or taken (how), and ends l as lost when so many masters
+// report that that no majority holds it. A lease being released is left
+// alone: its own delete or handoff changes its keys.
+func (l *Lease) seenGone(i int, how string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil || l.releasing.Load() {
+		return
+	}
+	l.goneLocked(i, how)
+}
+
+// goneLocked records that master i no longer holds l's key (how says
+// what was seen, and by what), and ends l as lost when so many masters
+// report it that no majority can hold l; it reports whether it did. A
+// master that reported it never counts for l again. l.mu is held.
+func (l *Lease) goneLocked(i int, how string) bool {
+	bit := uint64(1) << i
+	l.acks[i] = 0
+	if l.gone&bit == 0 {
+		l.gone |= bit
+		if l.goneHow == nil {
+			l.goneHow = make([]string, len(l.acks))
+		}
+		l.goneHow[i] = how
+	}
+	c := l.c
+	n := 0
+	var seen []string
+	for j, h := range l.goneHow {
+		if l.gone&(1<<j) != 0 {
+			n++
+			seen = append(seen, fmt.Sprintf("master %d %s", j, h))
+		}
+	}
+	if n <= len(c.nodes)-c.quorum {
+		return false
+	}
+	return l.endLocked(l.lostError(fmt.Sprintf("%d of %d masters report its key gone or taken: %s", n, len(c.nodes), strings.Join(seen, "; "))))
+}

@@ -1,0 +1,242 @@
+package distlock_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
+)
+
+// eventTTL is long enough that no renewal (every TTL/3) comes within a
+// test: a loss seen in time was seen by the key-change messages.
+const eventTTL = 30 * time.Second
+
+// eventWithin bounds how soon a loss must show: far below a renewal
+// period, with room for a loaded machine.
+const eventWithin = time.Second
+
+// TestLossEvents: a lease hears at once when its keys go, whatever made
+// them go, on a majority of masters; not on a minority.
+func TestLossEvents(t *testing.T) {
+	del := func(s *redistest.Server, key string) error { _, err := s.Do("DEL", key); return err }
+	cases := []struct {
+		name  string
+		do    func(s *redistest.Server, key string) error
+		seen  string // what Err names for each master
+		other bool   // another Client can take the lock after
+	}{
+		{"deleted", del, "deleted or expired (key event)", true},
+		{"overwritten", func(s *redistest.Server, key string) error {
+			_, err := s.Do("SET", key, "another-program", "PX", "60000")
+			return err
+		}, "held by another value (key event)", false},
+		{"expired early", func(s *redistest.Server, key string) error { _, err := s.Do("PEXPIRE", key, "1"); return err }, "deleted or expired (key event)", true},
+		{"flushed", func(s *redistest.Server, _ string) error { _, err := s.Do("FLUSHDB"); return err }, "deleted or expired (key event)", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			servers := masters(t, 3)
+			c := newClient(t, servers, distlock.Config{TTL: eventTTL})
+			other := newClient(t, servers, distlock.Config{TTL: eventTTL})
+			ctx := ctxTimeout(t, 10*time.Second)
+			l, err := c.Acquire(ctx, "ev")
+			require.NoError(t, err)
+			keep, err := c.Acquire(ctx, "ev-other-name")
+			require.NoError(t, err)
+			everyMasterHolds(t, servers, "ev")
+
+			// A minority: the lease holds on.
+			require.NoError(t, tc.do(servers[0], "distlock:ev"))
+			select {
+			case <-l.Done():
+				t.Fatalf("lease lost after a change on 1 of 3 masters: %v", l.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
+			_, err = other.TryAcquire(ctx, "ev")
+			require.ErrorIs(t, err, distlock.ErrLocked, "another Client, with 2 of 3 masters still holding the lease")
+
+			// A majority: lost at once, Err naming what each master showed.
+			start := time.Now()
+			require.NoError(t, tc.do(servers[1], "distlock:ev"))
+			select {
+			case <-l.Done():
+			case <-time.After(eventWithin):
+				t.Fatalf("Done still open %v after the key went on 2 of 3 masters; want closed by the key events", eventWithin)
+			}
+			t.Logf("Done closed %v after the second change", time.Since(start))
+			err = l.Err()
+			require.ErrorIs(t, err, distlock.ErrLeaseLost)
+			assert.Contains(t, err.Error(), "master 0 "+tc.seen)
+			assert.Contains(t, err.Error(), "master 1 "+tc.seen)
+			if tc.name != "flushed" { // FLUSHDB took every key
+				assert.NoError(t, keep.Err(), "a lease on another name")
+			}
+
+			l2, err := other.TryAcquire(ctx, "ev")
+			if tc.other {
+				require.NoError(t, err, "another Client once the keys are gone from a majority")
+				require.NoError(t, l2.Release(ctx))
+			} else {
+				require.ErrorIs(t, err, distlock.ErrLocked, "the other program's value holds a majority")
+				for _, s := range servers[:2] {
+					_, err := s.Do("DEL", "distlock:ev")
+					require.NoError(t, err)
+				}
+			}
+			keep.Release(ctx)
+			noLockKeys(t, servers)
+		})
+	}
+}
+
+// A master restarted empty takes its keys with it: with a majority so
+// restarted, the lease is lost as soon as they answer again, without
+// waiting for its renewal. Restarted with its data, it is read again and
+// the lease holds.
+func TestLossEventsMasterRestarted(t *testing.T) {
+	t.Run("empty", func(t *testing.T) {
+		servers := masters(t, 3)
+		c := newClient(t, servers, distlock.Config{TTL: eventTTL})
+		l, err := c.Acquire(ctxTimeout(t, 5*time.Second), "restart")
+		require.NoError(t, err)
+		for _, s := range servers[:2] {
+			require.NoError(t, s.RestartEmpty())
+		}
+		start := time.Now()
+		select {
+		case <-l.Done():
+		case <-time.After(3 * time.Second):
+			t.Fatal("Done still open 3s after 2 of 3 masters came back empty; want closed once they answer")
+		}
+		t.Logf("Done closed %v after the masters answered again", time.Since(start))
+		require.ErrorIs(t, l.Err(), distlock.ErrLeaseLost)
+		assert.Contains(t, l.Err().Error(), "deleted or expired (key event)")
+	})
+	t.Run("with its data", func(t *testing.T) {
+		servers := redistest.StartN(t, 3, redistest.Options{Persistent: true})
+		c := newClient(t, servers, distlock.Config{TTL: eventTTL})
+		l, err := c.Acquire(ctxTimeout(t, 5*time.Second), "restart")
+		require.NoError(t, err)
+		for _, s := range servers[:2] {
+			require.NoError(t, s.Restart())
+		}
+		select {
+		case <-l.Done():
+			t.Fatalf("lease lost after its masters restarted with their data: %v", l.Err())
+		case <-time.After(1500 * time.Millisecond):
+		}
+		require.NoError(t, l.Release(t.Context()))
+	})
+}
+
+// With DisableLossEvents the masters send nothing: the loss waits for the
+// next renewal.
+func TestLossEventsDisabled(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{TTL: eventTTL, DisableLossEvents: true})
+	l, err := c.Acquire(t.Context(), "off")
+	require.NoError(t, err)
+	for _, s := range servers[:2] {
+		_, err := s.Do("DEL", "distlock:off")
+		require.NoError(t, err)
+	}
+	select {
+	case <-l.Done():
+		t.Fatalf("lease lost at once with DisableLossEvents: %v", l.Err())
+	case <-time.After(300 * time.Millisecond):
+	}
+	require.NoError(t, l.Err(), "renewal not due yet")
+}
+
+// Many leases of one Client, their keys deleted on a majority at once:
+// every one is lost within the bound; a lease whose keys stay is not.
+func TestLossEventsManyLeases(t *testing.T) {
+	const n = 300
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{TTL: eventTTL})
+	ctx := ctxTimeout(t, 20*time.Second)
+	leases := make([]*distlock.Lease, n)
+	keys := make([]string, n)
+	for i := range leases {
+		var err error
+		leases[i], err = c.TryAcquire(ctx, "many-"+strconv.Itoa(i))
+		require.NoError(t, err)
+		keys[i] = "distlock:many-" + strconv.Itoa(i)
+	}
+	keep, err := c.TryAcquire(ctx, "keep")
+	require.NoError(t, err)
+	for _, s := range servers[1:] {
+		_, err := s.Do(append([]string{"DEL"}, keys...)...)
+		require.NoError(t, err)
+	}
+	deadline := time.After(2 * eventWithin)
+	for i, l := range leases {
+		select {
+		case <-l.Done():
+		case <-deadline:
+			t.Fatalf("lease %d of %d still held %v after its keys went from 2 of 3 masters", i, n, 2*eventWithin)
+		}
+		require.ErrorIs(t, l.Err(), distlock.ErrLeaseLost)
+	}
+	require.NoError(t, keep.Err())
+	require.NoError(t, keep.Release(ctx))
+	noLockKeysEventually(t, servers)
+}
+
+// A lease's own renewals, Extends and handoffs change its keys too, and
+// the masters tell the Client so (NOLOOP does not cover scripts): none of
+// that may cost the lease.
+func TestLossEventsOwnWritesKeepLease(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	l, err := c.Acquire(ctx, "own", distlock.WithTTL(150*time.Millisecond))
+	require.NoError(t, err)
+	waiter := make(chan *distlock.Lease, 1)
+	go func() {
+		l2, err := c.Acquire(ctx, "own", distlock.WithTTL(150*time.Millisecond))
+		if err != nil {
+			t.Error(err)
+		}
+		waiter <- l2
+	}()
+	end := time.Now().Add(time.Second)
+	for time.Now().Before(end) {
+		require.NoError(t, l.Extend(ctx, 150*time.Millisecond))
+		time.Sleep(30 * time.Millisecond)
+	}
+	require.NoError(t, l.Err(), "after a second of renewals and Extends")
+	require.NoError(t, l.Release(ctx)) // handed to the waiter
+	l2 := <-waiter
+	require.NotNil(t, l2)
+	time.Sleep(500 * time.Millisecond) // renewals of the handed lease
+	require.NoError(t, l2.Err(), "the lease handed over, after its renewals")
+	require.NoError(t, l2.Release(ctx))
+	noLockKeys(t, servers)
+}
+
+// noLockKeysEventually is noLockKeys once the lost leases' keys, deleted in
+// the background, are gone.
+func noLockKeysEventually(t *testing.T, servers []*redistest.Server) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := 0
+		for _, s := range servers {
+			left += len(lockKeys(t, s))
+		}
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			noLockKeys(t, servers)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
