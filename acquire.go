@@ -142,7 +142,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("distlock: acquire %q: %w", req.name, err)
 	}
-	t, err := c.queue.wait(ctx, c.stop, req.name)
+	t, err := c.queue.wait(ctx, c.stop, req.name, req.metadata)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
 			return nil, err
@@ -230,7 +230,7 @@ type waiting struct {
 
 // next returns the next attempt to make.
 func (w *waiting) next() try {
-	a := try{value: newValue(), replaces: w.t.replaces, waiter: w.waiter, place: w.place, join: w.join}
+	a := try{value: w.req.newValue(), replaces: w.t.replaces, waiter: w.waiter, place: w.place, join: w.join}
 	if w.kept != "" {
 		a.replaces = w.kept // our own keys, kept by the tie-break
 	}
@@ -373,7 +373,7 @@ func (c *Client) tryAcquire(ctx context.Context, req *request, call *acquireCall
 	if l, err := c.adopt(req, t, call); l != nil || err != nil {
 		return l, err
 	}
-	l, _, err := c.attempt(ctx, req, try{value: newValue(), replaces: t.replaces}, t, call)
+	l, _, err := c.attempt(ctx, req, try{value: req.newValue(), replaces: t.replaces}, t, call)
 	if err != nil {
 		t.done()
 		return nil, withCtx(err, ctx.Err())

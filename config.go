@@ -130,6 +130,16 @@ type Config struct {
 	// no cost. To use the global provider, pass otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
 
+	// Owner names this Client as the holder of its locks, for whoever
+	// finds a lock held and wants to know which process to look at: it is
+	// stored with every lease's value on the masters, and Status, Watch
+	// events, Lease.Owner and the command line show it. Default
+	// "hostname:pid" of the process. At most MaxOwnerLen (128) bytes of
+	// printable UTF-8 (no control characters). It is public: anyone who
+	// can read the lock keys, or subscribe to their channels, reads it;
+	// never put a secret in it.
+	Owner string
+
 	// Logger receives what an operator must see: a master that stops or
 	// starts answering, a lease lost, a watch connection lost and
 	// subscribed again. Nil: silent.
@@ -149,6 +159,8 @@ type settings struct {
 	retryMaxDelay     time.Duration
 	skipNotifyConfig  bool
 	disableLossEvents bool
+	owner             string
+	ownerSuffix       string // the lease values' suffix without metadata (owner.go)
 }
 
 // settings returns cfg with the defaults filled in, checked, and its
@@ -164,11 +176,16 @@ func (cfg *Config) settings() (*settings, error) {
 		retryMaxDelay:     cfg.RetryMaxDelay,
 		skipNotifyConfig:  cfg.SkipNotifyConfig,
 		disableLossEvents: cfg.DisableLossEvents,
+		owner:             cfg.Owner,
 	}
 	s.fillDefaults()
 	if err := checkKeyPrefix(s.prefix); err != nil {
 		return nil, err
 	}
+	if err := checkOwner(s.owner); err != nil {
+		return nil, err
+	}
+	s.ownerSuffix = valueSuffix(s.owner, "")
 	if err := s.checkTimes(); err != nil {
 		return nil, err
 	}
@@ -205,6 +222,9 @@ func (s *settings) fillDefaults() {
 	}
 	if s.retryMaxDelay == 0 {
 		s.retryMaxDelay = 250 * time.Millisecond
+	}
+	if s.owner == "" {
+		s.owner = defaultOwner()
 	}
 }
 

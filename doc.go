@@ -47,6 +47,17 @@
 // out, and the token goes backwards. Run every master with appendonly yes,
 // appendfsync always and maxmemory-policy noeviction.
 //
+// # Who holds a lock
+//
+// Every lease stores, beside its 128 random bits, its Client's
+// Config.Owner (by default "hostname:pid") and the metadata its Acquire
+// gave ([WithMetadata], such as a job id), so that whoever finds a lock
+// held knows which process to look at: [Client.Status] and the events of
+// [Client.Watch] carry them, as do [Lease.Owner] and [Lease.Metadata].
+// Both are public: anyone who can read the lock keys reads them. The
+// holder's fencing token is not stored with them (it is drawn after the
+// value is written); Status gives each master's fence counter instead.
+//
 // # Observability
 //
 // Config.TracerProvider, Config.MeterProvider and Config.Logger are off

@@ -35,3 +35,17 @@ func SetWatchHook(f func(name string)) (restore func()) {
 	testHookWatch.Store(&f)
 	return func() { testHookWatch.Store(nil) }
 }
+
+// WantMetadata counts n more goroutines waiting for name's turn with
+// metadata, as far as a handoff's choice of the next lease's metadata goes
+// (turn.nextMetadata), and nothing else: a test makes the handoff guess
+// wrong with it.
+func WantMetadata(c *Client, name, metadata string, n int) {
+	c.queue.mu.Lock()
+	defer c.queue.mu.Unlock()
+	s := c.queue.slotLocked(name)
+	if s.wants == nil {
+		s.wants = make(map[string]int)
+	}
+	s.wants[metadata] += n
+}

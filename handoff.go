@@ -121,9 +121,21 @@ func (l *Lease) handOff(ctx context.Context) (handed, ended bool, next string) {
 // waiter, or master 0 did not answer. It returns the value it gave the next
 // holder: on failure the caller deletes it too.
 func (l *Lease) successor(ctx context.Context) (*Lease, string) {
-	c, req := l.c, l.req
+	c := l.c
 	ttl := l.TTL() // Extend may have changed it
-	next := newValue()
+	// The next holder's value carries its own metadata: the metadata the
+	// goroutines waiting for the turn asked for (most of them, when they
+	// differ; one that asked for other metadata takes the lock anew:
+	// adopt). The owner is this Client's, as l's.
+	r := *l.req
+	r.ttl = ttl
+	if r.metadata = l.turn.nextMetadata(r.metadata); r.metadata == "" {
+		r.suffix = c.cfg.ownerSuffix
+	} else {
+		r.suffix = valueSuffix(c.cfg.owner, r.metadata)
+	}
+	req := &r
+	next := req.newValue()
 	start := time.Now()
 	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey, req.tombKey(next)}
 	ttlArg := strconv.FormatInt(ttl.Milliseconds(), 10)
@@ -180,9 +192,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	if err != nil || !time.Now().Before(validUntil) {
 		return fail()
 	}
-	r := *req
-	r.ttl = ttl
-	s := newLease(c, &r, next, tok, start, nil)
+	s := newLease(c, req, next, tok, start, nil)
 	s.waiter = l.waiter
 	s.handedSent = sent
 	// The answers still to come may set the key late: the new lease's
@@ -241,7 +251,7 @@ func (h *handoffRound) record(r reply) (fail bool) {
 
 // adopt takes over the lease handed over with turn t, if any, for req, and
 // starts it; it returns nil when there is none, or it does not suit req
-// (then its keys are deleted, and the caller's first attempt counts keys
+// (another TTL, or other metadata: then its keys are deleted, and the caller's first attempt counts keys
 // that still hold its value as free), and ErrClosed, having given up the
 // turn, when Close has begun.
 func (c *Client) adopt(req *request, t *turn, call *acquireCall) (*Lease, error) {
@@ -253,7 +263,7 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) (*Lease, error)
 	l.mu.Lock()
 	valid, due := l.validUntil.Load() > c.now(), l.dueLocked()
 	l.mu.Unlock()
-	if l.req.key != req.key || l.TTL() != req.ttl || !valid {
+	if l.req.key != req.key || l.TTL() != req.ttl || l.req.metadata != req.metadata || !valid {
 		t.replaces = l.value
 		l.discard()
 		return nil, nil

@@ -26,7 +26,7 @@ func TestUntakenHandoffDeletesKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A waiter comes: it counts at the slot.
-	s := c.queue.ref(name)
+	s := c.queue.ref(name, "")
 	handed, ended, _ := l.handOff(ctx)
 	if !handed || !ended {
 		t.Fatalf("handOff: handed %v, ended %v; want both", handed, ended)
@@ -35,7 +35,7 @@ func TestUntakenHandoffDeletesKeys(t *testing.T) {
 		t.Errorf("Err %v; want ErrReleased", l.Err())
 	}
 	// The waiter gives up before it takes its turn.
-	c.queue.unref(name, s)
+	c.queue.gaveUp(name, s, "")
 	deadline := time.Now().Add(2 * time.Second)
 	for _, srv := range servers {
 		for {

@@ -151,6 +151,16 @@ func (l *Lease) Name() string { return l.req.name }
 // accepted. Tokens are not consecutive.
 func (l *Lease) Token() uint64 { return l.token }
 
+// Owner returns the owner stored with the lease on the masters: its
+// Client's Config.Owner (by default "hostname:pid"). Status and Watch
+// show it to others.
+func (l *Lease) Owner() string { return l.c.cfg.owner }
+
+// Metadata returns the metadata stored with the lease on the masters: what
+// WithMetadata gave the Acquire, TryAcquire or Do that took it ("" for
+// none). Status and Watch show it to others.
+func (l *Lease) Metadata() string { return l.req.metadata }
+
 // Done returns a channel that is closed when the lease ends: released,
 // lost, or its Client closed. It returns the same channel every time.
 func (l *Lease) Done() <-chan struct{} { return l.ctx.Done() }

@@ -16,7 +16,8 @@ import (
 type Option func(*acquireOptions)
 
 type acquireOptions struct {
-	ttl time.Duration
+	ttl      time.Duration
+	metadata string
 }
 
 // WithTTL sets the lease's TTL: how long its keys live on the masters
@@ -27,6 +28,25 @@ type acquireOptions struct {
 // Config.NodeTimeout when that is set.
 func WithTTL(d time.Duration) Option {
 	return func(o *acquireOptions) { o.ttl = d }
+}
+
+// WithMetadata stores metadata with the lease, beside its Client's
+// Config.Owner, for whoever inspects the lock: Status, Watch events,
+// Lease.Metadata and the command line show it (a job id, a request's
+// origin). It may be any string of at most MaxMetadataLen (512) bytes; a
+// longer one fails Acquire, TryAcquire or Do at once, before anything is
+// sent. It is bounded because it is stored in the lock key's value, which
+// every renewal sends to every master (every third of a TTL). It is
+// public: anyone who can read the lock keys, or subscribe to their
+// channels, reads it; never put a secret in it.
+//
+// A lease handed to another goroutine of the same Client (see
+// Client.Acquire) carries that goroutine's own metadata: a handoff gives
+// the keys the metadata the waiting goroutines asked for, and one that
+// asked for other metadata than the handoff wrote takes the lock anew
+// (one more round trip).
+func WithMetadata(metadata string) Option {
+	return func(o *acquireOptions) { o.metadata = metadata }
 }
 
 // request is one lock name's keys and the lease settings of one call.
@@ -44,6 +64,8 @@ type request struct {
 	tag            string // "{...}", the lock key's hash slot
 	ttl            time.Duration
 	timeout        time.Duration // per master
+	metadata       string        // WithMetadata's
+	suffix         string        // of the lease values: owner and metadata (owner.go)
 }
 
 // CheckName reports why name cannot be a lock name, or nil. Every call
@@ -80,7 +102,15 @@ const ReservedKeyspace = "distlock:"
 // bury) for a value whose acquire was never answered: that acquire is
 // refused if it arrives later.
 func (r *request) tombKey(value string) string {
-	return ReservedKeyspace + "fence:dead:" + r.tag + value
+	// Named by the value's random part alone: it tells the value apart,
+	// and the owner and metadata would only lengthen the key.
+	return ReservedKeyspace + "fence:dead:" + r.tag + random(value)
+}
+
+// newValue returns a fresh value for a lease of r: 128 random bits, then
+// the owner and metadata (owner.go).
+func (r *request) newValue() string {
+	return newValue() + r.suffix
 }
 
 // releaseCall returns release.lua's call that deletes the key where it
@@ -120,6 +150,9 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 	if err := checkTTL(o.ttl, c.cfg.driftFactor, c.cfg.nodeTimeout); err != nil {
 		return nil, fmt.Errorf("distlock: %s %q: %w", op, name, err)
 	}
+	if err := checkMetadata(o.metadata); err != nil {
+		return nil, fmt.Errorf("distlock: %s %q: %w", op, name, err)
+	}
 	// Redis counts PX in whole milliseconds; round down so that our
 	// arithmetic never assumes a key lives longer than it does.
 	ttl := o.ttl.Truncate(time.Millisecond)
@@ -142,6 +175,11 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 		ttl:      ttl,
 		timeout:  c.nodeTimeout(ttl),
 		tag:      tag,
+		metadata: o.metadata,
+		suffix:   c.cfg.ownerSuffix,
+	}
+	if o.metadata != "" {
+		r.suffix = valueSuffix(c.cfg.owner, o.metadata)
 	}
 	if c.cfg.prefix != ReservedKeyspace {
 		r.legacyFenceKey = c.cfg.prefix + "fence:" + tag

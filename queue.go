@@ -36,6 +36,10 @@ type slot struct {
 	refs     int
 	handoff  *Lease
 	released string
+	// wants counts the goroutines waiting in wait for the turn by the
+	// metadata they asked for (WithMetadata): a handoff gives the next
+	// lease the metadata most of them want (turn.nextMetadata).
+	wants map[string]int
 }
 
 // A turn is one goroutine's turn at a name: it holds the name's slot from
@@ -57,13 +61,26 @@ type turn struct {
 	replaces string
 }
 
-// ref counts one more goroutine at name's slot, and returns the slot.
-func (q *localQueue) ref(name string) *slot {
+// ref counts one more goroutine at name's slot, waiting for a lease with
+// metadata, and returns the slot.
+func (q *localQueue) ref(name, metadata string) *slot {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s := q.slotLocked(name)
 	s.refs++
+	if s.wants == nil {
+		s.wants = make(map[string]int)
+	}
+	s.wants[metadata]++
 	return s
+}
+
+// unwant counts one goroutine fewer waiting at s with metadata. q.mu is
+// held.
+func (s *slot) unwant(metadata string) {
+	if s.wants[metadata]--; s.wants[metadata] <= 0 {
+		delete(s.wants, metadata)
+	}
 }
 
 // slotLocked returns name's slot, made if there is none. q.mu is held.
@@ -81,6 +98,11 @@ func (q *localQueue) slotLocked(name string) *slot {
 // meanwhile), its keys are deleted.
 func (q *localQueue) unref(name string, s *slot) {
 	q.mu.Lock()
+	q.unrefLocked(name, s)
+}
+
+// unrefLocked is unref with q.mu held; it unlocks q.mu.
+func (q *localQueue) unrefLocked(name string, s *slot) {
 	s.refs--
 	var orphan *Lease
 	if s.refs == 0 {
@@ -93,28 +115,36 @@ func (q *localQueue) unref(name string, s *slot) {
 	}
 }
 
-// wait blocks until it is the caller's turn for name. It fails when ctx
-// ends (with ctx's error) or stop closes (ErrClosed).
-func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name string) (*turn, error) {
-	s := q.ref(name)
+// wait blocks until it is the caller's turn for name, the caller wanting
+// a lease with metadata. It fails when ctx ends (with ctx's error) or stop
+// closes (ErrClosed).
+func (q *localQueue) wait(ctx context.Context, stop <-chan struct{}, name, metadata string) (*turn, error) {
+	s := q.ref(name, metadata)
 	// A free turn is taken even when ctx has just ended, as select would
 	// choose at random: the caller must not report the name held by
 	// another goroutine when it was not.
 	select {
 	case s.ch <- struct{}{}:
-		return q.took(name, s), nil
+		return q.took(name, s, metadata), nil
 	default:
 	}
 	select {
 	case s.ch <- struct{}{}:
-		return q.took(name, s), nil
+		return q.took(name, s, metadata), nil
 	case <-ctx.Done():
-		q.unref(name, s)
+		q.gaveUp(name, s, metadata)
 		return nil, ctx.Err()
 	case <-stop:
-		q.unref(name, s)
+		q.gaveUp(name, s, metadata)
 		return nil, ErrClosed
 	}
+}
+
+// gaveUp counts one goroutine fewer waiting at name's slot with metadata.
+func (q *localQueue) gaveUp(name string, s *slot, metadata string) {
+	q.mu.Lock()
+	s.unwant(metadata)
+	q.unrefLocked(name, s)
 }
 
 // try is wait that gives up at once when the turn is taken. It counts at
@@ -133,10 +163,12 @@ func (q *localQueue) try(name string) (*turn, bool) {
 	}
 }
 
-// took makes the turn of the goroutine that has just taken s.
-func (q *localQueue) took(name string, s *slot) *turn {
+// took makes the turn of the goroutine that has just taken s, having
+// waited for a lease with metadata.
+func (q *localQueue) took(name string, s *slot, metadata string) *turn {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	s.unwant(metadata)
 	return q.tookLocked(name, s)
 }
 
@@ -174,6 +206,23 @@ func (t *turn) waited() bool {
 	t.q.mu.Lock()
 	defer t.q.mu.Unlock()
 	return !t.passed && t.s.refs > 1
+}
+
+// nextMetadata returns the metadata for the lease that a handoff passes
+// with the turn: what the goroutines waiting for it asked for, the most
+// common when they differ (ties go to dflt, else to the least string), and
+// dflt when none waits. The goroutine that takes the turn may still want
+// other metadata: it then takes the lock anew (adopt).
+func (t *turn) nextMetadata(dflt string) string {
+	t.q.mu.Lock()
+	defer t.q.mu.Unlock()
+	best, n := dflt, t.s.wants[dflt]
+	for m, k := range t.s.wants {
+		if k > n || k == n && best != dflt && m < best {
+			best, n = m, k
+		}
+	}
+	return best
 }
 
 // done passes the turn on, once.

@@ -17,7 +17,7 @@ func TestTurnPassesReleasedValue(t *testing.T) {
 	}
 	got := make(chan *turn)
 	go func() {
-		next, err := q.wait(context.Background(), nil, "n")
+		next, err := q.wait(context.Background(), nil, "n", "")
 		if err != nil {
 			t.Error(err)
 		}

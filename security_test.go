@@ -40,7 +40,8 @@ func keyPTTL(t *testing.T, s *redistest.Server, name string) int {
 
 // A lease's value, the secret that lets it renew and delete its keys, is
 // 128 bits drawn at random for each lease: 32 hex digits, the same on every
-// master, never repeated, and with no bit fixed.
+// master, never repeated, and with no bit fixed. What follows them in the
+// stored value is public: '|' and the owner (TestOwnerDefault).
 func TestSecurityLeaseValueIs128RandomBits(t *testing.T) {
 	servers := masters(t, 3)
 	c := newClient(t, servers, distlock.Config{})
@@ -63,7 +64,11 @@ func TestSecurityLeaseValueIs128RandomBits(t *testing.T) {
 				v = got
 			}
 		}
-		b, err := hex.DecodeString(v)
+		random, owner, _ := strings.Cut(v, "|")
+		if owner != l.Owner() {
+			t.Fatalf("lease value %q: owner %q; want %q after the random part", v, owner, l.Owner())
+		}
+		b, err := hex.DecodeString(random)
 		if err != nil || len(b) != 16 {
 			t.Fatalf("lease value %q: got %d bytes (err %v); want 32 hex digits, 16 bytes", v, len(b), err)
 		}

@@ -62,6 +62,15 @@ type Status struct {
 	// unless the holder renews them: the Quorum-th longest remaining TTL
 	// among the masters that hold its value. It is 0 otherwise.
 	TTL time.Duration
+	// Owner and Metadata, for StateHeld, say who holds the lock: the
+	// holder's Config.Owner (by default "hostname:pid") and the metadata
+	// its Acquire gave (WithMetadata), as stored with its value. Both are
+	// "" when the lock is not held, and for a value that is not a distlock
+	// lease's (another program's) or comes from a distlock that stored no
+	// owner. The holder's fencing token is not among them: it is drawn
+	// after the value is stored, per master (the Fence counters bound it).
+	Owner    string
+	Metadata string
 	// Masters has one entry per master, in Config order.
 	Masters []MasterStatus
 }
@@ -76,10 +85,18 @@ type MasterStatus struct {
 	Err error
 	// Held reports whether the master has the lock key.
 	Held bool
-	// Value is the lock key's value: the random value of the lease that
-	// holds the key on this master, "" when free. Masters that hold the
-	// same lease have the same value.
+	// Value is the lock key's value as stored, "" when free: the random
+	// value of the lease that holds the key on this master (32 hex
+	// digits), then '|' and the lease's owner and metadata, escaped (see
+	// Owner and Metadata, which give them as they were set). Masters that
+	// hold the same lease have the same value. A value written by another
+	// program is given as it is.
 	Value string
+	// Owner and Metadata are the owner and metadata of the lease that
+	// holds the key on this master (see Status.Owner), read from Value; ""
+	// when free, and for a value that is not a distlock lease's.
+	Owner    string
+	Metadata string
 	// TTL is the lock key's remaining time to live when Held: the holder
 	// keeps the key on this master that long unless it renews. It is
 	// negative for a key without expiry, which distlock never writes.
@@ -194,6 +211,7 @@ func parseStatus(res rueidis.RedisResult, m *MasterStatus) error {
 		return fmt.Errorf("fence counter: %w", err)
 	}
 	m.Held, m.Value, m.Fence = exists, value, fence
+	m.Owner, m.Metadata, _ = parseValue(value)
 	switch {
 	case !m.Held:
 	case pttl >= 0:
@@ -227,7 +245,7 @@ func (s *Status) verdict() {
 		s.State = StateFree
 		return
 	}
-	for _, t := range ttls {
+	for v, t := range ttls {
 		if len(t) > s.Agree {
 			s.Agree = len(t)
 		}
@@ -236,6 +254,7 @@ func (s *Status) verdict() {
 			// key: until the Quorum-th longest TTL runs out.
 			slices.Sort(t)
 			s.State, s.Agree, s.TTL = StateHeld, len(t), max(t[len(t)-s.Quorum], 0)
+			s.Owner, s.Metadata, _ = parseValue(v)
 			return
 		}
 	}

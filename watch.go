@@ -118,6 +118,16 @@ type Event struct {
 	// Masters is how many masters reported the new holder's value
 	// (EventAcquired), or are known to no longer hold the old one.
 	Masters int
+	// Owner and Metadata say whose hold this is: the new holder's
+	// (EventAcquired), or the one whose hold ended (EventReleased,
+	// EventExpired). They are the holder's Config.Owner (by default
+	// "hostname:pid") and the metadata its Acquire gave (WithMetadata),
+	// as stored with its value; "" for a value that is not a distlock
+	// lease's, or from a distlock that stored no owner. The holder's
+	// fencing token is not known here: it is drawn after the value is
+	// stored.
+	Owner    string
+	Metadata string
 	// Initial marks the first event of a Watch, when the lock was already
 	// held as Watch subscribed: a state found, not a change seen.
 	Initial bool
@@ -168,7 +178,7 @@ const WatchBuffer = 64
 //
 // A name whose key cannot be read as a lock (another type: WRONGTYPE)
 // fails its Watch where a majority of masters say so; it costs no other
-// name anything. A key of another program's with a value longer than 1 KiB
+// name anything. A key of another program's with a value longer than 4 KiB
 // is read in part (its start and length tell it apart).
 func (c *Client) Watch(ctx context.Context, name string) (<-chan Event, error) {
 	req, err := c.newRequest("watch", name, nil)

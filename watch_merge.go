@@ -54,6 +54,7 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 	at := time.Now()
 	for _, c := range changes {
 		ev := Event{Name: nw.req.name, Time: at, Masters: c.Masters, Initial: c.Initial}
+		ev.Owner, ev.Metadata, _ = parseValue(c.Value)
 		switch c.Kind {
 		case watch.Acquired:
 			ev.Type = EventAcquired

@@ -10,12 +10,16 @@ import (
 )
 
 // readMax is how much of a key's value a read asks for. distlock's values
-// are 32 characters; a longer one is another program's, told apart by its
-// first readMax bytes and its length. A whole value of any size would not
-// do: one over the master's pub/sub output buffer limit (client-output-
+// are at most maxValueLen bytes (the random part, the owner and the
+// metadata: owner.go); a longer one is another program's, told apart by
+// its first readMax bytes and its length. A whole value of any size would
+// not do: one over the master's pub/sub output buffer limit (client-output-
 // buffer-limit pubsub, 32 MB by default) makes the master close the
 // connection, and with it every watch of the Client on that master.
-const readMax = 1024
+const readMax = 4096
+
+// Every value distlock writes is read whole.
+var _ [readMax - maxValueLen]struct{}
 
 // read reads the names' keys (value and PTTL) and records what it finds.
 // A key that cannot be read (another type than a string: WRONGTYPE) costs

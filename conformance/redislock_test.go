@@ -86,6 +86,27 @@ func TestRedislockObtain(t *testing.T) {
 	noLockKeys(t, servers)
 }
 
+// Ported from bsm/redislock, redislock_test.go, TestObtain_metadata: obtain
+// with metadata ("my-data") and read it back from the lock. distlock's
+// WithMetadata is stored with the lease on the masters, so another Client
+// reads it too, with Status.
+func TestRedislockObtainMetadata(t *testing.T) {
+	t.Parallel()
+	servers := masters(t, 3)
+	c := newClient(t, redistest.URLs(servers), distlock.Config{})
+	other := newClient(t, redistest.URLs(servers), distlock.Config{})
+	const name = "__bsm_redislock_metadata__"
+
+	l, err := c.TryAcquire(t.Context(), name, distlock.WithTTL(time.Hour), distlock.WithMetadata("my-data"))
+	require.NoError(t, err)
+	defer l.Release(t.Context())
+	require.Equal(t, "my-data", l.Metadata())
+	st, err := other.Status(t.Context(), name)
+	require.NoError(t, err)
+	require.Equal(t, distlock.StateHeld, st.State)
+	require.Equal(t, "my-data", st.Metadata)
+}
+
 // Ported from bsm/redislock, redislock_test.go, TestObtain_custom_token: a
 // lock obtained with a caller's token ("foo") can be obtained again by
 // whoever knows the token, while an Obtain without it fails. distlock

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/distlock/distlock"
 )
@@ -57,7 +59,9 @@ type runOptions struct {
 	notAcquired int  // exit status when the lock is not acquired
 	quiet       bool // no message when the lock is not acquired
 	grace       time.Duration
-	passNodes   bool // leave DISTLOCK_NODES in COMMAND's environment
+	passNodes   bool   // leave DISTLOCK_NODES in COMMAND's environment
+	owner       string // Config.Owner; "" for the default, hostname:pid
+	metadata    string // WithMetadata
 }
 
 // lockFlags defines the flags that say how run and hold take the lock,
@@ -70,6 +74,8 @@ func (o *runOptions) lockFlags(f *flags) {
 	f.BoolVar(&o.try, "n", false, "the same as --try, as flock -n")
 	f.IntVar(&o.notAcquired, "E", exitNotAcquired, "exit status when the lock is not acquired (held with --try, or --timeout ran out), as flock -E")
 	f.BoolVar(&o.quiet, "quiet", false, "say nothing when the lock is not acquired (held with --try, or --timeout ran out)")
+	f.StringVar(&o.owner, "owner", "", "who holds the lock, as status and watch show it (Config.Owner), at most 128 bytes;\ndefault hostname:pid of distlock. Public: no secrets")
+	f.StringVar(&o.metadata, "metadata", "", "stored with the lease, as status and watch show it (WithMetadata): a job id, say;\nat most 512 bytes. Public: no secrets")
 }
 
 func runMain(c *command, args []string, stdout, stderr io.Writer) int {
@@ -145,9 +151,43 @@ func (o *runOptions) checkLock(f *flags) (distlock.Config, error) {
 	if o.notAcquired < 0 || o.notAcquired > 255 {
 		return distlock.Config{}, usagef("-E %d: want an exit status from 0 to 255", o.notAcquired)
 	}
+	if err := checkOwner(o.owner); err != nil {
+		return distlock.Config{}, err
+	}
+	if len(o.metadata) > distlock.MaxMetadataLen {
+		return distlock.Config{}, usagef("--metadata of %d bytes is longer than %d", len(o.metadata), distlock.MaxMetadataLen)
+	}
 	cfg, err := f.config()
 	cfg.TTL = o.ttl // New checks it against the drift margin
+	cfg.Owner = o.owner
 	return cfg, err
+}
+
+// checkOwner reports what is wrong with --owner, as New would refuse it,
+// before any master is contacted: at most MaxOwnerLen bytes of printable
+// UTF-8.
+func checkOwner(owner string) error {
+	if len(owner) > distlock.MaxOwnerLen {
+		return usagef("--owner of %d bytes is longer than %d", len(owner), distlock.MaxOwnerLen)
+	}
+	if !utf8.ValidString(owner) {
+		return usagef("--owner %q is not valid UTF-8", owner)
+	}
+	for _, r := range owner {
+		if !unicode.IsPrint(r) {
+			return usagef("--owner %q contains %U, which is not printable", owner, r)
+		}
+	}
+	return nil
+}
+
+// lockOptions returns the options of the acquire.
+func (o *runOptions) lockOptions() []distlock.Option {
+	opts := []distlock.Option{distlock.WithTTL(o.ttl)}
+	if o.metadata != "" {
+		opts = append(opts, distlock.WithMetadata(o.metadata))
+	}
+	return opts
 }
 
 // releaseBounded releases l. Release waits for the masters' answers, each
@@ -257,9 +297,9 @@ func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr i
 	var err error
 	got := untilSignal(ctx, sigs, func(ctx context.Context) {
 		if o.try {
-			lease, err = c.TryAcquire(ctx, o.name, distlock.WithTTL(o.ttl))
+			lease, err = c.TryAcquire(ctx, o.name, o.lockOptions()...)
 		} else {
-			lease, err = c.Acquire(ctx, o.name, distlock.WithTTL(o.ttl))
+			lease, err = c.Acquire(ctx, o.name, o.lockOptions()...)
 		}
 	})
 	stopReport()

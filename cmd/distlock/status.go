@@ -22,8 +22,11 @@ it answered, whether it holds the lock (and for which holder), the lock
 key's remaining TTL, and its fence counter as a fencing token (the counter
 shifted left 6 bits, the master's index in the low bits), to compare with
 DISTLOCK_TOKEN: the holder's token is at most the largest of them; then
-the verdict of the majority. With --json, one JSON object. It writes
-nothing: the answer is a snapshot.
+the verdict of the majority, and who holds the lock: each holder's owner
+(its --owner or Config.Owner, by default hostname:pid of its process) and
+metadata (--metadata, WithMetadata), as stored with its lease. The
+holder's own token is not stored with them (it is drawn after). With
+--json, one JSON object. It writes nothing: the answer is a snapshot.
 
 Exit status: 0 free; 1 held; 2 cannot tell (fewer than a majority of
 masters answered, or they disagree); 125 usage.`,
@@ -32,13 +35,15 @@ masters answered, or they disagree); 125 usage.`,
 
 // statusJSON is what --json prints.
 type statusJSON struct {
-	Name    string         `json:"name"`
-	State   string         `json:"state"`  // free, held or unknown
-	Agree   int            `json:"agree"`  // masters agreeing with state
-	Quorum  int            `json:"quorum"` // masters needed for a verdict
-	TTLMs   int64          `json:"ttl_ms"` // held: until a majority's keys expire, unless renewed
-	Masters []masterStatus `json:"masters"`
-	Error   string         `json:"error,omitempty"` // no master could be reached
+	Name     string         `json:"name"`
+	State    string         `json:"state"`              // free, held or unknown
+	Agree    int            `json:"agree"`              // masters agreeing with state
+	Quorum   int            `json:"quorum"`             // masters needed for a verdict
+	TTLMs    int64          `json:"ttl_ms"`             // held: until a majority's keys expire, unless renewed
+	Owner    string         `json:"owner,omitempty"`    // held: the holder's owner
+	Metadata string         `json:"metadata,omitempty"` // held: the holder's metadata
+	Masters  []masterStatus `json:"masters"`
+	Error    string         `json:"error,omitempty"` // no master could be reached
 }
 
 type masterStatus struct {
@@ -46,7 +51,9 @@ type masterStatus struct {
 	Reachable bool   `json:"reachable"`
 	Error     string `json:"error,omitempty"`
 	Held      bool   `json:"held"`
-	Holder    string `json:"holder,omitempty"` // the holding lease's random value
+	Holder    string `json:"holder,omitempty"`   // the lock key's value: the holding lease's random value, then its owner and metadata
+	Owner     string `json:"owner,omitempty"`    // the holding lease's owner
+	Metadata  string `json:"metadata,omitempty"` // the holding lease's metadata
 	TTLMs     int64  `json:"ttl_ms"`
 	Fence     int64  `json:"fence"`
 	Token     uint64 `json:"token"` // fence as a fencing token: fence<<6 | the master's index
@@ -103,9 +110,9 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 	}
 
 	if asJSON {
-		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: st.TTL.Milliseconds()}
+		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: st.TTL.Milliseconds(), Owner: st.Owner, Metadata: st.Metadata}
 		for i, m := range st.Masters {
-			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil || refused(m.Err), Held: m.Held, Holder: m.Value, TTLMs: m.TTL.Milliseconds(), Fence: m.Fence, Token: fenceToken(m.Fence, i)}
+			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil || refused(m.Err), Held: m.Held, Holder: m.Value, Owner: m.Owner, Metadata: m.Metadata, TTLMs: m.TTL.Milliseconds(), Fence: m.Fence, Token: fenceToken(m.Fence, i)}
 			if m.Err != nil {
 				ms.Error = m.Err.Error()
 			}
@@ -146,11 +153,13 @@ func keyTTL(ttl time.Duration) string {
 	return ttl.String()
 }
 
-// printStatus prints st as a verdict line and a table:
+// printStatus prints st as a verdict line, a table, and a line per
+// holder the table names:
 //
 //	lock "jobs/nightly": held (3 of 3 masters agree, 2 needed); a majority keeps it 9.871s unless renewed
 //	MASTER                      STATE  HOLDER    TTL     TOKEN
 //	redis://127.0.0.1:6379/0    held   3f2a9c1b  9.871s  768
+//	holder 3f2a9c1b: owner "web-1:4242", metadata "job 42"
 func printStatus(w io.Writer, st distlock.Status) {
 	n := len(st.Masters)
 	switch st.State {
@@ -180,14 +189,41 @@ func printStatus(w io.Writer, st distlock.Status) {
 		case m.Err != nil:
 			fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t%v\n", m.Addr, m.Err)
 		case m.Held:
-			holder := m.Value
-			if len(holder) > 8 {
-				holder = holder[:8]
-			}
-			fmt.Fprintf(tw, "%s\theld\t%s\t%s\t%d\n", m.Addr, holder, keyTTL(m.TTL), fenceToken(m.Fence, i))
+			fmt.Fprintf(tw, "%s\theld\t%s\t%s\t%d\n", m.Addr, holderID(m.Value), keyTTL(m.TTL), fenceToken(m.Fence, i))
 		default:
 			fmt.Fprintf(tw, "%s\tfree\t-\t-\t%d\n", m.Addr, fenceToken(m.Fence, i))
 		}
 	}
 	tw.Flush()
+	// Who each holder is, once per value held, in the masters' order.
+	seen := make(map[string]bool)
+	for _, m := range st.Masters {
+		if m.Err != nil || !m.Held || seen[m.Value] {
+			continue
+		}
+		seen[m.Value] = true
+		fmt.Fprintf(w, "holder %s: %s\n", holderID(m.Value), describeHolder(m.Owner, m.Metadata))
+	}
+}
+
+// holderID is how the status table names a lock key's value: its first 8
+// characters (of the lease's random part).
+func holderID(value string) string {
+	if len(value) > 8 {
+		return value[:8]
+	}
+	return value
+}
+
+// describeHolder says who a holder is, from the owner and metadata stored
+// with its lease.
+func describeHolder(owner, metadata string) string {
+	if owner == "" && metadata == "" {
+		return "no owner stored (a distlock from before owners, or another program's value)"
+	}
+	s := fmt.Sprintf("owner %q", owner)
+	if metadata != "" {
+		s += fmt.Sprintf(", metadata %q", metadata)
+	}
+	return s
 }

@@ -21,11 +21,15 @@ var watchCommand = &command{
 	summary:  "print the events of locks until interrupted",
 	about: `
 Prints each change of the locks' states, as a majority of masters sees it,
-one line per event: time, name, event (acquired, released, expired), and
-how many masters agree. With --json, one JSON object per line:
-  {"time":"...","name":"...","type":"acquired","masters":3,"of":3,"initial":false,"missed":0}
+one line per event: time, name, event (acquired, released, expired), how
+many masters agree, and the holder's owner and metadata (of the new holder
+for acquired, of the one whose hold ended otherwise; each when stored).
+With --json, one JSON object per line:
+  {"time":"...","name":"...","type":"acquired","masters":3,"of":3,"initial":false,"missed":0,"owner":"web-1:4242","metadata":"job 42"}
 "initial" marks a lock that was already held when watching began; "missed"
-counts events dropped because the output did not keep up. While fewer than
+counts events dropped because the output did not keep up; "owner" and
+"metadata" are left out when the holder stored none. The holder's token is
+not known to a watcher: it is drawn after the lease's value is stored. While fewer than
 a majority of masters answer (counted every second), events may come late
 or not at all: watch says so on stderr ("degraded", then "recovered"), and
 with --json as a line {"time":"...","type":"degraded","masters":1,"of":3,"needed":2}.
@@ -38,13 +42,15 @@ refusing keyspace notifications; 125 usage.`,
 
 // watchEvent is one event as --json prints it.
 type watchEvent struct {
-	Time    time.Time `json:"time"`
-	Name    string    `json:"name"`
-	Type    string    `json:"type"`
-	Masters int       `json:"masters"` // masters agreeing on the new state
-	Of      int       `json:"of"`      // masters configured
-	Initial bool      `json:"initial"`
-	Missed  int       `json:"missed"`
+	Time     time.Time `json:"time"`
+	Name     string    `json:"name"`
+	Type     string    `json:"type"`
+	Masters  int       `json:"masters"` // masters agreeing on the new state
+	Of       int       `json:"of"`      // masters configured
+	Initial  bool      `json:"initial"`
+	Missed   int       `json:"missed"`
+	Owner    string    `json:"owner,omitempty"`    // the holder's, as stored with its lease
+	Metadata string    `json:"metadata,omitempty"` // the holder's, as stored with its lease
 }
 
 // watchOptions is what the watch command line says.
@@ -155,7 +161,7 @@ func (w *watchOutput) events(ch <-chan distlock.Event) {
 	for ev := range ch {
 		w.mu.Lock()
 		if w.asJSON {
-			w.enc.Encode(watchEvent{Time: ev.Time, Name: ev.Name, Type: ev.Type.String(), Masters: ev.Masters, Of: w.total, Initial: ev.Initial, Missed: ev.Missed})
+			w.enc.Encode(watchEvent{Time: ev.Time, Name: ev.Name, Type: ev.Type.String(), Masters: ev.Masters, Of: w.total, Initial: ev.Initial, Missed: ev.Missed, Owner: ev.Owner, Metadata: ev.Metadata})
 		} else {
 			fmt.Fprintln(w.stdout, formatEvent(ev, w.total))
 		}
@@ -203,7 +209,7 @@ type reachEvent struct {
 
 // formatEvent renders ev as one line:
 //
-//	2026-11-25T22:40:01.123+00:00 jobs/nightly acquired masters=3/3
+//	2026-11-25T22:40:01.123+00:00 jobs/nightly acquired masters=3/3 owner="web-1:4242" metadata="job 42"
 func formatEvent(ev distlock.Event, total int) string {
 	line := fmt.Sprintf("%s %s %s masters=%d/%d", ev.Time.Format("2006-01-02T15:04:05.000Z07:00"), ev.Name, ev.Type, ev.Masters, total)
 	if ev.Initial {
@@ -211,6 +217,12 @@ func formatEvent(ev distlock.Event, total int) string {
 	}
 	if ev.Missed > 0 {
 		line += fmt.Sprintf(" missed=%d", ev.Missed)
+	}
+	if ev.Owner != "" {
+		line += fmt.Sprintf(" owner=%q", ev.Owner)
+	}
+	if ev.Metadata != "" {
+		line += fmt.Sprintf(" metadata=%q", ev.Metadata)
 	}
 	return line
 }

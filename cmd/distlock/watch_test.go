@@ -19,11 +19,12 @@ func TestWatch(t *testing.T) {
 	waitLine(t, stderr, "watching watched, other on 3 masters")
 
 	run(t, nodes, "run", "watched", "--", "true").want(t, 0)
-	line := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\S* watched (acquired|released) masters=[23]/3$`)
+	// The owner is run's default: its host name and process id.
+	line := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\S* watched (acquired|released) masters=[23]/3 owner="[^"]+:\d+"$`)
 	for _, typ := range []string{"acquired", "released"} {
 		got := waitLine(t, stdout, "watched "+typ)
 		if !line.MatchString(got) {
-			t.Errorf("event line %q; want TIME NAME TYPE masters=N/3", got)
+			t.Errorf("event line %q; want TIME NAME TYPE masters=N/3 owner=\"HOST:PID\"", got)
 		}
 	}
 	cmd.Process.Signal(syscall.SIGINT)

@@ -10,7 +10,7 @@
 --          of one, delivered late, never registers it again
 -- KEYS[7]  optional: the fence counter where distlock before 0.9 kept it
 --          (a custom key prefix): the counter is always raised above it
--- ARGV[1]  lease value (128 random bits, hex), fresh for every attempt
+-- ARGV[1]  lease value (128 random bits, hex, then owner and metadata: owner.go), fresh per attempt
 -- ARGV[2]  TTL in milliseconds (relative: the master's own clock counts it)
 -- ARGV[3]  the waiter's place in line: its arrival time in milliseconds as
 --          the earliest master that registered it said ("" when not known

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestStatusOwner: status names who holds the lock, once per holder the
+// table lists: the owner and metadata `hold --owner --metadata` stored,
+// and a library Client's default owner (hostname:pid); --json gives them
+// too.
+func TestStatusOwner(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	cmd := distlockCmd(t, nodes, "hold", "--owner", "ops alice", "--metadata", "deploy 42 ✓", "st")
+	_, stderr, wait := background(t, cmd)
+	waitLine(t, stderr, `holding lock "st"`)
+	waitFor(t, "the lock on 3 masters", func() bool {
+		return strings.Contains(run(t, nodes, "status", "st").stdout, "(3 of 3 masters agree")
+	})
+
+	r := run(t, nodes, "status", "st")
+	r.want(t, 1)
+	holder := regexp.MustCompile(`(?m)^redis://\S+ +held +([0-9a-f]{8}) `).FindStringSubmatch(r.stdout)
+	require.NotNil(t, holder, "status:\n%s", r.stdout)
+	assert.Contains(t, r.stdout, "\nholder "+holder[1]+`: owner "ops alice", metadata "deploy 42 ✓"`+"\n", "status:\n%s", r.stdout)
+	assert.Equal(t, 1, strings.Count(r.stdout, "\nholder "), "one holder line:\n%s", r.stdout)
+
+	r = run(t, nodes, "status", "--json", "st")
+	r.want(t, 1)
+	var st statusJSON
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), r.stdout)
+	assert.Equal(t, "ops alice", st.Owner)
+	assert.Equal(t, "deploy 42 ✓", st.Metadata)
+	for i, m := range st.Masters {
+		assert.Equal(t, "ops alice", m.Owner, "master %d", i)
+		assert.Equal(t, "deploy 42 ✓", m.Metadata, "master %d", i)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	require.Equal(t, 0, wait())
+
+	// A library Client's default owner; no metadata, none shown.
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	hold(t, nodes, "lib")
+	r = run(t, nodes, "status", "lib")
+	r.want(t, 1)
+	assert.Regexp(t, fmt.Sprintf(`(?m)^holder [0-9a-f]{8}: owner %q$`, fmt.Sprintf("%s:%d", host, os.Getpid())), r.stdout)
+}
+
+// TestWatchOwner: watch --json gives the holder's owner and metadata, of
+// `run --metadata`, whose owner is its own hostname:pid.
+func TestWatchOwner(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	cmd := distlockCmd(t, nodes, "watch", "--json", "--timeout", "20s", "w")
+	stdout, stderr, wait := background(t, cmd)
+	waitLine(t, stderr, "watching w")
+	run(t, nodes, "run", "--metadata", "job 7", "w", "--", "true").want(t, 0)
+	for _, typ := range []string{"acquired", "released"} {
+		var ev watchEvent
+		require.NoError(t, json.Unmarshal([]byte(waitLine(t, stdout, `"type":"`+typ+`"`)), &ev))
+		assert.Regexp(t, `^.+:\d+$`, ev.Owner, typ)
+		assert.Equal(t, "job 7", ev.Metadata, typ)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	wait()
+}
+
+// TestOwnerFlagsUsage: an --owner or --metadata the library would refuse is
+// a usage error, before any master is contacted.
+func TestOwnerFlagsUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--owner", "a\nb", "x", "--", "true"}, `--owner "a\nb" contains U+000A, which is not printable`},
+		{[]string{"hold", "--owner", strings.Repeat("o", 129), "x"}, "--owner of 129 bytes is longer than 128"},
+		{[]string{"run", "--metadata", strings.Repeat("m", 513), "x", "--", "true"}, "--metadata of 513 bytes is longer than 512"},
+	} {
+		run(t, nil, c.args...).want(t, exitUsage, c.want)
+	}
+}
