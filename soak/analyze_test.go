@@ -35,6 +35,26 @@ func TestAnalyze(t *testing.T) {
 			check: func(t *testing.T, f figures) { want(t, "OverlapsExcused", f.OverlapsExcused, 1) },
 		},
 		{
+			// a lost next to a master back empty: noticed (Stop) before b
+			// began, or only after.
+			name: "lost next to a master back empty, noticed first",
+			h: history{sections: []section{with(a, func(s *section) { s.Lost = true; s.LastHeld = 25 * ms; s.Stop = 26 * ms }), b},
+				exposures: []interval{{20 * ms, 30 * ms}}},
+			check: func(t *testing.T, f figures) {
+				want(t, "EmptyLost", f.EmptyLost, 1)
+				want(t, "EmptyNoticedFirst", f.EmptyNoticedFirst, 1)
+			},
+		},
+		{
+			name: "lost next to a master back empty, noticed late",
+			h: history{sections: []section{with(a, func(s *section) { s.Lost = true; s.LastHeld = 25 * ms; s.Stop = 70 * ms }), b},
+				exposures: []interval{{20 * ms, 30 * ms}}},
+			check: func(t *testing.T, f figures) {
+				want(t, "EmptyLost", f.EmptyLost, 1)
+				want(t, "EmptyNoticedFirst", f.EmptyNoticedFirst, 0)
+			},
+		},
+		{
 			// Keys vanished from a's majority while it held: b may take the lock.
 			name: "overlap right after keys vanished from a majority",
 			h: history{sections: []section{a, with(b, func(s *section) { s.Start = 40 * ms })},

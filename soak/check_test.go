@@ -57,6 +57,11 @@ type figures struct {
 	LateRejected               int // rejected, holder not paused, token in order
 	BackwardsRejected          int // rejected, holder not paused, its token regressed
 	NoticeLag                  []time.Duration
+	// Leases lost while a master came back empty at once, and of those,
+	// how many noticed (Done closed) before the next holder's Acquire
+	// returned: the key-change messages' doing, where the masters send
+	// them (lease_events.go in the library).
+	EmptyLost, EmptyNoticedFirst int
 	Modes                      map[string]int // sections by how the lease was taken
 	Extends, ExtendsShorter    int
 	ExtendsFailed              int
@@ -122,6 +127,15 @@ func analyze(h history) figures {
 
 	// Overlaps: sweep by Start, keeping the spans not yet ended.
 	sort.Slice(secs, func(i, j int) bool { return secs[i].Start < secs[j].Start })
+	for i, a := range secs {
+		if !a.Lost || !h.exposed(a) || i+1 == len(secs) {
+			continue
+		}
+		f.EmptyLost++
+		if a.Stop <= secs[i+1].Start {
+			f.EmptyNoticedFirst++
+		}
+	}
 	var active []section
 	for _, b := range secs {
 		if b.LastHeld == 0 {

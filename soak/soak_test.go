@@ -461,6 +461,7 @@ func report(ph phase, d time.Duration, ttl time.Duration, seed uint64, f figures
 		f.Stale, f.StaleRejected, f.StaleMust)
 	fmt.Fprintf(&b, "  other writes rejected: %d from holders whose lease ran out between check and write, %d from holders whose token went backwards\n", f.LateRejected, f.BackwardsRejected)
 	fmt.Fprintf(&b, "  token regressions: %d (and %d where a master lost its counters between the two acquisitions); tokens given twice: %d\n", f.Regressions, f.RegressionsOK, f.Duplicates)
+	fmt.Fprintf(&b, "  leases lost next to a master that came back empty at once: %d, of which %d noticed before the next holder acquired\n", f.EmptyLost, f.EmptyNoticedFirst)
 	if len(f.NoticeLag) > 0 {
 		fmt.Fprintf(&b, "  lost leases of running holders (%d), noticed this long after their validity ended (negative: before, a renewal found the keys gone): p50 %v, p99 %v, max %v\n", len(f.NoticeLag),
 			percentile(f.NoticeLag, 0.5).Round(time.Microsecond), percentile(f.NoticeLag, 0.99).Round(time.Microsecond), percentile(f.NoticeLag, 1).Round(time.Microsecond))
