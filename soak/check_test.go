@@ -62,11 +62,11 @@ type figures struct {
 	// returned: the key-change messages' doing, where the masters send
 	// them (lease_events.go in the library).
 	EmptyLost, EmptyNoticedFirst int
-	Modes                      map[string]int // sections by how the lease was taken
-	Extends, ExtendsShorter    int
-	ExtendsFailed              int
-	ReleaseLost                int      // Release found the lease lost after the last check
-	Violations                 []string // what must not happen
+	Modes                        map[string]int // sections by how the lease was taken
+	Extends, ExtendsShorter      int
+	ExtendsFailed                int
+	ReleaseLost                  int      // Release found the lease lost after the last check
+	Violations                   []string // what must not happen
 }
 
 // exposed reports whether a master came back empty at once while s lived
