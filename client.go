@@ -381,13 +381,17 @@ func driftOf(ttl time.Duration, factor float64) time.Duration { return quorum.Dr
 // track and forget keep c.leases, which Close releases.
 func (c *Client) track(l *Lease) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return false
 	}
 	c.leases[l] = struct{}{}
 	if c.events != nil {
 		c.events.add(l)
+	}
+	c.mu.Unlock()
+	if c.events != nil {
+		c.events.readNew(l) // what changed before byKey held l
 	}
 	return true
 }

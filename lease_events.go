@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
 	"time"
@@ -374,6 +375,9 @@ func (l *Lease) goneLocked(i int, how string) bool {
 		l.goneHow[i] = how
 	}
 	c := l.c
+	if bits.OnesCount64(l.mayHoldLocked()) >= c.quorum {
+		return false
+	}
 	n := 0
 	var seen []string
 	for j, h := range l.goneHow {
@@ -382,8 +386,60 @@ func (l *Lease) goneLocked(i int, how string) bool {
 			seen = append(seen, fmt.Sprintf("master %d %s", j, h))
 		}
 	}
-	if n <= len(c.nodes)-c.quorum {
-		return false
+	return l.endLocked(l.lostError(fmt.Sprintf("%d of %d masters report its key gone or taken, and no majority can hold it: %s", n, len(c.nodes), strings.Join(seen, "; "))))
+}
+
+// mayHoldLocked returns the masters that may still hold l's key: those
+// whose answer to the acquire (or handoff) that made l granted it, or a
+// renewal's did since (an ack), and those whose answer is still to come
+// or never came; less those seen gone since. A master that refused l (another
+// value held the key there) never held it: it is not counted as holding
+// until something reports it gone (TestAdv8LossWithRefusingMaster). l.mu
+// is held.
+func (l *Lease) mayHoldLocked() uint64 {
+	m := l.unanswered
+	if !l.settled.Load() {
+		m |= l.straggling
 	}
-	return l.endLocked(l.lostError(fmt.Sprintf("%d of %d masters report its key gone or taken: %s", n, len(c.nodes), strings.Join(seen, "; "))))
+	for i, a := range l.acks {
+		if a != 0 {
+			m |= 1 << i
+		}
+	}
+	return m &^ l.gone
+}
+
+// readNew asks for l's key to be read on every master that granted it or
+// is still to answer: l was made (an acquire, a handoff) before byKey
+// held it, and a message naming its key in between found no lease and
+// was dropped (TestAdv8LossBeforeTracked, TestAdv8LossBeforeAdopted).
+// Masters whose answer never came are left to their messages and
+// renewals: a read there could overtake the command still on its way.
+func (e *keyEvents) readNew(l *Lease) {
+	l.mu.Lock()
+	mask := l.straggling
+	for i, a := range l.acks {
+		if a != 0 {
+			mask |= 1 << i
+		}
+	}
+	l.mu.Unlock()
+	e.mu.Lock()
+	_, held := e.byKey[l.req.key]
+	if held {
+		for i := range e.check {
+			if mask&(1<<i) != 0 {
+				e.check[i].keys[l.req.key] = struct{}{}
+			}
+		}
+	}
+	e.mu.Unlock()
+	if !held {
+		return
+	}
+	for i := range e.check {
+		if mask&(1<<i) != 0 {
+			e.poke(i)
+		}
+	}
 }
