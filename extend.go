@@ -90,8 +90,9 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 	}
 	answers := make(chan answer, len(c.nodes)) // one per master in flight at most
 	args := renewArgs(l.value, ttl)
-	var sent uint64 // masters sent Extend's command, unless it failed
-	var held uint64 // masters whose Extend failed, until again
+	var sent uint64    // masters sent Extend's command, unless it failed
+	var held uint64    // masters whose Extend failed, until again
+	var granted uint64 // masters that renewed
 	var again <-chan time.Time
 	// Masters that renewed grant. One that failed is not counted: it is
 	// sent again, and may answer more than once. Extend ends when the
@@ -126,7 +127,12 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 				answers <- answer{i, ints[0], err, l.answered(i, start, ttl, ints[0])}
 			})
 		}
-		if tally.Won() {
+		l.mu.Lock()
+		// A master whose key a read found gone after it renewed
+		// (lease_events.go) no longer counts: gone is final.
+		won := bits.OnesCount64(granted&^l.gone) >= c.quorum
+		l.mu.Unlock()
+		if won {
 			l.mu.Lock()
 			l.ttl.Store(int64(ttl))
 			l.args = renewArgs(l.value, ttl)
@@ -147,6 +153,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 				}
 			case 1:
 				tally.Grant()
+				granted |= 1 << a.node
 			}
 		case <-again:
 			held, again = 0, nil

@@ -272,7 +272,7 @@ func (e *keyEvents) readPart(i int, leases []*Lease) (failed []*Lease) {
 	for j, l := range leases {
 		cmds[j] = rc.B().Get().Key(l.req.key).Build()
 	}
-	ctx, cancel := context.WithTimeout(c.bg, c.nodeTimeout(c.cfg.ttl))
+	ctx, cancel := context.WithTimeout(c.stopping, c.nodeTimeout(c.cfg.ttl)) // Close cuts it short
 	defer cancel()
 	var firstErr error
 	for j, r := range rc.DoMulti(ctx, cmds...) {
