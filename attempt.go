@@ -101,7 +101,17 @@ func (out *verdict) refused(node int, v []int64) {
 //
 // On failure it returns a *QuorumError and the verdict the next attempt
 // needs. call follows the Acquire or TryAcquire call it is part of.
-func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call *acquireCall) (_ *Lease, out verdict, err error) {
+func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call *acquireCall) (got *Lease, out verdict, err error) {
+	if c.events != nil {
+		// Count the messages naming the key from now until the lease is
+		// tracked (lease_events.go, readNew).
+		c.events.expect(req.key)
+		defer func() {
+			if got == nil {
+				c.events.unexpect(req.key)
+			}
+		}()
+	}
 	start := time.Now()
 	call.attempts++
 	keep := a.waiter != ""

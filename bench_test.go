@@ -515,6 +515,25 @@ func BenchmarkLossEvents(b *testing.B) {
 					}
 					keys[i] = "distlock:" + name
 				}
+				// An acquire returns at a majority: wait until masters 0
+				// and 1 hold every key, or a delete could come before a
+				// straggling acquire's SET, which would leave the lease
+				// rightly held (on masters 0 and 2, say) and never lost.
+				for m := range 2 {
+					for lo := 0; lo < n; lo += 500 {
+						hi := min(lo+500, n)
+						for {
+							got, err := raw[m].Do(ctx, raw[m].B().Exists().Key(keys[lo:hi]...).Build()).AsInt64()
+							if err != nil {
+								b.Fatal(err)
+							}
+							if got == int64(hi-lo) {
+								break
+							}
+							time.Sleep(time.Millisecond)
+						}
+					}
+				}
 				closed := make([]time.Time, n)
 				var wg sync.WaitGroup
 				for i, l := range leases {

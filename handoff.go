@@ -72,10 +72,16 @@ func (l *Lease) handOff(ctx context.Context) (handed, ended bool, next string) {
 		l.mu.Unlock()
 		return false, false, "" // ended already: lost, or released meanwhile
 	}
+	if e := l.c.events; e != nil {
+		e.expect(l.req.key) // for the successor, until adopt tracks it
+	}
 	l.endLocked(ErrReleased)
 	l.mu.Unlock()
 	s, next := l.successor(context.WithoutCancel(ctx))
 	if s == nil {
+		if e := l.c.events; e != nil {
+			e.unexpect(l.req.key)
+		}
 		return false, true, next
 	}
 	// Where the handoff's answer (or the old acquire's) never came, the
@@ -286,6 +292,9 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) (*Lease, error)
 // exit (or Close): the lease came with a turn it holds or gave up.
 func (l *Lease) discard() {
 	c := l.c
+	if c.events != nil {
+		c.events.unexpect(l.req.key)
+	}
 	c.spawn(func() {
 		ctx, cancel := context.WithTimeout(c.bg, l.TTL())
 		defer cancel()

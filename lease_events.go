@@ -40,9 +40,13 @@ type keyEvents struct {
 	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu,
 	// keyEvents.mu; watchHub.mu → masterWatch.mu; node.faultMu alone. The
 	// masters' callbacks take keyEvents.mu alone.
-	mu    sync.Mutex          // guards byKey and check
+	mu    sync.Mutex          // guards byKey, check and pending
 	byKey map[string][]*Lease // the leases this Client holds, by lock key
 	check []keyCheck          // per master: what to read there
+	// pending counts, per master, the messages naming a key that an
+	// acquire attempt or a handoff of this Client is about to hold, from
+	// the moment it begins until its lease joins byKey (readNew).
+	pending map[string]*[MaxNodes]uint8
 }
 
 // keyCheck is what is to be read on one master.
@@ -56,7 +60,7 @@ type keyCheck struct {
 const eventReadBatch = 1000
 
 func newKeyEvents(c *Client, masters int) *keyEvents {
-	e := &keyEvents{c: c, byKey: make(map[string][]*Lease), check: make([]keyCheck, masters)}
+	e := &keyEvents{c: c, byKey: make(map[string][]*Lease), check: make([]keyCheck, masters), pending: make(map[string]*[MaxNodes]uint8)}
 	for i := range e.check {
 		e.check[i] = keyCheck{keys: make(map[string]struct{}), wake: make(chan struct{}, 1)}
 	}
@@ -103,12 +107,18 @@ func (e *keyEvents) changed(i int, keys []rueidis.RedisMessage) {
 	if keys == nil {
 		k.all = len(e.byKey) > 0
 		due = k.all
+		for _, n := range e.pending {
+			n[i] = 2 // anything may have changed: read it
+		}
 	}
 	for _, m := range keys {
 		if key, err := m.ToString(); err == nil {
 			if _, ok := e.byKey[key]; ok {
 				k.keys[key] = struct{}{}
 				due = true
+			}
+			if n := e.pending[key]; n != nil && n[i] < 255 {
+				n[i]++
 			}
 		}
 	}
@@ -409,22 +419,58 @@ func (l *Lease) mayHoldLocked() uint64 {
 	return m &^ l.gone
 }
 
-// readNew asks for l's key to be read on every master that granted it or
-// is still to answer: l was made (an acquire, a handoff) before byKey
-// held it, and a message naming its key in between found no lease and
-// was dropped (TestAdv8LossBeforeTracked, TestAdv8LossBeforeAdopted).
-// Masters whose answer never came are left to their messages and
-// renewals: a read there could overtake the command still on its way.
+// expect starts counting the messages that name key, for an acquire
+// attempt or a handoff about to write it: readNew reads the key where
+// they say more changed than that write. A new attempt starts again.
+func (e *keyEvents) expect(key string) {
+	e.mu.Lock()
+	e.pending[key] = new([MaxNodes]uint8)
+	e.mu.Unlock()
+}
+
+// unexpect stops counting for key: the acquire that expected it ended
+// without a lease, or its lease joined byKey.
+func (e *keyEvents) unexpect(key string) {
+	e.mu.Lock()
+	delete(e.pending, key)
+	e.mu.Unlock()
+}
+
+// readNew asks for l's key to be read where something other than l's own
+// write may have changed it since its acquire (or handoff) began: l was
+// made before byKey held it, and a message naming its key in between
+// found no lease (TestAdv8LossBeforeTracked, TestAdv8LossBeforeAdopted).
+// Where l's write landed (granted, or still to answer), that write sends
+// one message of its own: a second says more changed. Elsewhere any
+// message does. With no count kept (expect was not called), every such
+// master is read. Masters whose answer never came are left to their
+// messages and renewals: a read there could overtake the command still
+// on its way.
 func (e *keyEvents) readNew(l *Lease) {
 	l.mu.Lock()
-	mask := l.straggling
+	own := l.straggling
 	for i, a := range l.acks {
 		if a != 0 {
-			mask |= 1 << i
+			own |= 1 << i
 		}
 	}
+	unanswered := l.unanswered
 	l.mu.Unlock()
 	e.mu.Lock()
+	counts, counted := e.pending[l.req.key]
+	delete(e.pending, l.req.key)
+	mask := own
+	if counted {
+		mask = 0
+		for i := range e.check {
+			bit := uint64(1) << i
+			switch {
+			case unanswered&bit != 0:
+			case own&bit != 0 && counts[i] >= 2, own&bit == 0 && counts[i] >= 1:
+				mask |= bit
+			}
+		}
+	}
 	_, held := e.byKey[l.req.key]
 	if held {
 		for i := range e.check {
