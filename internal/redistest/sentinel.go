@@ -1,0 +1,442 @@
+package redistest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Sentinel-managed groups: a primary, its replica and three Sentinels
+// (redis-server --sentinel) that fail it over.
+
+// Sentinel timings, short so that a test's failover takes seconds: a
+// primary that does not answer for SentinelDownAfter is subjectively down,
+// and with a second Sentinel agreeing (quorum 2) it is failed over. One
+// Sentinel does not start another automatic failover of the group within
+// 2·SentinelFailoverTimeout of the last one it started or voted for.
+const (
+	SentinelDownAfter       = 500 * time.Millisecond
+	SentinelFailoverTimeout = 2 * time.Second
+	// sentinelQuorum is how many Sentinels must agree that the primary is
+	// down; a majority of the three must also elect the one that fails
+	// it over.
+	sentinelQuorum = 2
+	// failoverWait bounds Failover, KillPrimary and WaitPrimary.
+	failoverWait = 20 * time.Second
+)
+
+// SentinelGroupName is the master set name a group is monitored under
+// unless SentinelOptions.Name says otherwise: rueidis.SentinelOption's
+// MasterSet.
+const SentinelGroupName = "distlock"
+
+// SentinelOptions configures StartSentinelGroup.
+type SentinelOptions struct {
+	// Name is the master set name (SentinelGroupName when empty).
+	Name string
+	// Data configures the primary and the replica, as Options does a
+	// Server (not TLS, nor User: the Sentinels must reach them).
+	Data Options
+}
+
+// A SentinelGroup is a primary with one replica, monitored by three
+// Sentinels. Which of the two data servers is the primary changes with
+// each failover: ask Primary.
+type SentinelGroup struct {
+	// Name is the master set name the Sentinels monitor the group under.
+	Name string
+	// Servers are the group's data servers: Servers[0] started as the
+	// primary, Servers[1] as its replica.
+	Servers []*Server
+	// Sentinels are the three Sentinel processes.
+	Sentinels []*Server
+
+	// mu serializes failovers, so that two never overlap.
+	mu sync.Mutex
+}
+
+// StartSentinelGroup starts a primary, a replica of it and three Sentinels
+// monitoring them, and waits until the replica is in sync and every
+// Sentinel knows the replica and the other two Sentinels, so that a
+// failover can start at once. The test fails if that takes more than a
+// few seconds; a cleanup stops every process.
+func StartSentinelGroup(tb TB, opts SentinelOptions) *SentinelGroup {
+	tb.Helper()
+	if _, err := LookPath(); err != nil {
+		tb.Fatal(err)
+	}
+	g := &SentinelGroup{Name: opts.Name}
+	if g.Name == "" {
+		g.Name = SentinelGroupName
+	}
+	tb.Cleanup(func() {
+		for _, s := range append(g.Sentinels, g.Servers...) {
+			if err := s.Stop(); err != nil {
+				tb.Errorf("stopping %s: %v", s.Addr(), err)
+			}
+		}
+	})
+	if err := g.start(opts.Data); err != nil {
+		tb.Fatal(err)
+	}
+	return g
+}
+
+// dataExtra are the arguments of a group's data servers: no delay before
+// a replica's full sync (7.0 waits 5 s by default for more replicas).
+var dataExtra = []string{"--repl-diskless-sync-delay", "0"}
+
+func (g *SentinelGroup) start(data Options) error {
+	primary, err := start(data, func(s *Server) error {
+		s.extra = dataExtra
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	g.Servers = append(g.Servers, primary)
+	replica, err := start(data, func(s *Server) error {
+		s.extra = append(append([]string(nil), dataExtra...), "--replicaof", "127.0.0.1", strconv.Itoa(primary.port))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	g.Servers = append(g.Servers, replica)
+	if err := waitFor(10*time.Second, "replica "+replica.Addr()+" in sync", func() error {
+		return inSync(replica, primary)
+	}); err != nil {
+		return err
+	}
+
+	sentinels := make([]*Server, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range sentinels {
+		wg.Go(func() {
+			sentinels[i], errs[i] = start(Options{}, func(s *Server) error {
+				s.sentinel = true
+				s.conf = filepath.Join(s.dir, "sentinel.conf")
+				conf := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d %[3]d\n"+
+					"sentinel down-after-milliseconds %[1]s %[4]d\n"+
+					"sentinel failover-timeout %[1]s %[5]d\n"+
+					"sentinel parallel-syncs %[1]s 1\n",
+					g.Name, primary.port, sentinelQuorum,
+					SentinelDownAfter.Milliseconds(), SentinelFailoverTimeout.Milliseconds())
+				return os.WriteFile(s.conf, []byte(conf), 0o600)
+			})
+		})
+	}
+	wg.Wait()
+	for _, s := range sentinels {
+		if s != nil {
+			g.Sentinels = append(g.Sentinels, s)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// Sentinels find each other through hello messages every 2 s, and
+	// the replica through the primary's INFO.
+	return waitFor(15*time.Second, "Sentinels that know each other and the replica", g.ready)
+}
+
+// ready reports why a failover could not start now, or nil.
+func (g *SentinelGroup) ready() error {
+	primary, err := g.Primary()
+	if err != nil {
+		return err
+	}
+	for _, s := range g.Sentinels {
+		if _, err := s.Do("SENTINEL", "CKQUORUM", g.Name); err != nil {
+			return fmt.Errorf("sentinel %s: %w", s.Addr(), err)
+		}
+		out, err := s.Do("SENTINEL", "SENTINELS", g.Name)
+		if err != nil {
+			return err
+		}
+		if n := len(records(out)); n != len(g.Sentinels)-1 {
+			return fmt.Errorf("sentinel %s knows %d other Sentinels; want %d", s.Addr(), n, len(g.Sentinels)-1)
+		}
+		out, err = s.Do("SENTINEL", "REPLICAS", g.Name)
+		if err != nil {
+			return err
+		}
+		// The flags alone: a Sentinel reads a replica's own view (its
+		// role, its link) only every 10 s, which inSync reads at once.
+		good := 0
+		for _, r := range records(out) {
+			if r["flags"] == "slave" {
+				good++
+			}
+		}
+		if good == 0 {
+			return fmt.Errorf("sentinel %s knows no replica of %s that is up: %v", s.Addr(), primary.Addr(), records(out))
+		}
+	}
+	for _, s := range g.Servers {
+		if s != primary {
+			if err := inSync(s, primary); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SentinelAddrs returns the Sentinels' addresses, the InitAddress of a
+// rueidis.ClientOption whose Sentinel.MasterSet is the group's Name.
+func (g *SentinelGroup) SentinelAddrs() []string {
+	addrs := make([]string, len(g.Sentinels))
+	for i, s := range g.Sentinels {
+		addrs[i] = s.Addr()
+	}
+	return addrs
+}
+
+// Primary returns the data server that the first Sentinel to answer names
+// the primary.
+func (g *SentinelGroup) Primary() (*Server, error) {
+	var errs []error
+	for _, s := range g.Sentinels {
+		out, err := s.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", g.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return g.server(out)
+	}
+	return nil, fmt.Errorf("redistest: no Sentinel names the primary: %w", errors.Join(errs...))
+}
+
+// Replica returns the data server that is not the primary.
+func (g *SentinelGroup) Replica() (*Server, error) {
+	p, err := g.Primary()
+	if err != nil {
+		return nil, err
+	}
+	if p == g.Servers[0] {
+		return g.Servers[1], nil
+	}
+	return g.Servers[0], nil
+}
+
+// server returns the data server at "host\nport" (GET-MASTER-ADDR-BY-NAME).
+func (g *SentinelGroup) server(hostPort string) (*Server, error) {
+	f := strings.Split(hostPort, "\n")
+	if len(f) != 2 {
+		return nil, fmt.Errorf("redistest: unexpected primary address %q", hostPort)
+	}
+	addr := net.JoinHostPort(f[0], f[1])
+	for _, s := range g.Servers {
+		if s.Addr() == addr {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("redistest: primary %s is none of the group's servers", addr)
+}
+
+// Failover asks a Sentinel to fail the primary over to the replica
+// (SENTINEL FAILOVER: no agreement needed, the old primary is alive and
+// becomes a replica) and waits until every Sentinel names the new primary
+// and it says so itself (role:master). It returns the new primary.
+// Replication is asynchronous: writes the replica had not received are
+// lost. The replica must be in sync (it is after StartSentinelGroup and
+// every Failover, but a killed primary must be restarted and have
+// synced first: WaitReady).
+func (g *SentinelGroup) Failover() (*Server, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old, err := g.Primary()
+	if err != nil {
+		return nil, err
+	}
+	// A Sentinel refuses while it has not seen a good replica recently
+	// (NOGOODSLAVE) or another failover is still in progress (INPROG).
+	err = waitFor(failoverWait, "SENTINEL FAILOVER accepted", func() error {
+		_, err := g.Sentinels[0].Do("SENTINEL", "FAILOVER", g.Name)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	p, err := g.waitPrimary(old)
+	if err != nil {
+		return nil, err
+	}
+	return p, g.follow(old, p)
+}
+
+// follow makes s a replica of primary at once and waits until it is in
+// sync. A Sentinel would do it too, but only some 10 to 20 s after a
+// failover, when it next reads s's INFO (every 10 s) and s has kept
+// saying it is a primary for 8 s.
+func (g *SentinelGroup) follow(s, primary *Server) error {
+	if _, err := s.Do("REPLICAOF", "127.0.0.1", strconv.Itoa(primary.port)); err != nil {
+		return err
+	}
+	return waitFor(failoverWait, s.Addr()+" in sync with "+primary.Addr(), func() error { return inSync(s, primary) })
+}
+
+// KillPrimary kills the primary (SIGKILL, a crash) and waits until the
+// Sentinels have agreed it is down, elected one of them and promoted the
+// replica, which it returns, together with the killed server. The killed
+// server stays down until Rejoin.
+func (g *SentinelGroup) KillPrimary() (promoted, killed *Server, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old, err := g.Primary()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := old.Kill(); err != nil {
+		return nil, nil, err
+	}
+	promoted, err = g.waitPrimary(old)
+	return promoted, old, err
+}
+
+// Rejoin restarts s, a data server that KillPrimary killed, as a replica
+// of the current primary, and waits until the group could fail over again.
+// (Restarted alone, s would come back a primary, its data lost unless
+// Persistent, until a Sentinel turns it into a replica some 10 to 20 s
+// later.)
+func (g *SentinelGroup) Rejoin(s *Server) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p, err := g.Primary()
+	if err != nil {
+		return err
+	}
+	if p == s {
+		return fmt.Errorf("redistest: %s is the primary", s.Addr())
+	}
+	if err := s.Restart(); err != nil {
+		return err
+	}
+	if err := g.follow(s, p); err != nil {
+		return err
+	}
+	return waitFor(failoverWait, "group "+g.Name+" ready to fail over", g.ready)
+}
+
+// WaitReady waits until the group could fail over again at once: the
+// replica in sync with the primary, and every Sentinel knowing it.
+func (g *SentinelGroup) WaitReady() error {
+	return waitFor(failoverWait, "group "+g.Name+" ready to fail over", g.ready)
+}
+
+// waitPrimary waits until every Sentinel names a primary other than old,
+// the same one, and that server says it is a primary.
+func (g *SentinelGroup) waitPrimary(old *Server) (*Server, error) {
+	var now *Server
+	err := waitFor(failoverWait, "a new primary in place of "+old.Addr(), func() error {
+		now = nil
+		for _, s := range g.Sentinels {
+			out, err := s.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", g.Name)
+			if err != nil {
+				return err
+			}
+			p, err := g.server(out)
+			if err != nil {
+				return err
+			}
+			if p == old {
+				return fmt.Errorf("sentinel %s still names %s", s.Addr(), old.Addr())
+			}
+			if now != nil && p != now {
+				return fmt.Errorf("Sentinels disagree: %s and %s", now.Addr(), p.Addr())
+			}
+			now = p
+		}
+		role, err := infoField(now, "replication", "role")
+		if err != nil {
+			return err
+		}
+		if role != "master" {
+			return fmt.Errorf("%s is %s", now.Addr(), role)
+		}
+		return nil
+	})
+	return now, err
+}
+
+// inSync reports why replica is not a replica of primary with its link up
+// and its offset caught up, or nil.
+func inSync(replica, primary *Server) error {
+	info, err := replica.Do("INFO", "replication")
+	if err != nil {
+		return err
+	}
+	f := infoFields(info)
+	if f["role"] != "slave" || f["master_port"] != strconv.Itoa(primary.port) || f["master_link_status"] != "up" {
+		return fmt.Errorf("%s: role %s of port %s, link %s; want a replica of %s, link up", replica.Addr(), f["role"], f["master_port"], f["master_link_status"], primary.Addr())
+	}
+	off, err := infoField(primary, "replication", "master_repl_offset")
+	if err != nil {
+		return err
+	}
+	if f["slave_repl_offset"] != off {
+		return fmt.Errorf("%s at offset %s; primary at %s", replica.Addr(), f["slave_repl_offset"], off)
+	}
+	return nil
+}
+
+// infoField returns one field of an INFO section of s.
+func infoField(s *Server, section, field string) (string, error) {
+	out, err := s.Do("INFO", section)
+	if err != nil {
+		return "", err
+	}
+	return infoFields(out)[field], nil
+}
+
+// infoFields parses an INFO reply into its fields.
+func infoFields(info string) map[string]string {
+	m := make(map[string]string)
+	for _, line := range strings.Split(info, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// records parses a Sentinel reply listing instances (SENTINEL REPLICAS,
+// SENTINEL SENTINELS), which Do renders as their fields' names and values
+// one a line, into one map per instance: each starts with "name".
+func records(out string) []map[string]string {
+	var recs []map[string]string
+	lines := strings.Split(out, "\n")
+	for i := 0; i+1 < len(lines); i += 2 {
+		if lines[i] == "name" {
+			recs = append(recs, make(map[string]string))
+		}
+		if len(recs) > 0 {
+			recs[len(recs)-1][lines[i]] = lines[i+1]
+		}
+	}
+	return recs
+}
+
+// waitFor polls cond until it returns nil, or fails after timeout with
+// cond's last error.
+func waitFor(timeout time.Duration, what string, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redistest: no %s after %v: %w", what, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
