@@ -57,8 +57,10 @@ type SentinelGroup struct {
 	// Sentinels are the three Sentinel processes.
 	Sentinels []*Server
 
-	// mu serializes failovers, so that two never overlap.
-	mu sync.Mutex
+	// mu serializes failovers, so that two never overlap, and guards
+	// stalled.
+	mu      sync.Mutex
+	stalled *Server // the replica StallReplica paused, until promoted
 }
 
 // StartSentinelGroup starts a primary, a replica of it and three Sentinels
@@ -88,9 +90,57 @@ func StartSentinelGroup(tb TB, opts SentinelOptions) *SentinelGroup {
 	return g
 }
 
+// StartSentinelGroups starts n groups at once, as StartSentinelGroup
+// starts one; each has its own master set name, SentinelGroupName
+// followed by its index, unless opts.Name is set (then opts.Name and the
+// index).
+func StartSentinelGroups(tb TB, n int, opts SentinelOptions) []*SentinelGroup {
+	tb.Helper()
+	if _, err := LookPath(); err != nil {
+		tb.Fatal(err)
+	}
+	name := opts.Name
+	if name == "" {
+		name = SentinelGroupName
+	}
+	groups := make([]*SentinelGroup, n)
+	for i := range groups {
+		groups[i] = &SentinelGroup{Name: name + strconv.Itoa(i)}
+	}
+	tb.Cleanup(func() {
+		for _, g := range groups {
+			for _, s := range append(g.Sentinels, g.Servers...) {
+				if err := s.Stop(); err != nil {
+					tb.Errorf("stopping %s: %v", s.Addr(), err)
+				}
+			}
+		}
+	})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Go(func() { errs[i] = g.start(opts.Data) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		tb.Fatal(err)
+	}
+	return groups
+}
+
 // dataExtra are the arguments of a group's data servers: no delay before
-// a replica's full sync (7.0 waits 5 s by default for more replicas).
-var dataExtra = []string{"--repl-diskless-sync-delay", "0"}
+// a replica's full sync (7.0 waits 5 s by default for more replicas), and
+// a user of their own for the Sentinels (see StallReplica).
+var dataExtra = []string{
+	"--repl-diskless-sync-delay", "0",
+	"--user", sentinelUser, "on", ">" + sentinelPass, "~*", "&*", "+@all",
+}
+
+// The user the Sentinels log in to the data servers as.
+const (
+	sentinelUser = "redistest-sentinel"
+	sentinelPass = "redistest-sentinel-password"
+)
 
 func (g *SentinelGroup) start(data Options) error {
 	primary, err := start(data, func(s *Server) error {
@@ -126,9 +176,12 @@ func (g *SentinelGroup) start(data Options) error {
 				conf := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]d %[3]d\n"+
 					"sentinel down-after-milliseconds %[1]s %[4]d\n"+
 					"sentinel failover-timeout %[1]s %[5]d\n"+
-					"sentinel parallel-syncs %[1]s 1\n",
+					"sentinel parallel-syncs %[1]s 1\n"+
+					"sentinel auth-user %[1]s %[6]s\n"+
+					"sentinel auth-pass %[1]s %[7]s\n",
 					g.Name, primary.port, sentinelQuorum,
-					SentinelDownAfter.Milliseconds(), SentinelFailoverTimeout.Milliseconds())
+					SentinelDownAfter.Milliseconds(), SentinelFailoverTimeout.Milliseconds(),
+					sentinelUser, sentinelPass)
 				return os.WriteFile(s.conf, []byte(conf), 0o600)
 			})
 		})
@@ -266,11 +319,101 @@ func (g *SentinelGroup) Failover() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := g.unstallWhenPromoted(); err != nil {
+		return nil, g.logs(err)
+	}
 	p, err := g.waitPrimary(old)
+	if err != nil {
+		return nil, g.logs(err)
+	}
+	return p, g.follow(old, p)
+}
+
+// StallReplica makes the replica stop applying what the primary sends
+// (CLIENT PAUSE WRITE on it; it still answers PING and INFO, so the
+// Sentinels still take it for a good replica), until a Failover or
+// KillPrimary promotes it: then the writes it had not applied are lost,
+// as in a failover while replication lags. It returns the replica.
+//
+// CLIENT PAUSE WRITE also holds back PUBLISH, with which the Sentinels
+// send their hello messages every 2 s, and every command behind it on
+// that Sentinel's connection: its PINGs, and the failover's REPLICAOF NO
+// ONE. So while the replica is stalled the Sentinels' user may not
+// PUBLISH there: refused at once, a hello is tried again later and holds
+// nothing back. The failover lifts both the moment the replica says it
+// is the primary; Unstall lifts them without a failover.
+func (g *SentinelGroup) StallReplica() (*Server, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p, err := g.Primary()
 	if err != nil {
 		return nil, err
 	}
-	return p, g.follow(old, p)
+	if g.stalled != nil {
+		return nil, fmt.Errorf("redistest: replica %s is stalled already", g.stalled.Addr())
+	}
+	r := g.Servers[0]
+	if p == r {
+		r = g.Servers[1]
+	}
+	if err := inSync(r, p); err != nil {
+		return nil, err
+	}
+	if _, err := r.Do("ACL", "SETUSER", sentinelUser, "-publish"); err != nil {
+		return nil, err
+	}
+	if _, err := r.Do("CLIENT", "PAUSE", strconv.FormatInt(stallFor.Milliseconds(), 10), "WRITE"); err != nil {
+		return nil, err
+	}
+	g.stalled = r
+	return r, nil
+}
+
+// unstall lifts StallReplica's pause and refusal on r.
+func unstall(r *Server) error {
+	_, err := r.Do("CLIENT", "UNPAUSE")
+	if _, err2 := r.Do("ACL", "SETUSER", sentinelUser, "+publish"); err == nil {
+		err = err2
+	}
+	return err
+}
+
+// stallFor bounds a stall: CLIENT PAUSE lifts itself then.
+const stallFor = 30 * time.Second
+
+// Unstall lifts StallReplica's pause, if any: the replica then applies
+// what it had held back.
+func (g *SentinelGroup) Unstall() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stalled == nil {
+		return nil
+	}
+	err := unstall(g.stalled)
+	g.stalled = nil
+	return err
+}
+
+// unstallWhenPromoted waits until the stalled replica, if any, says it is
+// the primary, and lifts its pause at once. g.mu is held.
+func (g *SentinelGroup) unstallWhenPromoted() error {
+	r := g.stalled
+	if r == nil {
+		return nil
+	}
+	g.stalled = nil
+	deadline := time.Now().Add(failoverWait)
+	for {
+		role, err := infoField(r, "replication", "role")
+		if err == nil && role == "master" {
+			return unstall(r)
+		}
+		if time.Now().After(deadline) {
+			unstall(r)
+			return fmt.Errorf("redistest: stalled replica %s not promoted after %v (role %s, %v)", r.Addr(), failoverWait, role, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // follow makes s a replica of primary at once and waits until it is in
@@ -298,8 +441,14 @@ func (g *SentinelGroup) KillPrimary() (promoted, killed *Server, err error) {
 	if err := old.Kill(); err != nil {
 		return nil, nil, err
 	}
+	if err := g.unstallWhenPromoted(); err != nil {
+		return nil, old, g.logs(err)
+	}
 	promoted, err = g.waitPrimary(old)
-	return promoted, old, err
+	if err != nil {
+		return nil, old, g.logs(err)
+	}
+	return promoted, old, nil
 }
 
 // Rejoin restarts s, a data server that KillPrimary killed, as a replica
@@ -330,6 +479,16 @@ func (g *SentinelGroup) Rejoin(s *Server) error {
 // replica in sync with the primary, and every Sentinel knowing it.
 func (g *SentinelGroup) WaitReady() error {
 	return waitFor(failoverWait, "group "+g.Name+" ready to fail over", g.ready)
+}
+
+// logs returns err followed by the last lines of every process's log.
+func (g *SentinelGroup) logs(err error) error {
+	var b strings.Builder
+	b.WriteString(err.Error())
+	for _, s := range append(g.Servers, g.Sentinels...) {
+		fmt.Fprintf(&b, "\n--- %s:\n%s", s.Addr(), s.logTail(filepath.Join(s.dir, logName), 0))
+	}
+	return errors.New(b.String())
 }
 
 // waitPrimary waits until every Sentinel names a primary other than old,

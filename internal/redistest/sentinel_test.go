@@ -53,4 +53,21 @@ func TestSentinelGroup(t *testing.T) {
 	if r, err := g.Replica(); err != nil || r != killed {
 		t.Fatalf("Replica() = %v, %v; want %s", r, err, killed.Addr())
 	}
+
+	// A stalled replica, promoted, lacks what it held back.
+	mustDo(t, p3, "SET", "k", "2")
+	if err := g.WaitReady(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := g.StallReplica(); err != nil || r != killed {
+		t.Fatalf("StallReplica() = %v, %v; want %s", r, err, killed.Addr())
+	}
+	mustDo(t, p3, "SET", "k", "3")
+	p4, err := g.Failover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantGet(t, p4, "k", "2")
+	wantGet(t, p3, "k", "2")       // a replica of p4 now
+	mustDo(t, p4, "SET", "k", "4") // not paused any more
 }

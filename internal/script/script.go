@@ -95,6 +95,23 @@ func (s *Script) ExecLoaded(ctx context.Context, c rueidis.Client, keys, args []
 	return c.Do(ctx, c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 }
 
+// Cmd returns the command that runs the script once with keys and args,
+// built with b: EVALSHA, or EVAL for a script made by NewNoSha. It is for
+// callers that send it with other commands on one connection (a
+// rueidis.DedicatedClient's DoMulti).
+func (s *Script) Cmd(b rueidis.Builder, keys, args []string) rueidis.Completed {
+	if s.sha == "" {
+		return s.EvalCmd(b, keys, args)
+	}
+	return b.Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+}
+
+// EvalCmd returns the command that runs the script once as EVAL, with
+// its whole source: what to send after a master answered Cmd NOSCRIPT.
+func (s *Script) EvalCmd(b rueidis.Builder, keys, args []string) rueidis.Completed {
+	return b.Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+}
+
 // Load loads the script into c's script cache (SCRIPT LOAD).
 func (s *Script) Load(ctx context.Context, c rueidis.Client) error {
 	return c.Do(ctx, c.B().ScriptLoad().Script(s.src).Build()).Error()
