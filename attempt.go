@@ -139,6 +139,18 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 				// answers NOPERM (node.go, loadError).
 				return rueidis.NewErrorResult(loadError(err))
 			}
+			if rc.Mode() == rueidis.ClientModeCluster {
+				// Load reaches the nodes rueidis listed at its last
+				// refresh of the Cluster's map, not always the one that
+				// answered (a replica promoted since, reached through
+				// MOVED): EVAL, which caches the script there too.
+				exec = script.Acquire.ExecEval
+				if c.cfg.fenceReplicas > 0 {
+					exec = func(ctx context.Context, rc rueidis.Client, keys, args []string) rueidis.RedisResult {
+						return c.execFenced(ctx, rc, script.Acquire, keys, args, true, "", acquireGranted)
+					}
+				}
+			}
 			res = exec(ctx, rc, keys, args)
 		}
 		return res

@@ -51,6 +51,31 @@ func pttl(t *testing.T, s *redistest.Server, key string) int64 {
 	return n
 }
 
+// extender checks that renewals of a lease reach a given server.
+type extender struct{ ttl time.Duration }
+
+// renewsOn checks that l's key is on s and that the Client renews it
+// there: it asks for a TTL longer than every one asked before (Extend)
+// until s reports more than the previous one, which only a renewal that
+// reached s can do. (Background renewals get there too, every TTL/3, if
+// the key lasts till then: docs/deployments.md.)
+func (e *extender) renewsOn(t *testing.T, ctx context.Context, what string, l *distlock.Lease, s *redistest.Server, key string) {
+	t.Helper()
+	require.Positive(t, pttl(t, s, key), "%s: the key is on %s", what, s.Addr())
+	prev := e.ttl
+	e.ttl += time.Second
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		require.NoError(t, l.Extend(ctx, e.ttl), "%s: Extend", what)
+		if pttl(t, s, key) > prev.Milliseconds() {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "%s: no renewal reached %s within 3s", what, s.Addr())
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.NoError(t, l.Err(), "%s: the lease is held", what)
+}
+
 // A lease held while its group's primary fails over, by SENTINEL FAILOVER
 // and then by a kill, stays held: its key was replicated, the Client
 // follows the Sentinels to the new primary and renews the key there, and
@@ -78,22 +103,10 @@ func TestSentinelFailoverKeepsLease(t *testing.T) {
 		return v == value
 	})
 
-	// renewedOn checks that the Client reaches p, the new primary, and
-	// renews the key there: Extend, tried again until p's PTTL rises,
-	// which only a PEXPIRE sent to p as a primary can do. (Background
-	// renewals get there too, every TTL/3, if the key lasts till then:
-	// docs/deployments.md.)
+	ext := extender{ttl: ttl}
 	renewedOn := func(what string, p *redistest.Server) {
 		t.Helper()
-		before := pttl(t, p, key)
-		require.Positive(t, before, "%s: the key is on the new primary %s", what, p.Addr())
-		deadline := time.Now().Add(3 * time.Second)
-		for pttl(t, p, key) <= before {
-			require.True(t, time.Now().Before(deadline), "%s: no renewal reached the new primary %s within 3s", what, p.Addr())
-			require.NoError(t, l.Extend(ctx, ttl), "%s: Extend", what)
-			time.Sleep(50 * time.Millisecond)
-		}
-		require.NoError(t, l.Err(), "%s: the lease is held", what)
+		ext.renewsOn(t, ctx, what, l, p, key)
 		st, err := c.Status(ctx, "job")
 		require.NoError(t, err)
 		require.NoError(t, st.Masters[0].Err)
