@@ -1,10 +1,10 @@
 package distlock_test
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"os"
-	"context"
 	"strings"
 	"testing"
 	"time"
