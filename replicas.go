@@ -37,14 +37,19 @@ import (
 // write that replicates, so that WAIT covers whatever raised the counter.
 //
 // WAIT must run on the connection that ran the script: it counts that
-// connection's writes only. rueidis sends a blocking command such as WAIT
-// on a pooled connection of its own rather than the master's pipelined
-// one, so the script and WAIT go together through rueidis's Dedicated
-// client, in one DoMulti on one connection. On a Cluster that also keeps
-// the script from being redirected alone to another node (a Dedicated
-// client follows no MOVED or ASK; it answers them, and the master counts as
-// failed for that attempt). The script then runs on a connection other
-// than the master's pipelined one, like the command of a connection
+// connection's writes only (on a fresh connection it answers at once,
+// whatever the replicas have). rueidis sends a blocking command such as
+// WAIT on a pooled connection of its own, not the master's pipelined one,
+// and a DoMulti that holds one sends all its commands there, in order: so
+// the script, and WAIT after it, go in one DoMulti. On a Cluster a
+// DoMulti would follow a MOVED or ASK for the script alone, to another
+// node, and WAIT would count the first node's connection: there they go
+// through rueidis's Dedicated client instead, which is pinned to the
+// slot's node and follows no redirect (it answers MOVED, and the master
+// counts as failed for that attempt; rueidis refreshes its map of the
+// slots meanwhile). Releasing a Dedicated connection costs a round trip
+// more (rueidis unsubscribes it). The script then runs on a connection
+// other than the master's pipelined one, like the command of a connection
 // rueidis has replaced: the clean-ups already wait for its answer, and
 // bury the value where it never came (docs/design.md, "Commands that
 // arrive late").
@@ -75,16 +80,15 @@ func (c *Client) execFenced(ctx context.Context, rc rueidis.Client, s *script.Sc
 	var res rueidis.RedisResult
 	var acked int64
 	var werr error
-	rc.Dedicated(func(d rueidis.DedicatedClient) error {
+	send := func(b rueidis.Builder, doMulti func(...rueidis.Completed) []rueidis.RedisResult) {
 		run := func(cmd rueidis.Completed) {
-			// Here: the connection may have been dialled just now.
 			wait = fenceWait(ctx, c.cfg.nodeTimeout)
 			cmds := []rueidis.Completed{cmd}
 			if sync != "" {
-				cmds = append(cmds, d.B().Incrby().Key(sync).Increment(0).Build())
+				cmds = append(cmds, b.Incrby().Key(sync).Increment(0).Build())
 			}
-			cmds = append(cmds, d.B().Wait().Numreplicas(want).Timeout(wait.Milliseconds()).Build())
-			rs := d.DoMulti(ctx, cmds...)
+			cmds = append(cmds, b.Wait().Numreplicas(want).Timeout(wait.Milliseconds()).Build())
+			rs := doMulti(cmds...)
 			res, werr = rs[0], nil
 			if sync != "" {
 				if err := rs[1].Error(); err != nil {
@@ -94,12 +98,19 @@ func (c *Client) execFenced(ctx context.Context, rc rueidis.Client, s *script.Sc
 			}
 			acked, werr = rs[len(rs)-1].AsInt64()
 		}
-		run(s.Cmd(d.B(), keys, args))
+		run(s.Cmd(b, keys, args))
 		if re, ok := rueidis.IsRedisErr(res.Error()); fallback && ok && re.IsNoScript() {
-			run(s.EvalCmd(d.B(), keys, args))
+			run(s.EvalCmd(b, keys, args))
 		}
-		return nil
-	})
+	}
+	if rc.Mode() == rueidis.ClientModeCluster {
+		rc.Dedicated(func(d rueidis.DedicatedClient) error {
+			send(d.B(), func(cmds ...rueidis.Completed) []rueidis.RedisResult { return d.DoMulti(ctx, cmds...) })
+			return nil
+		})
+	} else {
+		send(rc.B(), func(cmds ...rueidis.Completed) []rueidis.RedisResult { return rc.DoMulti(ctx, cmds...) })
+	}
 	if res.Error() != nil || !drew(res) {
 		return res
 	}

@@ -20,8 +20,13 @@ import (
 // and with a second Sentinel agreeing (quorum 2) it is failed over. One
 // Sentinel does not start another automatic failover of the group within
 // 2·SentinelFailoverTimeout of the last one it started or voted for.
+//
+// Not shorter: a failover ends with CLIENT KILL TYPE normal on the new
+// primary, which cuts the other Sentinels' connections, and a Sentinel
+// connects again only after up to a second; with 500 ms they took the new
+// primary for down and failed it over again.
 const (
-	SentinelDownAfter       = 500 * time.Millisecond
+	SentinelDownAfter       = 2 * time.Second
 	SentinelFailoverTimeout = 2 * time.Second
 	// sentinelQuorum is how many Sentinels must agree that the primary is
 	// down; a majority of the three must also elect the one that fails
@@ -470,9 +475,12 @@ func (g *SentinelGroup) Rejoin(s *Server) error {
 		return err
 	}
 	if err := g.follow(s, p); err != nil {
-		return err
+		return g.logs(err)
 	}
-	return waitFor(failoverWait, "group "+g.Name+" ready to fail over", g.ready)
+	if err := waitFor(failoverWait, "group "+g.Name+" ready to fail over", g.ready); err != nil {
+		return g.logs(err)
+	}
+	return nil
 }
 
 // WaitReady waits until the group could fail over again at once: the
@@ -537,15 +545,55 @@ func inSync(replica, primary *Server) error {
 	if f["role"] != "slave" || f["master_port"] != strconv.Itoa(primary.port) || f["master_link_status"] != "up" {
 		return fmt.Errorf("%s: role %s of port %s, link %s; want a replica of %s, link up", replica.Addr(), f["role"], f["master_port"], f["master_link_status"], primary.Addr())
 	}
-	off, err := infoField(primary, "replication", "master_repl_offset")
+	// The primary's view too: after a full sync it streams to the
+	// replica, and counts it in WAIT, only once the replica has
+	// acknowledged (state=online), up to a second later.
+	info, err = primary.Do("INFO", "replication")
 	if err != nil {
 		return err
 	}
-	if f["slave_repl_offset"] != off {
-		return fmt.Errorf("%s at offset %s; primary at %s", replica.Addr(), f["slave_repl_offset"], off)
+	p := infoFields(info)
+	online := false
+	for k, v := range p {
+		if strings.HasPrefix(k, "slave") && strings.Contains(v, "port="+strconv.Itoa(replica.port)+",state=online,") {
+			online = true
+		}
+	}
+	if !online {
+		return fmt.Errorf("primary %s does not count %s as an online replica", primary.Addr(), replica.Addr())
+	}
+	if f["slave_repl_offset"] != p["master_repl_offset"] {
+		return fmt.Errorf("%s at offset %s; primary at %s", replica.Addr(), f["slave_repl_offset"], p["master_repl_offset"])
+	}
+	// After a full sync without a disk, the primary holds the stream back
+	// until the replica's first acknowledgement, up to a second later,
+	// while saying state=online: WAIT counts nothing meanwhile. Only a
+	// write that reached the replica shows the stream flows. A PUBLISH is
+	// one, that touches no key (not on a Cluster, where it goes over the
+	// cluster bus: there the nodes have talked for seconds already).
+	if p["master_repl_offset"] == "0" && p["cluster_enabled"] == "" && !isCluster(primary) {
+		if _, err := primary.Do("PUBLISH", "redistest:sync", "1"); err != nil {
+			return err
+		}
+		return fmt.Errorf("primary %s has sent %s nothing yet", primary.Addr(), replica.Addr())
 	}
 	return nil
 }
+
+// isCluster reports whether s runs with cluster mode on.
+func isCluster(s *Server) bool {
+	for i := 0; i+1 < len(s.extra); i++ {
+		if s.extra[i] == "--cluster-enabled" {
+			return s.extra[i+1] == "yes"
+		}
+	}
+	return false
+}
+
+// InSync reports why replica is not in sync with primary, or nil: it is a
+// replica of primary, its link is up, the primary counts it as online
+// (and so in WAIT), and it has applied everything the primary has sent.
+func InSync(replica, primary *Server) error { return inSync(replica, primary) }
 
 // infoField returns one field of an INFO section of s.
 func infoField(s *Server, section, field string) (string, error) {
