@@ -130,7 +130,15 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	}
 	args := []string{value, ttlArg, place, waits, c.waitTTLArg, a.replaces, a.waiter}
 	send := func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
-		res := script.Acquire.ExecLoaded(ctx, rc, keys, args)
+		exec := script.Acquire.ExecLoaded
+		if c.cfg.fenceReplicas > 0 {
+			// Followed by WAIT: a grant counts only once replicas have
+			// its counter (replicas.go).
+			exec = func(ctx context.Context, rc rueidis.Client, keys, args []string) rueidis.RedisResult {
+				return c.execFenced(ctx, rc, script.Acquire, keys, args, false, "", acquireGranted)
+			}
+		}
+		res := exec(ctx, rc, keys, args)
 		if err, ok := rueidis.IsRedisErr(res.Error()); ok && err.IsNoScript() {
 			// The master lost its scripts (a restart): load it and send
 			// again. Safe here, unlike a fallback hidden in rueidis: every
@@ -141,7 +149,19 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 				// answers NOPERM (node.go, loadError).
 				return rueidis.NewErrorResult(loadError(err))
 			}
-			res = script.Acquire.ExecLoaded(ctx, rc, keys, args)
+			if rc.Mode() == rueidis.ClientModeCluster {
+				// Load reaches the nodes rueidis listed at its last
+				// refresh of the Cluster's map, not always the one that
+				// answered (a replica promoted since, reached through
+				// MOVED): EVAL, which caches the script there too.
+				exec = script.Acquire.ExecEval
+				if c.cfg.fenceReplicas > 0 {
+					exec = func(ctx context.Context, rc rueidis.Client, keys, args []string) rueidis.RedisResult {
+						return c.execFenced(ctx, rc, script.Acquire, keys, args, true, "", acquireGranted)
+					}
+				}
+			}
+			res = exec(ctx, rc, keys, args)
 		}
 		return res
 	}
@@ -281,6 +301,13 @@ func (c *Client) handOut(ctx context.Context, req *request, a try, t *turn, call
 		c.leave(req, a.waiter, nil, true)
 	}
 	return l, nil
+}
+
+// acquireGranted reports whether res is acquire.lua's grant (which drew a
+// counter).
+func acquireGranted(res rueidis.RedisResult) bool {
+	ok, _, err := parseAcquire(res)
+	return ok && err == nil
 }
 
 // parseAcquire reads acquire.lua's reply: whether it

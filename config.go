@@ -140,6 +140,22 @@ type Config struct {
 	// never put a secret in it.
 	Owner string
 
+	// FenceReplicas, when above 0, makes each master confirm that this
+	// many of its replicas have a fence counter before a token drawn from
+	// it is handed out. For masters that replicate asynchronously (a
+	// Sentinel-managed group, a Cluster shard), whose failover can lose
+	// the latest writes and with them counter increments, so that a later
+	// token comes out lower than one already handed out. After each script
+	// that draws or raises a counter distlock sends WAIT FenceReplicas on
+	// the same connection, with a timeout within the per-master timeout; a
+	// master whose replicas do not all acknowledge in time counts as
+	// failed for that acquire (ErrNotReplicated), and its keys are cleaned
+	// up. Every master must then have at least FenceReplicas replicas, or
+	// it never counts. It costs the replicas' round trip on each acquire.
+	// 0 (the default): nothing is waited for, nothing more is sent. See
+	// docs/deployments.md.
+	FenceReplicas int
+
 	// Logger receives what an operator must see: a master that stops or
 	// starts answering, a lease lost, a watch connection lost and
 	// subscribed again. Nil: silent.
@@ -161,6 +177,7 @@ type settings struct {
 	disableLossEvents bool
 	owner             string
 	ownerSuffix       string // the lease values' suffix without metadata (owner.go)
+	fenceReplicas     int
 }
 
 // settings returns cfg with the defaults filled in, checked, and its
@@ -177,6 +194,7 @@ func (cfg *Config) settings() (*settings, error) {
 		skipNotifyConfig:  cfg.SkipNotifyConfig,
 		disableLossEvents: cfg.DisableLossEvents,
 		owner:             cfg.Owner,
+		fenceReplicas:     cfg.FenceReplicas,
 	}
 	s.fillDefaults()
 	if err := checkKeyPrefix(s.prefix); err != nil {
@@ -188,6 +206,9 @@ func (cfg *Config) settings() (*settings, error) {
 	s.ownerSuffix = valueSuffix(s.owner, "")
 	if err := s.checkTimes(); err != nil {
 		return nil, err
+	}
+	if s.fenceReplicas < 0 {
+		return nil, fmt.Errorf("distlock: Config.FenceReplicas %d must not be negative", s.fenceReplicas)
 	}
 	var err error
 	if s.nodes, s.addrs, err = cfg.masters(); err != nil {

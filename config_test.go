@@ -44,6 +44,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"drift factor NaN", distlock.Config{DriftFactor: math.NaN()}, "DriftFactor NaN must be in"},
 		{"prefix braces", distlock.Config{KeyPrefix: "a{b}"}, "must not contain"},
 		{"retry delays", distlock.Config{RetryMinDelay: time.Second, RetryMaxDelay: time.Millisecond}, "RetryMinDelay"},
+		{"negative fence replicas", distlock.Config{FenceReplicas: -1}, "FenceReplicas -1 must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := distlock.New(tc.cfg)

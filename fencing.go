@@ -123,7 +123,10 @@ func (c *Client) writeBack(ctx context.Context, req *request, t int64, first int
 		only[i] = !hold[i]
 	}
 	replies, _ := c.fanout(ctx, timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
-		return script.Fence.Exec(ctx, rc, keys, args)
+		// With FenceReplicas, INCRBY 0 makes WAIT cover the counter even
+		// where the script found it high enough and wrote nothing
+		// (replicas.go).
+		return c.execCounter(ctx, rc, script.Fence, keys, args, req.fenceKey, func(rueidis.RedisResult) bool { return true })
 	})
 	for !tally.Decided() {
 		r := <-replies

@@ -153,10 +153,11 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	// handoff is decided at the fastest majority. Where a late answer
 	// says the swap did not happen, the old value is buried (handOff).
 	replies, count, sent := l.fanoutAfterAcquire(ctx, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		a := args
 		if node == 0 {
-			return script.Handoff.Exec(ctx, rc, keys, args0)
+			a = args0
 		}
-		return script.Handoff.Exec(ctx, rc, keys, args)
+		return c.execCounter(ctx, rc, script.Handoff, keys, a, "", swapped)
 	})
 	state := make([]int, len(c.nodes))
 	counters := make([]int64, len(c.nodes))
@@ -203,11 +204,14 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	s.handedSent = sent
 	// The answers still to come may set the key late: the new lease's
 	// deletes wait for them (settle), as after an acquire.
-	s.answers(state, replies, tally.Pending(), func(res rueidis.RedisResult) bool {
-		v, err := res.AsIntSlice()
-		return err == nil && len(v) == 2 && v[0] > 0
-	})
+	s.answers(state, replies, tally.Pending(), swapped)
 	return s, ""
+}
+
+// swapped reports whether res is handoff.lua's swap (which drew a counter).
+func swapped(res rueidis.RedisResult) bool {
+	v, err := res.AsIntSlice()
+	return err == nil && len(v) == 2 && v[0] > 0
 }
 
 // handoffRound is what a handoff heard from the masters so far.

@@ -146,7 +146,7 @@ func redialBackoff(initial, maxInterval time.Duration) *backoff.ExponentialBackO
 // reply from Redis is an answer, but the master did not do what was asked:
 // it is logged too (refused).
 func (n *node) observe(err error) {
-	if err != nil && !isRedisError(err) {
+	if err != nil && !isRedisError(err) && !notReplicated(err) {
 		if ne, ok := err.(*NodeError); ok {
 			err = ne.Err // the address is logged apart
 		}

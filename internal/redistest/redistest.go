@@ -114,8 +114,11 @@ type Server struct {
 	opts     Options
 	dir      string // temporary directory: data files and logs
 	port     int
-	addr     string // "127.0.0.1:port"
-	password string // from --requirepass in opts.Args, used by Do
+	addr     string   // "127.0.0.1:port"
+	password string   // from --requirepass in opts.Args, used by Do
+	conf     string   // configuration file given first on the command line ("" for none)
+	sentinel bool     // run as a Sentinel (redis-server conf --sentinel)
+	extra    []string // arguments a StartCluster or StartSentinelGroup adds (before opts.Args)
 
 	// mu guards the process state below and serializes lifecycle
 	// operations, so that, for example, a Kill racing a Restart cannot
@@ -145,6 +148,13 @@ func LookPath() (string, error) {
 // The caller must call Stop to remove the directory. If the caller dies
 // first the server is killed with it (on Linux), but the directory leaks.
 func Start(opts Options) (*Server, error) {
+	return start(opts, nil)
+}
+
+// start is Start, calling prep (when not nil) on each try before the
+// process is launched, once the directory exists and the port is chosen:
+// it may write a configuration file there, or set unexported fields.
+func start(opts Options, prep func(s *Server) error) (*Server, error) {
 	path, err := LookPath()
 	if err != nil {
 		return nil, err
@@ -168,6 +178,11 @@ func Start(opts Options) (*Server, error) {
 		if err == nil {
 			s.port = port
 			s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+			if prep != nil {
+				err = prep(s)
+			}
+		}
+		if err == nil {
 			err = s.launch()
 		}
 		if err == nil {
@@ -233,9 +248,16 @@ func (s *Server) URL() string {
 // behave the same on every machine; noeviction keeps the server from
 // silently dropping lock keys under memory pressure.
 func (s *Server) args() []string {
-	a := []string{"--port", strconv.Itoa(s.port)}
+	var a []string
+	if s.conf != "" {
+		a = append(a, s.conf)
+	}
+	if s.sentinel {
+		a = append(a, "--sentinel")
+	}
+	a = append(a, "--port", strconv.Itoa(s.port))
 	if t := s.opts.TLS; t != nil {
-		a = []string{
+		a = []string{ // no Sentinel or Cluster over TLS here
 			"--port", "0",
 			"--tls-port", strconv.Itoa(s.port),
 			"--tls-cert-file", t.CertFile,
@@ -269,6 +291,7 @@ func (s *Server) args() []string {
 		a = append(a, "--appendonly", "no")
 	}
 	a = append(a, "--maxmemory-policy", "noeviction")
+	a = append(a, s.extra...)
 	return append(a, s.opts.Args...)
 }
 

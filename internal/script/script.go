@@ -95,9 +95,62 @@ func (s *Script) ExecLoaded(ctx context.Context, c rueidis.Client, keys, args []
 	return c.Do(ctx, c.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 }
 
-// Load loads the script into c's script cache (SCRIPT LOAD).
+// Cmd returns the command that runs the script once with keys and args,
+// built with b: EVALSHA, or EVAL for a script made by NewNoSha. It is for
+// callers that send it with other commands on one connection (a
+// rueidis.DedicatedClient's DoMulti).
+func (s *Script) Cmd(b rueidis.Builder, keys, args []string) rueidis.Completed {
+	if s.sha == "" {
+		return s.EvalCmd(b, keys, args)
+	}
+	return b.Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+}
+
+// EvalCmd returns the command that runs the script once as EVAL, with
+// its whole source: what to send after a master answered Cmd NOSCRIPT.
+func (s *Script) EvalCmd(b rueidis.Builder, keys, args []string) rueidis.Completed {
+	return b.Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+}
+
+// ExecEval runs the script once on c as EVAL, with its whole source.
+func (s *Script) ExecEval(ctx context.Context, c rueidis.Client, keys, args []string) rueidis.RedisResult {
+	return c.Do(ctx, s.EvalCmd(c.B(), keys, args))
+}
+
+// Load loads the script into c's script cache (SCRIPT LOAD). On a
+// Cluster, where SCRIPT LOAD (it names no key) would go to one node
+// picked at random, it loads it on every node the client knows, replicas
+// too (one may be promoted), and fails only when none loaded it, or one
+// refused (an error reply, such as NOPERM, which every node would give).
 func (s *Script) Load(ctx context.Context, c rueidis.Client) error {
-	return c.Do(ctx, c.B().ScriptLoad().Script(s.src).Build()).Error()
+	if c.Mode() != rueidis.ClientModeCluster {
+		return c.Do(ctx, c.B().ScriptLoad().Script(s.src).Build()).Error()
+	}
+	nodes := c.Nodes()
+	errs := make(chan error, len(nodes))
+	for _, n := range nodes {
+		go func() { errs <- n.Do(ctx, n.B().ScriptLoad().Script(s.src).Build()).Error() }()
+	}
+	var first, refused error
+	loaded := false
+	for range nodes {
+		err := <-errs
+		switch _, isReply := rueidis.IsRedisErr(err); {
+		case err == nil:
+			loaded = true
+		case isReply && refused == nil:
+			refused = err
+		case first == nil:
+			first = err
+		}
+	}
+	if refused != nil {
+		return refused
+	}
+	if !loaded && first != nil {
+		return first
+	}
+	return nil
 }
 
 // Exec runs the script once on c.
