@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"golang.org/x/sync/errgroup"
 )
 
 // A lease hears about its own keys (docs/design.md, "Loss events").
@@ -56,8 +57,14 @@ type keyCheck struct {
 	wake chan struct{}       // buffered: a read is due
 }
 
-// eventReadBatch bounds the GETs of one read on one master.
-const eventReadBatch = 1000
+// eventReadBatch bounds the GETs of one read on one master, and
+// eventReadsInFlight how many such reads one master has in flight: with
+// 100,000 leases to read again after a flush, 100 batches would otherwise
+// go out at once, ahead of the renewals on the same connection.
+const (
+	eventReadBatch     = 1000
+	eventReadsInFlight = 4
+)
 
 func newKeyEvents(c *Client, masters int) *keyEvents {
 	e := &keyEvents{c: c, byKey: make(map[string][]*Lease), check: make([]keyCheck, masters), pending: make(map[string]*[MaxNodes]uint8)}
@@ -252,22 +259,22 @@ func (e *keyEvents) read(i int, leases []*Lease) (failed []*Lease) {
 		return e.readPart(i, ready)
 	}
 	// Many at once (a flush, a connection lost, many leases' keys
-	// deleted): the batches go out together, pipelined on the master's
-	// connection, and each is judged as its answers come.
+	// deleted): the batches go out together, a few at a time, pipelined
+	// on the master's connection, and each is judged as its answers come.
 	var mu sync.Mutex
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(eventReadsInFlight)
 	for lo := 0; lo < len(ready); lo += eventReadBatch {
 		part := ready[lo:min(lo+eventReadBatch, len(ready))]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			f := e.readPart(i, part)
 			mu.Lock()
 			failed = append(failed, f...)
 			mu.Unlock()
-		}()
+			return nil // a read that failed is tried again (run)
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	return failed
 }
 
