@@ -38,38 +38,29 @@ import (
 func BenchmarkAcquireRelease(b *testing.B) {
 	servers := redistest.StartN(b, 3, redistest.Options{})
 	for _, goroutines := range []int{1, 64} {
-		b.Run(fmt.Sprintf("distlock/goroutines=%d", goroutines), func(b *testing.B) {
-			c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers)})
-			if err != nil {
-				b.Fatal(err)
+		// distlock-noevents: the same, with no key tracking: what hearing
+		// of a loss at once (lease_events.go) costs the cycle.
+		for _, noEvents := range []bool{false, true} {
+			name := "distlock"
+			if noEvents {
+				name = "distlock-noevents"
 			}
-			defer c.Close()
-			ctx := context.Background()
-			run(b, goroutines, func(name string) error {
-				l, err := c.Acquire(ctx, name)
+			b.Run(fmt.Sprintf("%s/goroutines=%d", name, goroutines), func(b *testing.B) {
+				c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers), DisableLossEvents: noEvents})
 				if err != nil {
-					return err
+					b.Fatal(err)
 				}
-				return l.Release(ctx)
+				defer c.Close()
+				ctx := context.Background()
+				run(b, goroutines, func(name string) error {
+					l, err := c.Acquire(ctx, name)
+					if err != nil {
+						return err
+					}
+					return l.Release(ctx)
+				})
 			})
-		})
-		// The same, with no key tracking: what hearing of a loss at once
-		// (lease_events.go) costs the cycle.
-		b.Run(fmt.Sprintf("distlock-noevents/goroutines=%d", goroutines), func(b *testing.B) {
-			c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers), DisableLossEvents: true})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			ctx := context.Background()
-			run(b, goroutines, func(name string) error {
-				l, err := c.Acquire(ctx, name)
-				if err != nil {
-					return err
-				}
-				return l.Release(ctx)
-			})
-		})
+		}
 		b.Run(fmt.Sprintf("floor/goroutines=%d", goroutines), func(b *testing.B) {
 			f := newFloor(b, servers)
 			run(b, goroutines, f.cycle)
