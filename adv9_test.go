@@ -38,12 +38,17 @@ func adv9Conn(t *testing.T, s *redistest.Server) (net.Conn, *bufio.Reader) {
 // after the acquire set it, in the same turn of each master's event loop
 // (here: the masters paused while both commands queue up, as on a busy
 // server). Each master sends one message naming the key, which readNew
-// takes for the acquire's own write and does not read: the lease, held
-// nowhere, lives on until its renewal (TTL/3). Before f39e604 readNew
-// read the key on every granting master and found it gone.
+// takes for the acquire's own write (keyEvents.expect): no read, and the
+// loss is found by the renewal, a third of the TTL later, not at once.
+// This is the known gap docs/design.md ("Loss events") states; reading
+// every new lease's key on every master would close it at a GET per
+// master per acquire (a quarter of the throughput at 64 goroutines:
+// f39e604). The test holds the fallback to account: the renewal ends
+// such a lease.
 func TestAdv9LossMergedWithOwnWrite(t *testing.T) {
 	servers := masters(t, 3)
-	c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers), TTL: eventTTL, NodeTimeout: 3 * time.Second})
+	const ttl = 3 * time.Second
+	c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers), TTL: ttl, NodeTimeout: 300 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	ctx := ctxTimeout(t, 30*time.Second)
@@ -108,8 +113,13 @@ func TestAdv9LossMergedWithOwnWrite(t *testing.T) {
 			r.l.Release(ctx) // lost already, when 2 of 3 DELs came after
 			continue
 		}
-		adv8Done(t, r.l, "key deleted on every master in the acquire's own event-loop turn")
-		if merged++; merged == 3 {
+		select {
+		case <-r.l.Done():
+			require.ErrorIs(t, r.l.Err(), distlock.ErrLeaseLost)
+		case <-time.After(ttl * 2 / 3):
+			t.Fatalf("key deleted on every master in the acquire's own event-loop turn: Done still open 2/3 of a TTL later (Err %v); want the loss by the renewal at TTL/3 at the latest", r.l.Err())
+		}
+		if merged++; merged == 2 {
 			return
 		}
 	}

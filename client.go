@@ -92,6 +92,9 @@ func New(cfg Config) (*Client, error) {
 			opt = c.events.arm(i, opt, s.prefix)
 		}
 		n := &node{index: i, addr: s.addrs[i], opt: opt, log: c.tel.log}
+		if c.events != nil {
+			n.untracked = func() { c.events.untracked(i) }
+		}
 		c.nodes = append(c.nodes, n)
 		c.wg.Add(1)
 		go func() {

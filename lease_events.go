@@ -48,6 +48,9 @@ type keyEvents struct {
 	// acquire attempt or a handoff of this Client is about to hold, from
 	// the moment it begins until its lease joins byKey (readNew).
 	pending map[string]*[MaxNodes]uint8
+	// silent marks the masters that send no messages (they refused
+	// tracking, or are Sentinel groups): their counts say nothing.
+	silent uint64
 }
 
 // keyCheck is what is to be read on one master.
@@ -79,12 +82,20 @@ func newKeyEvents(c *Client, masters int) *keyEvents {
 // sentinels', which do not track keys: it is left as it is.
 func (e *keyEvents) arm(i int, o rueidis.ClientOption, prefix string) rueidis.ClientOption {
 	if o.Sentinel.MasterSet != "" {
+		e.untracked(i)
 		return o
 	}
 	o.DisableCache = false // tracking needs it; distlock never uses DoCache
 	o.ClientTrackingOptions = []string{"BCAST", "PREFIX", prefix, "NOLOOP"}
 	o.OnInvalidations = func(keys []rueidis.RedisMessage) { e.changed(i, keys) }
 	return o
+}
+
+// untracked records that master i sends no key-change messages.
+func (e *keyEvents) untracked(i int) {
+	e.mu.Lock()
+	e.silent |= 1 << i
+	e.mu.Unlock()
 }
 
 // disarm returns o without key tracking, for a master that refused it.
@@ -393,8 +404,29 @@ func (l *Lease) goneLocked(i int, how string) bool {
 	}
 	c := l.c
 	if bits.OnesCount64(l.mayHoldLocked()) >= c.quorum {
+		if !l.settled.Load() && l.straggling&^l.gone != 0 && !l.settleCheck {
+			// Masters still to answer the acquire count as holding
+			// until they have: take their answers now, and judge again
+			// (a refusal among them may leave no majority).
+			l.settleCheck = true
+			c.trySpawn(func() {
+				l.settle()
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				if l.err == nil && !l.releasing.Load() && bits.OnesCount64(l.mayHoldLocked()) < c.quorum {
+					l.endLocked(l.goneErrorLocked())
+				}
+			})
+		}
 		return false
 	}
+	return l.endLocked(l.goneErrorLocked())
+}
+
+// goneErrorLocked is the loss of l once the masters that report its key
+// gone or taken leave no majority that can hold it. l.mu is held.
+func (l *Lease) goneErrorLocked() error {
+	c := l.c
 	n := 0
 	var seen []string
 	for j, h := range l.goneHow {
@@ -403,7 +435,7 @@ func (l *Lease) goneLocked(i int, how string) bool {
 			seen = append(seen, fmt.Sprintf("master %d %s", j, h))
 		}
 	}
-	return l.endLocked(l.lostError(fmt.Sprintf("%d of %d masters report its key gone or taken, and no majority can hold it: %s", n, len(c.nodes), strings.Join(seen, "; "))))
+	return l.lostError(fmt.Sprintf("%d of %d masters report its key gone or taken, and no majority can hold it: %s", n, len(c.nodes), strings.Join(seen, "; ")))
 }
 
 // mayHoldLocked returns the masters that may still hold l's key: those
@@ -473,6 +505,8 @@ func (e *keyEvents) readNew(l *Lease) {
 			bit := uint64(1) << i
 			switch {
 			case unanswered&bit != 0:
+			case e.silent&bit != 0 && own&bit != 0: // no count to go by
+				mask |= bit
 			case own&bit != 0 && counts[i] >= 2, own&bit == 0 && counts[i] >= 1:
 				mask |= bit
 			}

@@ -31,6 +31,10 @@ type node struct {
 	opt   rueidis.ClientOption
 	log   *slog.Logger
 
+	// untracked, if not nil, is told that the master refused key
+	// tracking (lease_events.go): it sends no key-change messages.
+	untracked func()
+
 	// down is set while the master fails to answer; it only steers
 	// logging (node.observe), never a decision.
 	down atomic.Bool
@@ -80,6 +84,9 @@ func (n *node) dial(stop <-chan struct{}, first chan<- error) {
 			// found by the renewals (lease_events.go).
 			n.log.Warn("distlock: master cannot track keys; leases learn of a loss there from their renewals", "master", n.index, "address", n.addr, "error", err.Error())
 			opt = disarm(opt)
+			if n.untracked != nil {
+				n.untracked()
+			}
 			c, err = rueidis.NewClient(opt)
 		}
 		if err == nil {
