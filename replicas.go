@@ -115,7 +115,7 @@ func (c *Client) execFenced(ctx context.Context, rc rueidis.Client, s *script.Sc
 		return res
 	}
 	if werr != nil {
-		return rueidis.NewErrorResult(fmt.Errorf("no answer to WAIT after the script, which ran: %w", werr))
+		return rueidis.NewErrorResult(fmt.Errorf("WAIT after the script, which ran, failed: %w", werr))
 	}
 	if acked < want {
 		return rueidis.NewErrorResult(fmt.Errorf("%w: %d of %d replicas within %v", ErrNotReplicated, acked, want, wait))

@@ -1,0 +1,105 @@
+package distlock_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/keyslot"
+)
+
+// adv10: adversarial tests of Config.FenceReplicas (replicas.go).
+
+// rueidis's ConnLifetime (a NodeOptions field distlock leaves alone)
+// replaces a connection when it expires, and its DoMulti then sends again
+// the commands from the first one answered "connection is expired" on a
+// new connection. A lifetime that ends while WAIT blocks (the replica
+// lags) has WAIT alone sent again on a fresh connection, where it counts
+// no write of this one and answers at once that every replica is in step.
+// Every replica here is stalled: no master may count as granting.
+func TestAdv10ConnLifetimeResendsWaitAlone(t *testing.T) {
+	primaries, replicas := withReplicas(t, 3)
+	for _, r := range replicas {
+		stall(t, r)
+	}
+	var nodes []rueidis.ClientOption
+	for _, p := range primaries {
+		o := plainNode(p)
+		o.ConnLifetime = 150 * time.Millisecond
+		nodes = append(nodes, o)
+	}
+	c := newNodesClient(t, nodes, distlock.Config{FenceReplicas: 1, TTL: 4 * time.Second, NodeTimeout: time.Second})
+	ctx := ctxTimeout(t, 20*time.Second)
+	for i := range 3 {
+		l, err := c.TryAcquire(ctx, "job")
+		if err == nil {
+			t.Fatalf("attempt %d: lease with token %d while every replica is stalled", i, l.Token())
+		}
+		t.Logf("attempt %d: %v", i, err)
+		require.ErrorIs(t, err, distlock.ErrNoQuorum)
+		noLockKeysEventually(t, primaries)
+		st, err := c.Status(ctx, "job")
+		require.NoError(t, err)
+		for j, m := range st.Masters {
+			t.Logf("master %d: %v", j, m.LastError)
+		}
+	}
+}
+
+// A grant whose WAIT is not acknowledged, answered after the lease was
+// won (a straggler): the lease keeps that master's key like any late
+// answer's, and its counter is never used. Release leaves no key behind
+// there, and the next lease's token is larger even though that master's
+// primary counter is ahead of what the lease's majority drew.
+func TestAdv10LateUnreplicatedGrantReleasedCleanly(t *testing.T) {
+	primaries, replicas := withReplicas(t, 3)
+	c := newClient(t, primaries, distlock.Config{FenceReplicas: 1, TTL: 2 * time.Second, NodeTimeout: 200 * time.Millisecond})
+	ctx := ctxTimeout(t, 20*time.Second)
+	// Master 2's counter far ahead, unreplicated (its replica stalled):
+	// the lease's token must not carry it.
+	un2 := stall(t, replicas[2])
+	fence := "distlock:fence:{" + keyslot.Tag(keyslot.Slot("distlock:job")) + "}"
+	_, err := primaries[2].Do("SET", fence, "1000")
+	require.NoError(t, err)
+	l, err := c.TryAcquire(ctx, "job")
+	require.NoError(t, err)
+	assert.Less(t, l.Token()>>6, uint64(1000), "token from the unreplicated counter")
+	require.NoError(t, l.Extend(ctx, 2*time.Second)) // hears out the last answers
+	st, err := c.Status(ctx, "job")
+	require.NoError(t, err)
+	assert.ErrorIs(t, st.Masters[2].LastError, distlock.ErrNotReplicated)
+	require.NoError(t, l.Release(ctx))
+	noLockKeysEventually(t, primaries)
+	un2()
+	waitSynced(t, replicas[2], primaries[2])
+	l2, err := c.TryAcquire(ctx, "job")
+	require.NoError(t, err)
+	assert.Greater(t, l2.Token(), l.Token())
+	require.NoError(t, l2.Release(ctx))
+	noLockKeysEventually(t, primaries)
+}
+
+// docs/security.md's minimal ACL, with FenceReplicas: WAIT must be among
+// the rights, or every grant's WAIT is refused (NOPERM), no master ever
+// counts, and no lock is ever handed out.
+func TestAdv10MinimalACLWithFenceReplicas(t *testing.T) {
+	acl := docACL(t)
+	primaries, _ := withReplicas(t, 3)
+	var nodes []rueidis.ClientOption
+	for _, p := range primaries {
+		_, err := p.Do(append([]string{"ACL", "SETUSER", "distlock", "reset"}, acl[0]...)...)
+		require.NoError(t, err)
+		o := plainNode(p)
+		o.Username, o.Password = "distlock", aclPassword
+		nodes = append(nodes, o)
+	}
+	c := newNodesClient(t, nodes, distlock.Config{FenceReplicas: 1, SkipNotifyConfig: true, TTL: 2 * time.Second})
+	ctx := ctxTimeout(t, 10*time.Second)
+	l, err := c.TryAcquire(ctx, "job")
+	require.NoError(t, err, "TryAcquire under the minimal ACL with FenceReplicas")
+	require.NoError(t, l.Release(ctx))
+}
