@@ -10,6 +10,7 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/keyslot"
+	"github.com/distlock/distlock/internal/redistest"
 )
 
 // adv10: adversarial tests of Config.FenceReplicas (replicas.go).
@@ -101,5 +102,50 @@ func TestAdv10MinimalACLWithFenceReplicas(t *testing.T) {
 	ctx := ctxTimeout(t, 10*time.Second)
 	l, err := c.TryAcquire(ctx, "job")
 	require.NoError(t, err, "TryAcquire under the minimal ACL with FenceReplicas")
+	require.NoError(t, l.Release(ctx))
+}
+
+// On a Cluster, the acquire's NOSCRIPT makes distlock load the script on
+// every node (internal/script, Load), then send it as EVAL. A node that
+// answers SCRIPT LOAD with an error reply of its own state (BUSY: it runs
+// a long script; LOADING: it restarts), not the slot's node, made Load
+// fail and the Cluster count as failed for the acquire, though the EVAL
+// that follows needs no load at all.
+func TestAdv10ClusterLoadOneNodeBusy(t *testing.T) {
+	cl := redistest.StartCluster(t, redistest.ClusterOptions{})
+	plain := redistest.StartN(t, 2, redistest.Options{})
+	c := newNodesClient(t, []rueidis.ClientOption{clusterNode(cl), plainNode(plain[0]), plainNode(plain[1])},
+		distlock.Config{TTL: 4 * time.Second, NodeTimeout: 500 * time.Millisecond})
+	ctx := ctxTimeout(t, 20*time.Second)
+	owner, err := cl.Owner(int(keyslot.Slot("distlock:job")))
+	require.NoError(t, err)
+	ps, err := cl.Primaries()
+	require.NoError(t, err)
+	var busy *redistest.Server
+	for _, p := range ps {
+		if p != owner {
+			busy = p
+		}
+	}
+	// The slot's node forgets the script (as a promoted replica would
+	// not have it); another node is busy in a script of someone else's.
+	_, err = owner.Do("SCRIPT", "FLUSH")
+	require.NoError(t, err)
+	_, err = busy.Do("CONFIG", "SET", "busy-reply-threshold", "50")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		busy.Do("EVAL", "local t = redis.call('TIME')[1] + 2 while tonumber(redis.call('TIME')[1]) < t do end return 1", "0")
+	}()
+	t.Cleanup(func() { <-done })
+	time.Sleep(200 * time.Millisecond)
+
+	l, err := c.TryAcquire(ctx, "job")
+	require.NoError(t, err)
+	require.NoError(t, l.Extend(ctx, 4*time.Second)) // hears out the acquire's last answers
+	st, err := c.Status(ctx, "job")
+	require.NoError(t, err)
+	assert.True(t, st.Masters[0].Held, "the Cluster did not grant: %v", st.Masters[0].LastError)
 	require.NoError(t, l.Release(ctx))
 }
