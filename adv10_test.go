@@ -2,6 +2,8 @@ package distlock_test
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -193,4 +195,34 @@ func TestAdv10HandoffNotReplicatedReleaseNotLost(t *testing.T) {
 		cancel()
 	}
 	assert.Zero(t, lost, "Release reported a lease lost that was not")
+}
+
+// WAIT's timeout is half of what is left of the per-master timeout, so
+// that "Redis then answers with a count before the Client stops waiting"
+// (replicas.go). But Redis ends a blocked WAIT only when its event loop
+// next runs its timeouts, up to 1000/hz ms late (100 ms at the default
+// hz 10): with a per-master timeout of a few hundred ms or less, a master
+// whose replica lags mostly gives no answer at all, not ErrNotReplicated:
+// it is logged as down, its outcome is unknown (buried), and a handoff's
+// Release can then find keys gone (TestAdv10HandoffNotReplicatedReleaseNotLost
+// with 40 ms).
+func TestAdv10WaitTimeoutGranularity(t *testing.T) {
+	primaries, replicas := withReplicas(t, 3)
+	stall(t, replicas[0])
+	stall(t, replicas[1])
+	c := newClient(t, primaries, distlock.Config{FenceReplicas: 1, TTL: 2 * time.Second, NodeTimeout: 100 * time.Millisecond})
+	ctx := ctxTimeout(t, 20*time.Second)
+	silent := 0
+	for i := range 10 {
+		_, err := c.TryAcquire(ctx, "job"+strconv.Itoa(i))
+		var qe *distlock.QuorumError
+		require.ErrorAs(t, err, &qe)
+		for j := range 2 {
+			if e := qe.Errs[j]; e != nil && !errors.Is(e, distlock.ErrNotReplicated) {
+				silent++
+				t.Logf("attempt %d: master %d: %v", i, j, e)
+			}
+		}
+	}
+	assert.Zero(t, silent, "masters gave no answer instead of ErrNotReplicated")
 }
