@@ -171,7 +171,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 		left := tally.Pending()
 		c.spawn(func() {
 			for range left {
-				if r := <-replies; r.err != nil {
+				if r := <-replies; r.err != nil && !answered(r.err) {
 					state[r.node] = failed
 				}
 			}
@@ -229,6 +229,13 @@ type handoffRound struct {
 func (h *handoffRound) record(r reply) (fail bool) {
 	if r.err != nil {
 		h.state[r.node] = failed
+		if answered(r.err) {
+			// The script ran and answered; only its counter is not
+			// on the replicas. No late command to bury there (a bury
+			// would race the caller's delete of the next value, which
+			// would then find the key gone: a loss that is not).
+			h.state[r.node] = held
+		}
 		h.tally.Fail()
 		return r.node == 0 // its line is unknown
 	}

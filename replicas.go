@@ -115,7 +115,7 @@ func (c *Client) execFenced(ctx context.Context, rc rueidis.Client, s *script.Sc
 		return res
 	}
 	if werr != nil {
-		return rueidis.NewErrorResult(fmt.Errorf("no answer to WAIT after the script, which ran: %w", werr))
+		return rueidis.NewErrorResult(fmt.Errorf("%w: WAIT after the script, which ran, failed: %w", ErrNotReplicated, werr))
 	}
 	if acked < want {
 		return rueidis.NewErrorResult(fmt.Errorf("%w: %d of %d replicas within %v", ErrNotReplicated, acked, want, wait))
@@ -145,6 +145,11 @@ func (c *Client) execCounter(ctx context.Context, rc rueidis.Client, s *script.S
 	}
 	return c.execFenced(ctx, rc, s, keys, args, true, sync, drew)
 }
+
+// answered reports whether err is that of a script that ran and
+// answered, but whose counter replicas did not acknowledge (execFenced):
+// nothing of it can arrive late.
+func answered(err error) bool { return errors.Is(err, ErrNotReplicated) }
 
 // notReplicated reports whether err is a master's answer that its
 // replicas did not acknowledge a counter: an answer, not a silence, for

@@ -120,8 +120,11 @@ func (s *Script) ExecEval(ctx context.Context, c rueidis.Client, keys, args []st
 // Load loads the script into c's script cache (SCRIPT LOAD). On a
 // Cluster, where SCRIPT LOAD (it names no key) would go to one node
 // picked at random, it loads it on every node the client knows, replicas
-// too (one may be promoted), and fails only when none loaded it, or one
-// refused (an error reply, such as NOPERM, which every node would give).
+// too (one may be promoted), and fails only when none loaded it: then
+// with an error reply where one came (such as NOPERM, which every node
+// would give). A node's own state (BUSY running a long script, LOADING
+// after a restart) must not fail a load that others did: the caller then
+// sends EVAL, which caches the script where it runs.
 func (s *Script) Load(ctx context.Context, c rueidis.Client) error {
 	if c.Mode() != rueidis.ClientModeCluster {
 		return c.Do(ctx, c.B().ScriptLoad().Script(s.src).Build()).Error()
@@ -144,13 +147,13 @@ func (s *Script) Load(ctx context.Context, c rueidis.Client) error {
 			first = err
 		}
 	}
-	if refused != nil {
+	switch {
+	case loaded:
+		return nil
+	case refused != nil:
 		return refused
 	}
-	if !loaded && first != nil {
-		return first
-	}
-	return nil
+	return first
 }
 
 // Exec runs the script once on c.
