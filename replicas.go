@@ -54,9 +54,13 @@ import (
 // bury the value where it never came (docs/design.md, "Commands that
 // arrive late").
 //
-// The timeout of WAIT is half of what is left of the per-master timeout
-// when it is sent, at least 1 ms: Redis then answers with a count
-// before the Client stops waiting. The cost is the replica's round trip on
+// The timeout of WAIT is what is left of the per-master timeout when it
+// is sent, less 110 ms, at least 1 ms: Redis answers a WAIT that timed out
+// only at its next timer tick (100 ms apart at the default hz 10), and
+// should answer with a count before the Client stops waiting. With a
+// per-master timeout below about 250 ms (NodeTimeout, or a tenth of a
+// short TTL) a lagging replica's master may give no answer instead of
+// ErrNotReplicated: it counts as failed either way. The cost is the replica's round trip on
 // every acquire, and a connection per acquire in flight to each master
 // (BenchmarkFenceReplicas). With FenceReplicas 0, nothing of this is sent:
 // the commands are those of a Client without the option.
@@ -129,12 +133,17 @@ func (c *Client) execFenced(ctx context.Context, rc rueidis.Client, s *script.Sc
 func fenceWait(ctx context.Context, fallback time.Duration) time.Duration {
 	d := fallback
 	if dl, ok := ctx.Deadline(); ok {
-		d = time.Until(dl) / 2
+		d = time.Until(dl) - waitLateness
 	} else if d <= 0 {
 		d = DefaultNodeTimeout
 	}
 	return max(d.Truncate(time.Millisecond), time.Millisecond)
 }
+
+// waitLateness is how late Redis may answer a WAIT whose timeout passed:
+// it ends blocked clients at its timer ticks, 1000/hz ms apart (100 ms at
+// the default hz 10), plus a round trip (TestAdv10WaitTimeoutGranularity).
+const waitLateness = 110 * time.Millisecond
 
 // execCounter runs s on rc as s.Exec does or, with Config.FenceReplicas,
 // as execFenced does, with fallback: for the scripts that keep rueidis's
