@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -294,6 +295,9 @@ func (c *cluster) inject(ctx context.Context, plan []fault) {
 	wg.Wait()
 }
 
+// toxicSeq names the toxics apply adds.
+var toxicSeq atomic.Int64
+
 // apply injects f, waits, and heals it.
 func (c *cluster) apply(ctx context.Context, f fault) {
 	switch f.Kind {
@@ -336,9 +340,15 @@ func (c *cluster) apply(ctx context.Context, f fault) {
 			c.fail("resume master %d: %v", f.Masters[0], err)
 		}
 	case faultLatency, faultBlackhole:
-		name, body := "soak-latency", fmt.Sprintf(`{"name":"soak-latency","type":"latency","stream":"downstream","attributes":{"latency":%d,"jitter":%d}}`, f.Latency, f.Latency/4)
+		// Faults run concurrently, and two of a kind may overlap on one
+		// proxy (more so on a loaded machine, where each overruns its
+		// slot): each toxic has a name of its own, and they stack.
+		id := toxicSeq.Add(1)
+		name := fmt.Sprintf("soak-latency-%d", id)
+		body := fmt.Sprintf(`{"name":%q,"type":"latency","stream":"downstream","attributes":{"latency":%d,"jitter":%d}}`, name, f.Latency, f.Latency/4)
 		if f.Kind == faultBlackhole {
-			name, body = "soak-blackhole", `{"name":"soak-blackhole","type":"timeout","stream":"upstream","attributes":{"timeout":0}}`
+			name = fmt.Sprintf("soak-blackhole-%d", id)
+			body = fmt.Sprintf(`{"name":%q,"type":"timeout","stream":"upstream","attributes":{"timeout":0}}`, name)
 		}
 		for _, m := range f.Masters {
 			if _, err := c.proxies[f.Client][m].Toxics.AddToxicJson(strings.NewReader(body)); err != nil {
