@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -295,9 +294,6 @@ func (c *cluster) inject(ctx context.Context, plan []fault) {
 	wg.Wait()
 }
 
-// toxicSeq names the toxics apply adds.
-var toxicSeq atomic.Int64
-
 // apply injects f, waits, and heals it.
 func (c *cluster) apply(ctx context.Context, f fault) {
 	switch f.Kind {
@@ -340,23 +336,28 @@ func (c *cluster) apply(ctx context.Context, f fault) {
 			c.fail("resume master %d: %v", f.Masters[0], err)
 		}
 	case faultLatency, faultBlackhole:
-		// Faults run concurrently, and two of a kind may overlap on one
-		// proxy (more so on a loaded machine, where each overruns its
-		// slot): each toxic has a name of its own, and they stack.
-		id := toxicSeq.Add(1)
-		name := fmt.Sprintf("soak-latency-%d", id)
-		body := fmt.Sprintf(`{"name":%q,"type":"latency","stream":"downstream","attributes":{"latency":%d,"jitter":%d}}`, name, f.Latency, f.Latency/4)
+		name, body := "soak-latency", fmt.Sprintf(`{"name":"soak-latency","type":"latency","stream":"downstream","attributes":{"latency":%d,"jitter":%d}}`, f.Latency, f.Latency/4)
 		if f.Kind == faultBlackhole {
-			name = fmt.Sprintf("soak-blackhole-%d", id)
-			body = fmt.Sprintf(`{"name":%q,"type":"timeout","stream":"upstream","attributes":{"timeout":0}}`, name)
+			name, body = "soak-blackhole", `{"name":"soak-blackhole","type":"timeout","stream":"upstream","attributes":{"timeout":0}}`
 		}
+		// Faults run concurrently, and on a loaded machine one of a kind
+		// can overrun its slot into the next on the same proxy: that one
+		// leaves the proxy to the fault already there (stacking toxics
+		// deadlocked toxiproxy's collection lock in a 10-minute run).
+		var added []int
 		for _, m := range f.Masters {
-			if _, err := c.proxies[f.Client][m].Toxics.AddToxicJson(strings.NewReader(body)); err != nil {
+			_, err := c.proxies[f.Client][m].Toxics.AddToxicJson(strings.NewReader(body))
+			switch {
+			case err == nil:
+				added = append(added, m)
+			case strings.Contains(err.Error(), "already exists"):
+				c.logf("%s fault %s: master %d has it already; left to that fault", ts(now()), f, m)
+			default:
 				c.fail("toxic %s on client %d master %d: %v", name, f.Client, m, err)
 			}
 		}
 		sleep(ctx, f.For)
-		for _, m := range f.Masters {
+		for _, m := range added {
 			c.proxies[f.Client][m].Toxics.RemoveToxic(context.Background(), name)
 		}
 	case faultCut:
