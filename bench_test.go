@@ -46,19 +46,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 				name = "distlock-noevents"
 			}
 			b.Run(fmt.Sprintf("%s/goroutines=%d", name, goroutines), func(b *testing.B) {
-				c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers), DisableLossEvents: noEvents})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer c.Close()
-				ctx := context.Background()
-				run(b, goroutines, func(name string) error {
-					l, err := c.Acquire(ctx, name)
-					if err != nil {
-						return err
-					}
-					return l.Release(ctx)
-				})
+				acquireCycles(b, goroutines, distlock.Config{Nodes: redistest.URLs(servers), DisableLossEvents: noEvents})
 			})
 		}
 		b.Run(fmt.Sprintf("floor/goroutines=%d", goroutines), func(b *testing.B) {
@@ -91,19 +79,7 @@ func BenchmarkTelemetry(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			tp, mp := tc.providers()
-			c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers), TracerProvider: tp, MeterProvider: mp})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			ctx := context.Background()
-			run(b, 1, func(name string) error {
-				l, err := c.Acquire(ctx, name)
-				if err != nil {
-					return err
-				}
-				return l.Release(ctx)
-			})
+			acquireCycles(b, 1, distlock.Config{Nodes: redistest.URLs(servers), TracerProvider: tp, MeterProvider: mp})
 		})
 	}
 }
@@ -581,20 +557,26 @@ func BenchmarkFenceReplicas(b *testing.B) {
 	for _, goroutines := range []int{1, 16} {
 		for _, replicas := range []int{0, 1} {
 			b.Run(fmt.Sprintf("FenceReplicas=%d/goroutines=%d", replicas, goroutines), func(b *testing.B) {
-				c, err := distlock.New(distlock.Config{NodeOptions: nodes, FenceReplicas: replicas})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer c.Close()
-				ctx := context.Background()
-				run(b, goroutines, func(name string) error {
-					l, err := c.Acquire(ctx, name)
-					if err != nil {
-						return err
-					}
-					return l.Release(ctx)
-				})
+				acquireCycles(b, goroutines, distlock.Config{NodeOptions: nodes, FenceReplicas: replicas})
 			})
 		}
 	}
+}
+
+// acquireCycles runs acquire+release cycles on goroutines goroutines, each on
+// its own lock name, with a Client of cfg.
+func acquireCycles(b *testing.B, goroutines int, cfg distlock.Config) {
+	c, err := distlock.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	run(b, goroutines, func(name string) error {
+		l, err := c.Acquire(ctx, name)
+		if err != nil {
+			return err
+		}
+		return l.Release(ctx)
+	})
 }
