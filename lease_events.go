@@ -179,13 +179,21 @@ func (e *keyEvents) remove(l *Lease) {
 // recheck asks for l's key to be read on master i again.
 func (e *keyEvents) recheck(i int, l *Lease) {
 	e.mu.Lock()
-	_, held := e.byKey[l.req.key]
-	if held {
-		e.check[i].keys[l.req.key] = struct{}{}
-	}
+	e.markLocked(l.req.key, 1<<i)
 	e.mu.Unlock()
-	if held {
-		e.poke(i)
+}
+
+// markLocked asks for key to be read on the masters in mask, if a lease
+// holds it, and wakes their readers. e.mu is held (poke does not block).
+func (e *keyEvents) markLocked(key string, mask uint64) {
+	if _, held := e.byKey[key]; !held {
+		return
+	}
+	for i := range e.check {
+		if mask&(1<<i) != 0 {
+			e.check[i].keys[key] = struct{}{}
+			e.poke(i)
+		}
 	}
 }
 
@@ -381,21 +389,6 @@ func (e *keyEvents) readNew(l *Lease) {
 			}
 		}
 	}
-	_, held := e.byKey[l.req.key]
-	if held {
-		for i := range e.check {
-			if mask&(1<<i) != 0 {
-				e.check[i].keys[l.req.key] = struct{}{}
-			}
-		}
-	}
+	e.markLocked(l.req.key, mask)
 	e.mu.Unlock()
-	if !held {
-		return
-	}
-	for i := range e.check {
-		if mask&(1<<i) != 0 {
-			e.poke(i)
-		}
-	}
 }
