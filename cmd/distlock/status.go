@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -207,12 +208,24 @@ func printStatus(w io.Writer, st distlock.Status) {
 }
 
 // holderID is how the status table names a lock key's value: its first 8
-// characters (of the lease's random part).
+// bytes (of the lease's random part). A value another program wrote may
+// hold anything there: every byte that is not printable ASCII other than
+// a space is shown as \xNN, so a table cell is one word with no escape
+// sequence for the terminal, no newline and no half of a UTF-8 character.
 func holderID(value string) string {
 	if len(value) > 8 {
-		return value[:8]
+		value = value[:8]
 	}
-	return value
+	var b strings.Builder
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if c > ' ' && c < 0x7f && c != '\\' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "\\x%02x", c)
+		}
+	}
+	return b.String()
 }
 
 // describeHolder says who a holder is, from the owner and metadata stored
