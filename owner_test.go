@@ -243,7 +243,7 @@ func TestMetadataHandoff(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("no lease after 5s")
 		}
-		st := heldStatus(t, c.Client, name)
+		st := majorityHeldStatus(t, c.Client, name)
 		assert.Equal(t, l.Metadata(), st.Metadata, "Status while %q holds", l.Metadata())
 		assert.Equal(t, "handoff-owner", st.Owner)
 		require.NoError(t, l.Release(ctx))
@@ -263,7 +263,7 @@ func TestMetadataHandoff(t *testing.T) {
 	require.NoError(t, a.Release(ctx))
 	y := take(t, got, "waiter y")
 	assert.Equal(t, "job y", y.Metadata())
-	st = heldStatus(t, c.Client, name)
+	st = majorityHeldStatus(t, c.Client, name)
 	assert.Equal(t, "job y", st.Metadata, "Status after a wrong guess")
 	var seen []string
 	for len(seen) == 0 || seen[len(seen)-1] != "acquired job y" {
