@@ -93,6 +93,10 @@ func TestLossWhenKeysVanish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An acquire returns at a majority: a delete that came before a
+	// straggling master's SET would leave the lease rightly held there
+	// (on masters 0 and 2, say), renewed, and never lost.
+	everyMasterHolds(t, servers, "vanish")
 	start := time.Now()
 	servers[0].Do("DEL", "distlock:vanish")
 	servers[1].Do("SET", "distlock:vanish", "another-holder")
