@@ -293,6 +293,11 @@ func TestACLCommandDeniedOnOneMaster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Each acquire returns once masters 1 and 2 granted; master 0's refusal
+	// may be answered after that, and is logged when it arrives.
+	eventually(t, "a warning about master 0 refusing INCR", func() bool {
+		return len(logLines(logs, "level=WARN", "master=0", "NOPERM", "INCR (acquire.lua, line ")) > 0
+	})
 	warned := logLines(logs, "level=WARN", "master=0", "NOPERM", "INCR (acquire.lua, line ")
 	if len(warned) != 1 {
 		t.Errorf("warnings about master 0 refusing INCR: got %d; want 1 for 3 refusals; log:\n%s", len(warned), logs)
