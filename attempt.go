@@ -129,42 +129,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		place = strconv.FormatInt(a.place, 10)
 	}
 	args := []string{value, ttlArg, place, waits, c.waitTTLArg, a.replaces, a.waiter}
-	send := func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
-		exec := script.Acquire.ExecLoaded
-		if c.cfg.fenceReplicas > 0 {
-			// Followed by WAIT: a grant counts only once replicas have
-			// its counter (replicas.go).
-			exec = func(ctx context.Context, rc rueidis.Client, keys, args []string) rueidis.RedisResult {
-				return c.execFenced(ctx, rc, script.Acquire, keys, args, false, "", acquireGranted)
-			}
-		}
-		res := exec(ctx, rc, keys, args)
-		if err, ok := rueidis.IsRedisErr(res.Error()); ok && err.IsNoScript() {
-			// The master lost its scripts (a restart): load it and send
-			// again. Safe here, unlike a fallback hidden in rueidis: every
-			// later command for this value waits for this goroutine's
-			// answer first (the attempt's clean-up, or the lease's settle).
-			if err := script.Acquire.Load(ctx, rc); err != nil {
-				// Say why, not NOSCRIPT: an ACL without SCRIPT LOAD
-				// answers NOPERM (node.go, loadError).
-				return rueidis.NewErrorResult(loadError(err))
-			}
-			if rc.Mode() == rueidis.ClientModeCluster {
-				// Load reaches the nodes rueidis listed at its last
-				// refresh of the Cluster's map, not always the one that
-				// answered (a replica promoted since, reached through
-				// MOVED): EVAL, which caches the script there too.
-				exec = script.Acquire.ExecEval
-				if c.cfg.fenceReplicas > 0 {
-					exec = func(ctx context.Context, rc rueidis.Client, keys, args []string) rueidis.RedisResult {
-						return c.execFenced(ctx, rc, script.Acquire, keys, args, true, "", acquireGranted)
-					}
-				}
-			}
-			res = exec(ctx, rc, keys, args)
-		}
-		return res
-	}
+	send := c.acquireSender(keys, args)
 
 	n := len(c.nodes)
 	state := make([]int, n)
@@ -245,6 +210,44 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	}
 	c.takeBack(req, value, state, replies, n-nAnswered)
 	return nil, out, qerr()
+}
+
+// acquireSender returns what sends acquire.lua with keys and args to one
+// master. When the master lost its scripts (a restart) it loads the
+// script and sends it again. Safe here, unlike a fallback hidden in
+// rueidis: every later command for this value waits for this goroutine's
+// answer first (the attempt's clean-up, or the lease's settle).
+func (c *Client) acquireSender(keys, args []string) func(context.Context, int, rueidis.Client) rueidis.RedisResult {
+	return func(ctx context.Context, _ int, rc rueidis.Client) rueidis.RedisResult {
+		res := c.execAcquire(ctx, rc, keys, args, false)
+		if err, ok := rueidis.IsRedisErr(res.Error()); !ok || !err.IsNoScript() {
+			return res
+		}
+		if err := script.Acquire.Load(ctx, rc); err != nil {
+			// Say why, not NOSCRIPT: an ACL without SCRIPT LOAD
+			// answers NOPERM (node.go, loadError).
+			return rueidis.NewErrorResult(loadError(err))
+		}
+		// In a Cluster, Load reaches the nodes rueidis listed at its last
+		// refresh of the Cluster's map, not always the one that answered
+		// (a replica promoted since, reached through MOVED): EVAL, which
+		// caches the script there too.
+		return c.execAcquire(ctx, rc, keys, args, rc.Mode() == rueidis.ClientModeCluster)
+	}
+}
+
+// execAcquire sends acquire.lua by its digest (EVALSHA), or whole (EVAL)
+// when eval; under FenceReplicas followed by WAIT, as a grant counts only
+// once replicas have its counter (replicas.go).
+func (c *Client) execAcquire(ctx context.Context, rc rueidis.Client, keys, args []string, eval bool) rueidis.RedisResult {
+	switch {
+	case c.cfg.fenceReplicas > 0:
+		return c.execFenced(ctx, rc, script.Acquire, keys, args, eval, "", acquireGranted)
+	case eval:
+		return script.Acquire.ExecEval(ctx, rc, keys, args)
+	default:
+		return script.Acquire.ExecLoaded(ctx, rc, keys, args)
+	}
 }
 
 // won is what a winning attempt heard: each master's grant state and

@@ -50,9 +50,9 @@ func errorstat(t *testing.T, s *redistest.Server, kind string) string {
 // shard. A lease held while that slot moves to another shard stays held
 // and is renewed there; while the slot is migrating the Cluster refuses
 // the acquire script (TRYAGAIN: its keys are split between the shards)
-// and the lock goes on with the other two masters; once moved, the old
-// owner answers MOVED, the Client follows it, and the Cluster grants
-// again, the fence counter having moved with the slot. Then the shard
+// and the lock goes on with the other two masters; once moved, the
+// Client finds the new owner (MOVED, or rueidis's refreshed map of the
+// slots), and the Cluster grants again, the fence counter having moved with the slot. Then the shard
 // that owns the slot fails over to its replica: the lease stays held,
 // renewed on the new primary, and tokens keep rising.
 func TestClusterMasterReshardAndFailover(t *testing.T) {
@@ -145,7 +145,10 @@ func TestClusterMasterReshardAndFailover(t *testing.T) {
 	renewedOn("after the move", to)
 	_, held = take("after the move")
 	assert.Equal(t, []bool{true, true, true}, held, "after the move every master grants")
-	assert.NotEqual(t, "0", errorstat(t, from, "MOVED"), "the old owner answered MOVED")
+	// Whether the old owner answered MOVED depends on when rueidis last
+	// refreshed its map of the slots (the ASK and TRYAGAIN above may have
+	// made it): logged, not asserted.
+	t.Logf("after the move: MOVED from the old owner %s", errorstat(t, from, "MOVED"))
 	st, err = c.Status(ctx, name)
 	require.NoError(t, err)
 	assert.Greater(t, st.Masters[0].Fence, fence, "the fence counter moved with the slot and went on rising")

@@ -205,11 +205,12 @@ func (n *node) refused(err error) {
 	}
 }
 
-// lastFault returns the master's last error reply and when it came, or nil.
-func (n *node) lastFault() (error, time.Time) {
+// lastFault returns when the master's last error reply came and the
+// reply, or nil.
+func (n *node) lastFault() (time.Time, error) {
 	n.faultMu.Lock()
 	defer n.faultMu.Unlock()
-	return n.fault, n.faultAt
+	return n.faultAt, n.fault
 }
 
 // loadError is the error of a failed SCRIPT LOAD of the acquire script.

@@ -181,7 +181,7 @@ func (c *Client) Status(ctx context.Context, name string) (Status, error) {
 		return Status{}, fmt.Errorf("distlock: status %q: %w", name, err)
 	}
 	for i, n := range c.nodes {
-		st.Masters[i].LastError, st.Masters[i].LastErrorAt = n.lastFault()
+		st.Masters[i].LastErrorAt, st.Masters[i].LastError = n.lastFault()
 	}
 	st.verdict()
 	return st, nil

@@ -1,0 +1,102 @@
+package distlock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// reply is one master's answer in a fan-out.
+type reply struct {
+	node int
+	res  rueidis.RedisResult
+	err  error // the master could not be asked, or answered with an error
+}
+
+// fanout sends one command to the masters marked in only (every master
+// when only is nil) at once, each in its own goroutine, all under one
+// timeout, and returns a channel that receives one reply per master, in
+// the order they come, and how many will come. The channel is buffered:
+// the caller may stop reading early; the goroutines still end, each within
+// timeout. The caller must be between enter and exit.
+func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int) {
+	replies, count, _ := c.fanoutSent(ctx, timeout, only, send)
+	return replies, count
+}
+
+// fanoutSent is fanout that also returns a channel closed once every
+// master's goroutine has returned: each command then went out on its
+// master's connection, or never will, so a command sent after it on that
+// connection arrives after it.
+func (c *Client) fanoutSent(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int, <-chan struct{}) {
+	sent := make(chan struct{})
+	count := 0
+	for i := range c.nodes {
+		if only == nil || only[i] {
+			count++
+		}
+	}
+	replies := make(chan reply, count)
+	if count == 0 {
+		close(sent)
+		return replies, 0, sent
+	}
+	// One deadline for all masters: they start together. The last
+	// goroutine to finish releases it.
+	nctx, cancel := withTimeout(ctx, timeout)
+	var left atomic.Int32
+	left.Store(int32(count))
+	for i, n := range c.nodes {
+		if only != nil && !only[i] {
+			continue
+		}
+		c.spawn(func() {
+			defer func() {
+				if left.Add(-1) == 0 {
+					cancel()
+					close(sent)
+				}
+			}()
+			rc, err := n.get()
+			if err != nil {
+				replies <- reply{node: i, err: &NodeError{Addr: n.addr, Err: err}}
+				return
+			}
+			res := send(nctx, i, rc)
+			r := reply{node: i, res: res}
+			err = res.Error()
+			if err != nil {
+				if ctx.Err() == nil {
+					err = ownTimeout(err, timeout)
+				}
+				r.err = &NodeError{Addr: n.addr, Err: err}
+			}
+			if ctx.Err() == nil {
+				n.observe(err)
+			}
+			replies <- r
+		})
+	}
+	return replies, count, sent
+}
+
+// ownTimeout returns err, unless it is the end of one of the Client's own
+// timeouts of d (a per-master or dial timeout, not the caller's context):
+// then an error saying so, which does not match context.DeadlineExceeded,
+// since callers take that for their own deadline.
+func ownTimeout(err error, d time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %v", d)
+	}
+	return err
+}
+
+// withTimeout is context.WithTimeout, for a cancel that the last of
+// several goroutines calls (which go vet's lostcancel check cannot follow).
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}
