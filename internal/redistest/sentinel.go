@@ -518,7 +518,7 @@ func (g *SentinelGroup) waitPrimary(old *Server) (*Server, error) {
 				return fmt.Errorf("sentinel %s still names %s", s.Addr(), old.Addr())
 			}
 			if now != nil && p != now {
-				return fmt.Errorf("Sentinels disagree: %s and %s", now.Addr(), p.Addr())
+				return fmt.Errorf("sentinels disagree: %s and %s", now.Addr(), p.Addr())
 			}
 			now = p
 		}
