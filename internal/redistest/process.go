@@ -136,6 +136,13 @@ func (s *Server) running() bool {
 	}
 }
 
+// alive reports whether s's process is running.
+func (s *Server) alive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running()
+}
+
 // Kill kills the server with SIGKILL, as a crash or power loss would, and
 // waits for the process to be reaped. Killing a server that is not running
 // does nothing. A paused server is resumed first so that it never lingers
