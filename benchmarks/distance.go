@@ -59,24 +59,13 @@ func Distance(m *Masters, dc DistanceCase, peers []Peer, rounds int, per time.Du
 	if n > len(m.Addrs) {
 		return nil, fmt.Errorf("benchmarks: %s needs %d masters, the run has %d", dc.Name(), n, len(m.Addrs))
 	}
-	addrs := make([]string, n)
-	for i, d := range dc.Delays {
-		p, err := redistest.NewProxy(m.Addrs[i])
-		if err != nil {
-			return nil, err
-		}
-		defer p.Close()
-		p.SetLatency(2 * d)
-		addrs[i] = p.Addr()
+	addrs, closeProxies, err := delayingProxies(m.Addrs[:n], dc.Delays)
+	if err != nil {
+		return nil, err
 	}
+	defer closeProxies()
 	lockers := make([]Locker, len(peers))
-	defer func() {
-		for _, l := range lockers {
-			if l != nil {
-				l.Close()
-			}
-		}
-	}()
+	defer closeOpened(lockers)
 	for i, p := range peers {
 		if p.Masters != n {
 			return nil, fmt.Errorf("benchmarks: %s is on %d masters, %s on %d", p.ID, p.Masters, dc.Name(), n)
@@ -87,40 +76,91 @@ func Distance(m *Masters, dc DistanceCase, peers []Peer, rounds int, per time.Du
 		}
 		lockers[i] = l
 	}
+	samples := make([]distanceSamples, len(peers))
 	ctx := context.Background()
-	acq := make([][]time.Duration, len(peers))
-	rel := make([][]time.Duration, len(peers))
-	cyc := make([][]time.Duration, len(peers))
 	for range rounds {
 		for i, lk := range lockers {
-			for end := time.Now().Add(per); time.Now().Before(end); {
-				t0 := time.Now()
-				l, err := lk.Acquire(ctx, "distance")
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", peers[i].ID, err)
-				}
-				t1 := time.Now()
-				if err := l.Release(ctx); err != nil {
-					return nil, fmt.Errorf("%s: release: %w", peers[i].ID, err)
-				}
-				t2 := time.Now()
-				acq[i] = append(acq[i], t1.Sub(t0))
-				rel[i] = append(rel[i], t2.Sub(t1))
-				cyc[i] = append(cyc[i], t2.Sub(t0))
+			if err := samples[i].cycleFor(ctx, lk, peers[i].ID, per); err != nil {
+				return nil, err
 			}
 		}
 	}
 	rows := make([]DistanceRow, len(peers))
 	for i, p := range peers {
-		for _, d := range [][]time.Duration{acq[i], rel[i], cyc[i]} {
-			slices.Sort(d)
-		}
-		rows[i] = DistanceRow{Case: dc, Peer: p, Cycles: len(acq[i]),
-			AcquireP50: quantile(acq[i], 0.5), AcquireP99: quantile(acq[i], 0.99),
-			ReleaseP50: quantile(rel[i], 0.5), ReleaseP99: quantile(rel[i], 0.99),
-			CycleP50: quantile(cyc[i], 0.5), CycleP99: quantile(cyc[i], 0.99)}
+		rows[i] = samples[i].row(dc, p)
 	}
 	return rows, nil
+}
+
+// delayingProxies starts a proxy in front of each of addrs that delays
+// every answer by twice the master's delay, and returns the proxies'
+// addresses and a function that closes them.
+func delayingProxies(addrs []string, delays []time.Duration) ([]string, func(), error) {
+	var proxies []*redistest.Proxy
+	closeAll := func() {
+		for _, p := range proxies {
+			p.Close()
+		}
+	}
+	via := make([]string, len(delays))
+	for i, d := range delays {
+		p, err := redistest.NewProxy(addrs[i])
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		proxies = append(proxies, p)
+		p.SetLatency(2 * d)
+		via[i] = p.Addr()
+	}
+	return via, closeAll, nil
+}
+
+// closeOpened closes the lockers opened so far (the others are nil).
+func closeOpened(lockers []Locker) {
+	for _, l := range lockers {
+		if l != nil {
+			l.Close()
+		}
+	}
+}
+
+// distanceSamples are one peer's acquire, release and whole-cycle times.
+type distanceSamples struct {
+	acq, rel, cyc []time.Duration
+}
+
+// cycleFor runs acquire then release of the name "distance" on lk, one
+// after the other, for per, and records their times; id names the peer in
+// errors.
+func (s *distanceSamples) cycleFor(ctx context.Context, lk Locker, id string, per time.Duration) error {
+	for end := time.Now().Add(per); time.Now().Before(end); {
+		t0 := time.Now()
+		l, err := lk.Acquire(ctx, "distance")
+		if err != nil {
+			return fmt.Errorf("%s: %w", id, err)
+		}
+		t1 := time.Now()
+		if err := l.Release(ctx); err != nil {
+			return fmt.Errorf("%s: release: %w", id, err)
+		}
+		t2 := time.Now()
+		s.acq = append(s.acq, t1.Sub(t0))
+		s.rel = append(s.rel, t2.Sub(t1))
+		s.cyc = append(s.cyc, t2.Sub(t0))
+	}
+	return nil
+}
+
+// row sorts the samples and returns peer p's row of case dc.
+func (s *distanceSamples) row(dc DistanceCase, p Peer) DistanceRow {
+	for _, d := range [][]time.Duration{s.acq, s.rel, s.cyc} {
+		slices.Sort(d)
+	}
+	return DistanceRow{Case: dc, Peer: p, Cycles: len(s.acq),
+		AcquireP50: quantile(s.acq, 0.5), AcquireP99: quantile(s.acq, 0.99),
+		ReleaseP50: quantile(s.rel, 0.5), ReleaseP99: quantile(s.rel, 0.99),
+		CycleP50: quantile(s.cyc, 0.5), CycleP99: quantile(s.cyc, 0.99)}
 }
 
 // distancePeers returns the peers of workload (f) on n masters: the floor

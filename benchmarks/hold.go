@@ -1,0 +1,253 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// HoldRow is workload (d): many leases held on one instance while the
+// peer renews them by itself.
+type HoldRow struct {
+	Peer         Peer
+	Leases       int
+	TTL, Renew   time.Duration
+	AcquireTime  time.Duration // taking all leases, holdTakers goroutines
+	HoldTime     time.Duration
+	Lost         int           // leases that ended before the hold was over
+	LostTaking   int           // of those, leases that had ended before the last was taken
+	MinPTTL      time.Duration // least PTTL seen on master 0 over a sample of leases
+	Sampled      int           // leases in that sample
+	CPU          time.Duration // this process's CPU time while holding
+	MastersCPU   time.Duration // all masters' CPU time while holding
+	HeapMB       float64       // Go heap in use while holding
+	Goroutines   int           // while holding
+	ReleaseTime  time.Duration
+	Taken        int // leases held: those taken within holdTakeBudget
+	HoldFailures int // leases that could not be taken in holdAttempts attempts
+	Retries      int // attempts that failed while taking them and were retried
+}
+
+// holdAttempts is how many times Hold tries to take one lease, and
+// holdTakeBudget how long it spends taking them before it holds what it has.
+const (
+	holdAttempts   = 5
+	holdTakeBudget = 30 * time.Second
+)
+
+// HoldTTL and HoldRenew are the hold workload's lease TTL and renewal
+// interval (distlock renews every TTL/3; rueidislock is told the same).
+const (
+	HoldTTL   = 3 * time.Second
+	HoldRenew = HoldTTL / 3
+)
+
+// Hold takes n leases named "hold-i" on one instance of p, holds them for
+// three renewal periods and a half, and reports whether renewal kept up:
+// leases lost (must be 0), the least PTTL seen on master 0 over a sample of
+// 1,000 leases read every 100 ms (a lease renewed on time stays above
+// TTL − Renew), and the client's CPU time and heap while holding.
+func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
+	row := HoldRow{Peer: p, Leases: n, TTL: HoldTTL, Renew: HoldRenew}
+	inst, err := m.open(p, HoldTTL, HoldRenew)
+	if err != nil {
+		return row, err
+	}
+	defer inst.Close()
+	leases := make([]Lock, n)
+	lk, lost, err := holdLocker(inst, p, leases)
+	if err != nil {
+		return row, err
+	}
+
+	t0 := time.Now()
+	row.HoldFailures, row.Retries = takeLeases(lk, leases, t0.Add(holdTakeBudget))
+	row.AcquireTime = time.Since(t0)
+	// Hold what was taken: a peer that cannot take them all is reported,
+	// not dropped.
+	taken := heldIndexes(leases)
+	row.Taken = len(taken)
+	if row.Taken == 0 {
+		return row, fmt.Errorf("%s: no lease of %d could be taken", p.ID, n)
+	}
+	row.LostTaking = countLost(taken, lost)
+
+	// A sample of the leases, spread over all names, whose PTTL master 0
+	// reports every 100 ms.
+	row.Sampled = min(row.Taken, 1000)
+	keys := holdSampleKeys(p, taken, row.Sampled)
+	cpu0, mcpu0 := cpuTime(), m.cpu()
+	row.HoldTime = 3*HoldRenew + HoldRenew/2
+	row.MinPTTL, err = minPTTL(m.admin[0], keys, row.HoldTime)
+	if err != nil {
+		return row, err
+	}
+	row.CPU = cpuTime() - cpu0
+	row.MastersCPU = m.cpu() - mcpu0
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	row.HeapMB = float64(ms.HeapInuse) / (1 << 20)
+	row.Goroutines = runtime.NumGoroutine()
+	row.Lost = countLost(taken, lost)
+
+	t1 := time.Now()
+	releaseLeases(leases, taken)
+	row.ReleaseTime = time.Since(t1)
+	return row, nil
+}
+
+// holdTakers is how many goroutines take the leases, and release them.
+const holdTakers = 256
+
+// holdLocker returns what Hold takes p's leases with on inst, and lost,
+// which reports whether leases[i] has ended: each peer says so its own way.
+func holdLocker(inst Locker, p Peer, leases []Lock) (lk Locker, lost func(i int) bool, err error) {
+	switch p.Family() {
+	case "distlock":
+		return inst, func(i int) bool { return leases[i].(interface{ Err() error }).Err() != nil }, nil
+	case "rueidislock":
+		// rueidislock's only signal is the context it returns, which the
+		// Locker interface drops: hold them here instead.
+		ctxs := make([]context.Context, len(leases))
+		rl := inst.(rueidislockLocker).l
+		lk = lockerFunc(func(ctx context.Context, name string) (Lock, error) {
+			i, _ := strconv.Atoi(name[len("hold-"):])
+			c, cancel, err := rl.TryWithContext(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			ctxs[i] = c
+			return cancelLock(cancel), nil
+		})
+		return lk, func(i int) bool { return ctxs[i].Err() != nil }, nil
+	default:
+		return nil, nil, fmt.Errorf("benchmarks: %s does not renew by itself", p.ID)
+	}
+}
+
+// takeLeases takes leases[i], named "hold-i", on holdTakers goroutines,
+// until every one is taken or giveUp has passed. It returns how many
+// leases could not be taken in holdAttempts attempts, and how many
+// attempts failed and were retried.
+func takeLeases(lk Locker, leases []Lock, giveUp time.Time) (failed, retried int) {
+	var next, nFailed, nRetried atomic.Int64
+	var wg sync.WaitGroup
+	for range holdTakers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(leases) && time.Now().Before(giveUp); i = int(next.Add(1) - 1) {
+				l, retries := takeLease(lk, "hold-"+strconv.Itoa(i))
+				nRetried.Add(int64(retries))
+				if l == nil {
+					nFailed.Add(1)
+					continue
+				}
+				leases[i] = l
+			}
+		})
+	}
+	wg.Wait()
+	return int(nFailed.Load()), int(nRetried.Load())
+}
+
+// takeLease takes name in at most holdAttempts attempts: a peer may give
+// up on an attempt under this load (rueidislock's per-key TryNextAfter is
+// 20 ms), so it retries as a user would. It returns the lease, nil if no
+// attempt took it, and how many attempts failed and were retried.
+func takeLease(lk Locker, name string) (Lock, int) {
+	for attempt := 1; ; attempt++ {
+		l, err := lk.Acquire(context.Background(), name)
+		if err == nil {
+			return l, attempt - 1
+		}
+		if attempt == holdAttempts {
+			return nil, attempt - 1
+		}
+	}
+}
+
+// heldIndexes returns the indexes of the leases taken.
+func heldIndexes(leases []Lock) []int {
+	var taken []int
+	for i, l := range leases {
+		if l != nil {
+			taken = append(taken, i)
+		}
+	}
+	return taken
+}
+
+// countLost returns how many of the leases taken have ended.
+func countLost(taken []int, lost func(i int) bool) (n int) {
+	for _, i := range taken {
+		if lost(i) {
+			n++
+		}
+	}
+	return n
+}
+
+// holdSampleKeys returns the keys, on a master, of n of the leases taken,
+// spread over all their names.
+func holdSampleKeys(p Peer, taken []int, n int) []string {
+	keys := make([]string, n)
+	for j := range keys {
+		i := taken[j*len(taken)/n]
+		switch p.Family() {
+		case "distlock":
+			keys[j] = "distlock:bench" + "hold-" + strconv.Itoa(i)
+		case "rueidislock":
+			keys[j] = "rueidislock:0:hold-" + strconv.Itoa(i)
+		}
+	}
+	return keys
+}
+
+// minPTTL reads the PTTL of keys on admin every 100 ms for d and returns
+// the least it saw, at most HoldTTL; a key gone or without a TTL counts
+// as 0.
+func minPTTL(admin rueidis.Client, keys []string, d time.Duration) (time.Duration, error) {
+	least := HoldTTL
+	cmds := make(rueidis.Commands, len(keys))
+	for start := time.Now(); time.Since(start) < d; {
+		time.Sleep(100 * time.Millisecond)
+		for j, k := range keys {
+			cmds[j] = admin.B().Pttl().Key(k).Build()
+		}
+		for _, r := range admin.DoMulti(context.Background(), cmds...) {
+			ms, err := r.AsInt64()
+			if err != nil {
+				return least, err
+			}
+			if ms < 0 { // -2: gone; -1: no TTL
+				ms = 0
+			}
+			least = min(least, time.Duration(ms)*time.Millisecond)
+		}
+	}
+	return least, nil
+}
+
+// releaseLeases releases the leases taken, on holdTakers goroutines.
+func releaseLeases(leases []Lock, taken []int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range holdTakers {
+		wg.Go(func() {
+			for j := int(next.Add(1) - 1); j < len(taken); j = int(next.Add(1) - 1) {
+				leases[taken[j]].Release(context.Background())
+			}
+		})
+	}
+	wg.Wait()
+}
+
+type lockerFunc func(ctx context.Context, name string) (Lock, error)
+
+func (f lockerFunc) Acquire(ctx context.Context, name string) (Lock, error) { return f(ctx, name) }
+func (f lockerFunc) Close()                                                 {}
