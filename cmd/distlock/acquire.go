@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/distlock/distlock"
@@ -116,28 +115,3 @@ const (
 	reachFirst    = 200 * time.Millisecond
 	reachInterval = 3 * time.Second
 )
-
-// masterErrors lists the masters' errors in err (a *distlock.QuorumError)
-// on one line.
-func masterErrors(err error) string {
-	var qe *distlock.QuorumError
-	if !errors.As(err, &qe) {
-		return oneLine(err)
-	}
-	var b strings.Builder
-	for i, e := range qe.Errs {
-		if e != nil {
-			if b.Len() > 0 {
-				b.WriteString("; ")
-			}
-			fmt.Fprintf(&b, "master %d: %v", i, e)
-		}
-	}
-	return b.String()
-}
-
-// oneLine returns err's message with its lines joined (errors.Join puts
-// each error on a line of its own).
-func oneLine(err error) string {
-	return strings.ReplaceAll(err.Error(), "\n", "; ")
-}

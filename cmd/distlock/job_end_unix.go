@@ -43,7 +43,7 @@ func (j *job) leaseLost() {
 	if j.killing {
 		return // lost while stopped: killed already
 	}
-	fmt.Fprintf(j.stderr, "distlock run: %v; stopping %s (SIGTERM, SIGKILL after %v)\n", j.lease.Err(), j.o.argv[0], j.o.grace)
+	fmt.Fprintf(j.stderr, "distlock run: %s; stopping %s (SIGTERM, SIGKILL after %v)\n", errText(j.lease.Err()), j.o.argv[0], j.o.grace)
 	j.end()
 }
 

@@ -60,7 +60,7 @@ func (j *job) suspend(sig syscall.Signal, fromJob bool) (end bool) {
 	// Continued. distlock renewed nothing while stopped.
 	if err := j.lease.Err(); err != nil {
 		j.lost = true
-		fmt.Fprintf(j.stderr, "distlock run: %v while stopped; killing %s before it runs again\n", err, j.o.argv[0])
+		fmt.Fprintf(j.stderr, "distlock run: %s while stopped; killing %s before it runs again\n", errText(err), j.o.argv[0])
 		j.ending = true
 		j.killAll()
 		return false

@@ -115,7 +115,7 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 	// acquire): the command never starts.
 	if err := lease.Err(); err != nil {
 		release()
-		fmt.Fprintf(stderr, "distlock run: %v; %s not run\n", err, o.argv[0])
+		fmt.Fprintf(stderr, "distlock run: %s; %s not run\n", errText(err), o.argv[0])
 		return exitLost
 	}
 
@@ -140,7 +140,7 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 	// as lost: distlock cannot vouch that the lock was held to the end.
 	if err := lease.Err(); end.stopped || errors.Is(err, distlock.ErrLeaseLost) {
 		if !end.stopped {
-			fmt.Fprintf(stderr, "distlock run: %v\n", err)
+			fmt.Fprintf(stderr, "distlock run: %s\n", errText(err))
 		}
 		release()
 		fmt.Fprintf(stderr, "distlock run: %s ended (%s) after the lease on %q was lost\n", o.argv[0], end.how, o.name)
@@ -149,7 +149,7 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 	if err := release(); err != nil {
 		// The command ran to its end holding the lock: its status
 		// stands. Keys that could not be deleted expire with the TTL.
-		fmt.Fprintf(stderr, "distlock run: releasing %q: %v\n", o.name, err)
+		fmt.Fprintf(stderr, "distlock run: releasing %q: %s\n", o.name, errText(err))
 	}
 	return end.status
 }

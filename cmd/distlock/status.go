@@ -98,7 +98,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 		if asJSON {
 			json.NewEncoder(stdout).Encode(statusJSON{Name: name, State: distlock.StateUnknown.String(), Masters: []masterStatus{}, Error: err.Error()})
 		}
-		fmt.Fprintf(stderr, "distlock status: %v\n", err)
+		fmt.Fprintf(stderr, "distlock status: %s\n", errText(err))
 		return exitUnknown
 	}
 	if err != nil {
@@ -109,7 +109,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	st, err := client.Status(ctx, name)
 	if err != nil {
-		fmt.Fprintf(stderr, "distlock status: %v\n", err)
+		fmt.Fprintf(stderr, "distlock status: %s\n", errText(err))
 		return exitUnknown
 	}
 
