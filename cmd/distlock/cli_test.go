@@ -95,6 +95,30 @@ func TestUnreachable(t *testing.T) {
 	run(t, nil, "status", "job").want(t, 2, "no master reachable")
 }
 
+// TestErrorPrefixOnce: a library error ("distlock: no quorum of
+// masters", "distlock: Config.TTL: ...") is quoted after distlock's own
+// "distlock CMD: " without its prefix: the prefix comes once.
+func TestErrorPrefixOnce(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string // the first line of stderr starts with it
+	}{
+		{[]string{"run", "job", "--", "true"}, 123, "distlock run: no quorum of masters: no master reachable"},
+		{[]string{"hold", "job"}, 123, "distlock hold: no quorum of masters: no master reachable"},
+		{[]string{"watch", "job"}, 123, "distlock watch: no quorum of masters: no master reachable"},
+		{[]string{"status", "job"}, 2, "distlock status: no quorum of masters: no master reachable"},
+		{[]string{"run", "--ttl", "2ms", "job", "--", "true"}, 125, "distlock run: Config.TTL: TTL 2ms"},
+	} {
+		r := run(t, nil, tc.args...)
+		r.want(t, tc.code)
+		first, _, _ := strings.Cut(r.stderr, "\n")
+		if !strings.HasPrefix(first, tc.want) || strings.Count(first, "distlock") != 1 {
+			t.Errorf("distlock %q: stderr %q; want one line starting %q, with the prefix distlock once", tc.args, r.stderr, tc.want)
+		}
+	}
+}
+
 // TestMessages: the messages of bad durations, bad exit statuses, masters
 // named twice, and a configuration error when no masters were given.
 func TestMessages(t *testing.T) {

@@ -59,9 +59,9 @@ func demoMain(c *command, args []string, stdout, stderr io.Writer) int {
 	case err == nil:
 		return exitOK
 	case got != nil && errors.Is(err, demo.ErrInterrupted):
-		fmt.Fprintf(stderr, "distlock demo: %v\n", err)
+		fmt.Fprintf(stderr, "distlock demo: %s\n", errText(err))
 		return exitSignal + signalNumber(got)
 	}
-	fmt.Fprintf(stderr, "distlock demo: %v\n", err)
+	fmt.Fprintf(stderr, "distlock demo: %s\n", errText(err))
 	return exitDemoFailed
 }

@@ -73,15 +73,16 @@ func (f *flags) printHelp(w io.Writer) {
 	f.SetOutput(io.Discard)
 }
 
-// fail reports err on stderr and returns its exit status: exitUsage for
-// a usage error, with a pointer to --help.
+// fail reports err on stderr (without the library's prefix: see errText)
+// and returns its exit status: exitUsage for a usage error, with a pointer
+// to --help.
 func (f *flags) fail(stderr io.Writer, err error) int {
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "distlock %s: %v\nUsage: distlock %s %s (see distlock %s --help)\n", f.cmd.name, err, f.cmd.name, f.cmd.synopsis, f.cmd.name)
+		fmt.Fprintf(stderr, "distlock %s: %s\nUsage: distlock %s %s (see distlock %s --help)\n", f.cmd.name, errText(err), f.cmd.name, f.cmd.synopsis, f.cmd.name)
 		return exitUsage
 	}
-	fmt.Fprintf(stderr, "distlock %s: %v\n", f.cmd.name, err)
+	fmt.Fprintf(stderr, "distlock %s: %s\n", f.cmd.name, errText(err))
 	return exitUnreachable
 }
 

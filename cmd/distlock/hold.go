@@ -61,13 +61,13 @@ func holdMain(c *command, args []string, stdout, stderr io.Writer) int {
 	select {
 	case sig := <-sigs:
 		if err := release(); err != nil {
-			fmt.Fprintf(stderr, "distlock hold: %v: releasing %q: %v\n", sig, o.name, err)
+			fmt.Fprintf(stderr, "distlock hold: %v: releasing %q: %s\n", sig, o.name, errText(err))
 		} else {
 			fmt.Fprintf(stderr, "distlock hold: %v: lock %q released\n", sig, o.name)
 		}
 		return exitOK
 	case <-lease.Done():
-		fmt.Fprintf(stderr, "distlock hold: %v\n", lease.Err())
+		fmt.Fprintf(stderr, "distlock hold: %s\n", errText(lease.Err()))
 		release()
 		return exitLost
 	}

@@ -65,12 +65,6 @@ type job struct {
 	tick   <-chan time.Time // ticker's channel
 }
 
-// ttyStopSignals are the stops that come from a terminal: the job stopped
-// by them waits for its shell's fg or bg.
-func ttyStop(sig syscall.Signal) bool {
-	return sig == syscall.SIGTSTP || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU
-}
-
 // supervise runs cmd as a job under lease until the job is over, and
 // says how it ended; the error is cmd's failure to start. sigs carries
 // the signals distlock passes on.
@@ -146,34 +140,6 @@ func (j *job) start() error {
 	return nil
 }
 
-// end starts ending the job: SIGTERM now, SIGKILL after --grace, and
-// a look every 20 ms for processes that left the group.
-func (j *job) end() {
-	if j.ending {
-		return
-	}
-	j.ending = true
-	j.ticker = time.NewTicker(20 * time.Millisecond)
-	j.tick = j.ticker.C
-	if j.o.grace == 0 {
-		j.killAll()
-		return
-	}
-	j.terminate()
-	j.killer = time.NewTimer(j.o.grace)
-	j.kill = j.killer.C
-}
-
-// stopClocks stops the timer and the ticker that end started.
-func (j *job) stopClocks() {
-	if j.killer != nil {
-		j.killer.Stop()
-	}
-	if j.ticker != nil {
-		j.ticker.Stop()
-	}
-}
-
 // childChanged handles a SIGCHLD: it reaps, suspends the job when
 // COMMAND stopped, and ends the processes COMMAND left when it exited.
 func (j *job) childChanged() {
@@ -186,48 +152,6 @@ func (j *job) childChanged() {
 		fmt.Fprintf(j.stderr, "distlock run: %s exited; ending the processes it left running (SIGTERM, SIGKILL after %v)\n", j.o.argv[0], j.o.grace)
 		j.end()
 	}
-}
-
-// leaseLost handles the end of the lease: the job ends, unless it was
-// killed already (lost while stopped).
-func (j *job) leaseLost() {
-	j.lost = true
-	if j.killing {
-		return // lost while stopped: killed already
-	}
-	fmt.Fprintf(j.stderr, "distlock run: %v; stopping %s (SIGTERM, SIGKILL after %v)\n", j.lease.Err(), j.o.argv[0], j.o.grace)
-	j.end()
-}
-
-// graceOver kills what is left of the job once --grace has passed
-// since SIGTERM.
-func (j *job) graceOver() {
-	what := j.o.argv[0]
-	if j.exited {
-		what = "processes " + j.o.argv[0] + " left"
-	}
-	fmt.Fprintf(j.stderr, "distlock run: %s still running %v after SIGTERM: SIGKILL\n", what, j.o.grace)
-	j.killAll()
-}
-
-// sweep is the look, every tick while the job ends, for processes that
-// left the group: it reaps, then sends SIGKILL to every process of the
-// job once killing, else SIGTERM to those not sent it yet.
-func (j *job) sweep() {
-	j.reap()
-	if j.killing {
-		j.killAll()
-	} else {
-		j.terminate()
-	}
-}
-
-// describe says how a process ended, as os.ProcessState.String does.
-func describe(ws syscall.WaitStatus) string {
-	if ws.Signaled() {
-		return "signal: " + ws.Signal().String()
-	}
-	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }
 
 // over reports whether the job has ended: COMMAND exited and no process
@@ -267,126 +191,12 @@ func (j *job) reap() (stopped syscall.Signal) {
 	}
 }
 
-// signalGroup sends sig to the job's process group, continuing it first
-// when sig would end it, so that a stopped job receives it.
-func (j *job) signalGroup(sig syscall.Signal) {
-	syscall.Kill(-j.pid, sig)
-	if sig != syscall.SIGCONT && sig != syscall.SIGSTOP && sig != syscall.SIGTSTP {
-		syscall.Kill(-j.pid, syscall.SIGCONT)
+// describe says how a process ended, as os.ProcessState.String does.
+func describe(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return "signal: " + ws.Signal().String()
 	}
-}
-
-// terminate sends SIGTERM to the group, and to each process that left it,
-// once.
-func (j *job) terminate() {
-	if !j.termed[-j.pid] {
-		j.termed[-j.pid] = true
-		j.signalGroup(syscall.SIGTERM)
-	}
-	for _, pid := range j.orphans() {
-		if !j.termed[pid] {
-			j.termed[pid] = true
-			syscall.Kill(pid, syscall.SIGTERM)
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}
-}
-
-// killAll sends SIGKILL to the group and to every child of distlock.
-func (j *job) killAll() {
-	j.killing = true
-	syscall.Kill(-j.pid, syscall.SIGKILL)
-	for _, pid := range j.orphans() {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
-
-// orphans returns distlock's children other than COMMAND: the job's
-// processes that outlived their parents. None without a subreaper.
-func (j *job) orphans() []int {
-	if !j.reaper {
-		return nil
-	}
-	var pids []int
-	for _, pid := range children() {
-		if pid != j.pid {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// suspend handles a stop of the job: COMMAND stopped by sig (fromJob), or
-// distlock sent SIGTSTP. Every process of the job stops; distlock stops
-// as a shell's job would, so that the shell shows the job stopped; when
-// continued, it continues the job if the lease still holds. It reports
-// whether the job must end instead: it stopped for the terminal while
-// distlock cannot give it the terminal.
-//
-// A stop by SIGSTOP from elsewhere is not a terminal's: the job stays
-// stopped and distlock keeps the lease.
-func (j *job) suspend(sig syscall.Signal, fromJob bool) (end bool) {
-	if fromJob && !ttyStop(sig) || j.ending {
-		return false
-	}
-	j.signalGroup(syscall.SIGSTOP)
-	for _, pid := range j.orphans() {
-		syscall.Kill(pid, syscall.SIGSTOP)
-	}
-	hadTerminal := j.takeTerminal()
-	// Stop, as a shell's job would. SIGSTOP, because the Go runtime
-	// ignores a SIGTSTP it was once asked to catch. When the job had the
-	// terminal, the Ctrl-Z that stopped it never reached distlock's own
-	// group (a pipeline distlock is part of): stop that group, as the
-	// terminal would have. The kernel does not stop a group that no shell
-	// watches (orphaned) on a terminal's stop signals, which nobody would
-	// continue; neither does distlock, and it goes on at once.
-	//
-	// kill returns before the stop takes hold: the kernel hands a stop
-	// to the process's main thread, and this one stops only when it next
-	// enters the kernel. Checking the lease before then would check it
-	// before the stop. So wait for the SIGCONT that ends the stop.
-	if !orphanedGroup() {
-		cont := make(chan os.Signal, 1)
-		signal.Notify(cont, syscall.SIGCONT)
-		if hadTerminal {
-			syscall.Kill(0, syscall.SIGSTOP)
-		} else {
-			syscall.Kill(os.Getpid(), syscall.SIGSTOP)
-		}
-		<-cont
-		signal.Stop(cont)
-	}
-
-	// Continued. distlock renewed nothing while stopped.
-	if err := j.lease.Err(); err != nil {
-		j.lost = true
-		fmt.Fprintf(j.stderr, "distlock run: %v while stopped; killing %s before it runs again\n", err, j.o.argv[0])
-		j.ending = true
-		j.killAll()
-		return false
-	}
-	if j.tty >= 0 && foregroundGroup(j.tty) == syscall.Getpgrp() {
-		setForeground(j.tty, j.pid)
-	} else if sig == syscall.SIGTTIN || sig == syscall.SIGTTOU {
-		fmt.Fprintf(j.stderr, "distlock run: %s stopped by %v: it used the terminal while distlock runs in the background; ending it (run distlock in the foreground, or give %s its input from a file or a pipe)\n", j.o.argv[0], sig, j.o.argv[0])
-		return true
-	}
-	j.signalGroup(syscall.SIGCONT)
-	for _, pid := range j.orphans() {
-		syscall.Kill(pid, syscall.SIGCONT)
-	}
-	return false
-}
-
-// takeTerminal gives the terminal's foreground back to distlock's group
-// when the job has it, and reports whether it had.
-func (j *job) takeTerminal() bool {
-	if j.tty < 0 || j.pid == 0 || foregroundGroup(j.tty) != j.pid {
-		return false
-	}
-	setForeground(j.tty, syscall.Getpgrp())
-	return true
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }
 
 // exitStatus returns the status a shell would report for a finished

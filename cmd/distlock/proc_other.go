@@ -42,7 +42,7 @@ func (o *runOptions) supervise(lease *distlock.Lease, cmd *exec.Cmd, sigs <-chan
 		case <-lost:
 			lost = nil
 			stopping = true
-			fmt.Fprintf(stderr, "distlock run: %v; stopping %s (SIGTERM, SIGKILL after %v)\n", lease.Err(), o.argv[0], o.grace)
+			fmt.Fprintf(stderr, "distlock run: %s; stopping %s (SIGTERM, SIGKILL after %v)\n", errText(lease.Err()), o.argv[0], o.grace)
 			signalProcess(cmd.Process, syscall.SIGTERM)
 			killer = time.NewTimer(o.grace)
 			kill = killer.C

@@ -83,3 +83,36 @@ func TestStatusToken(t *testing.T) {
 		t.Errorf("status of a key without expiry; want TTL none on each master:\n%s", r.stdout)
 	}
 }
+
+// TestStatusNoExpiry: a lock whose keys have no expiry on a majority of
+// masters (another program's SET) is held with no expiry, not for 0s;
+// one key without expiry beside a majority's other key counts as kept,
+// not as expired.
+func TestStatusNoExpiry(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	for _, s := range servers {
+		if _, err := s.Do("SET", "distlock:forever", "someone"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, nodes, "status", "forever")
+	r.want(t, 1)
+	verdict, _, _ := strings.Cut(r.stdout, "\n")
+	if want := `lock "forever": held (3 of 3 masters agree, 2 needed); no expiry: not a distlock lease, or set by another program`; verdict != want {
+		t.Errorf("status of keys without expiry: verdict %q; want %q\n%s", verdict, want, r.stdout)
+	}
+
+	// Master 0 keeps the key for ever, master 1 for a minute: a majority
+	// keeps it a minute.
+	if _, err := servers[0].Do("SET", "distlock:mixed", "someone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := servers[1].Do("SET", "distlock:mixed", "someone", "PX", "60000"); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, nodes, "status", "mixed")
+	r.want(t, 1)
+	if !regexp.MustCompile(`^lock "mixed": held \(2 of 3 masters agree, 2 needed\); a majority keeps it (59\.\d+|1m0)s unless renewed\n`).MatchString(r.stdout) {
+		t.Errorf("status of a key without expiry and one of a minute; want a majority to keep it about a minute:\n%s", r.stdout)
+	}
+}

@@ -63,25 +63,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/distlock/distlock"
 )
@@ -287,261 +279,11 @@ func run(ctx context.Context, nodes []string, dsn string, out io.Writer, opts op
 	return rep, nil
 }
 
-// holderA is holder A, run in the child process. It reports to the parent
-// on stdout: lines for people, and lines starting with "@" for the parent.
-// It returns the process's exit code.
-func holderA() int {
-	if err := runA(os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "A:", err)
-		return 1
-	}
-	return 0
-}
-
-func runA(in io.Reader, out io.Writer) error {
-	ctx := context.Background()
-	ttl, err := time.ParseDuration(os.Getenv(ttlEnv))
-	if err != nil {
-		return fmt.Errorf("%s: %w", ttlEnv, err)
-	}
-	table := os.Getenv(tableEnv)
-
-	db, err := connect(ctx, os.Getenv(dsnEnv))
-	if err != nil {
-		return err
-	}
-	defer db.Close(ctx)
-
-	client, err := distlock.New(distlock.Config{Nodes: splitNodes(os.Getenv(nodesEnv))})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-
-	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	lease, err := client.Acquire(actx, lockName, distlock.WithTTL(ttl))
-	cancel()
-	if err != nil {
-		return fmt.Errorf("acquire %s: %w", lockName, err)
-	}
-	token := lease.Token()
-
-	accepted, err := fencedWrite(ctx, db, table, lockName, token, "v1")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "A: token %d %s v1\n", token, verdict(accepted, "wrote"))
-
-	// The check that a lock alone relies on: the lease is held right now.
-	if err := lease.Err(); err != nil {
-		return fmt.Errorf("lease lost before the pause: %w", err)
-	}
-	fmt.Fprintln(out, "A: lease held; next write after a pause")
-
-	// Here the parent freezes this process (SIGSTOP) and later resumes it
-	// (SIGCONT), then says "go": a process can be paused between any check
-	// and the write it guards. Reading a line only fixes where the pause
-	// falls; the SIGSTOP is what makes the lease run out, since a frozen
-	// process sends no renewals.
-	fmt.Fprintf(out, "@ready %d\n", token)
-	if _, err := bufio.NewReader(in).ReadString('\n'); err != nil {
-		return fmt.Errorf("waiting to be woken: %w", err)
-	}
-
-	// The late write, with the token A acquired: storage decides.
-	accepted, err = fencedWrite(ctx, db, table, lockName, token, "v3")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "A: woke, late write with token %d: %s\n", token, verdict(accepted, "ACCEPTED"))
-	if accepted {
-		fmt.Fprintln(out, "@late accepted")
-	} else {
-		fmt.Fprintln(out, "@late refused")
-	}
-
-	// Now that the runtime runs again, the lease says what happened.
-	<-lease.Done()
-	fmt.Fprintf(out, "A: its lease says: %v\n", lease.Err())
-	// Release of a lost lease deletes only keys that still hold A's value:
-	// B's keys are safe. It reports the loss, which we know already.
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := lease.Release(rctx); err != nil && !errors.Is(err, distlock.ErrLeaseLost) {
-		return fmt.Errorf("release: %w", err)
-	}
-	return nil
-}
-
-// fencedWrite stores value for name unless storage has already accepted a
-// larger token for name. It reports whether the write was accepted. The
-// comparison and the write are one statement: no pause can split them.
-func fencedWrite(ctx context.Context, db *pgx.Conn, table, name string, token uint64, value string) (bool, error) {
-	if token > math.MaxInt64 {
-		return false, fmt.Errorf("token %d does not fit a bigint", token)
-	}
-	t := ident(table)
-	tag, err := db.Exec(ctx, `INSERT INTO `+t+` (name, token, value) VALUES ($1, $2, $3)
-		ON CONFLICT (name) DO UPDATE SET token = EXCLUDED.token, value = EXCLUDED.value
-		WHERE `+t+`.token <= EXCLUDED.token`,
-		name, int64(token), value)
-	if err != nil {
-		return false, fmt.Errorf("fenced write to %s: %w", table, err)
-	}
-	return tag.RowsAffected() == 1, nil
-}
-
-// verdict is how a write's outcome is printed.
-func verdict(accepted bool, yes string) string {
-	if accepted {
-		return yes
-	}
-	return "REFUSED (stale token)"
-}
-
-// connect opens one connection to PostgreSQL, and says clearly where it
-// tried when it cannot.
-func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, fmt.Errorf("PostgreSQL DSN: %w", err)
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 5 * time.Second
-	}
-	db, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL at %s:%d, database %q, user %q (set -dsn or DISTLOCK_PG_DSN): %w",
-			cfg.Host, cfg.Port, cfg.Database, cfg.User, err)
-	}
-	return db, nil
-}
-
-// holder is the running child process of holder A.
-type holder struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	msgs  chan string // its "@" lines, without the "@"
-	done  chan error  // its exit
-	once  sync.Once
-}
-
-// startA starts holder A: this program again, with roleEnv=A. Its lines
-// for people are copied to out; its "@" lines go to msgs.
-func startA(ctx context.Context, nodes []string, dsn, table string, ttl time.Duration, out io.Writer) (*holder, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find this program to start holder A: %w", err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(),
-		roleEnv+"=A",
-		nodesEnv+"="+strings.Join(nodes, ","),
-		dsnEnv+"="+dsn,
-		tableEnv+"="+table,
-		ttlEnv+"="+ttl.String(),
-	)
-	cmd.Stderr = out
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start holder A: %w", err)
-	}
-	h := &holder{cmd: cmd, stdin: stdin, msgs: make(chan string, 8), done: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if msg, ok := strings.CutPrefix(sc.Text(), "@"); ok {
-				h.msgs <- msg
-			} else {
-				fmt.Fprintln(out, sc.Text())
-			}
-		}
-		close(h.msgs)
-		// Wait only after stdout is drained, as exec requires.
-		h.done <- cmd.Wait()
-	}()
-	return h, nil
-}
-
-// next returns holder A's next "@" message.
-func (h *holder) next(ctx context.Context, timeout time.Duration) (string, error) {
-	select {
-	case msg, ok := <-h.msgs:
-		if !ok {
-			return "", fmt.Errorf("holder A ended early: %v", h.wait(timeout))
-		}
-		return msg, nil
-	case <-time.After(timeout):
-		return "", fmt.Errorf("holder A said nothing for %v", timeout)
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-}
-
-// wait waits for holder A to exit, and returns its error.
-func (h *holder) wait(timeout time.Duration) error {
-	var err error
-	h.once.Do(func() {
-		h.stdin.Close()
-		select {
-		case err = <-h.done:
-		case <-time.After(timeout):
-			h.cmd.Process.Signal(syscall.SIGCONT)
-			h.cmd.Process.Kill()
-			err = <-h.done
-			err = fmt.Errorf("holder A did not exit within %v; killed: %v", timeout, err)
-		}
-		if err != nil {
-			err = fmt.Errorf("holder A: %w", err)
-		}
-	})
-	return err
-}
-
-// stop ends holder A if it is still running: a frozen process would
-// otherwise never exit.
-func (h *holder) stop() {
-	h.once.Do(func() {
-		h.stdin.Close()
-		h.cmd.Process.Signal(syscall.SIGCONT)
-		h.cmd.Process.Kill()
-		<-h.done
-	})
-}
-
-// ident quotes a table name for SQL.
-func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
 	}
 	return def
-}
-
-// syncWriter serializes writes from several goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // splitNodes turns "a, b,c" into ["a" "b" "c"], and "" into nil (which

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/distlock/distlock"
+)
+
+// acquire takes the lock as the flags say. Without a lease it returns
+// the exit status, having said why on stderr.
+func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr io.Writer) (*distlock.Lease, int) {
+	ctx := context.Background()
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	// While it waits, say so when too few masters answer, and again every
+	// few seconds while that lasts: a lock that cannot be taken is not
+	// waited for silently.
+	stopReport := func() {}
+	if !o.try {
+		stopReport = o.reportReach(ctx, c, stderr)
+	}
+	// A signal while waiting ends the wait.
+	var lease *distlock.Lease
+	var err error
+	got := untilSignal(ctx, sigs, func(ctx context.Context) {
+		if o.try {
+			lease, err = c.TryAcquire(ctx, o.name, o.lockOptions()...)
+		} else {
+			lease, err = c.Acquire(ctx, o.name, o.lockOptions()...)
+		}
+	})
+	stopReport()
+	r, known := quorumReach(err)
+	switch {
+	case err == nil:
+		return lease, 0
+	case got != nil:
+		fmt.Fprintf(stderr, "distlock %s: %v while waiting for lock %q%s\n", o.cmd, got, o.name, o.notRun())
+		return nil, exitSignal + signalNumber(got)
+	case errors.Is(err, distlock.ErrLocked):
+		switch {
+		case o.quiet:
+		case errors.Is(err, context.DeadlineExceeded):
+			fmt.Fprintf(stderr, "distlock %s: lock %q not acquired within --timeout %v: held by another holder%s\n", o.cmd, o.name, o.timeout, o.notRun())
+		default:
+			fmt.Fprintf(stderr, "distlock %s: lock %q is held by another holder%s\n", o.cmd, o.name, o.notRun())
+		}
+		return nil, o.notAcquired
+	case known && r.short():
+		// The masters, not the lock, are what is missing: 123, --timeout
+		// or not.
+		within := ""
+		if errors.Is(err, context.DeadlineExceeded) {
+			within = fmt.Sprintf(" within --timeout %v", o.timeout)
+		}
+		fmt.Fprintf(stderr, "distlock %s: lock %q not acquired%s: %v%s (%s)\n", o.cmd, o.name, within, r, o.notRun(), masterErrors(err))
+		return nil, exitUnreachable
+	case errors.Is(err, context.DeadlineExceeded):
+		if !o.quiet {
+			fmt.Fprintf(stderr, "distlock %s: lock %q not acquired within --timeout %v%s\n", o.cmd, o.name, o.timeout, o.notRun())
+		}
+		return nil, o.notAcquired
+	default:
+		fmt.Fprintf(stderr, "distlock %s: lock %q not acquired%s: %s\n", o.cmd, o.name, o.notRun(), oneLine(err))
+		return nil, exitUnreachable
+	}
+}
+
+// notRun is what a message of run that ends it adds: that COMMAND did
+// not run.
+func (o *runOptions) notRun() string {
+	if len(o.argv) == 0 {
+		return ""
+	}
+	return "; " + o.argv[0] + " not run"
+}
+
+// reportReach says on stderr, from a moment after it is called and every
+// few seconds, how many masters answer while too few do, until the
+// returned stop is called; stop waits for it to end.
+func (o *runOptions) reportReach(ctx context.Context, c *distlock.Client, stderr io.Writer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wasShort := false
+		pollReach(ctx, c, o.name, reachFirst, reachInterval, func(r reach) {
+			switch {
+			case r.short():
+				fmt.Fprintf(stderr, "distlock %s: %v; waiting for lock %q\n", o.cmd, r, o.name)
+			case wasShort:
+				fmt.Fprintf(stderr, "distlock %s: %v again; waiting for lock %q\n", o.cmd, r, o.name)
+			}
+			wasShort = r.short()
+		})
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// While run waits, the masters are counted first after reachFirst (most
+// locks are taken by then, and cost no count) and then every
+// reachInterval.
+const (
+	reachFirst    = 200 * time.Millisecond
+	reachInterval = 3 * time.Second
+)
