@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -54,9 +55,10 @@ type Config struct {
 	// Nodes, for what a URL cannot say: a Sentinel group or a Cluster as
 	// one master, TLS settings, credentials from a function. distlock
 	// overrides these fields of each: DisableRetry (a timed-out acquire may
-	// have run; it must never be sent twice), PipelineMultiplex and
-	// AlwaysPipelining (one pipelined connection per master, so that
-	// commands reach a master in the order they were sent), and
+	// have run; it must never be sent twice), PipelineMultiplex,
+	// AlwaysPipelining and BlockingPipeline (one pipelined connection per
+	// master, so that commands reach a master in the order they were
+	// sent), and
 	// DisableCache, ClientTrackingOptions and OnInvalidations (key
 	// tracking for DisableLossEvents; distlock never uses DoCache).
 	NodeOptions []rueidis.ClientOption
@@ -348,6 +350,13 @@ func setUp(o *rueidis.ClientOption, dialTimeout time.Duration) {
 	// a new connection and may run before the old one's last command.)
 	o.PipelineMultiplex = -1
 	o.AlwaysPipelining = true
+	// And every pipeline on it, however long: rueidis sends one of
+	// BlockingPipeline commands or more (2,000 by default) on a pooled
+	// connection of its own, where a batch of renewals could overtake a
+	// command sent before it, and key tracking would send every message
+	// once more (TestBigBatchOnOneConnection). distlock bounds its
+	// batches itself (renew.go, maxBatch).
+	o.BlockingPipeline = math.MaxInt
 	if o.Dialer.Timeout == 0 {
 		o.Dialer.Timeout = dialTimeout
 	}

@@ -2,8 +2,12 @@ package distlock_test
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
@@ -201,6 +205,68 @@ func TestExtendWithPausedMaster(t *testing.T) {
 	servers[2].Resume()
 	if err := l.Release(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+	noLockKeys(t, servers)
+}
+
+// connectionsReceived returns how many connections s has accepted since it
+// started, this call's own included.
+func connectionsReceived(t *testing.T, s *redistest.Server) int {
+	t.Helper()
+	info, err := s.Do("INFO", "stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "total_connections_received:"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no total_connections_received in INFO stats of %s", s.Addr())
+	return 0
+}
+
+// A Client sends everything to a master over one connection, batches of
+// thousands of commands included: rueidis would send a pipeline of 2,000
+// commands or more on a pooled connection of its own, where it could
+// overtake commands sent before it on the first, and where key tracking
+// would deliver every message twice. Close releases 2,500 leases in one
+// batch per master.
+func TestBigBatchOnOneConnection(t *testing.T) {
+	servers := masters(t, 3)
+	before := make([]int, len(servers))
+	for i, s := range servers {
+		before[i] = connectionsReceived(t, s)
+	}
+	c, err := distlock.New(distlock.Config{Nodes: redistest.URLs(servers)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 60*time.Second)
+	const n = 2500
+	var g errgroup.Group
+	g.SetLimit(16)
+	for i := range n {
+		g.Go(func() error {
+			_, err := c.TryAcquire(ctx, fmt.Sprintf("big-%d", i))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range servers {
+		// One for the Client, one for this reading.
+		if got := connectionsReceived(t, s) - before[i]; got != 2 {
+			t.Errorf("master %d accepted %d connections while a Client took and released %d leases; want 1 for the Client", i, got-1, n)
+		}
 	}
 	noLockKeys(t, servers)
 }
