@@ -381,6 +381,9 @@ func (l *Lease) settle() {
 			}
 		}
 		l.settled.Store(true)
+		if l.c.events != nil {
+			l.c.events.settledLate(l)
+		}
 	})
 }
 

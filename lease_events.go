@@ -14,12 +14,12 @@ import (
 // A lease hears about its own keys (docs/design.md, "Loss events").
 //
 // Every master's connection tracks the lock keys in broadcast mode
-// (CLIENT TRACKING ON BCAST PREFIX <KeyPrefix> NOLOOP): the master sends
-// the Client the name of every lock key that another connection changed or
-// deleted, or that expired, within one turn of its event loop. The message
-// says that a key changed, not how, and Redis sends it for the writes of
-// this Client's own scripts too (NOLOOP does not cover a script's writes):
-// so a lease whose key changed on a master reads it there (GET). Another
+// (CLIENT TRACKING ON BCAST PREFIX <KeyPrefix>): the master sends the
+// Client the name of every lock key that was changed or deleted, or that
+// expired, within one turn of its event loop, by any connection, this
+// one included. The message says that a key changed, not how: so a lease
+// whose key changed on a master reads it there (GET), unless the message
+// is the echo of the lease's own acquire (readNew). Another
 // value, or none, counts as a renewal's "gone or taken" answer does
 // (Lease.goneLocked): once so many masters report it that no majority
 // holds the lease, the lease is lost at once, without waiting for its next
@@ -39,9 +39,17 @@ type keyEvents struct {
 	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu,
 	// keyEvents.mu; watchHub.mu → masterWatch.mu; node.faultMu alone. The
 	// masters' callbacks take keyEvents.mu alone.
-	mu    sync.Mutex          // guards byKey, check and pending
+	mu    sync.Mutex          // guards byKey, check, pending and echo
 	byKey map[string][]*Lease // the leases this Client holds, by lock key
 	check []keyCheck          // per master: what to read there
+	// echo marks, per key, the masters where the message of the lease's
+	// own acquire (or handoff) write is still to come (readNew): that
+	// message says nothing new.
+	echo map[string]uint64
+	// late counts, per lease, the messages from masters that had yet to
+	// answer its acquire when it was tracked (readNew): once the answers
+	// are in, a grant's own message is not read (settledLate).
+	late map[*Lease]*lateCount
 	// pending counts, per master, the messages naming a key that an
 	// acquire attempt or a handoff of this Client is about to hold, from
 	// the moment it begins until its lease joins byKey (readNew).
@@ -49,6 +57,14 @@ type keyEvents struct {
 	// silent marks the masters that send no messages (they refused
 	// tracking, or are Sentinel groups): their counts say nothing.
 	silent uint64
+}
+
+// lateCount is late's entry for one key: the masters still counted, and
+// the messages each sent since the acquire began.
+type lateCount struct {
+	key  string // the lease's key
+	mask uint64
+	n    [MaxNodes]uint8
 }
 
 // keyCheck is what is to be read on one master.
@@ -68,7 +84,7 @@ const (
 )
 
 func newKeyEvents(c *Client, masters int) *keyEvents {
-	e := &keyEvents{c: c, byKey: make(map[string][]*Lease), check: make([]keyCheck, masters), pending: make(map[string]*[MaxNodes]uint8)}
+	e := &keyEvents{c: c, byKey: make(map[string][]*Lease), check: make([]keyCheck, masters), pending: make(map[string]*[MaxNodes]uint8), echo: make(map[string]uint64), late: make(map[*Lease]*lateCount)}
 	for i := range e.check {
 		e.check[i] = keyCheck{keys: make(map[string]struct{}), wake: make(chan struct{}, 1)}
 	}
@@ -84,7 +100,10 @@ func (e *keyEvents) arm(i int, o rueidis.ClientOption, prefix string) rueidis.Cl
 		return o
 	}
 	o.DisableCache = false // tracking needs it; distlock never uses DoCache
-	o.ClientTrackingOptions = []string{"BCAST", "PREFIX", prefix, "NOLOOP"}
+	// Not NOLOOP: readNew counts on the echo of the Client's own writes,
+	// which Redis 7.0 sends for scripts even with NOLOOP, and a later
+	// version might not.
+	o.ClientTrackingOptions = []string{"BCAST", "PREFIX", prefix}
 	o.OnInvalidations = func(keys []rueidis.RedisMessage) { e.changed(i, keys) }
 	return o
 }
@@ -120,27 +139,87 @@ func (e *keyEvents) changed(i int, keys []rueidis.RedisMessage) {
 	e.mu.Lock()
 	k := &e.check[i]
 	due := false
+	bit := uint64(1) << i
 	if keys == nil {
 		k.all = len(e.byKey) > 0
 		due = k.all
 		for _, n := range e.pending {
 			n[i] = 2 // anything may have changed: read it
 		}
+		for key, b := range e.echo {
+			e.unecho(key, b, bit) // a new connection sends no echo of the old one's writes
+		}
+		for _, lc := range e.late {
+			lc.n[i] = 2
+		}
 	}
 	for _, m := range keys {
-		if key, err := m.ToString(); err == nil {
-			if _, ok := e.byKey[key]; ok {
-				k.keys[key] = struct{}{}
-				due = true
-			}
-			if n := e.pending[key]; n != nil && n[i] < 255 {
-				n[i]++
-			}
+		key, err := m.ToString()
+		if err != nil {
+			continue
 		}
+		if n := e.pending[key]; n != nil && n[i] < 255 {
+			n[i]++
+		}
+		ls := e.byKey[key]
+		if len(ls) == 0 || releasing(ls) {
+			continue // a lease being released is left alone (readableOn)
+		}
+		if e.countLate(ls, i) {
+			continue // perhaps the acquire's own write: judged once its answer is in (settledLate)
+		}
+		if b := e.echo[key]; b&bit != 0 {
+			e.unecho(key, b, bit) // the lease's own write: nothing new
+			continue
+		}
+		k.keys[key] = struct{}{}
+		due = true
 	}
 	e.mu.Unlock()
 	if due {
 		e.poke(i)
+	}
+}
+
+// countLate counts a message from master i naming the key of ls, for those
+// of ls that had yet to hear from master i when they were tracked (late);
+// it reports whether it was the first message for each of them: perhaps
+// the acquire's own write, not to be read yet. e.mu is held.
+func (e *keyEvents) countLate(ls []*Lease, i int) bool {
+	bit := uint64(1) << i
+	first := false
+	for _, l := range ls {
+		lc := e.late[l]
+		if lc == nil || lc.mask&bit == 0 {
+			return false
+		}
+		if lc.n[i] < 255 {
+			lc.n[i]++
+		}
+		first = lc.n[i] == 1
+		if !first {
+			return false
+		}
+	}
+	return first
+}
+
+// releasing reports whether every one of ls is being released.
+func releasing(ls []*Lease) bool {
+	for _, l := range ls {
+		if !l.releasing.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// unecho clears bit from key's echo mask b. e.mu is held.
+func (e *keyEvents) unecho(key string, b, bit uint64) {
+	if b &^= bit; b == 0 {
+		delete(e.echo, key)
+	} else {
+		e.echo[key] = b
 	}
 }
 
@@ -162,6 +241,7 @@ func (e *keyEvents) add(l *Lease) {
 func (e *keyEvents) remove(l *Lease) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	delete(e.late, l)
 	ls := e.byKey[l.req.key]
 	for j, x := range ls {
 		if x == l {
@@ -171,6 +251,7 @@ func (e *keyEvents) remove(l *Lease) {
 	}
 	if len(ls) == 0 {
 		delete(e.byKey, l.req.key)
+		delete(e.echo, l.req.key)
 	} else {
 		e.byKey[l.req.key] = ls
 	}
@@ -272,7 +353,10 @@ func (e *keyEvents) read(i int, leases []*Lease) (failed []*Lease) {
 			ready = append(ready, l)
 		}
 	}
-	if len(ready) <= eventReadBatch {
+	switch {
+	case len(ready) == 0:
+		return nil
+	case len(ready) <= eventReadBatch:
 		return e.readPart(i, ready)
 	}
 	// Many at once (a flush, a connection lost, many leases' keys
@@ -358,37 +442,101 @@ func (e *keyEvents) unexpect(key string) {
 // found no lease (TestAdv8LossBeforeTracked, TestAdv8LossBeforeAdopted).
 // Where l's write landed (granted, or still to answer), that write sends
 // one message of its own: a second says more changed. Elsewhere any
-// message does. With no count kept (expect was not called), every such
-// master is read. Masters whose answer never came are left to their
-// messages and renewals: a read there could overtake the command still
-// on its way.
+// message does. Where the write was granted and its message has not come
+// yet (it follows the answer on the connection, and may be handled after
+// this), the message to come is marked as its echo (echo), and only a
+// later one is read. With no count kept (expect was not called), every
+// such master is read. Masters whose answer never came are left to their
+// messages and renewals: a read there could overtake the command still on
+// its way.
 func (e *keyEvents) readNew(l *Lease) {
 	l.mu.Lock()
-	own := l.straggling
+	var granted uint64
 	for i, a := range l.acks {
 		if a != 0 {
-			own |= 1 << i
+			granted |= 1 << i
 		}
 	}
+	own := l.straggling | granted
 	unanswered := l.unanswered
 	l.mu.Unlock()
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	counts, counted := e.pending[l.req.key]
 	delete(e.pending, l.req.key)
-	mask := own
-	if counted {
-		mask = 0
-		for i := range e.check {
-			bit := uint64(1) << i
-			switch {
-			case unanswered&bit != 0:
-			case e.silent&bit != 0 && own&bit != 0: // no count to go by
-				mask |= bit
-			case own&bit != 0 && counts[i] >= 2, own&bit == 0 && counts[i] >= 1:
-				mask |= bit
+	if !counted {
+		e.markLocked(l.req.key, own)
+		return
+	}
+	var read, echo uint64
+	var late *lateCount
+	for i := range e.check {
+		bit := uint64(1) << i
+		switch {
+		case unanswered&bit != 0:
+		case e.silent&bit != 0:
+			read |= bit & own // no count to go by
+		case own&bit != 0 && counts[i] >= 2, own&bit == 0 && counts[i] >= 1:
+			read |= bit
+		case granted&bit != 0 && counts[i] == 0:
+			echo |= bit
+		case own&bit != 0 && granted&bit == 0:
+			// Still to answer: count on until it has (skipEcho).
+			if late == nil {
+				late = &lateCount{key: l.req.key}
 			}
+			late.mask |= bit
+			late.n[i] = counts[i]
 		}
 	}
-	e.markLocked(l.req.key, mask)
-	e.mu.Unlock()
+	if _, held := e.byKey[l.req.key]; held {
+		if echo != 0 {
+			e.echo[l.req.key] = echo
+		}
+		if late != nil {
+			e.late[l] = late
+		}
+	}
+	e.markLocked(l.req.key, read)
+}
+
+// settledLate judges, once the acquire's last answers are in (settle),
+// the messages that the masters still to answer it when l was tracked
+// sent since the acquire began (late). Where the acquire was granted, its
+// write sent one of them: with none yet, the one to come is marked as its
+// echo; with one, nothing else changed; with more, the key is read (it
+// was when the second came). Where it was not granted, any message is
+// read: the key changed, and a master whose answer never came counts as
+// holding the lease until something says otherwise (mayHoldLocked).
+func (e *keyEvents) settledLate(l *Lease) {
+	l.mu.Lock()
+	var granted uint64
+	for i, a := range l.acks {
+		if a != 0 {
+			granted |= 1 << i
+		}
+	}
+	l.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	lc := e.late[l]
+	if lc == nil {
+		return
+	}
+	delete(e.late, l)
+	var read, echo uint64
+	for i := range e.check {
+		bit := uint64(1) << i
+		switch {
+		case lc.mask&bit == 0:
+		case granted&bit != 0 && lc.n[i] == 0:
+			echo |= bit
+		case granted&bit == 0 && lc.n[i] >= 1:
+			read |= bit
+		}
+	}
+	if echo != 0 {
+		e.echo[lc.key] |= echo
+	}
+	e.markLocked(lc.key, read)
 }

@@ -193,8 +193,8 @@ func TestLossEventsManyLeases(t *testing.T) {
 }
 
 // A lease's own renewals, Extends and handoffs change its keys too, and
-// the masters tell the Client so (NOLOOP does not cover scripts): none of
-// that may cost the lease.
+// the masters tell the Client so (its connections track keys without
+// NOLOOP): none of that may cost the lease.
 func TestLossEventsOwnWritesKeepLease(t *testing.T) {
 	servers := masters(t, 3)
 	c := newClient(t, servers, distlock.Config{})
@@ -243,4 +243,55 @@ func noLockKeysEventually(t *testing.T, servers []*redistest.Server) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// A new lease's own write makes each master send a message naming its
+// key, often handled after the lease is tracked, and from a master that
+// answers the acquire after the majority did. Those echoes are not read
+// back: reading every new lease's key cost a GET per master per acquire.
+// Nor is a lease being released. A change by someone else still is.
+// (The scripts call GET too: the reads are what a Client with loss events
+// sends beyond one without, doing the same.)
+func TestLossEventsNoReadBack(t *testing.T) {
+	servers := masters(t, 3)
+	ctx := ctxTimeout(t, 30*time.Second)
+	const n = 200
+	gets := func(cfg distlock.Config, prefix string) int {
+		c := newClient(t, servers, cfg)
+		before := commandCalls(t, servers, "get")
+		leases := make([]*distlock.Lease, 0, n)
+		for i := range n {
+			acquire := c.TryAcquire
+			if i%2 == 1 {
+				acquire = c.Acquire // a waiting acquire: it joins the lines where refused
+			}
+			l, err := acquire(ctx, prefix+strconv.Itoa(i))
+			require.NoError(t, err)
+			leases = append(leases, l)
+		}
+		time.Sleep(100 * time.Millisecond) // the last acquires' answers and messages
+		for _, l := range leases {
+			require.NoError(t, l.Release(ctx))
+		}
+		time.Sleep(100 * time.Millisecond)
+		return commandCalls(t, servers, "get") - before
+	}
+	without := gets(distlock.Config{TTL: eventTTL, DisableLossEvents: true}, "quiet-")
+	with := gets(distlock.Config{TTL: eventTTL}, "readback-")
+	assert.LessOrEqual(t, with-without, n*len(servers)/10, "GETs read back after %d acquires and releases on %d masters (%d with loss events, %d without)", n, len(servers), with, without)
+
+	c := newClient(t, servers, distlock.Config{TTL: eventTTL})
+	l, err := c.TryAcquire(ctx, "readback-lost")
+	require.NoError(t, err)
+	everyMasterHolds(t, servers, "readback-lost")
+	for _, s := range servers[:2] {
+		_, err := s.Do("DEL", "distlock:readback-lost")
+		require.NoError(t, err)
+	}
+	select {
+	case <-l.Done():
+	case <-time.After(eventWithin):
+		t.Fatalf("lease still held %v after its keys went from 2 of 3 masters", eventWithin)
+	}
+	require.ErrorIs(t, l.Err(), distlock.ErrLeaseLost)
 }

@@ -109,19 +109,39 @@ func (l *Lease) goneLocked(i int, how string) bool {
 }
 
 // goneErrorLocked is the loss of l once the masters that report its key
-// gone or taken leave no majority that can hold it. l.mu is held.
+// gone or taken leave no majority that can hold it. l.mu is held. Its
+// text is made when read: when thousands of leases are lost at once,
+// formatting each one's would delay the next one's Done.
 func (l *Lease) goneErrorLocked() error {
-	c := l.c
-	n := 0
-	var seen []string
+	e := &goneError{name: l.req.name, masters: len(l.c.nodes), how: make([]string, len(l.goneHow))}
 	for j, h := range l.goneHow {
 		if l.gone&(1<<j) != 0 {
-			n++
+			e.how[j] = h
+		}
+	}
+	return e
+}
+
+// goneError is the Err of a lease whose key too many masters reported gone
+// or taken; it wraps ErrLeaseLost.
+type goneError struct {
+	name    string
+	masters int
+	how     []string // per master: what said its key was gone ("" if none did)
+}
+
+func (e *goneError) Error() string {
+	var seen []string
+	for j, h := range e.how {
+		if h != "" {
 			seen = append(seen, fmt.Sprintf("master %d %s", j, h))
 		}
 	}
-	return l.lostError(fmt.Sprintf("%d of %d masters report its key gone or taken, and no majority can hold it: %s", n, len(c.nodes), strings.Join(seen, "; ")))
+	return fmt.Sprintf("%v: %q: %d of %d masters report its key gone or taken, and no majority can hold it: %s",
+		ErrLeaseLost, e.name, len(seen), e.masters, strings.Join(seen, "; "))
 }
+
+func (e *goneError) Unwrap() error { return ErrLeaseLost }
 
 // mayHoldLocked returns the masters that may still hold l's key: those
 // whose answer to the acquire (or handoff) that made l granted it, or a

@@ -371,7 +371,7 @@ func (c *Client) leaseLost(l *Lease, cause error) {
 	if c.tel.m != nil {
 		c.tel.m.lost.Add(context.Background(), 1)
 	}
-	c.tel.log.Warn("distlock: lease lost", "lock", l.req.name, "token", l.token, "cause", cause.Error())
+	c.tel.log.Warn("distlock: lease lost", "lock", l.req.name, "token", l.token, "cause", cause) // formatted only when logged
 }
 
 // watchEvent counts an event emitted to the watchers of a lock.
