@@ -20,9 +20,13 @@ type Masters struct {
 
 // cpu returns the CPU time (user+system) all masters have used, read from
 // /proc; zero where /proc is not there.
-func (m *Masters) cpu() time.Duration {
+func (m *Masters) cpu() time.Duration { return procCPU(m.pids) }
+
+// procCPU returns the CPU time (user+system) the processes pids have used,
+// read from /proc; zero where /proc is not there or one has exited.
+func procCPU(pids []int) time.Duration {
 	var total time.Duration
-	for _, pid := range m.pids {
+	for _, pid := range pids {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 		if err != nil {
 			return 0
