@@ -32,6 +32,11 @@ type HoldRow struct {
 	Taken        int // leases held: those taken within holdTakeBudget
 	HoldFailures int // leases that could not be taken in holdAttempts attempts
 	Retries      int // attempts that failed while taking them and were retried
+
+	// Under load (HoldUnderLoad): CPU-burning processes beside the
+	// masters while taking and holding, and their CPU time while holding.
+	Burners    int
+	BurnersCPU time.Duration
 }
 
 // holdAttempts is how many times Hold tries to take one lease, and
@@ -54,7 +59,26 @@ const (
 // 1,000 leases read every 100 ms (a lease renewed on time stays above
 // TTL − Renew), and the client's CPU time and heap while holding.
 func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
-	row := HoldRow{Peer: p, Leases: n, TTL: HoldTTL, Renew: HoldRenew}
+	return hold(m, p, n, nil)
+}
+
+// HoldUnderLoad is Hold with burners CPU-burning processes (see Burners)
+// running beside the masters from before the first lease is taken until
+// the last is released: the machine's cores are busy with other work
+// while the peer renews. The burners are stopped before it returns,
+// whatever happens.
+func HoldUnderLoad(m *Masters, p Peer, n, burners int) (HoldRow, error) {
+	b, err := StartBurners(burners)
+	if err != nil {
+		return HoldRow{Peer: p, Leases: n, TTL: HoldTTL, Renew: HoldRenew, Burners: burners}, err
+	}
+	defer b.Stop()
+	return hold(m, p, n, b)
+}
+
+// hold is Hold, with load running beside the masters (nil: none).
+func hold(m *Masters, p Peer, n int, load *Burners) (HoldRow, error) {
+	row := HoldRow{Peer: p, Leases: n, TTL: HoldTTL, Renew: HoldRenew, Burners: load.Len()}
 	inst, err := m.open(p, HoldTTL, HoldRenew)
 	if err != nil {
 		return row, err
@@ -82,7 +106,7 @@ func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
 	// reports every 100 ms.
 	row.Sampled = min(row.Taken, 1000)
 	keys := holdSampleKeys(p, taken, row.Sampled)
-	cpu0, mcpu0 := cpuTime(), m.cpu()
+	cpu0, mcpu0, bcpu0 := cpuTime(), m.cpu(), load.cpu()
 	row.HoldTime = 3*HoldRenew + HoldRenew/2
 	row.MinPTTL, err = minPTTL(m.admin[0], keys, row.HoldTime)
 	if err != nil {
@@ -90,6 +114,7 @@ func Hold(m *Masters, p Peer, n int) (HoldRow, error) {
 	}
 	row.CPU = cpuTime() - cpu0
 	row.MastersCPU = m.cpu() - mcpu0
+	row.BurnersCPU = load.cpu() - bcpu0
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	row.HeapMB = float64(ms.HeapInuse) / (1 << 20)

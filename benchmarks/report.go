@@ -126,7 +126,35 @@ func (r *Results) Goals() []Goal {
 				ratio(float64(x.dv), float64(x.fv)) + " floor", float64(x.dv) <= 1.1*float64(x.fv)})
 		}
 	}
+	// Issue 16, goal 5: leases held under load, none lost.
+	if h := r.holdUnderLoad("distlock"); h != nil {
+		measured := fmt.Sprint(h.Lost)
+		if h.Taken < h.Leases {
+			measured += fmt.Sprintf(" (%s not taken)", thousands(float64(h.Leases-h.Taken)))
+		}
+		goals = append(goals, Goal{fmt.Sprintf("%s leases under load, %d CPU burners: leases lost", thousands(float64(h.Leases)), h.Burners), "0",
+			measured, h.Lost == 0 && h.Taken == h.Leases})
+	}
 	return goals
+}
+
+// holdUnderLoad returns family's row of workload (d) held beside CPU
+// burners.
+func (r *Results) holdUnderLoad(family string) *HoldRow {
+	for i := range r.Hold {
+		if h := &r.Hold[i]; h.Burners > 0 && h.Peer.Family() == family {
+			return h
+		}
+	}
+	return nil
+}
+
+// load is the load column of workload (d): what ran beside the masters.
+func (h HoldRow) load() string {
+	if h.Burners == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%d CPU burners (%.2f s CPU while holding)", h.Burners, h.BurnersCPU.Seconds())
 }
 
 // Markdown renders the run as the tables of results.md.
@@ -194,10 +222,10 @@ func (r *Results) Markdown() string {
 	}
 
 	p("\n## (d) Held leases, renewed by the peer itself\n\n")
-	p("One instance holds N leases (TTL %v, renewed every %v) for %v after the last was taken. Only distlock and rueidislock renew by themselves; redsync (`Mutex.Extend`) and bsm/redislock (`Lock.Refresh`) leave renewal to the caller, so there is nothing of theirs to measure. rueidislock runs one goroutine per held lock and, with its defaults, each renewal invalidates the key on its own tracking connection and triggers another renewal at once; `NoLoopTracking` (redis ≥ 7.0.5) stops that, so it is held both ways at 10k and with `NoLoopTracking` only at 100k. Min PTTL is the least TTL master 0 reported over a sample of 1,000 leases read every 100 ms (a lease renewed on time stays above TTL − renewal interval = %v). Leases are taken by 256 goroutines for at most 30 s; a failed attempt is retried (up to 5 attempts per lease) and counted, a lease that failed 5 times is not taken, and what was taken is held: rueidislock gives up on a key after its `TryNextAfter` (20 ms) when 256 goroutines take leases at once on this machine. Client CPU is this process's user+system time while holding, masters CPU all redis-server processes' (the hold lasts 3.5 s on 2 cores: 7 CPU-seconds at most, shared with other users); heap and goroutines are read at the end of the hold.\n\n", HoldTTL, HoldRenew, 3*HoldRenew+HoldRenew/2, HoldTTL-HoldRenew)
-	p("| peer | leases asked | leases held | taking them | attempts retried | not taken | lost (of which while taking) | min PTTL seen | client CPU while holding | masters CPU while holding | Go heap | goroutines | releasing them |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("One instance holds N leases (TTL %v, renewed every %v) for %v after the last was taken. Only distlock and rueidislock renew by themselves; redsync (`Mutex.Extend`) and bsm/redislock (`Lock.Refresh`) leave renewal to the caller, so there is nothing of theirs to measure. rueidislock runs one goroutine per held lock and, with its defaults, each renewal invalidates the key on its own tracking connection and triggers another renewal at once; `NoLoopTracking` (redis ≥ 7.0.5) stops that, so it is held both ways at 10k and with `NoLoopTracking` only at 100k. Min PTTL is the least TTL master 0 reported over a sample of 1,000 leases read every 100 ms (a lease renewed on time stays above TTL − renewal interval = %v). Leases are taken by 256 goroutines for at most 30 s; a failed attempt is retried (up to 5 attempts per lease) and counted, a lease that failed 5 times is not taken, and what was taken is held: rueidislock gives up on a key after its `TryNextAfter` (20 ms) when 256 goroutines take leases at once on this machine. Client CPU is this process's user+system time while holding, masters CPU all redis-server processes' (the hold lasts 3.5 s on 2 cores: 7 CPU-seconds at most, shared with other users); heap and goroutines are read at the end of the hold. In the row under load (issue 16), distlock holds its leases while %d CPU-burning processes (each a separate `sh` busy loop) run beside the masters from before the first lease is taken until the last is released: the load column gives their CPU time while holding, taken from the same cores as the client's and the masters'.\n\n", HoldTTL, HoldRenew, 3*HoldRenew+HoldRenew/2, HoldTTL-HoldRenew, HoldBurners)
+	p("| peer | load | leases asked | leases held | taking them | attempts retried | not taken | lost (of which while taking) | min PTTL seen | client CPU while holding | masters CPU while holding | Go heap | goroutines | releasing them |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, h := range r.Hold {
-		p("| %s | %s | %s | %.2f s | %d | %d | %d (%d) | %.2f s | %.2f s | %.2f s | %.0f MB | %s | %.2f s |\n", h.Peer.Label, thousands(float64(h.Leases)), thousands(float64(h.Taken)), h.AcquireTime.Seconds(), h.Retries, h.HoldFailures, h.Lost, h.LostTaking,
+		p("| %s | %s | %s | %s | %.2f s | %d | %d | %d (%d) | %.2f s | %.2f s | %.2f s | %.0f MB | %s | %.2f s |\n", h.Peer.Label, h.load(), thousands(float64(h.Leases)), thousands(float64(h.Taken)), h.AcquireTime.Seconds(), h.Retries, h.HoldFailures, h.Lost, h.LostTaking,
 			h.MinPTTL.Seconds(), h.CPU.Seconds(), h.MastersCPU.Seconds(), h.HeapMB, thousands(float64(h.Goroutines)), h.ReleaseTime.Seconds())
 	}
 

@@ -24,7 +24,8 @@ type Options struct {
 	// Scale multiplies every phase's duration; 1 is the full run (about
 	// three minutes), 0.1 a smoke test. Hold workloads keep their lease
 	// counts and times (renewal needs three periods) unless Scale < 1,
-	// which holds 1,000 leases instead.
+	// which holds 1,000 leases instead, and 100,000 × Scale in the case
+	// under load.
 	Scale float64
 	// Log receives progress lines.
 	Log io.Writer
@@ -142,35 +143,67 @@ func Run(opts Options) (*Results, error) {
 	res.Leftover = append(res.Leftover, m.leftover("allocations", Peers())...)
 
 	// (d) held leases, last: it fills the masters with keys.
-	// rueidislock with its defaults re-renews on its own invalidations
-	// (see openRueidislockNoLoop): at 10k leases that saturates this
-	// machine, so 100k is held with NoLoopTracking only.
-	holds := []struct {
-		n   int
-		ids []string
-	}{
-		{10_000, []string{"distlock-3", "rueidislock-1-noloop", "rueidislock-1"}},
-		{100_000, []string{"distlock-3", "rueidislock-1-noloop"}},
-	}
-	if opts.Scale < 1 {
-		holds = holds[:1]
-		holds[0].n = 1_000
-	}
-	for _, h := range holds {
-		n := h.n
-		for _, p := range peersByID(h.ids...) {
-			logf("hold: %s, %d leases", p.ID, n)
-			runtime.GC()
-			row, err := Hold(m, p, n)
-			if err != nil {
-				return nil, err
-			}
-			res.Hold = append(res.Hold, row)
-			res.Leftover = append(res.Leftover, m.leftover(fmt.Sprintf("hold %d", n), []Peer{p})...)
-		}
+	holds, left, err := runHolds(m, opts.Scale, logf)
+	res.Hold = holds
+	res.Leftover = append(res.Leftover, left...)
+	if err != nil {
+		return nil, err
 	}
 	res.End = time.Now().UTC()
 	return res, nil
+}
+
+// HoldBurners is how many CPU-burning processes run beside the masters in
+// workload (d)'s case under load: one per core of the 2-core machine the
+// results are measured on.
+const HoldBurners = 2
+
+// holdCase is one case of workload (d): peers ids each hold n leases, with
+// burners CPU-burning processes beside the masters.
+type holdCase struct {
+	n       int
+	ids     []string
+	burners int
+}
+
+// runHolds runs workload (d) and returns its rows and the keys left
+// behind after each case. At scale below 1 the cases without load hold
+// 1,000 leases, and the case under load 100,000 × scale.
+func runHolds(m *Masters, scale float64, logf func(string, ...any)) ([]HoldRow, []string, error) {
+	// rueidislock with its defaults re-renews on its own invalidations
+	// (see openRueidislockNoLoop): at 10k leases that saturates this
+	// machine, so 100k is held with NoLoopTracking only. Last, distlock
+	// holds 100k while HoldBurners processes burn CPU beside the masters
+	// (issue 16).
+	holds := []holdCase{
+		{10_000, []string{"distlock-3", "rueidislock-1-noloop", "rueidislock-1"}, 0},
+		{100_000, []string{"distlock-3", "rueidislock-1-noloop"}, 0},
+		{100_000, []string{"distlock-3"}, HoldBurners},
+	}
+	if scale < 1 {
+		loaded := holds[2]
+		loaded.n = max(1, int(float64(loaded.n)*scale))
+		holds = []holdCase{{1_000, holds[0].ids, 0}, loaded}
+	}
+	var rows []HoldRow
+	var left []string
+	for _, h := range holds {
+		for _, p := range peersByID(h.ids...) {
+			logf("hold: %s, %d leases, %d CPU burners", p.ID, h.n, h.burners)
+			runtime.GC()
+			row, err := HoldUnderLoad(m, p, h.n, h.burners)
+			if err != nil {
+				return rows, left, err
+			}
+			rows = append(rows, row)
+			phase := fmt.Sprintf("hold %d", h.n)
+			if h.burners > 0 {
+				phase += fmt.Sprintf(", %d CPU burners", h.burners)
+			}
+			left = append(left, m.leftover(phase, []Peer{p})...)
+		}
+	}
+	return rows, left, nil
 }
 
 func runHandoff(m *Masters, cases []HandoffCase, rounds int, per time.Duration, logf func(string, ...any)) ([]HandoffRow, error) {
