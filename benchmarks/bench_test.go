@@ -161,30 +161,46 @@ func (m *Masters) calls(n int) map[string]int64 {
 	return total
 }
 
-// BenchmarkHold is workload (d) for one peer and lease count, for
-// profiling; use -benchtime 1x:
+// BenchmarkHold is workload (d) for one peer and lease count, and
+// distlock's case under load (HoldBurners CPU burners beside the masters),
+// for profiling; use -benchtime 1x:
 //
 //	go test -run '^$' -bench 'Hold/distlock-3/leases=100000$' -benchtime 1x -cpuprofile cpu.out
+//	go test -run '^$' -bench 'Hold/distlock-3/leases=100000/burners=2$' -benchtime 1x
 func BenchmarkHold(b *testing.B) {
+	type holdBench struct {
+		id         string
+		n, burners int
+	}
+	var cases []holdBench
 	for _, id := range []string{"distlock-3", "rueidislock-1-noloop"} {
 		for _, n := range []int{10_000, 100_000} {
-			b.Run(fmt.Sprintf("%s/leases=%d", id, n), func(b *testing.B) {
-				for range b.N {
-					row, err := Hold(masters, peerByID(id), n)
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.ReportMetric(row.AcquireTime.Seconds(), "take-s")
-					b.ReportMetric(float64(row.Lost), "lost")
-					b.ReportMetric(float64(row.LostTaking), "lost-taking")
-					b.ReportMetric(float64(row.Leases-row.Taken), "not-taken")
-					b.ReportMetric(row.MinPTTL.Seconds(), "min-pttl-s")
-					b.ReportMetric(row.CPU.Seconds(), "cpu-s")
-					b.ReportMetric(row.MastersCPU.Seconds(), "masters-cpu-s")
-					b.ReportMetric(0, "ns/op")
-				}
-			})
+			cases = append(cases, holdBench{id, n, 0})
 		}
+	}
+	cases = append(cases, holdBench{"distlock-3", 100_000, HoldBurners})
+	for _, c := range cases {
+		name := fmt.Sprintf("%s/leases=%d", c.id, c.n)
+		if c.burners > 0 {
+			name += fmt.Sprintf("/burners=%d", c.burners)
+		}
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				row, err := HoldUnderLoad(masters, peerByID(c.id), c.n, c.burners)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(row.AcquireTime.Seconds(), "take-s")
+				b.ReportMetric(float64(row.Lost), "lost")
+				b.ReportMetric(float64(row.LostTaking), "lost-taking")
+				b.ReportMetric(float64(row.Leases-row.Taken), "not-taken")
+				b.ReportMetric(row.MinPTTL.Seconds(), "min-pttl-s")
+				b.ReportMetric(row.CPU.Seconds(), "cpu-s")
+				b.ReportMetric(row.MastersCPU.Seconds(), "masters-cpu-s")
+				b.ReportMetric(row.BurnersCPU.Seconds(), "burners-cpu-s")
+				b.ReportMetric(0, "ns/op")
+			}
+		})
 	}
 }
 
