@@ -37,6 +37,11 @@ type HoldRow struct {
 	// masters while taking and holding, and their CPU time while holding.
 	Burners    int
 	BurnersCPU time.Duration
+
+	// SlowestPing is the slowest answer to a PING sent to each of the
+	// peer's masters every 100 ms while taking and holding: whether the
+	// masters answered within a third of the TTL (issue 16, goal 5).
+	SlowestPing time.Duration
 }
 
 // holdAttempts is how many times Hold tries to take one lease, and
@@ -90,6 +95,8 @@ func hold(m *Masters, p Peer, n int, load *Burners) (HoldRow, error) {
 		return row, err
 	}
 
+	probe := probeMasters(m.admin[:p.Masters])
+	defer probe()
 	t0 := time.Now()
 	row.HoldFailures, row.Retries = takeLeases(lk, leases, t0.Add(holdTakeBudget))
 	row.AcquireTime = time.Since(t0)
@@ -112,6 +119,7 @@ func hold(m *Masters, p Peer, n int, load *Burners) (HoldRow, error) {
 	if err != nil {
 		return row, err
 	}
+	row.SlowestPing = probe() // and its goroutines end before they are counted
 	row.CPU = cpuTime() - cpu0
 	row.MastersCPU = m.cpu() - mcpu0
 	row.BurnersCPU = load.cpu() - bcpu0
@@ -256,6 +264,43 @@ func minPTTL(admin rueidis.Client, keys []string, d time.Duration) (time.Duratio
 		}
 	}
 	return least, nil
+}
+
+// probeMasters sends a PING to each of admins every 100 ms, until the
+// function it returns is called; that function returns the slowest answer
+// (a PING that failed counts from when it was sent until it failed), and
+// may be called again.
+func probeMasters(admins []rueidis.Client) (stop func() time.Duration) {
+	done := make(chan struct{})
+	var slowest atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range admins {
+		wg.Go(func() {
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+				t0 := time.Now()
+				c.Do(context.Background(), c.B().Ping().Build())
+				d := int64(time.Since(t0))
+				for {
+					old := slowest.Load()
+					if d <= old || slowest.CompareAndSwap(old, d) {
+						break
+					}
+				}
+			}
+		})
+	}
+	var once sync.Once
+	return func() time.Duration {
+		once.Do(func() { close(done); wg.Wait() })
+		return time.Duration(slowest.Load())
+	}
 }
 
 // releaseLeases releases the leases taken, on holdTakers goroutines.
