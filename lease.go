@@ -71,14 +71,19 @@ type Lease struct {
 	// master i whose answer never came: such a command may still arrive,
 	// late, and set that TTL then, so no later ack there counts beyond it
 	// (TestAdvLateRenewalAfterLongerExtend).
-	unknownTTL  []time.Duration
-	inflight    uint64        // masters with a renewal of this lease unanswered
-	gone        uint64        // masters that answered the key is gone or taken
-	goneHow     []string      // per master in gone: what said so (goneLocked)
-	eventWait   uint64        // masters where a read of the key waits for the acquire (lease_events.go)
-	settleCheck bool          // a goroutine takes the acquire's last answers to judge a loss (goneLocked)
-	extending   bool          // an Extend runs: background renewals wait
-	freed       chan struct{} // if not nil, closed when a renewal is answered
+	unknownTTL []time.Duration
+	inflight   uint64   // masters with a renewal of this lease unanswered
+	gone       uint64   // masters that answered the key is gone or taken
+	goneHow    []string // per master in gone: what said so (goneLocked)
+	eventWait  uint64   // masters where a read of the key waits for the acquire (lease_events.go)
+	// Guarded by the Client's keyEvents.mu, not mu: the masters where a
+	// renewal of l is unanswered, the messages naming its key counted
+	// there until it is (keyEvents.renewing, renewedOn).
+	renewCounting uint64
+	renewCount    []uint8
+	settleCheck   bool          // a goroutine takes the acquire's last answers to judge a loss (goneLocked)
+	extending     bool          // an Extend runs: background renewals wait
+	freed         chan struct{} // if not nil, closed when a renewal is answered
 
 	turn *turn // this Client's turn at the name: passed on when the lease ends
 

@@ -3,6 +3,7 @@ package distlock
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -152,6 +153,13 @@ func (e *keyEvents) changed(i int, keys []rueidis.RedisMessage) {
 		for _, lc := range e.late {
 			lc.n[i] = 2
 		}
+		for _, ls := range e.byKey {
+			for _, l := range ls {
+				if l.renewCounting&bit != 0 {
+					l.renewCount[i] = 2
+				}
+			}
+		}
 	}
 	for _, m := range keys {
 		key, err := m.ToString()
@@ -165,8 +173,8 @@ func (e *keyEvents) changed(i int, keys []rueidis.RedisMessage) {
 		if len(ls) == 0 || releasing(ls) {
 			continue // a lease being released is left alone (readableOn)
 		}
-		if e.countLate(ls, i) {
-			continue // perhaps the acquire's own write: judged once its answer is in (settledLate)
+		if e.deferred(ls, i) {
+			continue // perhaps the lease's own write: judged once its answer is in
 		}
 		if b := e.echo[key]; b&bit != 0 {
 			e.unecho(key, b, bit) // the lease's own write: nothing new
@@ -181,27 +189,78 @@ func (e *keyEvents) changed(i int, keys []rueidis.RedisMessage) {
 	}
 }
 
-// countLate counts a message from master i naming the key of ls, for those
-// of ls that had yet to hear from master i when they were tracked (late);
-// it reports whether it was the first message for each of them: perhaps
-// the acquire's own write, not to be read yet. e.mu is held.
-func (e *keyEvents) countLate(ls []*Lease, i int) bool {
+// deferred counts a message from master i naming the key of ls, for each
+// of ls that counts messages there, and reports whether each of them
+// defers it: a renewal of it is unanswered there (renewedOn judges), or it
+// is the first message from a master still to answer its acquire when it
+// was tracked (settledLate judges). Either may be the echo of the lease's
+// own write. e.mu is held.
+func (e *keyEvents) deferred(ls []*Lease, i int) bool {
 	bit := uint64(1) << i
-	first := false
+	all := true
 	for _, l := range ls {
-		lc := e.late[l]
-		if lc == nil || lc.mask&bit == 0 {
-			return false
+		d := false
+		if l.renewCounting&bit != 0 {
+			if l.renewCount[i] < 255 {
+				l.renewCount[i]++
+			}
+			d = true
 		}
-		if lc.n[i] < 255 {
-			lc.n[i]++
+		if lc := e.late[l]; lc != nil && lc.mask&bit != 0 {
+			if lc.n[i] < 255 {
+				lc.n[i]++
+			}
+			d = d || lc.n[i] == 1
 		}
-		first = lc.n[i] == 1
-		if !first {
-			return false
+		all = all && d
+	}
+	return all
+}
+
+// renewing starts counting, on master i, the messages naming the keys of
+// the leases at idx, whose renewals are about to be sent there: renew.lua
+// sends one of its own when it renews (renewedOn).
+func (e *keyEvents) renewing(i int, leases []*Lease, idx []int) {
+	bit := uint64(1) << i
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, j := range idx {
+		l := leases[j]
+		if l.renewCount == nil {
+			l.renewCount = make([]uint8, len(e.check))
+		}
+		l.renewCounting |= bit
+		l.renewCount[i] = 0
+	}
+}
+
+// renewedOn judges, once master i answered the renewals of the leases at
+// idx (answers: renew.lua's replies, or noReply), the messages naming
+// their keys counted there meanwhile. A renewal that renewed sent one:
+// with none yet, the one to come is marked as its echo; with one, nothing
+// else changed; with more, the key is read. Otherwise any message is read
+// (a renewal that found the key gone or taken says so itself).
+func (e *keyEvents) renewedOn(i int, leases []*Lease, idx []int, answers []int64) {
+	bit := uint64(1) << i
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, j := range idx {
+		l := leases[j]
+		if l.renewCounting&bit == 0 {
+			continue
+		}
+		l.renewCounting &^= bit
+		n := l.renewCount[i]
+		switch {
+		case answers[k] == 1 && n == 0:
+			if _, held := e.byKey[l.req.key]; held {
+				e.echo[l.req.key] |= bit
+			}
+		case answers[k] == 1 && n == 1:
+		case n >= 1:
+			e.markLocked(l.req.key, bit)
 		}
 	}
-	return first
 }
 
 // releasing reports whether every one of ls is being released.
@@ -489,7 +548,7 @@ func (e *keyEvents) readNew(l *Lease) {
 			late.n[i] = counts[i]
 		}
 	}
-	if _, held := e.byKey[l.req.key]; held {
+	if slices.Contains(e.byKey[l.req.key], l) { // not if l ended already
 		if echo != 0 {
 			e.echo[l.req.key] = echo
 		}

@@ -252,6 +252,9 @@ func (r *renewer) send(ctx context.Context, b *renewBatch, i int, sh *share) {
 	for k, j := range sh.idx {
 		calls[k] = rueidis.LuaExec{Keys: b.leases[j].keys, Args: b.args[j]}
 	}
+	if c.events != nil {
+		c.events.renewing(i, b.leases, sh.idx)
+	}
 	ints, err := c.pipeline(ctx, c.renewWait(sh.until, sh.minTTL), i, script.Renew, calls)
 	for k, j := range sh.idx {
 		switch b.leases[j].answered(i, b.start, b.ttls[j], ints[k]) {
@@ -260,6 +263,9 @@ func (r *renewer) send(ctx context.Context, b *renewBatch, i int, sh *share) {
 		case renewGone:
 			b.outcome[j].Store(1 + renewGone)
 		}
+	}
+	if c.events != nil {
+		c.events.renewedOn(i, b.leases, sh.idx, ints)
 	}
 	b.errs[i] = err
 	if b.left.Add(-1) == 0 {
