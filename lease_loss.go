@@ -65,6 +65,12 @@ func (l *Lease) readableOn(i int) bool {
 // report that that no majority holds it. A lease being released is left
 // alone: its own delete or handoff changes its keys.
 func (l *Lease) seenGone(i int, how string) {
+	if !l.settled.Load() && len(l.stragglers) >= l.pending {
+		// The acquire's last answers are in: take them here, rather than
+		// on a goroutine of goneLocked's, as when thousands of leases are
+		// lost at once.
+		l.settle()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil || l.releasing.Load() {
