@@ -2,6 +2,7 @@ package distlock_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -79,12 +80,7 @@ func TestAdv13RenewalOfHandedOverLease(t *testing.T) {
 	for _, p := range proxies {
 		p.SetLatency(300 * time.Millisecond)
 	}
-	before := commandCalls(t, servers, "evalsha")
-	deadline := time.Now().Add(adv13TTL / 2)
-	for commandCalls(t, servers, "evalsha")-before < 6 { // a's and f's renewals ran on every master
-		require.True(t, time.Now().Before(deadline), "no renewal ran")
-		time.Sleep(time.Millisecond)
-	}
+	adv13Renewed(t, servers, name, "adv13-other") // their answers on their way
 	unhold := distlock.HoldLease(f)
 	held := true
 	defer func() {
@@ -123,4 +119,150 @@ func TestAdv13RenewalOfHandedOverLease(t *testing.T) {
 		t.Fatalf("Done still open %v after every master's key was deleted (Err %v); want the loss heard from the key events, not the next renewal", eventWithin, b.Err())
 	}
 	_ = f.Release(context.WithoutCancel(ctx))
+}
+
+// adv13InFlight acquires name and, just after it, other (due together:
+// one renewal batch, name's lease first), delays every master's answers
+// by 300 ms, waits until both leases' renewals ran on every master (their
+// answers on their way), and holds other's lease (HoldLease) so that the
+// batch's goroutines, once the answers are in, settle name's lease and
+// stop before renewedOn. It returns both leases and the function that
+// lets the goroutines go on (called at cleanup too).
+func adv13InFlight(t *testing.T, ctx context.Context, c *distlock.Client, servers []*redistest.Server, proxies []*redistest.Proxy, name, other string, before func()) (l, f *distlock.Lease, unhold func()) {
+	t.Helper()
+	l, err := c.TryAcquire(ctx, name)
+	require.NoError(t, err)
+	f, err = c.TryAcquire(ctx, other)
+	require.NoError(t, err)
+	if before != nil {
+		before()
+	}
+	everyMasterHolds(t, servers, name)
+	time.Sleep(100 * time.Millisecond) // the acquires' messages are in
+	for _, p := range proxies {
+		p.SetLatency(300 * time.Millisecond)
+	}
+	adv13Renewed(t, servers, name, other)
+	done := distlock.HoldLease(f)
+	held := true
+	unhold = func() {
+		if held {
+			held = false
+			done()
+		}
+	}
+	t.Cleanup(unhold)
+	return l, f, unhold
+}
+
+// adv13Deleted deletes key on every master and fails the test unless l
+// ends as lost within eventWithin.
+func adv13Deleted(t *testing.T, servers []*redistest.Server, key string, l *distlock.Lease) {
+	t.Helper()
+	require.NoError(t, l.Err())
+	changed := time.Now()
+	for _, s := range servers {
+		_, err := s.Do("DEL", key)
+		require.NoError(t, err)
+	}
+	select {
+	case <-l.Done():
+		require.ErrorIs(t, l.Err(), distlock.ErrLeaseLost)
+		t.Logf("lost %v after the deletes: %v", time.Since(changed).Round(time.Millisecond), l.Err())
+	case <-time.After(eventWithin):
+		t.Fatalf("Done still open %v after every master's key was deleted (Err %v); want the loss heard from the key events, not the next renewal", eventWithin, l.Err())
+	}
+}
+
+// TestAdv13RenewalOfReleasedLeaseThenReacquired: as
+// TestAdv13RenewalOfHandedOverLease, without a handoff: the lease is
+// released (deleted) while its renewal is on its way, and the same Client
+// takes the name again at once. The old renewal, answered "renewed" with
+// no message counted for its lease (ended), must mark no echo on the new
+// lease's key.
+func TestAdv13RenewalOfReleasedLeaseThenReacquired(t *testing.T) {
+	const name = "adv13-reacquired"
+	servers := masters(t, 3)
+	c, proxies := adv13Client(t, servers)
+	ctx := ctxTimeout(t, 10*time.Second)
+	a, f, unhold := adv13InFlight(t, ctx, c, servers, proxies, name, "adv13-other", nil)
+	require.NoError(t, a.Release(ctx)) // a majority's answers: after a's renewal's
+	b, err := c.TryAcquire(ctx, name)
+	require.NoError(t, err)
+	for _, p := range proxies {
+		p.SetLatency(0)
+	}
+	time.Sleep(400 * time.Millisecond) // every answer and message in
+	unhold()
+	time.Sleep(100 * time.Millisecond)
+	adv13Deleted(t, servers, "distlock:"+name, b)
+	_ = f.Release(context.WithoutCancel(ctx))
+}
+
+// TestAdv13ExtendBeforeRenewalJudged (holds): a renewal's answers are in,
+// so its masters are free for Extend (Lease.answered closes freed), but
+// the batch's goroutines have not judged them yet (renewedOn): the
+// renewal still counts. Extend's own write, not counted by Extend,
+// sends a message there that the renewal counts; another program then
+// deletes the key on every master, in a later turn. The renewal, answered
+// "renewed", has counted at least its own message, Extend's and the
+// delete's: it reads the key, and the lease ends as soon as it is judged.
+// (Were the delete's message taken for an echo, the lease would wait for
+// its next renewal.)
+func TestAdv13ExtendBeforeRenewalJudged(t *testing.T) {
+	const name = "adv13-extend"
+	servers := masters(t, 3)
+	c, proxies := adv13Client(t, servers)
+	ctx := ctxTimeout(t, 10*time.Second)
+	a, f, unhold := adv13InFlight(t, ctx, c, servers, proxies, name, "adv13-other2", nil)
+	time.Sleep(400 * time.Millisecond) // the renewal's answers are in: a's settled, f's waiting
+	for _, p := range proxies {
+		p.SetLatency(0)
+	}
+	require.NoError(t, a.Extend(ctx, adv13TTL)) // on every master: none has a renewal of a unanswered
+	time.Sleep(100 * time.Millisecond)          // Extend's messages in, counted by the renewal
+	require.NoError(t, a.Err())
+	changed := time.Now()
+	for _, s := range servers {
+		_, err := s.Do("DEL", "distlock:"+name)
+		require.NoError(t, err)
+	}
+	time.Sleep(100 * time.Millisecond) // the deletes' messages in, counted too
+	require.NoError(t, a.Err(), "the renewal still counts: judged when its goroutines go on")
+	unhold()
+	select {
+	case <-a.Done():
+		require.ErrorIs(t, a.Err(), distlock.ErrLeaseLost)
+		t.Logf("lost %v after the deletes (judged 100 ms after them): %v", time.Since(changed).Round(time.Millisecond), a.Err())
+	case <-time.After(eventWithin):
+		t.Fatalf("Done still open %v after the renewal was judged (Err %v): the deletes' messages were taken for echoes", eventWithin, a.Err())
+	}
+	_ = f.Release(context.WithoutCancel(ctx))
+}
+
+// adv13Renewed waits until a renewal of each of names ran on every master:
+// its key's expiry, once less than 5/6 of the TTL away, pushed back out.
+func adv13Renewed(t *testing.T, servers []*redistest.Server, names ...string) {
+	t.Helper()
+	const bar = int64(adv13TTL * 5 / 6 / time.Millisecond)
+	deadline := time.Now().Add(adv13TTL / 2)
+	for _, renewed := range []bool{false, true} {
+		for {
+			all := true
+			for _, s := range servers {
+				for _, name := range names {
+					ms, err := s.Do("PTTL", "distlock:"+name)
+					require.NoError(t, err)
+					if v, _ := strconv.ParseInt(ms, 10, 64); (v > bar) != renewed {
+						all = false
+					}
+				}
+			}
+			if all {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "no renewal ran")
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
