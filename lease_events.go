@@ -253,7 +253,14 @@ func (e *keyEvents) renewedOn(i int, leases []*Lease, idx []int, answers []int64
 		n := l.renewCount[i]
 		switch {
 		case answers[k] == 1 && n == 0:
-			if _, held := e.byKey[l.req.key]; held {
+			// Only for a lease still tracked, and not being released: the
+			// messages naming the key went to its count all along. One
+			// that ended (released, handed over, lost) or is being
+			// released counted none since: its echo may have come and
+			// gone, to another lease of the key or to none, and a mark
+			// would swallow the next message, another program's change
+			// included (TestAdv13RenewalOfHandedOverLease).
+			if !l.releasing.Load() && slices.Contains(e.byKey[l.req.key], l) {
 				e.echo[l.req.key] |= bit
 			}
 		case answers[k] == 1 && n == 1:
