@@ -517,12 +517,7 @@ func (e *keyEvents) unexpect(key string) {
 // its way.
 func (e *keyEvents) readNew(l *Lease) {
 	l.mu.Lock()
-	var granted uint64
-	for i, a := range l.acks {
-		if a != 0 {
-			granted |= 1 << i
-		}
-	}
+	granted := l.ackedLocked()
 	own := l.straggling | granted
 	unanswered := l.unanswered
 	l.mu.Unlock()
@@ -576,12 +571,7 @@ func (e *keyEvents) readNew(l *Lease) {
 // holding the lease until something says otherwise (mayHoldLocked).
 func (e *keyEvents) settledLate(l *Lease) {
 	l.mu.Lock()
-	var granted uint64
-	for i, a := range l.acks {
-		if a != 0 {
-			granted |= 1 << i
-		}
-	}
+	granted := l.ackedLocked()
 	l.mu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -161,10 +161,17 @@ func (l *Lease) mayHoldLocked() uint64 {
 	if !l.settled.Load() {
 		m |= l.straggling
 	}
+	return (m | l.ackedLocked()) &^ l.gone
+}
+
+// ackedLocked returns the masters whose last answer (the acquire's or
+// handoff's grant, or a renewal) says they hold l's key. l.mu is held.
+func (l *Lease) ackedLocked() uint64 {
+	var m uint64
 	for i, a := range l.acks {
 		if a != 0 {
 			m |= 1 << i
 		}
 	}
-	return m &^ l.gone
+	return m
 }
