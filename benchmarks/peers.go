@@ -54,6 +54,7 @@ func Peers() []Peer {
 	return []Peer{
 		{ID: "floor-3", Label: "floor: raw rueidis, 3 masters", Masters: 3, Open: openFloor, KeyPrefix: "floor:"},
 		{ID: "distlock-3", Label: "distlock, 3 masters", Masters: 3, Open: openDistlock, KeyPrefix: "distlock:"},
+		{ID: "distlock-3-noevents", Label: "distlock, 3 masters, DisableLossEvents", Masters: 3, Open: openDistlockNoEvents, KeyPrefix: "distlock:"},
 		{ID: "redsync-3", Label: "redsync v4 + go-redis v9, 3 masters", Masters: 3, Open: openRedsync, KeyPrefix: "redsync:"},
 		{ID: "redislock-1", Label: "bsm/redislock, 1 node", Masters: 1, Open: openRedislock, KeyPrefix: "redislock:"},
 		{ID: "rueidislock-1", Label: "rueidislock, 1 node", Masters: 1, Open: openRueidislock, KeyPrefix: "rueidislock:"},
