@@ -173,7 +173,7 @@ func BenchmarkHold(b *testing.B) {
 		n, burners int
 	}
 	var cases []holdBench
-	for _, id := range []string{"distlock-3", "rueidislock-1-noloop"} {
+	for _, id := range []string{"distlock-3", "distlock-3-noevents", "rueidislock-1-noloop"} {
 		for _, n := range []int{10_000, 100_000} {
 			cases = append(cases, holdBench{id, n, 0})
 		}
