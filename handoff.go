@@ -171,7 +171,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 		left := tally.Pending()
 		c.spawn(func() {
 			for range left {
-				if r := <-replies; r.err != nil && !answered(r.err) {
+				if r := <-replies; r.err != nil && !notReplicated(r.err) {
 					state[r.node] = failed
 				}
 			}
@@ -229,7 +229,7 @@ type handoffRound struct {
 func (h *handoffRound) record(r reply) (fail bool) {
 	if r.err != nil {
 		h.state[r.node] = failed
-		if answered(r.err) {
+		if notReplicated(r.err) {
 			// The script ran and answered; only its counter is not
 			// on the replicas. No late command to bury there (a bury
 			// would race the caller's delete of the next value, which

@@ -82,24 +82,39 @@ func (e *keyEvents) renewedOn(i int, leases []*Lease, idx []int, answers []int64
 			continue
 		}
 		l.renewCounting &^= bit
-		n := l.renewCount[i]
-		switch {
-		case answers[k] == 1 && n == 0:
-			// Only for a lease still tracked, and not being released: the
-			// messages naming the key went to its count all along. One
-			// that ended (released, handed over, lost) or is being
-			// released counted none since: its echo may have come and
-			// gone, to another lease of the key or to none, and a mark
-			// would swallow the next message, another program's change
-			// included (TestAdv13RenewalOfHandedOverLease).
-			if !l.releasing.Load() && slices.Contains(e.byKey[l.req.key], l) {
-				e.echo[l.req.key] |= bit
-			}
-		case answers[k] == 1 && n == 1:
-		case n >= 1:
+		switch echo, read := ownWrite(answers[k] == 1, l.renewCount[i]); {
+		case echo:
+			e.markEchoLocked(l, l.req.key, bit)
+		case read:
 			e.markLocked(l.req.key, bit)
 		}
 	}
+}
+
+// ownWrite judges n, the messages a master sent naming a lease's key while
+// one of the lease's own writes there (an acquire, a handoff, a renewal)
+// was unanswered, once the answer says whether the write landed. A write
+// that landed sent one of them, its echo: with none counted yet, the one
+// to come is its echo (echo); a message beyond it, or any where the write
+// did not land, says something else changed the key (read).
+func ownWrite(landed bool, n uint8) (echo, read bool) {
+	if landed {
+		return n == 0, n >= 2
+	}
+	return false, n >= 1
+}
+
+// markEchoLocked marks, on the masters in mask, the next message naming
+// key as the echo of l's own write; not once l has ended or is being
+// released: the messages naming the key no longer went to l's count, its
+// echo may have come and gone (to another lease of the key, or to none),
+// and a mark would swallow the next message, another program's change
+// included (TestAdv13RenewalOfHandedOverLease). e.mu is held.
+func (e *keyEvents) markEchoLocked(l *Lease, key string, mask uint64) {
+	if mask == 0 || l.releasing.Load() || !slices.Contains(e.byKey[key], l) {
+		return
+	}
+	e.echo[key] |= mask
 }
 
 // unecho clears bit from key's echo mask b. e.mu is held.
@@ -163,26 +178,27 @@ func (e *keyEvents) readNew(l *Lease) {
 		case unanswered&bit != 0:
 		case e.silent&bit != 0:
 			read |= bit & own // no count to go by
-		case own&bit != 0 && counts[i] >= 2, own&bit == 0 && counts[i] >= 1:
-			read |= bit
-		case granted&bit != 0 && counts[i] == 0:
-			echo |= bit
-		case own&bit != 0 && granted&bit == 0:
-			// Still to answer: count on until it has (skipEcho).
+		case own&bit != 0 && granted&bit == 0 && counts[i] < 2:
+			// Still to answer: count on until it has (settledLate).
 			if late == nil {
 				late = &lateCount{key: l.req.key}
 			}
 			late.mask |= bit
 			late.n[i] = counts[i]
+		default:
+			// Answered: granted (its write landed) or refused; or still
+			// to answer with a message beyond its own write's (read).
+			switch ec, r := ownWrite(own&bit != 0, counts[i]); {
+			case ec:
+				echo |= bit
+			case r:
+				read |= bit
+			}
 		}
 	}
-	if slices.Contains(e.byKey[l.req.key], l) { // not if l ended already
-		if echo != 0 {
-			e.echo[l.req.key] = echo
-		}
-		if late != nil {
-			e.late[l] = late
-		}
+	e.markEchoLocked(l, l.req.key, echo)
+	if late != nil && slices.Contains(e.byKey[l.req.key], l) { // not if l ended already
+		e.late[l] = late
 	}
 	e.markLocked(l.req.key, read)
 }
@@ -209,16 +225,16 @@ func (e *keyEvents) settledLate(l *Lease) {
 	var read, echo uint64
 	for i := range e.check {
 		bit := uint64(1) << i
-		switch {
-		case lc.mask&bit == 0:
-		case granted&bit != 0 && lc.n[i] == 0:
+		if lc.mask&bit == 0 {
+			continue
+		}
+		switch ec, r := ownWrite(granted&bit != 0, lc.n[i]); {
+		case ec:
 			echo |= bit
-		case granted&bit == 0 && lc.n[i] >= 1:
-			read |= bit
+		case r && granted&bit == 0:
+			read |= bit // when granted, it was read when the second came
 		}
 	}
-	if echo != 0 {
-		e.echo[lc.key] |= echo
-	}
+	e.markEchoLocked(l, lc.key, echo)
 	e.markLocked(lc.key, read)
 }

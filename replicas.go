@@ -155,12 +155,8 @@ func (c *Client) execCounter(ctx context.Context, rc rueidis.Client, s *script.S
 	return c.execFenced(ctx, rc, s, keys, args, true, sync, drew)
 }
 
-// answered reports whether err is that of a script that ran and
-// answered, but whose counter replicas did not acknowledge (execFenced):
-// nothing of it can arrive late.
-func answered(err error) bool { return errors.Is(err, ErrNotReplicated) }
-
 // notReplicated reports whether err is a master's answer that its
-// replicas did not acknowledge a counter: an answer, not a silence, for
-// node.observe.
+// replicas did not acknowledge a counter (execFenced): the script ran and
+// answered, so nothing of it can arrive late, and the master is answering
+// (an answer, not a silence, for node.observe).
 func notReplicated(err error) bool { return errors.Is(err, ErrNotReplicated) }
