@@ -319,14 +319,7 @@ func TestAcquireWaitsAndHonoursContext(t *testing.T) {
 		t.Fatalf("Acquire of a held lock until ctx ends: got %v; want ErrLocked and DeadlineExceeded", err)
 	}
 	// A waiter gets the lock soon after the holder releases it.
-	got := make(chan *distlock.Lease)
-	go func() {
-		l2, err := b.Acquire(ctxTimeout(t, 5*time.Second), "busy")
-		if err != nil {
-			t.Error(err)
-		}
-		got <- l2
-	}()
+	got := acquireAsync(t, ctxTimeout(t, 5*time.Second), b, "busy")
 	time.Sleep(50 * time.Millisecond)
 	if err := l.Release(t.Context()); err != nil {
 		t.Fatal(err)

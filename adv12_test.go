@@ -149,14 +149,7 @@ func TestAdv12HandoffFromStragglerThenForeignChange(t *testing.T) {
 	require.NoError(t, err)
 	old, err := servers[0].Do("GET", key)
 	require.NoError(t, err)
-	got := make(chan *distlock.Lease, 1)
-	go func() {
-		l2, err := c.Acquire(ctx, name)
-		if err != nil {
-			t.Errorf("waiter: %v", err)
-		}
-		got <- l2
-	}()
+	got := acquireAsync(t, ctx, c, name)
 	time.Sleep(20 * time.Millisecond) // the waiter queues locally
 	began := time.Now()
 	require.NoError(t, l.Release(ctx))

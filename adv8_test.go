@@ -161,14 +161,7 @@ func TestAdv8LossBeforeAdopted(t *testing.T) {
 	require.NoError(t, err)
 	old, err := servers[1].Do("GET", "distlock:"+name)
 	require.NoError(t, err)
-	got := make(chan *distlock.Lease, 1)
-	go func() {
-		l2, err := c.Acquire(ctx, name)
-		if err != nil {
-			t.Errorf("waiter: %v", err)
-		}
-		got <- l2
-	}()
+	got := acquireAsync(t, ctx, c, name)
 	time.Sleep(100 * time.Millisecond) // the waiter queues locally
 	// handoff.lua INCRs every master's counter: master 0's, far ahead,
 	// makes the handoff write it back.

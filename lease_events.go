@@ -39,7 +39,7 @@ type keyEvents struct {
 	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu,
 	// keyEvents.mu; watchHub.mu → masterWatch.mu; node.faultMu alone. The
 	// masters' callbacks take keyEvents.mu alone.
-	mu    sync.Mutex          // guards byKey, check, pending and echo
+	mu    sync.Mutex          // guards byKey, check, pending, echo, late, and each tracked Lease's renewCounting and renewCount
 	byKey map[string][]*Lease // the leases this Client holds, by lock key
 	check []keyCheck          // per master: what to read there
 	// echo marks, per key, the masters where the message of the lease's

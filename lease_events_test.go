@@ -201,14 +201,7 @@ func TestLossEventsOwnWritesKeepLease(t *testing.T) {
 	ctx := ctxTimeout(t, 10*time.Second)
 	l, err := c.Acquire(ctx, "own", distlock.WithTTL(150*time.Millisecond))
 	require.NoError(t, err)
-	waiter := make(chan *distlock.Lease, 1)
-	go func() {
-		l2, err := c.Acquire(ctx, "own", distlock.WithTTL(150*time.Millisecond))
-		if err != nil {
-			t.Error(err)
-		}
-		waiter <- l2
-	}()
+	waiter := acquireAsync(t, ctx, c, "own", distlock.WithTTL(150*time.Millisecond))
 	end := time.Now().Add(time.Second)
 	for time.Now().Before(end) {
 		require.NoError(t, l.Extend(ctx, 150*time.Millisecond))

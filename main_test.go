@@ -206,3 +206,19 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func redistest0(servers []*redistest.Server) []string { return redistest.URLs(servers) }
+
+// acquireAsync runs c.Acquire(ctx, name, opts...) on a goroutine and sends
+// its lease (nil after an error, which fails the test) on the channel it
+// returns.
+func acquireAsync(t *testing.T, ctx context.Context, c *distlock.Client, name string, opts ...distlock.Option) <-chan *distlock.Lease {
+	t.Helper()
+	got := make(chan *distlock.Lease, 1)
+	go func() {
+		l, err := c.Acquire(ctx, name, opts...)
+		if err != nil {
+			t.Errorf("Acquire %q: %v", name, err)
+		}
+		got <- l
+	}()
+	return got
+}
