@@ -1,8 +1,10 @@
 package distlock
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -60,7 +62,10 @@ type Status struct {
 	Quorum int
 	// TTL, for StateHeld, is how long a majority keeps the holder's keys
 	// unless the holder renews them: the Quorum-th longest remaining TTL
-	// among the masters that hold its value. It is 0 otherwise.
+	// among the masters that hold its value, a key without expiry counting
+	// as the longest. It is negative when that key has no expiry (a
+	// majority keeps the value for ever: distlock never writes such a
+	// key), and 0 when the lock is not held.
 	TTL time.Duration
 	// Owner and Metadata, for StateHeld, say who holds the lock: the
 	// holder's Config.Owner (by default "hostname:pid") and the metadata
@@ -251,11 +256,21 @@ func (s *Status) verdict() {
 		}
 		if len(t) >= s.Quorum {
 			// The lock stays held until fewer than a majority keep the
-			// key: until the Quorum-th longest TTL runs out.
-			slices.Sort(t)
-			s.State, s.Agree, s.TTL = StateHeld, len(t), max(t[len(t)-s.Quorum], 0)
+			// key: until the Quorum-th longest TTL runs out, a key
+			// without expiry (a negative TTL) never.
+			slices.SortFunc(t, func(a, b time.Duration) int { return cmp.Compare(lifetime(a), lifetime(b)) })
+			s.State, s.Agree, s.TTL = StateHeld, len(t), t[len(t)-s.Quorum]
 			s.Owner, s.Metadata, _ = parseValue(v)
 			return
 		}
 	}
+}
+
+// lifetime is a master's key TTL as a duration to compare: a key without
+// expiry (a negative TTL) lives longest.
+func lifetime(ttl time.Duration) time.Duration {
+	if ttl < 0 {
+		return math.MaxInt64
+	}
+	return ttl
 }

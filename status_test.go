@@ -108,6 +108,21 @@ func TestStatusVerdict(t *testing.T) {
 	assert.Equal(t, distlock.StateHeld, st.State, "a, b, b: State")
 	assert.Equal(t, 2, st.Agree, "a, b, b: Agree")
 
+	// A key without expiry (another program's SET) counts as the longest:
+	// beside keys that expire, the Quorum-th longest is one of those; on a
+	// majority, the lock is held for ever (a negative TTL), not for 0s.
+	_, err = servers[0].Do("SET", "distlock:status/v", "b")
+	require.NoError(t, err)
+	st, err = c.Status(ctx, "status/v")
+	require.NoError(t, err)
+	assert.Equal(t, distlock.StateHeld, st.State, "b without expiry, b: State")
+	assert.Greater(t, st.TTL, 50*time.Second, "b without expiry, b with 60s: TTL; want about 60s")
+	_, err = servers[2].Do("SET", "distlock:status/v", "b")
+	require.NoError(t, err)
+	st, err = c.Status(ctx, "status/v")
+	require.NoError(t, err)
+	assert.Negative(t, st.TTL, "b without expiry on 2 of 3 masters: TTL")
+
 	// A key of the wrong type is that master's error, not the call's.
 	_, err = servers[0].Do("DEL", "distlock:status/v")
 	require.NoError(t, err)

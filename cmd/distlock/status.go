@@ -1,14 +1,11 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -157,43 +154,6 @@ func keyTTL(ttl time.Duration) string {
 	return ttl.String()
 }
 
-// majorityTTL returns, for a held lock, how long a majority of masters
-// keeps the holder's keys unless it renews them, counting a key without
-// expiry (which distlock never writes) as kept for ever; expires is false
-// when a majority's keys have no expiry. (Status.TTL counts such a key as
-// expiring at once: 0s when a majority has no expiry.)
-func majorityTTL(st distlock.Status) (ttl time.Duration, expires bool) {
-	held := make(map[string][]time.Duration) // per value held
-	for _, m := range st.Masters {
-		if m.Err == nil && m.Held {
-			held[m.Value] = append(held[m.Value], m.TTL)
-		}
-	}
-	for _, ttls := range held {
-		if len(ttls) < st.Quorum {
-			continue
-		}
-		// The Quorum-th longest, keys without expiry the longest of all.
-		slices.SortFunc(ttls, func(a, b time.Duration) int {
-			return cmp.Compare(lifetime(b), lifetime(a))
-		})
-		if ttl := ttls[st.Quorum-1]; ttl >= 0 {
-			return ttl, true
-		}
-		return 0, false
-	}
-	return st.TTL, true
-}
-
-// lifetime is ttl, or for a key without expiry (a negative TTL) the
-// longest Duration.
-func lifetime(ttl time.Duration) time.Duration {
-	if ttl < 0 {
-		return math.MaxInt64
-	}
-	return ttl
-}
-
 // printStatus prints st as a verdict line, a table, and a line per
 // holder the table names:
 //
@@ -205,8 +165,8 @@ func printStatus(w io.Writer, st distlock.Status) {
 	n := len(st.Masters)
 	switch st.State {
 	case distlock.StateHeld:
-		if ttl, expires := majorityTTL(st); expires {
-			fmt.Fprintf(w, "lock %q: held (%d of %d masters agree, %d needed); a majority keeps it %v unless renewed\n", st.Name, st.Agree, n, st.Quorum, ttl)
+		if st.TTL >= 0 {
+			fmt.Fprintf(w, "lock %q: held (%d of %d masters agree, %d needed); a majority keeps it %v unless renewed\n", st.Name, st.Agree, n, st.Quorum, st.TTL)
 		} else {
 			fmt.Fprintf(w, "lock %q: held (%d of %d masters agree, %d needed); no expiry: not a distlock lease, or set by another program\n", st.Name, st.Agree, n, st.Quorum)
 		}
