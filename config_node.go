@@ -70,14 +70,42 @@ func parseNode(n string) (rueidis.ClientOption, string, error) {
 			return rueidis.ClientOption{}, "", err
 		}
 	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" && !isDigits(strings.TrimPrefix(db, "-")) {
+		// Never rueidis.ParseURL's "invalid URL path: ..." (nor this
+		// path): a list separated by ' ' or ';' instead of ',' puts the
+		// next entry, and its password, in the path.
+		if strings.Contains(db, "/") || strings.ContainsAny(db, " \t;") {
+			return rueidis.ClientOption{}, "", errors.New("invalid database number: the path must be /DB, a number (several masters: separate them with ',')")
+		}
+		return rueidis.ClientOption{}, "", errors.New("invalid database number: the path must be /DB, a number")
+	}
 	opt, err := rueidis.ParseURL(n)
 	if err != nil {
-		return rueidis.ClientOption{}, "", err
+		// Its messages quote the path or a query value, which can hold
+		// a password; say which part is wrong, not what it holds.
+		msg := "invalid query (rueidis options: db, dial_timeout, write_timeout, skip_verify...)"
+		switch e := err.Error(); {
+		case strings.Contains(e, "scheme"):
+			msg = "unsupported scheme"
+		case strings.Contains(e, "database number") && u.RawQuery == "", strings.Contains(e, "URL path"):
+			msg = "invalid database number: the path must be /DB, a number"
+		}
+		return rueidis.ClientOption{}, "", errors.New(msg)
 	}
 	if opt.SelectDB < 0 {
 		return rueidis.ClientOption{}, "", fmt.Errorf("database %d must not be negative", opt.SelectDB)
 	}
 	return opt, fmt.Sprintf("%s://%s/%d", u.Scheme, opt.InitAddress[0], opt.SelectDB), nil
+}
+
+// isDigits reports whether s is one or more ASCII digits.
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func checkPort(p string) error {
