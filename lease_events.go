@@ -316,6 +316,7 @@ func (e *keyEvents) run(i int) {
 func (e *keyEvents) read(i int, leases []*Lease) (failed []*Lease) {
 	ready := leases[:0:0]
 	for _, l := range leases {
+		l.settleIfIn()
 		if l.readableOn(i) {
 			ready = append(ready, l)
 		}

@@ -65,12 +65,7 @@ func (l *Lease) readableOn(i int) bool {
 // report that that no majority holds it. A lease being released is left
 // alone: its own delete or handoff changes its keys.
 func (l *Lease) seenGone(i int, how string) {
-	if !l.settled.Load() && len(l.stragglers) >= l.pending {
-		// The acquire's last answers are in: take them here, rather than
-		// on a goroutine of goneLocked's, as when thousands of leases are
-		// lost at once.
-		l.settle()
-	}
+	l.settleIfIn()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil || l.releasing.Load() {
@@ -174,4 +169,14 @@ func (l *Lease) ackedLocked() uint64 {
 		}
 	}
 	return m
+}
+
+// settleIfIn takes the acquire's last answers now if they are all in:
+// here, rather than on a goroutine of goneLocked's or readableOn's, one
+// per lease when thousands of leases are read or lost at once. l.mu is not
+// held.
+func (l *Lease) settleIfIn() {
+	if !l.settled.Load() && len(l.stragglers) >= l.pending {
+		l.settle()
+	}
 }
