@@ -170,3 +170,49 @@ func TestAdv14OverwrittenWithAnotherType(t *testing.T) {
 	}
 	adv12Lost(t, l, changed, "key overwritten with a hash on masters 0 and 1")
 }
+
+// TestAdv14ReadAnsweredBusy: another program deletes the lease's key on
+// masters 0 and 1, and then keeps master 0 busy with a long script (as a
+// slow script of its own would). Master 0's message comes 300 ms late
+// (its proxy), and the read it asks for reaches master 0 while the script
+// runs: BUSY, a Redis error, which readPart took for an ACL refusing GET
+// and never read again. Master 0 no longer holds the lease, nor does
+// master 1: it must end once master 0 answers again, not at its renewal.
+func TestAdv14ReadAnsweredBusy(t *testing.T) {
+	const name = "adv14-busy"
+	key := "distlock:" + name
+	servers := masters(t, 3)
+	c, proxies := adv14Client(t, servers)
+	ctx := ctxTimeout(t, 15*time.Second)
+	_, err := servers[0].Do("CONFIG", "SET", "busy-reply-threshold", "20")
+	require.NoError(t, err)
+	l, err := c.TryAcquire(ctx, name)
+	require.NoError(t, err)
+	time.Sleep(50 * time.Millisecond) // the acquire's own messages are in
+
+	proxies[0].SetLatency(300 * time.Millisecond)
+	changed := time.Now()
+	for _, s := range servers[:2] {
+		_, err := s.Do("DEL", key)
+		require.NoError(t, err)
+	}
+	busy := make(chan error, 1)
+	go func() {
+		_, err := servers[0].Do("EVAL", `local s = redis.call('TIME')
+while true do
+  local n = redis.call('TIME')
+  if (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > 800000 then break end
+end
+return 1`, "0")
+		busy <- err
+	}()
+	require.NoError(t, <-busy)
+	proxies[0].SetLatency(0)
+	select {
+	case <-l.Done():
+		require.ErrorIs(t, l.Err(), distlock.ErrLeaseLost)
+		t.Logf("lost %v after the deletes: %v", time.Since(changed).Round(time.Millisecond), l.Err())
+	case <-time.After(time.Until(changed.Add(800*time.Millisecond + 2*eventWithin))):
+		t.Fatalf("Done still open %v after the deletes on masters 0 and 1 (Err %v): master 0's read, answered BUSY, never made again", time.Since(changed).Round(time.Millisecond), l.Err())
+	}
+}
