@@ -367,6 +367,19 @@ func (e *keyEvents) readPart(i int, leases []*Lease) (failed []*Lease) {
 		switch {
 		case rueidis.IsRedisNil(err):
 			l.seenGone(i, "deleted or expired (key event)")
+		case wrongType(err):
+			// Another program put a value of another kind there (a hash
+			// renamed onto it): taken, as by another value
+			// (TestAdv14OverwrittenWithAnotherType).
+			l.seenGone(i, "held by a value of another type (key event)")
+		case transient(err):
+			// The master cannot answer now (a slow script, still loading
+			// its data): read again, as when it gave no answer
+			// (TestAdv14ReadAnsweredBusy).
+			failed = append(failed, l)
+			if firstErr == nil {
+				firstErr = err
+			}
 		case isRedisError(err):
 			// The master refuses GET (an ACL): its renewals decide.
 			if firstErr == nil {
@@ -385,4 +398,23 @@ func (e *keyEvents) readPart(i int, leases []*Lease) (failed []*Lease) {
 		n.observe(firstErr)
 	}
 	return failed
+}
+
+// wrongType reports whether err is a master's WRONGTYPE answer: the key
+// holds a value that is not a string, so not a lease's.
+func wrongType(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(re.Error(), "WRONGTYPE")
+}
+
+// transient reports whether err is a master's answer that it cannot serve
+// the command now, but will: BUSY (a script or function runs past its
+// time limit), LOADING, MASTERDOWN, TRYAGAIN, CLUSTERDOWN.
+func transient(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	if !ok {
+		return false
+	}
+	msg := re.Error()
+	return strings.HasPrefix(msg, "BUSY ") || strings.HasPrefix(msg, "MASTERDOWN") || re.IsLoading() || re.IsTryAgain() || re.IsClusterDown()
 }
