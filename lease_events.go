@@ -355,10 +355,18 @@ func (e *keyEvents) readPart(i int, leases []*Lease) (failed []*Lease) {
 		return leases
 	}
 	cmds := make(rueidis.Commands, len(leases))
+	var until int64
+	ttl := leases[0].TTL()
 	for j, l := range leases {
 		cmds[j] = rc.B().Get().Key(l.req.key).Build()
+		until = max(until, l.validUntil.Load())
+		ttl = min(ttl, l.TTL())
 	}
-	ctx, cancel := context.WithTimeout(c.stopping, c.nodeTimeout(c.cfg.ttl)) // Close cuts it short
+	// Wait as long as an answer can be of use, as renewals do: a read
+	// given up on stays in the connection's pipe, so reading again after a
+	// short timeout only doubles the work of a master that is behind
+	// (BenchmarkHold in benchmarks/, 100,000 leases). Close cuts it short.
+	ctx, cancel := context.WithTimeout(c.stopping, c.renewWait(until, ttl))
 	defer cancel()
 	var firstErr error
 	for j, r := range rc.DoMulti(ctx, cmds...) {

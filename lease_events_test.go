@@ -1,6 +1,8 @@
 package distlock_test
 
 import (
+	"context"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -320,4 +322,51 @@ func TestLossEventsNoReadBackOnRenewal(t *testing.T) {
 	with := gets(distlock.Config{TTL: ttl}, "renewed-")
 	renewals := n * len(servers) * int(hold/(ttl/3))
 	assert.LessOrEqual(t, with-without, renewals/10, "GETs read back during about %d renewals (%d with loss events, %d without)", renewals, with, without)
+}
+
+var getCalls = regexp.MustCompile(`cmdstat_get:calls=(\d+)`)
+
+// gets returns how many GETs s has run (INFO commandstats).
+func gets(t *testing.T, s *redistest.Server) int {
+	t.Helper()
+	out, err := s.Do("INFO", "commandstats")
+	require.NoError(t, err)
+	m := getCalls.FindStringSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// A read after a key-change message, on a master that answers after the
+// per-master timeout, is waited for, not sent again and again: a read
+// given up on stays in the connection's pipe, so each one sent again
+// only adds to the work of a master already behind.
+func TestLossEventReadWaitedForNotResent(t *testing.T) {
+	servers := masters(t, 3)
+	p, err := redistest.NewProxy(servers[2].Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	nodes := redistest.URLs(servers)
+	nodes[2] = p.URL()
+	c, err := distlock.New(distlock.Config{Nodes: nodes, TTL: 10 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	l, err := c.Acquire(ctx, "slow-read")
+	require.NoError(t, err)
+	defer l.Release(ctx)
+
+	// Master 2 answers 600ms late, beyond the 250ms per-master timeout,
+	// and its copy of the key goes. No renewal is due for 3s.
+	p.SetLatency(600 * time.Millisecond)
+	before := gets(t, servers[2])
+	_, err = servers[2].Do("DEL", "distlock:slow-read")
+	require.NoError(t, err)
+	time.Sleep(2500 * time.Millisecond) // the message, then the read, each 600ms late
+	after := gets(t, servers[2])
+	assert.Equal(t, 1, after-before, "GETs of the key on the late master")
+	assert.NoError(t, l.Err(), "one master of three lost the key: the lease holds")
+	p.SetLatency(0)
 }
