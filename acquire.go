@@ -91,6 +91,16 @@ const keptRetryDelay = time.Millisecond
 // released and the next acquired). A waiter of another Client that is
 // first in line on any master is never passed over: the holder then
 // deletes its keys, and the lock goes to that waiter.
+//
+// A Client's renewals of the leases it holds come before its new
+// acquires: while renewals are late on a majority of masters (a renewal
+// unanswered a tenth of its TTL after it was sent, as when the masters
+// cannot keep up with the leases held, or do not answer), Acquire waits
+// before each attempt until they are answered or given up on (a renewal
+// waits for a master until its leases' validity runs out), standing aside
+// from the waiting lists meanwhile. A Client asked for more leases than
+// its masters can renew in time then slows its acquires instead of losing
+// the leases it holds.
 func (c *Client) Acquire(ctx context.Context, name string, opts ...Option) (*Lease, error) {
 	req, err := c.newRequest("acquire", name, opts)
 	if err != nil {
@@ -169,7 +179,21 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		return l, err
 	}
 	w := &waiting{c: c, req: req, t: t, waiter: newValue(), join: true}
-	for {
+	for first := true; ; first = false {
+		// Renewals of the leases held come first (backlog.go).
+		if !first && c.backlog.closed() {
+			w.standAside()
+		}
+		if err := c.backlog.admit(ctx, "acquire", req.name, 0); err != nil {
+			if first { // nothing sent yet: nothing to leave
+				t.giveUp()
+				return nil, err
+			}
+			if w.last != nil && !errors.Is(err, ErrClosed) {
+				err = errors.Join(w.last, err) // ErrLocked, say, and ctx's error
+			}
+			return w.giveUp(err)
+		}
 		a := w.next()
 		l, out, err := c.attempt(ctx, req, a, t, call)
 		if err == nil {
@@ -271,6 +295,17 @@ func (w *waiting) failed(ctx context.Context, a try, out verdict, err error) err
 	return err
 }
 
+// standAside takes the waiter out of every line while it cannot send (its
+// Client's renewals are late, backlog.go), as when too few masters answer:
+// a waiter that sends nothing must not stand first in line in the others'
+// way, nor keep master 0's keys for the tie-break. Its arrival time is
+// kept: its next attempt comes back to its place.
+func (w *waiting) standAside() {
+	w.c.leave(w.req, w.waiter, w.sent, false)
+	w.won() // deletes the keys it kept
+	w.join = true
+}
+
 // giveUp ends the Acquire: it leaves the waiting lists, deletes the keys
 // it kept (stragglers of the others are cleaned up already) and passes
 // the turn on.
@@ -343,8 +378,11 @@ func headRetry(t quorum.Tally) int {
 // goroutine of this Client is acquiring it right now), or a *QuorumError
 // wrapping ErrNoQuorum when too few masters answered. It does not wait for
 // the lock, but does wait for the masters' answers, each for at most the
-// per-master timeout, and no longer than ctx. With ctx already ended it
-// returns ctx's error at once.
+// per-master timeout, and no longer than ctx. While this Client's
+// renewals are late on a majority of masters (see Acquire), it first waits
+// for them, as long again at most, and sends nothing if they stay late:
+// its error then wraps ErrNoQuorum (or ctx's error) and says so. With ctx
+// already ended it returns ctx's error at once.
 func (c *Client) TryAcquire(ctx context.Context, name string, opts ...Option) (*Lease, error) {
 	req, err := c.newRequest("try acquire", name, opts)
 	if err != nil {
@@ -372,6 +410,10 @@ func (c *Client) tryAcquire(ctx context.Context, req *request, call *acquireCall
 	}
 	if l, err := c.adopt(req, t, call); l != nil || err != nil {
 		return l, err
+	}
+	if err := c.backlog.admit(ctx, "try acquire", req.name, req.timeout); err != nil {
+		t.giveUp()
+		return nil, err
 	}
 	l, _, err := c.attempt(ctx, req, try{value: req.newValue(), replaces: t.replaces}, t, call)
 	if err != nil {

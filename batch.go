@@ -187,6 +187,11 @@ func (c *Client) reapLoop() {
 		for _, l := range part {
 			ttl = max(ttl, l.req.ttl)
 		}
+		// Renewals of the leases still held come first (backlog.go): the
+		// keys of lost leases expire by themselves.
+		if c.backlog.admit(c.stopping, "reap", "", 0) != nil {
+			continue // Close: the rest expire with their TTL
+		}
 		// Wait for the masters' answers as long as the keys can last:
 		// stopping early would only queue the next batch behind this one
 		// on the same connections. Close stops the wait (the keys then

@@ -26,6 +26,7 @@ type Client struct {
 
 	queue   localQueue
 	renewer *renewer
+	backlog backlog // late renewals hold new acquires back (backlog.go)
 	reaper  reaper
 	watches *watchHub
 	events  *keyEvents // nil when Config.DisableLossEvents
@@ -134,6 +135,7 @@ wait:
 		return nil, fmt.Errorf("%w: no master reachable: %s", ErrNoQuorum, strings.Join(errs, "; "))
 	}
 	c.renewer = newRenewer(c)
+	c.backlog.c = c
 	c.watches = newWatchHub(c)
 	if c.events != nil {
 		for i := range c.nodes {

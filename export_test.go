@@ -59,3 +59,7 @@ func HoldLease(l *Lease) (release func()) {
 	l.mu.Lock()
 	return l.mu.Unlock
 }
+
+// AcquiresWait reports whether c holds new acquires back because its
+// renewals are late on a majority of masters (backlog.go).
+func AcquiresWait(c *Client) bool { return c.backlog.gate.Load() != nil }

@@ -255,7 +255,9 @@ func (r *renewer) send(ctx context.Context, b *renewBatch, i int, sh *share) {
 	if c.events != nil {
 		c.events.renewing(i, b.leases, sh.idx)
 	}
+	late := c.backlog.sent(i, sh.minTTL)
 	ints, err := c.pipeline(ctx, c.renewWait(sh.until, sh.minTTL), i, script.Renew, calls)
+	late.answered()
 	for k, j := range sh.idx {
 		switch b.leases[j].answered(i, b.start, b.ttls[j], ints[k]) {
 		case renewOK:

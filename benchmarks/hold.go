@@ -174,7 +174,7 @@ func takeLeases(lk Locker, leases []Lock, giveUp time.Time) (failed, retried int
 	for range holdTakers {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(leases) && time.Now().Before(giveUp); i = int(next.Add(1) - 1) {
-				l, retries := takeLease(lk, "hold-"+strconv.Itoa(i))
+				l, retries := takeLease(lk, "hold-"+strconv.Itoa(i), giveUp)
 				nRetried.Add(int64(retries))
 				if l == nil {
 					nFailed.Add(1)
@@ -188,17 +188,21 @@ func takeLeases(lk Locker, leases []Lock, giveUp time.Time) (failed, retried int
 	return int(nFailed.Load()), int(nRetried.Load())
 }
 
-// takeLease takes name in at most holdAttempts attempts: a peer may give
-// up on an attempt under this load (rueidislock's per-key TryNextAfter is
-// 20 ms), so it retries as a user would. It returns the lease, nil if no
-// attempt took it, and how many attempts failed and were retried.
-func takeLease(lk Locker, name string) (Lock, int) {
+// takeLease takes name in at most holdAttempts attempts, none past
+// giveUp: a peer may give up on an attempt under this load (rueidislock's
+// per-key TryNextAfter is 20 ms), or make it wait (distlock, while its
+// renewals are late), so it retries as a user would. It returns the
+// lease, nil if no attempt took it, and how many attempts failed and were
+// retried.
+func takeLease(lk Locker, name string, giveUp time.Time) (Lock, int) {
+	ctx, cancel := context.WithDeadline(context.Background(), giveUp)
+	defer cancel()
 	for attempt := 1; ; attempt++ {
-		l, err := lk.Acquire(context.Background(), name)
+		l, err := lk.Acquire(ctx, name)
 		if err == nil {
 			return l, attempt - 1
 		}
-		if attempt == holdAttempts {
+		if attempt == holdAttempts || ctx.Err() != nil {
 			return nil, attempt - 1
 		}
 	}
