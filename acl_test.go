@@ -494,3 +494,36 @@ func TestACLPeerCanBreakLocksNotLearnPasswords(t *testing.T) {
 		}
 	}
 }
+
+// A master that refuses to read one lease's key (an ACL that leaves that
+// key out) leaves that lease without an answer there, not the other leases
+// renewed in the same renew.lua call.
+func TestACLRenewalRefusedForOneKey(t *testing.T) {
+	servers, _, _ := aclMasters(t, 3)
+	const ttl = 600 * time.Millisecond
+	c := newClient(t, servers, distlock.Config{TTL: ttl, SkipNotifyConfig: true})
+	leases := map[string]*distlock.Lease{}
+	for _, name := range []string{"iso-a", "iso-b", "iso-c"} {
+		l, err := c.Acquire(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases[name] = l
+	}
+	for _, s := range servers[:2] {
+		if _, err := s.Do("ACL", "SETUSER", "distlock", "resetkeys", "~distlock:iso-a", "~distlock:iso-c"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-leases["iso-b"].Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("iso-b, unreadable on a majority, was not lost")
+	}
+	time.Sleep(3 * ttl)
+	for _, name := range []string{"iso-a", "iso-c"} {
+		if err := leases[name].Err(); err != nil {
+			t.Errorf("%s, renewed in the same calls as iso-b: %v", name, err)
+		}
+	}
+}

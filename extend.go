@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/distlock/distlock/internal/quorum"
-	"github.com/distlock/distlock/internal/script"
-	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -122,8 +120,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 				continue
 			}
 			c.spawn(func() {
-				calls := []rueidis.LuaExec{{Keys: l.keys, Args: args}}
-				ints, err := c.pipeline(c.stopping, c.renewWait(until, ttl), i, script.Renew, calls)
+				ints, err := c.renewPipeline(c.stopping, c.renewWait(until, ttl), i, []string{l.req.key}, [][]string{args})
 				answers <- answer{i, ints[0], err, l.answered(i, start, ttl, ints[0])}
 			})
 		}

@@ -58,10 +58,10 @@ type Lease struct {
 
 	// Renewal state (renew.go), guarded by mu. acks[i] is how long master
 	// i keeps the key at least, by its last answer (0: unknown, or gone).
-	// keys and args are renew.lua's, made once per TTL: renewals send them
-	// to every master, every third of a TTL.
-	keys, args []string
-	acks       []int64
+	// args are renew.lua's arguments for l, made once per TTL: renewals
+	// send them to every master, every third of a TTL.
+	args []string
+	acks []int64
 	// ackCap[i], when not 0, bounds the ack that the renewal of l still
 	// unanswered on master i can give: an Extend asked for a shorter TTL
 	// after it was sent, and that TTL reaches the key there once Extend's
@@ -132,7 +132,7 @@ func newLease(c *Client, req *request, value string, token uint64, start time.Ti
 	l := &Lease{c: c, req: req, value: value, token: token, turn: t, index: -1, acks: make([]int64, len(c.nodes)), ackCap: make([]int64, len(c.nodes)), unknownTTL: make([]time.Duration, len(c.nodes))}
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
 	l.ttl.Store(int64(req.ttl))
-	l.keys, l.args = []string{req.key}, renewArgs(value, req.ttl)
+	l.args = renewArgs(value, req.ttl)
 	l.validUntil.Store(c.at(start) + int64(req.ttl-c.drift(req.ttl)))
 	l.validUntilAtStart = l.validUntil.Load()
 	return l

@@ -7,11 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/distlock/distlock/internal/script"
 )
 
 // Background renewal.
@@ -248,15 +245,15 @@ func (r *renewer) renew(leases []*Lease) {
 // send renews master i's share of batch b and settles each answer.
 func (r *renewer) send(ctx context.Context, b *renewBatch, i int, sh *share) {
 	c := r.c
-	calls := make([]rueidis.LuaExec, len(sh.idx))
+	keys, args := make([]string, len(sh.idx)), make([][]string, len(sh.idx))
 	for k, j := range sh.idx {
-		calls[k] = rueidis.LuaExec{Keys: b.leases[j].keys, Args: b.args[j]}
+		keys[k], args[k] = b.leases[j].req.key, b.args[j]
 	}
 	if c.events != nil {
 		c.events.renewing(i, b.leases, sh.idx)
 	}
 	late := c.backlog.sent(i, sh.minTTL)
-	ints, err := c.pipeline(ctx, c.renewWait(sh.until, sh.minTTL), i, script.Renew, calls)
+	ints, err := c.renewPipeline(ctx, c.renewWait(sh.until, sh.minTTL), i, keys, args)
 	late.answered()
 	for k, j := range sh.idx {
 		switch b.leases[j].answered(i, b.start, b.ttls[j], ints[k]) {

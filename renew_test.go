@@ -1,6 +1,7 @@
 package distlock_test
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // newProxiedClient returns a Client that reaches servers through proxies
@@ -269,4 +272,39 @@ func TestBigBatchOnOneConnection(t *testing.T) {
 		}
 	}
 	noLockKeys(t, servers)
+}
+
+// One renew.lua call renews many leases, each key on its own: a key that
+// another program replaced with a value of another type (a hash) answers
+// "taken", which loses that lease at its renewal, while the others renewed
+// in the same call stay held.
+func TestRenewalBatchOneKeyOfAnotherType(t *testing.T) {
+	servers := masters(t, 3)
+	const ttl = 900 * time.Millisecond
+	c := newClient(t, servers, distlock.Config{TTL: ttl, DisableLossEvents: true})
+	ctx := context.Background()
+	var leases []*distlock.Lease
+	for _, name := range []string{"batch-a", "batch-b", "batch-c"} {
+		l, err := c.Acquire(ctx, name)
+		require.NoError(t, err)
+		leases = append(leases, l)
+	}
+	for _, s := range servers[:2] {
+		_, err := s.Do("DEL", "distlock:batch-b")
+		require.NoError(t, err)
+		_, err = s.Do("HSET", "distlock:batch-b", "f", "v")
+		require.NoError(t, err)
+	}
+	select {
+	case <-leases[1].Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("the lease whose key became a hash on a majority was not lost")
+	}
+	assert.ErrorIs(t, leases[1].Err(), distlock.ErrLeaseLost)
+	assert.ErrorContains(t, leases[1].Err(), "held by another value (renewal)", "lost by its renewal's answer, not by its validity running out")
+	time.Sleep(2 * ttl) // renewals past the first: the other two still renew
+	for _, l := range []*distlock.Lease{leases[0], leases[2]} {
+		assert.NoError(t, l.Err())
+		assert.NoError(t, l.Release(ctx))
+	}
 }
