@@ -98,7 +98,11 @@ func hold(m *Masters, p Peer, n int, load *Burners) (HoldRow, error) {
 	probe := probeMasters(m.admin[:p.Masters])
 	defer probe()
 	t0 := time.Now()
-	row.HoldFailures, row.Retries = takeLeases(lk, leases, t0.Add(holdTakeBudget))
+	// distlock's acquires may wait (while its renewals are late): one
+	// still waiting when the budget ends is cut short. rueidislock's lock
+	// ends with the context it was taken under, so it gets none.
+	cut := p.Family() == "distlock"
+	row.HoldFailures, row.Retries = takeLeases(lk, leases, t0.Add(holdTakeBudget), cut)
 	row.AcquireTime = time.Since(t0)
 	// Hold what was taken: a peer that cannot take them all is reported,
 	// not dropped.
@@ -165,16 +169,17 @@ func holdLocker(inst Locker, p Peer, leases []Lock) (lk Locker, lost func(i int)
 }
 
 // takeLeases takes leases[i], named "hold-i", on holdTakers goroutines,
-// until every one is taken or giveUp has passed. It returns how many
-// leases could not be taken in holdAttempts attempts, and how many
-// attempts failed and were retried.
-func takeLeases(lk Locker, leases []Lock, giveUp time.Time) (failed, retried int) {
+// until every one is taken or giveUp has passed (with cut, an acquire
+// still waiting then is cut short). It returns how many leases could not
+// be taken in holdAttempts attempts, and how many attempts failed and
+// were retried.
+func takeLeases(lk Locker, leases []Lock, giveUp time.Time, cut bool) (failed, retried int) {
 	var next, nFailed, nRetried atomic.Int64
 	var wg sync.WaitGroup
 	for range holdTakers {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(leases) && time.Now().Before(giveUp); i = int(next.Add(1) - 1) {
-				l, retries := takeLease(lk, "hold-"+strconv.Itoa(i), giveUp)
+				l, retries := takeLease(lk, "hold-"+strconv.Itoa(i), giveUp, cut)
 				nRetried.Add(int64(retries))
 				if l == nil {
 					nFailed.Add(1)
@@ -188,15 +193,19 @@ func takeLeases(lk Locker, leases []Lock, giveUp time.Time) (failed, retried int
 	return int(nFailed.Load()), int(nRetried.Load())
 }
 
-// takeLease takes name in at most holdAttempts attempts, none past
-// giveUp: a peer may give up on an attempt under this load (rueidislock's
-// per-key TryNextAfter is 20 ms), or make it wait (distlock, while its
-// renewals are late), so it retries as a user would. It returns the
-// lease, nil if no attempt took it, and how many attempts failed and were
-// retried.
-func takeLease(lk Locker, name string, giveUp time.Time) (Lock, int) {
-	ctx, cancel := context.WithDeadline(context.Background(), giveUp)
-	defer cancel()
+// takeLease takes name in at most holdAttempts attempts, with cut none
+// past giveUp: a peer may give up on an attempt under this load
+// (rueidislock's per-key TryNextAfter is 20 ms), or make it wait
+// (distlock, while its renewals are late), so it retries as a user would.
+// It returns the lease, nil if no attempt took it, and how many attempts
+// failed and were retried.
+func takeLease(lk Locker, name string, giveUp time.Time, cut bool) (Lock, int) {
+	ctx := context.Background()
+	if cut {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, giveUp)
+		defer cancel() // a distlock lease outlives the context it was taken under
+	}
 	for attempt := 1; ; attempt++ {
 		l, err := lk.Acquire(ctx, name)
 		if err == nil {
