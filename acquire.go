@@ -180,19 +180,8 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	}
 	w := &waiting{c: c, req: req, t: t, waiter: newValue(), join: true}
 	for first := true; ; first = false {
-		// Renewals of the leases held come first (backlog.go).
-		if !first && c.backlog.closed() {
-			w.standAside()
-		}
-		if err := c.backlog.admit(ctx, "acquire", req.name, 0); err != nil {
-			if first { // nothing sent yet: nothing to leave
-				t.giveUp()
-				return nil, err
-			}
-			if w.last != nil && !errors.Is(err, ErrClosed) {
-				err = errors.Join(w.last, err) // ErrLocked, say, and ctx's error
-			}
-			return w.giveUp(err)
+		if err := w.admit(ctx, first); err != nil {
+			return w.stop(err, !first)
 		}
 		a := w.next()
 		l, out, err := c.attempt(ctx, req, a, t, call)
@@ -293,6 +282,32 @@ func (w *waiting) failed(ctx context.Context, a try, out verdict, err error) err
 	}
 	w.last = err
 	return err
+}
+
+// admit waits before an attempt while the Client's renewals are late
+// (backlog.go): renewals of the leases held come first. After the first
+// attempt it stands aside meanwhile. It returns the error that ends the
+// Acquire, with the last attempt's (ErrLocked, say) when there was one.
+func (w *waiting) admit(ctx context.Context, first bool) error {
+	c := w.c
+	if !first && c.backlog.closed() {
+		w.standAside()
+	}
+	err := c.backlog.admit(ctx, "acquire", w.req.name, 0)
+	if err != nil && w.last != nil && !errors.Is(err, ErrClosed) {
+		err = errors.Join(w.last, err)
+	}
+	return err
+}
+
+// stop ends the Acquire with err: like giveUp once an attempt was sent;
+// before that there is nothing to leave, only the turn to pass on.
+func (w *waiting) stop(err error, sent bool) (*Lease, error) {
+	if !sent {
+		w.t.giveUp()
+		return nil, err
+	}
+	return w.giveUp(err)
 }
 
 // standAside takes the waiter out of every line while it cannot send (its
