@@ -25,6 +25,7 @@ package conformance_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -253,6 +254,7 @@ type exclusive struct {
 	overlaps  int
 	lastToken uint64
 	backwards int
+	firstBack string // the first token not greater than the one before it
 }
 
 func (e *exclusive) enter(token uint64) {
@@ -263,7 +265,9 @@ func (e *exclusive) enter(token uint64) {
 		e.overlaps++
 	}
 	if token <= e.lastToken {
-		e.backwards++
+		if e.backwards++; e.backwards == 1 {
+			e.firstBack = fmt.Sprintf("token %d entered after token %d", token, e.lastToken)
+		}
 	}
 	e.lastToken = token
 }
@@ -279,7 +283,7 @@ func (e *exclusive) check(t *testing.T) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	assert.Zero(t, e.overlaps, "times two holders were inside the critical section at once")
-	assert.Zero(t, e.backwards, "tokens not greater than the previous holder's")
+	assert.Zero(t, e.backwards, "tokens not greater than the previous holder's (first: %s)", e.firstBack)
 }
 
 // knownBug skips the test unless DISTLOCK_CONFORMANCE_KNOWN_BUGS is set: it

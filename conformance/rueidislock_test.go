@@ -476,6 +476,9 @@ func TestRueidislockTryWithContextMultipleLocker(t *testing.T) {
 							}
 							e.enter(l.Token())
 							sum[i]++
+							// A lease that ended before its holder left would
+							// explain a token out of order without an overlap.
+							assert.NoError(t, l.Err(), "lease with token %d ended while its holder was inside", l.Token())
 							e.leave()
 							assert.NoError(t, l.Release(t.Context()))
 							break
