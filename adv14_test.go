@@ -118,8 +118,15 @@ func TestAdv14NoScriptFenceReplicas(t *testing.T) {
 		key := "distlock:" + name
 		l, err := c.TryAcquire(ctx, name)
 		require.NoError(t, err, "round %d", round)
+		// TryAcquire returns at a majority: master 0 may still be to run
+		// the acquire, so its value is read once it has.
+		var v string
+		eventually(t, key+" set on master 0", func() bool {
+			v = mustGet(t, primaries[0], key)
+			return v != ""
+		})
 		for _, p := range primaries {
-			adv12Holds(t, p, key, mustGet(t, primaries[0], key))
+			adv12Holds(t, p, key, v)
 		}
 		time.Sleep(300 * time.Millisecond)
 		require.NoError(t, l.Err(), "round %d: its own writes only", round)
