@@ -87,7 +87,7 @@ func parseNode(n string) (rueidis.ClientOption, string, error) {
 		switch e := err.Error(); {
 		case strings.Contains(e, "scheme"):
 			msg = "unsupported scheme"
-		case strings.Contains(e, "database number") && u.RawQuery == "", strings.Contains(e, "URL path"):
+		case strings.Contains(e, "database number") && u.RawQuery == "":
 			msg = "invalid database number: the path must be /DB, a number"
 		}
 		return rueidis.ClientOption{}, "", errors.New(msg)

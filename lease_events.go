@@ -410,10 +410,7 @@ func (e *keyEvents) readPart(i int, leases []*Lease) (failed []*Lease) {
 
 // wrongType reports whether err is a master's WRONGTYPE answer: the key
 // holds a value that is not a string, so not a lease's.
-func wrongType(err error) bool {
-	re, ok := rueidis.IsRedisErr(err)
-	return ok && strings.HasPrefix(re.Error(), "WRONGTYPE")
-}
+func wrongType(err error) bool { return redisErrCode(err, "WRONGTYPE") }
 
 // transient reports whether err is a master's answer that it cannot serve
 // the command now, but will: BUSY (a script or function runs past its
@@ -423,6 +420,12 @@ func transient(err error) bool {
 	if !ok {
 		return false
 	}
-	msg := re.Error()
-	return strings.HasPrefix(msg, "BUSY ") || strings.HasPrefix(msg, "MASTERDOWN") || re.IsLoading() || re.IsTryAgain() || re.IsClusterDown()
+	return redisErrCode(err, "BUSY ") || redisErrCode(err, "MASTERDOWN") || re.IsLoading() || re.IsTryAgain() || re.IsClusterDown()
+}
+
+// redisErrCode reports whether err is an error reply from Redis whose
+// text starts with code ("WRONGTYPE", "NOPERM", "BUSY ").
+func redisErrCode(err error, code string) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(re.Error(), code)
 }
