@@ -22,30 +22,41 @@ const noReply = math.MinInt64
 // missing. Calls that time out may still run on the master: they stay in
 // the connection's pipe, ahead of anything sent later.
 func (c *Client) pipeline(ctx context.Context, timeout time.Duration, i int, s *script.Script, calls []rueidis.LuaExec) ([]int64, error) {
-	n := c.nodes[i]
-	ints := make([]int64, len(calls))
-	rc, err := n.get()
-	if err != nil {
-		for j := range ints {
-			ints[j] = noReply
+	return c.onMaster(ctx, timeout, i, len(calls), func(nctx context.Context, rc rueidis.Client, ints []int64, failed func(error)) {
+		for j, r := range s.ExecMulti(nctx, rc, calls) {
+			v, err := r.AsInt64()
+			if err != nil {
+				failed(err)
+				continue
+			}
+			ints[j] = v
 		}
-		return ints, &NodeError{Addr: n.addr, Err: err}
+	})
+}
+
+// onMaster runs send on master i's connection under timeout, to fill
+// ints, n integer replies that start as noReply; send reports each reply
+// that failed, and the first becomes the error returned (and observed).
+func (c *Client) onMaster(ctx context.Context, timeout time.Duration, i, n int, send func(nctx context.Context, rc rueidis.Client, ints []int64, failed func(error))) ([]int64, error) {
+	node := c.nodes[i]
+	ints := make([]int64, n)
+	for j := range ints {
+		ints[j] = noReply
+	}
+	rc, err := node.get()
+	if err != nil {
+		return ints, &NodeError{Addr: node.addr, Err: err}
 	}
 	nctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var firstErr error
-	for j, r := range s.ExecMulti(nctx, rc, calls) {
-		v, err := r.AsInt64()
-		if err != nil {
-			v = noReply
-			if firstErr == nil {
-				firstErr = n.replyError(ctx, err, timeout)
-			}
+	send(nctx, rc, ints, func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = node.replyError(ctx, err, timeout)
 		}
-		ints[j] = v
-	}
+	})
 	if ctx.Err() == nil {
-		n.observe(firstErr)
+		node.observe(firstErr)
 	}
 	return ints, firstErr
 }
@@ -93,52 +104,39 @@ const renewChunk = 100
 // reply per lease (noReply where there was none) and the error that made
 // any reply missing. A call that timed out may still run.
 func (c *Client) renewPipeline(ctx context.Context, timeout time.Duration, i int, keys []string, args [][]string) ([]int64, error) {
-	n := c.nodes[i]
-	ints := make([]int64, len(keys))
-	for j := range ints {
-		ints[j] = noReply
-	}
-	rc, err := n.get()
-	if err != nil {
-		return ints, &NodeError{Addr: n.addr, Err: err}
-	}
-	chunk := renewChunk
-	if rc.Mode() == rueidis.ClientModeCluster {
-		chunk = 1
-	}
-	calls := make([]rueidis.LuaExec, 0, (len(keys)+chunk-1)/chunk)
-	for lo := 0; lo < len(keys); lo += chunk {
-		hi := min(lo+chunk, len(keys))
-		call := rueidis.LuaExec{Keys: keys[lo:hi], Args: make([]string, 0, 2*(hi-lo))}
-		for _, a := range args[lo:hi] {
-			call.Args = append(call.Args, a...)
+	return c.onMaster(ctx, timeout, i, len(keys), func(nctx context.Context, rc rueidis.Client, ints []int64, failed func(error)) {
+		chunk := renewChunk
+		if rc.Mode() == rueidis.ClientModeCluster {
+			chunk = 1
 		}
-		calls = append(calls, call)
-	}
-	nctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var firstErr error
-	failed := func(err error) {
-		if err != nil && firstErr == nil {
-			firstErr = n.replyError(ctx, err, timeout)
-		}
-	}
-	// Redis refuses a whole call when its ACL leaves out one of the keys:
-	// those leases are renewed again one per call, so that the others of
-	// the call do not go without an answer (TestACLRenewalRefusedForOneKey).
-	var alone []int
-	for k, r := range script.Renew.ExecMulti(nctx, rc, calls) {
-		lo := k * chunk
-		err := renewReplies(r, ints[lo:lo+len(calls[k].Keys)])
-		if chunk > 1 && noPerm(err) {
-			for j := lo; j < lo+len(calls[k].Keys); j++ {
-				alone = append(alone, j)
+		calls := make([]rueidis.LuaExec, 0, (len(keys)+chunk-1)/chunk)
+		for lo := 0; lo < len(keys); lo += chunk {
+			hi := min(lo+chunk, len(keys))
+			call := rueidis.LuaExec{Keys: keys[lo:hi], Args: make([]string, 0, 2*(hi-lo))}
+			for _, a := range args[lo:hi] {
+				call.Args = append(call.Args, a...)
 			}
-			continue
+			calls = append(calls, call)
 		}
-		failed(err)
-	}
-	if len(alone) > 0 {
+		// Redis refuses a whole call when its ACL leaves out one of the
+		// keys: those leases are renewed again one per call, so that the
+		// others of the call do not go without an answer
+		// (TestACLRenewalRefusedForOneKey).
+		var alone []int
+		for k, r := range script.Renew.ExecMulti(nctx, rc, calls) {
+			lo := k * chunk
+			err := renewReplies(r, ints[lo:lo+len(calls[k].Keys)])
+			if chunk > 1 && noPerm(err) {
+				for j := lo; j < lo+len(calls[k].Keys); j++ {
+					alone = append(alone, j)
+				}
+				continue
+			}
+			failed(err)
+		}
+		if len(alone) == 0 {
+			return
+		}
 		calls = calls[:0]
 		for _, j := range alone {
 			calls = append(calls, rueidis.LuaExec{Keys: keys[j : j+1], Args: args[j]})
@@ -146,11 +144,7 @@ func (c *Client) renewPipeline(ctx context.Context, timeout time.Duration, i int
 		for m, r := range script.Renew.ExecMulti(nctx, rc, calls) {
 			failed(renewReplies(r, ints[alone[m]:alone[m]+1]))
 		}
-	}
-	if ctx.Err() == nil {
-		n.observe(firstErr)
-	}
-	return ints, firstErr
+	})
 }
 
 // batch runs s once for each lease on every master at once: one pipeline
