@@ -50,7 +50,7 @@ func runMain(c *command, args []string, stdout, stderr io.Writer) int {
 	o := runOptions{cmd: "run"}
 	o.lockFlags(f)
 	f.durationVar(&o.grace, "grace", 5*time.Second, "time between SIGTERM and SIGKILL for processes ended (a `duration`, or seconds)")
-	f.BoolVar(&o.passNodes, "pass-nodes", false, "leave DISTLOCK_NODES, which may hold passwords, in COMMAND's environment\n(by default COMMAND gets it without)")
+	f.BoolVar(&o.passNodes, "pass-nodes", false, "give COMMAND the masters in DISTLOCK_NODES (they may hold passwords),\nwhichever of --nodes, --nodes-file or the environment named them\n(by default COMMAND gets no DISTLOCK_NODES)")
 	if status, done := f.parse(args, stdout, stderr); done {
 		return status
 	}
@@ -58,6 +58,7 @@ func runMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return f.fail(stderr, err)
 	}
+	o.nodes = cfg.Nodes
 	// Resolve COMMAND before taking the lock, as a shell would, so that a
 	// typo costs no lock.
 	o.path, err = exec.LookPath(o.argv[0])
@@ -122,9 +123,11 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 	cmd := exec.Command(o.path, o.argv[1:]...)
 	cmd.Args[0] = o.argv[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	env := os.Environ()
-	if !o.passNodes {
-		env = withoutVar(env, "DISTLOCK_NODES")
+	env := withoutVar(os.Environ(), "DISTLOCK_NODES")
+	if o.passNodes && len(o.nodes) > 0 {
+		// The masters this run uses, whichever flag or variable named
+		// them: a distlock inside then reads the same ones.
+		env = append(withoutVar(env, "DISTLOCK_NODES_FILE"), "DISTLOCK_NODES="+strings.Join(o.nodes, ","))
 	}
 	cmd.Env = append(env,
 		"DISTLOCK_NAME="+o.name,

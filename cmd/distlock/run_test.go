@@ -370,3 +370,15 @@ func TestHold(t *testing.T) {
 	}
 	run(t, nodes, "status", "held").want(t, 0)
 }
+
+// --pass-nodes gives the command the masters run uses in DISTLOCK_NODES,
+// also when --nodes named them: a distlock inside reads the same masters,
+// not the default one.
+func TestRunPassNodesFromFlag(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	r := run(t, nil, "run", "--nodes", strings.Join(nodes, ","), "--pass-nodes", "pn", "--", "sh", "-c", `echo "nodes=$DISTLOCK_NODES"`)
+	r.want(t, 0)
+	if !strings.Contains(r.stdout, "nodes="+strings.Join(nodes, ",")+"\n") {
+		t.Errorf("--pass-nodes with --nodes: the command's DISTLOCK_NODES is not the masters used:\n%s", r.stdout)
+	}
+}

@@ -20,7 +20,8 @@ type runOptions struct {
 	notAcquired int  // exit status when the lock is not acquired
 	quiet       bool // no message when the lock is not acquired
 	grace       time.Duration
-	passNodes   bool   // leave DISTLOCK_NODES in COMMAND's environment
+	passNodes   bool     // give COMMAND the masters in DISTLOCK_NODES
+	nodes       []string // the masters run uses (Config.Nodes)
 	owner       string // Config.Owner; "" for the default, hostname:pid
 	metadata    string // WithMetadata
 }

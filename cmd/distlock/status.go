@@ -40,7 +40,7 @@ type statusJSON struct {
 	State    string         `json:"state"`              // free, held or unknown
 	Agree    int            `json:"agree"`              // masters agreeing with state
 	Quorum   int            `json:"quorum"`             // masters needed for a verdict
-	TTLMs    int64          `json:"ttl_ms"`             // held: until a majority's keys expire, unless renewed
+	TTLMs    int64          `json:"ttl_ms"`             // held: until a majority's keys expire, unless renewed; -1: no expiry
 	Owner    string         `json:"owner,omitempty"`    // held: the holder's owner
 	Metadata string         `json:"metadata,omitempty"` // held: the holder's metadata
 	Masters  []masterStatus `json:"masters"`
@@ -111,9 +111,9 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 	}
 
 	if asJSON {
-		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: st.TTL.Milliseconds(), Owner: st.Owner, Metadata: st.Metadata}
+		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: ttlMs(st.TTL), Owner: st.Owner, Metadata: st.Metadata}
 		for i, m := range st.Masters {
-			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil || refused(m.Err), Held: m.Held, Holder: m.Value, Owner: m.Owner, Metadata: m.Metadata, TTLMs: m.TTL.Milliseconds(), Fence: m.Fence, Token: fenceToken(m.Fence, i)}
+			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil || refused(m.Err), Held: m.Held, Holder: m.Value, Owner: m.Owner, Metadata: m.Metadata, TTLMs: ttlMs(m.TTL), Fence: m.Fence, Token: fenceToken(m.Fence, i)}
 			if m.Err != nil {
 				ms.Error = m.Err.Error()
 			}
@@ -152,6 +152,15 @@ func keyTTL(ttl time.Duration) string {
 		return "none"
 	}
 	return ttl.String()
+}
+
+// ttlMs is ttl in milliseconds for --json, -1 for a key without expiry
+// (a negative TTL in Status), as Redis's PTTL says it.
+func ttlMs(ttl time.Duration) int64 {
+	if ttl < 0 {
+		return -1
+	}
+	return ttl.Milliseconds()
 }
 
 // printStatus prints st as a verdict line, a table, and a line per

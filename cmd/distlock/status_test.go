@@ -116,3 +116,23 @@ func TestStatusNoExpiry(t *testing.T) {
 		t.Errorf("status of a key without expiry and one of a minute; want a majority to keep it about a minute:\n%s", r.stdout)
 	}
 }
+
+// A lock key without expiry on a majority (never a distlock lease's):
+// --json says ttl_ms -1, as PTTL does, not 0, which reads "expires now".
+func TestStatusJSONNoExpiry(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	for _, s := range servers {
+		if _, err := s.Do("SET", "distlock:ne", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|o|m"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, nodes, "status", "--json", "ne")
+	r.want(t, 1)
+	var st statusJSON
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.TTLMs != -1 || st.Masters[0].TTLMs != -1 {
+		t.Errorf("held without expiry: ttl_ms %d, master 0's %d; want -1", st.TTLMs, st.Masters[0].TTLMs)
+	}
+}
