@@ -22,8 +22,8 @@ type runOptions struct {
 	grace       time.Duration
 	passNodes   bool     // give COMMAND the masters in DISTLOCK_NODES
 	nodes       []string // the masters run uses (Config.Nodes)
-	owner       string // Config.Owner; "" for the default, hostname:pid
-	metadata    string // WithMetadata
+	owner       string   // Config.Owner; "" for the default, hostname:pid
+	metadata    string   // WithMetadata
 }
 
 // lockFlags defines the flags that say how run and hold take the lock,
