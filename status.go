@@ -123,6 +123,11 @@ type MasterStatus struct {
 	// with the master's index in the low bits (see [Lease.Token]); every
 	// later lease gets a larger one.
 	Fence int64
+	// FenceErr says why the fence counter could not be read (another
+	// program left a value that is not a number, or a key of another type
+	// there); Fence is then 0. The lock key's reading stands: the lock's
+	// verdict does not depend on the counter.
+	FenceErr error
 }
 
 // Status reads the lock name's state on every master at once and returns
@@ -213,7 +218,7 @@ func parseStatus(res rueidis.RedisResult, m *MasterStatus) error {
 	}
 	fence, err := arr[2].AsInt64()
 	if err != nil && !rueidis.IsRedisNil(err) {
-		return fmt.Errorf("fence counter: %w", err)
+		fence, m.FenceErr = 0, fmt.Errorf("fence counter: %w", err)
 	}
 	m.Held, m.Value, m.Fence = exists, value, fence
 	m.Owner, m.Metadata, _ = parseValue(value)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -57,7 +58,8 @@ type masterStatus struct {
 	Metadata  string `json:"metadata,omitempty"` // the holding lease's metadata
 	TTLMs     int64  `json:"ttl_ms"`
 	Fence     int64  `json:"fence"`
-	Token     uint64 `json:"token"` // fence as a fencing token: fence<<6 | the master's index
+	FenceErr  string `json:"fence_error,omitempty"` // the counter could not be read
+	Token     uint64 `json:"token"`                 // fence as a fencing token: fence<<6 | the master's index
 }
 
 func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
@@ -114,6 +116,9 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: ttlMs(st.TTL), Owner: st.Owner, Metadata: st.Metadata}
 		for i, m := range st.Masters {
 			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil || refused(m.Err), Held: m.Held, Holder: m.Value, Owner: m.Owner, Metadata: m.Metadata, TTLMs: ttlMs(m.TTL), Fence: m.Fence, Token: fenceToken(m.Fence, i)}
+			if m.FenceErr != nil {
+				ms.FenceErr = m.FenceErr.Error()
+			}
 			if m.Err != nil {
 				ms.Error = m.Err.Error()
 			}
@@ -132,6 +137,16 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 		return exitHeld
 	}
 	return exitUnknown
+}
+
+// tokenCell is the TOKEN column for master i: its counter as a token, or
+// "unreadable" when another program left something else there (the
+// value itself is not printed: --json has the error).
+func tokenCell(m distlock.MasterStatus, i int) string {
+	if m.FenceErr != nil {
+		return "unreadable"
+	}
+	return strconv.FormatUint(fenceToken(m.Fence, i), 10)
 }
 
 // fenceToken returns the token a lease granted by master i with fence
@@ -203,9 +218,9 @@ func printStatus(w io.Writer, st distlock.Status) {
 		case m.Err != nil:
 			fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t%v\n", m.Addr, m.Err)
 		case m.Held:
-			fmt.Fprintf(tw, "%s\theld\t%s\t%s\t%d\n", m.Addr, holderID(m.Value), keyTTL(m.TTL), fenceToken(m.Fence, i))
+			fmt.Fprintf(tw, "%s\theld\t%s\t%s\t%s\n", m.Addr, holderID(m.Value), keyTTL(m.TTL), tokenCell(m, i))
 		default:
-			fmt.Fprintf(tw, "%s\tfree\t-\t-\t%d\n", m.Addr, fenceToken(m.Fence, i))
+			fmt.Fprintf(tw, "%s\tfree\t-\t-\t%s\n", m.Addr, tokenCell(m, i))
 		}
 	}
 	tw.Flush()

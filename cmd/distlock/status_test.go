@@ -136,3 +136,31 @@ func TestStatusJSONNoExpiry(t *testing.T) {
 		t.Errorf("held without expiry: ttl_ms %d, master 0's %d; want -1", st.TTLMs, st.Masters[0].TTLMs)
 	}
 }
+
+// A fence counter that another program overwrote with something that is
+// not a number neither makes its master unreachable nor hides a lock that
+// every master holds: the verdict goes by the lock key.
+func TestStatusBadFenceCounter(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	run(t, nodes, "run", "bf", "--", "true").want(t, 0)
+	fence, err := servers[0].Do("KEYS", "distlock:fence:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fence = strings.Trim(strings.TrimSpace(fence), "[]\"")
+	for i, s := range servers {
+		if _, err := s.Do("SET", "distlock:bf", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|o|m", "PX", "60000"); err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 {
+			if _, err := s.Do("SET", fence, "notanumber"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r := run(t, nodes, "status", "bf")
+	if strings.Contains(r.stdout, "unreachable") || !strings.Contains(r.stdout, "unreadable") {
+		t.Errorf("want masters 0 and 1 held with an unreadable token, none unreachable:\n%s", r.stdout)
+	}
+	r.want(t, 1) // every master holds one value with a TTL: held
+}
