@@ -53,8 +53,8 @@ func WantMetadata(c *Client, name, metadata string, n int) {
 // HoldLease takes l's mutex and returns the function that gives it back.
 // A test stands in with it for a goroutine that is slow to run (not
 // scheduled, or busy with the rest of a big batch) when it would take it:
-// a renewal's answers are settled lease by lease (Lease.answered) before
-// keyEvents.renewedOn judges the messages counted meanwhile.
+// a renewal's answers are settled lease by lease (Lease.answered), after
+// keyEvents.renewedOn judged the messages counted meanwhile.
 func HoldLease(l *Lease) (release func()) {
 	l.mu.Lock()
 	return l.mu.Unlock

@@ -255,6 +255,13 @@ func (r *renewer) send(ctx context.Context, b *renewBatch, i int, sh *share) {
 	late := c.backlog.sent(i, sh.minTTL)
 	ints, err := c.renewPipeline(ctx, c.renewWait(sh.until, sh.minTTL), i, keys, args)
 	late.answered()
+	if c.events != nil {
+		// Before the answers settle the leases: once answered clears a
+		// lease's renewal in flight, another may be sent, and its
+		// renewing must not come before this judgement
+		// (TestAdv17OverlappingRenewalsSwallowDelete).
+		c.events.renewedOn(i, b.leases, sh.idx, ints)
+	}
 	for k, j := range sh.idx {
 		switch b.leases[j].answered(i, b.start, b.ttls[j], ints[k]) {
 		case renewOK:
@@ -262,9 +269,6 @@ func (r *renewer) send(ctx context.Context, b *renewBatch, i int, sh *share) {
 		case renewGone:
 			b.outcome[j].Store(1 + renewGone)
 		}
-	}
-	if c.events != nil {
-		c.events.renewedOn(i, b.leases, sh.idx, ints)
 	}
 	b.errs[i] = err
 	if b.left.Add(-1) == 0 {
