@@ -245,7 +245,7 @@ type waiting struct {
 func (w *waiting) next() try {
 	a := try{value: w.req.newValue(), replaces: w.t.replaces, waiter: w.waiter, place: w.place, join: w.join}
 	if w.kept != "" {
-		a.replaces = w.kept // our own keys, kept by the tie-break
+		a.replaces = replaced{value: w.kept} // our own keys, kept by the tie-break
 	}
 	return a
 }
@@ -262,7 +262,7 @@ func (w *waiting) won() {
 // failed takes in attempt a's failure, and returns the error to report
 // should the Acquire end now.
 func (w *waiting) failed(ctx context.Context, a try, out verdict, err error) error {
-	w.t.replaces = "" // its keys are gone by now, or held by another
+	w.t.replaces = replaced{} // its keys are gone by now, or held by another
 	w.won()
 	if out.kept {
 		w.kept = a.value

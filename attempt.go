@@ -39,10 +39,10 @@ const (
 // the waiting Acquire's place in the masters' lines.
 type try struct {
 	value    string
-	replaces string // keys that hold it count as free ("" for none)
-	waiter   string // the waiting Acquire's id in the lines; "" for TryAcquire
-	place    int64  // its arrival time in the lines, once a master said (0: not yet)
-	join     bool   // join the lines where refused (see verdict.tally's Reached)
+	replaces replaced // keys that hold its value count as free (zero for none)
+	waiter   string   // the waiting Acquire's id in the lines; "" for TryAcquire
+	place    int64    // its arrival time in the lines, once a master said (0: not yet)
+	join     bool     // join the lines where refused (see verdict.tally's Reached)
 }
 
 // verdict is what a failed attempt tells the next: when to try again (0
@@ -128,7 +128,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	if a.place > 0 {
 		place = strconv.FormatInt(a.place, 10)
 	}
-	args := []string{value, ttlArg, place, waits, c.waitTTLArg, a.replaces, a.waiter}
+	args := []string{value, ttlArg, place, waits, c.waitTTLArg, a.replaces.value, a.waiter, strconv.FormatInt(a.replaces.counter, 10)}
 	send := c.acquireSender(keys, args)
 
 	n := len(c.nodes)

@@ -199,7 +199,7 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 	for lo := 0; lo < len(leases); lo += maxBatch {
 		part := leases[lo:min(lo+maxBatch, len(leases))]
 		replies, errs := c.batch(ctx, timeout, script.Release, part, func(node int, l *Lease) rueidis.LuaExec {
-			return l.req.releaseCall(l.value, "", unknown[l]&(1<<node) != 0, l.TTL())
+			return l.req.releaseCall(l.value, "", l.counter(), unknown[l]&(1<<node) != 0, l.TTL())
 		})
 		for j := range part {
 			// A master that answered confirms the delete, whatever it

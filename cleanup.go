@@ -104,7 +104,7 @@ func tombLife(ttl time.Duration) time.Duration { return max(2*ttl, time.Minute) 
 // bury deletes value's key and leaves its tombstone (release.lua with
 // one) on the masters marked in only, and waits for their answers.
 func (c *Client) bury(ctx context.Context, req *request, value string, only []bool) {
-	call := req.releaseCall(value, "", true, req.ttl)
+	call := req.releaseCall(value, "", 0, true, req.ttl)
 	replies, count := c.fanout(ctx, req.timeout, only, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		return script.Release.Exec(ctx, rc, call.Keys, call.Args)
 	})

@@ -32,6 +32,34 @@ import (
 // Writing to every master, not only a majority, heals the drift for the
 // next acquire.
 //
+// A released key leaves its counter behind. The argument needs a later
+// holder to INCR on a master of that majority after t was written there.
+// A later acquire can be granted on such a master early, before the
+// write-back reached it (a master that did not grant the lease), and on
+// another master late, after the lease's key left it. If that other
+// master granted the lease at a lower counter and its write-back is still
+// on its way (sent from a goroutine of its own, which the lease does not
+// wait for once a majority holds t; or left in a replaced connection),
+// neither master gives the later acquire more than t. So no master that
+// a lease's key leaves keeps a counter below the lease's: release.lua
+// raises the counter to it as it deletes, and an acquire that takes over
+// a key still holding a value this Client has just released (replaced)
+// draws above that lease's counter (acquire.lua ARGV[8]).
+// TestAdv18ReleaseOvertakesWriteBack is the interleaving. A key can also
+// leave by expiring, its write-back and release lost (the lease cut off
+// from that master): an acquire would then have to be granted on one
+// master before the lease was handed out and on another after the key
+// expired there, an attempt of at least the TTL less the lease's own
+// acquire and write-back (two per-master timeouts). The attempt's own
+// per-master timeout ends it sooner as long as every per-master timeout
+// used on the name is under a third of every TTL used on it, Extend's
+// included (the defaults: a tenth). Past that (a Client with a long
+// timeout beside a short WithTTL or Extend), such a holder can get a
+// lower token than a lease handed out, and ended, before it: a store then
+// refuses its writes. The promise that holds under every fault but a lost
+// counter is the one above: an Acquire begun after a lease was handed out
+// gets a larger token.
+//
 // The token is t<<nodeBits | m, where m is the lowest-numbered master that
 // returned t. One master's INCR never returns the same value twice, so two
 // leases that overlap (only possible when exclusion already failed) still
@@ -71,6 +99,12 @@ func checkCounter(counter int64, key string) error {
 
 // token encodes a counter and the master that returned it.
 func token(counter int64, node int) uint64 { return uint64(counter)<<nodeBits | uint64(node) }
+
+// counter returns the fence counter l's token carries.
+func (l *Lease) counter() int64 { return int64(l.token >> nodeBits) }
+
+// replaced returns l as the next acquire of its name takes it, once it ended.
+func (l *Lease) replaced() replaced { return replaced{l.value, l.counter()} }
 
 // fence returns the fencing token for a lease that the masters with a
 // counter > 0 granted, writing the counter back where fewer than a majority

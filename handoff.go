@@ -281,7 +281,7 @@ func (c *Client) adopt(req *request, t *turn, call *acquireCall) (*Lease, error)
 	valid, due := l.validUntil.Load() > c.now(), l.dueLocked()
 	l.mu.Unlock()
 	if l.req.key != req.key || l.TTL() != req.ttl || l.req.metadata != req.metadata || !valid {
-		t.replaces = l.value
+		t.replaces = l.replaced()
 		l.discard()
 		return nil, nil
 	}

@@ -315,7 +315,7 @@ func (l *Lease) endLocked(cause error) bool {
 		// client for a TTL. Batched with other lost leases (batch.go):
 		// when many are lost at once, a goroutine and a delete per lease
 		// would queue ahead of the renewals that keep the others.
-		l.turn.pass(l.value)
+		l.turn.pass(l.replaced())
 		l.c.reap(l)
 	}
 	return true

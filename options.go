@@ -114,15 +114,18 @@ func (r *request) newValue() string {
 }
 
 // releaseCall returns release.lua's call that deletes the key where it
-// holds value (or also, when not ""), and with bury also leaves value's
-// tombstone, for max(2·ttl, 1 min) (tombLife): on a master whose answer to
-// value's acquire never came.
-func (r *request) releaseCall(value, also string, bury bool, ttl time.Duration) rueidis.LuaExec {
-	if !bury {
-		return rueidis.LuaExec{Keys: []string{r.key}, Args: []string{value, also}}
+// holds value (or also, when not ""), and raises the fence counter to
+// counter (the lease's; 0 for a value that never was a lease's), and with
+// bury also leaves value's tombstone, for max(2·ttl, 1 min) (tombLife): on
+// a master whose answer to value's acquire never came.
+func (r *request) releaseCall(value, also string, counter int64, bury bool, ttl time.Duration) rueidis.LuaExec {
+	keys := []string{r.key, r.fenceKey}
+	args := []string{value, also, strconv.FormatInt(counter, 10)}
+	if bury {
+		keys = append(keys, r.tombKey(value))
+		args = append(args, strconv.FormatInt(tombLife(ttl).Milliseconds(), 10))
 	}
-	life := strconv.FormatInt(tombLife(ttl).Milliseconds(), 10)
-	return rueidis.LuaExec{Keys: []string{r.key, r.tombKey(value)}, Args: []string{value, also, life}}
+	return rueidis.LuaExec{Keys: keys, Args: args}
 }
 
 // checkKey reports why key cannot be a lock key, or nil: it must not be

@@ -22,7 +22,18 @@ type localQueue struct {
 	// with deletes still on their way (release.go): the next turn's first
 	// attempt counts keys holding it as free, so that a master whose
 	// delete is late does not refuse this Client's next acquire there.
-	recent map[string]string
+	recent map[string]replaced
+}
+
+// replaced is a lease that has just ended, as the next acquire of its name at
+// this Client takes it: keys that still hold value count as free, and a
+// master where one is taken over draws a counter above counter, the one in
+// the lease's token (acquire.lua), as if its release had run there first.
+// A value that never was a lease's (the tie-break's kept keys) has
+// counter 0.
+type replaced struct {
+	value   string
+	counter int64
 }
 
 // slot is a name's place: a token in ch means a goroutine holds or is
@@ -35,7 +46,7 @@ type slot struct {
 	ch       chan struct{}
 	refs     int
 	handoff  *Lease
-	released string
+	released replaced
 	// wants counts the goroutines waiting in wait for the turn by the
 	// metadata they asked for (WithMetadata): a handoff gives the next
 	// lease the metadata most of them want (turn.nextMetadata).
@@ -58,7 +69,7 @@ type turn struct {
 	// on: a key that holds it counts as free for this turn's first attempt
 	// (acquire.lua), so the lock changes hands in one round trip even
 	// where the release's delete has not run yet.
-	replaces string
+	replaces replaced
 }
 
 // ref counts one more goroutine at name's slot, waiting for a lease with
@@ -174,29 +185,29 @@ func (q *localQueue) took(name string, s *slot, metadata string) *turn {
 
 func (q *localQueue) tookLocked(name string, s *slot) *turn {
 	t := &turn{q: q, name: name, s: s, replaces: s.released, handoff: s.handoff}
-	if t.replaces == "" {
+	if t.replaces.value == "" {
 		t.replaces = q.recent[name]
 	}
-	s.released, s.handoff = "", nil
+	s.released, s.handoff = replaced{}, nil
 	return t
 }
 
 // deleting records that value's deletes at name are still on their way
 // (TestReleaseThenTryAcquireWithMasterDown).
-func (q *localQueue) deleting(name, value string) {
+func (q *localQueue) deleting(name string, f replaced) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.recent == nil {
-		q.recent = make(map[string]string)
+		q.recent = make(map[string]replaced)
 	}
-	q.recent[name] = value
+	q.recent[name] = f
 }
 
 // deleted records that value's deletes at name are all answered.
 func (q *localQueue) deleted(name, value string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.recent[name] == value {
+	if q.recent[name].value == value {
 		delete(q.recent, name)
 	}
 }
@@ -226,7 +237,7 @@ func (t *turn) nextMetadata(dflt string) string {
 }
 
 // done passes the turn on, once.
-func (t *turn) done() { t.pass("") }
+func (t *turn) done() { t.pass(replaced{}) }
 
 // giveUp passes on a turn its goroutine no longer wants: with the lease
 // handed over with it, if any, to the next goroutine; when none waits, that
@@ -242,7 +253,7 @@ func (t *turn) giveUp() {
 		return
 	}
 	h.discard()
-	t.pass(h.value)
+	t.pass(h.replaced())
 }
 
 // pass passes the turn on, once. released, when not empty, is the value of
@@ -250,14 +261,14 @@ func (t *turn) giveUp() {
 // attempt may replace keys that still hold it. Handing it over is always
 // safe, however late the next goroutine comes: the lease has ended, and
 // its keys are being deleted anyway.
-func (t *turn) pass(released string) { t.give(released, nil) }
+func (t *turn) pass(released replaced) { t.give(released, nil) }
 
 // handOff passes the turn on with next, the lease the next goroutine is to
 // take over (handoff.go), and reports true; when no goroutine waits, it
 // reports false and keeps the turn.
-func (t *turn) handOff(next *Lease) bool { return t.give("", next) }
+func (t *turn) handOff(next *Lease) bool { return t.give(replaced{}, next) }
 
-func (t *turn) give(released string, next *Lease) bool {
+func (t *turn) give(released replaced, next *Lease) bool {
 	q := t.q
 	q.mu.Lock()
 	if t.passed || (next != nil && t.s.refs < 2) {

@@ -12,8 +12,8 @@ import (
 func TestTurnPassesReleasedValue(t *testing.T) {
 	q := &localQueue{slots: make(map[string]*slot)}
 	first, ok := q.try("n")
-	if !ok || first.replaces != "" {
-		t.Fatalf("try on a free name: ok %v, replaces %q; want true and empty", ok, first.replaces)
+	if !ok || first.replaces != (replaced{}) {
+		t.Fatalf("try on a free name: ok %v, replaces %+v; want true and empty", ok, first.replaces)
 	}
 	got := make(chan *turn)
 	go func() {
@@ -33,15 +33,15 @@ func TestTurnPassesReleasedValue(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
-	first.pass("v1")
+	first.pass(replaced{"v1", 7})
 	next := <-got
-	if next.replaces != "v1" {
-		t.Errorf("waiter's turn replaces %q; want v1", next.replaces)
+	if next.replaces != (replaced{"v1", 7}) {
+		t.Errorf("waiter's turn replaces %+v; want v1 with counter 7", next.replaces)
 	}
-	next.pass("v2") // no one waits: nothing to hand over
+	next.pass(replaced{"v2", 8}) // no one waits: nothing to hand over
 	later, ok := q.try("n")
-	if !ok || later.replaces != "" {
-		t.Errorf("try after a release with no waiter: ok %v, replaces %q; want true and empty", ok, later.replaces)
+	if !ok || later.replaces != (replaced{}) {
+		t.Errorf("try after a release with no waiter: ok %v, replaces %+v; want true and empty", ok, later.replaces)
 	}
 	later.done()
 	if len(q.slots) != 0 {

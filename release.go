@@ -127,7 +127,7 @@ func (l *Lease) release(ctx context.Context, span trace.Span, called int64, prev
 	// next waiter's first attempt counts keys holding our value as free.
 	left := count - answered
 	if left > 0 {
-		l.c.queue.deleting(l.req.name, l.value)
+		l.c.queue.deleting(l.req.name, l.replaced())
 		l.c.spawn(func() {
 			for range left {
 				<-replies
@@ -135,7 +135,7 @@ func (l *Lease) release(ctx context.Context, span trace.Span, called int64, prev
 			l.c.queue.deleted(l.req.name, l.value)
 		})
 	}
-	l.turn.pass(l.value)
+	l.turn.pass(l.replaced())
 	if ctxErr != nil {
 		// The caller stops waiting; the deletes still complete.
 		return withErr(prev, first, withCtx(releaseError(l.req.name, d.tally, d.errs), ctxErr))
@@ -161,8 +161,8 @@ func (l *Lease) ack(i int) int64 {
 // acquire's answer never came, it may still arrive, after this delete:
 // the value is buried there (TestAdv2LateAcquireAfterRelease).
 func (l *Lease) sendDeletes(ctx context.Context, also string) (<-chan reply, int) {
-	plain := l.req.releaseCall(l.value, also, false, 0)
-	buried := l.req.releaseCall(l.value, also, true, l.TTL())
+	plain := l.req.releaseCall(l.value, also, l.counter(), false, 0)
+	buried := l.req.releaseCall(l.value, also, l.counter(), true, l.TTL())
 	replies, count, _ := l.fanoutAfterAcquire(context.WithoutCancel(ctx), func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		l.mu.Lock()
 		unknown := l.unanswered&(1<<node) != 0

@@ -42,6 +42,8 @@ rows=(
 	"MUT_OLD_EXTEND|fail|P3_keys_on_majority|-O0|-DN=3 -DIDLE1 -DLIMBO=0 -DRENEWS=1 -DEXTEND -DTTL=4 -DSHORT=2 -DMAXT=4 -DMUT_OLD_EXTEND"
 	"handoff_late_renewal|pass|-|-O0|-DN=2 -DG=2 -DHANDOFF -DWAITER_ONLY_HANDED -DLIMBO=1 -DEXTEND -DEXTEND_LONGER -DTTL=3 -DSHORT=2 -DLONG=4 -DMAXT=2 -DATT=1"
 	"MUT_HANDOFF_SAME_VALUE|fail|P3_keys_on_majority|-O0|-DN=2 -DG=2 -DHANDOFF -DWAITER_ONLY_HANDED -DLIMBO=1 -DEXTEND -DEXTEND_LONGER -DTTL=3 -DSHORT=2 -DLONG=4 -DMAXT=2 -DATT=1 -DMUT_HANDOFF_SAME_VALUE"
+	"fence_limbo|pass|-|-O0|-DN=3 -DG=2 -DLIMBO=1 -DCLOCKF=0 -DMAXT=0 -DATT=1 -DCTR0=2"
+	"MUT_RELEASE_NO_RAISE|fail|P2_handout_order|-O0|-DN=3 -DG=2 -DLIMBO=1 -DCLOCKF=0 -DMAXT=0 -DATT=1 -DCTR0=2 -DMUT_RELEASE_NO_RAISE"
 )
 
 want=("$@")
@@ -75,14 +77,14 @@ run() {
 		# -E: no invalid end states (a bounded run stops anywhere);
 		# each run is bounded by the model's own bounds; timeout guards it.
 		local start=$SECONDS rc=0
-		timeout 240 ./pan -E -m200000 -w26 >pan.out 2>&1 || rc=$?
+		timeout 420 ./pan -E -m200000 -w26 >pan.out 2>&1 || rc=$?
 		local secs=$((SECONDS - start))
 		local states
 		states=$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' pan.out | head -n1)
 		local errs
 		errs=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' pan.out | head -n1)
 		if [[ $rc -eq 124 ]]; then
-			echo "error|timeout after 240 s|${states:--}|$secs" >result
+			echo "error|timeout after 420 s|${states:--}|$secs" >result
 		elif grep -q "max search depth too small" pan.out; then
 			echo "error|search depth too small (raise -m)|${states:--}|$secs" >result
 		elif [[ -z $errs ]]; then

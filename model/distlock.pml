@@ -67,6 +67,10 @@
 #define QCAP 4         /* commands in flight per connection (-DCHKQ: assert never full) */
 
 #define TOKMAX 96
+#define VMAX 16        /* values drawn (nextv), bound for lctr */
+#ifndef CTR0
+#define CTR0 0         /* master 0's counter at the start: earlier history (failed attempts) */
+#endif
 
 /* Scenario HANDOFF: goroutines 0 and 1 share a Client (its local queue),
  * goroutine 2 is another Client. Otherwise each goroutine is its own. */
@@ -82,6 +86,9 @@ mtype = { ACQ, DEL, FEN, REN, HND, DRW, LEAVE };
 byte kval[N];     /* the lock key's value, 0: absent */
 byte kexp[N];     /* tick at which it expires */
 byte ctr[N];      /* fence counter */
+byte lctr[VMAX];  /* the counter in the token of the lease that had value v (0: never a lease's):
+                   * what release.lua (ARGV[3]) and acquire.lua (ARGV[8], for its
+                   * replaces) are given */
 /* Every master keeps a waiting list. wl[m*G+w-1] is waiter w's place in
  * master m's line (0: not in it); the smallest place is first. A waiter's
  * place is its arrival: the first time any master registered it during its
@@ -252,6 +259,13 @@ inline exec() {
 		headof(em);
 		if
 		:: (kval[em] == 0 || (ea1 != 0 && kval[em] == ea1)) && (eh == 0 || eh == ea2) ->
+#ifndef MUT_RELEASE_NO_RAISE
+			/* taking over the replaced lease's key: draw above its counter */
+			if
+			:: ea1 != 0 && kval[em] == ea1 && ctr[em] < lctr[ea1] -> ctr[em] = lctr[ea1]
+			:: else -> skip
+			fi;
+#endif
 			kval[em] = ev; kexp[em] = now + TTL; ctr[em]++; eres = 2; enm = ctr[em]
 		:: else ->
 			if
@@ -265,6 +279,13 @@ inline exec() {
 			fi
 		fi
 	:: ek == DEL ->   /* release.lua; a3: another value of the lease's (a failed handoff's next) */
+#ifndef MUT_RELEASE_NO_RAISE
+		/* raise the counter to the lease's, whatever the key holds */
+		if
+		:: ctr[em] < lctr[ev] -> ctr[em] = lctr[ev]
+		:: else -> skip
+		fi;
+#endif
 		if
 		:: kval[em] == ev || (ea3 != 0 && kval[em] == ea3) -> kval[em] = 0; kexp[em] = 0; eres = 2
 		:: else -> skip
@@ -648,6 +669,13 @@ inline handout(x_, v_, vu_, tok_) {
 	assert(P2_token_order);
 	P2_token_unique = !given[tok_];
 	assert(P2_token_unique);
+	/* without clock faults and pauses, leases never overlap (P1): then
+	 * tokens rise in the order leases are handed out, even for an Acquire
+	 * that began before the previous lease was handed out */
+	P2_handout_order = (faulted || tok_ > retmax);
+	assert(P2_handout_order);
+	assert(v_ < VMAX);
+	lctr[v_] = tok_ / N;
 	given[tok_] = 1;
 	floor[x_] = 0;   /* used */
 	if
@@ -678,7 +706,7 @@ proctype Gor(byte g)
 {
 	byte v, keptv, repl, att, start, t, first, nh, i, w, wr, nr, x, xst, ng, loops, nv, sa3, pm;
 	bool ok, jn, rch;
-	bool P2_token_order, P2_token_unique;
+	bool P2_token_order, P2_token_unique, P2_handout_order;
 #ifdef MUT_HANDOFF_NO_ROUNDTRIP
 	bool drawn, blockok; byte bnext, bnode;
 #endif
@@ -1041,6 +1069,7 @@ end:
 
 init {
 	atomic {
+		ctr[0] = CTR0;
 		run Gor(0);
 		run Gor(1);
 #if G > 2

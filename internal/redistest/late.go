@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -28,6 +29,7 @@ import (
 type LateDialer struct {
 	mu        sync.Mutex
 	partition bool
+	trigger   []byte // PartitionOn's pattern, until a write matches it
 	conns     map[*lateConn]struct{}
 }
 
@@ -59,6 +61,48 @@ func (d *LateDialer) Partition() {
 	for c := range d.conns {
 		c.mu.Lock()
 		c.held = true
+		c.mu.Unlock()
+	}
+}
+
+// PartitionOn holds, from the first write that contains pattern, that
+// write and every later one on the connection that made it, and answers
+// nothing more on it, as Partition does for that connection alone: the
+// partition starts between two commands of one client on one master. The
+// other connections are not held. It fires once.
+func (d *LateDialer) PartitionOn(pattern []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.trigger = append([]byte(nil), pattern...)
+}
+
+// matched reports whether b fires PartitionOn's pattern, and disarms it.
+func (d *LateDialer) matched(b []byte) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.trigger == nil || !bytes.Contains(b, d.trigger) {
+		return false
+	}
+	d.trigger = nil
+	return true
+}
+
+// Resume ends the partition without breaking anything: the bytes held on
+// each connection go to the server, in order, and the connections carry
+// on, as after a stall that no timeout noticed. Connections dialled from
+// now on are not held.
+func (d *LateDialer) Resume() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.partition = false
+	for c := range d.conns {
+		c.mu.Lock()
+		if c.held && !c.isBroken {
+			if len(c.buf) > 0 {
+				c.Conn.Write(c.buf)
+			}
+			c.buf, c.held = nil, false
+		}
 		c.mu.Unlock()
 	}
 }
@@ -144,10 +188,14 @@ func (c *lateConn) isBrokenNow() bool {
 }
 
 func (c *lateConn) Write(b []byte) (int, error) {
+	fire := c.d.matched(b) // before c.mu: the dialer's lock comes first
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return 0, net.ErrClosed
+	}
+	if fire {
+		c.held = true
 	}
 	if c.held {
 		c.buf = append(c.buf, b...)

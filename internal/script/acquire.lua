@@ -23,6 +23,10 @@
 --          previous attempt, which kept its keys (the tie-break, acquire.go)
 -- ARGV[7]  the caller's waiter id: its place in the waiting list, the same
 --          for all the attempts of one Acquire ("" for TryAcquire)
+-- ARGV[8]  the counter in the token of ARGV[6]'s lease ("0" when ARGV[6]
+--          never was a lease's): where this takes over a key that holds
+--          ARGV[6], the counter it draws is above that one, as if the
+--          release (release.lua) had run first
 --
 -- Returns {1, counter} when the key now holds ARGV[1]: it was free (or
 -- held ARGV[6]), or it already held ARGV[1] (a duplicate of this command).
@@ -74,8 +78,10 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
 end
 local v = redis.call('GET', KEYS[1])
+local least = 0
 if v ~= false and ARGV[6] ~= '' and v == ARGV[6] then
   v = false
+  least = tonumber(ARGV[8]) or 0
 end
 if v == false and (head == nil or head == ARGV[7]) then
   redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'set ' .. ARGV[2] .. ' ' .. ARGV[1])
@@ -127,12 +133,14 @@ if head ~= nil and head == ARGV[7] then
   redis.call('ZADD', KEYS[4], clock() + tonumber(ARGV[5]), ARGV[7])
 end
 local c = redis.call('INCR', KEYS[2])
+local raise = least > 0
 if KEYS[7] then
   -- Tokens an older distlock drew for this prefix must stay below ours,
   -- whoever created the shared counter first.
   local old = tonumber(redis.call('GET', KEYS[7]) or '0') or 0
-  if c <= old then
-    c = redis.call('INCRBY', KEYS[2], math.floor(old) - c + 1)
-  end
+  least, raise = math.max(least, math.floor(old)), true
+end
+if raise and c <= least then
+  c = redis.call('INCRBY', KEYS[2], least - c + 1)
 end
 return {1, c}

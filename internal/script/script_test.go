@@ -56,6 +56,22 @@ func TestAcquireReplacesReleasedValue(t *testing.T) {
 	if v := do("GET", "k"); v != "new" {
 		t.Fatalf("key holds %q after the old release; want new", v)
 	}
+
+	// ARGV[8]: taking over the released lease's key draws a counter above
+	// the one in that lease's token, however low this master's counter was
+	// (its write-back not arrived): TestAdv18ReleaseOvertakesWriteBack.
+	do("SET", "k", "old2", "PX", "10000")
+	do("SET", "fence", "3")
+	r := do("EVAL", acquireSrc, "6", "k", "fence", "wait", "lapse", "tomb", "left", "new2", "10000", "", "0", "1000", "old2", "", "100")
+	if r != "1\n101" {
+		t.Fatalf("acquire taking over a released lease of counter 100, counter here 3: got %q; want granted at 101", r)
+	}
+	// A free key owes nothing to ARGV[8]: the release there raised it.
+	do("DEL", "k")
+	r = do("EVAL", acquireSrc, "6", "k", "fence", "wait", "lapse", "tomb", "left", "new3", "10000", "", "0", "1000", "old3", "", "500")
+	if r != "1\n102" {
+		t.Fatalf("acquire of a free key with ARGV[8] 500: got %q; want granted at 102", r)
+	}
 }
 
 // handoff.lua pushes the key's expiry out and draws one counter only where
@@ -199,7 +215,7 @@ func TestBuryRefusesLateAcquire(t *testing.T) {
 	acquire := func(value string) string {
 		return do("EVAL", acquireSrc, "6", "k", "fence", "wait", "lapse", "tomb:"+value, "left", value, "10000", "", "0", "1000", "", "")
 	}
-	if r := do("EVAL", releaseSrc, "2", "k", "tomb:v", "v", "", "60000"); r != "0" {
+	if r := do("EVAL", releaseSrc, "3", "k", "fence", "tomb:v", "v", "", "0", "60000"); r != "0" {
 		t.Fatalf("bury of a value never set: got %q; want 0", r)
 	}
 	if r := acquire("v"); !strings.HasPrefix(r, "0\n") {
@@ -211,11 +227,68 @@ func TestBuryRefusesLateAcquire(t *testing.T) {
 	if r := acquire("w"); !strings.HasPrefix(r, "1\n") {
 		t.Fatalf("acquire of another value: got %q; want granted", r)
 	}
-	if r := do("EVAL", releaseSrc, "2", "k", "tomb:w", "w", "", "60000"); r != "1" {
+	if r := do("EVAL", releaseSrc, "3", "k", "fence", "tomb:w", "w", "", "0", "60000"); r != "1" {
 		t.Fatalf("bury of a value the key holds: got %q; want 1 (deleted)", r)
 	}
 	if v := do("EXISTS", "k"); v != "0" {
 		t.Fatal("bury left the key")
+	}
+}
+
+// release.lua raises the fence counter (KEYS[2]) to the released lease's
+// counter (ARGV[3]) whatever the key holds, never lowers it, and leaves a
+// counter that is not a number, or not a string, alone.
+func TestReleaseRaisesCounter(t *testing.T) {
+	s := redistest.StartN(t, 1, redistest.Options{})[0]
+	do := doer(t, s)
+	release := func(value, counter string) string {
+		return do("EVAL", releaseSrc, "2", "k", "fence", value, "", counter)
+	}
+	do("SET", "k", "v")
+	do("SET", "fence", "5")
+	if r := release("v", "100"); r != "1" {
+		t.Fatalf("release: got %q; want 1", r)
+	}
+	if c := do("GET", "fence"); c != "100" {
+		t.Fatalf("counter after a release of counter 100 over 5: %q; want 100", c)
+	}
+	if r := release("v", "50"); r != "0" {
+		t.Fatalf("release of a gone key: got %q; want 0", r)
+	}
+	if c := do("GET", "fence"); c != "100" {
+		t.Fatalf("counter after a release of counter 50 over 100: %q; want 100 (never lowered)", c)
+	}
+	do("SET", "k", "other")
+	if r := release("v", "300"); r != "-1" {
+		t.Fatalf("release of another value's key: got %q; want -1", r)
+	}
+	if c := do("GET", "fence"); c != "300" {
+		t.Fatalf("counter after a release that found another value: %q; want 300", c)
+	}
+	if r := release("other", "0"); r != "1" {
+		t.Fatalf("release of a failed attempt's value: got %q; want 1", r)
+	}
+	if c := do("GET", "fence"); c != "300" {
+		t.Fatalf("counter after a release with counter 0: %q; want 300", c)
+	}
+	do("DEL", "fence")
+	release("v", "7")
+	if c := do("GET", "fence"); c != "7" {
+		t.Fatalf("counter after a release where there was none: %q; want 7", c)
+	}
+	do("SET", "fence", "not a number")
+	do("SET", "k", "v")
+	if r := release("v", "9"); r != "1" {
+		t.Fatalf("release beside a counter that is not a number: got %q; want 1", r)
+	}
+	if c := do("GET", "fence"); c != "not a number" {
+		t.Fatalf("counter that was not a number: %q; want it left alone", c)
+	}
+	do("DEL", "fence")
+	do("RPUSH", "fence", "x")
+	do("SET", "k", "v")
+	if r := release("v", "9"); r != "1" {
+		t.Fatalf("release beside a counter of another type: got %q; want 1", r)
 	}
 }
 
