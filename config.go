@@ -148,7 +148,8 @@ type Config struct {
 	// Sentinel-managed group, a Cluster shard), whose failover can lose
 	// the latest writes and with them counter increments, so that a later
 	// token comes out lower than one already handed out. After each script
-	// that draws or raises a counter distlock sends WAIT FenceReplicas on
+	// that draws a counter or writes it back (not a release's raise of it)
+	// distlock sends WAIT FenceReplicas on
 	// the same connection, with a timeout within the per-master timeout; a
 	// master whose replicas do not all acknowledge in time counts as
 	// failed for that acquire (ErrNotReplicated), and its keys are cleaned

@@ -21,7 +21,8 @@ import (
 // it can get a token that is not larger (TestSentinelTokensGoBack).
 //
 // With FenceReplicas n > 0, every script that draws or raises a counter
-// (acquire.lua, handoff.lua, the write-back's fence.lua) is followed, on the
+// before a token is handed out (acquire.lua, handoff.lua, the write-back's
+// fence.lua) is followed, on the
 // same connection, by WAIT n <ms>: Redis answers it once n replicas have
 // acknowledged every write that connection made, which includes the
 // script's; or, after <ms>, with how many did. A master whose script drew
@@ -65,6 +66,14 @@ import (
 // (BenchmarkFenceReplicas). With FenceReplicas 0, nothing of this is sent:
 // the commands are those of a Client without the option.
 
+// A release's raise of the counter (release.lua, fencing.go "A released key
+// leaves its counter behind") is not waited for: the key is gone whatever
+// the replicas say, and a release must not fail on them. A failover right
+// after it can lose the raise, and with it the handout order of tokens in
+// the interleaving it is for (docs/safety.md); the promise that an Acquire
+// begun after a lease was handed out gets a larger token does not rest on
+// it.
+//
 // ErrNotReplicated is the error of a master that drew or raised a fence
 // counter but whose replicas did not acknowledge it in time
 // (Config.FenceReplicas). It appears in a QuorumError's Errs; that master
