@@ -128,6 +128,13 @@ func refusedTracking(o rueidis.ClientOption, err error) bool {
 // the connection was lost). It runs on the connection's reading
 // goroutine, so it only notes what to read.
 func (e *keyEvents) changed(i int, keys []rueidis.RedisMessage) {
+	if keys != nil && allReserved(keys) {
+		// Fence counters and waiting lists (a third of the messages when
+		// locks change hands): no lease, acquire or echo can be waiting
+		// on them, since no lock key starts like them (checkKey). Not
+		// worth e.mu, which acquires and releases take too.
+		return
+	}
 	e.mu.Lock()
 	k := &e.check[i]
 	due := false
@@ -178,6 +185,18 @@ func (e *keyEvents) changed(i int, keys []rueidis.RedisMessage) {
 	if due {
 		e.poke(i)
 	}
+}
+
+// allReserved reports whether every key in keys is one of distlock's own
+// (ReservedKeyspace), never a lock key.
+func allReserved(keys []rueidis.RedisMessage) bool {
+	for _, m := range keys {
+		key, err := m.ToString()
+		if err != nil || !reservedKey(key) {
+			return false
+		}
+	}
+	return true
 }
 
 // releasing reports whether every one of ls is being released.
