@@ -197,15 +197,23 @@ func printStatus(w io.Writer, st distlock.Status) {
 	case distlock.StateFree:
 		fmt.Fprintf(w, "lock %q: free (%d of %d masters agree, %d needed)\n", st.Name, st.Agree, n, st.Quorum)
 	default:
-		answered := 0
+		// A master that answered with an error (WRONGTYPE, NOPERM) gave
+		// no reading: too few readings is not a disagreement.
+		readings, errs := 0, 0
 		for _, m := range st.Masters {
-			if m.Err == nil || refused(m.Err) {
-				answered++
+			switch {
+			case m.Err == nil:
+				readings++
+			case refused(m.Err):
+				errs++
 			}
 		}
 		why := "the masters disagree"
-		if answered < st.Quorum {
-			why = fmt.Sprintf("%d of %d masters answered", answered, n)
+		switch {
+		case readings < st.Quorum && errs > 0:
+			why = fmt.Sprintf("%d of %d masters answered with an error, %d with a reading", errs, n, readings)
+		case readings < st.Quorum:
+			why = fmt.Sprintf("%d of %d masters answered", readings, n)
 		}
 		fmt.Fprintf(w, "lock %q: cannot tell: %s; %d needed to agree (at most %d do)\n", st.Name, why, st.Quorum, st.Agree)
 	}

@@ -36,6 +36,21 @@ func TestUseWrongTypeNotUnreachable(t *testing.T) {
 	if strings.Contains(r.stdout, "unreachable") {
 		t.Errorf("status calls masters that answered WRONGTYPE unreachable:\n%s", r.stdout)
 	}
+	if !strings.Contains(r.stdout, "cannot tell: 2 of 3 masters answered with an error, 1 with a reading") {
+		t.Errorf("status's verdict does not say that 2 masters answered with an error:\n%s", r.stdout)
+	}
+	// Every master WRONGTYPE: no reading at all, not "the masters disagree".
+	if _, err := servers[2].Do("RPUSH", "distlock:wt", "a"); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, nodes, "status", "wt")
+	r.want(t, 2)
+	if strings.Contains(r.stdout, "disagree") || !strings.Contains(r.stdout, "3 of 3 masters answered with an error, 0 with a reading") {
+		t.Errorf("status with every master answering WRONGTYPE:\n%s", r.stdout)
+	}
+	if _, err := servers[2].Do("DEL", "distlock:wt"); err != nil {
+		t.Fatal(err)
+	}
 	r = run(t, nodes, "run", "-n", "wt", "--", "true")
 	r.want(t, 123)
 	if strings.Contains(r.stderr, "1 of 3 masters reachable") {
