@@ -143,11 +143,14 @@ func TestStatusJSONNoExpiry(t *testing.T) {
 func TestStatusBadFenceCounter(t *testing.T) {
 	servers, nodes := startMasters(t, 3)
 	run(t, nodes, "run", "bf", "--", "true").want(t, 0)
-	fence, err := servers[0].Do("KEYS", "distlock:fence:*")
+	fence, err := servers[0].Do("KEYS", "distlock:fence:{*}") // the counter, not a tombstone (fence:dead:) or fence:left:
 	if err != nil {
 		t.Fatal(err)
 	}
 	fence = strings.Trim(strings.TrimSpace(fence), "[]\"")
+	if !strings.HasPrefix(fence, "distlock:fence:{") || strings.ContainsAny(fence, " \n,") {
+		t.Fatalf("want one fence counter on master 0; KEYS found %q", fence)
+	}
 	for i, s := range servers {
 		if _, err := s.Do("SET", "distlock:bf", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|o|m", "PX", "60000"); err != nil {
 			t.Fatal(err)
