@@ -675,7 +675,15 @@ inline handout(x_, v_, vu_, tok_) {
 	P2_handout_order = (faulted || tok_ > retmax);
 	assert(P2_handout_order);
 	assert(v_ < VMAX);
+#if LIMBO > 0 || defined(HANDOFF)
+	/* Only where a release's DEL (or a takeover by replaces) can run
+	 * before the lease's write-back on that master: a command left in a
+	 * replaced connection, or another goroutine's ACQ. Where every
+	 * connection is FIFO and no goroutine takes over another's value, the
+	 * DEL runs after its own FEN and the raise changes nothing: lctr stays
+	 * 0 and adds no states (the fence row). */
 	lctr[v_] = tok_ / N;
+#endif
 	given[tok_] = 1;
 	floor[x_] = 0;   /* used */
 	if
