@@ -24,12 +24,12 @@ for tool in spin gcc; do
 	fi
 done
 
-# name | expect (pass, fail) | property a failure must violate | gcc -O level | spin -D flags
+# name | expect (pass, fail) | properties a failure must violate (one of them; separated by ",") | gcc -O level | spin -D flags
 # (gcc -O2 takes ~25 s on pan.c: only for the rows whose search is long)
 # (longest first, so that the parallel jobs end together)
 rows=(
 	"handoff|pass|-|-O2|-DN=2 -DG=3 -DHANDOFF -DWAITER_ONLY_HANDED -DLIMBO=0 -DCLOCKF=2 -DMAXT=0 -DATT=1"
-	"MUT_HANDOFF_NO_ROUNDTRIP|fail|P2_token_order|-O2|-DN=2 -DG=3 -DHANDOFF -DWAITER_ONLY_HANDED -DLIMBO=0 -DCLOCKF=2 -DMAXT=0 -DATT=1 -DMUT_HANDOFF_NO_ROUNDTRIP"
+	"MUT_HANDOFF_NO_ROUNDTRIP|fail|P2_token_order,P2_handout_order|-O2|-DN=2 -DG=3 -DHANDOFF -DWAITER_ONLY_HANDED -DLIMBO=0 -DCLOCKF=2 -DMAXT=0 -DATT=1 -DMUT_HANDOFF_NO_ROUNDTRIP"
 	"release|pass|-|-O0|-DN=3 -DG=2 -DHANDOFF -DLIMBO=1 -DCLOCKF=1 -DMAXT=1 -DATT=1 -DCHKQ"
 	"fence|pass|-|-O2|-DN=3 -DLIMBO=0 -DCLOCKF=1 -DMAXT=0 -DLOOPS=2 -DATT=1"
 	"extend_short_then_long|pass|-|-O0|-DN=3 -DIDLE1 -DLIMBO=1 -DRENEWS=1 -DEXTEND -DEXTEND_LONGER -DTTL=3 -DSHORT=2 -DLONG=4 -DMAXT=2"
@@ -38,7 +38,7 @@ rows=(
 	"MUT_REUSE_VALUE|fail|P3_keys_on_majority|-O0|-DN=2 -DLIMBO=1 -DATT=2 -DATT1=1 -DTTL=2 -DMAXT=1 -DMUT_REUSE_VALUE"
 	"MUT_NO_UNKNOWN_TTL|fail|P3_keys_on_majority|-O0|-DN=3 -DIDLE1 -DLIMBO=1 -DRENEWS=1 -DEXTEND -DEXTEND_LONGER -DTTL=3 -DSHORT=2 -DLONG=4 -DMAXT=2 -DMUT_NO_UNKNOWN_TTL"
 	"extend|pass|-|-O0|-DN=3 -DIDLE1 -DLIMBO=0 -DRENEWS=1 -DEXTEND -DTTL=4 -DSHORT=2 -DMAXT=4"
-	"MUT_FASTPATH_ONE_MASTER|fail|P2_token_order|-O0|-DN=3 -DLIMBO=0 -DCLOCKF=1 -DMAXT=0 -DLOOPS=2 -DATT=1 -DMUT_FASTPATH_ONE_MASTER"
+	"MUT_FASTPATH_ONE_MASTER|fail|P2_token_order,P2_handout_order|-O0|-DN=3 -DLIMBO=0 -DCLOCKF=1 -DMAXT=0 -DLOOPS=2 -DATT=1 -DMUT_FASTPATH_ONE_MASTER"
 	"MUT_OLD_EXTEND|fail|P3_keys_on_majority|-O0|-DN=3 -DIDLE1 -DLIMBO=0 -DRENEWS=1 -DEXTEND -DTTL=4 -DSHORT=2 -DMAXT=4 -DMUT_OLD_EXTEND"
 	"handoff_late_renewal|pass|-|-O0|-DN=2 -DG=2 -DHANDOFF -DWAITER_ONLY_HANDED -DLIMBO=1 -DEXTEND -DEXTEND_LONGER -DTTL=3 -DSHORT=2 -DLONG=4 -DMAXT=2 -DATT=1"
 	"MUT_HANDOFF_SAME_VALUE|fail|P3_keys_on_majority|-O0|-DN=2 -DG=2 -DHANDOFF -DWAITER_ONLY_HANDED -DLIMBO=1 -DEXTEND -DEXTEND_LONGER -DTTL=3 -DSHORT=2 -DLONG=4 -DMAXT=2 -DATT=1 -DMUT_HANDOFF_SAME_VALUE"
@@ -118,6 +118,18 @@ for row in "${rows[@]}"; do
 done
 wait
 
+# caught_by VIOLATED PROPS: whether VIOLATED names one of PROPS (separated
+# by ','): a mutation may break several properties at once, and which
+# assertion the search meets first depends on its order.
+caught_by() {
+	local p
+	IFS=',' read -ra ps <<<"$2"
+	for p in "${ps[@]}"; do
+		[[ $1 == *"$p"* ]] && return 0
+	done
+	return 1
+}
+
 status=0
 printf '%-32s %-7s %-8s %-34s %10s %6s\n' ROW EXPECT GOT "VIOLATED" STATES SECS
 for row in "${rows[@]}"; do
@@ -131,7 +143,7 @@ for row in "${rows[@]}"; do
 		mark="NOT EXPECTED: the fixed protocol fails; counterexample in $WORK/$name/trail.txt"
 	elif [[ $expect == fail && $verdict != fail ]]; then
 		mark="NOT CAUGHT: spin found no counterexample"
-	elif [[ $expect == fail && $violated != *"$prop"* ]]; then
+	elif [[ $expect == fail ]] && ! caught_by "$violated" "$prop"; then
 		mark="CAUGHT BY ANOTHER PROPERTY (wanted $prop)"
 	fi
 	[[ $mark == ok ]] || status=1
