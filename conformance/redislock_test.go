@@ -36,12 +36,18 @@ func assertTTL(t *testing.T, c *distlock.Client, name string, exp time.Duration)
 	require.InDelta(t, exp.Seconds(), st.TTL.Seconds(), 1, "expected ~%v, got %v", exp, st.TTL)
 }
 
-// quickObtain is redislock's quickObtain: a lease on a fresh name.
+// quickObtain is redislock's quickObtain: a lease on a fresh name. With
+// Acquire (bounded at 3s), not one TryAcquire: the short TTLs of these
+// ports give a per-master timeout of a tenth of them (10ms for 100ms),
+// which one attempt on a loaded machine can miss (it did in CI); a fresh
+// name is never locked, so the wait only outlasts such a miss.
 func quickObtain(t *testing.T, c interface {
-	TryAcquire(context.Context, string, ...distlock.Option) (*distlock.Lease, error)
+	Acquire(context.Context, string, ...distlock.Option) (*distlock.Lease, error)
 }, name string, ttl time.Duration) *distlock.Lease {
 	t.Helper()
-	l, err := c.TryAcquire(t.Context(), name, distlock.WithTTL(ttl))
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	l, err := c.Acquire(ctx, name, distlock.WithTTL(ttl))
 	require.NoError(t, err)
 	return l
 }
