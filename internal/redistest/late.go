@@ -92,16 +92,25 @@ func (d *LateDialer) matched(b []byte) bool {
 // on, as after a stall that no timeout noticed. Connections dialled from
 // now on are not held.
 func (d *LateDialer) Resume() {
+	d.endPartition(func(c *lateConn) {
+		if len(c.buf) > 0 {
+			c.Conn.Write(c.buf)
+		}
+		c.buf, c.held = nil, false
+	})
+}
+
+// endPartition ends the partition for connections dialled from now on, and
+// runs f, under the connection's lock, on each connection that is held and
+// not broken.
+func (d *LateDialer) endPartition(f func(c *lateConn)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.partition = false
 	for c := range d.conns {
 		c.mu.Lock()
 		if c.held && !c.isBroken {
-			if len(c.buf) > 0 {
-				c.Conn.Write(c.buf)
-			}
-			c.buf, c.held = nil, false
+			f(c)
 		}
 		c.mu.Unlock()
 	}
@@ -111,20 +120,13 @@ func (d *LateDialer) Resume() {
 // the held connections fail on the client's side: their next Read returns
 // an error. Their bytes stay held until DeliverHeld.
 func (d *LateDialer) Break() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.partition = false
-	for c := range d.conns {
-		c.mu.Lock()
-		if c.held && !c.isBroken {
-			c.isBroken = true
-			close(c.broken)
-			// A Read begun before the partition is blocked in the
-			// socket, where nothing more comes: end it.
-			c.Conn.SetReadDeadline(time.Now())
-		}
-		c.mu.Unlock()
-	}
+	d.endPartition(func(c *lateConn) {
+		c.isBroken = true
+		close(c.broken)
+		// A Read begun before the partition is blocked in the socket,
+		// where nothing more comes: end it.
+		c.Conn.SetReadDeadline(time.Now())
+	})
 }
 
 // DeliverHeld writes the bytes held on broken connections to the server,
