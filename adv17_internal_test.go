@@ -1,9 +1,8 @@
 package distlock
 
 import (
-	"testing"
-
 	"context"
+	"testing"
 
 	"github.com/redis/rueidis"
 
@@ -17,22 +16,9 @@ import (
 // bit R2 set and marks an echo that already came. Another program's DEL,
 // reaching master 0 before R2, is swallowed by that mark.
 func TestAdv17OverlappingRenewalsSwallowDelete(t *testing.T) {
-	e := newKeyEvents(nil, 3)
-	l := &Lease{req: &request{key: "distlock:x"}}
-	e.byKey[l.req.key] = []*Lease{l}
+	e, l, msg := adv17Lease(t)
 	ls := []*Lease{l}
 	idx := []int{0}
-	srv := redistest.StartN(t, 1, redistest.Options{})
-	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv[0].Addr()}, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	m, err := rc.Do(context.Background(), rc.B().Echo().Message(l.req.key).Build()).ToMessage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg := []rueidis.RedisMessage{m}
 
 	e.renewing(0, ls, idx)              // R1 sent
 	e.changed(0, msg)                   // E1: R1's echo, counted (n=1)
@@ -46,6 +32,21 @@ func TestAdv17OverlappingRenewalsSwallowDelete(t *testing.T) {
 
 // Control: the same messages with one renewal at a time: D is read.
 func TestAdv17OneRenewalReadsDelete(t *testing.T) {
+	e, l, msg := adv17Lease(t)
+	e.renewing(0, []*Lease{l}, []int{0})
+	e.changed(0, msg)
+	e.renewedOn(0, []*Lease{l}, []int{0}, []int64{1})
+	e.changed(0, msg)
+	if _, read := e.check[0].keys[l.req.key]; !read {
+		t.Fatal("D not read")
+	}
+}
+
+// adv17Lease returns keyEvents for 3 masters tracking one lease of
+// distlock:x, and a key-change message naming that key (a master's reply
+// to ECHO, the shape the tracking callback receives).
+func adv17Lease(t *testing.T) (*keyEvents, *Lease, []rueidis.RedisMessage) {
+	t.Helper()
 	e := newKeyEvents(nil, 3)
 	l := &Lease{req: &request{key: "distlock:x"}}
 	e.byKey[l.req.key] = []*Lease{l}
@@ -55,13 +56,9 @@ func TestAdv17OneRenewalReadsDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	m, _ := rc.Do(context.Background(), rc.B().Echo().Message(l.req.key).Build()).ToMessage()
-	msg := []rueidis.RedisMessage{m}
-	e.renewing(0, []*Lease{l}, []int{0})
-	e.changed(0, msg)
-	e.renewedOn(0, []*Lease{l}, []int{0}, []int64{1})
-	e.changed(0, msg)
-	if _, read := e.check[0].keys[l.req.key]; !read {
-		t.Fatal("D not read")
+	m, err := rc.Do(context.Background(), rc.B().Echo().Message(l.req.key).Build()).ToMessage()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return e, l, []rueidis.RedisMessage{m}
 }

@@ -131,29 +131,28 @@ func (r *request) releaseCall(value, also string, counter int64, bury bool, ttl 
 // checkKey reports why key cannot be a lock key, or nil: it must not be
 // one of distlock's own keys.
 func checkKey(key string) error {
-	if reservedKey(key) {
-		for _, p := range reservedPrefixes {
-			if strings.HasPrefix(key, ReservedKeyspace+p) {
-				return fmt.Errorf("lock key %q starts with %q, which is reserved for distlock's own keys", key, ReservedKeyspace+p)
-			}
-		}
+	if p := reservedPrefix(key); p != "" {
+		return fmt.Errorf("lock key %q starts with %q, which is reserved for distlock's own keys", key, p)
 	}
 	return nil
 }
 
 // reservedKey reports whether key is one of distlock's own keys (a fence
 // counter, a tombstone, a waiting list), which no lock key can be.
-func reservedKey(key string) bool {
-	if !strings.HasPrefix(key, ReservedKeyspace) {
-		return false
+func reservedKey(key string) bool { return reservedPrefix(key) != "" }
+
+// reservedPrefix returns the reserved prefix key starts with, or "".
+func reservedPrefix(key string) string {
+	rest, ok := strings.CutPrefix(key, ReservedKeyspace)
+	if !ok {
+		return ""
 	}
-	rest := key[len(ReservedKeyspace):]
 	for _, p := range reservedPrefixes {
 		if strings.HasPrefix(rest, p) {
-			return true
+			return ReservedKeyspace + p
 		}
 	}
-	return false
+	return ""
 }
 
 // newRequest checks name and opts and resolves the keys.
