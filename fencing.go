@@ -89,10 +89,23 @@ const nodeBits = 6
 // yields a token (TestCounterOutOfRange).
 const MaxCounter = 1 << 53
 
+// A CounterError is a master's fence counter that cannot be in a token:
+// outside 1..MaxCounter. The master answered; it counts as failed for
+// that acquire (in a QuorumError's Errs, inside a NodeError), and Status
+// reports it as MasterStatus.FenceErr.
+type CounterError struct {
+	Key     string // the fence counter's key
+	Counter int64
+}
+
+func (e *CounterError) Error() string {
+	return fmt.Sprintf("fence counter %s is %d, outside 1..2^53: fix or delete it (tokens from it would not rise)", e.Key, e.Counter)
+}
+
 // checkCounter reports why counter, read from key, cannot be in a token.
 func checkCounter(counter int64, key string) error {
 	if counter < 1 || counter > MaxCounter {
-		return fmt.Errorf("fence counter %s is %d, outside 1..2^53: fix or delete it (tokens from it would not rise)", key, counter)
+		return &CounterError{Key: key, Counter: counter}
 	}
 	return nil
 }

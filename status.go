@@ -125,7 +125,8 @@ type MasterStatus struct {
 	Fence int64
 	// FenceErr says why the fence counter could not be read (another
 	// program left a value that is not a number, or a key of another type
-	// there); Fence is then 0. The lock key's reading stands: the lock's
+	// there), or a *CounterError when it is a number outside 1..MaxCounter;
+	// Fence is then 0. The lock key's reading stands: the lock's
 	// verdict does not depend on the counter.
 	FenceErr error
 }
@@ -178,7 +179,7 @@ func (c *Client) Status(ctx context.Context, name string) (Status, error) {
 		r := <-replies
 		m := &st.Masters[r.node]
 		if r.err == nil {
-			r.err = parseStatus(r.res, m)
+			r.err = parseStatus(r.res, m, req.fenceKey)
 			if r.err != nil {
 				r.err = &NodeError{Addr: m.Addr, Err: r.err}
 			}
@@ -199,7 +200,7 @@ func (c *Client) Status(ctx context.Context, name string) (Status, error) {
 
 // parseStatus fills m from one master's EXEC reply: the lock key's value,
 // its PTTL, and the fence counter.
-func parseStatus(res rueidis.RedisResult, m *MasterStatus) error {
+func parseStatus(res rueidis.RedisResult, m *MasterStatus, fenceKey string) error {
 	arr, err := res.ToArray()
 	if err != nil {
 		return err
@@ -217,8 +218,14 @@ func parseStatus(res rueidis.RedisResult, m *MasterStatus) error {
 		return fmt.Errorf("lock key PTTL: %w", err)
 	}
 	fence, err := arr[2].AsInt64()
-	if err != nil && !rueidis.IsRedisNil(err) {
+	switch {
+	case err != nil && !rueidis.IsRedisNil(err):
 		fence, m.FenceErr = 0, fmt.Errorf("fence counter: %w", err)
+	case err == nil && (fence < 0 || fence >= MaxCounter):
+		// Set by hand or by another program: the next acquire's INCR
+		// there would be refused (CounterError), and shifted into a token
+		// it would wrap around and read as a small one.
+		fence, m.FenceErr = 0, &CounterError{Key: fenceKey, Counter: fence}
 	}
 	m.Held, m.Value, m.Fence = exists, value, fence
 	m.Owner, m.Metadata, _ = parseValue(value)

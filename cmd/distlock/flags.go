@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +48,11 @@ func newFlagSet(c *command, masters bool) *flags {
 	}
 	f.StringVar(&f.nodes, "nodes", "", "comma-separated masters: redis://[user:pass@]host:port/db, rediss://... or host:port\n(default: --nodes-file, else $DISTLOCK_NODES or the file $DISTLOCK_NODES_FILE names, else "+distlock.DefaultNode+")")
 	f.StringVar(&f.nodesFile, "nodes-file", "", "read the masters from this file: separated by commas or lines, # starts a comment;\nkeeps passwords out of the command line, which every user can read")
-	f.StringVar(&f.prefix, "prefix", distlock.DefaultKeyPrefix, "key prefix of the locks (Config.KeyPrefix)")
+	prefix := distlock.DefaultKeyPrefix
+	if p := os.Getenv("DISTLOCK_PREFIX"); p != "" {
+		prefix = p
+	}
+	f.StringVar(&f.prefix, "prefix", prefix, "key prefix of the locks (Config.KeyPrefix; default $DISTLOCK_PREFIX, else "+distlock.DefaultKeyPrefix+")")
 	return f
 }
 

@@ -38,11 +38,13 @@ func (r *reach) add(err error) {
 	}
 }
 
-// refused reports whether err is a master's error reply: the master is
-// reachable, and said no.
+// refused reports whether err is a master's error reply, or an answer the
+// library refused (a fence counter out of range): the master is reachable,
+// and said no.
 func refused(err error) bool {
 	var re *rueidis.RedisError
-	return errors.As(err, &re)
+	var ce *distlock.CounterError // a fence counter no token can carry
+	return errors.As(err, &re) || errors.As(err, &ce)
 }
 
 // pollReach reads the lock name on every master (Client.Status) after

@@ -58,7 +58,7 @@ func runMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return f.fail(stderr, err)
 	}
-	o.nodes = cfg.Nodes
+	o.nodes, o.prefix = cfg.Nodes, cfg.KeyPrefix
 	// Resolve COMMAND before taking the lock, as a shell would, so that a
 	// typo costs no lock.
 	o.path, err = exec.LookPath(o.argv[0])
@@ -129,8 +129,9 @@ func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
 		// them: a distlock inside then reads the same ones.
 		env = append(withoutVar(env, "DISTLOCK_NODES_FILE"), "DISTLOCK_NODES="+strings.Join(o.nodes, ","))
 	}
-	cmd.Env = append(env,
+	cmd.Env = append(withoutVar(env, "DISTLOCK_PREFIX"),
 		"DISTLOCK_NAME="+o.name,
+		"DISTLOCK_PREFIX="+o.prefix, // not secret: a distlock inside reads the same lock
 		"DISTLOCK_TOKEN="+strconv.FormatUint(lease.Token(), 10))
 	end, err := o.supervise(lease, cmd, sigs, stderr)
 	if err != nil {

@@ -22,6 +22,7 @@ type runOptions struct {
 	grace       time.Duration
 	passNodes   bool     // give COMMAND the masters in DISTLOCK_NODES
 	nodes       []string // the masters run uses (Config.Nodes)
+	prefix      string   // the key prefix run uses (Config.KeyPrefix)
 	owner       string   // Config.Owner; "" for the default, hostname:pid
 	metadata    string   // WithMetadata
 }
