@@ -53,7 +53,7 @@
 //
 //	0       run: COMMAND exited 0 holding the lock; status: free; watch: stopped by a signal or --timeout
 //	1       status: held; demo: a check failed, or the masters could not be started
-//	2       status: cannot tell (fewer than a majority of masters answered, or they disagree)
+//	2       status: cannot tell (fewer than a majority of masters gave a reading, or they disagree)
 //	122     run: the lease was lost; COMMAND was stopped, or exited after the loss
 //	123     run, watch: the masters could not be reached, or refused
 //	124     run: the lock was not acquired: held (--try), or --timeout ran out

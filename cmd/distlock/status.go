@@ -31,7 +31,8 @@ holder's own token is not stored with them (it is drawn after). With
 --json, one JSON object. It writes nothing: the answer is a snapshot.
 
 Exit status: 0 free; 1 held; 2 cannot tell (fewer than a majority of
-masters answered, or they disagree); 125 usage.`,
+masters gave a reading: unreachable, or answering with an error such as
+WRONGTYPE; or they disagree); 125 usage.`,
 	run: statusMain,
 }
 
