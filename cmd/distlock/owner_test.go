@@ -22,8 +22,11 @@ func TestStatusOwner(t *testing.T) {
 	cmd := distlockCmd(t, nodes, "hold", "--owner", "ops alice", "--metadata", "deploy 42 ✓", "st")
 	_, stderr, wait := background(t, cmd)
 	waitLine(t, stderr, `holding lock "st"`)
-	waitFor(t, "the lock on 3 masters", func() bool {
-		return strings.Contains(run(t, nodes, "status", "st").stdout, "(3 of 3 masters agree")
+	// A majority is enough: a master whose answer to the acquire was late
+	// (a busy CI machine) holds no key, and status must still name the
+	// owner from the others.
+	waitFor(t, "the lock held", func() bool {
+		return run(t, nodes, "status", "st").code == 1
 	})
 
 	r := run(t, nodes, "status", "st")
@@ -39,10 +42,16 @@ func TestStatusOwner(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), r.stdout)
 	assert.Equal(t, "ops alice", st.Owner)
 	assert.Equal(t, "deploy 42 ✓", st.Metadata)
+	held := 0
 	for i, m := range st.Masters {
+		if !m.Held {
+			continue
+		}
+		held++
 		assert.Equal(t, "ops alice", m.Owner, "master %d", i)
 		assert.Equal(t, "deploy 42 ✓", m.Metadata, "master %d", i)
 	}
+	assert.GreaterOrEqual(t, held, 2, "masters holding it: %s", r.stdout)
 	cmd.Process.Signal(syscall.SIGINT)
 	require.Equal(t, 0, wait())
 
