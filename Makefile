@@ -32,22 +32,10 @@ ensure-spin:
 model: ensure-spin
 	model/check.sh
 
+# test: scripts/test.sh (gofmt, vet, the tests with -race, the short soak,
+# the benchmarks' tests; the model beside them at idle CPU priority).
 test: ensure-redis ensure-spin
-	@unformatted="$$(gofmt -l .)" || exit 1; \
-	if [ -n "$$unformatted" ]; then \
-		echo "gofmt: these files are not formatted (run gofmt -w):"; \
-		echo "$$unformatted"; \
-		exit 1; \
-	fi
-	$(GO) vet ./...
-	@# Build every test binary first: compiled beside running tests (the
-	@# first minute of one go test ./...), the timing-sensitive ones missed
-	@# their per-master timeouts in clean-clone CI runs.
-	$(GO) test -race -count=1 -run '^$$' ./... >/dev/null
-	$(GO) test -race -count=1 -timeout 8m ./...
-	cd soak && $(GO) vet ./... && $(GO) test -race -count=1 -short -timeout 5m ./...
-	cd benchmarks && $(GO) vet ./... && $(GO) test -count=1 -run 'TestPeers|TestDistance' ./...
-	model/check.sh
+	GO=$(GO) scripts/test.sh
 
 soak: ensure-redis
 	cd soak && $(GO) test -race -count=1 -run TestSoak -v -timeout 60m . -args -duration $(SOAK_DURATION) -masters $(SOAK_MASTERS)
