@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -56,8 +55,8 @@ type Client struct {
 // New returns a Client for the masters cfg names. It connects to all of
 // them at once and returns as soon as a majority has answered; masters that
 // are down are dialled again in the background. It fails when cfg is invalid
-// or when no master at all could be reached (the error then wraps
-// ErrNoQuorum and says each master's error).
+// or when no master at all could be reached (the error is then a
+// *DialError, which wraps ErrNoQuorum and each master's error).
 func New(cfg Config) (*Client, error) {
 	s, err := cfg.settings()
 	if err != nil {
@@ -125,14 +124,17 @@ wait:
 	// Not the majority rule: New needs one master, and dials the others
 	// again in the background.
 	if dials.Granted() == 0 {
-		errs := make([]string, len(c.nodes))
+		de := &DialError{Errs: make([]error, len(c.nodes))}
 		for i, n := range c.nodes {
 			_, err := n.get()
-			errs[i] = fmt.Sprintf("master %d (%s): %v", i, n.addr, err)
+			if err == nil { // connected since: New counted its first answer a failure
+				err = errNotConnected
+			}
+			de.Errs[i] = &NodeError{Addr: n.addr, Err: err}
 		}
 		c.shutdown()
 		c.tel.close()
-		return nil, fmt.Errorf("%w: no master reachable: %s", ErrNoQuorum, strings.Join(errs, "; "))
+		return nil, de
 	}
 	c.renewer = newRenewer(c)
 	c.backlog.c = c

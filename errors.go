@@ -89,6 +89,34 @@ func (e *QuorumError) Unwrap() []error {
 	return errs
 }
 
+// DialError is [New]'s error when no master answered its first dial (within
+// Config.DialTimeout). It wraps [ErrNoQuorum] and each master's error.
+type DialError struct {
+	Errs []error // one per master, in Config order, each a *NodeError
+}
+
+func (e *DialError) Error() string {
+	var b strings.Builder
+	b.WriteString(ErrNoQuorum.Error())
+	b.WriteString(": no master reachable")
+	sep := ": "
+	for i, err := range e.Errs {
+		var ne *NodeError
+		if errors.As(err, &ne) {
+			fmt.Fprintf(&b, "%smaster %d (%s): %v", sep, i, ne.Addr, ne.Err)
+		} else {
+			fmt.Fprintf(&b, "%smaster %d: %v", sep, i, err)
+		}
+		sep = "; "
+	}
+	return b.String()
+}
+
+// Unwrap returns [ErrNoQuorum], then each master's error.
+func (e *DialError) Unwrap() []error {
+	return append([]error{ErrNoQuorum}, e.Errs...)
+}
+
 // NodeError is one master's failure inside a [QuorumError]. A master that
 // did not answer within the per-master timeout (Config.NodeTimeout) fails
 // with "no answer within …", which does not match context.DeadlineExceeded:

@@ -46,7 +46,7 @@ type statusJSON struct {
 	Owner    string         `json:"owner,omitempty"`    // held: the holder's owner
 	Metadata string         `json:"metadata,omitempty"` // held: the holder's metadata
 	Masters  []masterStatus `json:"masters"`
-	Error    string         `json:"error,omitempty"` // no master could be reached
+	Error    string         `json:"error,omitempty"` // no master could be reached (each master's error is in masters)
 }
 
 type masterStatus struct {
@@ -96,7 +96,22 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, distlock.ErrNoQuorum) {
 		// No master answered at all: that too is "cannot tell".
 		if asJSON {
-			json.NewEncoder(stdout).Encode(statusJSON{Name: name, State: distlock.StateUnknown.String(), Masters: []masterStatus{}, Error: err.Error()})
+			out := statusJSON{Name: name, State: distlock.StateUnknown.String(), Masters: []masterStatus{}, Error: err.Error()}
+			var de *distlock.DialError
+			if errors.As(err, &de) {
+				out.Quorum = len(de.Errs)/2 + 1
+				for _, e := range de.Errs {
+					ms := masterStatus{Error: e.Error()}
+					var ne *distlock.NodeError
+					if errors.As(e, &ne) {
+						ms.Addr, ms.Error = ne.Addr, ne.Err.Error()
+					}
+					out.Masters = append(out.Masters, ms)
+				}
+			}
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(out)
 		}
 		fmt.Fprintf(stderr, "distlock status: %s\n", errText(err))
 		return exitUnknown

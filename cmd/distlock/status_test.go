@@ -167,3 +167,24 @@ func TestStatusBadFenceCounter(t *testing.T) {
 	}
 	r.want(t, 1) // every master holds one value with a TTL: held
 }
+
+// TestStatusJSONUnreachable: with no master reachable, --json still lists
+// every master (unreachable, with its error) and the quorum, as it does
+// when some answer, so that a script reads one shape.
+func TestStatusJSONUnreachable(t *testing.T) {
+	nodes := []string{noMaster, "redis://127.0.0.1:2/0", "redis://127.0.0.1:3/0"}
+	r := run(t, nodes, "status", "--json", "job")
+	r.want(t, 2)
+	var st statusJSON
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, r.stdout)
+	}
+	if st.State != "unknown" || st.Quorum != 2 || len(st.Masters) != 3 || !strings.Contains(st.Error, "no master reachable") {
+		t.Fatalf("--json: %+v; want unknown, quorum 2, 3 masters, the error", st)
+	}
+	for i, m := range st.Masters {
+		if m.Reachable || m.Held || m.Error == "" || !strings.Contains(nodes[i], strings.TrimSuffix(strings.TrimPrefix(m.Addr, "redis://"), "/0")) {
+			t.Errorf("--json master %d: %+v; want %s unreachable, with its error", i, m, nodes[i])
+		}
+	}
+}
