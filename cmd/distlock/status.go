@@ -228,6 +228,9 @@ func printStatus(w io.Writer, st distlock.Status) {
 		switch {
 		case readings < st.Quorum && errs > 0:
 			why = fmt.Sprintf("%d of %d masters answered with an error, %d with a reading", errs, n, readings)
+			if silent := n - errs - readings; silent > 0 {
+				why += fmt.Sprintf(", %d not at all", silent)
+			}
 		case readings < st.Quorum:
 			why = fmt.Sprintf("%d of %d masters answered", readings, n)
 		}

@@ -56,4 +56,11 @@ func TestUseWrongTypeNotUnreachable(t *testing.T) {
 	if strings.Contains(r.stderr, "1 of 3 masters reachable") {
 		t.Errorf("run calls masters that answered WRONGTYPE unreachable:\n%s", r.stderr)
 	}
+	// One master down, one WRONGTYPE, one free: the verdict counts all three.
+	servers[1].Kill()
+	r = run(t, nodes, "status", "wt")
+	r.want(t, 2)
+	if !strings.Contains(r.stdout, "cannot tell: 1 of 3 masters answered with an error, 1 with a reading, 1 not at all") {
+		t.Errorf("status with one master down, one WRONGTYPE:\n%s", r.stdout)
+	}
 }
