@@ -18,7 +18,8 @@ import (
 // and a failover to a replica that had not received them loses them. When
 // the lost write is a fence counter's INCR, the new primary's counter is
 // lower than a token already handed out, and the next lease that draws on
-// it can get a token that is not larger (TestSentinelTokensAcrossLossyFailover, without FenceReplicas).
+// it can get a token that is not larger (without FenceReplicas:
+// TestSentinelTokensAcrossLossyFailover).
 //
 // With FenceReplicas n > 0, every script that draws or raises a counter
 // before a token is handed out (acquire.lua, handoff.lua, the write-back's
