@@ -2,9 +2,6 @@ package distlock_test
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -59,12 +56,7 @@ func TestAdv18ReleaseOvertakesWriteBack(t *testing.T) {
 	servers := masters(t, 3)
 	ctx := ctxTimeout(t, 30*time.Second)
 
-	fenceSrc, err := os.ReadFile("internal/script/fence.lua")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha1.Sum(fenceSrc)
-	fenceSHA := hex.EncodeToString(sum[:])
+	fenceSHA := scriptSHA(t, "fence")
 
 	x, xLate := lateClient(t, servers, []int{1}, distlock.Config{})
 	// Y's commands to masters 0 and 1 can be stalled, each on its own;

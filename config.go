@@ -89,7 +89,10 @@ type Config struct {
 	// NodeTimeout bounds one command on one master. Default: the smaller
 	// of DefaultNodeTimeout and a tenth of the lease's TTL. A renewal
 	// waits for a master's answer as long as the lease's validity lasts
-	// (less drift), and at least NodeTimeout.
+	// (less drift), and at least NodeTimeout. Tokens rise in the order
+	// leases are handed out while it is under a quarter of every TTL used
+	// on a name, Extend's included (fencing.go); New refuses only a TTL of
+	// at most twice NodeTimeout.
 	NodeTimeout time.Duration
 
 	// DialTimeout bounds connecting to one master. Default DefaultDialTimeout.

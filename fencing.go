@@ -49,11 +49,14 @@ import (
 // leave by expiring, its write-back and release lost (the lease cut off
 // from that master): an acquire would then have to be granted on one
 // master before the lease was handed out and on another after the key
-// expired there, an attempt of at least the TTL less the lease's own
-// acquire and write-back (two per-master timeouts). The attempt's own
-// per-master timeout ends it sooner as long as every per-master timeout
-// used on the name is under a third of every TTL used on it, Extend's
-// included (the defaults: a tenth). Past that (a Client with a long
+// expired there, an attempt of at least the TTL less the time from the
+// key's write to the lease's handout: two per-master timeouts for an
+// acquire and its write-back, three for a local handoff (whose round on a
+// master still answering the previous lease's acquire waits for that
+// answer, then for its own; TestAdv19HandoffHandoutThreeTimeouts). The
+// attempt's own per-master timeout ends it sooner as long as every
+// per-master timeout used on the name is under a quarter of every TTL
+// used on it, Extend's included (the defaults: a tenth). Past that (a Client with a long
 // timeout beside a short WithTTL or Extend), such a holder can get a
 // lower token than a lease handed out, and ended, before it: a store then
 // refuses its writes. The promise that holds under every fault but a lost

@@ -3,6 +3,8 @@ package distlock_test
 import (
 	"bufio"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -191,6 +193,18 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// scriptSHA is the SHA1 of internal/script/NAME.lua: what EVALSHA sends, for
+// a LateDialer pattern.
+func scriptSHA(t *testing.T, name string) string {
+	t.Helper()
+	src, err := os.ReadFile("internal/script/" + name + ".lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha1.Sum(src)
+	return hex.EncodeToString(sum[:])
 }
 
 // eventually fails the test unless cond becomes true within 2 seconds.
