@@ -11,6 +11,8 @@ import (
 	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/distlock/distlock/internal/server"
 )
 
 // Defaults for the zero values of [Config].
@@ -46,7 +48,9 @@ const (
 type Config struct {
 	// Nodes lists the masters, each as "redis://[user:pass@]host:port/db",
 	// "rediss://..." (TLS) or "host:port". The masters must be independent:
-	// not replicas of each other, not shards of one cluster. Use an odd
+	// not replicas of each other, not shards of one cluster. New refuses
+	// two that name one server, however spelt (two databases of it, or
+	// localhost and 127.0.0.1). Use an odd
 	// number, 3 or 5; a lock needs a majority of them. Empty means
 	// [DefaultNode]. Set Nodes or NodeOptions, not both.
 	Nodes []string
@@ -330,10 +334,15 @@ func checkMasters(nodes []rueidis.ClientOption) error {
 	}
 	seen := make(map[string]int, len(nodes))
 	for i, o := range nodes {
-		// Two databases of one server fail together: not independent.
-		id := strings.Join(o.InitAddress, ",")
+		// Two databases of one server fail together: not independent. Nor
+		// are two spellings of one address (localhost and 127.0.0.1).
+		keys := make([]string, len(o.InitAddress))
+		for k, a := range o.InitAddress {
+			keys[k] = server.Key(a)
+		}
+		id := strings.Join(keys, ",")
 		if j, dup := seen[id]; dup {
-			return fmt.Errorf("distlock: masters %d and %d are both on %s; each must be a separate, independent server", j, i, id)
+			return fmt.Errorf("distlock: masters %d and %d (%s, %s) are one server; each must be a separate, independent server", j, i, strings.Join(nodes[j].InitAddress, ","), strings.Join(o.InitAddress, ","))
 		}
 		seen[id] = i
 	}

@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"strings"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/server"
 )
 
 // config returns the Client configuration the flags and the environment
@@ -119,8 +119,7 @@ func distinctServers(nodes []string) error {
 }
 
 // serverKey returns host:port of a master's URL or host:port, with the
-// host in one spelling: loopback names and addresses as "loopback", IP
-// addresses in their canonical form, names in lower case.
+// host in one spelling (server.Key).
 func serverKey(node string) (string, bool) {
 	hostport := node
 	if strings.Contains(node, "://") {
@@ -130,23 +129,7 @@ func serverKey(node string) (string, bool) {
 		}
 		hostport = u.Host
 	}
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host, port = strings.Trim(hostport, "[]"), "6379"
-	}
-	if port == "" {
-		port = "6379"
-	}
-	host = strings.ToLower(host)
-	if ip := net.ParseIP(host); ip != nil {
-		host = ip.String()
-		if ip.IsLoopback() {
-			host = "loopback"
-		}
-	} else if host == "localhost" {
-		host = "loopback"
-	}
-	return net.JoinHostPort(host, port), true
+	return server.Key(hostport), true
 }
 
 // connect returns a Client for cfg. Configuration errors (a bad node URL,
