@@ -157,7 +157,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		if errors.Is(err, ErrClosed) {
 			return nil, err
 		}
-		return nil, withCtx(fmt.Errorf("distlock: acquire %q: %w by another goroutine of this Client", req.name, ErrLocked), ctx.Err())
+		return nil, withCtx(&localLocked{op: "acquire", name: req.name}, ctx.Err())
 	}
 	runHook(&testHookTurn, req.name)
 	select {
@@ -421,7 +421,7 @@ func (c *Client) tryAcquire(ctx context.Context, req *request, call *acquireCall
 	}
 	t, ok := c.queue.try(req.name)
 	if !ok {
-		return nil, fmt.Errorf("distlock: try acquire %q: %w by another goroutine of this Client", req.name, ErrLocked)
+		return nil, &localLocked{op: "try acquire", name: req.name}
 	}
 	if l, err := c.adopt(req, t, call); l != nil || err != nil {
 		return l, err

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
@@ -407,4 +411,29 @@ func TestFailedAttemptCleansUp(t *testing.T) {
 	}
 	servers[0].Resume()
 	noLockKeys(t, []*redistest.Server{servers[0], servers[2]})
+}
+
+// A name held by a lease of the same Client: TryAcquire and a timed-out
+// Acquire say so once, in one sentence, and match ErrLocked (the message
+// once read "distlock: try acquire "h": distlock: locked by another holder
+// by another goroutine of this Client").
+func TestLockedByThisClientMessage(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	l, err := c.TryAcquire(t.Context(), "h")
+	require.NoError(t, err)
+	defer l.Release(t.Context())
+
+	_, err = c.TryAcquire(t.Context(), "h")
+	require.ErrorIs(t, err, distlock.ErrLocked)
+	assert.NotErrorIs(t, err, distlock.ErrNoQuorum)
+	assert.EqualError(t, err, `distlock: try acquire "h": locked by a lease or a call of this Client`)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err = c.Acquire(ctx, "h")
+	require.ErrorIs(t, err, distlock.ErrLocked)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	assert.Equal(t, `distlock: acquire "h": locked by a lease or a call of this Client`, first)
 }

@@ -184,7 +184,8 @@ func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Scr
 // than a majority of masters.
 func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases []*Lease) error {
 	var failed int
-	var sample []error
+	var sample []error // the masters' errors for one lease that failed, and how many answered for it
+	var sampleGranted int
 	// Where a lease's acquire was never answered, it may still arrive
 	// after the delete: the value is buried there, in the same pipeline.
 	unknown := make(map[*Lease]uint64)
@@ -214,12 +215,12 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 			}
 			if !tally.Won() {
 				failed++
-				sample = errs
+				sample, sampleGranted = errs, tally.Granted()
 			}
 		}
 	}
 	if failed > 0 {
-		return &QuorumError{Op: "release", Name: fmt.Sprintf("(%d of %d leases)", failed, len(leases)), Needed: c.quorum, Errs: sample}
+		return &QuorumError{Op: "release", Name: fmt.Sprintf("(%d of %d leases)", failed, len(leases)), Granted: sampleGranted, Needed: c.quorum, Errs: sample}
 	}
 	return nil
 }

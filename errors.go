@@ -89,6 +89,32 @@ func (e *QuorumError) Unwrap() []error {
 	return errs
 }
 
+// localLocked is [ErrLocked] when the holder is this Client itself: one of
+// its leases holds the name, or another of its calls has the turn on it
+// (queue.go).
+type localLocked struct{ op, name string }
+
+func (e *localLocked) Error() string {
+	return fmt.Sprintf("distlock: %s %q: locked by a lease or a call of this Client", e.op, e.name)
+}
+
+func (e *localLocked) Unwrap() error { return ErrLocked }
+
+// errNoAnswerYet is a master's error in a *QuorumError returned because
+// the caller's context ended before that master answered.
+var errNoAnswerYet = errors.New("no answer before the caller's context ended")
+
+// silentErrs sets errs[i] to errNoAnswerYet for every master i that is not
+// in heard and has no error yet: the *QuorumError of a call whose context
+// ended names every master it did not hear from.
+func (c *Client) silentErrs(errs []error, heard uint64) {
+	for i, n := range c.nodes {
+		if heard&(1<<i) == 0 && errs[i] == nil {
+			errs[i] = &NodeError{Addr: n.addr, Err: errNoAnswerYet}
+		}
+	}
+}
+
 // DialError is [New]'s error when no master answered its first dial (within
 // Config.DialTimeout). It wraps [ErrNoQuorum] and each master's error.
 type DialError struct {

@@ -91,6 +91,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 	var sent uint64    // masters sent Extend's command, unless it failed
 	var held uint64    // masters whose Extend failed, until again
 	var granted uint64 // masters that renewed
+	var heard uint64   // masters that answered
 	var again <-chan time.Time
 	// Masters that renewed grant. One that failed is not counted: it is
 	// sent again, and may answer more than once. Extend ends when the
@@ -140,6 +141,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 		}
 		select {
 		case a := <-answers:
+			heard |= 1 << a.node
 			errs[a.node] = a.err
 			switch a.v {
 			case noReply: // send again, after a while
@@ -163,6 +165,10 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 			return err
 		case <-ctx.Done():
 			c.renewals(renewRetry, 1)
+			l.mu.Lock()
+			heard |= l.gone // not asked: their keys were seen gone (Held)
+			l.mu.Unlock()
+			c.silentErrs(errs, heard)
 			return withCtx(&QuorumError{Op: "extend", Name: l.req.name, Granted: tally.Granted(), Held: gone, Needed: tally.Needed(), Errs: errs}, ctx.Err())
 		}
 	}

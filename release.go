@@ -138,6 +138,7 @@ func (l *Lease) release(ctx context.Context, span trace.Span, called int64, prev
 	l.turn.pass(l.replaced())
 	if ctxErr != nil {
 		// The caller stops waiting; the deletes still complete.
+		l.c.silentErrs(d.errs, d.heard)
 		return withErr(prev, first, withCtx(releaseError(l.req.name, d.tally, d.errs), ctxErr))
 	}
 	l.c.recordMasterErrors(span, d.errs)
@@ -218,12 +219,14 @@ func (l *Lease) awaitDeletes(ctx context.Context, replies <-chan reply, count in
 type deletes struct {
 	tally       quorum.Tally
 	errs        []error
-	gone, taken []int // masters where the key was gone, or held another value
+	gone, taken []int  // masters where the key was gone, or held another value
+	heard       uint64 // masters that answered
 }
 
 // record counts master r.node's answer. expiredOnTime: the key, if gone
 // there, expired when that master's last answer said, no sign of loss.
 func (d *deletes) record(r reply, expiredOnTime bool) {
+	d.heard |= 1 << r.node
 	if r.err != nil {
 		d.errs[r.node] = r.err
 		d.tally.Fail()
