@@ -46,8 +46,10 @@ const (
 // [DefaultNode], leases of [DefaultTTL]. New copies what it needs and never
 // writes to the Config it is given.
 type Config struct {
-	// Nodes lists the masters, each as "redis://[user:pass@]host:port/db",
-	// "rediss://..." (TLS) or "host:port". The masters must be independent:
+	// Nodes lists the masters, each as "redis://[user:pass@]host:port/db"
+	// (a URL without a port means 6379: TestParseNodeDefaultPort),
+	// "rediss://..." (TLS) or
+	// "host:port" (the port required). The masters must be independent:
 	// not replicas of each other, not shards of one cluster. New refuses
 	// two that name one server, however spelt (two databases of it, or
 	// localhost and 127.0.0.1). Use an odd

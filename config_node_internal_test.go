@@ -1,0 +1,20 @@
+package distlock
+
+import "testing"
+
+// A redis:// URL without a port means 6379, as Redis URLs do (Config.Nodes);
+// a bare host:port needs its port.
+func TestParseNodeDefaultPort(t *testing.T) {
+	for _, n := range []string{"redis://127.0.0.1/0", "rediss://u:p@db.example/2"} {
+		opt, _, err := parseNode(n)
+		if err != nil {
+			t.Fatalf("parseNode(%q): %v", n, err)
+		}
+		if len(opt.InitAddress) != 1 || opt.InitAddress[0][len(opt.InitAddress[0])-5:] != ":6379" {
+			t.Errorf("parseNode(%q): InitAddress %v; want port 6379", n, opt.InitAddress)
+		}
+	}
+	if _, _, err := parseNode("127.0.0.1"); err == nil {
+		t.Error(`parseNode("127.0.0.1"): nil error; want host:port asked for`)
+	}
+}
