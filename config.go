@@ -48,13 +48,12 @@ const (
 type Config struct {
 	// Nodes lists the masters, each as "redis://[user:pass@]host:port/db"
 	// (a URL without a port means 6379: TestParseNodeDefaultPort),
-	// "rediss://..." (TLS) or
-	// "host:port" (the port required). The masters must be independent:
-	// not replicas of each other, not shards of one cluster. New refuses
-	// two that name one server, however spelt (two databases of it, or
-	// localhost and 127.0.0.1). Use an odd
-	// number, 3 or 5; a lock needs a majority of them. Empty means
-	// [DefaultNode]. Set Nodes or NodeOptions, not both.
+	// "rediss://..." (TLS) or "host:port" (the port required). The masters
+	// must be independent: not replicas of each other, not shards of one
+	// cluster. New refuses two that name one server, however spelt (two
+	// databases of it, or localhost and 127.0.0.1). Use an odd number, 3
+	// or 5; a lock needs a majority of them. Empty means [DefaultNode].
+	// Set Nodes or NodeOptions, not both.
 	Nodes []string
 
 	// NodeOptions gives one rueidis.ClientOption per master instead of
