@@ -162,7 +162,9 @@ const WatchBuffer = 64
 //     yielded to an earlier waiter, or its validity ran out) is a hold,
 //     reported acquired and at once released;
 //   - a lock handed from one goroutine to another of the same Client
-//     keeps its keys (see Client.Acquire): Watch sees it stay held.
+//     takes the next lease's value on its keys (see Client.Acquire):
+//     Watch sees one lease released and the next acquired
+//     (TestWatchLocalHandoffEvents).
 //
 // What can be coalesced: while this Client's watch connection to a master
 // is down, what that master publishes is lost. A hold that needed that
@@ -201,33 +203,47 @@ func (c *Client) Watch(ctx context.Context, name string) (<-chan Event, error) {
 // watcher is one Watch call's channel.
 type watcher struct {
 	ch          chan Event
-	missed      int
 	unseen      bool // the next event gets Unseen
 	closed      bool
 	initialized bool // an event has been sent: no Initial one any more
 }
 
-// send delivers ev without blocking: a full channel loses its oldest event.
-// h.mu is held: the caller is the only sender.
+// send delivers ev without blocking: a full channel loses its oldest event,
+// and the event after it carries the count (Missed: the events dropped
+// just before this one). h.mu is held: the caller is the only sender; the
+// receiver only takes from the front, so the events left keep their order.
 func (w *watcher) send(ev Event) {
 	if w.closed {
 		return
 	}
 	w.initialized = true
-	for {
-		ev.Missed = w.missed
-		ev.Unseen = ev.Unseen || w.unseen
-		select {
-		case w.ch <- ev:
-			w.missed, w.unseen = 0, false
-			return
-		default:
-		}
+	ev.Unseen = ev.Unseen || w.unseen
+	w.unseen = false
+	select {
+	case w.ch <- ev:
+		return
+	default:
+	}
+	// Full: take what is queued, drop the oldest, and mark the next one.
+	queued := make([]Event, 0, cap(w.ch))
+	for len(queued) < cap(w.ch) {
 		select {
 		case old := <-w.ch:
-			w.missed += 1 + old.Missed // keep the count the dropped one carried
-			w.unseen = w.unseen || old.Unseen
+			queued = append(queued, old)
+			continue
 		default:
 		}
+		break
+	}
+	if len(queued) > 0 {
+		dropped := queued[0]
+		queued = append(queued[1:], ev)
+		queued[0].Missed += 1 + dropped.Missed // with the count the dropped one carried
+		queued[0].Unseen = queued[0].Unseen || dropped.Unseen
+	} else { // the receiver emptied it meanwhile
+		queued = append(queued, ev)
+	}
+	for _, e := range queued {
+		w.ch <- e // room: at most cap(w.ch) events, and only this goroutine sends
 	}
 }

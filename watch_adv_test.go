@@ -1,0 +1,278 @@
+package distlock_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock"
+)
+
+// Found by an adversarial read of Watch (helper, 2026-12-06).
+
+// watchLagWindow is internal/watch.LagWindow, which docs/watch.md states.
+const watchLagWindow = 300 * time.Millisecond
+
+// A second Watch of a name this Client already watches, on a lock held at
+// that moment, gets its Initial acquired event from watchHub.add
+// (watch_hub.go), which built it without Owner or Metadata. docs/watch.md:
+// "Each event names the holder: Owner ... and Metadata ... of the new holder
+// for acquired".
+func TestWatchSecondWatcherInitialOwner(t *testing.T) {
+	const name = "wadv/initial-owner"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{Owner: "alice"})
+	w := newClient(t, servers, distlock.Config{})
+	l, err := c.Acquire(t.Context(), name, distlock.WithMetadata("job-7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(context.Background())
+
+	first, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, first, 2*time.Second)
+	t.Logf("first watcher:  %+v", ev)
+	if ev.Type != distlock.EventAcquired || !ev.Initial || ev.Owner != "alice" || ev.Metadata != "job-7" {
+		t.Errorf("first watcher initial: got %+v; want acquired Initial by alice/job-7", ev)
+	}
+	second, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev = next(t, second, 2*time.Second)
+	t.Logf("second watcher: %+v", ev)
+	if ev.Type != distlock.EventAcquired || !ev.Initial || ev.Owner != "alice" || ev.Metadata != "job-7" {
+		t.Errorf("second watcher initial: got Owner=%q Metadata=%q (%+v); want alice/job-7", ev.Owner, ev.Metadata, ev)
+	}
+}
+
+// The same, where the name was first subscribed by a waiting Acquire of the
+// watching Client (not by a Watch).
+func TestWatchAfterWaiterInitialOwner(t *testing.T) {
+	const name = "wadv/initial-owner-waiter"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{Owner: "alice"})
+	w := newClient(t, servers, distlock.Config{Owner: "bob"})
+	l, err := c.Acquire(t.Context(), name, distlock.WithMetadata("job-7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(context.Background())
+	wctx, wcancel := context.WithCancel(t.Context())
+	defer wcancel()
+	go w.Acquire(wctx, name) // waits: subscribes the name
+	time.Sleep(500 * time.Millisecond)
+	events, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, events, 2*time.Second)
+	t.Logf("watcher: %+v", ev)
+	if ev.Type != distlock.EventAcquired || !ev.Initial || ev.Owner != "alice" || ev.Metadata != "job-7" {
+		t.Errorf("initial: got Owner=%q Metadata=%q (%+v); want alice/job-7", ev.Owner, ev.Metadata, ev)
+	}
+}
+
+// A Watch started again within watchLinger (1 s) of the last one ending,
+// on a held lock (the name still subscribed, its state kept): the Initial
+// event comes from watchHub.add, which built it without Owner or Metadata.
+func TestRewatchInitialOwner(t *testing.T) {
+	const name = "wadv/rewatch"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{Owner: "alice"})
+	w := newClient(t, servers, distlock.Config{})
+	l, err := c.Acquire(t.Context(), name, distlock.WithMetadata("job-7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(context.Background())
+	ctx1, cancel1 := context.WithCancel(t.Context())
+	ev1, err := w.Watch(ctx1, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first Watch: %+v", next(t, ev1, 2*time.Second))
+	cancel1()
+	time.Sleep(100 * time.Millisecond)
+	ev2, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, ev2, 2*time.Second)
+	t.Logf("Watch again: %+v", ev)
+	if ev.Owner != "alice" || ev.Metadata != "job-7" {
+		t.Errorf("Watch again: Initial acquired with Owner=%q Metadata=%q; want alice/job-7", ev.Owner, ev.Metadata)
+	}
+}
+
+// A receiver that does not read: the oldest events are dropped, and
+// Event.Missed is documented as "the events dropped just before this one".
+// Missed was put on the newest event (watcher.send, watch.go), while the
+// events dropped were the oldest: between the dropped ones and the one
+// carrying Missed lay WatchBuffer-1 events delivered in full. Now the
+// first event received carries it.
+func TestWatchMissedPosition(t *testing.T) {
+	const name = "wadv/missed"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 33 holds, each with its metadata: 66 events, two more than the buffer.
+	const holds = distlock.WatchBuffer/2 + 1
+	for i := range holds {
+		l, err := c.Acquire(t.Context(), name, distlock.WithMetadata(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := collect(events, 500*time.Millisecond)
+	if len(evs) == 0 {
+		t.Fatal("no events")
+	}
+	t.Logf("%d events; first %v %s; last %v %s Missed=%d", len(evs), evs[0].Type, evs[0].Metadata, evs[len(evs)-1].Type, evs[len(evs)-1].Metadata, evs[len(evs)-1].Missed)
+	if evs[0].Missed == 0 {
+		t.Errorf("first event received (%v %s) has Missed 0; want the count of the events dropped before it", evs[0].Type, evs[0].Metadata)
+	}
+	for i, ev := range evs {
+		if ev.Missed > 0 {
+			t.Logf("event %d (%v of hold %s) has Missed=%d; event 0 is %v of hold %s", i, ev.Type, ev.Metadata, ev.Missed, evs[0].Type, evs[0].Metadata)
+			if i != 0 {
+				t.Errorf("Missed=%d on event %d (%v %s): the dropped events came before event 0 (%v %s), not just before this one", ev.Missed, i, ev.Type, ev.Metadata, evs[0].Type, evs[0].Metadata)
+			}
+		}
+	}
+}
+
+// With one event too many for the buffer, the dropped one is the first
+// hold's acquired: the receiver's first event is that hold's released,
+// with Missed 0, and the count came only on the newest event. Now that
+// released carries Missed 1.
+func TestWatchMissedOrphanRelease(t *testing.T) {
+	const name = "wadv/missed-orphan"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range distlock.WatchBuffer / 2 {
+		l, err := c.Acquire(t.Context(), name, distlock.WithMetadata(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := c.Acquire(t.Context(), name, distlock.WithMetadata("last"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(context.Background())
+	evs := collect(events, 500*time.Millisecond)
+	first, last := evs[0], evs[len(evs)-1]
+	t.Logf("%d events; first: %v of hold %q Missed=%d; last: %v of hold %q Missed=%d", len(evs), first.Type, first.Metadata, first.Missed, last.Type, last.Metadata, last.Missed)
+	if first.Type != distlock.EventAcquired && first.Missed == 0 {
+		t.Errorf("first event delivered is %v of hold %q with Missed=0: its acquired was dropped unannounced", first.Type, first.Metadata)
+	}
+}
+
+// A local handoff between goroutines of one Client: the keys take the next
+// lease's value, and Watch sees one lease released and the next acquired
+// (go doc Client.Watch said it saw the lock stay held).
+func TestWatchLocalHandoffEvents(t *testing.T) {
+	const name = "wadv/handoff"
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{Owner: "c"})
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l1, err := c.Acquire(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, events, 2*time.Second) // acquired
+	got := acquireAsync(t, ctxTimeout(t, 5*time.Second), c, name)
+	eventually(t, "a waiter queued", func() bool { return distlock.Queued(c, name) > 0 })
+	if err := l1.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	l2 := <-got
+	if l2 == nil {
+		t.Fatal("no lease")
+	}
+	defer l2.Release(context.Background())
+	evs := collect(events, 500*time.Millisecond)
+	for _, ev := range evs {
+		t.Logf("after the handoff: %v owner=%q masters=%d", ev.Type, ev.Owner, ev.Masters)
+	}
+	if len(evs) != 2 || evs[0].Type != distlock.EventReleased || evs[1].Type != distlock.EventAcquired || evs[1].Owner != "c" {
+		t.Errorf("local handoff: got %+v; want released, then acquired by c", evs)
+	}
+}
+
+// A hold on a bare majority {0, 2} while the watcher hears master 2 late
+// (no connection down): within LagWindow (300 ms, internal/watch) the
+// reports add up to a majority; at 600 ms, master 0's report of the hold
+// ended more than LagWindow before master 2's came, so it is forgotten and
+// the hold makes no event, as docs/watch.md says.
+func TestWatchLagBeyondWindow(t *testing.T) {
+	for _, lag := range []time.Duration{200 * time.Millisecond, 600 * time.Millisecond} {
+		t.Run(lag.String(), func(t *testing.T) {
+			want := 2 // acquired, released
+			if lag > watchLagWindow {
+				want = 0
+			}
+			slowMasterHold(t, lag, want)
+		})
+	}
+}
+
+func slowMasterHold(t *testing.T, lag time.Duration, want int) {
+	const name = "wadv/slow"
+	servers := masters(t, 3)
+	w, proxies := proxiedWatcher(t, servers)
+	c := newClient(t, servers, distlock.Config{Owner: "holder"})
+	key := distlock.DefaultKeyPrefix + name
+	// Master 1 is taken by another program's value for the whole test:
+	// the holder gets masters 0 and 2, a bare majority.
+	if _, err := servers[1].Do("SET", key, "other", "PX", "60000"); err != nil {
+		t.Fatal(err)
+	}
+	events, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers {
+		waitSubscribers(t, s, name, true)
+	}
+	time.Sleep(100 * time.Millisecond)
+	noEvent(t, events, 200*time.Millisecond, "master 1 alone holds another value")
+	proxies[2].SetLatency(lag)
+	l, err := c.TryAcquire(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := l.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	evs := collect(events, 2*time.Second)
+	t.Logf("a 50 ms hold on masters 0 and 2, master 2 heard %v late: events %+v", lag, evs)
+	if len(evs) != want {
+		t.Errorf("got %d events; want %d", len(evs), want)
+	}
+}
