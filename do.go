@@ -14,8 +14,10 @@ import (
 //
 // Do returns the error of acquiring when it could not acquire, else fn's
 // error, joined with the lease's error when the lease was lost while fn
-// ran (errors.Is(err, ErrLeaseLost)), and with Release's error when the
-// keys could not be deleted.
+// ran (errors.Is(err, ErrLeaseLost)) or ended because the Client was
+// closed (errors.Is(err, ErrClosed): Close releases the lease and cancels
+// fn's context, and does not wait for fn to return), and with Release's
+// error when the keys could not be deleted.
 func (c *Client) Do(ctx context.Context, name string, fn func(ctx context.Context, l *Lease) error, opts ...Option) (err error) {
 	if fn == nil {
 		return errors.New("distlock: Do: nil function")
@@ -33,8 +35,9 @@ func (c *Client) Do(ctx context.Context, name string, fn func(ctx context.Contex
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		rerr := l.Release(rctx)
 		rcancel()
-		if isLost(lost) {
-			// Release's error repeats the loss; keep fn's error and the loss.
+		if isLost(lost) || errors.Is(lost, ErrClosed) {
+			// Release's error repeats the loss, or the Client's close
+			// (which released the lease); keep fn's error and that.
 			err = errors.Join(err, lost)
 			return
 		}

@@ -480,3 +480,36 @@ func TestReleaseWithLeaseContext(t *testing.T) {
 	}
 	noLockKeys(t, servers)
 }
+
+// Close while Do's fn runs: fn's context is cancelled with a cause that
+// wraps ErrReleased and ErrClosed, and Do's error wraps ErrClosed ("calls
+// in progress end with ErrClosed"; it returned fn's context.Canceled
+// alone). Found by a use test.
+func TestDoClosed(t *testing.T) {
+	servers := masters(t, 3)
+	c, err := distlock.New(distlock.Config{Nodes: redistest0(servers)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	var cause error
+	go func() {
+		done <- c.Do(t.Context(), "do-closed", func(ctx context.Context, l *distlock.Lease) error {
+			close(started)
+			<-ctx.Done()
+			cause = context.Cause(ctx)
+			return ctx.Err()
+		})
+	}()
+	<-started
+	c.Close()
+	err = <-done
+	if !errors.Is(err, distlock.ErrClosed) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Do with Close during fn: %v; want fn's context.Canceled and ErrClosed", err)
+	}
+	if !errors.Is(cause, distlock.ErrReleased) || !errors.Is(cause, distlock.ErrClosed) {
+		t.Errorf("fn's context cause: %v; want ErrReleased and ErrClosed", cause)
+	}
+	noLockKeys(t, servers)
+}
