@@ -57,11 +57,11 @@ func (e *QuorumError) Error() string {
 	var b strings.Builder
 	switch {
 	case e.Expired:
-		fmt.Fprintf(&b, "distlock: %s %q: granted by %d of %d needed masters, but validity ran out before the answers came", e.Op, e.Name, e.Granted, e.Needed)
+		fmt.Fprintf(&b, "distlock: %s %q: granted by %s (%d needed), but validity ran out before the answers came", e.Op, e.Name, nMasters(e.Granted), e.Needed)
 	case e.Locked():
-		fmt.Fprintf(&b, "distlock: %s %q: locked by another holder on %d masters (granted %d, needed %d)", e.Op, e.Name, e.Held, e.Granted, e.Needed)
+		fmt.Fprintf(&b, "distlock: %s %q: locked by another holder on %s (granted by %d; %d needed)", e.Op, e.Name, nMasters(e.Held), e.Granted, e.Needed)
 	default:
-		fmt.Fprintf(&b, "distlock: %s %q: no quorum: %d of %d needed masters", e.Op, e.Name, e.Granted, e.Needed)
+		fmt.Fprintf(&b, "distlock: %s %q: no quorum: granted by %s; %d needed", e.Op, e.Name, nMasters(e.Granted), e.Needed)
 	}
 	var sep = ": "
 	for i, err := range e.Errs {
@@ -71,6 +71,14 @@ func (e *QuorumError) Error() string {
 		}
 	}
 	return b.String()
+}
+
+// nMasters is "1 master" or "n masters".
+func nMasters(n int) string {
+	if n == 1 {
+		return "1 master"
+	}
+	return fmt.Sprintf("%d masters", n)
 }
 
 // Unwrap returns [ErrLocked] or [ErrNoQuorum], then each master's error.

@@ -75,3 +75,24 @@ func TestCloseErrorCountsAnsweringMasters(t *testing.T) {
 		t.Errorf("master 0 still holds %v", keys)
 	}
 }
+
+// What a *QuorumError says: how many masters granted and how many were
+// needed, without "1 of 2 needed masters" (read as 1 answered of 2) or
+// "on 1 masters".
+func TestQuorumErrorText(t *testing.T) {
+	for _, tc := range []struct {
+		e    distlock.QuorumError
+		want string
+	}{
+		{distlock.QuorumError{Op: "release", Name: "x", Granted: 1, Needed: 2, Errs: make([]error, 3)},
+			`distlock: release "x": no quorum: granted by 1 master; 2 needed`},
+		{distlock.QuorumError{Op: "acquire", Name: "x", Granted: 1, Held: 1, Needed: 2, Errs: make([]error, 3)},
+			`distlock: acquire "x": locked by another holder on 1 master (granted by 1; 2 needed)`},
+		{distlock.QuorumError{Op: "fence", Name: "x", Granted: 2, Needed: 2, Expired: true, Errs: make([]error, 3)},
+			`distlock: fence "x": granted by 2 masters (2 needed), but validity ran out before the answers came`},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("Error() = %q; want %q", got, tc.want)
+		}
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/distlock/distlock/internal/quorum"
@@ -257,7 +260,7 @@ func (l *Lease) deletesError(first bool, d *deletes) error {
 	case first && d.tally.Outvoted():
 		// A majority no longer held the keys when the deletes came: the
 		// lease was lost before Release, and its holder must hear it.
-		err = l.lostError(fmt.Sprintf("release found its key gone on masters %v and held by another value on masters %v: it was not held by a majority", d.gone, d.taken))
+		err = l.lostError("release found its key " + foundWhere(d.gone, d.taken) + ": it was not held by a majority")
 		if !d.tally.Reached() {
 			err = fmt.Errorf("%w (deleting its keys: %w)", err, releaseError(l.req.name, d.tally, d.errs))
 		}
@@ -265,6 +268,31 @@ func (l *Lease) deletesError(first bool, d *deletes) error {
 		err = releaseError(l.req.name, d.tally, d.errs)
 	}
 	return err
+}
+
+// foundWhere says on which masters release's deletes found the key gone,
+// and on which held by another value, in the masters' order, leaving out
+// an empty list: "gone on masters 0, 1 and held by another value on
+// master 2".
+func foundWhere(gone, taken []int) string {
+	list := func(what string, ms []int) string {
+		ms = slices.Sorted(slices.Values(ms))
+		s := make([]string, len(ms))
+		for i, m := range ms {
+			s[i] = strconv.Itoa(m)
+		}
+		if len(ms) == 1 {
+			return what + " on master " + s[0]
+		}
+		return what + " on masters " + strings.Join(s, ", ")
+	}
+	switch {
+	case len(taken) == 0:
+		return list("gone", gone)
+	case len(gone) == 0:
+		return list("held by another value", taken)
+	}
+	return list("gone", gone) + " and " + list("held by another value", taken)
 }
 
 // releaseError is the *QuorumError of a Release whose deletes too few
