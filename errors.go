@@ -28,12 +28,18 @@ var (
 // It wraps [ErrLocked] when enough masters answered but some other holder
 // kept the quorum out of reach, and [ErrNoQuorum] when too few answered.
 type QuorumError struct {
-	Op      string  // "acquire", "release", "extend" or "fence"
-	Name    string  // the lock's name
-	Granted int     // masters that did what was asked
-	Held    int     // masters where another holder has the lock
-	Needed  int     // the majority
-	Errs    []error // one per master, in Config order; nil where it answered
+	Op      string // "acquire", "release", "extend", "fence" or "watch"
+	Name    string // the lock's name
+	Granted int    // masters that did what was asked
+	Held    int    // masters where another holder has the lock
+	Needed  int    // the majority
+	// Errs has one entry per master, in Config order: nil where the
+	// master answered, or where its answer was not waited for (an acquire
+	// decides as soon as a majority is won or out of reach; the others'
+	// answers are cleaned up after). A Release or Extend whose context
+	// ended first names each master it did not hear from
+	// (TestQuorumErrorNamesSilentMasters).
+	Errs []error
 	// Expired is set when a majority granted, but too late: the lease's
 	// validity had run out by the time the answers were in.
 	Expired bool
