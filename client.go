@@ -124,7 +124,7 @@ wait:
 	// Not the majority rule: New needs one master, and dials the others
 	// again in the background.
 	if dials.Granted() == 0 {
-		de := &DialError{Errs: make([]error, len(c.nodes))}
+		de := &DialError{Errs: make([]*NodeError, len(c.nodes))}
 		for i, n := range c.nodes {
 			_, err := n.get()
 			if err == nil { // connected since: New counted its first answer a failure

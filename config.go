@@ -333,19 +333,14 @@ func checkMasters(nodes []rueidis.ClientOption) error {
 	if len(nodes) > MaxNodes {
 		return fmt.Errorf("distlock: %d masters configured; at most %d", len(nodes), MaxNodes)
 	}
-	seen := make(map[string]int, len(nodes))
+	// Two databases of one server fail together: not independent. Nor
+	// are two spellings of one address (localhost and 127.0.0.1).
+	addrs := make([][]string, len(nodes))
 	for i, o := range nodes {
-		// Two databases of one server fail together: not independent. Nor
-		// are two spellings of one address (localhost and 127.0.0.1).
-		keys := make([]string, len(o.InitAddress))
-		for k, a := range o.InitAddress {
-			keys[k] = server.Key(a)
-		}
-		id := strings.Join(keys, ",")
-		if j, dup := seen[id]; dup {
-			return fmt.Errorf("distlock: masters %d and %d (%s, %s) are one server; each must be a separate, independent server", j, i, strings.Join(nodes[j].InitAddress, ","), strings.Join(o.InitAddress, ","))
-		}
-		seen[id] = i
+		addrs[i] = o.InitAddress
+	}
+	if j, i, same := server.Same(addrs); same {
+		return fmt.Errorf("distlock: masters %d and %d (%s, %s) are one server; each must be a separate, independent server", j, i, strings.Join(addrs[j], ","), strings.Join(addrs[i], ","))
 	}
 	return nil
 }

@@ -132,29 +132,30 @@ func (c *Client) silentErrs(errs []error, heard uint64) {
 // DialError is [New]'s error when no master answered its first dial (within
 // Config.DialTimeout). It wraps [ErrNoQuorum] and each master's error.
 type DialError struct {
-	Errs []error // one per master, in Config order, each a *NodeError
+	Errs []*NodeError // one per master, in Config order
 }
 
 func (e *DialError) Error() string {
 	var b strings.Builder
 	b.WriteString(ErrNoQuorum.Error())
 	b.WriteString(": no master reachable")
-	sep := ": "
-	for i, err := range e.Errs {
-		var ne *NodeError
-		if errors.As(err, &ne) {
-			fmt.Fprintf(&b, "%smaster %d (%s): %v", sep, i, ne.Addr, ne.Err)
-		} else {
-			fmt.Fprintf(&b, "%smaster %d: %v", sep, i, err)
+	for i, ne := range e.Errs {
+		sep := "; "
+		if i == 0 {
+			sep = ": "
 		}
-		sep = "; "
+		fmt.Fprintf(&b, "%smaster %d (%s): %v", sep, i, ne.Addr, ne.Err)
 	}
 	return b.String()
 }
 
 // Unwrap returns [ErrNoQuorum], then each master's error.
 func (e *DialError) Unwrap() []error {
-	return append([]error{ErrNoQuorum}, e.Errs...)
+	errs := []error{ErrNoQuorum}
+	for _, ne := range e.Errs {
+		errs = append(errs, ne)
+	}
+	return errs
 }
 
 // NodeError is one master's failure inside a [QuorumError]. A master that

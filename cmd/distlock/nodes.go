@@ -104,32 +104,29 @@ func redactList(list string) string {
 // counted twice on one server would need one master less than a
 // majority of the servers.
 func distinctServers(nodes []string) error {
-	seen := map[string]int{}
+	addrs := make([][]string, len(nodes))
 	for i, n := range nodes {
-		key, ok := serverKey(n)
-		if !ok {
-			continue // New says what is wrong with it
+		if a, ok := hostPort(n); ok { // else New says what is wrong with it
+			addrs[i] = []string{a}
 		}
-		if j, dup := seen[key]; dup {
-			return fmt.Errorf("masters %d and %d (%s, %s) are the same server; a lock needs a majority of independent masters", j+1, i+1, redactList(nodes[j]), redactList(n))
-		}
-		seen[key] = i
+	}
+	if j, i, same := server.Same(addrs); same {
+		return fmt.Errorf("masters %d and %d (%s, %s) are the same server; a lock needs a majority of independent masters", j+1, i+1, redactList(nodes[j]), redactList(nodes[i]))
 	}
 	return nil
 }
 
-// serverKey returns host:port of a master's URL or host:port, with the
-// host in one spelling (server.Key).
-func serverKey(node string) (string, bool) {
-	hostport := node
-	if strings.Contains(node, "://") {
-		u, err := url.Parse(node)
-		if err != nil {
-			return "", false
-		}
-		hostport = u.Host
+// hostPort returns the host:port of a master's URL, or node itself when
+// it is a host:port.
+func hostPort(node string) (string, bool) {
+	if !strings.Contains(node, "://") {
+		return node, true
 	}
-	return server.Key(hostport), true
+	u, err := url.Parse(node)
+	if err != nil {
+		return "", false
+	}
+	return u.Host, true
 }
 
 // connect returns a Client for cfg. Configuration errors (a bad node URL,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/quorum"
 )
 
 var statusCommand = &command{
@@ -99,19 +100,12 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 			out := statusJSON{Name: name, State: distlock.StateUnknown.String(), Masters: []masterStatus{}, Error: err.Error()}
 			var de *distlock.DialError
 			if errors.As(err, &de) {
-				out.Quorum = len(de.Errs)/2 + 1
-				for _, e := range de.Errs {
-					ms := masterStatus{Error: e.Error()}
-					var ne *distlock.NodeError
-					if errors.As(e, &ne) {
-						ms.Addr, ms.Error = ne.Addr, ne.Err.Error()
-					}
-					out.Masters = append(out.Masters, ms)
+				out.Quorum = quorum.Majority(len(de.Errs))
+				for _, ne := range de.Errs {
+					out.Masters = append(out.Masters, masterStatus{Addr: ne.Addr, Error: ne.Err.Error()})
 				}
 			}
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(out)
+			writeJSON(stdout, out)
 		}
 		fmt.Fprintf(stderr, "distlock status: %s\n", errText(err))
 		return exitUnknown
@@ -140,9 +134,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 			}
 			out.Masters = append(out.Masters, ms)
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
+		writeJSON(stdout, out)
 	} else {
 		printStatus(stdout, st)
 	}
@@ -153,6 +145,13 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 		return exitHeld
 	}
 	return exitUnknown
+}
+
+// writeJSON writes v to w as --json prints it: indented, one object.
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
 }
 
 // tokenCell is the TOKEN column for master i: its counter as a token, or

@@ -31,3 +31,26 @@ func Key(addr string) string {
 	}
 	return net.JoinHostPort(host, port)
 }
+
+// Same returns the first two masters, j < i, that are one server: each
+// master given by its addresses (a Sentinel group or a Cluster has
+// several), compared by Key in order. A master with no address is passed
+// over.
+func Same(masters [][]string) (j, i int, found bool) {
+	seen := make(map[string]int, len(masters))
+	for i, addrs := range masters {
+		if len(addrs) == 0 {
+			continue
+		}
+		keys := make([]string, len(addrs))
+		for k, a := range addrs {
+			keys[k] = Key(a)
+		}
+		id := strings.Join(keys, ",")
+		if j, dup := seen[id]; dup {
+			return j, i, true
+		}
+		seen[id] = i
+	}
+	return 0, 0, false
+}

@@ -24,3 +24,13 @@ func TestKey(t *testing.T) {
 		}
 	}
 }
+
+func TestSame(t *testing.T) {
+	j, i, found := Same([][]string{{"10.0.0.1:6379"}, nil, {"10.0.0.2:6379"}, {"10.0.0.1"}})
+	if !found || j != 0 || i != 3 {
+		t.Errorf("Same: %d, %d, %v; want masters 0 and 3 (the master without an address passed over)", j, i, found)
+	}
+	if _, _, found := Same([][]string{{"a:1", "b:1"}, {"a:1"}, {"a:2"}}); found {
+		t.Error("Same: masters with other addresses are not one server")
+	}
+}
