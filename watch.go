@@ -142,6 +142,14 @@ type Event struct {
 	Unseen bool
 }
 
+// holdEvent is the event of a hold of value on name, seen by masters
+// masters at at: its Owner and Metadata are read from value.
+func holdEvent(name string, typ EventType, at time.Time, masters int, value string, initial bool) Event {
+	ev := Event{Name: name, Type: typ, Time: at, Masters: masters, Initial: initial}
+	ev.Owner, ev.Metadata, _ = parseValue(value)
+	return ev
+}
+
 // WatchBuffer is how many events a Watch channel holds for a slow receiver.
 const WatchBuffer = 64
 
@@ -224,24 +232,23 @@ func (w *watcher) send(ev Event) {
 		return
 	default:
 	}
-	// Full: take what is queued, drop the oldest, and mark the next one.
-	queued := make([]Event, 0, cap(w.ch))
-	for len(queued) < cap(w.ch) {
+	// Full: take what is queued, and put it back with ev after it, less
+	// the oldest if there is still no room; the next one carries its count.
+	queued := make([]Event, 0, cap(w.ch)+1)
+	for drained := false; !drained; {
 		select {
 		case old := <-w.ch:
 			queued = append(queued, old)
-			continue
 		default:
+			drained = true
 		}
-		break
 	}
-	if len(queued) > 0 {
+	queued = append(queued, ev)
+	if len(queued) > cap(w.ch) {
 		dropped := queued[0]
-		queued = append(queued[1:], ev)
+		queued = queued[1:]
 		queued[0].Missed += 1 + dropped.Missed // with the count the dropped one carried
 		queued[0].Unseen = queued[0].Unseen || dropped.Unseen
-	} else { // the receiver emptied it meanwhile
-		queued = append(queued, ev)
 	}
 	for _, e := range queued {
 		w.ch <- e // room: at most cap(w.ch) events, and only this goroutine sends

@@ -174,9 +174,7 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 	// Deliver the state found, if held (unless set already did).
 	h.mu.Lock()
 	if value, n := nw.state.Holder(); nw.state.Started() && !nw.state.Free() && !w.initialized {
-		ev := Event{Name: req.name, Type: EventAcquired, Time: time.Now(), Masters: n, Initial: true}
-		ev.Owner, ev.Metadata, _ = parseValue(value)
-		w.send(ev)
+		w.send(holdEvent(req.name, EventAcquired, time.Now(), n, value, true))
 	}
 	h.mu.Unlock()
 	return nw, nil

@@ -53,16 +53,16 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 	changes := nw.state.Observe(watch.Report{Master: m, Known: known, Value: value, How: how}, now)
 	at := time.Now()
 	for _, c := range changes {
-		ev := Event{Name: nw.req.name, Time: at, Masters: c.Masters, Initial: c.Initial}
-		ev.Owner, ev.Metadata, _ = parseValue(c.Value)
+		var typ EventType
 		switch c.Kind {
 		case watch.Acquired:
-			ev.Type = EventAcquired
+			typ = EventAcquired
 		case watch.Released:
-			ev.Type = EventReleased
+			typ = EventReleased
 		case watch.Expired:
-			ev.Type = EventExpired
+			typ = EventExpired
 		}
+		ev := holdEvent(nw.req.name, typ, at, c.Masters, c.Value, c.Initial)
 		if ev.Initial {
 			// The state found as the name's watch began: for watchers
 			// that have had no event yet.
