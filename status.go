@@ -221,11 +221,12 @@ func parseStatus(res rueidis.RedisResult, m *MasterStatus, fenceKey string) erro
 	switch {
 	case err != nil && !rueidis.IsRedisNil(err):
 		fence, m.FenceErr = 0, fmt.Errorf("fence counter: %w", err)
-	case err == nil && (fence < 0 || fence >= MaxCounter):
-		// Set by hand or by another program: the next acquire's INCR
-		// there would be refused (CounterError), and shifted into a token
-		// it would wrap around and read as a small one.
-		fence, m.FenceErr = 0, &CounterError{Key: fenceKey, Counter: fence}
+	case err == nil && fence != 0: // 0: set by hand, the next INCR gives 1
+		// Set by hand or by another program out of range: shifted into a
+		// token it would wrap around and read as a small one.
+		if cerr := checkCounter(fence, fenceKey); cerr != nil {
+			fence, m.FenceErr = 0, cerr
+		}
 	}
 	m.Held, m.Value, m.Fence = exists, value, fence
 	m.Owner, m.Metadata, _ = parseValue(value)

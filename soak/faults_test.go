@@ -469,8 +469,6 @@ func (c *cluster) vanish(f fault) {
 	c.mu.Unlock()
 }
 
-// startProxy starts a stopped proxy again on its old address, which its
-// Client knows; the port may take a moment to be free.
 // removeToxicWait bounds how long removeToxic waits for toxiproxy.
 const removeToxicWait = 10 * time.Second
 
@@ -509,6 +507,8 @@ func (c *cluster) removeToxic(f fault, m int, name string) {
 	}
 }
 
+// startProxy starts a stopped proxy again on its old address, which its
+// Client knows; the port may take a moment to be free.
 func (c *cluster) startProxy(p *toxiproxy.Proxy) {
 	var err error
 	for range 50 {
