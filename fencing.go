@@ -58,9 +58,8 @@ import (
 // per-master timeout used on the name is under a quarter of every TTL
 // used on it, Extend's included (the defaults: a tenth). Past that (a
 // Client with a long timeout beside a short WithTTL or Extend), such a
-// holder can get a
-// lower token than a lease handed out, and ended, before it: a store then
-// refuses its writes. The promise that holds under every fault but a lost
+// holder can get a lower token than a lease handed out, and ended, before
+// it: a store then refuses its writes. The promise that holds under every fault but a lost
 // counter is the one above: an Acquire begun after a lease was handed out
 // gets a larger token.
 //
