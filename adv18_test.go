@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
 )
@@ -64,29 +62,10 @@ func TestAdv18ReleaseOvertakesWriteBack(t *testing.T) {
 	y0, y1 := redistest.NewLateDialer(), redistest.NewLateDialer()
 	t.Cleanup(y0.Close)
 	t.Cleanup(y1.Close)
-	opts := make([]rueidis.ClientOption, len(servers))
-	for i, s := range servers {
-		opts[i] = rueidis.ClientOption{InitAddress: []string{s.Addr()}}
-	}
-	opts[0].DialCtxFn, opts[1].DialCtxFn = y0.Dial, y1.Dial
-	y, err := distlock.New(distlock.Config{NodeOptions: opts, NodeTimeout: 5 * time.Second, TTL: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { y.Close() })
+	y := dialedClient(t, servers, map[int]*redistest.LateDialer{0: y0, 1: y1}, distlock.Config{NodeTimeout: 5 * time.Second, TTL: 30 * time.Second})
 
 	// Counters: created by one lease, then master 0's raised by 100.
-	l, err := x.TryAcquire(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fenceKey, err := servers[0].Do("KEYS", "distlock:fence:{*}")
-	if err != nil || fenceKey == "" {
-		t.Fatalf("fence key on master 0: %q, %v", fenceKey, err)
-	}
+	fenceKey := cycleFenceKey(t, ctx, x, name, servers[0])
 	if _, err := servers[0].Do("INCRBY", fenceKey, "100"); err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
 )
@@ -53,38 +51,13 @@ func TestAdv19HandoffHandoutThreeTimeouts(t *testing.T) {
 	for _, d := range []*redistest.LateDialer{x0, x23, x4, y23} {
 		t.Cleanup(d.Close)
 	}
-	newC := func(dial map[int]*redistest.LateDialer) *distlock.Client {
-		opts := make([]rueidis.ClientOption, len(servers))
-		for i, s := range servers {
-			opts[i] = rueidis.ClientOption{InitAddress: []string{s.Addr()}}
-			if d := dial[i]; d != nil {
-				opts[i].DialCtxFn = d.Dial
-			}
-		}
-		c, err := distlock.New(distlock.Config{NodeOptions: opts, NodeTimeout: T, TTL: TTL})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	x := newC(map[int]*redistest.LateDialer{0: x0, 2: x23, 3: x23, 4: x4})
-	y := newC(map[int]*redistest.LateDialer{2: y23, 3: y23})
+	cfg := distlock.Config{NodeTimeout: T, TTL: TTL}
+	x := dialedClient(t, servers, map[int]*redistest.LateDialer{0: x0, 2: x23, 3: x23, 4: x4}, cfg)
+	y := dialedClient(t, servers, map[int]*redistest.LateDialer{2: y23, 3: y23}, cfg)
 
 	// Counters: created by one lease of each Client, then set.
-	for _, c := range []*distlock.Client{x, y} {
-		l, err := c.TryAcquire(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fenceKey, err := servers[0].Do("KEYS", "distlock:fence:{*}")
-	if err != nil || fenceKey == "" {
-		t.Fatalf("fence key: %q, %v", fenceKey, err)
-	}
+	cycleFenceKey(t, ctx, x, name, servers[0])
+	fenceKey := cycleFenceKey(t, ctx, y, name, servers[0])
 	for i, s := range servers {
 		v := "100"
 		if i == 0 {

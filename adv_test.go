@@ -28,12 +28,23 @@ func lateClient(t *testing.T, servers []*redistest.Server, late []int, cfg distl
 	t.Helper()
 	ld := redistest.NewLateDialer()
 	t.Cleanup(ld.Close)
+	dialers := make(map[int]*redistest.LateDialer)
+	for _, i := range late {
+		dialers[i] = ld
+	}
+	return dialedClient(t, servers, dialers, cfg), ld
+}
+
+// dialedClient returns a Client of servers (cfg's other fields kept) whose
+// connections to master i go through dialers[i], where there is one.
+func dialedClient(t *testing.T, servers []*redistest.Server, dialers map[int]*redistest.LateDialer, cfg distlock.Config) *distlock.Client {
+	t.Helper()
 	opts := make([]rueidis.ClientOption, len(servers))
 	for i, s := range servers {
 		opts[i] = rueidis.ClientOption{InitAddress: []string{s.Addr()}}
-	}
-	for _, i := range late {
-		opts[i].DialCtxFn = ld.Dial
+		if d := dialers[i]; d != nil {
+			opts[i].DialCtxFn = d.Dial
+		}
 	}
 	cfg.NodeOptions = opts
 	c, err := distlock.New(cfg)
@@ -41,7 +52,25 @@ func lateClient(t *testing.T, servers []*redistest.Server, late []int, cfg distl
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c, ld
+	return c
+}
+
+// cycleFenceKey takes and releases name once with c, so that its fence
+// counter exists, and returns the counter's key on s.
+func cycleFenceKey(t *testing.T, ctx context.Context, c *distlock.Client, name string, s *redistest.Server) string {
+	t.Helper()
+	l, err := c.TryAcquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key, err := s.Do("KEYS", "distlock:fence:{*}")
+	if err != nil || key == "" {
+		t.Fatalf("fence key on %s: %q, %v", s.Addr(), key, err)
+	}
+	return key
 }
 
 // pttls returns the lock key's PTTL on each server, for logs.
