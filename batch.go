@@ -184,8 +184,8 @@ func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Scr
 // than a majority of masters.
 func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases []*Lease) error {
 	var failed int
-	var sample []error // the masters' errors for one lease that failed, and how many answered for it
-	var sampleGranted int
+	var sample []error    // the masters' errors for one lease that failed
+	var sampleGranted int // and how many masters answered for it
 	// Where a lease's acquire was never answered, it may still arrive
 	// after the delete: the value is buried there, in the same pipeline.
 	unknown := make(map[*Lease]uint64)
@@ -214,8 +214,17 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 				}
 			}
 			if !tally.Won() {
+				// This lease's errors: a master's first failure in the
+				// batch may be another lease's, on a master that
+				// answered for this one.
 				failed++
-				sample, sampleGranted = errs, tally.Granted()
+				sampleGranted = tally.Granted()
+				sample = make([]error, len(c.nodes))
+				for i := range c.nodes {
+					if replies[i][j] == noReply {
+						sample[i] = errs[i]
+					}
+				}
 			}
 		}
 	}

@@ -131,8 +131,11 @@ type Event struct {
 	// Initial marks the first event of a Watch, when the lock was already
 	// held as Watch subscribed: a state found, not a change seen.
 	Initial bool
-	// Missed counts the events dropped just before this one because the
-	// receiver did not keep up (see Client.Watch).
+	// Missed counts the events dropped since the last event that carried
+	// a count, because the receiver did not keep up (see Client.Watch).
+	// The dropped ones were the oldest waiting: they came before the
+	// events received since, so a released may arrive whose acquired was
+	// dropped. After Missed, read Status for the state.
 	Missed int
 	// Unseen is set on the first event after this Client's watch
 	// connection to a master was lost or made again: what that master
@@ -182,8 +185,8 @@ const WatchBuffer = 64
 // before its expiry. The first event after a connection was lost or made
 // again has Unseen set. A receiver that falls behind never slows the
 // Client: once WatchBuffer events are waiting, the oldest is dropped for
-// each new one, and the next event delivered counts the dropped ones in
-// Missed. Events are hints about the lock's state; only holding a Lease
+// each new one, and the new one counts the dropped ones in Missed (events
+// still arrive in order). Events are hints about the lock's state; only holding a Lease
 // means holding the lock.
 //
 // A name whose key cannot be read as a lock (another type: WRONGTYPE)
@@ -211,46 +214,37 @@ func (c *Client) Watch(ctx context.Context, name string) (<-chan Event, error) {
 // watcher is one Watch call's channel.
 type watcher struct {
 	ch          chan Event
+	missed      int  // events dropped, for the next event sent
 	unseen      bool // the next event gets Unseen
 	closed      bool
 	initialized bool // an event has been sent: no Initial one any more
 }
 
-// send delivers ev without blocking: a full channel loses its oldest event,
-// and the event after it carries the count (Missed: the events dropped
-// just before this one). h.mu is held: the caller is the only sender; the
-// receiver only takes from the front, so the events left keep their order.
+// send delivers ev without blocking: a full channel loses its oldest
+// event, and ev counts it in Missed. h.mu is held: the caller is the only
+// sender. The count goes on ev, not on the event just after the dropped
+// one: that one is already in the channel, and taking the queue out to
+// mark it, while the receiver reads, would deliver events out of order
+// (TestAdv20WatchSendKeepsOrder).
 func (w *watcher) send(ev Event) {
 	if w.closed {
 		return
 	}
 	w.initialized = true
-	ev.Unseen = ev.Unseen || w.unseen
-	w.unseen = false
-	select {
-	case w.ch <- ev:
-		return
-	default:
-	}
-	// Full: take what is queued, and put it back with ev after it, less
-	// the oldest if there is still no room; the next one carries its count.
-	queued := make([]Event, 0, cap(w.ch)+1)
-	for drained := false; !drained; {
+	for {
+		ev.Missed = w.missed
+		ev.Unseen = ev.Unseen || w.unseen
+		select {
+		case w.ch <- ev:
+			w.missed, w.unseen = 0, false
+			return
+		default:
+		}
 		select {
 		case old := <-w.ch:
-			queued = append(queued, old)
+			w.missed += 1 + old.Missed // keep the count the dropped one carried
+			w.unseen = w.unseen || old.Unseen
 		default:
-			drained = true
 		}
-	}
-	queued = append(queued, ev)
-	if len(queued) > cap(w.ch) {
-		dropped := queued[0]
-		queued = queued[1:]
-		queued[0].Missed += 1 + dropped.Missed // with the count the dropped one carried
-		queued[0].Unseen = queued[0].Unseen || dropped.Unseen
-	}
-	for _, e := range queued {
-		w.ch <- e // room: at most cap(w.ch) events, and only this goroutine sends
 	}
 }
