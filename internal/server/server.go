@@ -5,25 +5,31 @@ package server
 
 import (
 	"net"
+	"strconv"
 	"strings"
 )
 
 // Key returns host:port of addr (a host:port, or a bare host for port
-// 6379) with the host in one spelling: loopback names and addresses
-// ("localhost", 127.0.0.1, ::1) as "loopback", IP addresses in their
-// canonical form, names in lower case.
+// 6379) with the host and port in one spelling: every loopback address
+// (127.0.0.0/8, ::1), the unspecified ones (0.0.0.0, ::, which reach the
+// local host) and "localhost" as "loopback", so that two loopback
+// addresses on one port count as one server, as they are when it listens
+// on all of them; other IP addresses in canonical form; names in lower
+// case without a final dot; the port without leading zeros.
 func Key(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		host, port = strings.Trim(addr, "[]"), "6379"
 	}
-	if port == "" {
+	if n, err := strconv.Atoi(port); err == nil {
+		port = strconv.Itoa(n)
+	} else if port == "" {
 		port = "6379"
 	}
-	host = strings.ToLower(host)
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if ip := net.ParseIP(host); ip != nil {
 		host = ip.String()
-		if ip.IsLoopback() {
+		if ip.IsLoopback() || ip.IsUnspecified() {
 			host = "loopback"
 		}
 	} else if host == "localhost" {

@@ -9,6 +9,11 @@ func TestKey(t *testing.T) {
 		{"LocalHost:7000", "localhost:7000"},
 		{"redis.example:6379", "Redis.Example:6379"},
 		{"10.0.0.1", "10.0.0.1:6379"},
+		{"0.0.0.0:7000", "127.0.0.1:7000"},    // adversarial read 20
+		{"[::]:7000", "localhost:7000"},       // operator use test
+		{"localhost.:7000", "localhost:7000"}, // adversarial read 20
+		{"127.0.0.1:07000", "127.0.0.1:7000"}, // operator use test
+		{"db.example.:6379", "DB.example:6379"},
 	} {
 		if Key(tc.a) != Key(tc.b) {
 			t.Errorf("Key(%q) = %q, Key(%q) = %q: want one server", tc.a, Key(tc.a), tc.b, Key(tc.b))
