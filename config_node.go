@@ -118,7 +118,7 @@ func checkPort(p string) error {
 // errMalformedURL is what parseNode says of a URL that does not parse, or
 // parses into something other than what its author meant. It quotes
 // nothing of the URL.
-var errMalformedURL = errors.New("malformed URL (in a user or password, percent-encode / ? # @ % and spaces, e.g. '#' as %23)")
+var errMalformedURL = errors.New("malformed URL (in a user or password, percent-encode / ? # @ % , and spaces, e.g. '#' as %23, ',' as %2C)")
 
 // addrErrReason is why net.SplitHostPort refused an address, without the
 // address.
@@ -149,7 +149,7 @@ func redact(n string) string {
 	}
 	at := strings.LastIndex(n[start:], "@")
 	if at < 0 {
-		return n
+		return redactCut(n, start)
 	}
 	at += start
 	colon := strings.Index(n[start:at], ":")
@@ -157,6 +157,26 @@ func redact(n string) string {
 		return n
 	}
 	return n[:start+colon] + ":xxxxx" + n[at:]
+}
+
+// redactCut hides what may be the start of a password in a URL entry with
+// no '@': a list split at a ',' inside a password leaves
+// "redis://user:pass" of "redis://user:pass,word@host", whose "port" is
+// not a number. start is where the authority begins (0: no scheme, not a
+// URL, left alone).
+func redactCut(n string, start int) string {
+	if start == 0 {
+		return n
+	}
+	auth := n[start:]
+	if i := strings.IndexAny(auth, "/?#"); i >= 0 {
+		auth = auth[:i]
+	}
+	colon := strings.LastIndex(auth, ":")
+	if colon < 0 || strings.HasSuffix(auth, "]") || auth[colon+1:] == "" || isDigits(auth[colon+1:]) {
+		return n
+	}
+	return n[:start+colon] + ":xxxxx" + n[start+len(auth):]
 }
 
 // isScheme reports whether s is a URL scheme: a letter, then letters,

@@ -422,6 +422,10 @@ func TestSecurityNoPasswordInConfigErrors(t *testing.T) {
 		{"scheme typo", "redis:/app:s3cret@127.0.0.1:1/0", []string{"s3cret"}},
 		{"at in password, hash", "redis://app:p@ss#w0rd@127.0.0.1:1/0", []string{"p@ss", "w0rd"}},
 		{"rediss, hash", "rediss://app:s3cr#t@127.0.0.1:1/0", []string{"s3cr"}},
+		// A list split at a ',' in the password (a nodes file's line
+		// "redis://app:s3cret,PW@host:1/0"): the operator use test saw
+		// "redis://app:s3cret" quoted whole.
+		{"cut at a comma", "redis://app:s3cret", []string{"s3cret"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := distlock.New(distlock.Config{Nodes: []string{tc.node}})

@@ -125,7 +125,8 @@ type MasterStatus struct {
 	Fence int64
 	// FenceErr says why the fence counter could not be read (another
 	// program left a value that is not a number, or a key of another type
-	// there), or a *CounterError when it is a number outside 1..MaxCounter;
+	// there), or a *CounterError when it is a number outside 1..MaxCounter
+	// other than 0 (a counter set to 0 draws 1 next);
 	// Fence is then 0. The lock key's reading stands: the lock's
 	// verdict does not depend on the counter.
 	FenceErr error
