@@ -205,10 +205,19 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		// Behind another waiter, sleep through releases: master 0 will
 		// announce when this one is first.
 		c.watches.setBehind(w.nw, w.wake, out.behind)
+		// Too many masters failed for any attempt to win until they mend
+		// (down, or answering with an error such as a fence counter out
+		// of range): a release is no reason to try before the backoff,
+		// and this attempt's own clean-up wakes as one
+		// (TestWaitBacksOffAfterAnsweredFailures).
+		wake := w.wake.ch
+		if !out.tally.Reached() {
+			wake = nil
+		}
 		timer := time.NewTimer(w.delay(out))
 		select {
 		case <-timer.C:
-		case <-w.wake.ch:
+		case <-wake:
 			timer.Stop()
 		case <-ctx.Done():
 			timer.Stop()

@@ -1,6 +1,8 @@
 package distlock_test
 
 import (
+	"context"
+	"errors"
 	"regexp"
 	"strconv"
 	"testing"
@@ -166,4 +168,32 @@ func TestAcquireReloadsFlushedScript(t *testing.T) {
 		}
 	}
 	noLockKeys(t, servers)
+}
+
+// A waiting Acquire whose attempts fail on a majority of masters that
+// answer (here fence counters out of range on masters 0 and 1; the lock
+// is free) backs off between attempts: it was woken at once by its own
+// failed attempt's clean-up on master 2, and sent about 2,500 acquires a
+// second, each raising master 2's counter (operator use test).
+func TestWaitBacksOffAfterAnsweredFailures(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	key := cycleFenceKey(t, t.Context(), c, "spin", servers[0])
+	for _, s := range servers[:2] {
+		if _, err := s.Do("SET", key, "9007199254740993"); err != nil { // 2^53+1
+			t.Fatal(err)
+		}
+	}
+	before := counter(t, servers[2])
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	_, err := c.Acquire(ctx, "spin")
+	var ce *distlock.CounterError
+	if !errors.As(err, &ce) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Acquire: %v; want the CounterError and the deadline", err)
+	}
+	// RetryMaxDelay 250 ms: about 10 attempts in a second at most.
+	if n := counter(t, servers[2]) - before; n > 40 {
+		t.Errorf("a second of waiting made %d attempts: no backoff", n)
+	}
 }
