@@ -24,9 +24,10 @@ var runCommand = &command{
 	about: `
 Waits for the lock NAME (with --try, gives up at once when it is held), then
 runs COMMAND with stdin, stdout and stderr passed through, and with
-DISTLOCK_NAME and DISTLOCK_TOKEN (the lease's fencing token) in its
-environment. The lease renews itself while COMMAND runs; SIGINT, SIGTERM,
-SIGHUP and SIGQUIT are passed on to COMMAND; the lock is released when
+DISTLOCK_NAME, DISTLOCK_PREFIX (the key prefix) and DISTLOCK_TOKEN (the
+lease's fencing token) in its environment (the masters too, in
+DISTLOCK_NODES, with --pass-nodes). The lease renews itself while
+COMMAND runs; SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to COMMAND; the lock is released when
 COMMAND and every process it started have exited, and distlock exits with
 COMMAND's status.
 
