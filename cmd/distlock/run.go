@@ -27,9 +27,9 @@ runs COMMAND with stdin, stdout and stderr passed through, and with
 DISTLOCK_NAME, DISTLOCK_PREFIX (the key prefix) and DISTLOCK_TOKEN (the
 lease's fencing token) in its environment (the masters too, in
 DISTLOCK_NODES, with --pass-nodes). The lease renews itself while
-COMMAND runs; SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to COMMAND; the lock is released when
-COMMAND and every process it started have exited, and distlock exits with
-COMMAND's status.
+COMMAND runs; SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to
+COMMAND; the lock is released when COMMAND and every process it started
+have exited, and distlock exits with COMMAND's status.
 
 COMMAND runs in a process group of its own; in the foreground of a
 terminal it gets the terminal, as a shell gives it to a job, so it can read
