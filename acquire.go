@@ -205,13 +205,14 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		// Behind another waiter, sleep through releases: master 0 will
 		// announce when this one is first.
 		c.watches.setBehind(w.nw, w.wake, out.behind)
-		// Too many masters failed for any attempt to win until they mend
-		// (down, or answering with an error such as a fence counter out
-		// of range): a release is no reason to try before the backoff,
-		// and this attempt's own clean-up wakes as one
-		// (TestWaitBacksOffAfterAnsweredFailures).
+		// An attempt that masters failed (down, or answering with an
+		// error such as a fence counter out of range) and that others
+		// granted: its own clean-up of those grants wakes as a release
+		// would, and the failures are still there, so a wake is no reason
+		// to try before the backoff; nor when too many failed for any
+		// attempt to win until they mend (TestWaitBacksOffAfterAnsweredFailures).
 		wake := w.wake.ch
-		if !out.tally.Reached() {
+		if !out.tally.Reached() || out.tally.Failed() > 0 && out.tally.Granted() > 0 {
 			wake = nil
 		}
 		timer := time.NewTimer(w.delay(out))

@@ -176,24 +176,44 @@ func TestAcquireReloadsFlushedScript(t *testing.T) {
 // failed attempt's clean-up on master 2, and sent about 2,500 acquires a
 // second, each raising master 2's counter (operator use test).
 func TestWaitBacksOffAfterAnsweredFailures(t *testing.T) {
-	servers := masters(t, 3)
-	c := newClient(t, servers, distlock.Config{})
-	key := cycleFenceKey(t, t.Context(), c, "spin", servers[0])
-	for _, s := range servers[:2] {
-		if _, err := s.Do("SET", key, "9007199254740993"); err != nil { // 2^53+1
-			t.Fatal(err)
-		}
-	}
-	before := counter(t, servers[2])
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-	defer cancel()
-	_, err := c.Acquire(ctx, "spin")
-	var ce *distlock.CounterError
-	if !errors.As(err, &ce) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Acquire: %v; want the CounterError and the deadline", err)
-	}
-	// RetryMaxDelay 250 ms: about 10 attempts in a second at most.
-	if n := counter(t, servers[2]) - before; n > 40 {
-		t.Errorf("a second of waiting made %d attempts: no backoff", n)
+	for _, tc := range []struct {
+		name  string
+		bad   []int // masters whose counter is out of range
+		stray int   // a master holding another value for 3 s, or -1
+	}{
+		{"majority failing", []int{0, 1}, -1},
+		// One failure a majority can spare, one master refusing (a
+		// stray key): the attempt is granted on master 2 alone, and its
+		// clean-up there woke it too (read-only review of b6715ab).
+		{"one failing, one refusing", []int{0}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			servers := masters(t, 3)
+			c := newClient(t, servers, distlock.Config{})
+			key := cycleFenceKey(t, t.Context(), c, "spin", servers[0])
+			for _, m := range tc.bad {
+				if _, err := servers[m].Do("SET", key, "9007199254740993"); err != nil { // 2^53+1
+					t.Fatal(err)
+				}
+			}
+			if tc.stray >= 0 {
+				if _, err := servers[tc.stray].Do("SET", "distlock:spin", "stray", "PX", "3000"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := counter(t, servers[2])
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			defer cancel()
+			_, err := c.Acquire(ctx, "spin")
+			var ce *distlock.CounterError
+			if !errors.As(err, &ce) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Acquire: %v; want the CounterError and the deadline", err)
+			}
+			// RetryMaxDelay 250 ms, jittered: about 10 attempts in a
+			// second at most.
+			if n := counter(t, servers[2]) - before; n > 40 {
+				t.Errorf("a second of waiting made %d attempts: no backoff", n)
+			}
+		})
 	}
 }
