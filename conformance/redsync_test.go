@@ -277,7 +277,21 @@ func TestRedsyncSetNXOnExtendWhenKeyIsTaken(t *testing.T) {
 	require.ErrorIs(t, l1.Extend(t.Context(), ttl), distlock.ErrLeaseLost, "mutex extend didn't fail")
 	require.NoError(t, l2.Err())
 	require.Greater(t, l2.Token(), l1.Token())
-	assert.Equal(t, held, values(t, servers, name), "the failed Extend changed the second holder's keys")
+	// The second holder's keys stay; a master that had not yet answered
+	// its acquire when held was read may have its value since (a
+	// straggler), but never another.
+	var v2 string
+	for _, v := range held {
+		if v != "" {
+			v2 = v
+		}
+	}
+	after := values(t, servers, name)
+	for i := range held {
+		if held[i] != "" && after[i] != held[i] || after[i] != "" && after[i] != v2 {
+			t.Errorf("the failed Extend changed the second holder's keys: master %d was %q, is %q", i, held[i], after[i])
+		}
+	}
 }
 
 // Ported from go-redsync/redsync, mutex_test.go, TestMutexUnlockExpired:
