@@ -6,11 +6,11 @@
 #
 # The model is CPU-bound (spin's searches, about 6 CPU-minutes); the Go
 # tests mostly wait on timers and on redis-server (they keep about a fifth
-# of the 2 cores busy). So the model runs beside them, from the start, at
+# of the 2 cores busy). So the model runs beside the root package's tests at
 # the idle scheduling class (chrt -i 0; nice -n 19 where chrt is missing):
-# it takes only the CPU time the tests leave, and never delays a test's
-# timer by more than the kernel's wake-up latency. Its table is printed at
-# the end; the gate fails if either part fails.
+# it takes only the CPU time the tests leave (the CLI's terminal tests
+# still missed deadlines beside it, so the other packages run first). Its
+# table is printed at the end; the gate fails if either part fails.
 #
 # MODEL=serial runs the model after the tests instead (the old order, for
 # a machine where the two should not share the CPU).
@@ -57,15 +57,21 @@ stop_model() {
 trap stop_model EXIT
 trap 'exit 130' INT TERM
 
-[[ ${MODEL:-} == serial ]] || start_model
-
 status=0
 # Build every test binary first: compiled beside running tests (the first
 # minute of one go test ./...), the timing-sensitive ones missed their
 # per-master timeouts in clean-clone CI runs.
 # A test that does not build ends the gate at once (the model with it).
 step "$GO" test -race -count=1 -run '^$' ./... >/dev/null || exit 1
-step "$GO" test -race -count=1 -timeout 8m ./... || status=1
+# The command-line tool's terminal tests (job control, Ctrl-Z) missed their
+# deadlines beside CPU-bound work even at the idle class (TestRunCtrlZ,
+# with two idle-class busy loops: 1 run in 8 failed): every package but
+# the root one runs before the model starts, the root one beside it.
+others=$("$GO" list ./... | grep -vx 'github.com/distlock/distlock')
+# shellcheck disable=SC2086 # package paths are words
+step "$GO" test -race -count=1 -timeout 8m $others || status=1
+[[ ${MODEL:-} == serial ]] || start_model
+step "$GO" test -race -count=1 -timeout 8m . || status=1
 # The soak's short run with -v, less its per-test RUN lines: its figures and
 # each phase's time are in the log (one CI run took 286 s, not about 60,
 # and the log could not say where).
