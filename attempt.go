@@ -218,8 +218,8 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 // rueidis: every later command for this value waits for this goroutine's
 // answer first (the attempt's clean-up, or the lease's settle).
 func (c *Client) acquireSender(keys, args []string) func(context.Context, int, rueidis.Client) rueidis.RedisResult {
-	return func(ctx context.Context, _ int, rc rueidis.Client) rueidis.RedisResult {
-		res := c.execAcquire(ctx, rc, keys, args, false)
+	return func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+		res := c.execAcquire(ctx, node, rc, keys, args, false)
 		if err, ok := rueidis.IsRedisErr(res.Error()); !ok || !err.IsNoScript() {
 			return res
 		}
@@ -232,17 +232,17 @@ func (c *Client) acquireSender(keys, args []string) func(context.Context, int, r
 		// refresh of the Cluster's map, not always the one that answered
 		// (a replica promoted since, reached through MOVED): EVAL, which
 		// caches the script there too.
-		return c.execAcquire(ctx, rc, keys, args, rc.Mode() == rueidis.ClientModeCluster)
+		return c.execAcquire(ctx, node, rc, keys, args, rc.Mode() == rueidis.ClientModeCluster)
 	}
 }
 
 // execAcquire sends acquire.lua by its digest (EVALSHA), or whole (EVAL)
 // when eval; under FenceReplicas followed by WAIT, as a grant counts only
 // once replicas have its counter (replicas.go).
-func (c *Client) execAcquire(ctx context.Context, rc rueidis.Client, keys, args []string, eval bool) rueidis.RedisResult {
+func (c *Client) execAcquire(ctx context.Context, node int, rc rueidis.Client, keys, args []string, eval bool) rueidis.RedisResult {
 	switch {
 	case c.cfg.fenceReplicas > 0:
-		return c.execFenced(ctx, rc, script.Acquire, keys, args, eval, "", acquireGranted)
+		return c.execFenced(ctx, node, rc, script.Acquire, keys, args, eval, "", acquireGranted)
 	case eval:
 		return script.Acquire.ExecEval(ctx, rc, keys, args)
 	default:

@@ -176,7 +176,7 @@ func (c *Client) writeBack(ctx context.Context, req *request, t int64, first int
 		// With FenceReplicas, INCRBY 0 makes WAIT cover the counter even
 		// where the script found it high enough and wrote nothing
 		// (replicas.go).
-		return c.execCounter(ctx, rc, script.Fence, keys, args, req.fenceKey, func(rueidis.RedisResult) bool { return true })
+		return c.execCounter(ctx, node, rc, script.Fence, keys, args, req.fenceKey, func(rueidis.RedisResult) bool { return true })
 	})
 	for !tally.Decided() {
 		r := <-replies

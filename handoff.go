@@ -157,7 +157,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 		if node == 0 {
 			a = args0
 		}
-		return c.execCounter(ctx, rc, script.Handoff, keys, a, "", swapped)
+		return c.execCounter(ctx, node, rc, script.Handoff, keys, a, "", swapped)
 	})
 	state := make([]int, len(c.nodes))
 	counters := make([]int64, len(c.nodes))

@@ -107,6 +107,35 @@ func (e *keyEvents) untracked(i int) {
 	e.mu.Unlock()
 }
 
+// tracks reports whether master i's connections are opened with key
+// tracking on.
+func (e *keyEvents) tracks(i int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.silent&(1<<i) == 0
+}
+
+// Only the master's pipelined connection may track keys. rueidis opens
+// every connection to a master with the same options, and sends the
+// messages of each to the same callback: a connection of its own (a Watch
+// session's, or the pooled one Config.FenceReplicas's WAIT goes on) would
+// make every message count twice, and every renewal's echo read the key
+// back. Holding 100,000 leases, those reads outran the renewals and leases
+// were lost (BenchmarkHold in benchmarks/, issue 16) once one Acquire had
+// waited. Such a connection turns tracking off (untrack) in its first
+// round trip; a message it got before that is counted once more, which
+// costs a read, never a change missed (TestOnlyPipelinedConnectionTracks).
+
+// untrack returns CLIENT TRACKING OFF, to send first on a connection of
+// master i other than its pipelined one; false when that master's
+// connections do not track keys.
+func (c *Client) untrack(i int, b rueidis.Builder) (rueidis.Completed, bool) {
+	if c.events == nil || !c.events.tracks(i) {
+		return rueidis.Completed{}, false
+	}
+	return b.ClientTracking().Off().Build(), true
+}
+
 // disarm returns o without key tracking, for a master that refused it.
 func disarm(o rueidis.ClientOption) rueidis.ClientOption {
 	o.DisableCache = true

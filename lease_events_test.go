@@ -324,6 +324,84 @@ func TestLossEventsNoReadBackOnRenewal(t *testing.T) {
 	assert.LessOrEqual(t, with-without, renewals/10, "GETs read back during about %d renewals (%d with loss events, %d without)", renewals, with, without)
 }
 
+// TestOnlyPipelinedConnectionTracks: a Client's connections of its own to
+// a master (a Watch session's, which a waiting Acquire opens too; the
+// pooled one Config.FenceReplicas's WAIT goes on) track no keys. When they
+// did, every key-change message came twice, every renewal's echo was read
+// back, and holding 100,000 leases lost some (BenchmarkHold in
+// benchmarks/).
+func TestOnlyPipelinedConnectionTracks(t *testing.T) {
+	const n, ttl, hold = 50, 300 * time.Millisecond, time.Second
+	// run holds n leases for hold beside a Watch and an Acquire that waits
+	// (each opens a session on every master), and returns how many GETs
+	// the masters ran meanwhile: renew.lua's own, and any read back.
+	run := func(t *testing.T, servers []*redistest.Server, cfg distlock.Config, prefix string) int {
+		ctx := ctxTimeout(t, 30*time.Second)
+		cfg.TTL = ttl
+		c := newClient(t, servers, cfg)
+		_, err := c.Watch(ctx, prefix+"watched") // returns once subscribed
+		require.NoError(t, err)
+		held, err := c.Acquire(ctx, prefix+"contended")
+		require.NoError(t, err)
+		waitCtx, cancelWait := context.WithCancel(ctx)
+		waited := make(chan error, 1)
+		go func() {
+			l, err := c.Acquire(waitCtx, prefix+"contended")
+			if err == nil {
+				err = l.Release(ctx)
+			}
+			waited <- err
+		}()
+		leases := make([]*distlock.Lease, 0, n)
+		for i := range n {
+			l, err := c.TryAcquire(ctx, prefix+strconv.Itoa(i))
+			require.NoError(t, err)
+			leases = append(leases, l)
+		}
+		if !cfg.DisableLossEvents {
+			for i, s := range servers {
+				assert.Equal(t, 1, trackingConns(t, s), "master %d: connections with key tracking on", i)
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // the acquires' last answers and messages
+		before := commandCalls(t, servers, "get")
+		time.Sleep(hold)
+		got := commandCalls(t, servers, "get") - before
+		for _, l := range leases {
+			require.NoError(t, l.Err(), "after %v of renewals", hold)
+			require.NoError(t, l.Release(ctx))
+		}
+		cancelWait()
+		require.ErrorIs(t, <-waited, context.Canceled)
+		require.NoError(t, held.Release(ctx))
+		return got
+	}
+	renewals := n * 3 * int(hold/(ttl/3))
+	t.Run("watch", func(t *testing.T) {
+		servers := masters(t, 3)
+		without := run(t, servers, distlock.Config{DisableLossEvents: true}, "quiet-")
+		with := run(t, servers, distlock.Config{}, "renewed-")
+		assert.LessOrEqual(t, with-without, renewals/10, "GETs read back during about %d renewals (%d with loss events, %d without)", renewals, with, without)
+	})
+	t.Run("fence replicas", func(t *testing.T) {
+		primaries, _ := withReplicas(t, 3)
+		without := run(t, primaries, distlock.Config{DisableLossEvents: true, FenceReplicas: 1}, "quiet-")
+		with := run(t, primaries, distlock.Config{FenceReplicas: 1}, "renewed-")
+		assert.LessOrEqual(t, with-without, renewals/10, "GETs read back during about %d renewals (%d with loss events, %d without)", renewals, with, without)
+	})
+}
+
+// trackingConns returns how many of s's connections have key tracking on
+// (CLIENT LIST: flag t).
+func trackingConns(t *testing.T, s *redistest.Server) int {
+	t.Helper()
+	out, err := s.Do("CLIENT", "LIST")
+	require.NoError(t, err)
+	return len(trackingFlag.FindAllString(out, -1))
+}
+
+var trackingFlag = regexp.MustCompile(`(?m) flags=[A-Za-z]*t`)
+
 var getCalls = regexp.MustCompile(`cmdstat_get:calls=(\d+)`)
 
 // gets returns how many GETs s has run (INFO commandstats).

@@ -88,7 +88,7 @@ var ErrNotReplicated = errors.New("distlock: fence counter not acknowledged by e
 // With fallback, a NOSCRIPT answer is followed by EVAL and WAIT again, as
 // s.Exec does; without, it is returned. When sync names the fence counter,
 // INCRBY sync 0 goes between the script and WAIT (the write-back).
-func (c *Client) execFenced(ctx context.Context, rc rueidis.Client, s *script.Script, keys, args []string, fallback bool, sync string, drew func(rueidis.RedisResult) bool) rueidis.RedisResult {
+func (c *Client) execFenced(ctx context.Context, node int, rc rueidis.Client, s *script.Script, keys, args []string, fallback bool, sync string, drew func(rueidis.RedisResult) bool) rueidis.RedisResult {
 	want := int64(c.cfg.fenceReplicas)
 	var wait time.Duration
 	var res rueidis.RedisResult
@@ -97,15 +97,22 @@ func (c *Client) execFenced(ctx context.Context, rc rueidis.Client, s *script.Sc
 	send := func(b rueidis.Builder, doMulti func(...rueidis.Completed) []rueidis.RedisResult) {
 		run := func(cmd rueidis.Completed) {
 			wait = fenceWait(ctx, c.cfg.nodeTimeout)
-			cmds := []rueidis.Completed{cmd}
+			var cmds []rueidis.Completed
+			// The pooled connection tracks no keys (lease_events.go,
+			// untrack); its answer is not needed.
+			if off, ok := c.untrack(node, b); ok {
+				cmds = append(cmds, off)
+			}
+			first := len(cmds)
+			cmds = append(cmds, cmd)
 			if sync != "" {
 				cmds = append(cmds, b.Incrby().Key(sync).Increment(0).Build())
 			}
 			cmds = append(cmds, b.Wait().Numreplicas(want).Timeout(wait.Milliseconds()).Build())
 			rs := doMulti(cmds...)
-			res, werr = rs[0], nil
+			res, werr = rs[first], nil
 			if sync != "" {
-				if err := rs[1].Error(); err != nil {
+				if err := rs[first+1].Error(); err != nil {
 					werr = err
 					return
 				}
@@ -158,11 +165,11 @@ const waitLateness = 110 * time.Millisecond
 // execCounter runs s on rc as s.Exec does or, with Config.FenceReplicas,
 // as execFenced does, with fallback: for the scripts that keep rueidis's
 // NOSCRIPT fallback (handoff.lua, fence.lua; see internal/script).
-func (c *Client) execCounter(ctx context.Context, rc rueidis.Client, s *script.Script, keys, args []string, sync string, drew func(rueidis.RedisResult) bool) rueidis.RedisResult {
+func (c *Client) execCounter(ctx context.Context, node int, rc rueidis.Client, s *script.Script, keys, args []string, sync string, drew func(rueidis.RedisResult) bool) rueidis.RedisResult {
 	if c.cfg.fenceReplicas == 0 {
 		return s.Exec(ctx, rc, keys, args)
 	}
-	return c.execFenced(ctx, rc, s, keys, args, true, sync, drew)
+	return c.execFenced(ctx, node, rc, s, keys, args, true, sync, drew)
 }
 
 // notReplicated reports whether err is a master's answer that its

@@ -24,7 +24,14 @@ const notifyFlags = "Kgx"
 func (m *masterWatch) configure(ctx context.Context, dc rueidis.DedicatedClient) (had, flags string, known bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, m.hub.c.cfg.dialTimeout)
 	defer cancel()
-	cur, err := dc.Do(ctx, dc.B().ConfigGet().Parameter("notify-keyspace-events").Build()).AsStrMap()
+	cmds := []rueidis.Completed{dc.B().ConfigGet().Parameter("notify-keyspace-events").Build()}
+	if off, ok := m.hub.c.untrack(m.node.index, dc.B()); ok {
+		// The session's connection tracks no keys (lease_events.go,
+		// untrack); an error there shows in CONFIG GET's answer too.
+		cmds = append([]rueidis.Completed{off}, cmds...)
+	}
+	rs := dc.DoMulti(ctx, cmds...)
+	cur, err := rs[len(rs)-1].AsStrMap()
 	if err != nil {
 		if _, refused := rueidis.IsRedisErr(err); refused && m.hub.c.cfg.skipNotifyConfig {
 			return "", "", false, nil
