@@ -308,3 +308,53 @@ func TestRenewalBatchOneKeyOfAnotherType(t *testing.T) {
 		assert.NoError(t, l.Release(ctx))
 	}
 }
+
+// TestSlowRenewalsStretched: a lease whose renewals reach a majority only
+// after a tenth of its TTL is next renewed half a TTL later, not a third
+// (Config.TTL): masters slowed by many leases' renewals get a third fewer.
+// Quick renewals keep the third.
+func TestSlowRenewalsStretched(t *testing.T) {
+	const ttl, window = time.Second, 3 * time.Second
+	servers := masters(t, 3)
+	proxies := redistest.ProxyN(t, servers)
+	urls := make([]string, len(proxies))
+	for i, p := range proxies {
+		urls[i] = p.URL()
+	}
+	c, err := distlock.New(distlock.Config{Nodes: urls, TTL: ttl})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		for _, p := range proxies {
+			p.SetLatency(0)
+		}
+		assert.NoError(t, c.Close())
+	})
+	ctx := ctxTimeout(t, 30*time.Second)
+	// renewals holds a lease on name, its renewals answered late, and
+	// returns how many of them master 0 ran within window.
+	renewals := func(name string, late time.Duration) int {
+		l, err := c.Acquire(ctx, name) // answered at once, within the 100ms per-master timeout
+		require.NoError(t, err)
+		for _, p := range proxies {
+			p.SetLatency(late)
+		}
+		time.Sleep(ttl) // the first renewals, which set the pace
+		before := commandCalls(t, servers[:1], "evalsha")
+		time.Sleep(window)
+		n := commandCalls(t, servers[:1], "evalsha") - before
+		for _, p := range proxies {
+			p.SetLatency(0)
+		}
+		require.NoError(t, l.Err())
+		require.NoError(t, l.Release(ctx))
+		return n
+	}
+	quick := renewals("quick", 0)
+	// Answers 160ms late: past a tenth of the TTL, and twice that is
+	// within half of it.
+	slow := renewals("slow", 160*time.Millisecond)
+	t.Logf("renewals in %v: %d answered at once, %d answered 160ms late", window, quick, slow)
+	assert.GreaterOrEqual(t, quick, 8, "every third of a TTL: about 9 in %v", window)
+	assert.LessOrEqual(t, slow, 7, "every half TTL: about 6 in %v", window)
+	assert.GreaterOrEqual(t, slow, 5, "every half TTL: about 6 in %v", window)
+}
