@@ -83,6 +83,15 @@ func (r *Results) handoff(id string, workers, clients int) *HandoffRow {
 	return nil
 }
 
+func (r *Results) alloc(id string) *AllocRow {
+	for i := range r.Allocs {
+		if a := &r.Allocs[i]; a.Peer.ID == id {
+			return a
+		}
+	}
+	return nil
+}
+
 // Goal is one of issue 6's goals, as measured.
 type Goal struct {
 	What, Target, Measured string
@@ -109,8 +118,19 @@ func (r *Results) Goals() []Goal {
 				ratio(d.JobsPerSecond, p.JobsPerSecond) + " rueidislock", d.JobsPerSecond >= p.JobsPerSecond})
 		}
 	}
+	// Issue 16, goal 4: 8 workers in 8 Clients, against rueidislock's
+	// 8 workers sharing one Locker.
 	if d := r.handoff("distlock-3", 8, 8); d != nil {
-		goals = append(goals, Goal{"handoff, 8 workers, 8 Clients: p99 wait", "≤ 50 ms", ms(d.WaitP99), d.WaitP99 <= 50*time.Millisecond})
+		if p := r.handoff("rueidislock-1", 8, 1); p != nil {
+			goals = append(goals, Goal{"handoff, 8 workers, 8 Clients: jobs/s", "≥ 0.90× rueidislock (one Locker)",
+				ratio(d.JobsPerSecond, p.JobsPerSecond) + " rueidislock", d.JobsPerSecond >= 0.9*p.JobsPerSecond})
+		}
+		goals = append(goals, Goal{"handoff, 8 workers, 8 Clients: p99 wait", "≤ 25 ms", ms(d.WaitP99), d.WaitP99 <= 25*time.Millisecond})
+	}
+	// Issue 16, goal 3: allocations per cycle.
+	if d, f := r.alloc("distlock-3"), r.alloc("floor-3"); d != nil && f != nil {
+		goals = append(goals, Goal{"allocations per acquire+release, 1 goroutine", "≤ 2× floor",
+			ratio(float64(d.AllocsPerOp), float64(f.AllocsPerOp)) + " floor", d.AllocsPerOp <= 2*f.AllocsPerOp})
 	}
 	// Issue 16: a slow minority costs nothing.
 	for _, dc := range DistanceCases {
