@@ -61,9 +61,9 @@ type Config struct {
 	// one master, TLS settings, credentials from a function. distlock
 	// overrides these fields of each: DisableRetry (a timed-out acquire may
 	// have run; it must never be sent twice), PipelineMultiplex,
-	// AlwaysPipelining and BlockingPipeline (one pipelined connection per
-	// master, so that commands reach a master in the order they were
-	// sent), and
+	// AlwaysPipelining, DisableAutoPipelining and BlockingPipeline (one
+	// pipelined connection per master, so that commands reach a master in
+	// the order they were sent, and its key-change messages are read), and
 	// DisableCache, ClientTrackingOptions and OnInvalidations (key
 	// tracking for DisableLossEvents; distlock never uses DoCache).
 	NodeOptions []rueidis.ClientOption
@@ -363,6 +363,10 @@ func setUp(o *rueidis.ClientOption, dialTimeout time.Duration) {
 	// a new connection and may run before the old one's last command.)
 	o.PipelineMultiplex = -1
 	o.AlwaysPipelining = true
+	// Without auto-pipelining rueidis sends every command on a pooled
+	// connection, one at a time: no order between them, and none reads
+	// the key-change messages (TestNodeOptionsDisableAutoPipelining).
+	o.DisableAutoPipelining = false
 	// And every pipeline on it, however long: rueidis sends one of
 	// BlockingPipeline commands or more (2,000 by default) on a pooled
 	// connection of its own, where a batch of renewals could overtake a

@@ -4,11 +4,14 @@ import (
 	"context"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
@@ -447,4 +450,37 @@ func TestLossEventReadWaitedForNotResent(t *testing.T) {
 	assert.Equal(t, 1, after-before, "GETs of the key on the late master")
 	assert.NoError(t, l.Err(), "one master of three lost the key: the lease holds")
 	p.SetLatency(0)
+}
+
+// TestNodeOptionsDisableAutoPipelining: a master's options that turn
+// rueidis's auto-pipelining off are overridden (Config.NodeOptions): off,
+// rueidis sent each command on a pooled connection of its own, so commands
+// sent one after the other could reach a master in another order.
+// Concurrent acquires and releases still use one connection per master.
+func TestNodeOptionsDisableAutoPipelining(t *testing.T) {
+	servers := masters(t, 3)
+	opts := make([]rueidis.ClientOption, len(servers))
+	for i, s := range servers {
+		opts[i] = rueidis.ClientOption{InitAddress: []string{s.Addr()}, DisableAutoPipelining: true}
+	}
+	c, err := distlock.New(distlock.Config{NodeOptions: opts})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, c.Close()) })
+	ctx := ctxTimeout(t, 10*time.Second)
+	var g errgroup.Group
+	for i := range 32 {
+		g.Go(func() error {
+			l, err := c.TryAcquire(ctx, "no-autopipe-"+strconv.Itoa(i))
+			if err != nil {
+				return err
+			}
+			return l.Release(ctx)
+		})
+	}
+	require.NoError(t, g.Wait())
+	for i, s := range servers {
+		out, err := s.Do("CLIENT", "LIST")
+		require.NoError(t, err)
+		assert.Equal(t, 1, strings.Count(out, " name=distlock "), "master %d: the Client's connections\n%s", i, out)
+	}
 }

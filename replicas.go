@@ -99,7 +99,9 @@ func (c *Client) execFenced(ctx context.Context, node int, rc rueidis.Client, s 
 			wait = fenceWait(ctx, c.cfg.nodeTimeout)
 			var cmds []rueidis.Completed
 			// The pooled connection tracks no keys (lease_events.go,
-			// untrack); its answer is not needed.
+			// untrack). Its answer is not read: were it refused, the
+			// messages would come twice, which costs reads, never a
+			// change missed.
 			if off, ok := c.untrack(node, b); ok {
 				cmds = append(cmds, off)
 			}

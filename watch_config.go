@@ -27,7 +27,9 @@ func (m *masterWatch) configure(ctx context.Context, dc rueidis.DedicatedClient)
 	cmds := []rueidis.Completed{dc.B().ConfigGet().Parameter("notify-keyspace-events").Build()}
 	if off, ok := m.hub.c.untrack(m.node.index, dc.B()); ok {
 		// The session's connection tracks no keys (lease_events.go,
-		// untrack); an error there shows in CONFIG GET's answer too.
+		// untrack). Its answer is not read: were it refused, the
+		// messages would come twice, which costs reads, never a change
+		// missed.
 		cmds = append([]rueidis.Completed{off}, cmds...)
 	}
 	rs := dc.DoMulti(ctx, cmds...)
