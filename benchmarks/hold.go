@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,10 @@ type HoldRow struct {
 	// peer's masters every 100 ms while taking and holding: whether the
 	// masters answered within a third of the TTL (issue 16, goal 5).
 	SlowestPing time.Duration
+
+	// LostWhy counts the lost leases by what their Err said, the lock's
+	// name left out (distlock only: rueidislock's contexts say nothing).
+	LostWhy map[string]int
 }
 
 // holdAttempts is how many times Hold tries to take one lease, and
@@ -132,6 +137,7 @@ func hold(m *Masters, p Peer, n int, load *Burners) (HoldRow, error) {
 	row.HeapMB = float64(ms.HeapInuse) / (1 << 20)
 	row.Goroutines = runtime.NumGoroutine()
 	row.Lost = countLost(taken, lost)
+	row.LostWhy = lostWhy(leases, taken)
 
 	t1 := time.Now()
 	releaseLeases(leases, taken)
@@ -226,6 +232,24 @@ func heldIndexes(leases []Lock) []int {
 		}
 	}
 	return taken
+}
+
+// lostWhy counts the leases taken that have ended by their Err's text
+// after the lock's name, for peers whose leases have an Err.
+func lostWhy(leases []Lock, taken []int) map[string]int {
+	why := make(map[string]int)
+	for _, i := range taken {
+		l, ok := leases[i].(interface{ Err() error })
+		if !ok || l.Err() == nil {
+			continue
+		}
+		s := l.Err().Error()
+		if j := strings.Index(s, "\": "); j >= 0 {
+			s = s[j+3:]
+		}
+		why[s]++
+	}
+	return why
 }
 
 // countLost returns how many of the leases taken have ended.

@@ -5,6 +5,7 @@ import (
 	"html"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -247,6 +248,24 @@ func (r *Results) Markdown() string {
 	for _, h := range r.Hold {
 		p("| %s | %s | %s | %s | %.2f s | %d | %d | %d (%d) | %.2f s | %s | %.2f s | %.2f s | %.0f MB | %s | %.2f s |\n", h.Peer.Label, h.load(), thousands(float64(h.Leases)), thousands(float64(h.Taken)), h.AcquireTime.Seconds(), h.Retries, h.HoldFailures, h.Lost, h.LostTaking,
 			h.MinPTTL.Seconds(), ms(h.SlowestPing), h.CPU.Seconds(), h.MastersCPU.Seconds(), h.HeapMB, thousands(float64(h.Goroutines)), h.ReleaseTime.Seconds())
+	}
+	for _, h := range r.Hold {
+		if len(h.LostWhy) == 0 {
+			continue
+		}
+		whys := make([]string, 0, len(h.LostWhy))
+		for why := range h.LostWhy {
+			whys = append(whys, why)
+		}
+		sort.Slice(whys, func(i, j int) bool { return h.LostWhy[whys[i]] > h.LostWhy[whys[j]] })
+		p("\nWhy leases were lost (%s, %s, %s leases): ", h.Peer.Label, h.load(), thousands(float64(h.Leases)))
+		for k, why := range whys {
+			if k > 0 {
+				p("; ")
+			}
+			p("%s: \"%s\"", thousands(float64(h.LostWhy[why])), why)
+		}
+		p("\n")
 	}
 
 	p("\n## (e) Allocations per acquire+release, one goroutine\n\n")
