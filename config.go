@@ -69,11 +69,7 @@ type Config struct {
 	NodeOptions []rueidis.ClientOption
 
 	// TTL is the lease TTL when Acquire is given no WithTTL. Default
-	// DefaultTTL. A lease is renewed a third of its TTL after its last
-	// renewal; half, when that renewal reached a majority only after a
-	// tenth of the TTL (or the per-master timeout, if longer) and in less
-	// than a quarter of the TTL: masters slowed by the renewals of many
-	// leases then get fewer (TestSlowRenewalsStretched).
+	// DefaultTTL.
 	TTL time.Duration
 
 	// KeyPrefix starts every lock key: the lock "job" is the key

@@ -13,8 +13,7 @@ import (
 
 // A Lease is one holding of a lock: from a successful Acquire until Release,
 // Client.Close, or the moment it is lost. While it is held, the Client
-// renews it in the background about every TTL/3 (every TTL/2 after a
-// renewal slower than a tenth of the TTL: see Config.TTL).
+// renews it in the background about every TTL/3.
 //
 // A lease can be lost at any moment: a majority of masters unreachable, a
 // process paused past its TTL. Done and Err say so as soon as the Client can
@@ -84,7 +83,6 @@ type Lease struct {
 	renewCount    []uint8
 	settleCheck   bool          // a goroutine takes the acquire's last answers to judge a loss (goneLocked)
 	extending     bool          // an Extend runs: background renewals wait
-	slowRenewal   bool          // its last renewal was slow: the next is due half a TTL after, not a third (Client.slowRenewal)
 	freed         chan struct{} // if not nil, closed when a renewal is answered
 
 	turn *turn // this Client's turn at the name: passed on when the lease ends

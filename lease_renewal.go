@@ -136,7 +136,6 @@ func (l *Lease) answered(i int, start int64, ttl time.Duration, v int64) int {
 		}
 		l.acks[i] = a
 		if l.setValidityLocked(l.quorumAckLocked(), now, false) {
-			l.slowRenewal = c.slowRenewal(ttl, time.Duration(now-start))
 			if !l.extending { // else Extend schedules l when it ends
 				c.renewer.add(l, l.dueLocked())
 			}
@@ -165,31 +164,10 @@ func (l *Lease) quorumAckLocked() int64 {
 }
 
 // dueLocked returns when l's next renewal is due: a third of its TTL after
-// the renewal its validity counts from, half after a slow one
-// (slowRenewal). l.mu is held.
+// the renewal its validity counts from. l.mu is held.
 func (l *Lease) dueLocked() int64 {
 	ttl := l.TTL()
-	period := ttl / 3
-	if l.slowRenewal {
-		period = ttl / 2
-	}
-	return l.validUntil.Load() - int64(ttl-l.c.drift(ttl)) + int64(period)
-}
-
-// slowRenewal reports whether a renewal with ttl that reached a majority
-// took after it was sent was slow: answered only after lateAfter, and in
-// less than half of what half a TTL leaves. The lease's next renewal is
-// then due half a TTL after this one, not a third (dueLocked). A Client
-// whose masters cannot renew all its leases every third of a TTL (100,000
-// leases on a busy machine) is slowed by its own renewals queued ahead:
-// renewed less often, the same leases cost the masters a third less, and
-// each renewal still has half a TTL, twice what the last one took, to be
-// answered. Validity is counted from each renewal's start as always, so
-// this changes when leases are renewed, never how long they are held
-// (TestSlowRenewalsStretched; BenchmarkHold in benchmarks/, 100,000 leases
-// under load).
-func (c *Client) slowRenewal(ttl, took time.Duration) bool {
-	return took > c.lateAfter(ttl) && 2*took <= ttl/2-c.drift(ttl)
+	return l.validUntil.Load() - int64(ttl-l.c.drift(ttl)) + int64(ttl/3)
 }
 
 // retryLocked schedules l again when its renewal is overdue and some
