@@ -96,3 +96,26 @@ func TestOwnerFlagsUsage(t *testing.T) {
 		run(t, nil, c.args...).want(t, exitUsage, c.want)
 	}
 }
+
+// TestReservedKeyUsage: a key prefix and NAME that together make one of
+// distlock's own keys, or a key prefix the library refuses, is a usage
+// error naming where the prefix came from, before any master is
+// contacted (the masters here are unreachable: the error must come first).
+func TestReservedKeyUsage(t *testing.T) {
+	unreachable := []string{"127.0.0.1:1"}
+	run(t, unreachable, "run", "--prefix", "distlock:fenc", "e:x", "--", "true").
+		want(t, exitUsage, `lock key "distlock:fence:x" (key prefix "distlock:fenc" from --prefix, then NAME "e:x") is in a key space reserved`)
+	for _, c := range []struct {
+		prefix string
+		args   []string
+		want   string
+	}{
+		{"distlock:wa", []string{"status", "it:x"}, `(key prefix "distlock:wa" from $DISTLOCK_PREFIX, then NAME "it:x")`},
+		{"a}", []string{"watch", "--timeout", "1", "x"}, `Config.KeyPrefix "a}" must not contain '{' or '}'`},
+		{"a}", []string{"hold", "x"}, "(key prefix from $DISTLOCK_PREFIX)"},
+	} {
+		cmd := distlockCmd(t, unreachable, c.args...)
+		cmd.Env = append(cmd.Env, "DISTLOCK_PREFIX="+c.prefix)
+		finish(t, cmd).want(t, exitUsage, c.want)
+	}
+}

@@ -66,7 +66,7 @@ func (o *runOptions) check(f *flags, args []string) (distlock.Config, error) {
 // checkLock validates the lock's name and the flags that say how to take
 // it, and returns the Client configuration.
 func (o *runOptions) checkLock(f *flags) (distlock.Config, error) {
-	if err := checkName(o.name); err != nil {
+	if err := f.checkName(o.name); err != nil {
 		return distlock.Config{}, err
 	}
 	if err := positive("ttl", o.ttl); err != nil {

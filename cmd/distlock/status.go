@@ -80,7 +80,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 		return f.fail(stderr, usagef("one lock NAME at a time; got %q", rest))
 	}
 	name := f.Arg(0)
-	if err := checkName(name); err != nil {
+	if err := f.checkName(name); err != nil {
 		return f.fail(stderr, err)
 	}
 	if err := positive("timeout", timeout); err != nil {

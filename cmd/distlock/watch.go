@@ -129,7 +129,7 @@ func (o *watchOptions) check(f *flags) (distlock.Config, error) {
 			// (TestUseWatchFlagAfterName).
 			return distlock.Config{}, usagef("%q after the lock NAMEs: flags go before them", name)
 		}
-		if err := checkName(name); err != nil {
+		if err := f.checkName(name); err != nil {
 			return distlock.Config{}, err
 		}
 	}
