@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,15 +49,10 @@ func TestMain(m *testing.M) {
 }
 
 // noMaster is a node URL where nothing listens: tests that must not reach
-// any master (and never the developer's own on 6379) use it.
-var noMaster = func() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return "redis://" + l.Addr().String() + "/0"
-}()
+// any master (and never the developer's own on 6379) use it. Its port
+// stays taken for the whole test run (reservePort), so that no master
+// another test starts meanwhile can get it.
+var noMaster = "redis://" + reservePort() + "/0"
 
 // result is one finished distlock process.
 type result struct {
