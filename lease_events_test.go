@@ -304,22 +304,7 @@ func TestLossEventsNoReadBackOnRenewal(t *testing.T) {
 	ctx := ctxTimeout(t, 30*time.Second)
 	const n, ttl, hold = 100, 300 * time.Millisecond, time.Second
 	gets := func(cfg distlock.Config, prefix string) int {
-		c := newClient(t, servers, cfg)
-		leases := make([]*distlock.Lease, 0, n)
-		for i := range n {
-			l, err := c.TryAcquire(ctx, prefix+strconv.Itoa(i))
-			require.NoError(t, err)
-			leases = append(leases, l)
-		}
-		time.Sleep(100 * time.Millisecond) // the acquires' last answers and messages
-		before := commandCalls(t, servers, "get")
-		time.Sleep(hold)
-		got := commandCalls(t, servers, "get") - before
-		for _, l := range leases {
-			require.NoError(t, l.Err(), "after %v of renewals", hold)
-			require.NoError(t, l.Release(ctx))
-		}
-		return got
+		return renewalGets(t, ctx, servers, newClient(t, servers, cfg), prefix, n, hold, nil)
 	}
 	without := gets(distlock.Config{TTL: ttl, DisableLossEvents: true}, "quiet-")
 	with := gets(distlock.Config{TTL: ttl}, "renewed-")
@@ -355,46 +340,64 @@ func TestOnlyPipelinedConnectionTracks(t *testing.T) {
 			}
 			waited <- err
 		}()
-		leases := make([]*distlock.Lease, 0, n)
-		for i := range n {
-			l, err := c.TryAcquire(ctx, prefix+strconv.Itoa(i))
-			require.NoError(t, err)
-			leases = append(leases, l)
-		}
-		if !cfg.DisableLossEvents {
+		got := renewalGets(t, ctx, servers, c, prefix, n, hold, func() {
+			if cfg.DisableLossEvents {
+				return
+			}
 			// A session still connecting to a master (Watch returned at a
 			// majority) tracks until its first round trip: wait for it.
 			for i, s := range servers {
 				assert.Eventually(t, func() bool { return trackingConns(t, s) == 1 }, 2*time.Second, 20*time.Millisecond,
 					"master %d: connections with key tracking on: want 1", i)
 			}
-		}
-		time.Sleep(100 * time.Millisecond) // the acquires' last answers and messages
-		before := commandCalls(t, servers, "get")
-		time.Sleep(hold)
-		got := commandCalls(t, servers, "get") - before
-		for _, l := range leases {
-			require.NoError(t, l.Err(), "after %v of renewals", hold)
-			require.NoError(t, l.Release(ctx))
-		}
+		})
 		cancelWait()
 		require.ErrorIs(t, <-waited, context.Canceled)
 		require.NoError(t, held.Release(ctx))
 		return got
 	}
 	renewals := n * 3 * int(hold/(ttl/3))
-	t.Run("watch", func(t *testing.T) {
-		servers := masters(t, 3)
-		without := run(t, servers, distlock.Config{DisableLossEvents: true}, "quiet-")
-		with := run(t, servers, distlock.Config{}, "renewed-")
-		assert.LessOrEqual(t, with-without, renewals/10, "GETs read back during about %d renewals (%d with loss events, %d without)", renewals, with, without)
-	})
-	t.Run("fence replicas", func(t *testing.T) {
-		primaries, _ := withReplicas(t, 3)
-		without := run(t, primaries, distlock.Config{DisableLossEvents: true, FenceReplicas: 1}, "quiet-")
-		with := run(t, primaries, distlock.Config{FenceReplicas: 1}, "renewed-")
-		assert.LessOrEqual(t, with-without, renewals/10, "GETs read back during about %d renewals (%d with loss events, %d without)", renewals, with, without)
-	})
+	for _, tc := range []struct {
+		name          string
+		fenceReplicas int
+	}{{"watch", 0}, {"fence replicas", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var servers []*redistest.Server
+			if tc.fenceReplicas > 0 {
+				servers, _ = withReplicas(t, 3)
+			} else {
+				servers = masters(t, 3)
+			}
+			without := run(t, servers, distlock.Config{DisableLossEvents: true, FenceReplicas: tc.fenceReplicas}, "quiet-")
+			with := run(t, servers, distlock.Config{FenceReplicas: tc.fenceReplicas}, "renewed-")
+			assert.LessOrEqual(t, with-without, renewals/10, "GETs read back during about %d renewals (%d with loss events, %d without)", renewals, with, without)
+		})
+	}
+}
+
+// renewalGets takes n leases named prefix+i on c, holds them for hold, and
+// returns how many GETs the masters ran meanwhile: renew.lua's own, and
+// any key read back. check, if not nil, runs once the leases are taken.
+func renewalGets(t *testing.T, ctx context.Context, servers []*redistest.Server, c *distlock.Client, prefix string, n int, hold time.Duration, check func()) int {
+	t.Helper()
+	leases := make([]*distlock.Lease, 0, n)
+	for i := range n {
+		l, err := c.TryAcquire(ctx, prefix+strconv.Itoa(i))
+		require.NoError(t, err)
+		leases = append(leases, l)
+	}
+	if check != nil {
+		check()
+	}
+	time.Sleep(100 * time.Millisecond) // the acquires' last answers and messages
+	before := commandCalls(t, servers, "get")
+	time.Sleep(hold)
+	got := commandCalls(t, servers, "get") - before
+	for _, l := range leases {
+		require.NoError(t, l.Err(), "after %v of renewals", hold)
+		require.NoError(t, l.Release(ctx))
+	}
+	return got
 }
 
 // trackingConns returns how many of s's connections have key tracking on
