@@ -22,47 +22,24 @@ const watchLagWindow = 300 * time.Millisecond
 // for acquired".
 func TestWatchSecondWatcherInitialOwner(t *testing.T) {
 	const name = "wadv/initial-owner"
-	servers := masters(t, 3)
-	c := newClient(t, servers, distlock.Config{Owner: "alice"})
-	w := newClient(t, servers, distlock.Config{})
-	l, err := c.Acquire(t.Context(), name, distlock.WithMetadata("job-7"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(context.Background())
-
+	w := heldByAlice(t, name, distlock.Config{})
 	first, err := w.Watch(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := next(t, first, 2*time.Second)
-	t.Logf("first watcher:  %+v", ev)
-	if ev.Type != distlock.EventAcquired || !ev.Initial || ev.Owner != "alice" || ev.Metadata != "job-7" {
-		t.Errorf("first watcher initial: got %+v; want acquired Initial by alice/job-7", ev)
-	}
+	wantInitialByAlice(t, "first watcher", next(t, first, 2*time.Second))
 	second, err := w.Watch(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev = next(t, second, 2*time.Second)
-	t.Logf("second watcher: %+v", ev)
-	if ev.Type != distlock.EventAcquired || !ev.Initial || ev.Owner != "alice" || ev.Metadata != "job-7" {
-		t.Errorf("second watcher initial: got Owner=%q Metadata=%q (%+v); want alice/job-7", ev.Owner, ev.Metadata, ev)
-	}
+	wantInitialByAlice(t, "second watcher", next(t, second, 2*time.Second))
 }
 
 // The same, where the name was first subscribed by a waiting Acquire of the
 // watching Client (not by a Watch).
 func TestWatchAfterWaiterInitialOwner(t *testing.T) {
 	const name = "wadv/initial-owner-waiter"
-	servers := masters(t, 3)
-	c := newClient(t, servers, distlock.Config{Owner: "alice"})
-	w := newClient(t, servers, distlock.Config{Owner: "bob"})
-	l, err := c.Acquire(t.Context(), name, distlock.WithMetadata("job-7"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(context.Background())
+	w := heldByAlice(t, name, distlock.Config{Owner: "bob"})
 	wctx, wcancel := context.WithCancel(t.Context())
 	defer wcancel()
 	go w.Acquire(wctx, name) // waits: subscribes the name
@@ -71,11 +48,7 @@ func TestWatchAfterWaiterInitialOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := next(t, events, 2*time.Second)
-	t.Logf("watcher: %+v", ev)
-	if ev.Type != distlock.EventAcquired || !ev.Initial || ev.Owner != "alice" || ev.Metadata != "job-7" {
-		t.Errorf("initial: got Owner=%q Metadata=%q (%+v); want alice/job-7", ev.Owner, ev.Metadata, ev)
-	}
+	wantInitialByAlice(t, "watcher", next(t, events, 2*time.Second))
 }
 
 // A Watch started again within watchLinger (1 s) of the last one ending,
@@ -83,14 +56,7 @@ func TestWatchAfterWaiterInitialOwner(t *testing.T) {
 // event comes from watchHub.add, which built it without Owner or Metadata.
 func TestRewatchInitialOwner(t *testing.T) {
 	const name = "wadv/rewatch"
-	servers := masters(t, 3)
-	c := newClient(t, servers, distlock.Config{Owner: "alice"})
-	w := newClient(t, servers, distlock.Config{})
-	l, err := c.Acquire(t.Context(), name, distlock.WithMetadata("job-7"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(context.Background())
+	w := heldByAlice(t, name, distlock.Config{})
 	ctx1, cancel1 := context.WithCancel(t.Context())
 	ev1, err := w.Watch(ctx1, name)
 	if err != nil {
@@ -103,10 +69,32 @@ func TestRewatchInitialOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := next(t, ev2, 2*time.Second)
-	t.Logf("Watch again: %+v", ev)
-	if ev.Owner != "alice" || ev.Metadata != "job-7" {
-		t.Errorf("Watch again: Initial acquired with Owner=%q Metadata=%q; want alice/job-7", ev.Owner, ev.Metadata)
+	wantInitialByAlice(t, "Watch again", next(t, ev2, 2*time.Second))
+}
+
+// heldByAlice starts 3 masters, has a Client with Owner "alice" hold name
+// with metadata "job-7" until the test ends, and returns another Client
+// with cfg on the same masters, to watch it.
+func heldByAlice(t *testing.T, name string, cfg distlock.Config) *distlock.Client {
+	t.Helper()
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{Owner: "alice"})
+	w := newClient(t, servers, cfg)
+	l, err := c.Acquire(t.Context(), name, distlock.WithMetadata("job-7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Release(context.Background()) })
+	return w
+}
+
+// wantInitialByAlice fails the test unless ev is the Initial acquired
+// event of heldByAlice's lease.
+func wantInitialByAlice(t *testing.T, what string, ev distlock.Event) {
+	t.Helper()
+	t.Logf("%s: %+v", what, ev)
+	if ev.Type != distlock.EventAcquired || !ev.Initial || ev.Owner != "alice" || ev.Metadata != "job-7" {
+		t.Errorf("%s initial: got Owner=%q Metadata=%q (%+v); want acquired Initial by alice/job-7", what, ev.Owner, ev.Metadata, ev)
 	}
 }
 
