@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -79,6 +80,13 @@ func parseNode(n string) (rueidis.ClientOption, string, error) {
 		}
 		return rueidis.ClientOption{}, "", errors.New("invalid database number: the path must be /DB, a number")
 	}
+	// A query key rueidis does not know is ignored by it: a password put
+	// there (?password=...) would go unused, and the master answer NOAUTH.
+	for k := range u.Query() {
+		if !slices.Contains(urlQueryKeys, k) {
+			return rueidis.ClientOption{}, "", fmt.Errorf("unknown query option %q (rueidis options: %s; a password goes in redis://user:password@host)", k, strings.Join(urlQueryKeys, ", "))
+		}
+	}
 	opt, err := rueidis.ParseURL(n)
 	if err != nil {
 		// Its messages quote the path or a query value, which can hold
@@ -97,6 +105,9 @@ func parseNode(n string) (rueidis.ClientOption, string, error) {
 	}
 	return opt, fmt.Sprintf("%s://%s/%d", u.Scheme, opt.InitAddress[0], opt.SelectDB), nil
 }
+
+// urlQueryKeys are the query options rueidis.ParseURL reads (v1.0.79).
+var urlQueryKeys = []string{"db", "dial_timeout", "write_timeout", "protocol", "client_name", "client_cache", "max_retries", "skip_verify", "addr", "master_set"}
 
 // isDigits reports whether s is one or more ASCII digits.
 func isDigits(s string) bool {
@@ -130,10 +141,12 @@ func addrErrReason(err error) string {
 	return "malformed address"
 }
 
-// RedactNode returns a Config.Nodes entry with its password hidden, for
-// logs and messages. It hides the password of an entry that does not
-// parse as well (TestSecurityNoPasswordInConfigErrors); distlock's own
-// errors never carry a password.
+// RedactNode returns a Config.Nodes entry with its password, and the
+// values of its query options, hidden, for logs and messages. It hides the
+// password of an entry that does not parse as well
+// (TestSecurityNoPasswordInConfigErrors, TestRedactNodeQuery); distlock's
+// own errors never carry a password. A query option rueidis does not read
+// (such as ?password=) is refused by New.
 func RedactNode(n string) string { return redact(n) }
 
 // redact hides the password of a Config.Nodes entry, for error messages.
@@ -143,6 +156,7 @@ func RedactNode(n string) string { return redact(n) }
 // it holds a ':', and all of it after that first ':' is replaced. The
 // user stays, to tell which credentials were meant.
 func redact(n string) string {
+	n = redactQuery(n)
 	start := 0
 	if i := strings.Index(n, "://"); i > 0 && isScheme(n[:i]) {
 		start = i + len("://")
@@ -157,6 +171,23 @@ func redact(n string) string {
 		return n
 	}
 	return n[:start+colon] + ":xxxxx" + n[at:]
+}
+
+// redactQuery hides the values of a URL's query options, keeping their
+// keys: "?password=..." holds a secret as often as not. A '?' before the
+// last '@' is part of the user information, which redact handles.
+func redactQuery(n string) string {
+	q := strings.LastIndex(n, "?")
+	if q < 0 || q < strings.LastIndex(n, "@") {
+		return n
+	}
+	pairs := strings.Split(n[q+1:], "&")
+	for i, p := range pairs {
+		if k, _, ok := strings.Cut(p, "="); ok {
+			pairs[i] = k + "=xxxxx"
+		}
+	}
+	return n[:q+1] + strings.Join(pairs, "&")
 }
 
 // redactCut hides what may be the start of a password in a URL entry with

@@ -426,6 +426,9 @@ func TestSecurityNoPasswordInConfigErrors(t *testing.T) {
 		// "redis://app:s3cret,PW@host:1/0"): the operator use test saw
 		// "redis://app:s3cret" quoted whole.
 		{"cut at a comma", "redis://app:s3cret", []string{"s3cret"}},
+		// rueidis reads no password from the query: the key is refused,
+		// and its value not quoted (CLI use test, 2026-12-06).
+		{"password in the query", "redis://127.0.0.1:1/0?password=zzpass", []string{"zzpass"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := distlock.New(distlock.Config{Nodes: []string{tc.node}})
@@ -442,5 +445,20 @@ func TestSecurityNoPasswordInConfigErrors(t *testing.T) {
 				t.Errorf("New's error: got %v; want it to name Config.Nodes[0]", err)
 			}
 		})
+	}
+}
+
+// RedactNode hides the values of query options too, keeping their keys:
+// the CLI's "are the same server" message quoted ?password=zzpass.
+func TestRedactNodeQuery(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://127.0.0.1:7304/0?password=zzpass":        "redis://127.0.0.1:7304/0?password=xxxxx",
+		"redis://app:pw@127.0.0.1:1/0?db=1&client_name=x": "redis://app:xxxxx@127.0.0.1:1/0?db=xxxxx&client_name=xxxxx",
+		"redis://app:s3?cret@127.0.0.1:1/0":               "redis://app:xxxxx@127.0.0.1:1/0",
+		"redis://127.0.0.1:1/0":                           "redis://127.0.0.1:1/0",
+	} {
+		if got := distlock.RedactNode(in); got != want {
+			t.Errorf("RedactNode(%q) = %q; want %q", in, got, want)
+		}
 	}
 }
