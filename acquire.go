@@ -203,16 +203,22 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 			defer c.watches.remove(w.nw, nil, w.wake)
 		}
 		// Behind another waiter, sleep through releases: master 0 will
-		// announce when this one is first.
-		c.watches.setBehind(w.nw, w.wake, out.behind)
-		// An attempt that masters failed (down, or answering with an
-		// error such as a fence counter out of range) and that others
-		// granted: its own clean-up of those grants wakes as a release
-		// would, and the failures are still there, so a wake is no reason
-		// to try before the backoff; nor when too many failed for any
-		// attempt to win until they mend (TestWaitBacksOffAfterAnsweredFailures).
+		// announce when this one is first. After an attempt that masters
+		// failed (down, or answering with an error such as a fence
+		// counter out of range) and that others granted, its own
+		// clean-up of those grants looks like a release, and the failures
+		// are still there: only another hold's end wakes it
+		// (TestWaitBacksOffAfterAnsweredFailures,
+		// TestWaiterWokenByReleaseAfterMixedAttempt).
+		own := ""
+		if out.tally.Failed() > 0 && out.tally.Granted() > 0 {
+			own = a.value
+		}
+		c.watches.setBehind(w.nw, w.wake, out.behind, own)
+		// Too many failed for any attempt to win until they mend: a wake
+		// is no reason to try before the backoff.
 		wake := w.wake.ch
-		if !out.tally.Reached() || out.tally.Failed() > 0 && out.tally.Granted() > 0 {
+		if !out.tally.Reached() {
 			wake = nil
 		}
 		timer := time.NewTimer(w.delay(out))

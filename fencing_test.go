@@ -217,3 +217,51 @@ func TestWaitBacksOffAfterAnsweredFailures(t *testing.T) {
 		})
 	}
 }
+
+// A waiter whose attempt one master failed (counter out of range) and
+// another granted, while a holder keeps a majority, is still woken by the
+// holder's release: the backoff after such an attempt ignored every wake
+// for up to RetryMaxDelay, and the lock stayed free that long
+// (adversarial read, 2026-12-06). 5 masters: the holder on 0-2, master 3
+// free (an acquire it missed), master 4 failing.
+func TestWaiterWokenByReleaseAfterMixedAttempt(t *testing.T) {
+	servers := masters(t, 5)
+	h := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{RetryMinDelay: 2 * time.Second, RetryMaxDelay: 2 * time.Second})
+	ctx := t.Context()
+	key := cycleFenceKey(t, ctx, h, "mixed", servers[0])
+	l, err := h.Acquire(ctx, "mixed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range servers[3:] {
+		if _, err := s.Do("DEL", "distlock:mixed"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := servers[4].Do("SET", key, "9007199254740993"); err != nil { // 2^53+1
+		t.Fatal(err)
+	}
+	got := make(chan time.Time, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		wl, err := w.Acquire(wctx, "mixed")
+		if err != nil {
+			t.Errorf("waiter: %v", err)
+		} else {
+			defer wl.Release(ctx)
+		}
+		got <- time.Now()
+	}()
+	time.Sleep(300 * time.Millisecond) // its first attempt: held on 0-2, granted on 3, failed on 4
+	released := time.Now()
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lag := (<-got).Sub(released)
+	t.Logf("waiter acquired %v after the release", lag)
+	if lag > time.Second {
+		t.Errorf("lock free for %v before the waiting Acquire took it (the release's wake ignored; backoff 2s)", lag)
+	}
+}

@@ -79,11 +79,17 @@ func (h *watchHub) start() {
 // woken when the lock comes free (the first in line is), only when master
 // 0 announces it first (leave.lua), so that a release wakes one waiter,
 // not all of them; it also retries when master 0 said the first in line's
-// place lapses unless renewed (acquire.go). Guarded by h.mu.
+// place lapses unless renewed (acquire.go). own is set to the value of
+// its last attempt when masters failed that attempt and others granted it:
+// that attempt's own clean-up then ends what may look like a hold of own,
+// or a key gone while no one holds the lock, and its place may be
+// announced first in line; none of these wakes it, only another hold's
+// end (acquire.go). Guarded by h.mu.
 type waker struct {
 	ch     chan struct{}
 	value  string
 	behind bool
+	own    string
 }
 
 // add registers a watcher (w) or a waker (wake) for req's name. It
@@ -274,10 +280,12 @@ func (h *watchHub) closeAll() {
 }
 
 // wake wakes nw's waiting Acquires, except those that master 0 says are
-// behind another waiter. h.mu is held.
-func (nw *nameWatch) wake() {
+// behind another waiter, and those whose own attempt's clean-up this may
+// be (waker.own): ended is the value of the hold that ended, "" when a key
+// went while no one held the lock. h.mu is held.
+func (nw *nameWatch) wake(ended string) {
 	for k := range nw.wakers {
-		if !k.behind {
+		if !k.behind && (k.own == "" || ended != "" && ended != k.own) {
 			k.signal()
 		}
 	}
@@ -291,12 +299,13 @@ func (k *waker) signal() {
 }
 
 // setBehind records whether master 0 said, at k's last attempt, that an
-// earlier waiter is first in line; an announcement since that k is first
-// wins.
-func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind bool) {
+// earlier waiter is first in line (an announcement since that k is first
+// wins), and own (see waker).
+func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind bool, own string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	k.behind = behind && nw.head != k.value
+	k.own = own
 }
 
 // announceHead records master 0's word that value is now first in line.
@@ -308,7 +317,7 @@ func (nw *nameWatch) announceHead(value string) {
 	for k := range nw.wakers {
 		if k.value == value {
 			k.behind = false
-			if nw.state.Free() {
+			if nw.state.Free() && k.own == "" {
 				k.signal()
 			}
 		}

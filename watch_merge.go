@@ -73,25 +73,25 @@ func (h *watchHub) set(nw *nameWatch, m int, known bool, value string, pttl time
 			}
 			continue
 		}
-		h.emit(nw, ev)
+		h.emit(nw, ev, c.Value)
 	}
 	// A key gone while no one holds a majority: wake the waiters even
 	// without a change of state. A holder that took and dropped the lock
 	// between two reads never showed as held, so its release made no
 	// event, and the waiters would sleep out their backoff.
 	if known && value == "" && nw.state.Started() && nw.state.Free() {
-		nw.wake()
+		nw.wake("")
 	}
 }
 
 // emit sends ev to every watcher of nw, and wakes its waiters when the
-// lock became free. h.mu is held.
-func (h *watchHub) emit(nw *nameWatch, ev Event) {
+// lock became free: value's hold ended. h.mu is held.
+func (h *watchHub) emit(nw *nameWatch, ev Event, value string) {
 	h.c.watchEvent(ev.Type)
 	for w := range nw.watchers {
 		w.send(ev)
 	}
 	if ev.Type != EventAcquired {
-		nw.wake()
+		nw.wake(value)
 	}
 }
