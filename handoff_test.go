@@ -3,6 +3,7 @@ package distlock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -72,6 +73,18 @@ func TestLocalHandoffKeepsKeys(t *testing.T) {
 		if l.Token() <= prev.Token() {
 			t.Errorf("handoff %d: token %d after %d; want more", i+1, l.Token(), prev.Token())
 		}
+		// The handoff returns at a majority: the last master's script
+		// may still be on its way.
+		old := value
+		eventually(t, fmt.Sprintf("handoff %d on every master", i+1), func() bool {
+			v := keyValue(t, servers[0], name)
+			for _, s := range servers {
+				if w := keyValue(t, s, name); w == old || w != v {
+					return false
+				}
+			}
+			return true
+		})
 		next := keyValue(t, servers[0], name)
 		for _, s := range servers {
 			if v := keyValue(t, s, name); v == "" || v == value || v != next {
