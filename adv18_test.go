@@ -65,7 +65,7 @@ func TestAdv18ReleaseOvertakesWriteBack(t *testing.T) {
 	y := dialedClient(t, servers, map[int]*redistest.LateDialer{0: y0, 1: y1}, distlock.Config{NodeTimeout: 5 * time.Second, TTL: 30 * time.Second})
 
 	// Counters: created by one lease, then master 0's raised by 100.
-	fenceKey := cycleFenceKey(t, ctx, x, name, servers[0])
+	fenceKey := cycleFenceKey(t, ctx, x, name, servers)
 	if _, err := servers[0].Do("INCRBY", fenceKey, "100"); err != nil {
 		t.Fatal(err)
 	}

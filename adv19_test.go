@@ -56,8 +56,8 @@ func TestAdv19HandoffHandoutThreeTimeouts(t *testing.T) {
 	y := dialedClient(t, servers, map[int]*redistest.LateDialer{2: y23, 3: y23}, cfg)
 
 	// Counters: created by one lease of each Client, then set.
-	cycleFenceKey(t, ctx, x, name, servers[0])
-	fenceKey := cycleFenceKey(t, ctx, y, name, servers[0])
+	cycleFenceKey(t, ctx, x, name, servers)
+	fenceKey := cycleFenceKey(t, ctx, y, name, servers)
 	for i, s := range servers {
 		v := "100"
 		if i == 0 {

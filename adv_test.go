@@ -56,8 +56,10 @@ func dialedClient(t *testing.T, servers []*redistest.Server, dialers map[int]*re
 }
 
 // cycleFenceKey takes and releases name once with c, so that its fence
-// counter exists, and returns the counter's key on s.
-func cycleFenceKey(t *testing.T, ctx context.Context, c *distlock.Client, name string, s *redistest.Server) string {
+// counter exists on every server, and returns the counter's key. It waits
+// for the acquire and the release on every server (both return at a
+// majority), so that a straggler cannot raise a counter the test sets next.
+func cycleFenceKey(t *testing.T, ctx context.Context, c *distlock.Client, name string, servers []*redistest.Server) string {
 	t.Helper()
 	l, err := c.TryAcquire(ctx, name)
 	if err != nil {
@@ -66,9 +68,20 @@ func cycleFenceKey(t *testing.T, ctx context.Context, c *distlock.Client, name s
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	key, err := s.Do("KEYS", "distlock:fence:{*}")
-	if err != nil || key == "" {
-		t.Fatalf("fence key on %s: %q, %v", s.Addr(), key, err)
+	var key string
+	for _, s := range servers {
+		eventually(t, "the fence counter and no lock key on "+s.Addr(), func() bool {
+			k, err := s.Do("KEYS", "distlock:fence:{*}")
+			if err != nil {
+				t.Fatalf("KEYS on %s: %v", s.Addr(), err)
+			}
+			held, err := s.Do("EXISTS", "distlock:"+name)
+			if err != nil {
+				t.Fatalf("EXISTS on %s: %v", s.Addr(), err)
+			}
+			key = k
+			return k != "" && held == "0"
+		})
 	}
 	return key
 }

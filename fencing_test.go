@@ -190,7 +190,7 @@ func TestWaitBacksOffAfterAnsweredFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			servers := masters(t, 3)
 			c := newClient(t, servers, distlock.Config{})
-			key := cycleFenceKey(t, t.Context(), c, "spin", servers[0])
+			key := cycleFenceKey(t, t.Context(), c, "spin", servers)
 			for _, m := range tc.bad {
 				if _, err := servers[m].Do("SET", key, "9007199254740993"); err != nil { // 2^53+1
 					t.Fatal(err)
@@ -229,7 +229,7 @@ func TestWaiterWokenByReleaseAfterMixedAttempt(t *testing.T) {
 	h := newClient(t, servers, distlock.Config{})
 	w := newClient(t, servers, distlock.Config{RetryMinDelay: 2 * time.Second, RetryMaxDelay: 2 * time.Second})
 	ctx := t.Context()
-	key := cycleFenceKey(t, ctx, h, "mixed", servers[0])
+	key := cycleFenceKey(t, ctx, h, "mixed", servers)
 	l, err := h.Acquire(ctx, "mixed")
 	if err != nil {
 		t.Fatal(err)
