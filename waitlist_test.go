@@ -57,11 +57,16 @@ func waiters(t *testing.T, s *redistest.Server, name string) []string {
 func waitWaiters(t *testing.T, s *redistest.Server, name string, n int) []string {
 	t.Helper()
 	var got []string
-	eventually(t, fmt.Sprintf("%d waiters in %q's list on master 0", n, name), func() bool {
-		got = waiters(t, s, name)
-		return len(got) == n
-	})
-	return got
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if got = waiters(t, s, name); len(got) == n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 2s: %q's waiting list on %s holds %v; want %d waiters", name, s.Addr(), got, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // noWaitListKeys fails unless every server is rid of waiting-list keys
