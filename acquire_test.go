@@ -181,6 +181,44 @@ func TestMinorityDown(t *testing.T) {
 	}
 }
 
+// Another Client's TryAcquire of a held lock with one master of three
+// down is ErrLocked, not ErrNoQuorum: one master saying held and one
+// failing decide that the attempt lost, but not to what, until the third
+// answers. Here the third's answer comes 200ms late (its connection
+// partitioned, then resumed); the attempt waits for it. Before, it
+// decided at once, with ErrNoQuorum, and distlock run --try exited 123
+// (no quorum) instead of 124 (locked).
+func TestTryAcquireHeldWithMasterDown(t *testing.T) {
+	const name = "held-one-down"
+	servers := masters(t, 3)
+	holder := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	l, err := holder.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(ctx)
+	late := redistest.NewLateDialer()
+	t.Cleanup(late.Close)
+	other := dialedClient(t, servers, map[int]*redistest.LateDialer{1: late}, distlock.Config{NodeTimeout: 2 * time.Second})
+	if _, err := other.Status(ctx, name); err != nil { // connections up
+		t.Fatal(err)
+	}
+	if err := servers[2].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	late.Partition()
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		late.Resume()
+	}()
+	_, err = other.TryAcquire(ctx, name)
+	if !errors.Is(err, distlock.ErrLocked) || errors.Is(err, distlock.ErrNoQuorum) {
+		t.Fatalf("TryAcquire of a lock held on 2 masters, the third down: %v; want ErrLocked, not ErrNoQuorum", err)
+	}
+	t.Log(err)
+}
+
 // A Client starts while a minority of its masters is down, locks, and
 // starts using a master once it comes up.
 func TestStartWithMinorityDown(t *testing.T) {

@@ -170,8 +170,12 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	// answered at all, when a failure leaves it open (a master that times
 	// out while another has yet to answer): it must not stay in the lines
 	// when it cannot win (TestAdv4TimedOutWaiterStaysInLine). This costs
-	// only attempts that failed with a master failing.
-	for !tally.Decided() || keep && !tally.Won() && !tally.ReachKnown() {
+	// only attempts that failed with a master failing. Any attempt that
+	// lost also hears out the masters still to answer while they decide
+	// what it lost to: another holder (ErrLocked) or masters failing
+	// (ErrNoQuorum). One master held and one down of three is either,
+	// until the third answers (TestTryAcquireHeldWithMasterDown).
+	for !tally.Decided() || keep && !tally.Won() && !tally.ReachKnown() || lossUnexplained(tally) {
 		record(<-replies)
 	}
 	out.tally = tally
@@ -210,6 +214,13 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	}
 	c.takeBack(req, value, state, replies, n-nAnswered)
 	return nil, out, qerr()
+}
+
+// lossUnexplained reports whether an attempt that t says has lost could
+// still be either Locked (another holder kept it from a majority) or not
+// (too many masters failed), depending on the masters still to answer.
+func lossUnexplained(t quorum.Tally) bool {
+	return t.Lost() && !t.Locked() && t.Reached() && t.Pending() > 0
 }
 
 // acquireSender returns what sends acquire.lua with keys and args to one

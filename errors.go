@@ -35,8 +35,9 @@ type QuorumError struct {
 	Needed  int    // the majority
 	// Errs has one entry per master, in Config order: nil where the
 	// master answered, or where its answer was not waited for (an acquire
-	// decides as soon as a majority is won or out of reach; the others'
-	// answers are cleaned up after). A Release or Extend whose context
+	// decides as soon as a majority is won, or is out of reach and it is
+	// known whether another holder or failing masters put it there; the
+	// others' answers are cleaned up after). A Release or Extend whose context
 	// ended first names each master it did not hear from
 	// (TestQuorumErrorNamesSilentMasters).
 	Errs []error
