@@ -13,7 +13,9 @@ import (
 // (CLIENT PAUSE WRITE on it; it still answers PING and INFO, so the
 // Sentinels still take it for a good replica), until a Failover or
 // KillPrimary promotes it: then the writes it had not applied are lost,
-// as in a failover while replication lags. It returns the replica.
+// as in a failover while replication lags. It first waits, up to 5 s,
+// for the replica to have every write the primary has. It returns the
+// replica.
 //
 // CLIENT PAUSE WRITE also holds back PUBLISH, with which the Sentinels
 // send their hello messages every 2 s, and every command behind it on
@@ -36,7 +38,10 @@ func (g *SentinelGroup) StallReplica() (*Server, error) {
 	if p == r {
 		r = g.Servers[1]
 	}
-	if err := inSync(r, p); err != nil {
+	// Writes in flight (a release that returned at a majority, a
+	// renewal) may still be on their way to r: wait until it has them
+	// all, so that the stall loses only what is written after it.
+	if err := waitFor(5*time.Second, "replica "+r.Addr()+" in sync with "+p.Addr(), func() error { return inSync(r, p) }); err != nil {
 		return nil, err
 	}
 	if _, err := r.Do("ACL", "SETUSER", sentinelUser, "-publish"); err != nil {
