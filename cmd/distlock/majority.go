@@ -12,9 +12,10 @@ import (
 )
 
 // reach is how many masters answer, of how many, how many of those
-// answered with an error (refused: WRONGTYPE, NOPERM, ...), and how many
-// make a majority.
-type reach struct{ up, refused, total, quorum int }
+// answered with an error (refused: WRONGTYPE, NOPERM, ...), how many make
+// a majority, and how many were not waited for (an acquire decides before
+// every master has answered).
+type reach struct{ up, refused, total, quorum, unheard int }
 
 func (r reach) short() bool { return r.up-r.refused < r.quorum }
 
@@ -22,9 +23,16 @@ func (r reach) String() string {
 	if r.refused > 0 {
 		// They answer: no network fault to look for
 		// (TestUseWrongTypeNotUnreachable).
-		return fmt.Sprintf("%d of %d masters answered, %d of them with an error, %d needed", r.up, r.total, r.refused, r.quorum)
+		return fmt.Sprintf("%d of %d masters answered, %d of them with an error, %d needed%s", r.up, r.total, r.refused, r.quorum, r.unheardText())
 	}
-	return fmt.Sprintf("%d of %d masters reachable, %d needed", r.up, r.total, r.quorum)
+	return fmt.Sprintf("%d of %d masters reachable, %d needed%s", r.up, r.total, r.quorum, r.unheardText())
+}
+
+func (r reach) unheardText() string {
+	if r.unheard == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d not waited for)", r.unheard)
 }
 
 // add counts one master's answer, err (nil: it answered).
@@ -73,17 +81,24 @@ func pollReach(ctx context.Context, c *distlock.Client, name string, first, inte
 	}
 }
 
-// quorumReach returns how many masters answered an operation that
-// failed with err, when err says (a *distlock.QuorumError).
+// quorumReach returns how many masters answered an acquire that failed
+// with err, when err says (a *distlock.QuorumError). A nil entry in its
+// Errs is a master that granted, or held another's lease, or whose answer
+// the acquire did not wait for: those it did not count are the last.
 func quorumReach(err error) (reach, bool) {
 	var qe *distlock.QuorumError
 	if !errors.As(err, &qe) {
 		return reach{}, false
 	}
-	r := reach{total: len(qe.Errs), quorum: qe.Needed}
+	r := reach{total: len(qe.Errs), quorum: qe.Needed, up: qe.Granted + qe.Held}
+	heard := r.up
 	for _, e := range qe.Errs {
-		r.add(e)
+		if e != nil {
+			r.add(e)
+			heard++
+		}
 	}
+	r.unheard = max(r.total-heard, 0)
 	return r, true
 }
 
