@@ -181,42 +181,58 @@ func TestMinorityDown(t *testing.T) {
 	}
 }
 
-// Another Client's TryAcquire of a held lock with one master of three
-// down is ErrLocked, not ErrNoQuorum: one master saying held and one
-// failing decide that the attempt lost, but not to what, until the third
-// answers. Here the third's answer comes 200ms late (its connection
-// partitioned, then resumed); the attempt waits for it. Before, it
-// decided at once, with ErrNoQuorum, and distlock run --try exited 123
-// (no quorum) instead of 124 (locked).
+// Another Client's TryAcquire of a held lock with masters down is
+// ErrLocked, not ErrNoQuorum, when the others show it held: one master
+// saying held and one failing (of 3) decide that the attempt lost, but
+// not to what, until the third answers; with 4, one held and two failed
+// is Locked once the fourth says held too (refusals alone then put a
+// majority out of reach). Here the last master's answer comes 200ms late
+// (its connection partitioned, then resumed); the attempt waits for it.
+// Before, it decided at once, with ErrNoQuorum, and distlock run --try
+// exited 123 (no quorum) instead of 124 (locked). The 4-master case was
+// found by an adversarial read of the first fix.
 func TestTryAcquireHeldWithMasterDown(t *testing.T) {
-	const name = "held-one-down"
-	servers := masters(t, 3)
-	holder := newClient(t, servers, distlock.Config{})
-	ctx := ctxTimeout(t, 10*time.Second)
-	l, err := holder.Acquire(ctx, name)
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		n    int
+		down []int
+	}{{3, []int{2}}, {4, []int{1, 2}}} {
+		t.Run(fmt.Sprintf("%d masters, %d down", tc.n, len(tc.down)), func(t *testing.T) {
+			const name = "held-down"
+			servers := masters(t, tc.n)
+			holder := newClient(t, servers, distlock.Config{})
+			ctx := ctxTimeout(t, 10*time.Second)
+			l, err := holder.Acquire(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Release(ctx)
+			late := redistest.NewLateDialer()
+			t.Cleanup(late.Close)
+			last := tc.n - 1
+			if last == tc.down[len(tc.down)-1] {
+				last = 1
+			}
+			other := dialedClient(t, servers, map[int]*redistest.LateDialer{last: late}, distlock.Config{NodeTimeout: 2 * time.Second})
+			if _, err := other.Status(ctx, name); err != nil { // connections up
+				t.Fatal(err)
+			}
+			for _, m := range tc.down {
+				if err := servers[m].Kill(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			late.Partition()
+			go func() {
+				time.Sleep(200 * time.Millisecond)
+				late.Resume()
+			}()
+			_, err = other.TryAcquire(ctx, name)
+			if !errors.Is(err, distlock.ErrLocked) || errors.Is(err, distlock.ErrNoQuorum) {
+				t.Fatalf("TryAcquire of a lock held on every master up: %v; want ErrLocked, not ErrNoQuorum", err)
+			}
+			t.Log(err)
+		})
 	}
-	defer l.Release(ctx)
-	late := redistest.NewLateDialer()
-	t.Cleanup(late.Close)
-	other := dialedClient(t, servers, map[int]*redistest.LateDialer{1: late}, distlock.Config{NodeTimeout: 2 * time.Second})
-	if _, err := other.Status(ctx, name); err != nil { // connections up
-		t.Fatal(err)
-	}
-	if err := servers[2].Kill(); err != nil {
-		t.Fatal(err)
-	}
-	late.Partition()
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		late.Resume()
-	}()
-	_, err = other.TryAcquire(ctx, name)
-	if !errors.Is(err, distlock.ErrLocked) || errors.Is(err, distlock.ErrNoQuorum) {
-		t.Fatalf("TryAcquire of a lock held on 2 masters, the third down: %v; want ErrLocked, not ErrNoQuorum", err)
-	}
-	t.Log(err)
 }
 
 // A Client starts while a minority of its masters is down, locks, and

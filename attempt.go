@@ -218,9 +218,16 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 
 // lossUnexplained reports whether an attempt that t says has lost could
 // still be either Locked (another holder kept it from a majority) or not
-// (too many masters failed), depending on the masters still to answer.
+// (too many masters failed), depending on the masters still to answer:
+// it is not Locked yet, and would be if they all refused. (Not Reached
+// is no answer: with 4 masters, 1 refusal and 2 failures, a second
+// refusal makes it Locked, as refusals alone put a majority out of reach.)
 func lossUnexplained(t quorum.Tally) bool {
-	return t.Lost() && !t.Locked() && t.Reached() && t.Pending() > 0
+	if !t.Lost() || t.Locked() || t.Pending() == 0 {
+		return false
+	}
+	n, q, r, p := t.Granted()+t.Refused()+t.Failed()+t.Pending(), t.Needed(), t.Refused(), t.Pending()
+	return r+p > n-q || t.Granted()+r+p >= q
 }
 
 // acquireSender returns what sends acquire.lua with keys and args to one

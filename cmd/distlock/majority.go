@@ -12,9 +12,10 @@ import (
 )
 
 // reach is how many masters answer, of how many, how many of those
-// answered with an error (refused: WRONGTYPE, NOPERM, ...), how many make
-// a majority, and how many were not waited for (an acquire decides before
-// every master has answered).
+// answered with an error (refused: WRONGTYPE, NOPERM, ...), and how many
+// make a majority. unheard of the up masters were not waited for (an
+// acquire decides before every master has answered): reachable as far as
+// anyone knows, but they did not answer.
 type reach struct{ up, refused, total, quorum, unheard int }
 
 func (r reach) short() bool { return r.up-r.refused < r.quorum }
@@ -23,16 +24,13 @@ func (r reach) String() string {
 	if r.refused > 0 {
 		// They answer: no network fault to look for
 		// (TestUseWrongTypeNotUnreachable).
-		return fmt.Sprintf("%d of %d masters answered, %d of them with an error, %d needed%s", r.up, r.total, r.refused, r.quorum, r.unheardText())
+		s := fmt.Sprintf("%d of %d masters answered, %d of them with an error, %d needed", r.up-r.unheard, r.total, r.refused, r.quorum)
+		if r.unheard > 0 {
+			s += fmt.Sprintf(" (%d not waited for)", r.unheard)
+		}
+		return s
 	}
-	return fmt.Sprintf("%d of %d masters reachable, %d needed%s", r.up, r.total, r.quorum, r.unheardText())
-}
-
-func (r reach) unheardText() string {
-	if r.unheard == 0 {
-		return ""
-	}
-	return fmt.Sprintf(" (%d not waited for)", r.unheard)
+	return fmt.Sprintf("%d of %d masters reachable, %d needed", r.up, r.total, r.quorum)
 }
 
 // add counts one master's answer, err (nil: it answered).
@@ -90,11 +88,11 @@ func quorumReach(err error) (reach, bool) {
 	if !errors.As(err, &qe) {
 		return reach{}, false
 	}
-	r := reach{total: len(qe.Errs), quorum: qe.Needed, up: qe.Granted + qe.Held}
-	heard := r.up
+	r := reach{total: len(qe.Errs), quorum: qe.Needed}
+	heard := qe.Granted + qe.Held
 	for _, e := range qe.Errs {
+		r.add(e)
 		if e != nil {
-			r.add(e)
 			heard++
 		}
 	}
