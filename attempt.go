@@ -175,7 +175,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	// what it lost to: another holder (ErrLocked) or masters failing
 	// (ErrNoQuorum). One master held and one down of three is either,
 	// until the third answers (TestTryAcquireHeldWithMasterDown).
-	for !tally.Decided() || keep && !tally.Won() && !tally.ReachKnown() || lossUnexplained(tally) {
+	for hearMore(tally, keep) {
 		record(<-replies)
 	}
 	out.tally = tally
@@ -214,6 +214,12 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	}
 	c.takeBack(req, value, state, replies, n-nAnswered)
 	return nil, out, qerr()
+}
+
+// hearMore reports whether an attempt whose answers so far are t reads
+// another (see attempt): keep is set for a waiting Acquire.
+func hearMore(t quorum.Tally, keep bool) bool {
+	return !t.Decided() || keep && !t.Won() && !t.ReachKnown() || lossUnexplained(t)
 }
 
 // lossUnexplained reports whether an attempt that t says has lost could
