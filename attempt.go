@@ -58,6 +58,8 @@ type verdict struct {
 	wait   time.Duration
 	place  int64
 	behind bool
+	place0 int64           // the place master 0 gave the waiter (0 if none)
+	first  bool            // a master other than 0 put the waiter first in its line
 	sent   <-chan struct{} // closed once every acquire of the attempt went out
 	kept   bool            // it won master 0 and kept its keys (the tie-break)
 	tally  quorum.Tally    // its answers, as far as they were heard
@@ -79,6 +81,12 @@ func (out *verdict) refused(node int, v []int64) {
 	}
 	if len(v) >= 5 && v[4] > 0 && (out.place == 0 || v[4] < out.place) {
 		out.place = v[4]
+	}
+	if len(v) >= 5 && node == 0 {
+		out.place0 = v[4]
+	}
+	if len(v) >= 5 && node != 0 && v[2] == 0 && v[4] > 0 {
+		out.first = true
 	}
 	if d := time.Duration(wait) * time.Millisecond; wait > 0 && (out.wait == 0 || d < out.wait) {
 		out.wait = d
@@ -179,6 +187,18 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		record(<-replies)
 	}
 	out.tally = tally
+	if out.behind && out.first && out.place0 > out.place {
+		// Master 0 says an earlier waiter is first, but it ranks us at a
+		// later place than another master gave us (our acquire reached it
+		// later), and that master put us first in its line: master 0
+		// compared a stale rank. Sleeping through releases, we would not
+		// carry our place to master 0 before our backoff ends, while the
+		// one it puts first can never win the masters where we are first:
+		// nobody would take the lock. Try again at once, with our place:
+		// master 0 moves us up, and its next answer says truly whether we
+		// are behind (TestWaiterRankedLateOnMasterZeroTakesTheLock).
+		out.wait = keptRetryDelay
+	}
 	nGranted, nHeld, nAnswered := tally.Granted(), tally.Refused(), n-tally.Pending()
 
 	qerr := func() *QuorumError {

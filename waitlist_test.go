@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
 )
@@ -494,5 +496,128 @@ func TestWaitListWakesBehindDeadFirst(t *testing.T) {
 			noWaitListKeys(t, servers, 300*time.Millisecond)
 			noLockKeys(t, servers)
 		})
+	}
+}
+
+// A waiter W whose acquire reached masters 1 and 2 before another waiter
+// H's, but master 0 after H's, is first in line on 1 and 2 and second on
+// 0, though its place (the earliest a master gave it) is before H's.
+// Master 0 says W is behind, so W sleeps through the release; H, first on
+// master 0 only, can never win 1 and 2. Nobody got the lock until W's
+// backoff ended, and H, woken by its own clean-up of master 0's grant,
+// retried over and over meanwhile (1,124 and 1,317 scripts on master 0 in
+// 2s before the fix; TestWaitListWakesOnlyTheFirst saw it about once in
+// 50 runs, waiters 4 and 5 ending at its 10s ctx). Found by a helper's
+// diagnosis of that flake, 2026-12-06; it fails on 8e877f6 too, before
+// the wake changes of be60761.
+func TestWaiterRankedLateOnMasterZeroTakesTheLock(t *testing.T) {
+	const name = "stale"
+	servers := masters(t, 3)
+	slow := distlock.Config{RetryMinDelay: time.Minute, RetryMaxDelay: time.Minute, TTL: time.Minute}
+	holder := newClient(t, servers, slow)
+	h := newClient(t, servers, slow)
+
+	// W: master 0 through a LateDialer (its acquire held back), masters 1
+	// and 2 through proxies whose answers come late (the acquire runs at
+	// once there, and W hears master 0 before it decides).
+	d0 := redistest.NewLateDialer()
+	t.Cleanup(d0.Close)
+	opts := make([]rueidis.ClientOption, 3)
+	opts[0] = rueidis.ClientOption{InitAddress: []string{servers[0].Addr()}, DialCtxFn: d0.Dial}
+	var proxies []*redistest.Proxy
+	for i := 1; i < 3; i++ {
+		p, err := redistest.NewProxy(servers[i].Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		proxies = append(proxies, p)
+		opts[i] = rueidis.ClientOption{InitAddress: []string{p.Addr()}}
+	}
+	wcfg := slow
+	wcfg.NodeOptions = opts
+	wcfg.NodeTimeout = 5 * time.Second
+	w, err := distlock.New(wcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+
+	ctx := ctxTimeout(t, 10*time.Second)
+	// Connect W everywhere first.
+	if l, err := w.TryAcquire(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	} else if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, err := holder.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		who string
+		at  time.Time
+		err error
+	}
+	got := make(chan result, 2)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	run := func(who string, c *distlock.Client) {
+		wg.Go(func() {
+			l, err := c.Acquire(ctx, name)
+			got <- result{who, time.Now(), err}
+			if err == nil {
+				time.Sleep(20 * time.Millisecond)
+				l.Release(ctx)
+			}
+		})
+	}
+
+	for _, p := range proxies {
+		p.SetLatency(300 * time.Millisecond)
+	}
+	d0.Partition()
+	run("W", w)
+	waitWaiters(t, servers[1], name, 1)
+	waitWaiters(t, servers[2], name, 1)
+	time.Sleep(5 * time.Millisecond)
+	run("H", h)
+	waitWaiters(t, servers[0], name, 1)
+	waitWaiters(t, servers[1], name, 2)
+	waitWaiters(t, servers[2], name, 2)
+	time.Sleep(5 * time.Millisecond)
+	d0.Resume() // W's acquire reaches master 0 now, after H's
+	waitWaiters(t, servers[0], name, 2)
+	time.Sleep(400 * time.Millisecond) // W hears masters 1 and 2
+	for _, p := range proxies {
+		p.SetLatency(0)
+	}
+	time.Sleep(300 * time.Millisecond) // the watches subscribe
+	for i, s := range servers {
+		for _, k := range doList(t, s, "KEYS", "distlock:wait:*"+name) {
+			t.Logf("master %d line: %v", i, doList(t, s, "ZRANGE", k, "0", "-1", "WITHSCORES"))
+		}
+	}
+
+	before := scriptCalls(t, servers[0])
+	released := time.Now()
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.err != nil {
+			t.Fatalf("%s: %v", r.who, r.err)
+		}
+		t.Logf("%s took the lock %v after the release", r.who, r.at.Sub(released))
+		if d := r.at.Sub(released); d > time.Second {
+			t.Errorf("%s took the lock %v after the release; want within 1s", r.who, d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Errorf("no waiter took the lock within 2s of the release; master 0 ran %d scripts meanwhile", scriptCalls(t, servers[0])-before)
+	}
+	if r := <-got; r.err != nil {
+		t.Errorf("%s: %v", r.who, r.err)
 	}
 }
