@@ -64,6 +64,7 @@ func TestAdv4TimedOutWaiterStaysInLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, servers, name) // before any waiter: Acquire returns at a majority
 	late.Partition()
 	sctx, scancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -163,6 +164,7 @@ func TestAdv4LateAcquireRegistersGhostAfterLeave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, servers, name) // before any waiter: Acquire returns at a majority
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	wdone := make(chan error, 1)

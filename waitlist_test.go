@@ -71,6 +71,20 @@ func waitWaiters(t *testing.T, s *redistest.Server, name string, n int) []string
 	}
 }
 
+// heldEverywhere waits until name's lock key exists on every server.
+func heldEverywhere(t *testing.T, servers []*redistest.Server, name string) {
+	t.Helper()
+	for _, s := range servers {
+		eventually(t, "the lock key on "+s.Addr(), func() bool {
+			n, err := s.Do("EXISTS", "distlock:"+name)
+			if err != nil {
+				t.Fatalf("EXISTS on %s: %v", s.Addr(), err)
+			}
+			return n == "1"
+		})
+	}
+}
+
 // noWaitListKeys fails unless every server is rid of waiting-list keys
 // within d: much less than a registration's lapse (1s), so that keys that
 // only expire by themselves count as left behind.
@@ -122,6 +136,7 @@ func TestWaitListFIFOAcrossClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, servers, name) // before any waiter: Acquire returns at a majority
 
 	var mu sync.Mutex
 	var order []int
@@ -174,6 +189,9 @@ func TestWaitListWakesOnlyTheFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Acquire returns at a majority: a waiter that reached the third
+	// master before the holder would be granted there, not put in line.
+	heldEverywhere(t, servers, name)
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
 	for i, c := range clients {
@@ -225,6 +243,7 @@ func TestWaitListGiveUpLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, servers, name) // before any waiter: Acquire returns at a majority
 
 	qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
@@ -484,6 +503,7 @@ func TestWaitListWakesBehindDeadFirst(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			heldEverywhere(t, servers, name) // before any waiter: Acquire returns at a majority
 			got := behindDeadWaiter(t, ctx, servers, w, name)
 			time.Sleep(tc.before) // the dead waiter's place lapses 1s after its last attempt
 			released := time.Now()

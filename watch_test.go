@@ -256,6 +256,7 @@ func TestWaiterSubscriptionLingers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		heldEverywhere(t, servers, name) // before any waiter: Acquire returns at a majority
 		got := acquireLater(t, ctx, waiter, name)
 		// The waiter, refused, waits: it subscribes (the first time).
 		waitWaiters(t, servers[0], name, 1)
