@@ -245,10 +245,11 @@ type waiting struct {
 	// waiter is this Acquire's id in the waiting lists, the same for all
 	// its attempts; each attempt has a fresh value (see try).
 	waiter string
-	place  int64  // its arrival time in the lines, once a master said
-	join   bool   // the last attempt reached a majority (or there was none)
-	kept   string // the value of the last attempt, if it kept its keys
-	last   error  // the last attempt's error that ctx did not cut short
+	place  int64        // its arrival time in the lines, once a master said
+	late   atomic.Int64 // the earliest place in answers heard after their attempt's verdict
+	join   bool         // the last attempt reached a majority (or there was none)
+	kept   string       // the value of the last attempt, if it kept its keys
+	last   error        // the last attempt's error that ctx did not cut short
 	sent   <-chan struct{}
 
 	b    backoff.BackOff // made on the first retry: most acquires need none
@@ -259,7 +260,10 @@ type waiting struct {
 
 // next returns the next attempt to make.
 func (w *waiting) next() try {
-	a := try{value: w.req.newValue(), replaces: w.t.replaces, waiter: w.waiter, place: w.place, join: w.join}
+	a := try{value: w.req.newValue(), replaces: w.t.replaces, waiter: w.waiter, place: w.place, join: w.join, late: &w.late}
+	if l := w.late.Load(); l > 0 && (a.place == 0 || l < a.place) {
+		a.place = l
+	}
 	if w.kept != "" {
 		a.replaces = replaced{value: w.kept} // our own keys, kept by the tie-break
 	}

@@ -3,6 +3,7 @@ package distlock
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/distlock/distlock/internal/script"
@@ -15,8 +16,8 @@ import (
 // takeBack cleans up after a failed attempt, in the background: the value
 // is never used again, so a delete that is late or out of order can only
 // remove this attempt's own keys.
-func (c *Client) takeBack(req *request, value string, state []int, replies <-chan reply, pending int) {
-	c.spawn(func() { c.cleanup(req, value, state, replies, pending) })
+func (c *Client) takeBack(req *request, value string, state []int, replies <-chan reply, pending int, late *atomic.Int64) {
+	c.spawn(func() { c.cleanup(req, value, state, replies, pending, late) })
 }
 
 // drop deletes value's keys from every master, in the background: the
@@ -28,7 +29,7 @@ func (c *Client) drop(req *request, value string) {
 	for i := range state {
 		state[i] = failed // unknown: stragglers may still set value
 	}
-	c.spawn(func() { c.cleanup(req, value, state, nil, 0) })
+	c.spawn(func() { c.cleanup(req, value, state, nil, 0, nil) })
 }
 
 // leave takes a waiting Acquire's id off every master's waiting list, in
@@ -68,15 +69,23 @@ func (c *Client) leave(req *request, waiter string, after <-chan struct{}, done 
 // the caller's may be cancelled, and keys left behind would block the lock
 // for a whole TTL. Deletion is ordered after the acquire on each master
 // because each master has one connection and commands go out in order.
-func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int) {
+// The earliest place in line among the refusals it reads goes to late
+// (when not nil): a waiter's next attempt carries it.
+func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int, late *atomic.Int64) {
 	for ; pending > 0; pending-- {
 		r := <-replies
 		if r.err != nil {
 			state[r.node] = failed
 			continue
 		}
-		if ok, _, _ := parseAcquire(r.res); ok {
+		ok, v, err := parseAcquire(r.res)
+		switch {
+		case ok:
 			state[r.node] = granted
+		case err == nil && late != nil && len(v) >= 5 && v[4] > 0:
+			// A place in line this master gave the waiter: its next
+			// attempt carries it (TestWaiterLearnsPlaceFromLateAnswer).
+			earliest(late, v[4])
 		}
 	}
 	// Past the TTL every key we set has expired by itself.
@@ -92,6 +101,16 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 	// acquire if it comes (TestAdvLateAcquireAfterCleanup).
 	if unknown, some := mark(state, func(s int) bool { return s == failed }); some {
 		c.bury(ctx, req, value, unknown)
+	}
+}
+
+// earliest stores place in p unless p holds an earlier one (0: none).
+func earliest(p *atomic.Int64, place int64) {
+	for {
+		cur := p.Load()
+		if cur != 0 && cur <= place || p.CompareAndSwap(cur, place) {
+			return
+		}
 	}
 }
 
