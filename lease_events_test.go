@@ -370,7 +370,10 @@ func TestOnlyPipelinedConnectionTracks(t *testing.T) {
 			}
 			without := run(t, servers, distlock.Config{DisableLossEvents: true, FenceReplicas: tc.fenceReplicas}, "quiet-")
 			with := run(t, servers, distlock.Config{FenceReplicas: tc.fenceReplicas}, "renewed-")
-			assert.LessOrEqual(t, with-without, renewals/10, "GETs read back during about %d renewals (%d with loss events, %d without)", renewals, with, without)
+			// Before the fix 1,488 and 2,197 more: about one per
+			// renewal. A quarter leaves room for a loaded machine's late
+			// echoes (153 of 1,500 once in CI, beside the model).
+			assert.LessOrEqual(t, with-without, renewals/4, "GETs read back during about %d renewals (%d with loss events, %d without)", renewals, with, without)
 		})
 	}
 }
