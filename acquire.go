@@ -178,7 +178,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	if l, err := c.adopt(req, t, call); l != nil || err != nil {
 		return l, err
 	}
-	w := &waiting{c: c, req: req, t: t, waiter: newValue(), join: true}
+	w := &waiting{c: c, req: req, t: t, waiter: newValue(), join: true, learnt: make(chan struct{}, 1)}
 	for first := true; ; first = false {
 		if err := w.admit(ctx, first); err != nil {
 			return w.stop(err, !first)
@@ -217,14 +217,16 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		c.watches.setBehind(w.nw, w.wake, out.behind, own)
 		// Too many failed for any attempt to win until they mend: a wake
 		// is no reason to try before the backoff.
-		wake := w.wake.ch
+		wake, learnt := w.wake.ch, w.learnt
 		if !out.tally.Reached() {
-			wake = nil
+			wake, learnt = nil, nil
 		}
 		timer := time.NewTimer(w.delay(out))
 		select {
 		case <-timer.C:
 		case <-wake:
+			timer.Stop()
+		case <-learnt:
 			timer.Stop()
 		case <-ctx.Done():
 			timer.Stop()
@@ -245,11 +247,12 @@ type waiting struct {
 	// waiter is this Acquire's id in the waiting lists, the same for all
 	// its attempts; each attempt has a fresh value (see try).
 	waiter string
-	place  int64        // its arrival time in the lines, once a master said
-	late   atomic.Int64 // the earliest place in answers heard after their attempt's verdict
-	join   bool         // the last attempt reached a majority (or there was none)
-	kept   string       // the value of the last attempt, if it kept its keys
-	last   error        // the last attempt's error that ctx did not cut short
+	place  int64         // its arrival time in the lines, once a master said
+	late   atomic.Int64  // the earliest place in answers heard after their attempt's verdict
+	learnt chan struct{} // a late answer gave an earlier place than its attempt carried
+	join   bool          // the last attempt reached a majority (or there was none)
+	kept   string        // the value of the last attempt, if it kept its keys
+	last   error         // the last attempt's error that ctx did not cut short
 	sent   <-chan struct{}
 
 	b    backoff.BackOff // made on the first retry: most acquires need none
@@ -260,9 +263,23 @@ type waiting struct {
 
 // next returns the next attempt to make.
 func (w *waiting) next() try {
-	a := try{value: w.req.newValue(), replaces: w.t.replaces, waiter: w.waiter, place: w.place, join: w.join, late: &w.late}
+	a := try{value: w.req.newValue(), replaces: w.t.replaces, waiter: w.waiter, place: w.place, join: w.join}
 	if l := w.late.Load(); l > 0 && (a.place == 0 || l < a.place) {
 		a.place = l
+	}
+	carried := a.place
+	a.learn = func(place int64) {
+		// Earlier than the place this attempt carried: the lines may
+		// disagree on who is first (a master ranks us first at a place
+		// the others never heard), and asleep behind another we would
+		// not tell them before the backoff. Try again with it
+		// (TestWaiterWokenByPlaceFromLateAnswer).
+		if (carried == 0 || place < carried) && earliest(&w.late, place) {
+			select {
+			case w.learnt <- struct{}{}:
+			default:
+			}
+		}
 	}
 	if w.kept != "" {
 		a.replaces = replaced{value: w.kept} // our own keys, kept by the tie-break

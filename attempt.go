@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -44,9 +43,9 @@ type try struct {
 	waiter   string   // the waiting Acquire's id in the lines; "" for TryAcquire
 	place    int64    // its arrival time in the lines, once a master said (0: not yet)
 	join     bool     // join the lines where refused (see verdict.tally's Reached)
-	// late takes the earliest place in the answers read after the
+	// learn takes each place in line in the answers read after the
 	// attempt was decided (its clean-up reads them): nil for TryAcquire.
-	late *atomic.Int64
+	learn func(place int64)
 }
 
 // verdict is what a failed attempt tells the next: when to try again (0
@@ -220,7 +219,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		}
 		// The lease was never handed out: take back everything, including
 		// from the masters still to answer, once they have.
-		c.takeBack(req, value, state, replies, n-nAnswered, a.late)
+		c.takeBack(req, value, state, replies, n-nAnswered, a.learn)
 		return nil, out, err
 	}
 	if keep && state[0] == granted && tally.Reached() {
@@ -236,7 +235,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		out.kept = true
 		return nil, out, qerr()
 	}
-	c.takeBack(req, value, state, replies, n-nAnswered, a.late)
+	c.takeBack(req, value, state, replies, n-nAnswered, a.learn)
 	return nil, out, qerr()
 }
 

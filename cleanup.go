@@ -16,8 +16,8 @@ import (
 // takeBack cleans up after a failed attempt, in the background: the value
 // is never used again, so a delete that is late or out of order can only
 // remove this attempt's own keys.
-func (c *Client) takeBack(req *request, value string, state []int, replies <-chan reply, pending int, late *atomic.Int64) {
-	c.spawn(func() { c.cleanup(req, value, state, replies, pending, late) })
+func (c *Client) takeBack(req *request, value string, state []int, replies <-chan reply, pending int, learn func(place int64)) {
+	c.spawn(func() { c.cleanup(req, value, state, replies, pending, learn) })
 }
 
 // drop deletes value's keys from every master, in the background: the
@@ -69,9 +69,9 @@ func (c *Client) leave(req *request, waiter string, after <-chan struct{}, done 
 // the caller's may be cancelled, and keys left behind would block the lock
 // for a whole TTL. Deletion is ordered after the acquire on each master
 // because each master has one connection and commands go out in order.
-// The earliest place in line among the refusals it reads goes to late
-// (when not nil): a waiter's next attempt carries it.
-func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int, late *atomic.Int64) {
+// Each place in line among the refusals it reads goes to learn (when not
+// nil): a waiter's next attempt carries the earliest.
+func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int, learn func(place int64)) {
 	for ; pending > 0; pending-- {
 		r := <-replies
 		if r.err != nil {
@@ -82,10 +82,10 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 		switch {
 		case ok:
 			state[r.node] = granted
-		case err == nil && late != nil && len(v) >= 5 && v[4] > 0:
+		case err == nil && learn != nil && len(v) >= 5 && v[4] > 0:
 			// A place in line this master gave the waiter: its next
 			// attempt carries it (TestWaiterLearnsPlaceFromLateAnswer).
-			earliest(late, v[4])
+			learn(v[4])
 		}
 	}
 	// Past the TTL every key we set has expired by itself.
@@ -104,12 +104,16 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 	}
 }
 
-// earliest stores place in p unless p holds an earlier one (0: none).
-func earliest(p *atomic.Int64, place int64) {
+// earliest stores place in p unless p holds an earlier one (0: none),
+// and reports whether it did.
+func earliest(p *atomic.Int64, place int64) bool {
 	for {
 		cur := p.Load()
-		if cur != 0 && cur <= place || p.CompareAndSwap(cur, place) {
-			return
+		if cur != 0 && cur <= place {
+			return false
+		}
+		if p.CompareAndSwap(cur, place) {
+			return true
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/keyslot"
 	"github.com/distlock/distlock/internal/redistest"
 )
 
@@ -748,6 +749,126 @@ func TestWaiterLearnsPlaceFromLateAnswer(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Errorf("no waiter took the lock within 2s of the release; master 0 ran %d scripts meanwhile", scriptCalls(t, servers[0])-before)
+		for i, s := range servers {
+			for _, k := range doList(t, s, "KEYS", "distlock:wait:*"+name) {
+				t.Logf("master %d line: %v", i, doList(t, s, "ZRANGE", k, "0", "-1", "WITHSCORES"))
+			}
+		}
+	}
+	if r := <-got; r.err != nil {
+		t.Logf("%s: %v", r.who, r.err)
+	}
+}
+
+// A waiter asleep behind another learns, from answers that came after its
+// attempt was decided, that a master ranks it first at a place the others
+// never heard, and tries again with it at once. 5 masters; a registration
+// that does not lapse stands first on master 2 (a waiter that died, for
+// the test's length), so a winner needs 3 of masters 0, 1, 3 and 4.
+//  1. W's acquires reach masters 3 and 4 first (their answers held back);
+//     its writes to masters 0-2 are held.
+//  2. H's acquires reach masters 0 and 1 first (its writes to 3 and 4 held).
+//  3. W's writes to masters 0-2 go: W is behind H there, its attempt lost
+//     on three refusals; it sleeps behind (master 0 says so).
+//  4. H's writes to 3 and 4 go: behind W there, at W's earlier place.
+//  5. W's answers from masters 3 and 4 come: its clean-up reads its place.
+//
+// H is first on 0 and 1 only, W on 3 and 4 only. Before, W kept its place
+// for the next attempt but slept until its backoff (a minute here), and
+// nobody took the lock after the release; now it tries again with its
+// place, and masters 0 and 1 move it up before H.
+func TestWaiterWokenByPlaceFromLateAnswer(t *testing.T) {
+	const name = "late-place"
+	servers := masters(t, 5)
+	slow := distlock.Config{RetryMinDelay: time.Minute, RetryMaxDelay: time.Minute, TTL: time.Minute, NodeTimeout: 5 * time.Second}
+	holder := newClient(t, servers, slow)
+	wFirst, wLate := redistest.NewLateDialer(), redistest.NewLateDialer()
+	hLate := redistest.NewLateDialer()
+	for _, d := range []*redistest.LateDialer{wFirst, wLate, hLate} {
+		t.Cleanup(d.Close)
+	}
+	w := dialedClient(t, servers, map[int]*redistest.LateDialer{0: wLate, 1: wLate, 2: wLate, 3: wFirst, 4: wFirst}, slow)
+	h := dialedClient(t, servers, map[int]*redistest.LateDialer{3: hLate, 4: hLate}, slow)
+	ctx := ctxTimeout(t, 20*time.Second)
+	for _, c := range []*distlock.Client{w, h} { // connections up
+		if _, err := c.Status(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := holder.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldEverywhere(t, servers, name)
+	key := "distlock:" + name
+	tag := "{" + keyslot.Tag(keyslot.Slot(key)) + "}"
+	for _, cmd := range [][]string{
+		{"ZADD", "distlock:wait:" + tag + key, "1", "dead-waiter"},
+		{"ZADD", "distlock:lapse:" + tag + key, "9999999999999", "dead-waiter"},
+		{"PEXPIRE", "distlock:wait:" + tag + key, "60000"},
+		{"PEXPIRE", "distlock:lapse:" + tag + key, "60000"},
+	} {
+		if _, err := servers[2].Do(cmd...); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	type result struct {
+		who string
+		at  time.Time
+		err error
+	}
+	got := make(chan result, 2)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	run := func(who string, c *distlock.Client) {
+		wg.Go(func() {
+			l, err := c.Acquire(ctx, name)
+			got <- result{who, time.Now(), err}
+			if err == nil {
+				time.Sleep(20 * time.Millisecond)
+				l.Release(ctx)
+			}
+		})
+	}
+	wFirst.Mute()
+	wLate.Partition()
+	hLate.Partition()
+	run("W", w) // 1.
+	waitWaiters(t, servers[3], name, 1)
+	waitWaiters(t, servers[4], name, 1)
+	time.Sleep(5 * time.Millisecond)
+	run("H", h) // 2.
+	waitWaiters(t, servers[0], name, 1)
+	waitWaiters(t, servers[1], name, 1)
+	time.Sleep(5 * time.Millisecond)
+	wLate.Resume() // 3.
+	waitWaiters(t, servers[0], name, 2)
+	waitWaiters(t, servers[1], name, 2)
+	time.Sleep(100 * time.Millisecond) // W's attempt decided
+	hLate.Resume()                     // 4.
+	waitWaiters(t, servers[3], name, 2)
+	waitWaiters(t, servers[4], name, 2)
+	time.Sleep(100 * time.Millisecond)
+	wFirst.Unmute() // 5.
+	time.Sleep(300 * time.Millisecond)
+	for i, s := range servers {
+		for _, k := range doList(t, s, "KEYS", "distlock:wait:*"+name) {
+			t.Logf("master %d line: %v", i, doList(t, s, "ZRANGE", k, "0", "-1", "WITHSCORES"))
+		}
+	}
+	released := time.Now()
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.err != nil {
+			t.Fatalf("%s: %v", r.who, r.err)
+		}
+		t.Logf("%s took the lock %v after the release", r.who, r.at.Sub(released))
+	case <-time.After(2 * time.Second):
+		t.Errorf("no waiter took the lock within 2s of the release")
 		for i, s := range servers {
 			for _, k := range doList(t, s, "KEYS", "distlock:wait:*"+name) {
 				t.Logf("master %d line: %v", i, doList(t, s, "ZRANGE", k, "0", "-1", "WITHSCORES"))

@@ -52,6 +52,24 @@ func (d *LateDialer) Dial(ctx context.Context, dst string, dialer *net.Dialer, c
 	return lc, nil
 }
 
+// Mute holds, from now on, what the servers send back on the connections
+// open now: what the client writes still goes out and runs, but its
+// answers come only after Unmute, as over a link slow in one direction.
+func (d *LateDialer) Mute() { d.setMuted(true) }
+
+// Unmute lets the connections read what the servers sent meanwhile.
+func (d *LateDialer) Unmute() { d.setMuted(false) }
+
+func (d *LateDialer) setMuted(m bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for c := range d.conns {
+		c.mu.Lock()
+		c.muted = m
+		c.mu.Unlock()
+	}
+}
+
 // Partition holds, from now on, every byte written on the connections open
 // now, and answers nothing on them.
 func (d *LateDialer) Partition() {
@@ -178,9 +196,16 @@ type lateConn struct {
 
 	mu       sync.Mutex // guards the fields below
 	held     bool       // writes are held, not sent
+	muted    bool       // replies are held in the socket, not read (Mute)
 	isBroken bool
 	closed   bool // the client closed it
 	buf      []byte
+}
+
+func (c *lateConn) mutedNow() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.muted && !c.closed
 }
 
 func (c *lateConn) isBrokenNow() bool {
@@ -213,7 +238,7 @@ func (c *lateConn) Write(b []byte) (int, error) {
 func (c *lateConn) Read(b []byte) (int, error) {
 	for {
 		c.mu.Lock()
-		held, closed := c.held, c.closed
+		held, closed := c.held || c.muted, c.closed
 		c.mu.Unlock()
 		if closed {
 			return 0, net.ErrClosed
@@ -222,6 +247,11 @@ func (c *lateConn) Read(b []byte) (int, error) {
 			n, err := c.Conn.Read(b)
 			if err != nil && c.isBrokenNow() {
 				err = io.ErrUnexpectedEOF
+			}
+			// A Read begun before Mute returns what came after it only
+			// once unmuted.
+			for n > 0 && c.mutedNow() {
+				time.Sleep(10 * time.Millisecond)
 			}
 			return n, err
 		}
