@@ -137,8 +137,9 @@ func (c *Client) notAfter(ctx context.Context, req *request, l *Lease, err error
 // testHookTurn, when set (by tests only), runs when a waiting Acquire has
 // its turn at name, before it takes over a lease handed to it.
 // testHookWatch, likewise, runs when a waiting Acquire's first attempt has
-// failed, before it watches name for wake-ups.
-var testHookTurn, testHookWatch atomic.Pointer[func(name string)]
+// failed, before it watches name for wake-ups. testHookLearnt runs when a
+// waiting Acquire wakes for a place a late answer gave it.
+var testHookTurn, testHookWatch, testHookLearnt atomic.Pointer[func(name string)]
 
 // runHook runs the test hook h holds, if any.
 func runHook(h *atomic.Pointer[func(name string)], name string) {
@@ -227,6 +228,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		case <-wake:
 			timer.Stop()
 		case <-learnt:
+			runHook(&testHookLearnt, req.name)
 			timer.Stop()
 		case <-ctx.Done():
 			timer.Stop()
@@ -268,13 +270,13 @@ func (w *waiting) next() try {
 		a.place = l
 	}
 	carried := a.place
-	a.learn = func(place int64) {
+	a.learn = func(place int64, wake bool) {
 		// Earlier than the place this attempt carried: the lines may
 		// disagree on who is first (a master ranks us first at a place
 		// the others never heard), and asleep behind another we would
 		// not tell them before the backoff. Try again with it
 		// (TestWaiterWokenByPlaceFromLateAnswer).
-		if (carried == 0 || place < carried) && earliest(&w.late, place) {
+		if (carried == 0 || place < carried) && earliest(&w.late, place) && wake {
 			select {
 			case w.learnt <- struct{}{}:
 			default:

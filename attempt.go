@@ -44,8 +44,9 @@ type try struct {
 	place    int64    // its arrival time in the lines, once a master said (0: not yet)
 	join     bool     // join the lines where refused (see verdict.tally's Reached)
 	// learn takes each place in line in the answers read after the
-	// attempt was decided (its clean-up reads them): nil for TryAcquire.
-	learn func(place int64)
+	// attempt was decided (its clean-up reads them), and whether to wake
+	// the waiter for an earlier one: nil for TryAcquire.
+	learn func(place int64, wake bool)
 }
 
 // verdict is what a failed attempt tells the next: when to try again (0
@@ -203,6 +204,20 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		out.wait = keptRetryDelay
 	}
 	nGranted, nHeld, nAnswered := tally.Granted(), tally.Refused(), n-tally.Pending()
+	// The clean-up's late answers teach only a place earlier than those
+	// heard in time (the first attempt carries none), and wake the waiter
+	// for it only when master 0 said it is behind: one that is not is
+	// woken by the release, and carries the place then
+	// (TestFirstAttemptNotWokenByLatePlace).
+	var learn func(int64)
+	if a.learn != nil {
+		heard, behind := out.place, out.behind
+		learn = func(place int64) {
+			if heard == 0 || place < heard {
+				a.learn(place, behind)
+			}
+		}
+	}
 
 	qerr := func() *QuorumError {
 		return &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs}
@@ -219,7 +234,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		}
 		// The lease was never handed out: take back everything, including
 		// from the masters still to answer, once they have.
-		c.takeBack(req, value, state, replies, n-nAnswered, a.learn)
+		c.takeBack(req, value, state, replies, n-nAnswered, learn)
 		return nil, out, err
 	}
 	if keep && state[0] == granted && tally.Reached() {
@@ -235,7 +250,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		out.kept = true
 		return nil, out, qerr()
 	}
-	c.takeBack(req, value, state, replies, n-nAnswered, a.learn)
+	c.takeBack(req, value, state, replies, n-nAnswered, learn)
 	return nil, out, qerr()
 }
 

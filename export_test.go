@@ -36,6 +36,14 @@ func SetWatchHook(f func(name string)) (restore func()) {
 	return func() { testHookWatch.Store(nil) }
 }
 
+// SetLearntHook runs f whenever a waiting Acquire wakes for a place in
+// line that an answer heard after its attempt's verdict gave it, and
+// returns a function that removes it.
+func SetLearntHook(f func(name string)) (restore func()) {
+	testHookLearnt.Store(&f)
+	return func() { testHookLearnt.Store(nil) }
+}
+
 // WantMetadata counts n more goroutines waiting for name's turn with
 // metadata, as far as a handoff's choice of the next lease's metadata goes
 // (turn.nextMetadata), and nothing else: a test makes the handoff guess
