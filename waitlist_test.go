@@ -577,34 +577,17 @@ func TestWaiterRankedLateOnMasterZeroTakesTheLock(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	type result struct {
-		who string
-		at  time.Time
-		err error
-	}
-	got := make(chan result, 2)
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	run := func(who string, c *distlock.Client) {
-		wg.Go(func() {
-			l, err := c.Acquire(ctx, name)
-			got <- result{who, time.Now(), err}
-			if err == nil {
-				time.Sleep(20 * time.Millisecond)
-				l.Release(ctx)
-			}
-		})
-	}
+	run := racers(t, ctx, name)
 
 	for _, p := range proxies {
 		p.SetLatency(300 * time.Millisecond)
 	}
 	d0.Partition()
-	run("W", w)
+	run.start("W", w)
 	waitWaiters(t, servers[1], name, 1)
 	waitWaiters(t, servers[2], name, 1)
 	time.Sleep(5 * time.Millisecond)
-	run("H", h)
+	run.start("H", h)
 	waitWaiters(t, servers[0], name, 1)
 	waitWaiters(t, servers[1], name, 2)
 	waitWaiters(t, servers[2], name, 2)
@@ -616,32 +599,9 @@ func TestWaiterRankedLateOnMasterZeroTakesTheLock(t *testing.T) {
 		p.SetLatency(0)
 	}
 	time.Sleep(300 * time.Millisecond) // the watches subscribe
-	for i, s := range servers {
-		for _, k := range doList(t, s, "KEYS", "distlock:wait:*"+name) {
-			t.Logf("master %d line: %v", i, doList(t, s, "ZRANGE", k, "0", "-1", "WITHSCORES"))
-		}
-	}
+	logWaitLists(t, servers, name)
 
-	before := scriptCalls(t, servers[0])
-	released := time.Now()
-	if err := l.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case r := <-got:
-		if r.err != nil {
-			t.Fatalf("%s: %v", r.who, r.err)
-		}
-		t.Logf("%s took the lock %v after the release", r.who, r.at.Sub(released))
-		if d := r.at.Sub(released); d > time.Second {
-			t.Errorf("%s took the lock %v after the release; want within 1s", r.who, d)
-		}
-	case <-time.After(2 * time.Second):
-		t.Errorf("no waiter took the lock within 2s of the release; master 0 ran %d scripts meanwhile", scriptCalls(t, servers[0])-before)
-	}
-	if r := <-got; r.err != nil {
-		t.Errorf("%s: %v", r.who, r.err)
-	}
+	wantTakenAfterRelease(t, ctx, l, run, servers, name)
 }
 
 // H's acquire runs on master 0 before W's, but its answer comes after H's
@@ -694,31 +654,14 @@ func TestWaiterLearnsPlaceFromLateAnswer(t *testing.T) {
 	}
 	heldEverywhere(t, servers, name)
 
-	type result struct {
-		who string
-		at  time.Time
-		err error
-	}
-	got := make(chan result, 2)
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	run := func(who string, c *distlock.Client) {
-		wg.Go(func() {
-			l, err := c.Acquire(ctx, name)
-			got <- result{who, time.Now(), err}
-			if err == nil {
-				time.Sleep(20 * time.Millisecond)
-				l.Release(ctx)
-			}
-		})
-	}
+	run := racers(t, ctx, name)
 
 	p0.SetLatency(300 * time.Millisecond)
 	d12.Partition()
-	run("H", h)
+	run.start("H", h)
 	waitWaiters(t, servers[0], name, 1) // H at master 0, answer held back
 	time.Sleep(5 * time.Millisecond)
-	run("W", w)
+	run.start("W", w)
 	waitWaiters(t, servers[0], name, 2)
 	waitWaiters(t, servers[1], name, 1)
 	waitWaiters(t, servers[2], name, 1)
@@ -729,36 +672,8 @@ func TestWaiterLearnsPlaceFromLateAnswer(t *testing.T) {
 	time.Sleep(400 * time.Millisecond) // H's master-0 answer arrives, unread
 	p0.SetLatency(0)
 	time.Sleep(300 * time.Millisecond)
-	for i, s := range servers {
-		for _, k := range doList(t, s, "KEYS", "distlock:wait:*"+name) {
-			t.Logf("master %d line: %v", i, doList(t, s, "ZRANGE", k, "0", "-1", "WITHSCORES"))
-		}
-	}
-	before := scriptCalls(t, servers[0])
-	released := time.Now()
-	if err := l.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case r := <-got:
-		if r.err != nil {
-			t.Fatalf("%s: %v", r.who, r.err)
-		}
-		t.Logf("%s took the lock %v after the release", r.who, r.at.Sub(released))
-		if d := r.at.Sub(released); d > time.Second {
-			t.Errorf("%s took the lock %v after the release; want within 1s", r.who, d)
-		}
-	case <-time.After(2 * time.Second):
-		t.Errorf("no waiter took the lock within 2s of the release; master 0 ran %d scripts meanwhile", scriptCalls(t, servers[0])-before)
-		for i, s := range servers {
-			for _, k := range doList(t, s, "KEYS", "distlock:wait:*"+name) {
-				t.Logf("master %d line: %v", i, doList(t, s, "ZRANGE", k, "0", "-1", "WITHSCORES"))
-			}
-		}
-	}
-	if r := <-got; r.err != nil {
-		t.Logf("%s: %v", r.who, r.err)
-	}
+	logWaitLists(t, servers, name)
+	wantTakenAfterRelease(t, ctx, l, run, servers, name)
 }
 
 // A waiter asleep behind another learns, from answers that came after its
@@ -814,34 +729,17 @@ func TestWaiterWokenByPlaceFromLateAnswer(t *testing.T) {
 		}
 	}
 
-	type result struct {
-		who string
-		at  time.Time
-		err error
-	}
-	got := make(chan result, 2)
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	run := func(who string, c *distlock.Client) {
-		wg.Go(func() {
-			l, err := c.Acquire(ctx, name)
-			got <- result{who, time.Now(), err}
-			if err == nil {
-				time.Sleep(20 * time.Millisecond)
-				l.Release(ctx)
-			}
-		})
-	}
+	run := racers(t, ctx, name)
 	var learnt atomic.Int32
 	defer distlock.SetLearntHook(func(string) { learnt.Add(1) })()
 	wFirst.Mute()
 	wLate.Partition()
 	hLate.Partition()
-	run("W", w) // 1.
+	run.start("W", w) // 1.
 	waitWaiters(t, servers[3], name, 1)
 	waitWaiters(t, servers[4], name, 1)
 	time.Sleep(5 * time.Millisecond)
-	run("H", h) // 2.
+	run.start("H", h) // 2.
 	waitWaiters(t, servers[0], name, 1)
 	waitWaiters(t, servers[1], name, 1)
 	time.Sleep(5 * time.Millisecond)
@@ -855,34 +753,10 @@ func TestWaiterWokenByPlaceFromLateAnswer(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	wFirst.Unmute() // 5.
 	time.Sleep(300 * time.Millisecond)
-	for i, s := range servers {
-		for _, k := range doList(t, s, "KEYS", "distlock:wait:*"+name) {
-			t.Logf("master %d line: %v", i, doList(t, s, "ZRANGE", k, "0", "-1", "WITHSCORES"))
-		}
-	}
-	released := time.Now()
-	if err := l.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case r := <-got:
-		if r.err != nil {
-			t.Fatalf("%s: %v", r.who, r.err)
-		}
-		t.Logf("%s took the lock %v after the release (woken for a learnt place %d times)", r.who, r.at.Sub(released), learnt.Load())
-		if learnt.Load() == 0 {
-			t.Errorf("W was never woken for the place masters 3 and 4 gave it; want it to carry that place before the release")
-		}
-	case <-time.After(2 * time.Second):
-		t.Errorf("no waiter took the lock within 2s of the release")
-		for i, s := range servers {
-			for _, k := range doList(t, s, "KEYS", "distlock:wait:*"+name) {
-				t.Logf("master %d line: %v", i, doList(t, s, "ZRANGE", k, "0", "-1", "WITHSCORES"))
-			}
-		}
-	}
-	if r := <-got; r.err != nil {
-		t.Logf("%s: %v", r.who, r.err)
+	logWaitLists(t, servers, name)
+	wantTakenAfterRelease(t, ctx, l, run, servers, name)
+	if learnt.Load() == 0 {
+		t.Errorf("W was never woken for the place masters 3 and 4 gave it; want it to carry that place before the release")
 	}
 }
 
@@ -916,5 +790,81 @@ func TestFirstAttemptNotWokenByLatePlace(t *testing.T) {
 	}
 	if n := woken.Load(); n > 0 {
 		t.Errorf("5 waits of one waiter, alone in line: woken %d times for a place a late answer gave it; want none", n)
+	}
+}
+
+// racer is one waiting Acquire that racers started, as it ended.
+type racer struct {
+	who string
+	at  time.Time
+	err error
+}
+
+// racers returns a racerSet of waiting Acquires of name under ctx.
+func racers(t *testing.T, ctx context.Context, name string) *racerSet {
+	r := &racerSet{ctx: ctx, name: name, got: make(chan racer, 8)}
+	t.Cleanup(r.wg.Wait)
+	return r
+}
+
+// racerSet starts waiting Acquires of one name, each holding the lock
+// 20ms if it gets it; their ends come on got, in order.
+type racerSet struct {
+	ctx     context.Context
+	name    string
+	got     chan racer
+	wg      sync.WaitGroup
+	started int
+}
+
+// start starts a waiting Acquire on c, named who in the test's log.
+func (r *racerSet) start(who string, c *distlock.Client) {
+	r.started++
+	r.wg.Go(func() {
+		l, err := c.Acquire(r.ctx, r.name)
+		r.got <- racer{who, time.Now(), err}
+		if err == nil {
+			time.Sleep(20 * time.Millisecond)
+			l.Release(r.ctx)
+		}
+	})
+}
+
+// wantTakenAfterRelease releases l and wants one of run's waiters to take
+// the lock within a second, and every one of them to get it in turn.
+func wantTakenAfterRelease(t *testing.T, ctx context.Context, l *distlock.Lease, run *racerSet, servers []*redistest.Server, name string) {
+	t.Helper()
+	before := scriptCalls(t, servers[0])
+	released := time.Now()
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-run.got:
+		if r.err != nil {
+			t.Fatalf("%s: %v", r.who, r.err)
+		}
+		t.Logf("%s took the lock %v after the release", r.who, r.at.Sub(released))
+		if d := r.at.Sub(released); d > time.Second {
+			t.Errorf("%s took the lock %v after the release; want within 1s", r.who, d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Errorf("no waiter took the lock within 2s of the release; master 0 ran %d scripts meanwhile", scriptCalls(t, servers[0])-before)
+		logWaitLists(t, servers, name)
+	}
+	for range run.started - 1 {
+		if r := <-run.got; r.err != nil {
+			t.Errorf("%s: %v", r.who, r.err)
+		}
+	}
+}
+
+// logWaitLists logs name's waiting list on each server, with the places.
+func logWaitLists(t *testing.T, servers []*redistest.Server, name string) {
+	t.Helper()
+	for i, s := range servers {
+		for _, k := range doList(t, s, "KEYS", "distlock:wait:*"+name) {
+			t.Logf("master %d line: %v", i, doList(t, s, "ZRANGE", k, "0", "-1", "WITHSCORES"))
+		}
 	}
 }
