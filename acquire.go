@@ -179,7 +179,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	if l, err := c.adopt(req, t, call); l != nil || err != nil {
 		return l, err
 	}
-	w := &waiting{c: c, req: req, t: t, waiter: newValue(), join: true, learnt: make(chan struct{}, 1)}
+	w := &waiting{c: c, req: req, t: t, waiter: newValue(), join: true, late: latePlaces{wake: make(chan struct{}, 1)}}
 	for first := true; ; first = false {
 		if err := w.admit(ctx, first); err != nil {
 			return w.stop(err, !first)
@@ -218,7 +218,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 		c.watches.setBehind(w.nw, w.wake, out.behind, own)
 		// Too many failed for any attempt to win until they mend: a wake
 		// is no reason to try before the backoff.
-		wake, learnt := w.wake.ch, w.learnt
+		wake, learnt := w.wake.ch, w.late.wake
 		if !out.tally.Reached() {
 			wake, learnt = nil, nil
 		}
@@ -249,12 +249,11 @@ type waiting struct {
 	// waiter is this Acquire's id in the waiting lists, the same for all
 	// its attempts; each attempt has a fresh value (see try).
 	waiter string
-	place  int64         // its arrival time in the lines, once a master said
-	late   atomic.Int64  // the earliest place in answers heard after their attempt's verdict
-	learnt chan struct{} // a late answer gave an earlier place than its attempt carried
-	join   bool          // the last attempt reached a majority (or there was none)
-	kept   string        // the value of the last attempt, if it kept its keys
-	last   error         // the last attempt's error that ctx did not cut short
+	place  int64 // its arrival time in the lines, once a master said
+	late   latePlaces
+	join   bool   // the last attempt reached a majority (or there was none)
+	kept   string // the value of the last attempt, if it kept its keys
+	last   error  // the last attempt's error that ctx did not cut short
 	sent   <-chan struct{}
 
 	b    backoff.BackOff // made on the first retry: most acquires need none
@@ -263,26 +262,64 @@ type waiting struct {
 	nw   *nameWatch
 }
 
-// next returns the next attempt to make.
-func (w *waiting) next() try {
-	a := try{value: w.req.newValue(), replaces: w.t.replaces, waiter: w.waiter, place: w.place, join: w.join}
-	if l := w.late.Load(); l > 0 && (a.place == 0 || l < a.place) {
-		a.place = l
+// latePlaces collects, for a waiting Acquire, the places in line that
+// answers heard only after their attempt's verdict gave it (the attempt's
+// clean-up reads them): its next attempt carries the earliest. One earlier
+// than any its attempt heard in time means the lines may disagree on who
+// is first (a master ranks it first at a place the others never heard);
+// asleep behind another it would not tell them before its backoff, so it
+// is woken to try again with it (TestWaiterWokenByPlaceFromLateAnswer).
+// One that is not behind is woken by the release, and carries the place
+// then (TestFirstAttemptNotWokenByLatePlace).
+type latePlaces struct {
+	earliest atomic.Int64  // 0: none
+	wake     chan struct{} // the waiter asleep behind learnt an earlier place
+}
+
+// carry returns the place an attempt carries: place, or the earliest
+// learnt late when that is earlier.
+func (p *latePlaces) carry(place int64) int64 {
+	if l := p.earliest.Load(); l > 0 && (place == 0 || l < place) {
+		return l
 	}
-	carried := a.place
-	a.learn = func(place int64, wake bool) {
-		// Earlier than the place this attempt carried: the lines may
-		// disagree on who is first (a master ranks us first at a place
-		// the others never heard), and asleep behind another we would
-		// not tell them before the backoff. Try again with it
-		// (TestWaiterWokenByPlaceFromLateAnswer).
-		if (carried == 0 || place < carried) && earliest(&w.late, place) && wake {
-			select {
-			case w.learnt <- struct{}{}:
-			default:
-			}
+	return place
+}
+
+// take records place, read late from the answer of an attempt that heard
+// heard in time (0: none) and that master 0 put behind another or not.
+func (p *latePlaces) take(place, heard int64, behind bool) {
+	if heard != 0 && place >= heard {
+		return
+	}
+	for {
+		cur := p.earliest.Load()
+		if cur != 0 && cur <= place {
+			return
+		}
+		if p.earliest.CompareAndSwap(cur, place) {
+			break
 		}
 	}
+	if behind {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// heardLate is what an attempt's clean-up needs to hand its late answers'
+// places to the waiter: where they go (nil for TryAcquire), the earliest
+// place the attempt heard in time, and whether master 0 put it behind.
+type heardLate struct {
+	to     *latePlaces
+	heard  int64
+	behind bool
+}
+
+// next returns the next attempt to make.
+func (w *waiting) next() try {
+	a := try{value: w.req.newValue(), replaces: w.t.replaces, waiter: w.waiter, place: w.late.carry(w.place), join: w.join, late: &w.late}
 	if w.kept != "" {
 		a.replaces = replaced{value: w.kept} // our own keys, kept by the tie-break
 	}

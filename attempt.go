@@ -39,14 +39,11 @@ const (
 // the waiting Acquire's place in the masters' lines.
 type try struct {
 	value    string
-	replaces replaced // keys that hold its value count as free (zero for none)
-	waiter   string   // the waiting Acquire's id in the lines; "" for TryAcquire
-	place    int64    // its arrival time in the lines, once a master said (0: not yet)
-	join     bool     // join the lines where refused (see verdict.tally's Reached)
-	// learn takes each place in line in the answers read after the
-	// attempt was decided (its clean-up reads them), and whether to wake
-	// the waiter for an earlier one: nil for TryAcquire.
-	learn func(place int64, wake bool)
+	replaces replaced    // keys that hold its value count as free (zero for none)
+	waiter   string      // the waiting Acquire's id in the lines; "" for TryAcquire
+	place    int64       // its arrival time in the lines, once a master said (0: not yet)
+	join     bool        // join the lines where refused (see verdict.tally's Reached)
+	late     *latePlaces // takes the places its clean-up reads; nil for TryAcquire
 }
 
 // verdict is what a failed attempt tells the next: when to try again (0
@@ -204,20 +201,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		out.wait = keptRetryDelay
 	}
 	nGranted, nHeld, nAnswered := tally.Granted(), tally.Refused(), n-tally.Pending()
-	// The clean-up's late answers teach only a place earlier than those
-	// heard in time (the first attempt carries none), and wake the waiter
-	// for it only when master 0 said it is behind: one that is not is
-	// woken by the release, and carries the place then
-	// (TestFirstAttemptNotWokenByLatePlace).
-	var learn func(int64)
-	if a.learn != nil {
-		heard, behind := out.place, out.behind
-		learn = func(place int64) {
-			if heard == 0 || place < heard {
-				a.learn(place, behind)
-			}
-		}
-	}
+	late := heardLate{to: a.late, heard: out.place, behind: out.behind}
 
 	qerr := func() *QuorumError {
 		return &QuorumError{Op: "acquire", Name: req.name, Granted: nGranted, Held: nHeld, Needed: c.quorum, Errs: errs}
@@ -234,7 +218,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		}
 		// The lease was never handed out: take back everything, including
 		// from the masters still to answer, once they have.
-		c.takeBack(req, value, state, replies, n-nAnswered, learn)
+		c.takeBack(req, value, state, replies, n-nAnswered, late)
 		return nil, out, err
 	}
 	if keep && state[0] == granted && tally.Reached() {
@@ -250,7 +234,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 		out.kept = true
 		return nil, out, qerr()
 	}
-	c.takeBack(req, value, state, replies, n-nAnswered, learn)
+	c.takeBack(req, value, state, replies, n-nAnswered, late)
 	return nil, out, qerr()
 }
 

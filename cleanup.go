@@ -3,7 +3,6 @@ package distlock
 import (
 	"context"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/distlock/distlock/internal/script"
@@ -16,8 +15,8 @@ import (
 // takeBack cleans up after a failed attempt, in the background: the value
 // is never used again, so a delete that is late or out of order can only
 // remove this attempt's own keys.
-func (c *Client) takeBack(req *request, value string, state []int, replies <-chan reply, pending int, learn func(place int64)) {
-	c.spawn(func() { c.cleanup(req, value, state, replies, pending, learn) })
+func (c *Client) takeBack(req *request, value string, state []int, replies <-chan reply, pending int, late heardLate) {
+	c.spawn(func() { c.cleanup(req, value, state, replies, pending, late) })
 }
 
 // drop deletes value's keys from every master, in the background: the
@@ -29,7 +28,7 @@ func (c *Client) drop(req *request, value string) {
 	for i := range state {
 		state[i] = failed // unknown: stragglers may still set value
 	}
-	c.spawn(func() { c.cleanup(req, value, state, nil, 0, nil) })
+	c.spawn(func() { c.cleanup(req, value, state, nil, 0, heardLate{}) })
 }
 
 // leave takes a waiting Acquire's id off every master's waiting list, in
@@ -69,9 +68,9 @@ func (c *Client) leave(req *request, waiter string, after <-chan struct{}, done 
 // the caller's may be cancelled, and keys left behind would block the lock
 // for a whole TTL. Deletion is ordered after the acquire on each master
 // because each master has one connection and commands go out in order.
-// Each place in line among the refusals it reads goes to learn (when not
-// nil): a waiter's next attempt carries the earliest.
-func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int, learn func(place int64)) {
+// Each place in line among the refusals it reads goes to late.to (when
+// not nil): a waiting Acquire's next attempt carries the earliest.
+func (c *Client) cleanup(req *request, value string, state []int, replies <-chan reply, pending int, late heardLate) {
 	for ; pending > 0; pending-- {
 		r := <-replies
 		if r.err != nil {
@@ -82,10 +81,10 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 		switch {
 		case ok:
 			state[r.node] = granted
-		case err == nil && learn != nil && len(v) >= 5 && v[4] > 0:
+		case err == nil && late.to != nil && len(v) >= 5 && v[4] > 0:
 			// A place in line this master gave the waiter: its next
 			// attempt carries it (TestWaiterLearnsPlaceFromLateAnswer).
-			learn(v[4])
+			late.to.take(v[4], late.heard, late.behind)
 		}
 	}
 	// Past the TTL every key we set has expired by itself.
@@ -101,20 +100,6 @@ func (c *Client) cleanup(req *request, value string, state []int, replies <-chan
 	// acquire if it comes (TestAdvLateAcquireAfterCleanup).
 	if unknown, some := mark(state, func(s int) bool { return s == failed }); some {
 		c.bury(ctx, req, value, unknown)
-	}
-}
-
-// earliest stores place in p unless p holds an earlier one (0: none),
-// and reports whether it did.
-func earliest(p *atomic.Int64, place int64) bool {
-	for {
-		cur := p.Load()
-		if cur != 0 && cur <= place {
-			return false
-		}
-		if p.CompareAndSwap(cur, place) {
-			return true
-		}
 	}
 }
 
