@@ -39,9 +39,19 @@ func lateClient(t *testing.T, servers []*redistest.Server, late []int, cfg distl
 // connections to master i go through dialers[i], where there is one.
 func dialedClient(t *testing.T, servers []*redistest.Server, dialers map[int]*redistest.LateDialer, cfg distlock.Config) *distlock.Client {
 	t.Helper()
+	return viaClient(t, servers, dialers, nil, cfg)
+}
+
+// viaClient is dialedClient whose connections to master i go through
+// proxies[i] instead, where there is one.
+func viaClient(t *testing.T, servers []*redistest.Server, dialers map[int]*redistest.LateDialer, proxies map[int]*redistest.Proxy, cfg distlock.Config) *distlock.Client {
+	t.Helper()
 	opts := make([]rueidis.ClientOption, len(servers))
 	for i, s := range servers {
 		opts[i] = rueidis.ClientOption{InitAddress: []string{s.Addr()}}
+		if p := proxies[i]; p != nil {
+			opts[i].InitAddress = []string{p.Addr()}
+		}
 		if d := dialers[i]; d != nil {
 			opts[i].DialCtxFn = d.Dial
 		}

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/rueidis"
-
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/keyslot"
 	"github.com/distlock/distlock/internal/redistest"
@@ -544,34 +542,13 @@ func TestWaiterRankedLateOnMasterZeroTakesTheLock(t *testing.T) {
 	// once there, and W hears master 0 before it decides).
 	d0 := redistest.NewLateDialer()
 	t.Cleanup(d0.Close)
-	opts := make([]rueidis.ClientOption, 3)
-	opts[0] = rueidis.ClientOption{InitAddress: []string{servers[0].Addr()}, DialCtxFn: d0.Dial}
-	var proxies []*redistest.Proxy
-	for i := 1; i < 3; i++ {
-		p, err := redistest.NewProxy(servers[i].Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		proxies = append(proxies, p)
-		opts[i] = rueidis.ClientOption{InitAddress: []string{p.Addr()}}
-	}
+	proxies := redistest.ProxyN(t, servers[1:])
 	wcfg := slow
-	wcfg.NodeOptions = opts
 	wcfg.NodeTimeout = 5 * time.Second
-	w, err := distlock.New(wcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
+	w := viaClient(t, servers, map[int]*redistest.LateDialer{0: d0}, map[int]*redistest.Proxy{1: proxies[0], 2: proxies[1]}, wcfg)
 
 	ctx := ctxTimeout(t, 10*time.Second)
-	// Connect W everywhere first.
-	if l, err := w.TryAcquire(ctx, "warm"); err != nil {
-		t.Fatal(err)
-	} else if err := l.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	warm(t, ctx, w)
 	l, err := holder.Acquire(ctx, name)
 	if err != nil {
 		t.Fatal(err)
@@ -621,33 +598,15 @@ func TestWaiterLearnsPlaceFromLateAnswer(t *testing.T) {
 	holder := newClient(t, servers, slow)
 	w := newClient(t, servers, slow)
 
-	p0, err := redistest.NewProxy(servers[0].Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p0.Close() })
+	p0 := redistest.ProxyN(t, servers[:1])[0]
 	d12 := redistest.NewLateDialer()
 	t.Cleanup(d12.Close)
-	opts := make([]rueidis.ClientOption, 3)
-	opts[0] = rueidis.ClientOption{InitAddress: []string{p0.Addr()}}
-	for i := 1; i < 3; i++ {
-		opts[i] = rueidis.ClientOption{InitAddress: []string{servers[i].Addr()}, DialCtxFn: d12.Dial}
-	}
 	hcfg := slow
-	hcfg.NodeOptions = opts
 	hcfg.NodeTimeout = 5 * time.Second
-	h, err := distlock.New(hcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := viaClient(t, servers, map[int]*redistest.LateDialer{1: d12, 2: d12}, map[int]*redistest.Proxy{0: p0}, hcfg)
 
 	ctx := ctxTimeout(t, 10*time.Second)
-	if l, err := h.TryAcquire(ctx, "warm"); err != nil {
-		t.Fatal(err)
-	} else if err := l.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
+	warm(t, ctx, h)
 	l, err := holder.Acquire(ctx, name)
 	if err != nil {
 		t.Fatal(err)
@@ -866,5 +825,18 @@ func logWaitLists(t *testing.T, servers []*redistest.Server, name string) {
 		for _, k := range doList(t, s, "KEYS", "distlock:wait:*"+name) {
 			t.Logf("master %d line: %v", i, doList(t, s, "ZRANGE", k, "0", "-1", "WITHSCORES"))
 		}
+	}
+}
+
+// warm takes and releases a lock with c, so that its connections are up
+// and its scripts loaded on every master.
+func warm(t *testing.T, ctx context.Context, c *distlock.Client) {
+	t.Helper()
+	l, err := c.TryAcquire(ctx, "warm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
