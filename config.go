@@ -208,7 +208,7 @@ func (cfg *Config) settings() (*settings, error) {
 		fenceReplicas:     cfg.FenceReplicas,
 	}
 	s.fillDefaults()
-	if err := checkKeyPrefix(s.prefix); err != nil {
+	if err := CheckKeyPrefix(s.prefix); err != nil {
 		return nil, err
 	}
 	if err := checkOwner(s.owner); err != nil {
@@ -260,8 +260,10 @@ func (s *settings) fillDefaults() {
 	}
 }
 
-// checkKeyPrefix reports why prefix cannot be Config.KeyPrefix, or nil.
-func checkKeyPrefix(prefix string) error {
+// CheckKeyPrefix reports why prefix cannot be Config.KeyPrefix, or nil:
+// New checks it the same way. Like CheckName, it lets a program (such as
+// a command line) refuse a bad prefix before it connects.
+func CheckKeyPrefix(prefix string) error {
 	for _, p := range reservedPrefixes {
 		if r := ReservedKeyspace + p; strings.HasPrefix(prefix, r) {
 			return fmt.Errorf("distlock: Config.KeyPrefix %q starts with %q, which is reserved for distlock's own keys", prefix, r)

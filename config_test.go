@@ -166,6 +166,28 @@ func TestCloseEndsWaiters(t *testing.T) {
 	}
 }
 
+// CheckKeyPrefix refuses what New refuses, and CheckKey what Acquire
+// refuses for a prefix and a name, before any master is asked.
+func TestCheckKey(t *testing.T) {
+	for _, tc := range []struct {
+		prefix, name string
+		ok           bool
+	}{
+		{"", "job", true}, {"app:", "job", true}, {"distlock:", "job", true},
+		{"", "fence:x", false},               // the name alone
+		{"distlock:fenc", "e:x", false},      // neither alone: the key they make
+		{"distlock:wait:", "x", false},       // the prefix alone
+		{"a}", "x", false}, {"a", "", false}, // a brace; no name
+	} {
+		err := distlock.CheckKey(tc.prefix, tc.name)
+		assert.Equal(t, tc.ok, err == nil, "CheckKey(%q, %q): %v", tc.prefix, tc.name, err)
+		_, newErr := distlock.New(distlock.Config{KeyPrefix: tc.prefix, Nodes: []string{"redis://127.0.0.1:1/0"}})
+		if perr := distlock.CheckKeyPrefix(tc.prefix); perr != nil {
+			assert.ErrorContains(t, newErr, perr.Error(), "New with KeyPrefix %q", tc.prefix)
+		}
+	}
+}
+
 // CheckName refuses what Acquire refuses, before any master is asked.
 func TestCheckName(t *testing.T) {
 	for name, ok := range map[string]bool{

@@ -86,6 +86,24 @@ func CheckName(name string) error {
 	return nil
 }
 
+// CheckKey reports why the key prefix prefix (Config.KeyPrefix; ""
+// means DefaultKeyPrefix) and the lock name name cannot make a lock key,
+// or nil: the prefix as New checks it, the name as CheckName does, and
+// the key they make, which must not fall in distlock's own key spaces,
+// as every call that takes a name checks it.
+func CheckKey(prefix, name string) error {
+	if prefix == "" {
+		prefix = DefaultKeyPrefix
+	}
+	if err := CheckKeyPrefix(prefix); err != nil {
+		return err
+	}
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	return checkKey(prefix + name)
+}
+
 // reservedPrefixes start distlock's own keys after the key prefix.
 var reservedPrefixes = []string{"fence:", "wait:", "lapse:"}
 

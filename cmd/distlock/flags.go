@@ -92,9 +92,9 @@ func (f *flags) fail(stderr io.Writer, err error) int {
 }
 
 // checkName reports what is wrong with a lock name, as the library would
-// refuse it, before any master is contacted: the name itself, or the lock
-// key that the key prefix and the name make, which must not fall in
-// distlock's own key spaces (distlock.ReservedKeyspace).
+// refuse it, before any master is contacted: the name itself, the key
+// prefix, or the lock key they make, which must not fall in distlock's
+// own key spaces (distlock.ReservedKeyspace).
 func (f *flags) checkName(name string) error {
 	if name == "" {
 		return usagef("empty lock NAME")
@@ -102,14 +102,11 @@ func (f *flags) checkName(name string) error {
 	if err := distlock.CheckName(name); err != nil {
 		return usagef("%v", err)
 	}
-	// The key is reserved when what follows ReservedKeyspace in it is a
-	// name CheckName refuses; its first bytes are enough to tell, and
-	// keep a long key from failing on its length instead.
-	key := f.prefix + name
-	if rest, ok := strings.CutPrefix(key, distlock.ReservedKeyspace); ok && rest != "" {
-		if distlock.CheckName(rest[:min(len(rest), 32)]) != nil {
-			return usagef("lock key %q (key prefix %q from %s, then NAME %q) is in a key space reserved for distlock's own keys", key, f.prefix, f.prefixFrom(), name)
-		}
+	if err := distlock.CheckKeyPrefix(f.prefix); err != nil {
+		return usagef("%v (key prefix from %s)", err, f.prefixFrom())
+	}
+	if distlock.CheckKey(f.prefix, name) != nil { // the name and the prefix are good: the key
+		return usagef("lock key %q (key prefix %q from %s, then NAME %q) is in a key space reserved for distlock's own keys", f.prefix+name, f.prefix, f.prefixFrom(), name)
 	}
 	return nil
 }

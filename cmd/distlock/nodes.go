@@ -139,9 +139,6 @@ func (f *flags) connect(cfg distlock.Config) (*distlock.Client, error) {
 	if errors.Is(err, distlock.ErrNoQuorum) {
 		return nil, err
 	}
-	if strings.Contains(err.Error(), "Config.KeyPrefix") {
-		return nil, usagef("%v (key prefix from %s)", err, f.prefixFrom())
-	}
 	if f.from == "" {
 		return nil, usagef("%v", err)
 	}
