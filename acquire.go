@@ -273,14 +273,21 @@ type waiting struct {
 // then (TestFirstAttemptNotWokenByLatePlace).
 type latePlaces struct {
 	earliest atomic.Int64  // 0: none
+	carried  atomic.Int64  // the place the latest attempt carries (0: none)
 	wake     chan struct{} // the waiter asleep behind learnt an earlier place
 }
 
-// carry returns the place an attempt carries: place, or the earliest
-// learnt late when that is earlier.
+// carry returns the place the next attempt carries: place, or the
+// earliest learnt late when that is earlier. A wake for a place learnt
+// before it is spent: the attempt carries that place already.
 func (p *latePlaces) carry(place int64) int64 {
 	if l := p.earliest.Load(); l > 0 && (place == 0 || l < place) {
-		return l
+		place = l
+	}
+	p.carried.Store(place)
+	select {
+	case <-p.wake:
+	default:
 	}
 	return place
 }
@@ -300,7 +307,7 @@ func (p *latePlaces) take(place, heard int64, behind bool) {
 			break
 		}
 	}
-	if behind {
+	if c := p.carried.Load(); behind && (c == 0 || place < c) {
 		select {
 		case p.wake <- struct{}{}:
 		default:

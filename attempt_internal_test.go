@@ -122,3 +122,40 @@ func count(t *quorum.Tally, answer int) {
 		t.Fail()
 	}
 }
+
+// A place learnt late wakes the waiter only while no attempt carries it
+// or an earlier one (an adversarial read: a wake left from before the
+// next attempt, or for a place later than the one it carries, cost an
+// attempt that taught nothing).
+func TestLatePlaceWakesOnlyForNews(t *testing.T) {
+	woken := func(w *waiting) bool {
+		select {
+		case <-w.late.wake:
+			return true
+		default:
+			return false
+		}
+	}
+	newWaiting := func(place int64) *waiting {
+		return &waiting{req: &request{}, t: &turn{}, waiter: "w", place: place, late: latePlaces{wake: make(chan struct{}, 1)}}
+	}
+	w := newWaiting(100)
+	a1 := w.next()
+	a1.late.take(50, 100, true)
+	if a2 := w.next(); a2.place != 50 {
+		t.Fatalf("next attempt carries %d; want the place learnt late, 50", a2.place)
+	}
+	if woken(w) {
+		t.Error("woken for a place the next attempt carries already")
+	}
+	w = newWaiting(40)
+	w.next().late.take(60, 100, true) // earlier than that attempt heard, not than it carried
+	if woken(w) {
+		t.Error("woken for 60 while the attempt carries 40")
+	}
+	w = newWaiting(100)
+	w.next().late.take(50, 100, true)
+	if !woken(w) {
+		t.Error("not woken for 50 while the attempt carries 100 and master 0 put it behind")
+	}
+}
