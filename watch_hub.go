@@ -311,13 +311,16 @@ func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind bool, own string) {
 // announceHead records master 0's word that value is now first in line.
 // Its waiter is woken when the lock comes free, or now if it seems free
 // already (the one before gave up): usually the one before has just won,
-// and an attempt now would only be refused. h.mu is held.
+// and an attempt now would only be refused. A waiter whose own clean-up
+// may announce it (waker.own) is woken only when it was behind: its own
+// clean-up cannot move it from behind to first. h.mu is held.
 func (nw *nameWatch) announceHead(value string) {
 	nw.head = value
 	for k := range nw.wakers {
 		if k.value == value {
+			wasBehind := k.behind
 			k.behind = false
-			if nw.state.Free() && k.own == "" {
+			if nw.state.Free() && (k.own == "" || wasBehind) {
 				k.signal()
 			}
 		}

@@ -50,3 +50,50 @@ func TestWaiterOnLingeringNameWokenWhenFree(t *testing.T) {
 		t.Fatal("waiter on a free, lingering name not woken")
 	}
 }
+
+// A waiter behind another, whose last attempt some masters failed and
+// others granted (waker.own set), is woken when master 0 announces it
+// first while the lock is free (the one before gave up): its own clean-up
+// cannot have moved it from behind to first (adversarial read: it slept
+// out its backoff with the lock free).
+func TestWaiterWithOwnValueWokenWhenAnnouncedFirst(t *testing.T) {
+	servers := redistest.StartN(t, 3, redistest.Options{})
+	c, err := New(Config{Nodes: redistest.URLs(servers)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req, err := c.newRequest("acquire", "announced", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &waker{ch: make(chan struct{}, 1), value: "b"}
+	nw, _ := c.watches.add(context.Background(), req, nil, k)
+	defer c.watches.remove(nw, nil, k)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.watches.mu.Lock()
+		free := nw.state.Started() && nw.state.Free()
+		c.watches.mu.Unlock()
+		if free {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no free state after 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select { // a wake of the subscription's first read
+	case <-k.ch:
+	default:
+	}
+	c.watches.setBehind(nw, k, true, "b-last-value")
+	c.watches.mu.Lock()
+	nw.announceHead("b")
+	c.watches.mu.Unlock()
+	select {
+	case <-k.ch:
+	case <-time.After(time.Second):
+		t.Fatal("a waiter behind, announced first while the lock is free, not woken")
+	}
+}
