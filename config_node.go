@@ -82,8 +82,15 @@ func parseNode(n string) (rueidis.ClientOption, string, error) {
 	}
 	// A query key rueidis does not know is ignored by it: a password put
 	// there (?password=...) would go unused, and the master answer NOAUTH.
-	for k := range u.Query() {
+	// Go drops a pair it cannot parse (one with a ';') without a word, so
+	// parse it here, and quote no value (nor a key with an encoded '=').
+	query, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return rueidis.ClientOption{}, "", errors.New("invalid query: options are separated by '&' (';' is not allowed)")
+	}
+	for k := range query {
 		if !slices.Contains(urlQueryKeys, k) {
+			k, _, _ = strings.Cut(k, "=")
 			return rueidis.ClientOption{}, "", fmt.Errorf("unknown query option %q (rueidis options: %s; a password goes in redis://user:password@host)", k, strings.Join(urlQueryKeys, ", "))
 		}
 	}
@@ -174,17 +181,22 @@ func redact(n string) string {
 }
 
 // redactQuery hides the values of a URL's query options, keeping their
-// keys: "?password=..." holds a secret as often as not. A '?' before the
-// last '@' is part of the user information, which redact handles.
+// keys: "?password=..." holds a secret as often as not. The query is taken
+// to start at the first '?', and a value to run to the next '&', whatever
+// it holds ('?', '@'): where a raw '?' is in fact in the password, what
+// follows it up to an '=' is kept, and redact hides the password. A pair
+// whose '=' is percent-encoded is hidden from it on as well.
 func redactQuery(n string) string {
-	q := strings.LastIndex(n, "?")
-	if q < 0 || q < strings.LastIndex(n, "@") {
+	q := strings.Index(n, "?")
+	if q < 0 {
 		return n
 	}
 	pairs := strings.Split(n[q+1:], "&")
 	for i, p := range pairs {
 		if k, _, ok := strings.Cut(p, "="); ok {
 			pairs[i] = k + "=xxxxx"
+		} else if e := strings.Index(strings.ToUpper(p), "%3D"); e >= 0 {
+			pairs[i] = p[:e] + "%3Dxxxxx"
 		}
 	}
 	return n[:q+1] + strings.Join(pairs, "&")

@@ -456,9 +456,36 @@ func TestRedactNodeQuery(t *testing.T) {
 		"redis://app:pw@127.0.0.1:1/0?db=1&client_name=x": "redis://app:xxxxx@127.0.0.1:1/0?db=xxxxx&client_name=xxxxx",
 		"redis://app:s3?cret@127.0.0.1:1/0":               "redis://app:xxxxx@127.0.0.1:1/0",
 		"redis://127.0.0.1:1/0":                           "redis://127.0.0.1:1/0",
+		// Found by a CLI use test: a '?' or '@' inside a value, an
+		// encoded '='.
+		"redis://127.0.0.1:7101/0?password=a?b3cr3t": "redis://127.0.0.1:7101/0?password=xxxxx",
+		"redis://127.0.0.1:7101/0?password=ab@cr3t":  "redis://127.0.0.1:7101/0?password=xxxxx",
+		"redis://127.0.0.1:7101/0?password%3Ds3cr3t": "redis://127.0.0.1:7101/0?password%3Dxxxxx",
 	} {
 		if got := distlock.RedactNode(in); got != want {
 			t.Errorf("RedactNode(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+// New refuses a query that would carry a password unused, and its error
+// quotes no part of one (a CLI use test: a ';' let ?password= through, an
+// encoded '=' put the secret in the "unknown query option" message).
+func TestNodeQueryRefusedWithoutSecret(t *testing.T) {
+	for _, n := range []string{
+		"redis://127.0.0.1:1/0?password=s3cr3t;",
+		"redis://127.0.0.1:1/0?pass=s3cr3t;x=1",
+		"redis://127.0.0.1:1/0?password%3Ds3cr3t",
+		"redis://127.0.0.1:1/0?password=a?s3cr3t",
+		"redis://127.0.0.1:1/0?password=ab@s3cr3t",
+	} {
+		_, err := distlock.New(distlock.Config{Nodes: []string{n}})
+		if err == nil {
+			t.Errorf("New with node %q: no error; want the query refused", n)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("New with node %q: %v; want no part of the password", n, err)
 		}
 	}
 }
