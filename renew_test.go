@@ -162,6 +162,9 @@ func TestRenewalRetriesOneMasterWhileAnotherIsPaused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Acquire returns at a majority: the key must be on master 1 before
+	// the cut, or the lease rightly holds only masters 0 and 2.
+	heldEverywhere(t, servers, "retry-one")
 	servers[2].Pause()
 	defer servers[2].Resume()
 	proxies[1].Cut()
