@@ -47,7 +47,8 @@ type statusJSON struct {
 	Owner    string         `json:"owner,omitempty"`    // held: the holder's owner
 	Metadata string         `json:"metadata,omitempty"` // held: the holder's metadata
 	Masters  []masterStatus `json:"masters"`
-	Error    string         `json:"error,omitempty"` // no master could be reached (each master's error is in masters)
+	Error    string         `json:"error,omitempty"`   // no master could be reached (each master's error is in masters)
+	Warning  string         `json:"warning,omitempty"` // no acquire can win while the fence counters stay unreadable (fenceWarning)
 }
 
 type masterStatus struct {
@@ -123,7 +124,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 	}
 
 	if asJSON {
-		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: ttlMs(st.TTL), Owner: st.Owner, Metadata: st.Metadata}
+		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: ttlMs(st.TTL), Owner: st.Owner, Metadata: st.Metadata, Warning: fenceWarning(st)}
 		for i, m := range st.Masters {
 			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil || refused(m.Err), Held: m.Held, Holder: m.Value, Owner: m.Owner, Metadata: m.Metadata, TTLMs: ttlMs(m.TTL), Fence: m.Fence, Token: fenceToken(m.Fence, i)}
 			if m.FenceErr != nil {
@@ -152,6 +153,29 @@ func writeJSON(w io.Writer, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// fenceWarning says, when it is so, that no acquire of st's lock can win
+// whatever its state: a master whose fence counter is unreadable (another
+// program's key there, WRONGTYPE) refuses every acquire in that hash
+// slot, and too few masters are left to make a majority. "" otherwise.
+// The verdict still goes by the lock key (a free lock is free), but an
+// operator who reads "free" and then sees run exit 123 is told why here.
+func fenceWarning(st distlock.Status) string {
+	bad, usable := 0, 0
+	for _, m := range st.Masters {
+		switch {
+		case m.Err != nil:
+		case m.FenceErr != nil:
+			bad++
+		default:
+			usable++
+		}
+	}
+	if bad == 0 || usable >= st.Quorum {
+		return ""
+	}
+	return fmt.Sprintf("no acquire can win: the fence counter is unreadable on %d of %d masters, and a master refuses every acquire while its counter is; %d left, %d needed (the TOKEN column and --json's fence_error name them)", bad, len(st.Masters), usable, st.Quorum)
 }
 
 // tokenCell is the TOKEN column for master i: its counter as a token, or
@@ -234,6 +258,9 @@ func printStatus(w io.Writer, st distlock.Status) {
 			why = fmt.Sprintf("%d of %d masters answered", readings, n)
 		}
 		fmt.Fprintf(w, "lock %q: cannot tell: %s; %d needed to agree (at most %d do)\n", st.Name, why, st.Quorum, st.Agree)
+	}
+	if warn := fenceWarning(st); warn != "" {
+		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MASTER\tSTATE\tHOLDER\tTTL\tTOKEN")

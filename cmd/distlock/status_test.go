@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/distlock/distlock/internal/redistest"
 )
 
 // TestStatus: a held lock exits 1 and says so per master, a free one 0;
@@ -143,14 +145,7 @@ func TestStatusJSONNoExpiry(t *testing.T) {
 func TestStatusBadFenceCounter(t *testing.T) {
 	servers, nodes := startMasters(t, 3)
 	run(t, nodes, "run", "bf", "--", "true").want(t, 0)
-	fence, err := servers[0].Do("KEYS", "distlock:fence:{*}") // the counter, not a tombstone (fence:dead:) or fence:left:
-	if err != nil {
-		t.Fatal(err)
-	}
-	fence = strings.Trim(strings.TrimSpace(fence), "[]\"")
-	if !strings.HasPrefix(fence, "distlock:fence:{") || strings.ContainsAny(fence, " \n,") {
-		t.Fatalf("want one fence counter on master 0; KEYS found %q", fence)
-	}
+	fence := fenceCounterKey(t, servers)
 	for i, s := range servers {
 		if _, err := s.Do("SET", "distlock:bf", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|o|m", "PX", "60000"); err != nil {
 			t.Fatal(err)
@@ -166,6 +161,46 @@ func TestStatusBadFenceCounter(t *testing.T) {
 		t.Errorf("want masters 0 and 1 held with an unreadable token, none unreachable:\n%s", r.stdout)
 	}
 	r.want(t, 1) // every master holds one value with a TTL: held
+	if !strings.Contains(r.stdout, "warning: no acquire can win") {
+		t.Errorf("want the warning that no acquire can win (2 of 3 counters unreadable):\n%s", r.stdout)
+	}
+}
+
+// A lock that is free on every master, with the fence counter unreadable
+// on a majority (another program's key there): status says free, as the
+// lock key says, and warns that no acquire can win, which run then shows
+// (exit 123, no quorum).
+func TestStatusFreeButCountersUnusable(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	run(t, nodes, "run", "fw", "--", "true").want(t, 0)
+	r := run(t, nodes, "status", "fw")
+	r.want(t, 0)
+	if strings.Contains(r.stdout, "warning") {
+		t.Fatalf("counters fine, yet a warning:\n%s", r.stdout)
+	}
+	fence := fenceCounterKey(t, servers)
+	for _, s := range servers[:2] {
+		if _, err := s.Do("DEL", fence); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Do("LPUSH", fence, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = run(t, nodes, "status", "fw")
+	r.want(t, 0) // free: no master has the lock key
+	if !strings.Contains(r.stdout, "warning: no acquire can win: the fence counter is unreadable on 2 of 3 masters") || !strings.Contains(r.stdout, "1 left, 2 needed") {
+		t.Errorf("want free with a warning that 2 of 3 counters are unreadable:\n%s", r.stdout)
+	}
+	r = run(t, nodes, "status", "--json", "fw")
+	var st statusJSON
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, r.stdout)
+	}
+	if st.State != "free" || !strings.HasPrefix(st.Warning, "no acquire can win") || st.Masters[0].FenceErr == "" || st.Masters[2].FenceErr != "" {
+		t.Errorf("--json: %+v; want free, the warning, fence_error on masters 0 and 1 only", st)
+	}
+	run(t, nodes, "run", "--try", "fw", "--", "true").want(t, 123)
 }
 
 // TestStatusJSONUnreachable: with no master reachable, --json still lists
@@ -187,4 +222,36 @@ func TestStatusJSONUnreachable(t *testing.T) {
 			t.Errorf("--json master %d: %+v; want %s unreachable, with its error", i, m, nodes[i])
 		}
 	}
+}
+
+// fenceCounterKey returns the one fence counter on the masters after one
+// run, once every master has its acquire and release (run returns at a
+// majority): no straggler changes the counter after.
+func fenceCounterKey(t *testing.T, servers []*redistest.Server) string {
+	t.Helper()
+	var fence string
+	for _, s := range servers {
+		waitFor(t, "one fence counter and no lock key on "+s.Addr(), func() bool {
+			keys, err := s.Do("KEYS", "distlock:*")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The counter; tombstones (fence:dead:) may stay beside it.
+			k, counters := "", 0
+			for _, key := range strings.Split(keys, "\n") {
+				switch key = strings.Trim(strings.TrimSpace(key), "[]\""); {
+				case strings.HasPrefix(key, "distlock:fence:{"):
+					k, counters = key, counters+1
+				case !strings.HasPrefix(key, "distlock:fence:"):
+					return false // the lock key, or the release's
+				}
+			}
+			if counters != 1 {
+				return false
+			}
+			fence = k
+			return true
+		})
+	}
+	return fence
 }
