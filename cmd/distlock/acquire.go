@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/quorum"
 )
 
 // acquire takes the lock as the flags say. Without a lease it returns
@@ -17,7 +18,7 @@ func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr i
 	ctx := context.Background()
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		ctx, cancel = context.WithDeadline(ctx, o.deadline)
 		defer cancel()
 	}
 	// While it waits, say so when too few masters answer, and again every
@@ -115,3 +116,52 @@ const (
 	reachFirst    = 200 * time.Millisecond
 	reachInterval = 3 * time.Second
 )
+
+// connect makes the Client that run and hold take the lock with. The
+// wait that --timeout bounds starts here: masters slow to connect (paused,
+// unroutable: New waits up to its dial timeout for them) count against it,
+// as flock -w counts from the start. A signal while connecting ends it too,
+// with a message. Without a Client it returns the exit status, having said
+// why on stderr.
+func (o *runOptions) connect(f *flags, cfg distlock.Config, sigs <-chan os.Signal, stderr io.Writer) (*distlock.Client, int) {
+	type made struct {
+		c   *distlock.Client
+		err error
+	}
+	ch := make(chan made, 1)
+	go func() {
+		c, err := f.connect(cfg)
+		ch <- made{c, err}
+	}()
+	var timeout <-chan time.Time
+	if o.timeout > 0 {
+		o.deadline = time.Now().Add(o.timeout)
+		t := time.NewTimer(o.timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	// Given up on: the Client, once made, is closed (the process is
+	// about to exit; a test calling this in-process leaks nothing).
+	abandon := func() {
+		go func() {
+			if m := <-ch; m.c != nil {
+				m.c.Close()
+			}
+		}()
+	}
+	select {
+	case m := <-ch:
+		if m.err != nil {
+			return nil, f.fail(stderr, m.err)
+		}
+		return m.c, 0
+	case sig := <-sigs:
+		abandon()
+		fmt.Fprintf(stderr, "distlock %s: %v while connecting to the masters; lock %q not taken%s\n", o.cmd, sig, o.name, o.notRun())
+		return nil, exitSignal + signalNumber(sig)
+	case <-timeout:
+		abandon()
+		fmt.Fprintf(stderr, "distlock %s: lock %q not acquired within --timeout %v: still connecting to the masters (%d of %d needed)%s\n", o.cmd, o.name, o.timeout, quorum.Majority(len(cfg.Nodes)), len(cfg.Nodes), o.notRun())
+		return nil, exitUnreachable
+	}
+}

@@ -42,15 +42,15 @@ func holdMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return f.fail(stderr, err)
 	}
-	client, err := f.connect(cfg)
-	if err != nil {
-		return f.fail(stderr, err)
-	}
-	defer closeSoon(client)
-
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
+	client, status := o.connect(f, cfg, sigs, stderr)
+	if client == nil {
+		return status
+	}
+	defer closeSoon(client)
+
 	lease, status := o.acquire(client, sigs, stderr)
 	if lease == nil {
 		return status

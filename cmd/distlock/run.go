@@ -69,12 +69,15 @@ func runMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return execFailed(stderr, o.argv[0], err)
 	}
-	client, err := f.connect(cfg)
-	if err != nil {
-		return f.fail(stderr, err)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+	client, status := o.connect(f, cfg, sigs, stderr)
+	if client == nil {
+		return status
 	}
 	defer closeSoon(client)
-	return o.run(client, stderr)
+	return o.run(client, sigs, stderr)
 }
 
 // releaseBounded releases l. Release waits for the masters' answers, each
@@ -90,11 +93,7 @@ func releaseBounded(l *distlock.Lease) error {
 var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
 // run takes the lock, runs the command and returns the exit status.
-func (o *runOptions) run(c *distlock.Client, stderr io.Writer) int {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
-
+func (o *runOptions) run(c *distlock.Client, sigs chan os.Signal, stderr io.Writer) int {
 	lease, status := o.acquire(c, sigs, stderr)
 	if lease == nil {
 		return status

@@ -270,6 +270,39 @@ func TestRunMastersUnreachable(t *testing.T) {
 	})
 }
 
+// TestRunTimeoutCountsConnecting: --timeout (-w) bounds the whole wait,
+// connecting included, as flock -w does. With 2 of 3 masters paused, New
+// waits its dial timeout (2 s) for them; run -w 1 used to give up 3 s
+// after it started, and a SIGTERM meanwhile ended it without a word.
+func TestRunTimeoutCountsConnecting(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	for _, s := range servers[1:] {
+		if err := s.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Resume() })
+	}
+
+	t.Run("timeout", func(t *testing.T) {
+		r := run(t, nodes, "run", "-w", "1", "paused", "--", "true")
+		r.want(t, 123, `lock "paused" not acquired within --timeout 1s: still connecting to the masters (2 of 3 needed); true not run`)
+		if r.took > 1800*time.Millisecond {
+			t.Errorf("run -w 1 took %v; want about 1s", r.took)
+		}
+	})
+
+	t.Run("signal", func(t *testing.T) {
+		cmd := distlockCmd(t, nodes, "hold", "paused")
+		_, stderr, wait := background(t, cmd)
+		time.Sleep(500 * time.Millisecond) // inside New's 2 s dial
+		cmd.Process.Signal(syscall.SIGTERM)
+		waitLine(t, stderr, `distlock hold: terminated while connecting to the masters; lock "paused" not taken`)
+		if code := wait(); code != 128+int(syscall.SIGTERM) {
+			t.Errorf("exit status %d; want %d", code, 128+int(syscall.SIGTERM))
+		}
+	})
+}
+
 // TestRunExitsAfterRelease: with one of three masters not answering, run
 // exits as soon as the command has and the release reached a majority,
 // without waiting for that master.
