@@ -54,6 +54,13 @@ type Config struct {
 	// databases of it, or localhost and 127.0.0.1). Use an odd number, 3
 	// or 5; a lock needs a majority of them. Empty means [DefaultNode].
 	// Set Nodes or NodeOptions, not both.
+	//
+	// A URL's query takes rueidis's options (db, dial_timeout,
+	// write_timeout, protocol, client_name, skip_verify, addr, master_set).
+	// New refuses any other key (a password goes before the host), a value
+	// rueidis would read as another (protocol other than 2 or 3),
+	// skip_verify without TLS, and client_cache or max_retries other than
+	// 0: distlock turns both off itself (TestNewRejectsBadConfig).
 	Nodes []string
 
 	// NodeOptions gives one rueidis.ClientOption per master instead of

@@ -94,6 +94,9 @@ func parseNode(n string) (rueidis.ClientOption, string, error) {
 			return rueidis.ClientOption{}, "", fmt.Errorf("unknown query option %q (rueidis options: %s; a password goes in redis://user:password@host)", k, strings.Join(urlQueryKeys, ", "))
 		}
 	}
+	if err := checkQuery(query, u.Scheme); err != nil {
+		return rueidis.ClientOption{}, "", err
+	}
 	opt, err := rueidis.ParseURL(n)
 	if err != nil {
 		// Its messages quote the path or a query value, which can hold
@@ -115,6 +118,39 @@ func parseNode(n string) (rueidis.ClientOption, string, error) {
 
 // urlQueryKeys are the query options rueidis.ParseURL reads (v1.0.79).
 var urlQueryKeys = []string{"db", "dial_timeout", "write_timeout", "protocol", "client_name", "client_cache", "max_retries", "skip_verify", "addr", "master_set"}
+
+// checkQuery reports which of a node URL's query options rueidis would
+// take without a word but not as written: a value it reads as another
+// (protocol=x is RESP3), one that distlock sets itself whatever the URL
+// says, an option that does nothing on this scheme, a key given twice (the
+// first counts). It quotes no value: one may hold a secret put in the
+// wrong place.
+func checkQuery(query url.Values, scheme string) error {
+	for k, vs := range query {
+		if len(vs) > 1 && k != "addr" {
+			return fmt.Errorf("query option %s given %d times; give it once", k, len(vs))
+		}
+	}
+	switch query.Get("protocol") {
+	case "", "2", "3":
+	default:
+		return errors.New("query option protocol must be 2 (RESP2) or 3 (RESP3, the default)")
+	}
+	if query.Has("client_cache") && query.Get("client_cache") != "0" {
+		return errors.New("query option client_cache: distlock turns rueidis's client-side cache off (it tracks lock keys itself); leave the option out")
+	}
+	if query.Has("max_retries") && query.Get("max_retries") != "0" {
+		return errors.New("query option max_retries: distlock never lets rueidis retry a command (a retry could reach a master after a later command); leave the option out")
+	}
+	if query.Has("skip_verify") && scheme != "rediss" && scheme != "valkeys" {
+		return errors.New("query option skip_verify applies to TLS only (rediss://)")
+	}
+	if v := query.Get("client_name"); strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		// CLIENT SETNAME refuses it, and every dial would fail.
+		return errors.New("query option client_name must not contain spaces or control characters")
+	}
+	return nil
+}
 
 // isDigits reports whether s is one or more ASCII digits.
 func isDigits(s string) bool {

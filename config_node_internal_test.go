@@ -18,3 +18,17 @@ func TestParseNodeDefaultPort(t *testing.T) {
 		t.Error(`parseNode("127.0.0.1"): nil error; want host:port asked for`)
 	}
 }
+
+// The query options rueidis reads are taken when their values mean what
+// they say; checkQuery refuses the rest (TestNewRejectsBadConfig).
+func TestParseNodeQueryAccepted(t *testing.T) {
+	for _, n := range []string{
+		"redis://127.0.0.1:6380/0?protocol=2&client_cache=0&max_retries=0&client_name=job-1&dial_timeout=1s",
+		"redis://127.0.0.1:6380/0?protocol=3&write_timeout=2s&db=1",
+		"rediss://127.0.0.1:6380/0?skip_verify=true",
+	} {
+		if _, _, err := parseNode(n); err != nil {
+			t.Errorf("parseNode(%q): %v; want it taken", n, err)
+		}
+	}
+}
