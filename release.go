@@ -27,7 +27,9 @@ import (
 // The deletes on slower masters go on in the background, and Close waits
 // for them; until one lands, that master may still hold the released key
 // and refuse an acquire there, never on a majority
-// (TestReleaseAtMajorityPace). Release waits for the answers until ctx
+// (TestReleaseAtMajorityPace); a delete such a master does not answer
+// within the per-master timeout is not sent again, and the key there
+// expires with its TTL. Release waits for the answers until ctx
 // ends, and returns a *QuorumError if fewer than a majority confirmed (the
 // keys left then expire with their TTL). A ctx that ends because the lease
 // did, as one from Lease.Context or Do does, is waited past up to its
