@@ -589,18 +589,16 @@ func TestCounterOutOfRange(t *testing.T) {
 	servers := masters(t, 3)
 	c := newClient(t, servers, distlock.Config{})
 	ctx := t.Context()
-	l, err := c.Acquire(ctx, "range")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Release(ctx)
-	fence, _ := servers[0].Do("KEYS", "distlock:fence:{*}")
+	// Acquire and Release return at a majority: master 0's counter must
+	// exist and its release must have landed (raising the counter) before
+	// the counter is set by hand below.
+	fence := cycleFenceKey(t, ctx, c, "range", servers)
 	// One bad master: the lock still works on the other two, with a sane
 	// token.
 	if _, err := servers[0].Do("SET", fence, "-1000"); err != nil {
 		t.Fatal(err)
 	}
-	l, err = c.TryAcquire(ctx, "range")
+	l, err := c.TryAcquire(ctx, "range")
 	if err != nil {
 		t.Fatalf("TryAcquire with master 0's counter at -1000: %v", err)
 	}
