@@ -159,6 +159,9 @@ func TestAdv8LossBeforeAdopted(t *testing.T) {
 
 	l, err := c.Acquire(ctx, name)
 	require.NoError(t, err)
+	// Acquire returns at a majority: with master 1's SET still on its way,
+	// old would be "" and the deleters would take the first lease's keys.
+	heldEverywhere(t, servers, name)
 	old, err := servers[1].Do("GET", "distlock:"+name)
 	require.NoError(t, err)
 	got := acquireAsync(t, ctx, c, name)
