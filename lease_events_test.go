@@ -179,6 +179,14 @@ func TestLossEventsManyLeases(t *testing.T) {
 	}
 	keep, err := c.TryAcquire(ctx, "keep")
 	require.NoError(t, err)
+	// TryAcquire returns at a majority: a straggler's SET landing after
+	// the DEL below would leave that lease rightly held on two masters.
+	for _, s := range servers {
+		eventually(t, "every lease's key on "+s.Addr(), func() bool {
+			got, err := s.Do(append([]string{"EXISTS"}, keys...)...)
+			return err == nil && got == strconv.Itoa(n)
+		})
+	}
 	for _, s := range servers[1:] {
 		_, err := s.Do(append([]string{"DEL"}, keys...)...)
 		require.NoError(t, err)
