@@ -459,6 +459,9 @@ func TestLossEventReadWaitedForNotResent(t *testing.T) {
 	l, err := c.Acquire(ctx, "slow-read")
 	require.NoError(t, err)
 	defer l.Release(ctx)
+	// Acquire returns at a majority: master 2's acquire (whose script runs
+	// a GET) must have landed before the count, and before the DEL.
+	heldEverywhere(t, servers, "slow-read")
 
 	// Master 2 answers 600ms late, beyond the 250ms per-master timeout,
 	// and its copy of the key goes. No renewal is due for 3s.
