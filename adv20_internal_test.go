@@ -75,6 +75,16 @@ func TestAdv20CloseErrorNamesOnlySilentMasters(t *testing.T) {
 			}
 			if j == 0 { // lease A: another type on master 0
 				req, _ := c.newRequest("acquire", name, nil)
+				// Acquire returns at a majority: master 0's SET, still on
+				// its way, could land between the DEL and the HSET.
+				for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+					if n, _ := servers[0].Do("EXISTS", req.key); n == "1" {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s never set on master 0", req.key)
+					}
+				}
 				servers[0].Do("DEL", req.key)
 				if _, err := servers[0].Do("HSET", req.key, "f", "v"); err != nil {
 					t.Fatal(err)
