@@ -291,6 +291,7 @@ func TestRenewalBatchOneKeyOfAnotherType(t *testing.T) {
 		l, err := c.Acquire(ctx, name)
 		require.NoError(t, err)
 		leases = append(leases, l)
+		heldEverywhere(t, servers, name) // a late SET must not land between the DEL and HSET below
 	}
 	for _, s := range servers[:2] {
 		_, err := s.Do("DEL", "distlock:batch-b")
