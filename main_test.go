@@ -164,6 +164,22 @@ func lockKeys(t *testing.T, s *redistest.Server) []string {
 	return keys
 }
 
+// heldEverywhere waits until name's lock key exists on every server.
+// Acquire returns at a majority: a test that then faults, reads or writes
+// one master must wait for the straggler's acquire to land there first.
+func heldEverywhere(t *testing.T, servers []*redistest.Server, name string) {
+	t.Helper()
+	for _, s := range servers {
+		eventually(t, "the lock key on "+s.Addr(), func() bool {
+			n, err := s.Do("EXISTS", "distlock:"+name)
+			if err != nil {
+				t.Fatalf("EXISTS on %s: %v", s.Addr(), err)
+			}
+			return n == "1"
+		})
+	}
+}
+
 // noLockKeys fails the test if any server still has a lock key, waiting
 // briefly for clean-ups that run in the background.
 func noLockKeys(t *testing.T, servers []*redistest.Server) {

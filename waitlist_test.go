@@ -71,20 +71,6 @@ func waitWaiters(t *testing.T, s *redistest.Server, name string, n int) []string
 	}
 }
 
-// heldEverywhere waits until name's lock key exists on every server.
-func heldEverywhere(t *testing.T, servers []*redistest.Server, name string) {
-	t.Helper()
-	for _, s := range servers {
-		eventually(t, "the lock key on "+s.Addr(), func() bool {
-			n, err := s.Do("EXISTS", "distlock:"+name)
-			if err != nil {
-				t.Fatalf("EXISTS on %s: %v", s.Addr(), err)
-			}
-			return n == "1"
-		})
-	}
-}
-
 // noWaitListKeys fails unless every server is rid of waiting-list keys
 // within d: much less than a registration's lapse (1s), so that keys that
 // only expire by themselves count as left behind.
