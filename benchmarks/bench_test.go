@@ -15,6 +15,7 @@ import (
 var masters *Masters
 
 func TestMain(m *testing.M) {
+	HandoffWorker() // a worker process of BenchmarkHandoff's procs=8 case, when run as one
 	ms, stop, err := StartMasters(5)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -88,16 +89,24 @@ func BenchmarkHandoff(b *testing.B) {
 	cases := []struct {
 		id               string
 		workers, clients int
+		procs            bool
 	}{
-		{"distlock-3", 8, 1}, {"distlock-3", 8, 8}, {"distlock-3", 64, 1},
-		{"rueidislock-1", 8, 1}, {"rueidislock-1", 64, 1},
-		{"redsync-3", 8, 1}, {"redislock-1", 8, 1}, {"ceiling-0", 8, 1},
+		{"distlock-3", 8, 1, false}, {"distlock-3", 8, 8, false}, {"distlock-3", 8, 8, true}, {"distlock-3", 64, 1, false},
+		{"rueidislock-1", 8, 1, false}, {"rueidislock-1", 64, 1, false},
+		{"redsync-3", 8, 1, false}, {"redislock-1", 8, 1, false}, {"ceiling-0", 8, 1, false},
 	}
 	for _, c := range cases {
-		b.Run(fmt.Sprintf("%s/workers=%d/clients=%d", c.id, c.workers, c.clients), func(b *testing.B) {
+		name := fmt.Sprintf("%s/workers=%d/clients=%d", c.id, c.workers, c.clients)
+		if c.procs {
+			name = fmt.Sprintf("%s/workers=%d/procs=%d", c.id, c.workers, c.clients)
+		}
+		b.Run(name, func(b *testing.B) {
 			p := peerByID(c.id)
 			var lockers []Locker
 			for range c.clients {
+				if c.procs {
+					break // each worker process opens its own
+				}
 				lk, err := masters.open(p, TTL, 0)
 				if err != nil {
 					b.Fatal(err)
@@ -107,7 +116,17 @@ func BenchmarkHandoff(b *testing.B) {
 			}
 			before := masters.calls(p.Masters)
 			b.ResetTimer()
-			jobs, elapsed, failures := Handoff(lockers, c.workers, time.Duration(b.N)*time.Second)
+			var jobs []Job
+			var elapsed time.Duration
+			var failures int64
+			if c.procs {
+				var err error
+				if jobs, elapsed, failures, err = HandoffProcs(masters, p, c.workers, time.Duration(b.N)*time.Second); err != nil {
+					b.Fatal(err)
+				}
+			} else {
+				jobs, elapsed, failures = Handoff(lockers, c.workers, time.Duration(b.N)*time.Second)
+			}
 			b.StopTimer()
 			after := masters.calls(p.Masters)
 			var waits []time.Duration
@@ -243,6 +262,30 @@ func TestDistance(t *testing.T) {
 		}
 	}
 	if left := masters.leftover(t.Name(), peers); len(left) > 0 {
+		t.Errorf("keys left: %v", left)
+	}
+}
+
+// TestHandoffProcs: workload (c) with a worker process per Client takes
+// turns on the lock (no failures, the holds do not
+// overlap) and leaves no key behind.
+func TestHandoffProcs(t *testing.T) {
+	p := peerByID("distlock-3")
+	jobs, elapsed, failures, err := HandoffProcs(masters, p, 3, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failures != 0 || len(jobs) < 3 || elapsed < 300*time.Millisecond {
+		t.Fatalf("%d jobs, %d failures in %v; want jobs, none failed, at least 300ms", len(jobs), failures, elapsed)
+	}
+	js := slices.Clone(jobs)
+	slices.SortFunc(js, func(a, b Job) int { return a.Acquired.Compare(b.Acquired) })
+	for i := 1; i < len(js); i++ {
+		if js[i].Acquired.Before(js[i-1].ReleaseCalled) {
+			t.Errorf("job %d acquired at %v, before job %d called Release at %v", i, js[i].Acquired, i-1, js[i-1].ReleaseCalled)
+		}
+	}
+	if left := masters.leftover("handoff procs", []Peer{p}); len(left) > 0 {
 		t.Errorf("keys left: %v", left)
 	}
 }

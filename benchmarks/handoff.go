@@ -2,7 +2,9 @@ package benchmarks
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,18 @@ type HandoffCase struct {
 	Peer    Peer
 	Workers int
 	Clients int // instances of the peer, workers spread over them
+	// Processes puts each worker in a process of its own with one
+	// instance (HandoffProcs), as on separate machines; Clients is then
+	// Workers.
+	Processes bool
+}
+
+// clientsCell is how the table and chart name a case's instances.
+func (c HandoffCase) clientsCell() string {
+	if c.Processes {
+		return fmt.Sprintf("%d, a process each", c.Clients)
+	}
+	return strconv.Itoa(c.Clients)
 }
 
 // HandoffRow is workload (c): workers on one lock, hold 1 ms, think 1 ms.
@@ -72,26 +86,8 @@ func Handoff(lockers []Locker, workers int, d time.Duration) (jobs []Job, elapse
 	for w := range workers {
 		lk := lockers[w%len(lockers)]
 		wg.Go(func() {
-			var mine []Job
-			for time.Now().Before(end) {
-				t0 := time.Now()
-				ctx, cancel := context.WithTimeout(context.Background(), AcquireTimeout)
-				l, err := lk.Acquire(ctx, "handoff")
-				if err != nil {
-					cancel()
-					failed.Add(1)
-					continue
-				}
-				j := Job{Acquired: time.Now()}
-				j.Wait = j.Acquired.Sub(t0)
-				time.Sleep(HandoffHold)
-				j.ReleaseCalled = time.Now()
-				l.Release(context.Background())
-				j.Release = time.Since(j.ReleaseCalled)
-				mine = append(mine, j)
-				cancel() // only now: rueidislock ties the lock to ctx
-				time.Sleep(HandoffThink)
-			}
+			mine, fails := work(lk, end)
+			failed.Add(fails)
 			mu.Lock()
 			jobs = append(jobs, mine...)
 			mu.Unlock()
@@ -99,4 +95,29 @@ func Handoff(lockers []Locker, workers int, d time.Duration) (jobs []Job, elapse
 	}
 	wg.Wait()
 	return jobs, time.Since(start), failed.Load()
+}
+
+// work is one handoff worker: it loops acquire, hold, release, think on
+// lk until end, and returns its jobs and how many acquires failed.
+func work(lk Locker, end time.Time) (jobs []Job, failures int64) {
+	for time.Now().Before(end) {
+		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), AcquireTimeout)
+		l, err := lk.Acquire(ctx, "handoff")
+		if err != nil {
+			cancel()
+			failures++
+			continue
+		}
+		j := Job{Acquired: time.Now()}
+		j.Wait = j.Acquired.Sub(t0)
+		time.Sleep(HandoffHold)
+		j.ReleaseCalled = time.Now()
+		l.Release(context.Background())
+		j.Release = time.Since(j.ReleaseCalled)
+		jobs = append(jobs, j)
+		cancel() // only now: rueidislock ties the lock to ctx
+		time.Sleep(HandoffThink)
+	}
+	return jobs, failures
 }

@@ -113,12 +113,17 @@ func Run(opts Options) (*Results, error) {
 	}
 
 	// (c) handoff: the cases interleaved over two rounds, on one lock each.
+	one := func(id string, workers int) HandoffCase {
+		return HandoffCase{Peer: peerByID(id), Workers: workers, Clients: 1}
+	}
 	cases := []HandoffCase{
-		{peerByID("distlock-3"), 8, 1}, {peerByID("distlock-3"), 8, 8},
-		{peerByID("rueidislock-1"), 8, 1}, {peerByID("redsync-3"), 8, 1}, {peerByID("redislock-1"), 8, 1},
-		{peerByID("distlock-3"), 64, 1}, {peerByID("rueidislock-1"), 64, 1},
-		{peerByID("redsync-3"), 64, 1}, {peerByID("redislock-1"), 64, 1},
-		{peerByID("ceiling-0"), 8, 1},
+		one("distlock-3", 8),
+		{Peer: peerByID("distlock-3"), Workers: 8, Clients: 8},
+		{Peer: peerByID("distlock-3"), Workers: 8, Clients: 8, Processes: true},
+		one("rueidislock-1", 8), one("redsync-3", 8), one("redislock-1", 8),
+		one("distlock-3", 64), one("rueidislock-1", 64),
+		one("redsync-3", 64), one("redislock-1", 64),
+		one("ceiling-0", 8),
 	}
 	res.Handoff, err = runHandoff(m, cases, 2, scale(1500*time.Millisecond), logf)
 	if err != nil {
@@ -216,18 +221,28 @@ func runHandoff(m *Masters, cases []HandoffCase, rounds int, per time.Duration, 
 	rows := make([]HandoffRow, len(cases))
 	for round := range rounds {
 		for i, c := range cases {
-			logf("handoff round %d: %s, %d workers, %d clients", round+1, c.Peer.ID, c.Workers, c.Clients)
-			var lockers []Locker
-			for range c.Clients {
-				lk, err := m.open(c.Peer, TTL, 0)
-				if err != nil {
-					closeAll(lockers)
+			logf("handoff round %d: %s, %d workers, %s clients", round+1, c.Peer.ID, c.Workers, c.clientsCell())
+			var jobs []Job
+			var elapsed time.Duration
+			var failures int64
+			if c.Processes {
+				var err error
+				if jobs, elapsed, failures, err = HandoffProcs(m, c.Peer, c.Workers, per); err != nil {
 					return nil, err
 				}
-				lockers = append(lockers, lk)
+			} else {
+				var lockers []Locker
+				for range c.Clients {
+					lk, err := m.open(c.Peer, TTL, 0)
+					if err != nil {
+						closeAll(lockers)
+						return nil, err
+					}
+					lockers = append(lockers, lk)
+				}
+				jobs, elapsed, failures = Handoff(lockers, c.Workers, per)
+				closeAll(lockers)
 			}
-			jobs, elapsed, failures := Handoff(lockers, c.Workers, per)
-			closeAll(lockers)
 			for _, j := range jobs {
 				waits[i] = append(waits[i], j.Wait)
 				releases[i] = append(releases[i], j.Release)

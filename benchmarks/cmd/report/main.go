@@ -15,6 +15,7 @@ import (
 )
 
 func main() {
+	benchmarks.HandoffWorker() // a worker process of workload (c), when run as one
 	out := flag.String("out", "results", "directory for results.md and chart.svg")
 	scale := flag.Float64("scale", 1, "multiplies each phase's duration; below 1 also holds 1,000 leases instead of 10k and 100k, and 100k × scale under load")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
