@@ -206,15 +206,38 @@ func TestSentinelTokensAcrossLossyFailover(t *testing.T) {
 		require.NoError(t, l.Release(ctx))
 		return l.Token()
 	}
+	// landed waits until every master has run take's acquire and release
+	// (they return at a majority): a straggler landing after a replica is
+	// stalled, or after fences read the counters, would count once too
+	// often. Status goes on the Client's one connection per master, behind
+	// the acquire (handed to it when take's Acquire began): once it finds
+	// no key anywhere, the release landed there too.
+	landed := func(c *distlock.Client) {
+		t.Helper()
+		eventually(t, "every master has run the acquire and the release", func() bool {
+			st, err := c.Status(ctx, "fenced")
+			if err != nil {
+				return false
+			}
+			for _, m := range st.Masters {
+				if m.Err != nil || m.Held {
+					return false
+				}
+			}
+			return true
+		})
+	}
 
 	t.Run("without FenceReplicas tokens go back", func(t *testing.T) {
 		c := newNodesClient(t, nodes, cfg)
 		take(c)
+		landed(c)
 		replicas := stallReplicas(t, groups)
 		var handed uint64
 		for range 3 {
 			handed = max(handed, take(c))
 		}
+		landed(c)
 		before := fences(t, c, "fenced")
 		ps := failoverAll(t, groups)
 		for i, p := range ps {
