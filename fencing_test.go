@@ -234,6 +234,9 @@ func TestWaiterWokenByReleaseAfterMixedAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A late acquire on master 3 or 4, landing after the DEL, would hold
+	// the key there and the attempt would not be mixed.
+	heldEverywhere(t, servers, "mixed")
 	for _, s := range servers[3:] {
 		if _, err := s.Do("DEL", "distlock:mixed"); err != nil {
 			t.Fatal(err)

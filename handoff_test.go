@@ -363,6 +363,7 @@ func TestLocalHandoffYieldsWithoutKeyOnMasterZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, servers, name) // else master 0's late acquire could put the key back after the DEL
 	if _, err := servers[0].Do("DEL", "distlock:"+name); err != nil {
 		t.Fatal(err)
 	}
