@@ -88,13 +88,17 @@ const (
 	// the others as this Client heard them, not all at one instant.
 	EventAcquired EventType = iota + 1
 	// EventReleased: the hold of the last EventAcquired ended, and a
-	// majority of masters reported the delete of its value (its holder's
-	// release, or a DEL by another program), or were found without it
-	// before its expiry when read again after their connection was lost.
+	// majority of masters reported its value gone before its expiry: its
+	// holder's release, another program's DEL, or another value written
+	// over it (TestWatchOverwriteByAnotherProgram); or were found without
+	// it before its expiry when read again after their connection was
+	// lost.
 	EventReleased
 	// EventExpired: the hold of the last EventAcquired ended otherwise:
 	// its keys expired (a holder that died, a lease lost, a release that
-	// reached too few masters), or a new holder replaced it.
+	// reached too few masters) on so many masters that no majority
+	// reported it gone before then; a new holder may have taken the lock
+	// since.
 	EventExpired
 )
 

@@ -111,6 +111,40 @@ func TestWatchAcquireRelease(t *testing.T) {
 	}
 }
 
+// Another program's value written over the holder's on a majority before
+// its expiry ends the hold as a delete does: EventReleased, then the new
+// value's EventAcquired (a use test read EventExpired's godoc, "a new
+// holder replaced it", as covering this).
+func TestWatchOverwriteByAnotherProgram(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), "overwritten")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.Acquire(t.Context(), "overwritten", distlock.WithTTL(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(t.Context())
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
+		t.Fatalf("after Acquire: got %+v; want acquired", ev)
+	}
+	heldEverywhere(t, servers, "overwritten")
+	for _, s := range servers[:2] {
+		if _, err := s.Do("SET", "distlock:overwritten", "foreign", "PX", "60000"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventReleased || ev.Masters < 2 {
+		t.Errorf("after another value was written over the holder's on 2 of 3 masters: got %+v; want released by a majority", ev)
+	}
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
+		t.Errorf("then: got %+v; want the foreign value acquired", ev)
+	}
+}
+
 func TestWatchInitialAndExpiry(t *testing.T) {
 	servers := masters(t, 3)
 	// A holder that dies: its keys expire without release.
