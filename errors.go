@@ -14,7 +14,11 @@ var (
 	ErrLocked = errors.New("distlock: locked by another holder")
 	// ErrLeaseLost means the lease ended without Release: it could not be
 	// renewed on a majority of masters before its validity ran out, or a
-	// majority reported its keys gone or taken by another holder.
+	// majority reported its keys gone or taken by another holder. Lease.Err
+	// wraps it with the cause: which masters reported what, or, when the
+	// validity ran out, each failing master's *NodeError (its last
+	// renewal's error, or that none had answered yet:
+	// TestLeaseExpiredErrorNamesMasters).
 	ErrLeaseLost = errors.New("distlock: lease lost")
 	// ErrReleased means the lease was released, by Release or Client.Close.
 	ErrReleased = errors.New("distlock: lease released")

@@ -122,7 +122,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 			}
 			c.spawn(func() {
 				ints, err := c.renewPipeline(c.stopping, c.renewWait(until, ttl), i, []string{l.req.key}, [][]string{args})
-				answers <- answer{i, ints[0], err, l.answered(i, start, ttl, ints[0])}
+				answers <- answer{i, ints[0], err, l.answered(i, start, ttl, ints[0], err)}
 			})
 		}
 		l.mu.Lock()

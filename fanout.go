@@ -90,6 +90,9 @@ func (c *Client) fanoutSent(ctx context.Context, timeout time.Duration, only []b
 // since callers take that for their own deadline.
 func ownTimeout(err error, d time.Duration) error {
 	if errors.Is(err, context.DeadlineExceeded) {
+		if d > time.Millisecond {
+			d = d.Round(time.Millisecond) // a renewal's wait is what is left of a validity
+		}
 		return fmt.Errorf("no answer within %v", d)
 	}
 	return err

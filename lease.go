@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,7 +76,11 @@ type Lease struct {
 	inflight   uint64   // masters with a renewal of this lease unanswered
 	gone       uint64   // masters that answered the key is gone or taken
 	goneHow    []string // per master in gone: what said so (goneLocked)
-	eventWait  uint64   // masters where a read of the key waits for the acquire (lease_events.go)
+	// renewErr[i] says why master i's last renewal of l got no answer,
+	// nil since one did; allocated at the first such renewal. The error
+	// of a lease whose validity ran out names them (expiredError).
+	renewErr  []error
+	eventWait uint64 // masters where a read of the key waits for the acquire (lease_events.go)
 	// Guarded by the Client's keyEvents.mu, not mu: the masters where a
 	// renewal of l is unanswered, the messages naming its key counted
 	// there until it is (keyEvents.renewing, renewedOn).
@@ -250,10 +255,54 @@ func (l *Lease) setValidityLocked(v, now int64, exact bool) bool {
 // and reports whether it has ended (for whatever reason). l.mu is held.
 func (l *Lease) checkLocked(now int64) bool {
 	if l.err == nil && now >= l.validUntil.Load() {
-		l.endLocked(l.lostError("its validity ran out before a renewal reached a majority of masters"))
+		l.endLocked(l.expiredErrorLocked())
 	}
 	return l.err != nil
 }
+
+// expiredErrorLocked is the Err of a lease whose validity ran out: it
+// names the masters whose renewals failed, or were still unanswered, and
+// why. l.mu is held.
+func (l *Lease) expiredErrorLocked() error {
+	e := &expiredError{name: l.req.name}
+	until := l.validUntil.Load()
+	for i, n := range l.c.nodes {
+		switch {
+		case l.acks[i] > until:
+			// It renewed: not why the lease ran out.
+		case l.renewErr != nil && l.renewErr[i] != nil:
+			e.masters = append(e.masters, i)
+			e.errs = append(e.errs, l.renewErr[i])
+		case l.inflight&(1<<i) != 0:
+			e.masters = append(e.masters, i)
+			e.errs = append(e.errs, &NodeError{Addr: n.addr, Err: errors.New("renewal not answered yet")})
+		}
+	}
+	return e
+}
+
+// expiredError is the Err of a lease whose validity ran out before a
+// renewal reached a majority; it wraps ErrLeaseLost and the *NodeError of
+// each master that failed to renew it.
+type expiredError struct {
+	name    string
+	masters []int   // the masters that failed, in order
+	errs    []error // why, per entry of masters
+}
+
+func (e *expiredError) Error() string {
+	msg := fmt.Sprintf("%v: %q: its validity ran out before a renewal reached a majority of masters", ErrLeaseLost, e.name)
+	if len(e.errs) == 0 {
+		return msg
+	}
+	parts := make([]string, len(e.errs))
+	for k, err := range e.errs {
+		parts[k] = fmt.Sprintf("master %d: %v", e.masters[k], err)
+	}
+	return msg + " (" + strings.Join(parts, "; ") + ")"
+}
+
+func (e *expiredError) Unwrap() []error { return append([]error{ErrLeaseLost}, e.errs...) }
 
 // checkDeadline runs when the validity timer fires.
 func (l *Lease) checkDeadline() {

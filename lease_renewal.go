@@ -98,11 +98,20 @@ func (l *Lease) capAcksLocked(v int64) {
 // majority's acks move its validity later, lost when a majority reports
 // its key gone or taken, retried when it is overdue and a master can still
 // help. It returns which (renewOK, renewGone, renewRetry), or renewWaiting.
-func (l *Lease) answered(i int, start int64, ttl time.Duration, v int64) int {
+func (l *Lease) answered(i int, start int64, ttl time.Duration, v int64, err error) int {
 	c := l.c
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inflight &^= 1 << i
+	switch {
+	case v == noReply && err != nil:
+		if l.renewErr == nil {
+			l.renewErr = make([]error, len(l.acks))
+		}
+		l.renewErr[i] = err
+	case v != noReply && l.renewErr != nil:
+		l.renewErr[i] = nil
+	}
 	capped := l.ackCap[i]
 	l.ackCap[i] = 0
 	if l.freed != nil {

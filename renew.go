@@ -263,7 +263,7 @@ func (r *renewer) send(ctx context.Context, b *renewBatch, i int, sh *share) {
 		c.events.renewedOn(i, b.leases, sh.idx, ints)
 	}
 	for k, j := range sh.idx {
-		switch b.leases[j].answered(i, b.start, b.ttls[j], ints[k]) {
+		switch b.leases[j].answered(i, b.start, b.ttls[j], ints[k], err) {
 		case renewOK:
 			b.outcome[j].CompareAndSwap(0, 1+renewOK)
 		case renewGone:

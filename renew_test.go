@@ -2,6 +2,7 @@ package distlock_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -311,4 +312,35 @@ func TestRenewalBatchOneKeyOfAnotherType(t *testing.T) {
 		assert.NoError(t, l.Err())
 		assert.NoError(t, l.Release(ctx))
 	}
+}
+
+// A lease whose validity ran out before its renewals reached a majority
+// says which masters failed it and why, as an acquire's error does: a use
+// test found only "its validity ran out before a renewal reached a
+// majority of masters", the causes in the log alone. Master 1 is shut
+// down, master 2 paused.
+func TestLeaseExpiredErrorNamesMasters(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	l, err := c.Acquire(t.Context(), "expired-why", distlock.WithTTL(time.Second))
+	require.NoError(t, err)
+	heldEverywhere(t, servers, "expired-why")
+	require.NoError(t, servers[1].Kill())
+	require.NoError(t, servers[2].Pause())
+	defer servers[2].Resume()
+	select {
+	case <-l.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("lease still held 3s after 2 of 3 masters went, TTL 1s")
+	}
+	err = l.Err()
+	require.ErrorIs(t, err, distlock.ErrLeaseLost)
+	msg := err.Error()
+	t.Log(msg)
+	for _, want := range []string{"its validity ran out before a renewal reached a majority of masters", "master 1: " + servers[1].URL(), "master 2: " + servers[2].URL()} {
+		assert.Contains(t, msg, want)
+	}
+	assert.NotContains(t, msg, "master 0:", "master 0 renewed it")
+	var ne *distlock.NodeError
+	assert.True(t, errors.As(err, &ne), "Err wraps the masters' *NodeError: %v", err)
 }

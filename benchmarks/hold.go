@@ -247,6 +247,11 @@ func lostWhy(leases []Lock, taken []int) map[string]int {
 		if j := strings.Index(s, "\": "); j >= 0 {
 			s = s[j+3:]
 		}
+		// Per-master details (in brackets) vary from lease to lease:
+		// count by the reason alone.
+		if j := strings.Index(s, " (master "); j >= 0 {
+			s = s[:j]
+		}
 		why[s]++
 	}
 	return why
