@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,9 +185,11 @@ func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Scr
 // returns an error if some lease's keys were confirmed deleted on fewer
 // than a majority of masters.
 func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases []*Lease) error {
-	var failed int
+	var failed []string   // the names of the leases that failed, up to closeNames+1
+	var nFailed int       // how many failed
 	var sample []error    // the masters' errors for one lease that failed
 	var sampleGranted int // and how many masters answered for it
+	var sampleName string // and its name
 	// Where a lease's acquire was never answered, it may still arrive
 	// after the delete: the value is buried there, in the same pipeline.
 	unknown := make(map[*Lease]uint64)
@@ -217,8 +221,11 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 				// This lease's errors: a master's first failure in the
 				// batch may be another lease's, on a master that
 				// answered for this one.
-				failed++
-				sampleGranted = tally.Granted()
+				nFailed++
+				if len(failed) <= closeNames {
+					failed = append(failed, part[j].req.name)
+				}
+				sampleGranted, sampleName = tally.Granted(), part[j].req.name
 				sample = make([]error, len(c.nodes))
 				for i := range c.nodes {
 					if replies[i][j] == noReply {
@@ -228,11 +235,26 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 			}
 		}
 	}
-	if failed > 0 {
-		return &QuorumError{Op: "release", Name: fmt.Sprintf("(%d of %d leases)", failed, len(leases)), Granted: sampleGranted, Needed: c.quorum, Errs: sample}
+	if nFailed == 0 {
+		return nil
 	}
-	return nil
+	qerr := &QuorumError{Op: "release", Name: sampleName, Granted: sampleGranted, Needed: c.quorum, Errs: sample}
+	if len(leases) == 1 {
+		return qerr
+	}
+	quoted := make([]string, 0, closeNames)
+	for _, n := range failed[:min(len(failed), closeNames)] {
+		quoted = append(quoted, strconv.Quote(n))
+	}
+	names := strings.Join(quoted, ", ")
+	if nFailed > closeNames {
+		names += fmt.Sprintf(" and %d more", nFailed-closeNames)
+	}
+	return fmt.Errorf("distlock: the keys of %d of %d leases were not deleted on a majority of masters (%s; they expire with their TTL); the last: %w", nFailed, len(leases), names, qerr)
 }
+
+// closeNames is how many lock names releaseAll's error quotes.
+const closeNames = 3
 
 // reaper deletes the keys of lost leases, in batches, on one goroutine at
 // a time.

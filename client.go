@@ -161,7 +161,8 @@ wait:
 // Client's goroutines to end and closes its connections. Calls in progress
 // end with ErrClosed. After Close every method returns ErrClosed. Close
 // returns an error when some released lease's keys could not be deleted on
-// a majority of masters (they expire with their TTL). Masters that do not
+// a majority of masters (they expire with their TTL): it names them, up to
+// three, and wraps the last one's *QuorumError. Masters that do not
 // answer make Close take longer, seconds at worst: it waits for their
 // answers within the per-master and dial timeouts. A second Close returns
 // nil at once, even while the first is still running.

@@ -3,6 +3,7 @@ package distlock_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +71,14 @@ func TestCloseErrorCountsAnsweringMasters(t *testing.T) {
 	}
 	if q.Granted != 1 || q.Needed != 2 {
 		t.Errorf("Close: Granted %d, Needed %d; want 1 of 2 (master 0 deleted the keys): %v", q.Granted, q.Needed, err)
+	}
+	// The leases by name (a use test found "(3 of 3 leases)" where
+	// QuorumError.Name promises a lock's name).
+	if q.Name != "close1" && q.Name != "close2" {
+		t.Errorf("Close: QuorumError.Name %q; want one of the leases' names", q.Name)
+	}
+	if msg := err.Error(); !strings.Contains(msg, `2 of 2 leases`) || !strings.Contains(msg, `"close1"`) || !strings.Contains(msg, `"close2"`) {
+		t.Errorf("Close: %v; want both leases named, 2 of 2", err)
 	}
 	if keys := lockKeys(t, servers[0]); len(keys) != 0 {
 		t.Errorf("master 0 still holds %v", keys)
