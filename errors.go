@@ -48,6 +48,10 @@ type QuorumError struct {
 	// Expired is set when a majority granted, but too late: the lease's
 	// validity had run out by the time the answers were in.
 	Expired bool
+
+	// unconfirmed: a Release whose caller's context ended before a
+	// majority answered; its deletes went out all the same.
+	unconfirmed bool
 }
 
 // Locked reports whether the quorum was missed because another holder has
@@ -67,6 +71,8 @@ func (e *QuorumError) Locked() bool {
 func (e *QuorumError) Error() string {
 	var b strings.Builder
 	switch {
+	case e.unconfirmed:
+		fmt.Fprintf(&b, "distlock: %s %q: not confirmed: the caller's context ended when %s of the %d needed had answered; the deletes went out and go on in the background (a key they miss expires with its TTL)", e.Op, e.Name, nMasters(e.Granted), e.Needed)
 	case e.Expired:
 		fmt.Fprintf(&b, "distlock: %s %q: granted by %s (%d needed), but validity ran out before the answers came", e.Op, e.Name, nMasters(e.Granted), e.Needed)
 	case e.Locked():

@@ -432,7 +432,10 @@ func TestCloseWithQueuedWaiter(t *testing.T) {
 	noLockKeys(t, servers)
 }
 
-// Release with a context that has already ended still deletes the keys.
+// Release with a context that has already ended (a deferred Release with
+// a request's cancelled ctx) still deletes the keys, and its error says
+// they were not confirmed, not "no quorum: granted by 0 masters", which a
+// use test read as a lock stuck for its TTL. It matches the context's.
 func TestReleaseWithEndedContext(t *testing.T) {
 	servers := masters(t, 3)
 	c := newClient(t, servers, distlock.Config{})
@@ -441,8 +444,15 @@ func TestReleaseWithEndedContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, servers, "ended")
 	cancel()
-	l.Release(ctx)
+	err = l.Release(ctx)
+	var q *distlock.QuorumError
+	if !errors.As(err, &q) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Release with an ended ctx: %v; want a *QuorumError matching context.Canceled", err)
+	} else if msg := err.Error(); !strings.Contains(msg, `release "ended": not confirmed: the caller's context ended`) || !strings.Contains(msg, "the deletes went out") || strings.Contains(msg, "no quorum") {
+		t.Errorf("Release with an ended ctx: %q; want it to say the deletes went out unconfirmed, not 'no quorum'", msg)
+	}
 	if err := l.Err(); !errors.Is(err, distlock.ErrReleased) {
 		t.Errorf("Err: got %v; want ErrReleased", err)
 	}

@@ -34,7 +34,11 @@ import (
 // keys left then expire with their TTL). A ctx that ends because the lease
 // did, as one from Lease.Context or Do does, is waited past up to its
 // deadline. The deletes go out even when ctx has already ended: keys left
-// behind would block the lock for a whole TTL. A second Release returns
+// behind would block the lock for a whole TTL. Release then returns at
+// once, with a *QuorumError that says the deletes were not confirmed
+// (not that the lock is stuck) and matches ctx's error
+// (TestReleaseWithEndedContext); in a deferred Release, pass
+// context.WithoutCancel(ctx) to wait for them. A second Release returns
 // nil at once, whatever the first returned (the first reports the
 // outcome, the loss included).
 //
@@ -144,7 +148,9 @@ func (l *Lease) release(ctx context.Context, span trace.Span, called int64, prev
 	if ctxErr != nil {
 		// The caller stops waiting; the deletes still complete.
 		l.c.silentErrs(d.errs, d.heard)
-		return withErr(prev, first, withCtx(releaseError(l.req.name, d.tally, d.errs), ctxErr))
+		qerr := releaseError(l.req.name, d.tally, d.errs)
+		qerr.unconfirmed = true
+		return withErr(prev, first, withCtx(qerr, ctxErr))
 	}
 	l.c.recordMasterErrors(span, d.errs)
 	return withErr(prev, first, l.deletesError(first, &d))
@@ -190,6 +196,11 @@ func (l *Lease) sendDeletes(ctx context.Context, also string) (<-chan reply, int
 // the outcome is known.
 func (l *Lease) awaitDeletes(ctx context.Context, replies <-chan reply, count int, decided func() bool, record func(reply)) (answered int, err error) {
 	done := ctx.Done()
+	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.Cause(l.ctx)) {
+		// Ended before the call: the caller waits for nothing (select
+		// would pick an answer that came first as often as the end).
+		return 0, ctx.Err()
+	}
 	var deadline <-chan time.Time
 	for answered < count && !decided() {
 		select {
