@@ -166,6 +166,12 @@ wait:
 // answer make Close take longer, seconds at worst: it waits for their
 // answers within the per-master and dial timeouts. A second Close returns
 // nil at once, even while the first is still running.
+//
+// Close does not wait for the work done under those leases, the functions
+// Do runs included: their contexts are cancelled, but the lock is free at
+// once, and another Client may take it while that work finishes. For a
+// graceful shutdown, stop the workers and wait for them first; their
+// storage should refuse stale fencing tokens either way.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
