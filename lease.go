@@ -208,7 +208,8 @@ func (l *Lease) TTL() time.Duration { return time.Duration(l.ttl.Load()) }
 // returns, when Done is closed, or when Err first reports the end
 // (TestLeaseContextDoneWhenReleaseReturns).
 func (l *Lease) Context(parent context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(parent)
+	cctx, cancel := context.WithCancelCause(parent)
+	ctx := context.WithValue(cctx, leaseCtxKey{}, l) // for Release (endedWith)
 	l.mu.Lock()
 	if l.checkLocked(l.c.now()) {
 		err := l.err
@@ -230,6 +231,9 @@ func (l *Lease) Context(parent context.Context) (context.Context, context.Cancel
 		cancel(context.Canceled)
 	}
 }
+
+// leaseCtxKey keys, in a context from Lease.Context, the lease it is of.
+type leaseCtxKey struct{}
 
 // setValidityLocked moves the validity to v after renewals reached a
 // majority: later only, for a background renewal; also earlier for Extend
@@ -261,13 +265,18 @@ func (l *Lease) checkLocked(now int64) bool {
 }
 
 // expiredErrorLocked is the Err of a lease whose validity ran out: it
-// names the masters whose renewals failed, or were still unanswered, and
-// why. l.mu is held.
+// names the masters whose renewals failed, were still unanswered, or found
+// the key gone or taken, and why. l.mu is held.
 func (l *Lease) expiredErrorLocked() error {
 	e := &expiredError{name: l.req.name}
 	until := l.validUntil.Load()
 	for i, n := range l.c.nodes {
 		switch {
+		case l.gone&(1<<i) != 0:
+			// Its key was found gone or taken there: too few masters
+			// were left to renew on (TestAdvReadExpiredErrorOmitsGoneMaster).
+			e.masters = append(e.masters, i)
+			e.errs = append(e.errs, &NodeError{Addr: n.addr, Err: errors.New("key " + l.goneHow[i])})
 		case l.acks[i] > until:
 			// It renewed: not why the lease ran out.
 		case l.renewErr != nil && l.renewErr[i] != nil:

@@ -196,7 +196,7 @@ func (l *Lease) sendDeletes(ctx context.Context, also string) (<-chan reply, int
 // the outcome is known.
 func (l *Lease) awaitDeletes(ctx context.Context, replies <-chan reply, count int, decided func() bool, record func(reply)) (answered int, err error) {
 	done := ctx.Done()
-	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.Cause(l.ctx)) {
+	if ctx.Err() != nil && !l.endedWith(ctx) {
 		// Ended before the call: the caller waits for nothing (select
 		// would pick an answer that came first as often as the end).
 		return 0, ctx.Err()
@@ -208,7 +208,7 @@ func (l *Lease) awaitDeletes(ctx context.Context, replies <-chan reply, count in
 			answered++
 			record(r)
 		case <-done:
-			if !errors.Is(context.Cause(ctx), context.Cause(l.ctx)) {
+			if !l.endedWith(ctx) {
 				return answered, ctx.Err()
 			}
 			// ctx comes from l.Context (or Do): it ended because
@@ -225,6 +225,14 @@ func (l *Lease) awaitDeletes(ctx context.Context, replies <-chan reply, count in
 		}
 	}
 	return answered, nil
+}
+
+// endedWith reports whether ctx, which has ended, is one of l's own
+// (from l.Context, as Do's is) that ended because l did. Another lease's
+// context, ended by its own release, has the same cause (ErrReleased), so
+// the cause alone does not tell (TestAdvReadReleaseEndedCtxFromAnotherLease).
+func (l *Lease) endedWith(ctx context.Context) bool {
+	return ctx.Value(leaseCtxKey{}) == l && errors.Is(context.Cause(ctx), context.Cause(l.ctx))
 }
 
 // deletes is what release heard of its deletes. A master that deleted the

@@ -17,8 +17,15 @@ import (
 func (o *runOptions) acquire(c *distlock.Client, sigs <-chan os.Signal, stderr io.Writer) (*distlock.Lease, int) {
 	ctx := context.Background()
 	if o.timeout > 0 {
+		// Connecting may have used up --timeout: one attempt still gets
+		// its answers, so that the outcome says whether the lock is held
+		// (124) or too few masters answer (123), with their errors.
+		deadline := o.deadline
+		if least := time.Now().Add(attemptLeast); deadline.Before(least) {
+			deadline = least
+		}
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, o.deadline)
+		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
 	// While it waits, say so when too few masters answer, and again every
@@ -120,9 +127,13 @@ const (
 // connect makes the Client that run and hold take the lock with. The
 // wait that --timeout bounds starts here: masters slow to connect (paused,
 // unroutable: New waits up to its dial timeout for them) count against it,
-// as flock -w counts from the start. A signal while connecting ends it too,
-// with a message. Without a Client it returns the exit status, having said
-// why on stderr.
+// as flock -w counts from the start. It gives up connectGrace after
+// --timeout, and acquire then makes one attempt however little is left:
+// so a short --timeout with a paused minority still takes a free lock,
+// and one used up by connecting still says held (124) or masters
+// unreachable (123). A signal while connecting ends it too, with a
+// message. Without a Client it returns the exit status, having said why
+// on stderr.
 func (o *runOptions) connect(f *flags, cfg distlock.Config, sigs <-chan os.Signal, stderr io.Writer) (*distlock.Client, int) {
 	type made struct {
 		c   *distlock.Client
@@ -136,7 +147,7 @@ func (o *runOptions) connect(f *flags, cfg distlock.Config, sigs <-chan os.Signa
 	var timeout <-chan time.Time
 	if o.timeout > 0 {
 		o.deadline = time.Now().Add(o.timeout)
-		t := time.NewTimer(o.timeout)
+		t := time.NewTimer(o.timeout + connectGrace)
 		defer t.Stop()
 		timeout = t.C
 	}
@@ -165,3 +176,14 @@ func (o *runOptions) connect(f *flags, cfg distlock.Config, sigs <-chan os.Signa
 		return nil, exitUnreachable
 	}
 }
+
+// connectGrace is how long past --timeout connect waits for New: once a
+// majority of masters has connected, New waits up to a quarter second for
+// the rest (distlock's newGrace), and a lock a majority can grant is worth
+// that overrun (TestAdvReadRunShortTimeoutOneMasterPaused). attemptLeast
+// is the least time acquire gives one attempt after connecting: the
+// per-master timeout and a margin (TestAdvReadAcquireDeadlinePassedAtConnect).
+const (
+	connectGrace = 250 * time.Millisecond
+	attemptLeast = distlock.DefaultNodeTimeout + 50*time.Millisecond
+)

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/distlock/distlock"
+)
+
+// TestAdvReadRunShortTimeoutOneMasterPaused: with one master of three
+// paused (a majority up, the lock free), New returns once a majority has
+// connected plus newGrace (250 ms) of waiting for the last. Since cc1e25b
+// that wait counts against --timeout: run -w 0.1 gives up at 100 ms, exits
+// 123 (docs/cli.md: "the masters could not be reached, or refused") and
+// says "still connecting to the masters (2 of 3 needed)", while 2 of 3
+// had connected, and it never tries the lock. Before, it connected and
+// took the free lock in milliseconds. Any -w below about 250 ms fails the
+// same way whenever one master is paused.
+func TestAdvReadRunShortTimeoutOneMasterPaused(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	if err := servers[2].Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { servers[2].Resume() })
+	r := run(t, nodes, "run", "-w", "0.1", "free", "--", "true")
+	t.Logf("exit %d after %v: %s", r.code, r.took, r.stderr)
+	r.want(t, 0)
+}
+
+// TestAdvReadAcquireDeadlinePassedAtConnect: connect (cc1e25b) takes the
+// Client whenever New returns before its select sees the --timeout timer,
+// and does not look at o.deadline again: New returns at its dial timeout
+// with 2 of 3 masters paused (one master suffices for New), which with -w
+// equal to the dial timeout is the same instant the timer fires. Then
+// acquire runs with a deadline already past: Acquire returns the bare
+// context error without asking any master, and run exits 124 "not
+// acquired within --timeout" (the status of a lock held by another),
+// where docs/cli.md says that with too few masters "at --timeout it exits
+// 123, not 124" and names the masters. Here acquire is called as connect
+// leaves it: the deadline passed as New returned.
+func TestAdvReadAcquireDeadlinePassedAtConnect(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	for _, s := range servers[1:] {
+		if err := s.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Resume() })
+	}
+	start := time.Now()
+	c, err := distlock.New(distlock.Config{Nodes: nodes, DialTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSoon(c)
+	o := &runOptions{cmd: "run", name: "paused", argv: []string{"true"}, ttl: distlock.DefaultTTL, timeout: 300 * time.Millisecond, deadline: start.Add(300 * time.Millisecond), notAcquired: exitNotAcquired}
+	t.Logf("New returned %v after start; --timeout 300ms", time.Since(start))
+	var stderr bytes.Buffer
+	lease, status := o.acquire(c, make(chan os.Signal), &stderr)
+	if lease != nil {
+		t.Fatal("acquired with 2 of 3 masters paused")
+	}
+	t.Logf("exit %d: %s", status, stderr.String())
+	if status != exitUnreachable {
+		t.Errorf("exit %d; want %d (too few masters: 123 at --timeout, not 124): %s", status, exitUnreachable, stderr.String())
+	}
+}
