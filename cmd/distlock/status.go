@@ -131,7 +131,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 				ms.FenceErr = m.FenceErr.Error()
 			}
 			if m.Err != nil {
-				ms.Error = m.Err.Error()
+				ms.Error = masterErrText(m.Err)
 			}
 			out.Masters = append(out.Masters, ms)
 		}
@@ -176,6 +176,17 @@ func fenceWarning(st distlock.Status) string {
 		return ""
 	}
 	return fmt.Sprintf("no acquire can win: the fence counter is unreadable on %d of %d masters, and a master refuses every acquire while its counter is; %d left, %d needed (the TOKEN column and --json's fence_error name them)", bad, len(st.Masters), usable, st.Quorum)
+}
+
+// masterErrText is a master's error as status shows it beside the
+// master's address: without the address again (a *distlock.NodeError
+// starts with it), as --json gives it when no master could be reached.
+func masterErrText(err error) string {
+	var ne *distlock.NodeError
+	if errors.As(err, &ne) && ne.Err != nil {
+		return ne.Err.Error()
+	}
+	return err.Error()
 }
 
 // tokenCell is the TOKEN column for master i: its counter as a token, or
@@ -267,9 +278,9 @@ func printStatus(w io.Writer, st distlock.Status) {
 	for i, m := range st.Masters {
 		switch {
 		case m.Err != nil && refused(m.Err):
-			fmt.Fprintf(tw, "%s\terror\t-\t-\t-\t%v\n", m.Addr, m.Err)
+			fmt.Fprintf(tw, "%s\terror\t-\t-\t-\t%s\n", m.Addr, masterErrText(m.Err))
 		case m.Err != nil:
-			fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t%v\n", m.Addr, m.Err)
+			fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t%s\n", m.Addr, masterErrText(m.Err))
 		case m.Held:
 			fmt.Fprintf(tw, "%s\theld\t%s\t%s\t%s\n", m.Addr, holderID(m.Value), keyTTL(m.TTL), tokenCell(m, i))
 		default:

@@ -58,6 +58,24 @@ func TestStatus(t *testing.T) {
 	if !strings.Contains(r.stdout, "cannot tell: 1 of 3 masters answered") || strings.Count(r.stdout, "unreachable") != 2 {
 		t.Errorf("status with 2 of 3 masters down:\n%s", r.stdout)
 	}
+	// Each down master's address once, in the MASTER column: its error
+	// beside it does not repeat it (nor does --json's "error", beside
+	// "addr"), as when no master answers at all.
+	for _, n := range nodes[1:] {
+		if c := strings.Count(r.stdout, n); c != 1 {
+			t.Errorf("%s appears %d times; want once, in the MASTER column:\n%s", n, c, r.stdout)
+		}
+	}
+	r = run(t, nodes, "status", "--json", "st")
+	var down statusJSON
+	if err := json.Unmarshal([]byte(r.stdout), &down); err != nil {
+		t.Fatalf("--json output is not JSON: %v\n%s", err, r.stdout)
+	}
+	for _, m := range down.Masters[1:] {
+		if m.Error == "" || strings.Contains(m.Error, m.Addr) {
+			t.Errorf("--json master %s: error %q; want the error without the address", m.Addr, m.Error)
+		}
+	}
 }
 
 // TestStatusToken: the TOKEN column shows fence counters as tokens, as
