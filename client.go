@@ -162,7 +162,8 @@ wait:
 // end with ErrClosed. After Close every method returns ErrClosed. Close
 // returns an error when some released lease's keys could not be deleted on
 // a majority of masters (they expire with their TTL): it names them, up to
-// three, and wraps the last one's *QuorumError. Masters that do not
+// three, and wraps the last one's *QuorumError
+// (TestCloseErrorCountsAnsweringMasters). Masters that do not
 // answer make Close take longer, seconds at worst: it waits for their
 // answers within the per-master and dial timeouts. A second Close returns
 // nil at once, even while the first is still running.
@@ -171,7 +172,8 @@ wait:
 // Do runs included: their contexts are cancelled, but the lock is free at
 // once, and another Client may take it while that work finishes. For a
 // graceful shutdown, stop the workers and wait for them first; their
-// storage should refuse stale fencing tokens either way.
+// storage should refuse stale fencing tokens either way
+// (TestCloseDoesNotWaitForDo).
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {

@@ -523,3 +523,37 @@ func TestDoClosed(t *testing.T) {
 	}
 	noLockKeys(t, servers)
 }
+
+// Close does not wait for the work under its leases: with Do's fn still
+// running (it ignores its ctx), Close returns, and another Client takes
+// the lock. Close's godoc says so, and that workers should be stopped and
+// waited for first (a use test shut down with Close and saw the overlap).
+func TestCloseDoesNotWaitForDo(t *testing.T) {
+	servers := masters(t, 3)
+	c, err := distlock.New(distlock.Config{Nodes: redistest0(servers)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newClient(t, servers, distlock.Config{})
+	started, finish := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Do(t.Context(), "close-do", func(ctx context.Context, l *distlock.Lease) error {
+			close(started)
+			<-finish // work that does not watch ctx
+			return nil
+		})
+	}()
+	<-started
+	c.Close()
+	l, err := other.TryAcquire(t.Context(), "close-do")
+	if err != nil {
+		t.Errorf("TryAcquire by another Client after Close, Do's fn still running: %v; want the lock (Close does not wait for fn)", err)
+	} else {
+		l.Release(t.Context())
+	}
+	close(finish)
+	if err := <-done; !errors.Is(err, distlock.ErrClosed) {
+		t.Errorf("Do: %v; want ErrClosed", err)
+	}
+}
