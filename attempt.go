@@ -80,14 +80,15 @@ func (out *verdict) refused(node int, v []int64) {
 			wait = v[3] // its place lapses then, if it died
 		}
 	}
-	if len(v) >= 5 && v[4] > 0 && (out.place == 0 || v[4] < out.place) {
-		out.place = v[4]
-	}
-	if len(v) >= 5 && node == 0 {
-		out.place0 = v[4]
-	}
-	if len(v) >= 5 && node != 0 && v[2] == 0 && v[4] > 0 {
-		out.first = true
+	if len(v) >= 5 {
+		if v[4] > 0 && (out.place == 0 || v[4] < out.place) {
+			out.place = v[4]
+		}
+		if node == 0 {
+			out.place0 = v[4]
+		} else if v[2] == 0 && v[4] > 0 {
+			out.first = true
+		}
 	}
 	if d := time.Duration(wait) * time.Millisecond; wait > 0 && (out.wait == 0 || d < out.wait) {
 		out.wait = d
@@ -254,7 +255,7 @@ func lossUnexplained(t quorum.Tally) bool {
 	if !t.Lost() || t.Locked() || t.Pending() == 0 {
 		return false
 	}
-	n, q, r, p := t.Granted()+t.Refused()+t.Failed()+t.Pending(), t.Needed(), t.Refused(), t.Pending()
+	n, q, r, p := t.Masters(), t.Needed(), t.Refused(), t.Pending()
 	return r+p > n-q || t.Granted()+r+p >= q
 }
 

@@ -498,7 +498,7 @@ const straggleWait = 200 * time.Millisecond
 func TestWaiterSubscribedAfterHeadAnnounced(t *testing.T) {
 	const name = "late-sub"
 	servers := masters(t, 3)
-	slow := distlock.Config{RetryMinDelay: time.Minute, RetryMaxDelay: time.Minute, TTL: time.Minute}
+	slow := minuteBackoff
 	h := newClient(t, servers, slow)
 	b := newClient(t, servers, slow)
 	c := newClient(t, servers, slow)

@@ -20,6 +20,12 @@ import (
 // Tests of master 0's waiting list (acquire.go, attempt.go,
 // internal/script/acquire.lua and leave.lua).
 
+// minuteBackoff is the Config of holders and waiters that only a release's
+// wake (or a test's own step) can move: a waiter's backoff and a lease's
+// TTL of a minute never run out within a test, so a waiter that sleeps
+// through its wake shows as a stall.
+var minuteBackoff = distlock.Config{RetryMinDelay: time.Minute, RetryMaxDelay: time.Minute, TTL: time.Minute}
+
 // doList runs a command on s and returns its array reply as a slice.
 func doList(t *testing.T, s *redistest.Server, args ...string) []string {
 	t.Helper()
@@ -164,7 +170,7 @@ func TestWaitListFIFOAcrossClients(t *testing.T) {
 func TestWaitListWakesOnlyTheFirst(t *testing.T) {
 	const name, n = "first", 5
 	servers := masters(t, 3)
-	slow := distlock.Config{RetryMinDelay: time.Minute, RetryMaxDelay: time.Minute, TTL: time.Minute}
+	slow := minuteBackoff
 	holder := newClient(t, servers, slow)
 	clients := make([]*distlock.Client, n)
 	for i := range clients {
@@ -519,7 +525,7 @@ func TestWaitListWakesBehindDeadFirst(t *testing.T) {
 func TestWaiterRankedLateOnMasterZeroTakesTheLock(t *testing.T) {
 	const name = "stale"
 	servers := masters(t, 3)
-	slow := distlock.Config{RetryMinDelay: time.Minute, RetryMaxDelay: time.Minute, TTL: time.Minute}
+	slow := minuteBackoff
 	holder := newClient(t, servers, slow)
 	h := newClient(t, servers, slow)
 
@@ -580,7 +586,7 @@ func TestWaiterRankedLateOnMasterZeroTakesTheLock(t *testing.T) {
 func TestWaiterLearnsPlaceFromLateAnswer(t *testing.T) {
 	const name = "unheard"
 	servers := masters(t, 3)
-	slow := distlock.Config{RetryMinDelay: time.Minute, RetryMaxDelay: time.Minute, TTL: time.Minute}
+	slow := minuteBackoff
 	holder := newClient(t, servers, slow)
 	w := newClient(t, servers, slow)
 
@@ -641,7 +647,8 @@ func TestWaiterLearnsPlaceFromLateAnswer(t *testing.T) {
 func TestWaiterWokenByPlaceFromLateAnswer(t *testing.T) {
 	const name = "late-place"
 	servers := masters(t, 5)
-	slow := distlock.Config{RetryMinDelay: time.Minute, RetryMaxDelay: time.Minute, TTL: time.Minute, NodeTimeout: 5 * time.Second}
+	slow := minuteBackoff
+	slow.NodeTimeout = 5 * time.Second
 	holder := newClient(t, servers, slow)
 	wFirst, wLate := redistest.NewLateDialer(), redistest.NewLateDialer()
 	hLate := redistest.NewLateDialer()
@@ -714,7 +721,7 @@ func TestWaiterWokenByPlaceFromLateAnswer(t *testing.T) {
 func TestFirstAttemptNotWokenByLatePlace(t *testing.T) {
 	const name = "first-late"
 	servers := masters(t, 3)
-	slow := distlock.Config{RetryMinDelay: time.Minute, RetryMaxDelay: time.Minute, TTL: time.Minute}
+	slow := minuteBackoff
 	holder := newClient(t, servers, slow)
 	w := newClient(t, servers, slow)
 	ctx := ctxTimeout(t, 5*time.Second)

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 )
 
 var holdCommand = &command{
@@ -42,9 +40,8 @@ func holdMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return f.fail(stderr, err)
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
+	sigs, stop := notifyForwarded()
+	defer stop()
 	client, status := o.connect(f, cfg, sigs, stderr)
 	if client == nil {
 		return status

@@ -69,9 +69,8 @@ func runMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return execFailed(stderr, o.argv[0], err)
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
+	sigs, stop := notifyForwarded()
+	defer stop()
 	client, status := o.connect(f, cfg, sigs, stderr)
 	if client == nil {
 		return status
@@ -91,6 +90,14 @@ func releaseBounded(l *distlock.Lease) error {
 
 // forwarded are the signals passed on to COMMAND.
 var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
+// notifyForwarded catches the forwarded signals from now on, before run
+// or hold connects (a signal then ends it with a message), until stop.
+func notifyForwarded() (sigs chan os.Signal, stop func()) {
+	sigs = make(chan os.Signal, 4)
+	signal.Notify(sigs, forwarded...)
+	return sigs, func() { signal.Stop(sigs) }
+}
 
 // run takes the lock, runs the command and returns the exit status.
 func (o *runOptions) run(c *distlock.Client, sigs chan os.Signal, stderr io.Writer) int {

@@ -30,11 +30,13 @@ func (t *Tally) Refuse() { t.refused++ }
 func (t *Tally) Fail() { t.failed++ }
 
 // Granted, Refused and Failed return the counts so far; Needed the
-// majority; Pending how many masters are still to answer.
+// majority; Masters how many masters there are; Pending how many are
+// still to answer.
 func (t Tally) Granted() int { return t.granted }
 func (t Tally) Refused() int { return t.refused }
 func (t Tally) Failed() int  { return t.failed }
 func (t Tally) Needed() int  { return t.q }
+func (t Tally) Masters() int { return t.n }
 func (t Tally) Pending() int { return t.n - t.granted - t.refused - t.failed }
 
 // Won reports whether a majority granted.
