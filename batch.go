@@ -185,7 +185,7 @@ func (c *Client) batch(ctx context.Context, timeout time.Duration, s *script.Scr
 // returns an error if some lease's keys were confirmed deleted on fewer
 // than a majority of masters.
 func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases []*Lease) error {
-	var failed []string   // the names of the leases that failed, up to closeNames+1
+	var failed []string   // the names of the first closeNames leases that failed
 	var nFailed int       // how many failed
 	var sample []error    // the masters' errors for one lease that failed
 	var sampleGranted int // and how many masters answered for it
@@ -222,7 +222,7 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 				// batch may be another lease's, on a master that
 				// answered for this one.
 				nFailed++
-				if len(failed) <= closeNames {
+				if len(failed) < closeNames {
 					failed = append(failed, part[j].req.name)
 				}
 				sampleGranted, sampleName = tally.Granted(), part[j].req.name
@@ -242,9 +242,9 @@ func (c *Client) releaseAll(ctx context.Context, timeout time.Duration, leases [
 	if len(leases) == 1 {
 		return qerr
 	}
-	quoted := make([]string, 0, closeNames)
-	for _, n := range failed[:min(len(failed), closeNames)] {
-		quoted = append(quoted, strconv.Quote(n))
+	quoted := make([]string, len(failed))
+	for k, n := range failed {
+		quoted[k] = strconv.Quote(n)
 	}
 	names := strings.Join(quoted, ", ")
 	if nFailed > closeNames {

@@ -545,7 +545,17 @@ func TestCloseDoesNotWaitForDo(t *testing.T) {
 		})
 	}()
 	<-started
-	c.Close()
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		close(finish) // let fn, and then Close, end
+		t.Fatal("Close still waiting after 5s with Do's fn running; want it to return without waiting for fn")
+	}
 	l, err := other.TryAcquire(t.Context(), "close-do")
 	if err != nil {
 		t.Errorf("TryAcquire by another Client after Close, Do's fn still running: %v; want the lock (Close does not wait for fn)", err)
