@@ -321,7 +321,7 @@ func TestMasterTimeoutIsNotCallersDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pauseUntilEnd(t, servers[1:]...)
+	redistest.PauseUntilEnd(t, servers[1:]...)
 	_, err = c.TryAcquire(context.Background(), "x")
 	if !errors.Is(err, distlock.ErrNoQuorum) || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("TryAcquire, no deadline, majority paused: got %v; want ErrNoQuorum, not DeadlineExceeded", err)

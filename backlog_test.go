@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
 )
 
 // While the renewals of a held lease go unanswered on a majority of
@@ -24,7 +25,7 @@ func TestAcquireWaitsForLateRenewals(t *testing.T) {
 
 	// Its renewal goes out a third of the TTL after the acquire, and is
 	// late a tenth of the TTL after that.
-	pauseUntilEnd(t, servers[1], servers[2])
+	redistest.PauseUntilEnd(t, servers[1], servers[2])
 	deadline := time.Now().Add(4 * time.Second)
 	for !distlock.AcquiresWait(c) {
 		require.True(t, time.Now().Before(deadline), "acquires never waited for the late renewal")

@@ -44,18 +44,6 @@ func startHolder(t *testing.T, servers []*redistest.Server, name string, ttl tim
 	return startChild(t, servers, name, "acquired", "DISTLOCK_HOLDER_TTL="+ttl.String())
 }
 
-// pauseUntilEnd pauses servers (SIGSTOP) and resumes them when the test
-// ends, before the test's Clients close.
-func pauseUntilEnd(t *testing.T, servers ...*redistest.Server) {
-	t.Helper()
-	for _, s := range servers {
-		if err := s.Pause(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Resume() })
-	}
-}
-
 // startWaiter runs this test binary again as a separate process whose
 // Client waits for the lock name (RetryMaxDelay 50ms, so its place in
 // master 0's waiting list lapses 1s after its last attempt), and returns

@@ -24,7 +24,7 @@ func TestQuorumErrorNamesSilentMasters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pauseUntilEnd(t, servers[1:]...)
+			redistest.PauseUntilEnd(t, servers[1:]...)
 			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 			defer cancel()
 			if op == "release" {
@@ -63,7 +63,7 @@ func TestCloseErrorCountsAnsweringMasters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pauseUntilEnd(t, servers[1:]...)
+	redistest.PauseUntilEnd(t, servers[1:]...)
 	err = c.Close()
 	var q *distlock.QuorumError
 	if !errors.As(err, &q) {

@@ -326,21 +326,28 @@ func TestLeaseExpiredErrorNamesMasters(t *testing.T) {
 	require.NoError(t, err)
 	heldEverywhere(t, servers, "expired-why")
 	require.NoError(t, servers[1].Kill())
-	require.NoError(t, servers[2].Pause())
-	defer servers[2].Resume()
-	select {
-	case <-l.Done():
-	case <-time.After(3 * time.Second):
-		t.Fatal("lease still held 3s after 2 of 3 masters went, TTL 1s")
-	}
-	err = l.Err()
-	require.ErrorIs(t, err, distlock.ErrLeaseLost)
+	redistest.PauseUntilEnd(t, servers[2])
+	err = lostWithin(t, l, 3*time.Second, "2 of 3 masters went")
 	msg := err.Error()
-	t.Log(msg)
 	for _, want := range []string{"its validity ran out before a renewal reached a majority of masters", "master 1: " + servers[1].URL(), "master 2: " + servers[2].URL()} {
 		assert.Contains(t, msg, want)
 	}
 	assert.NotContains(t, msg, "master 0:", "master 0 renewed it")
 	var ne *distlock.NodeError
 	assert.True(t, errors.As(err, &ne), "Err wraps the masters' *NodeError: %v", err)
+}
+
+// lostWithin waits up to d for l to end, and returns its Err, which must
+// wrap ErrLeaseLost; what says what happened to it.
+func lostWithin(t *testing.T, l *distlock.Lease, d time.Duration, what string) error {
+	t.Helper()
+	select {
+	case <-l.Done():
+	case <-time.After(d):
+		t.Fatalf("lease still held %v after %s (TTL %v)", d, what, l.TTL())
+	}
+	err := l.Err()
+	require.ErrorIs(t, err, distlock.ErrLeaseLost)
+	t.Log(err)
+	return err
 }

@@ -318,7 +318,7 @@ func TestWaiterSubscriptionLingers(t *testing.T) {
 func TestWatchContextEndsWhileSubscribing(t *testing.T) {
 	servers := masters(t, 3)
 	c := newClient(t, servers, distlock.Config{})
-	pauseUntilEnd(t, servers[1:]...)
+	redistest.PauseUntilEnd(t, servers[1:]...)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	_, err := c.Watch(ctx, "paused")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/distlock/distlock/internal/redistest"
 	"os"
 	"testing"
 	"time"
@@ -20,10 +21,7 @@ import (
 // same way whenever one master is paused.
 func TestAdvReadRunShortTimeoutOneMasterPaused(t *testing.T) {
 	servers, nodes := startMasters(t, 3)
-	if err := servers[2].Pause(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { servers[2].Resume() })
+	redistest.PauseUntilEnd(t, servers[2])
 	r := run(t, nodes, "run", "-w", "0.1", "free", "--", "true")
 	t.Logf("exit %d after %v: %s", r.code, r.took, r.stderr)
 	r.want(t, 0)
@@ -42,12 +40,7 @@ func TestAdvReadRunShortTimeoutOneMasterPaused(t *testing.T) {
 // leaves it: the deadline passed as New returned.
 func TestAdvReadAcquireDeadlinePassedAtConnect(t *testing.T) {
 	servers, nodes := startMasters(t, 3)
-	for _, s := range servers[1:] {
-		if err := s.Pause(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Resume() })
-	}
+	redistest.PauseUntilEnd(t, servers[1:]...)
 	start := time.Now()
 	c, err := distlock.New(distlock.Config{Nodes: nodes, DialTimeout: 300 * time.Millisecond})
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/distlock/distlock/internal/redistest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,12 +269,7 @@ func TestRunDescendants(t *testing.T) {
 			grandchild := readPid(t, pidFile)
 			t.Cleanup(func() { syscall.Kill(grandchild, syscall.SIGKILL) })
 			if tc.lose {
-				for _, s := range servers[:2] {
-					if err := s.Pause(); err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { s.Resume() })
-				}
+				redistest.PauseUntilEnd(t, servers[:2]...)
 			}
 			var errText strings.Builder
 			for line := range stderr {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/distlock/distlock/internal/redistest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -124,12 +125,7 @@ func TestRunNotAcquired(t *testing.T) {
 // given, and the masters' own timeouts are not the caller's.
 func TestRunTryMajorityUnreachable(t *testing.T) {
 	servers, nodes := startMasters(t, 3)
-	for _, s := range servers[1:] {
-		if err := s.Pause(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Resume() })
-	}
+	redistest.PauseUntilEnd(t, servers[1:]...)
 	r := run(t, nodes, "run", "--try", "unreachable", "--", "true")
 	r.want(t, 123, `lock "unreachable" not acquired`)
 	if strings.Contains(r.stderr, "--timeout") {
@@ -201,12 +197,7 @@ func TestRunLeaseLost(t *testing.T) {
 			stdout, stderr, wait := background(t, cmd)
 			waitLine(t, stdout, "ready")
 			start := time.Now()
-			for _, s := range servers[:2] {
-				if err := s.Pause(); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { s.Resume() })
-			}
+			redistest.PauseUntilEnd(t, servers[:2]...)
 			waitLine(t, stderr, tc.msg)
 			if code := wait(); code != 122 {
 				t.Errorf("exit status %d; want 122", code)
@@ -276,12 +267,7 @@ func TestRunMastersUnreachable(t *testing.T) {
 // after it started, and a SIGTERM meanwhile ended it without a word.
 func TestRunTimeoutCountsConnecting(t *testing.T) {
 	servers, nodes := startMasters(t, 3)
-	for _, s := range servers[1:] {
-		if err := s.Pause(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Resume() })
-	}
+	redistest.PauseUntilEnd(t, servers[1:]...)
 
 	t.Run("timeout", func(t *testing.T) {
 		r := run(t, nodes, "run", "-w", "1", "paused", "--", "true")
@@ -308,10 +294,7 @@ func TestRunTimeoutCountsConnecting(t *testing.T) {
 // without waiting for that master.
 func TestRunExitsAfterRelease(t *testing.T) {
 	servers, nodes := startMasters(t, 3)
-	if err := servers[2].Pause(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { servers[2].Resume() })
+	redistest.PauseUntilEnd(t, servers[2])
 	r := run(t, nodes, "run", "quick", "--", "true")
 	r.want(t, 0)
 	// 250 ms for New to give up on the paused master, less than 100 ms

@@ -187,6 +187,18 @@ func (s *Server) Pause() error {
 	return nil
 }
 
+// PauseUntilEnd pauses servers (SIGSTOP) and resumes them when the test
+// ends, before the test's Clients close (cleanups run last first).
+func PauseUntilEnd(t TB, servers ...*Server) {
+	t.Helper()
+	for _, s := range servers {
+		if err := s.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Resume() })
+	}
+}
+
 // Resume lets a paused server continue with SIGCONT. Resuming a server
 // that is running but not paused does nothing.
 func (s *Server) Resume() error {
