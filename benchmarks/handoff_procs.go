@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -138,18 +137,16 @@ func HandoffProcs(m *Masters, p Peer, workers int, d time.Duration) (jobs []Job,
 	for _, pr := range procs {
 		fmt.Fprintln(pr.stdin, start.UnixNano())
 	}
+	// One after another: a worker whose result does not fit its pipe
+	// waits for its turn to be read, after its work.
 	results := make([]workerResult, len(procs))
 	errs := make([]error, len(procs))
-	var wg sync.WaitGroup
 	for i, pr := range procs {
-		wg.Go(func() {
-			errs[i] = json.NewDecoder(pr.stdout).Decode(&results[i])
-			if werr := pr.cmd.Wait(); errs[i] == nil {
-				errs[i] = werr
-			}
-		})
+		errs[i] = json.NewDecoder(pr.stdout).Decode(&results[i])
+		if werr := pr.cmd.Wait(); errs[i] == nil {
+			errs[i] = werr
+		}
 	}
-	wg.Wait()
 	end := start
 	for i, r := range results {
 		if errs[i] == nil && r.Err != "" {
