@@ -129,15 +129,24 @@ func (f *flags) prefixFrom() string {
 type durationValue time.Duration
 
 func (d *durationValue) Set(s string) error {
-	if v, err := time.ParseDuration(s); err == nil {
-		*d = durationValue(v)
-		return nil
+	v, err := time.ParseDuration(s)
+	nonzero := strings.ContainsAny(s, "123456789") // a duration's digits
+	if err != nil {
+		secs, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || math.Abs(secs) > math.MaxInt64/float64(time.Second) {
+			return errors.New("want a duration like 10s, 1m30s or 500ms, or a number of seconds")
+		}
+		v, nonzero = time.Duration(secs*float64(time.Second)), secs != 0
 	}
-	secs, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || math.Abs(secs) > math.MaxInt64/float64(time.Second) {
-		return errors.New("want a duration like 10s, 1m30s or 500ms, or a number of seconds")
+	if v == 0 && nonzero {
+		// Under a nanosecond, but not 0 (for --timeout: wait as long as
+		// it takes): the least there is (TestOp2TinyTimeoutWaitsForever).
+		v = time.Nanosecond
+		if strings.HasPrefix(s, "-") {
+			v = -v
+		}
 	}
-	*d = durationValue(secs * float64(time.Second))
+	*d = durationValue(v)
 	return nil
 }
 
