@@ -3,6 +3,7 @@ package distlock
 import (
 	"errors"
 	"fmt"
+	"github.com/redis/rueidis"
 	"strings"
 )
 
@@ -149,7 +150,17 @@ type DialError struct {
 func (e *DialError) Error() string {
 	var b strings.Builder
 	b.WriteString(ErrNoQuorum.Error())
-	b.WriteString(": no master reachable")
+	// A master that answered with an error (a wrong password, an ACL)
+	// was reached; it refused the connection.
+	what := ": no master reachable"
+	for _, ne := range e.Errs {
+		var re *rueidis.RedisError
+		if errors.As(ne.Err, &re) {
+			what = ": no master accepted the connection"
+			break
+		}
+	}
+	b.WriteString(what)
 	for i, ne := range e.Errs {
 		sep := "; "
 		if i == 0 {

@@ -103,7 +103,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 			if errors.As(err, &de) {
 				out.Quorum = quorum.Majority(len(de.Errs))
 				for _, ne := range de.Errs {
-					out.Masters = append(out.Masters, masterStatus{Addr: ne.Addr, Error: ne.Err.Error()})
+					out.Masters = append(out.Masters, masterStatus{Addr: ne.Addr, Reachable: refused(ne.Err), Error: ne.Err.Error()})
 				}
 			}
 			writeJSON(stdout, out)
