@@ -42,7 +42,7 @@ func (f *flags) config() (distlock.Config, error) {
 		for i, n := range strings.Split(list, ",") {
 			n = strings.TrimSpace(n)
 			if n == "" {
-				return distlock.Config{}, usagef("%s: entry %d of %q is empty", from, i+1, redactList(list))
+				return distlock.Config{}, usagef("%s: master %d of %q is empty (masters count from 0, as in every message)", from, i, redactList(list))
 			}
 			nodes = append(nodes, n)
 		}
@@ -111,7 +111,7 @@ func distinctServers(nodes []string) error {
 		}
 	}
 	if j, i, same := server.Same(addrs); same {
-		return fmt.Errorf("masters %d and %d (%s, %s) are the same server; a lock needs a majority of independent masters", j+1, i+1, redactList(nodes[j]), redactList(nodes[i]))
+		return fmt.Errorf("masters %d and %d (%s, %s) are the same server; a lock needs a majority of independent masters", j, i, redactList(nodes[j]), redactList(nodes[i]))
 	}
 	return nil
 }
