@@ -160,20 +160,36 @@ func (o *runOptions) connect(f *flags, cfg distlock.Config, sigs <-chan os.Signa
 			}
 		}()
 	}
-	select {
-	case m := <-ch:
-		if m.err != nil {
-			return nil, f.fail(stderr, m.err)
+	// Connecting takes long only when too few masters answer (New returns
+	// connectGrace after a majority has): say so, as the wait does
+	// (reportReach), first a moment in and then every reachInterval.
+	var sayTimer *time.Timer
+	var say <-chan time.Time
+	if !o.try {
+		sayTimer = time.NewTimer(reachFirst + connectGrace)
+		defer sayTimer.Stop()
+		say = sayTimer.C
+	}
+	need := quorum.Majority(len(cfg.Nodes))
+	for {
+		select {
+		case m := <-ch:
+			if m.err != nil {
+				return nil, f.fail(stderr, m.err)
+			}
+			return m.c, 0
+		case <-say:
+			fmt.Fprintf(stderr, "distlock %s: still connecting: fewer than %d of %d masters reachable so far; waiting for lock %q\n", o.cmd, need, len(cfg.Nodes), o.name)
+			sayTimer.Reset(reachInterval)
+		case sig := <-sigs:
+			abandon()
+			fmt.Fprintf(stderr, "distlock %s: %v while connecting to the masters; lock %q not taken%s\n", o.cmd, sig, o.name, o.notRun())
+			return nil, exitSignal + signalNumber(sig)
+		case <-timeout:
+			abandon()
+			fmt.Fprintf(stderr, "distlock %s: lock %q not acquired within --timeout %v: still connecting to the masters (%d of %d needed)%s\n", o.cmd, o.name, o.timeout, need, len(cfg.Nodes), o.notRun())
+			return nil, exitUnreachable
 		}
-		return m.c, 0
-	case sig := <-sigs:
-		abandon()
-		fmt.Fprintf(stderr, "distlock %s: %v while connecting to the masters; lock %q not taken%s\n", o.cmd, sig, o.name, o.notRun())
-		return nil, exitSignal + signalNumber(sig)
-	case <-timeout:
-		abandon()
-		fmt.Fprintf(stderr, "distlock %s: lock %q not acquired within --timeout %v: still connecting to the masters (%d of %d needed)%s\n", o.cmd, o.name, o.timeout, quorum.Majority(len(cfg.Nodes)), len(cfg.Nodes), o.notRun())
-		return nil, exitUnreachable
 	}
 }
 
