@@ -114,7 +114,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return f.fail(stderr, err)
 	}
-	defer client.Close()
+	defer closeSoon(client)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Second)
 	defer cancel()
 	st, err := client.Status(ctx, name)

@@ -86,7 +86,7 @@ func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return f.fail(stderr, err)
 	}
-	defer client.Close()
+	defer closeSoon(client)
 	total := len(cfg.Nodes)
 	if total == 0 {
 		total = 1 // the default node
