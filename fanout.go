@@ -103,3 +103,15 @@ func ownTimeout(err error, d time.Duration) error {
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)
 }
+
+// withoutCancel is context.WithoutCancel, without its allocation when ctx
+// can never be cancelled and has no deadline (context.Background, say):
+// ctx itself then behaves the same.
+func withoutCancel(ctx context.Context) context.Context {
+	if ctx.Done() == nil {
+		if _, ok := ctx.Deadline(); !ok {
+			return ctx
+		}
+	}
+	return context.WithoutCancel(ctx)
+}

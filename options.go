@@ -137,13 +137,14 @@ func (r *request) newValue() string {
 // bury also leaves value's tombstone, for max(2·ttl, 1 min) (tombLife): on
 // a master whose answer to value's acquire never came.
 func (r *request) releaseCall(value, also string, counter int64, bury bool, ttl time.Duration) rueidis.LuaExec {
-	keys := []string{r.key, r.fenceKey}
-	args := []string{value, also, strconv.FormatInt(counter, 10)}
-	if bury {
-		keys = append(keys, r.tombKey(value))
-		args = append(args, strconv.FormatInt(tombLife(ttl).Milliseconds(), 10))
+	// Keys and args share one backing array (rueidis copies them into
+	// the command).
+	if !bury {
+		s := []string{r.key, r.fenceKey, value, also, strconv.FormatInt(counter, 10)}
+		return rueidis.LuaExec{Keys: s[:2:2], Args: s[2:]}
 	}
-	return rueidis.LuaExec{Keys: keys, Args: args}
+	s := []string{r.key, r.fenceKey, r.tombKey(value), value, also, strconv.FormatInt(counter, 10), strconv.FormatInt(tombLife(ttl).Milliseconds(), 10)}
+	return rueidis.LuaExec{Keys: s[:3:3], Args: s[3:]}
 }
 
 // checkKey reports why key cannot be a lock key, or nil: it must not be
@@ -201,25 +202,59 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 	// touch them all, even on a Redis Cluster), and named from the lock
 	// key alone: one counter per slot of lock keys, however the key was
 	// split into prefix and name.
-	tag := "{" + keyslot.Tag(keyslot.Slot(key)) + "}"
+	//
+	// The keys are laid end to end in one string, each a slice of it: one
+	// allocation for them all, as they live exactly as long as r.
+	t := keyslot.Tag(keyslot.Slot(key))
+	legacy := c.cfg.prefix != ReservedKeyspace
+	var b keyParts
+	n := len(t) + 2
+	size := n + 4*len(ReservedKeyspace) + len("fence:wait:lapse:fence:left:") + 4*n + 3*len(key)
+	if legacy {
+		size += len(c.cfg.prefix) + len("fence:") + n
+	}
+	b.b.Grow(size)
+	tag := b.add("{", t, "}")
+	fence := b.add(ReservedKeyspace, "fence:", "{", t, "}")
+	wait := b.add(ReservedKeyspace, "wait:", "{", t, "}", key)
+	lapse := b.add(ReservedKeyspace, "lapse:", "{", t, "}", key)
+	left := b.add(ReservedKeyspace, "fence:left:", "{", t, "}", key) // beside the tombstones (fence:dead:)
+	var legacyFence [2]int
+	if legacy {
+		legacyFence = b.add(c.cfg.prefix, "fence:", "{", t, "}")
+	}
+	all := b.b.String()
+	part := func(p [2]int) string { return all[p[0]:p[1]] }
 	r := &request{
 		name:     name,
 		key:      key,
-		fenceKey: ReservedKeyspace + "fence:" + tag,
-		waitKey:  ReservedKeyspace + "wait:" + tag + key,
-		lapseKey: ReservedKeyspace + "lapse:" + tag + key,
-		leftKey:  ReservedKeyspace + "fence:left:" + tag + key, // beside the tombstones (fence:dead:)
+		fenceKey: part(fence),
+		waitKey:  part(wait),
+		lapseKey: part(lapse),
+		leftKey:  part(left),
 		ttl:      ttl,
 		timeout:  c.nodeTimeout(ttl),
-		tag:      tag,
+		tag:      part(tag),
 		metadata: o.metadata,
 		suffix:   c.cfg.ownerSuffix,
 	}
 	if o.metadata != "" {
 		r.suffix = valueSuffix(c.cfg.owner, o.metadata)
 	}
-	if c.cfg.prefix != ReservedKeyspace {
-		r.legacyFenceKey = c.cfg.prefix + "fence:" + tag
+	if legacy {
+		r.legacyFenceKey = part(legacyFence)
 	}
 	return r, nil
+}
+
+// keyParts lays strings end to end in one buffer (newRequest).
+type keyParts struct{ b strings.Builder }
+
+// add appends ss and returns where they start and end in the buffer.
+func (k *keyParts) add(ss ...string) [2]int {
+	start := k.b.Len()
+	for _, s := range ss {
+		k.b.WriteString(s)
+	}
+	return [2]int{start, k.b.Len()}
 }

@@ -173,15 +173,17 @@ func (l *Lease) ack(i int) int64 {
 // acquire's answer never came, it may still arrive, after this delete:
 // the value is buried there (TestAdv2LateAcquireAfterRelease).
 func (l *Lease) sendDeletes(ctx context.Context, also string) (<-chan reply, int) {
-	plain := l.req.releaseCall(l.value, also, l.counter(), false, 0)
-	buried := l.req.releaseCall(l.value, also, l.counter(), true, l.TTL())
-	replies, count, _ := l.fanoutAfterAcquire(context.WithoutCancel(ctx), func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	// The buried call is made only for a master that needs it (rarely),
+	// from the counter and TTL read now, as the plain one.
+	counter, ttl := l.counter(), l.TTL()
+	plain := l.req.releaseCall(l.value, also, counter, false, 0)
+	replies, count, _ := l.fanoutAfterAcquire(withoutCancel(ctx), func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		l.mu.Lock()
 		unknown := l.unanswered&(1<<node) != 0
 		l.mu.Unlock()
 		call := plain
 		if unknown {
-			call = buried
+			call = l.req.releaseCall(l.value, also, counter, true, ttl)
 		}
 		return script.Release.Exec(ctx, rc, call.Keys, call.Args)
 	})
