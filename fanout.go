@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,41 +48,61 @@ func (c *Client) fanoutSent(ctx context.Context, timeout time.Duration, only []b
 	}
 	// One deadline for all masters: they start together. The last
 	// goroutine to finish releases it.
-	nctx, cancel := withTimeout(ctx, timeout)
-	var left atomic.Int32
-	left.Store(int32(count))
+	f := &fan{ctx: ctx, timeout: timeout, send: send, replies: replies, sent: sent}
+	f.nctx, f.cancel = withTimeout(ctx, timeout)
+	f.left.Store(int32(count))
 	for i, n := range c.nodes {
 		if only != nil && !only[i] {
 			continue
 		}
-		c.spawn(func() {
-			defer func() {
-				if left.Add(-1) == 0 {
-					cancel()
-					close(sent)
-				}
-			}()
-			rc, err := n.get()
-			if err != nil {
-				replies <- reply{node: i, err: &NodeError{Addr: n.addr, Err: err}}
-				return
-			}
-			res := send(nctx, i, rc)
-			r := reply{node: i, res: res}
-			err = res.Error()
-			if err != nil {
-				if ctx.Err() == nil {
-					err = ownTimeout(err, timeout)
-				}
-				r.err = &NodeError{Addr: n.addr, Err: err}
-			}
-			if ctx.Err() == nil {
-				n.observe(err)
-			}
-			replies <- r
-		})
+		// As spawn, without a closure of its own: one goroutine per
+		// master, sharing f.
+		c.wg.Add(1)
+		go f.run(&c.wg, i, n)
 	}
 	return replies, count, sent
+}
+
+// fan is one fanoutSent: what its goroutines share.
+type fan struct {
+	ctx     context.Context // the caller's
+	nctx    context.Context // ctx with the per-master timeout
+	cancel  context.CancelFunc
+	timeout time.Duration
+	send    func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult
+	replies chan reply
+	sent    chan struct{}
+	left    atomic.Int32 // goroutines still running
+}
+
+// run asks master i (n) and sends its reply; the last goroutine to finish
+// releases the deadline and closes sent.
+func (f *fan) run(wg *sync.WaitGroup, i int, n *node) {
+	defer wg.Done()
+	defer func() {
+		if f.left.Add(-1) == 0 {
+			f.cancel()
+			close(f.sent)
+		}
+	}()
+	rc, err := n.get()
+	if err != nil {
+		f.replies <- reply{node: i, err: &NodeError{Addr: n.addr, Err: err}}
+		return
+	}
+	res := f.send(f.nctx, i, rc)
+	r := reply{node: i, res: res}
+	err = res.Error()
+	if err != nil {
+		if f.ctx.Err() == nil {
+			err = ownTimeout(err, f.timeout)
+		}
+		r.err = &NodeError{Addr: n.addr, Err: err}
+	}
+	if f.ctx.Err() == nil {
+		n.observe(err)
+	}
+	f.replies <- r
 }
 
 // ownTimeout returns err, unless it is the end of one of the Client's own
