@@ -126,11 +126,14 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	call.attempts++
 	keep := a.waiter != ""
 	value := a.value
-	ttlArg := strconv.FormatInt(req.ttl.Milliseconds(), 10)
-	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey, req.tombKey(value), req.leftKey}
+	// Keys and args share one backing array (rueidis copies them into
+	// the command).
+	all := make([]string, 0, 15)
+	all = append(all, req.key, req.fenceKey, req.waitKey, req.lapseKey, req.tombKey(value), req.leftKey)
 	if req.legacyFenceKey != "" {
-		keys = append(keys, req.legacyFenceKey)
+		all = append(all, req.legacyFenceKey)
 	}
+	keys := all[:len(all):len(all)]
 	waits, place := "0", ""
 	if keep && a.join {
 		waits = "1" // a waiting Acquire joins the waiting lists
@@ -138,7 +141,8 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	if a.place > 0 {
 		place = strconv.FormatInt(a.place, 10)
 	}
-	args := []string{value, ttlArg, place, waits, c.waitTTLArg, a.replaces.value, a.waiter, strconv.FormatInt(a.replaces.counter, 10)}
+	args := append(all[len(all):], value, req.ttlArg, place, waits, c.waitTTLArg, a.replaces.value, a.waiter, strconv.FormatInt(a.replaces.counter, 10))
+	args = args[:len(args):len(args)]
 	send := c.acquireSender(keys, args)
 
 	n := len(c.nodes)

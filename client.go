@@ -22,6 +22,7 @@ type Client struct {
 	epoch  time.Time // origin of now: lease validity is kept on the monotonic clock
 
 	waitTTLArg string // how long a waiter's place in line lasts unrenewed, ms
+	ttlArg     string // the default TTL (Config.TTL, whole ms) in ms, as requests send it
 
 	queue   localQueue
 	renewer *renewer
@@ -78,6 +79,7 @@ func New(cfg Config) (*Client, error) {
 	// A waiter renews its place at every attempt, at least every
 	// RetryMaxDelay; one that vanished keeps it this long at most.
 	c.waitTTLArg = strconv.FormatInt(max(time.Second, 4*s.retryMaxDelay).Milliseconds(), 10)
+	c.ttlArg = strconv.FormatInt(s.ttl.Milliseconds(), 10)
 	c.queue.slots = make(map[string]*slot)
 	if !s.disableLossEvents {
 		c.events = newKeyEvents(c, len(s.nodes))

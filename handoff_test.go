@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -446,4 +447,64 @@ func TestLocalHandoffClose(t *testing.T) {
 		t.Errorf("%d jobs before Close; want the chain to have run", jobs)
 	}
 	noLockKeys(t, servers)
+}
+
+// A lease extended to a longer TTL and then handed over to a waiter of the
+// same Client (that asked for that TTL): the next lease's renewals must set
+// the longer TTL, the one its validity is computed from. successor copies
+// *l.req, whose TTL argument (ttlArg, formatted once per request) is the
+// TTL before Extend: were only its ttl set, the next lease would renew
+// with the old TTL, and its keys would expire long before the validity it
+// reports, so that another Client took a lock the lease still held
+// (an adversarial read of the allocation cuts).
+func TestHandoffAfterExtendRenewsWithLeaseTTL(t *testing.T) {
+	const name = "handoff-extend-ttl"
+	const short, long = 600 * time.Millisecond, 3 * time.Second
+	servers := masters(t, 3)
+	// No loss events: the lease trusts its renewals, as with a Redis that
+	// sends no keyspace notifications.
+	c := newClient(t, servers, distlock.Config{TTL: short, DisableLossEvents: true})
+	ctx := ctxTimeout(t, 20*time.Second)
+	a, err := c.Acquire(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Extend(ctx, long); err != nil {
+		t.Fatalf("Extend: %v", err)
+	}
+	got := acquireLater(t, ctx, c, name, distlock.WithTTL(long))
+	waitQueued(t, c, name)
+	if err := a.Release(ctx); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	l := take(t, got, "waiter")
+	defer l.Release(ctx)
+	if l.TTL() != long {
+		t.Fatalf("handed-over lease TTL %v; want %v", l.TTL(), long)
+	}
+	// Renewals go every TTL/3 (1 s): after the first, every master's key
+	// must live about the lease's TTL.
+	handed := time.Now()
+	time.Sleep(long/3 + 300*time.Millisecond)
+	for _, s := range servers {
+		v, err := s.Do("PTTL", "distlock:"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, _ := strconv.Atoi(v)
+		if time.Duration(ms)*time.Millisecond < long/2 {
+			t.Errorf("%s: PTTL %s ms after the handed-over lease (TTL %v) renewed; want about %v", s.Addr(), v, long, long)
+		}
+	}
+	// The consequence: the keys lapse while the lease says it holds.
+	time.Sleep(time.Until(handed.Add(long/3 + short + 200*time.Millisecond)))
+	other := newClient(t, servers, distlock.Config{})
+	o, err := other.TryAcquire(ctx, name)
+	t.Logf("other Client's TryAcquire %v after the handoff: %v; handed-over lease Err %v", time.Since(handed).Round(time.Millisecond), err, l.Err())
+	if err == nil {
+		defer o.Release(ctx)
+		if l.Err() == nil && time.Now().Before(l.Deadline()) {
+			t.Errorf("another Client acquired %s (token %d) while the handed-over lease still holds it (Err nil, valid until %v from now)", name, o.Token(), time.Until(l.Deadline()).Round(time.Millisecond))
+		}
+	}
 }

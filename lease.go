@@ -134,10 +134,12 @@ type Lease struct {
 }
 
 func newLease(c *Client, req *request, value string, token uint64, start time.Time, t *turn) *Lease {
-	l := &Lease{c: c, req: req, value: value, token: token, turn: t, index: -1, acks: make([]int64, len(c.nodes)), ackCap: make([]int64, len(c.nodes)), unknownTTL: make([]time.Duration, len(c.nodes))}
+	n := len(c.nodes)
+	acks := make([]int64, 2*n) // acks and ackCap, in one allocation
+	l := &Lease{c: c, req: req, value: value, token: token, turn: t, index: -1, acks: acks[:n:n], ackCap: acks[n:], unknownTTL: make([]time.Duration, n)}
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
 	l.ttl.Store(int64(req.ttl))
-	l.args = renewArgs(value, req.ttl)
+	l.args = []string{value, req.ttlArg} // renewArgs(value, req.ttl)
 	l.validUntil.Store(c.at(start) + int64(req.ttl-c.drift(req.ttl)))
 	l.validUntilAtStart = l.validUntil.Load()
 	return l
