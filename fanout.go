@@ -49,7 +49,15 @@ func (c *Client) fanoutSent(ctx context.Context, timeout time.Duration, only []b
 	// One deadline for all masters: they start together. The last
 	// goroutine to finish releases it.
 	f := &fan{ctx: ctx, timeout: timeout, send: send, replies: replies, sent: sent}
-	f.nctx, f.cancel = withTimeout(ctx, timeout)
+	if cannotEnd(ctx) {
+		// The usual case (context.Background, or Release's context
+		// without its cancel): a deadline of f's own does what
+		// context.WithTimeout does, for fewer allocations.
+		f.dl.start(ctx, time.Now().Add(timeout))
+		f.nctx = &f.dl
+	} else {
+		f.nctx, f.cancel = withTimeout(ctx, timeout)
+	}
 	f.left.Store(int32(count))
 	for i, n := range c.nodes {
 		if only != nil && !only[i] {
@@ -65,9 +73,10 @@ func (c *Client) fanoutSent(ctx context.Context, timeout time.Duration, only []b
 
 // fan is one fanoutSent: what its goroutines share.
 type fan struct {
-	ctx     context.Context // the caller's
-	nctx    context.Context // ctx with the per-master timeout
-	cancel  context.CancelFunc
+	ctx     context.Context    // the caller's
+	nctx    context.Context    // ctx with the per-master timeout: &dl, or from withTimeout
+	cancel  context.CancelFunc // nctx's from withTimeout; nil for &dl
+	dl      deadlineCtx
 	timeout time.Duration
 	send    func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult
 	replies chan reply
@@ -81,7 +90,11 @@ func (f *fan) run(wg *sync.WaitGroup, i int, n *node) {
 	defer wg.Done()
 	defer func() {
 		if f.left.Add(-1) == 0 {
-			f.cancel()
+			if f.cancel != nil {
+				f.cancel()
+			} else {
+				f.dl.stop()
+			}
 			close(f.sent)
 		}
 	}()
@@ -135,4 +148,86 @@ func withoutCancel(ctx context.Context) context.Context {
 		}
 	}
 	return context.WithoutCancel(ctx)
+}
+
+// cannotEnd reports whether ctx can never be done: no cancel, no deadline.
+func cannotEnd(ctx context.Context) bool {
+	if ctx.Done() != nil {
+		return false
+	}
+	_, ok := ctx.Deadline()
+	return !ok
+}
+
+// deadlineCtx is context.WithDeadline of a parent that can never end
+// (cannotEnd), with stop as its cancel: done at the deadline
+// (DeadlineExceeded) or when stopped (Canceled), whichever comes first.
+// It costs a channel and a timer, where context.WithTimeout also
+// allocates the context and its cancel func; one can live inside a
+// struct made anyway (fan).
+type deadlineCtx struct {
+	context.Context // the parent, for Value
+	deadline        time.Time
+	done            chan struct{}
+	timer           *time.Timer
+	mu              sync.Mutex
+	err             error
+}
+
+// start makes c parent's copy that ends at d. Call it once, before c is
+// shared.
+func (c *deadlineCtx) start(parent context.Context, d time.Time) {
+	c.Context, c.deadline, c.done = parent, d, make(chan struct{})
+	dur := time.Until(d)
+	if dur <= 0 {
+		c.end(context.DeadlineExceeded) // already past
+		return
+	}
+	c.mu.Lock()
+	c.timer = time.AfterFunc(dur, c.expire)
+	c.mu.Unlock()
+}
+
+// within returns a child of c that also ends d from now: as
+// context.WithTimeout(c, d), c never being cancelled before the child is
+// stopped. Stop it when done with it.
+func (c *deadlineCtx) within(d time.Duration) *deadlineCtx {
+	child := &deadlineCtx{}
+	at := time.Now().Add(d)
+	if c.deadline.Before(at) {
+		at = c.deadline
+	}
+	child.start(c.Context, at)
+	return child
+}
+
+func (c *deadlineCtx) expire() { c.end(context.DeadlineExceeded) }
+
+// stop releases c's timer and ends it, as a cancel func does.
+func (c *deadlineCtx) stop() {
+	c.mu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Unlock()
+	c.end(context.Canceled)
+}
+
+func (c *deadlineCtx) end(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	close(c.done)
+}
+
+// Deadline, Done and Err implement context.Context.
+func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *deadlineCtx) Done() <-chan struct{}       { return c.done }
+func (c *deadlineCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }

@@ -416,9 +416,15 @@ func (l *Lease) fanoutAfterAcquire(ctx context.Context, send func(ctx context.Co
 	return l.c.fanoutSent(ctx, timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		if l.straggling&(1<<node) != 0 {
 			l.settle()
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, l.req.timeout)
-			defer cancel()
+			if dl, ok := ctx.(*deadlineCtx); ok {
+				sub := dl.within(l.req.timeout) // as below, for less
+				defer sub.stop()
+				ctx = sub
+			} else {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, l.req.timeout)
+				defer cancel()
+			}
 		}
 		return send(ctx, node, rc)
 	})
