@@ -335,16 +335,8 @@ func (c *Client) handOut(ctx context.Context, req *request, a try, t *turn, call
 	// leave them, or our place would block the next in line until it
 	// lapsed.
 	leave := keep && (call.attempts > 1 || w.tally.Granted() < len(w.state)-w.tally.Pending())
-	l.answers(w.state, w.replies, w.tally.Pending(), func(res rueidis.RedisResult) bool {
-		ok, _, _ := parseAcquire(res)
-		if !ok && keep {
-			// A straggler refused us, and put us in its line: leave
-			// again, after its answer (the leave below may have reached
-			// that master first).
-			c.leave(req, a.waiter, nil, true)
-		}
-		return ok
-	})
+	l.answers(w.state, w.replies, w.tally.Pending(), nil) // strayAcquire
+
 	if !c.track(l) {
 		return nil, ErrClosed
 	}
@@ -355,6 +347,18 @@ func (c *Client) handOut(ctx context.Context, req *request, a try, t *turn, call
 		c.leave(req, a.waiter, nil, true)
 	}
 	return l, nil
+}
+
+// strayAcquire reports whether res, a straggler's answer to the acquire
+// that made l (handOut), granted it. A straggler that refused a waiting
+// Acquire put it in its line: it leaves again, after that answer (the
+// leave handOut sent may have reached that master first).
+func (l *Lease) strayAcquire(res rueidis.RedisResult) bool {
+	ok, _, _ := parseAcquire(res)
+	if !ok && l.waiter != "" {
+		l.c.leave(l.req, l.waiter, nil, true)
+	}
+	return ok
 }
 
 // acquireGranted reports whether res is acquire.lua's grant (which drew a

@@ -384,7 +384,8 @@ func (l *Lease) endLocked(cause error) bool {
 // answers records what the acquire (or handoff) that made l learnt of each
 // master: what a grant guarantees (acks), which answers never came
 // (unanswered), and the answers still to come, which settle waits for;
-// grants tells from an answer whether it set the key. l is not shared yet.
+// grants tells from an answer whether it set the key (nil: strayAcquire,
+// for an acquire's). l is not shared yet.
 func (l *Lease) answers(state []int, replies <-chan reply, toCome int, grants func(rueidis.RedisResult) bool) {
 	for i, s := range state {
 		switch s {
@@ -410,9 +411,10 @@ func (l *Lease) answers(state []int, replies <-chan reply, toCome int, grants fu
 // deletes and the handoff go this way.
 func (l *Lease) fanoutAfterAcquire(ctx context.Context, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int, <-chan struct{}) {
 	timeout := l.req.timeout
-	if l.straggling != 0 {
-		timeout *= 2
+	if l.straggling == 0 {
+		return l.c.fanoutSent(ctx, timeout, nil, send) // no wait: no closure
 	}
+	timeout *= 2
 	return l.c.fanoutSent(ctx, timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		if l.straggling&(1<<node) != 0 {
 			l.settle()
@@ -441,7 +443,7 @@ func (l *Lease) settle() {
 				l.unanswered |= 1 << r.node
 				l.mu.Unlock()
 			}
-			if r.err == nil && l.grants(r.res) {
+			if r.err == nil && l.strayGranted(r.res) {
 				// The key is set there too: what the grant guarantees
 				// counts for Release's reading of its deletes.
 				l.mu.Lock()
@@ -456,6 +458,15 @@ func (l *Lease) settle() {
 			l.c.events.settledLate(l)
 		}
 	})
+}
+
+// strayGranted reports whether res, a straggler's answer, set the key:
+// by grants, or strayAcquire when grants is nil.
+func (l *Lease) strayGranted(res rueidis.RedisResult) bool {
+	if l.grants != nil {
+		return l.grants(res)
+	}
+	return l.strayAcquire(res)
 }
 
 // freeSlot lets this Client's next waiter for the name go, once.

@@ -137,12 +137,8 @@ func (l *Lease) release(ctx context.Context, span trace.Span, called int64, prev
 	left := count - answered
 	if left > 0 {
 		l.c.queue.deleting(l.req.name, l.replaced())
-		l.c.spawn(func() {
-			for range left {
-				<-replies
-			}
-			l.c.queue.deleted(l.req.name, l.value)
-		})
+		l.c.wg.Add(1) // as spawn, with one closure fewer
+		go l.drainDeletes(replies, left)
 	}
 	l.turn.pass(l.replaced())
 	if ctxErr != nil {
@@ -154,6 +150,17 @@ func (l *Lease) release(ctx context.Context, span trace.Span, called int64, prev
 	}
 	l.c.recordMasterErrors(span, d.errs)
 	return withErr(prev, first, l.deletesError(first, &d))
+}
+
+// drainDeletes waits for the left deletes still to be answered on
+// replies, then tells the local queue they have been; it ends a goroutine
+// counted in the Client's wg.
+func (l *Lease) drainDeletes(replies <-chan reply, left int) {
+	defer l.c.wg.Done()
+	for range left {
+		<-replies
+	}
+	l.c.queue.deleted(l.req.name, l.value)
 }
 
 // ack returns what master i's last answer guaranteed of the key: until
