@@ -25,7 +25,7 @@ type reply struct {
 // the caller may stop reading early; the goroutines still end, each within
 // timeout. The caller must be between enter and exit.
 func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int) {
-	replies, count, _ := c.fanoutSent(ctx, timeout, only, send)
+	replies, count, _ := c.fanoutWith(ctx, timeout, only, send, false)
 	return replies, count
 }
 
@@ -34,7 +34,16 @@ func (c *Client) fanout(ctx context.Context, timeout time.Duration, only []bool,
 // master's connection, or never will, so a command sent after it on that
 // connection arrives after it.
 func (c *Client) fanoutSent(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int, <-chan struct{}) {
-	sent := make(chan struct{})
+	return c.fanoutWith(ctx, timeout, only, send, true)
+}
+
+// fanoutWith is fanoutSent, whose channel sent is made only when
+// wantSent (nil otherwise): fanout's callers do not read it.
+func (c *Client) fanoutWith(ctx context.Context, timeout time.Duration, only []bool, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult, wantSent bool) (<-chan reply, int, <-chan struct{}) {
+	var sent chan struct{}
+	if wantSent {
+		sent = make(chan struct{})
+	}
 	count := 0
 	for i := range c.nodes {
 		if only == nil || only[i] {
@@ -43,7 +52,9 @@ func (c *Client) fanoutSent(ctx context.Context, timeout time.Duration, only []b
 	}
 	replies := make(chan reply, count)
 	if count == 0 {
-		close(sent)
+		if sent != nil {
+			close(sent)
+		}
 		return replies, 0, sent
 	}
 	// One deadline for all masters: they start together. The last
@@ -80,8 +91,8 @@ type fan struct {
 	timeout time.Duration
 	send    func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult
 	replies chan reply
-	sent    chan struct{}
-	left    atomic.Int32 // goroutines still running
+	sent    chan struct{} // nil unless wanted (fanoutWith)
+	left    atomic.Int32  // goroutines still running
 }
 
 // run asks master i (n) and sends its reply; the last goroutine to finish
@@ -95,7 +106,9 @@ func (f *fan) run(wg *sync.WaitGroup, i int, n *node) {
 			} else {
 				f.dl.stop()
 			}
-			close(f.sent)
+			if f.sent != nil {
+				close(f.sent)
+			}
 		}
 	}()
 	rc, err := n.get()

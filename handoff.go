@@ -151,7 +151,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	// the acquire's per-master timeout; the others go at once, and the
 	// handoff is decided at the fastest majority. Where a late answer
 	// says the swap did not happen, the old value is buried (handOff).
-	replies, count, sent := l.fanoutAfterAcquire(ctx, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	replies, count, sent := l.fanoutAfterAcquire(ctx, true, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		a := args
 		if node == 0 {
 			a = args0

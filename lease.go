@@ -409,13 +409,16 @@ func (l *Lease) answers(state []int, replies <-chan reply, toCome int, grants fu
 // the acquire, which began before: twice the timeout bounds the wait and
 // the command, which has the per-master timeout of its own. Release's
 // deletes and the handoff go this way.
-func (l *Lease) fanoutAfterAcquire(ctx context.Context, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int, <-chan struct{}) {
+//
+// The channel it returns, closed once every command went out, is made
+// only when wantSent (nil otherwise).
+func (l *Lease) fanoutAfterAcquire(ctx context.Context, wantSent bool, send func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult) (<-chan reply, int, <-chan struct{}) {
 	timeout := l.req.timeout
 	if l.straggling == 0 {
-		return l.c.fanoutSent(ctx, timeout, nil, send) // no wait: no closure
+		return l.c.fanoutWith(ctx, timeout, nil, send, wantSent) // no wait: no closure
 	}
 	timeout *= 2
-	return l.c.fanoutSent(ctx, timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	return l.c.fanoutWith(ctx, timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		if l.straggling&(1<<node) != 0 {
 			l.settle()
 			if dl, ok := ctx.(*deadlineCtx); ok {
@@ -429,7 +432,7 @@ func (l *Lease) fanoutAfterAcquire(ctx context.Context, send func(ctx context.Co
 			}
 		}
 		return send(ctx, node, rc)
-	})
+	}, wantSent)
 }
 
 // settle waits for the acquire's last answers (each bounded by the

@@ -184,7 +184,7 @@ func (l *Lease) sendDeletes(ctx context.Context, also string) (<-chan reply, int
 	// from the counter and TTL read now, as the plain one.
 	counter, ttl := l.counter(), l.TTL()
 	plain := l.req.releaseCall(l.value, also, counter, false, 0)
-	replies, count, _ := l.fanoutAfterAcquire(withoutCancel(ctx), func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
+	replies, count, _ := l.fanoutAfterAcquire(withoutCancel(ctx), false, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		l.mu.Lock()
 		unknown := l.unanswered&(1<<node) != 0
 		l.mu.Unlock()
