@@ -59,7 +59,7 @@ func (c *Client) fanoutWith(ctx context.Context, timeout time.Duration, only []b
 	}
 	// One deadline for all masters: they start together. The last
 	// goroutine to finish releases it.
-	f := &fan{ctx: ctx, timeout: timeout, send: send, replies: replies, sent: sent}
+	f := &fan{c: c, ctx: ctx, timeout: timeout, send: send, replies: replies, sent: sent}
 	if cannotEnd(ctx) {
 		// The usual case (context.Background, or Release's context
 		// without its cancel): a deadline of f's own does what
@@ -70,14 +70,19 @@ func (c *Client) fanoutWith(ctx context.Context, timeout time.Duration, only []b
 		f.nctx, f.cancel = withTimeout(ctx, timeout)
 	}
 	f.left.Store(int32(count))
-	for i, n := range c.nodes {
-		if only != nil && !only[i] {
-			continue
+	k := 0
+	for i := range c.nodes {
+		if only == nil || only[i] {
+			f.masters[k] = uint8(i)
+			k++
 		}
-		// As spawn, without a closure of its own: one goroutine per
-		// master, sharing f.
+	}
+	// As spawn, with one closure for all: each goroutine takes the next
+	// master of f.masters.
+	start := f.start
+	for range count {
 		c.wg.Add(1)
-		go f.run(&c.wg, i, n)
+		go start()
 	}
 	return replies, count, sent
 }
@@ -93,6 +98,16 @@ type fan struct {
 	replies chan reply
 	sent    chan struct{} // nil unless wanted (fanoutWith)
 	left    atomic.Int32  // goroutines still running
+	c       *Client
+	masters [MaxNodes]uint8 // the masters to ask, in order
+	next    atomic.Int32    // goroutines started: the next takes masters[next]
+}
+
+// start runs in each of f's goroutines: it asks the next master of
+// f.masters.
+func (f *fan) start() {
+	i := int(f.masters[f.next.Add(1)-1])
+	f.run(&f.c.wg, i, f.c.nodes[i])
 }
 
 // run asks master i (n) and sends its reply; the last goroutine to finish
