@@ -206,7 +206,21 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 	// Redis counts PX in whole milliseconds; round down so that our
 	// arithmetic never assumes a key lives longer than it does.
 	ttl := o.ttl.Truncate(time.Millisecond)
-	key := c.cfg.prefix + name
+	// The lock key and every key beside it are laid end to end in one
+	// string, each a slice of it: one allocation for them all, as they
+	// live as long as r. (A hash tag is at most 4 characters: keyslot's
+	// tags count in base 36 up to the 16384th slot; a longer one would
+	// only cost the builder a reallocation, never change a key.)
+	var b keyParts
+	legacy := c.cfg.prefix != ReservedKeyspace
+	kl, n := len(c.cfg.prefix)+len(name), 4+2
+	size := kl + n + 4*len(ReservedKeyspace) + len("fence:wait:lapse:fence:left:") + 4*n + 3*kl
+	if legacy {
+		size += len(c.cfg.prefix) + len("fence:") + n
+	}
+	b.b.Grow(size)
+	keyAt := b.add(c.cfg.prefix, name)
+	key := b.b.String()[keyAt[0]:keyAt[1]] // prefix + name
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("distlock: %s: %w", op, err)
 	}
@@ -214,18 +228,7 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 	// touch them all, even on a Redis Cluster), and named from the lock
 	// key alone: one counter per slot of lock keys, however the key was
 	// split into prefix and name.
-	//
-	// The keys are laid end to end in one string, each a slice of it: one
-	// allocation for them all, as they live exactly as long as r.
 	t := keyslot.Tag(keyslot.Slot(key))
-	legacy := c.cfg.prefix != ReservedKeyspace
-	var b keyParts
-	n := len(t) + 2
-	size := n + 4*len(ReservedKeyspace) + len("fence:wait:lapse:fence:left:") + 4*n + 3*len(key)
-	if legacy {
-		size += len(c.cfg.prefix) + len("fence:") + n
-	}
-	b.b.Grow(size)
 	tag := b.add("{", t, "}")
 	fence := b.add(ReservedKeyspace, "fence:", "{", t, "}")
 	wait := b.add(ReservedKeyspace, "wait:", "{", t, "}", key)
