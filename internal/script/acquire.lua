@@ -54,11 +54,16 @@
 -- Waiters are ranked by their arrival time, which the caller carries from
 -- master to master, so the masters agree on the order and never each
 -- grant a different waiter for good. A waiter joins a list only when
--- refused, so an uncontended acquire costs one EXISTS more, and nothing
--- more. A waiter that is granted renews its place: it may lose the other
+-- refused, so an uncontended acquire costs nothing more than one more key
+-- in the tombstone's EXISTS. A waiter that is granted renews its place: it may lose the other
 -- masters and keep this one (the tie-break on master 0), and must not
 -- lose its place meanwhile.
-if redis.call('EXISTS', KEYS[5]) == 1 then
+--
+-- One EXISTS asks for the tombstone and the waiting list together: on the
+-- uncontended path neither exists, and that one call is the only check.
+-- Only when one of them exists is the tombstone asked for alone.
+local queued = redis.call('EXISTS', KEYS[5], KEYS[3]) > 0
+if queued and redis.call('EXISTS', KEYS[5]) == 1 then
   return {0, 0, 0, 0, 0}
 end
 local head, now
@@ -69,7 +74,7 @@ local function clock()
   end
   return now
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then
+if queued then
   local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', clock())
   for _, w in ipairs(lapsed) do
     redis.call('ZREM', KEYS[3], w)
