@@ -235,6 +235,39 @@ func TestBuryRefusesLateAcquire(t *testing.T) {
 	}
 }
 
+// acquire.lua asks for its tombstone (KEYS[5]) and the waiting list
+// (KEYS[3]) in one EXISTS: a tombstone refuses the value whether or not a
+// list exists, touching neither the key nor the list, and a list without
+// a tombstone is still read (its first waiter goes first).
+func TestTombstoneWithWaitingList(t *testing.T) {
+	s := redistest.StartN(t, 1, redistest.Options{})[0]
+	do := doer(t, s)
+	acquire := func(value, waiter string) string {
+		return do("EVAL", acquireSrc, "6", "k", "fence", "wait", "lapse", "tomb:"+value, "left", value, "10000", "", "1", "1000", "", waiter)
+	}
+	do("SET", "k", "holder", "PX", "10000")
+	if r := acquire("v1", "w1"); !strings.HasPrefix(r, "0\n") {
+		t.Fatalf("acquire of a held key: got %q; want refused", r)
+	}
+	do("DEL", "k")
+	do("SET", "tomb:v2", "1", "PX", "10000")
+	if r := acquire("v2", "w2"); r != "0\n0\n0\n0\n0" {
+		t.Fatalf("buried value with a waiting list: got %q; want {0, 0, 0, 0, 0}", r)
+	}
+	if got := do("ZRANGE", "wait", "0", "-1"); got != "w1" {
+		t.Fatalf("waiting list %q after a buried acquire; want w1 alone", got)
+	}
+	if v := do("EXISTS", "k"); v != "0" {
+		t.Fatal("a buried acquire set the key")
+	}
+	if r := acquire("v3", "w2"); !strings.HasPrefix(r, "0\n0\n1\n") {
+		t.Fatalf("free key, w1 first in line: got %q; want refused, behind", r)
+	}
+	if r := acquire("v4", "w1"); !strings.HasPrefix(r, "1\n") {
+		t.Fatalf("first in line: got %q; want granted", r)
+	}
+}
+
 // release.lua raises the fence counter (KEYS[2]) to the released lease's
 // counter (ARGV[3]) whatever the key holds, never lowers it, and leaves a
 // counter that is not a number, or not a string, alone.
