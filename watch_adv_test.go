@@ -111,8 +111,26 @@ func TestWatchMissedPosition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A second watch of w's, read as events come: w's hub sends each event
+	// to all of its watchers at once, so once the probe has the last
+	// release, so has events.
+	pctx, stopProbe := context.WithCancel(t.Context())
+	defer stopProbe()
+	probe, err := w.Watch(pctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// 33 holds, each with its metadata: 66 events, two more than the buffer.
 	const holds = distlock.WatchBuffer/2 + 1
+	lastSeen := make(chan struct{})
+	go func() {
+		for ev := range probe {
+			if ev.Type == distlock.EventReleased && ev.Metadata == strconv.Itoa(holds-1) {
+				close(lastSeen)
+				return
+			}
+		}
+	}()
 	for i := range holds {
 		l, err := c.Acquire(t.Context(), name, distlock.WithMetadata(fmt.Sprint(i)))
 		if err != nil {
@@ -122,6 +140,21 @@ func TestWatchMissedPosition(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Read nothing until the watch has sent every event: on a loaded
+	// machine the last ones can still be on their way when the loop ends,
+	// and reading then would make room for them (none missed).
+	select {
+	case <-lastSeen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the probe watch saw no release of the last hold within 10s")
+	}
+	// A barrier: another Watch of the name takes the hub's lock, which
+	// the send of the last release to every watcher holds.
+	bctx, stopBarrier := context.WithCancel(t.Context())
+	if _, err := w.Watch(bctx, name); err != nil {
+		t.Fatal(err)
+	}
+	stopBarrier()
 	evs := collect(events, 500*time.Millisecond)
 	missed, last := 0, -1
 	for i, ev := range evs {
