@@ -2,6 +2,8 @@ package distlock_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -79,4 +81,102 @@ func TestAdvReadReleaseEndedCtxFromAnotherLease(t *testing.T) {
 	var qe *distlock.QuorumError
 	assert.ErrorAs(t, err, &qe, "a Release whose ctx had already ended returns an unconfirmed *QuorumError")
 	assert.ErrorIs(t, err, context.Canceled, "and matches ctx's error")
+}
+
+// The same, with b's own Context nested around a's: once a is released,
+// the context has ended (cause ErrReleased, from a) and carries b, but it
+// did not end because b did. b's Release must not take it for its own
+// ended context and wait for the deletes: it returns at once, unconfirmed
+// (an adversarial read of endedWith).
+func TestAdvReadReleaseNestedCtxOfAnotherLease(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	a, err := c.Acquire(t.Context(), "nested-a")
+	require.NoError(t, err)
+	b, err := c.Acquire(t.Context(), "nested-b")
+	require.NoError(t, err)
+	heldEverywhere(t, servers, "nested-b")
+
+	actx, acancel := a.Context(context.Background())
+	defer acancel()
+	ctx, cancel := b.Context(actx)
+	defer cancel()
+	require.NoError(t, a.Release(context.Background()))
+	<-ctx.Done()
+	require.ErrorIs(t, context.Cause(ctx), distlock.ErrReleased)
+	require.NoError(t, b.Err(), "b is still held when its Release is called")
+
+	err = b.Release(ctx)
+	t.Logf("Release: %v", err)
+	var qe *distlock.QuorumError
+	assert.ErrorAs(t, err, &qe, "a Release whose ctx had already ended returns an unconfirmed *QuorumError")
+	assert.ErrorIs(t, err, context.Canceled, "and matches ctx's error")
+	// The deletes went out all the same.
+	noLockKeys(t, servers)
+}
+
+// TestReleaseCtxNestedInSameLeaseCtx: a context from l.Context nested in
+// another of l's own (a helper that takes l.Context of the ctx Do gave it,
+// say) ends because l did when l is released: Release waits past it, as
+// its godoc says. The lease's end cancels its contexts in map order: when
+// the inner one goes first, its cancel reaches the outer one at once, so
+// the outer's end finds it already ended; endedWith must look at the
+// inner one too (found by an adversarial read; it failed about half the
+// time per lease).
+func TestReleaseCtxNestedInSameLeaseCtx(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	for i := range 16 {
+		name := fmt.Sprintf("same-nested-%d", i)
+		l, err := c.Acquire(t.Context(), name)
+		require.NoError(t, err)
+		heldEverywhere(t, servers, name)
+		inner, icancel := l.Context(context.Background())
+		outer, ocancel := l.Context(inner)
+		err = l.Release(outer)
+		icancel()
+		ocancel()
+		require.NoError(t, err, "round %d: a ctx of l's own, ended by l's release, is waited past", i)
+	}
+}
+
+// TestDoReleaseWithNestedLeaseCtx: the same through Do: fn takes
+// l.Context of the ctx Do gave it (itself from l.Context) and releases
+// with it.
+func TestDoReleaseWithNestedLeaseCtx(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	for i := range 16 {
+		err := c.Do(t.Context(), fmt.Sprintf("do-nested-%d", i), func(ctx context.Context, l *distlock.Lease) error {
+			sub, cancel := l.Context(ctx)
+			defer cancel()
+			return l.Release(sub)
+		})
+		require.NoError(t, err, "round %d", i)
+	}
+}
+
+// TestReleaseOuterLeaseWithInnerLeaseCtx: ctx is b's Context nested
+// in a's; a's Release ends a, whose end ends ctx (cause ErrReleased, a's).
+// ctx ended because a did, though ctx.Value gives b's leaseCtx: a's
+// Release waits past it, as its godoc says (it returned at once,
+// unconfirmed, before endedWith looked at the contexts around the
+// innermost).
+func TestReleaseOuterLeaseWithInnerLeaseCtx(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	a, err := c.Acquire(t.Context(), "outer-a")
+	require.NoError(t, err)
+	b, err := c.Acquire(t.Context(), "outer-b")
+	require.NoError(t, err)
+	heldEverywhere(t, servers, "outer-a")
+	actx, acancel := a.Context(context.Background())
+	defer acancel()
+	ctx, cancel := b.Context(actx)
+	defer cancel()
+	err = a.Release(ctx)
+	var qe *distlock.QuorumError
+	assert.False(t, errors.As(err, &qe), "a's Release with a ctx that a's end ended waits past it: %v", err)
+	require.NoError(t, err)
+	require.NoError(t, b.Release(context.Background()))
 }

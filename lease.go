@@ -211,12 +211,22 @@ func (l *Lease) TTL() time.Duration { return time.Duration(l.ttl.Load()) }
 // (TestLeaseContextDoneWhenReleaseReturns).
 func (l *Lease) Context(parent context.Context) (context.Context, context.CancelFunc) {
 	cctx, cancel := context.WithCancelCause(parent)
-	ctx := context.WithValue(cctx, leaseCtxKey{}, l) // for Release (endedWith)
+	lc := &leaseCtx{l: l}
+	lc.outer, _ = parent.Value(leaseCtxKey{}).(*leaseCtx)
+	ctx := context.WithValue(cctx, leaseCtxKey{}, lc) // for Release (endedWith)
+	// ended: the lease's end cancels ctx, and says so unless parent
+	// ended it first (another lease's Context, say).
+	ended := func(err error) {
+		if cctx.Err() == nil {
+			lc.ended.Store(true)
+		}
+		cancel(err)
+	}
 	l.mu.Lock()
 	if l.checkLocked(l.c.now()) {
 		err := l.err
 		l.mu.Unlock()
-		cancel(err)
+		ended(err)
 		return ctx, func() { cancel(context.Canceled) }
 	}
 	if l.children == nil {
@@ -224,7 +234,7 @@ func (l *Lease) Context(parent context.Context) (context.Context, context.Cancel
 	}
 	id := l.nextChild
 	l.nextChild++
-	l.children[id] = cancel
+	l.children[id] = ended
 	l.mu.Unlock()
 	return ctx, func() {
 		l.mu.Lock()
@@ -234,8 +244,20 @@ func (l *Lease) Context(parent context.Context) (context.Context, context.Cancel
 	}
 }
 
-// leaseCtxKey keys, in a context from Lease.Context, the lease it is of.
+// leaseCtxKey keys, in a context from Lease.Context, its leaseCtx.
 type leaseCtxKey struct{}
+
+// leaseCtx is what a context from Lease.Context carries: the lease it is
+// of, whether the lease's end is what ended it, and the leaseCtx of the
+// Lease.Context it was made in, if any. A context nested in another
+// lease's ends with the same cause (ErrReleased) when that one is
+// released, and carries this lease all the same; one nested in its own
+// lease's may end by its parent's cancel first (endedWith).
+type leaseCtx struct {
+	l     *Lease
+	ended atomic.Bool
+	outer *leaseCtx
+}
 
 // setValidityLocked moves the validity to v after renewals reached a
 // majority: later only, for a background renewal; also earlier for Extend

@@ -239,9 +239,20 @@ func (l *Lease) awaitDeletes(ctx context.Context, replies <-chan reply, count in
 // endedWith reports whether ctx, which has ended, is one of l's own
 // (from l.Context, as Do's is) that ended because l did. Another lease's
 // context, ended by its own release, has the same cause (ErrReleased), so
-// the cause alone does not tell (TestAdvReadReleaseEndedCtxFromAnotherLease).
+// the cause alone does not tell (TestAdvReadReleaseEndedCtxFromAnotherLease);
+// nor does the lease ctx carries, when l's Context was nested in the
+// other's: l's end must be what ended one of the Lease.Contexts ctx was
+// made in, the innermost or one around it
+// (TestAdvReadReleaseNestedCtxOfAnotherLease,
+// TestReleaseCtxNestedInSameLeaseCtx, TestReleaseOuterLeaseWithInnerLeaseCtx).
 func (l *Lease) endedWith(ctx context.Context) bool {
-	return ctx.Value(leaseCtxKey{}) == l && errors.Is(context.Cause(ctx), context.Cause(l.ctx))
+	lc, _ := ctx.Value(leaseCtxKey{}).(*leaseCtx)
+	for ; lc != nil; lc = lc.outer {
+		if lc.l == l && lc.ended.Load() {
+			return errors.Is(context.Cause(ctx), context.Cause(l.ctx))
+		}
+	}
+	return false
 }
 
 // deletes is what release heard of its deletes. A master that deleted the
