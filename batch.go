@@ -262,8 +262,9 @@ type reaper struct {
 	// Lock order (docs/design.md, "Locks"): Lease.extendMu → Lease.mu →
 	// reaper.mu → Client.mu; Lease.mu → renewer.mu, localQueue.mu, keyEvents.mu;
 	// watchHub.mu → masterWatch.mu; node.faultMu alone.
-	mu      sync.Mutex // guards queue and running
+	mu      sync.Mutex // guards queue, last and running
 	queue   []*Lease
+	last    time.Time // when the last lease joined queue
 	running bool
 }
 
@@ -281,33 +282,38 @@ func (c *Client) reap(l *Lease) bool {
 		r.running = true
 	}
 	r.queue = append(r.queue, l)
+	r.last = time.Now()
 	return true
 }
 
-// reapGather is how long the reaper waits before its first batch: losses
-// come in bursts (a master flushed, many keys deleted at once), and the
-// deletes are clean-up, which must not delay the other leases of the
-// burst from hearing of their loss (BenchmarkLossEvents).
-const reapGather = 50 * time.Millisecond
+// reapGather and reapGatherMax: the reaper deletes a batch once no lease
+// has been lost for reapGather and no master's leases are being read for
+// key events, or reapGatherMax after it began to wait. Losses come in
+// bursts (a master flushed, many keys deleted at once), and the deletes
+// are clean-up: sent while the burst is still being read (lease_events.go),
+// they queue in front of those reads on the same connections, and the
+// last leases of the burst hear of their loss that much later. What is
+// not deleted expires with its TTL.
+const (
+	reapGather    = 50 * time.Millisecond
+	reapGatherMax = time.Second
+)
 
 // reapLoop deletes queued leases' keys until the queue is empty.
 func (c *Client) reapLoop() {
 	r := &c.reaper
-	t := time.NewTimer(reapGather)
-	select {
-	case <-t.C:
-	case <-c.stop:
-		t.Stop()
-	}
 	for {
 		r.mu.Lock()
-		part := r.queue
-		r.queue = nil
-		if len(part) == 0 {
+		if len(r.queue) == 0 {
 			r.running = false
 			r.mu.Unlock()
 			return
 		}
+		r.mu.Unlock()
+		c.reapWait()
+		r.mu.Lock()
+		part := r.queue
+		r.queue = nil
 		r.mu.Unlock()
 		var ttl time.Duration
 		for _, l := range part {
@@ -325,5 +331,31 @@ func (c *Client) reapLoop() {
 		ctx, cancel := context.WithTimeout(c.stopping, ttl)
 		c.releaseAll(ctx, ttl, part) // what is not confirmed expires with its TTL
 		cancel()
+	}
+}
+
+// reapWait waits until no lease has joined the reaper's queue for
+// reapGather and no key-event read is going on, reapGatherMax at most, or
+// until Close begins.
+func (c *Client) reapWait() {
+	r := &c.reaper
+	began := time.Now()
+	t := time.NewTimer(reapGather)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		quiet := time.Since(r.last)
+		r.mu.Unlock()
+		left := reapGatherMax - time.Since(began)
+		reading := c.events != nil && c.events.reading.Load() > 0
+		if (quiet >= reapGather && !reading) || left <= 0 {
+			return
+		}
+		t.Reset(min(max(reapGather-quiet, reapGather/10), left))
 	}
 }

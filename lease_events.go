@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -57,6 +58,10 @@ type keyEvents struct {
 	// silent marks the masters that send no messages (they refused
 	// tracking, or are Sentinel groups): their counts say nothing.
 	silent uint64
+
+	// reading counts the masters whose leases are being read (run): the
+	// reaper waits for them (batch.go, reapWait).
+	reading atomic.Int32
 }
 
 // keyCheck is what is to be read on one master.
@@ -338,7 +343,10 @@ func (e *keyEvents) run(i int) {
 		case <-k.wake:
 		case <-retry:
 		}
-		if failed := e.read(i, e.take(i)); len(failed) > 0 {
+		e.reading.Add(1)
+		failed := e.read(i, e.take(i))
+		e.reading.Add(-1)
+		if len(failed) > 0 {
 			for _, l := range failed {
 				e.recheck(i, l)
 			}
