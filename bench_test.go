@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -656,21 +655,9 @@ func BenchmarkRenewChunk(b *testing.B) {
 // masterCPU returns s's CPU time so far in seconds, user and system (INFO cpu).
 func masterCPU(b *testing.B, s *redistest.Server) float64 {
 	b.Helper()
-	out, err := s.Do("INFO", "cpu")
+	cpu, err := s.CPU()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var total float64
-	for _, line := range strings.Split(out, "\n") {
-		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), f); ok {
-				x, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					b.Fatal(err)
-				}
-				total += x
-			}
-		}
-	}
-	return total
+	return cpu
 }

@@ -1,6 +1,8 @@
 package redistest
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -11,6 +13,25 @@ func infoField(s *Server, section, field string) (string, error) {
 		return "", err
 	}
 	return infoFields(out)[field], nil
+}
+
+// CPU returns the CPU time s has used so far, user and system, in
+// seconds (INFO cpu): what a benchmark divides by its operations.
+func (s *Server) CPU() (float64, error) {
+	out, err := s.Do("INFO", "cpu")
+	if err != nil {
+		return 0, err
+	}
+	f := infoFields(out)
+	var total float64
+	for _, k := range []string{"used_cpu_sys", "used_cpu_user"} {
+		x, err := strconv.ParseFloat(f[k], 64)
+		if err != nil {
+			return 0, fmt.Errorf("redistest: INFO cpu: %s: %w", k, err)
+		}
+		total += x
+	}
+	return total, nil
 }
 
 // infoFields parses an INFO reply into its fields.

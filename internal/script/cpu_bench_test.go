@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/distlock/distlock/internal/redistest"
@@ -100,21 +99,9 @@ func pairs(b *testing.B, s *redistest.Server, rc rueidis.Client, acq, rel *Scrip
 // serverCPU returns s's CPU time so far in seconds, user and system.
 func serverCPU(b *testing.B, s *redistest.Server) float64 {
 	b.Helper()
-	out, err := s.Do("INFO", "cpu")
+	cpu, err := s.CPU()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var total float64
-	for _, line := range strings.Split(out, "\n") {
-		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), f); ok {
-				x, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					b.Fatal(err)
-				}
-				total += x
-			}
-		}
-	}
-	return total
+	return cpu
 }
