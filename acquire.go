@@ -179,7 +179,7 @@ func (c *Client) acquire(ctx context.Context, req *request, call *acquireCall) (
 	if l, err := c.adopt(req, t, call); l != nil || err != nil {
 		return l, err
 	}
-	w := &waiting{c: c, req: req, t: t, waiter: newValue(), join: true, late: latePlaces{wake: make(chan struct{}, 1)}}
+	w := &waiting{c: c, req: req, t: t, waiter: newValue(""), join: true, late: latePlaces{wake: make(chan struct{}, 1)}}
 	for first := true; ; first = false {
 		if err := w.admit(ctx, first); err != nil {
 			return w.stop(err, !first)

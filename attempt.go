@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -16,11 +17,17 @@ import (
 )
 
 // newValue returns a lease value: 128 random bits, so that only the lease
-// that drew it can renew or delete its keys.
-func newValue() string {
-	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
-	return hex.EncodeToString(b[:])
+// that drew it can renew or delete its keys, then suffix (owner.go).
+func newValue(suffix string) string {
+	var raw [16]byte
+	rand.Read(raw[:]) // never fails (crypto/rand since Go 1.24)
+	var digits [2 * len(raw)]byte
+	hex.Encode(digits[:], raw[:])
+	var b strings.Builder // the digits and suffix in one allocation
+	b.Grow(len(digits) + len(suffix))
+	b.Write(digits[:])
+	b.WriteString(suffix)
+	return b.String()
 }
 
 // grant states of one master during an attempt.
@@ -141,7 +148,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	if a.place > 0 {
 		place = strconv.FormatInt(a.place, 10)
 	}
-	args := append(all[len(all):], value, req.ttlArg, place, waits, c.waitTTLArg, a.replaces.value, a.waiter, strconv.FormatInt(a.replaces.counter, 10))
+	args := append(all[len(all):], value, c.ttlArg(req.ttl), place, waits, c.waitTTLArg, a.replaces.value, a.waiter, strconv.FormatInt(a.replaces.counter, 10))
 	args = args[:len(args):len(args)]
 	send := c.acquireSender(keys, args)
 

@@ -21,8 +21,8 @@ type Client struct {
 	all    uint64    // a bit per master, master i's is 1<<i
 	epoch  time.Time // origin of now: lease validity is kept on the monotonic clock
 
-	waitTTLArg string // how long a waiter's place in line lasts unrenewed, ms
-	ttlArg     string // the default TTL (Config.TTL, whole ms) in ms, as requests send it
+	waitTTLArg    string // how long a waiter's place in line lasts unrenewed, ms
+	defaultTTLArg string // Config.TTL in whole ms, as the scripts take it (ttlArg)
 
 	queue   localQueue
 	renewer *renewer
@@ -79,7 +79,7 @@ func New(cfg Config) (*Client, error) {
 	// A waiter renews its place at every attempt, at least every
 	// RetryMaxDelay; one that vanished keeps it this long at most.
 	c.waitTTLArg = strconv.FormatInt(max(time.Second, 4*s.retryMaxDelay).Milliseconds(), 10)
-	c.ttlArg = strconv.FormatInt(s.ttl.Milliseconds(), 10)
+	c.defaultTTLArg = strconv.FormatInt(s.ttl.Milliseconds(), 10)
 	c.queue.slots = make(map[string]*slot)
 	if !s.disableLossEvents {
 		c.events = newKeyEvents(c, len(s.nodes))
@@ -334,4 +334,14 @@ func (c *Client) forget(l *Lease) {
 	if tracked && c.events != nil {
 		c.events.remove(l)
 	}
+}
+
+// ttlArg returns ttl in whole milliseconds, as acquire.lua, handoff.lua
+// and renew.lua take it: the Client's default TTL is formatted once, in
+// New.
+func (c *Client) ttlArg(ttl time.Duration) string {
+	if ms := ttl.Milliseconds(); ms != c.cfg.ttl.Milliseconds() {
+		return strconv.FormatInt(ms, 10)
+	}
+	return c.defaultTTLArg
 }

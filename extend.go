@@ -87,7 +87,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 		result int // Lease.answered's
 	}
 	answers := make(chan answer, len(c.nodes)) // one per master in flight at most
-	args := renewArgs(l.value, ttl)
+	args := l.c.renewArgs(l.value, ttl)
 	var sent uint64    // masters sent Extend's command, unless it failed
 	var held uint64    // masters whose Extend failed, until again
 	var granted uint64 // masters that renewed
@@ -133,7 +133,7 @@ func (l *Lease) extend(ctx context.Context, ttl time.Duration, errs []error) err
 		if won {
 			l.mu.Lock()
 			l.ttl.Store(int64(ttl))
-			l.args = renewArgs(l.value, ttl)
+			l.args = l.c.renewArgs(l.value, ttl)
 			l.setValidityLocked(l.quorumAckLocked(), c.now(), true)
 			l.mu.Unlock()
 			c.renewals(renewOK, 1)

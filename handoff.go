@@ -2,7 +2,6 @@ package distlock
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -134,7 +133,7 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	// differ; one that asked for other metadata takes the lock anew:
 	// adopt). The owner is this Client's, as l's.
 	r := *l.req
-	r.ttl, r.ttlArg = ttl, strconv.FormatInt(ttl.Milliseconds(), 10) // l's TTL, Extend's included
+	r.ttl = ttl
 	if r.metadata = l.turn.nextMetadata(r.metadata); r.metadata == "" {
 		r.suffix = c.cfg.ownerSuffix
 	} else {
@@ -144,8 +143,9 @@ func (l *Lease) successor(ctx context.Context) (*Lease, string) {
 	next := req.newValue()
 	start := time.Now()
 	keys := []string{req.key, req.fenceKey, req.waitKey, req.lapseKey, req.tombKey(next)}
-	args := []string{l.value, req.ttlArg, "0", l.waiter, next}
-	args0 := []string{l.value, req.ttlArg, "1", l.waiter, next}
+	ttlArg := c.ttlArg(ttl)
+	args := []string{l.value, ttlArg, "0", l.waiter, next}
+	args0 := []string{l.value, ttlArg, "1", l.waiter, next}
 	// On a master still to answer the acquire, the handoff waits for that
 	// answer (the acquire's goroutine may not have sent it yet), within
 	// the acquire's per-master timeout; the others go at once, and the

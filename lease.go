@@ -139,7 +139,7 @@ func newLease(c *Client, req *request, value string, token uint64, start time.Ti
 	l := &Lease{c: c, req: req, value: value, token: token, turn: t, index: -1, acks: acks[:n:n], ackCap: acks[n:], unknownTTL: make([]time.Duration, n)}
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
 	l.ttl.Store(int64(req.ttl))
-	l.args = []string{value, req.ttlArg} // renewArgs(value, req.ttl)
+	l.args = c.renewArgs(value, req.ttl)
 	l.validUntil.Store(c.at(start) + int64(req.ttl-c.drift(req.ttl)))
 	l.validUntilAtStart = l.validUntil.Load()
 	return l

@@ -3,7 +3,6 @@ package distlock
 import (
 	"math/bits"
 	"slices"
-	"strconv"
 	"time"
 )
 
@@ -36,8 +35,8 @@ func (l *Lease) claim(now int64) (mask uint64, ttl time.Duration, args []string,
 }
 
 // renewArgs returns renew.lua's arguments for a lease with value and ttl.
-func renewArgs(value string, ttl time.Duration) []string {
-	return []string{value, strconv.FormatInt(ttl.Milliseconds(), 10)}
+func (c *Client) renewArgs(value string, ttl time.Duration) []string {
+	return []string{value, c.ttlArg(ttl)}
 }
 
 // helpersLocked returns the masters a renewal of l can be sent to now.

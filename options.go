@@ -1,8 +1,6 @@
 package distlock
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -65,7 +63,6 @@ type request struct {
 	legacyFenceKey string
 	tag            string // "{...}", the lock key's hash slot
 	ttl            time.Duration
-	ttlArg         string        // ttl in ms, as acquire.lua and renew.lua take it
 	timeout        time.Duration // per master
 	metadata       string        // WithMetadata's
 	suffix         string        // of the lease values: owner and metadata (owner.go)
@@ -131,16 +128,7 @@ func (r *request) tombKey(value string) string {
 // newValue returns a fresh value for a lease of r: 128 random bits, then
 // the owner and metadata (owner.go).
 func (r *request) newValue() string {
-	// As newValue() + r.suffix, in one allocation.
-	var raw [16]byte
-	rand.Read(raw[:]) // never fails (crypto/rand since Go 1.24)
-	var digits [2 * len(raw)]byte
-	hex.Encode(digits[:], raw[:])
-	var b strings.Builder
-	b.Grow(len(digits) + len(r.suffix))
-	b.Write(digits[:])
-	b.WriteString(r.suffix)
-	return b.String()
+	return newValue(r.suffix)
 }
 
 // releaseCall returns release.lua's call that deletes the key where it
@@ -248,7 +236,6 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 		lapseKey: part(lapse),
 		leftKey:  part(left),
 		ttl:      ttl,
-		ttlArg:   c.ttlArg,
 		timeout:  c.nodeTimeout(ttl),
 		tag:      part(tag),
 		metadata: o.metadata,
@@ -259,9 +246,6 @@ func (c *Client) newRequest(op, name string, opts []Option) (*request, error) {
 	}
 	if legacy {
 		r.legacyFenceKey = part(legacyFence)
-	}
-	if ttl.Milliseconds() != c.cfg.ttl.Milliseconds() {
-		r.ttlArg = strconv.FormatInt(ttl.Milliseconds(), 10)
 	}
 	return r, nil
 }

@@ -16,7 +16,7 @@ func TestValueOwnerMetadataRoundTrip(t *testing.T) {
 	metas := []string{"", "job 42", "line\nbreak\ttab", "\x00\xff\xfe invalid utf-8", "|%|% %zz", "emoji 🚀", "\u00a0nbsp\u2028ls", strings.Repeat("\x01", MaxMetadataLen)}
 	for _, owner := range owners {
 		for _, meta := range metas {
-			v := newValue() + valueSuffix(owner, meta)
+			v := newValue("") + valueSuffix(owner, meta)
 			assert.NotContains(t, v, " ", "value of %q, %q", owner, meta)
 			assert.Equal(t, 1+len(nonEmpty(meta)), strings.Count(v, "|"), "separators in %q", v)
 			assert.LessOrEqual(t, len(v), maxValueLen, "value of %q, %q", owner, meta)
