@@ -443,15 +443,9 @@ func (l *Lease) fanoutAfterAcquire(ctx context.Context, wantSent bool, send func
 	return l.c.fanoutWith(ctx, timeout, nil, func(ctx context.Context, node int, rc rueidis.Client) rueidis.RedisResult {
 		if l.straggling&(1<<node) != 0 {
 			l.settle()
-			if dl, ok := ctx.(*deadlineCtx); ok {
-				sub := dl.within(l.req.timeout) // as below, for less
-				defer sub.stop()
-				ctx = sub
-			} else {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, l.req.timeout)
-				defer cancel()
-			}
+			var cancel context.CancelFunc
+			ctx, cancel = withTimeout(ctx, l.req.timeout)
+			defer cancel()
 		}
 		return send(ctx, node, rc)
 	}, wantSent)
