@@ -180,3 +180,48 @@ func TestReleaseOuterLeaseWithInnerLeaseCtx(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.Release(context.Background()))
 }
+
+// TestReleaseOuterWithInnerCtxEndedByInner: ctx is b's Context nested
+// in a's. b is released first: ctx ends then (cause ErrReleased, b's),
+// while a is still held. a.Release(ctx) is then called with a ctx that had
+// already ended, not because a did: per Release's godoc it returns at
+// once, with an unconfirmed *QuorumError matching ctx's error (as
+// TestAdvReadReleaseNestedCtxOfAnotherLease, the mirror case). a's own end,
+// inside this very Release, marks a's leaseCtx (the outer one) ended too,
+// and the causes match (ErrReleased both): endedWith must go by the
+// innermost leaseCtx that ended, b's (found by an adversarial read; it
+// waited past ctx for the deletes, here a paused master's timeout).
+func TestReleaseOuterWithInnerCtxEndedByInner(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	a, err := c.Acquire(t.Context(), "adv3-outer-a")
+	require.NoError(t, err)
+	b, err := c.Acquire(t.Context(), "adv3-outer-b")
+	require.NoError(t, err)
+	heldEverywhere(t, servers, "adv3-outer-a")
+
+	actx, acancel := a.Context(context.Background())
+	defer acancel()
+	ctx, cancel := b.Context(actx)
+	defer cancel()
+	require.NoError(t, b.Release(context.Background()))
+	<-ctx.Done()
+	require.ErrorIs(t, context.Cause(ctx), distlock.ErrReleased)
+	require.NoError(t, a.Err(), "a is still held when its Release is called")
+	require.NoError(t, actx.Err(), "a's own context has not ended")
+
+	// Two masters slow: the deletes cannot reach a majority soon.
+	require.NoError(t, servers[1].Pause())
+	require.NoError(t, servers[2].Pause())
+	defer servers[1].Resume()
+	defer servers[2].Resume()
+
+	start := time.Now()
+	err = a.Release(ctx)
+	took := time.Since(start)
+	t.Logf("Release: %v (after %v)", err, took)
+	var qe *distlock.QuorumError
+	assert.ErrorAs(t, err, &qe, "a Release whose ctx had already ended (by b's end) returns an unconfirmed *QuorumError")
+	assert.ErrorIs(t, err, context.Canceled, "and matches ctx's error")
+	assert.Less(t, took, 200*time.Millisecond, "and returns at once, not waiting past a ctx that a's end did not end")
+}

@@ -241,15 +241,18 @@ func (l *Lease) awaitDeletes(ctx context.Context, replies <-chan reply, count in
 // context, ended by its own release, has the same cause (ErrReleased), so
 // the cause alone does not tell (TestAdvReadReleaseEndedCtxFromAnotherLease);
 // nor does the lease ctx carries, when l's Context was nested in the
-// other's: l's end must be what ended one of the Lease.Contexts ctx was
-// made in, the innermost or one around it
+// other's: the innermost of the Lease.Contexts ctx was made in that its
+// lease's end ended must be l's
 // (TestAdvReadReleaseNestedCtxOfAnotherLease,
-// TestReleaseCtxNestedInSameLeaseCtx, TestReleaseOuterLeaseWithInnerLeaseCtx).
+// TestReleaseCtxNestedInSameLeaseCtx, TestReleaseOuterLeaseWithInnerLeaseCtx,
+// TestReleaseOuterWithInnerCtxEndedByInner).
 func (l *Lease) endedWith(ctx context.Context) bool {
 	lc, _ := ctx.Value(leaseCtxKey{}).(*leaseCtx)
 	for ; lc != nil; lc = lc.outer {
-		if lc.l == l && lc.ended.Load() {
-			return errors.Is(context.Cause(ctx), context.Cause(l.ctx))
+		if lc.ended.Load() {
+			// The innermost to end by its lease's end is what ended
+			// ctx: those around it ended later, or by its cancel.
+			return lc.l == l && errors.Is(context.Cause(ctx), context.Cause(l.ctx))
 		}
 	}
 	return false
