@@ -97,6 +97,11 @@ func parseNode(n string) (rueidis.ClientOption, string, error) {
 	if err := checkQuery(query, u.Scheme); err != nil {
 		return rueidis.ClientOption{}, "", err
 	}
+	if query.Has("db") && strings.TrimPrefix(u.Path, "/") != "" {
+		// rueidis takes the query's and ignores the path's: the locks
+		// would go to a database other than the one written first.
+		return rueidis.ClientOption{}, "", errors.New("the database is given twice, in the path and as ?db=; give it once")
+	}
 	opt, err := rueidis.ParseURL(n)
 	if err != nil {
 		// Its messages quote the path or a query value, which can hold
@@ -210,6 +215,13 @@ func redact(n string) string {
 	}
 	at += start
 	colon := strings.Index(n[start:at], ":")
+	if colon < 0 && start == 0 {
+		// No scheme, yet an '@': no host:port holds one, so this is
+		// the tail of a URL whose password held the ',' the list was
+		// split at ("redis://u:pass,word@host"): all of it before the
+		// '@' is password.
+		return "xxxxx" + n[at:]
+	}
 	if colon < 0 {
 		return n
 	}

@@ -24,7 +24,7 @@ func TestParseNodeDefaultPort(t *testing.T) {
 func TestParseNodeQueryAccepted(t *testing.T) {
 	for _, n := range []string{
 		"redis://127.0.0.1:6380/0?protocol=2&client_cache=0&max_retries=0&client_name=job-1&dial_timeout=1s",
-		"redis://127.0.0.1:6380/0?protocol=3&write_timeout=2s&db=1",
+		"redis://127.0.0.1:6380?protocol=3&write_timeout=2s&db=1", // the database in the query alone
 		"rediss://127.0.0.1:6380/0?skip_verify=true",
 	} {
 		if _, _, err := parseNode(n); err != nil {

@@ -133,7 +133,7 @@ func (d *durationValue) Set(s string) error {
 	nonzero := strings.ContainsAny(s, "123456789") // a duration's digits
 	if err != nil {
 		secs, ferr := strconv.ParseFloat(s, 64)
-		if ferr != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || math.Abs(secs) > math.MaxInt64/float64(time.Second) {
+		if ferr != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || math.Abs(secs*float64(time.Second)) >= math.MaxInt64 {
 			return errors.New("want a duration like 10s, 1m30s or 500ms, or a number of seconds")
 		}
 		v, nonzero = time.Duration(secs*float64(time.Second)), secs != 0
