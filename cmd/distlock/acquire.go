@@ -128,22 +128,14 @@ const (
 // wait that --timeout bounds starts here: masters slow to connect (paused,
 // unroutable: New waits up to its dial timeout for them) count against it,
 // as flock -w counts from the start. It gives up connectGrace after
-// --timeout, and acquire then makes one attempt however little is left:
+// --timeout (a majority not connected by then), and acquire then makes one attempt however little is left:
 // so a short --timeout with a paused minority still takes a free lock,
 // and one used up by connecting still says held (124) or masters
 // unreachable (123). A signal while connecting ends it too, with a
 // message. Without a Client it returns the exit status, having said why
 // on stderr.
 func (o *runOptions) connect(f *flags, cfg distlock.Config, sigs <-chan os.Signal, stderr io.Writer) (*distlock.Client, int) {
-	type made struct {
-		c   *distlock.Client
-		err error
-	}
-	ch := make(chan made, 1)
-	go func() {
-		c, err := f.connect(cfg)
-		ch <- made{c, err}
-	}()
+	d := f.connectAsync(cfg)
 	var timeout <-chan time.Time
 	if o.timeout > 0 {
 		o.deadline = time.Now().Add(o.timeout)
@@ -151,29 +143,20 @@ func (o *runOptions) connect(f *flags, cfg distlock.Config, sigs <-chan os.Signa
 		defer t.Stop()
 		timeout = t.C
 	}
-	// Given up on: the Client, once made, is closed (the process is
-	// about to exit; a test calling this in-process leaks nothing).
-	abandon := func() {
-		go func() {
-			if m := <-ch; m.c != nil {
-				m.c.Close()
-			}
-		}()
-	}
 	// Connecting takes long only when too few masters answer (New returns
 	// connectGrace after a majority has): say so, as the wait does
 	// (reportReach), first a moment in and then every reachInterval.
 	var sayTimer *time.Timer
 	var say <-chan time.Time
 	if !o.try {
-		sayTimer = time.NewTimer(reachFirst + connectGrace)
+		sayTimer = time.NewTimer(reachFirst + newGrace)
 		defer sayTimer.Stop()
 		say = sayTimer.C
 	}
 	need := quorum.Majority(len(cfg.Nodes))
 	for {
 		select {
-		case m := <-ch:
+		case m := <-d.done:
 			if m.err != nil {
 				return nil, f.fail(stderr, m.err)
 			}
@@ -182,24 +165,28 @@ func (o *runOptions) connect(f *flags, cfg distlock.Config, sigs <-chan os.Signa
 			fmt.Fprintf(stderr, "distlock %s: still connecting: fewer than %d of %d masters reachable so far; waiting for lock %q\n", o.cmd, need, len(cfg.Nodes), o.name)
 			sayTimer.Reset(reachInterval)
 		case sig := <-sigs:
-			abandon()
+			d.abandon()
 			fmt.Fprintf(stderr, "distlock %s: %v while connecting to the masters; lock %q not taken%s\n", o.cmd, sig, o.name, o.notRun())
 			return nil, exitSignal + signalNumber(sig)
 		case <-timeout:
-			abandon()
+			d.abandon()
 			fmt.Fprintf(stderr, "distlock %s: lock %q not acquired within --timeout %v: still connecting to the masters (%d of %d needed)%s\n", o.cmd, o.name, o.timeout, need, len(cfg.Nodes), o.notRun())
 			return nil, exitUnreachable
 		}
 	}
 }
 
-// connectGrace is how long past --timeout connect waits for New: once a
-// majority of masters has connected, New waits up to a quarter second for
-// the rest (distlock's newGrace), and a lock a majority can grant is worth
-// that overrun (TestAdvReadRunShortTimeoutOneMasterPaused). attemptLeast
-// is the least time acquire gives one attempt after connecting: the
-// per-master timeout and a margin (TestAdvReadAcquireDeadlinePassedAtConnect).
+// connectGrace is how long past --timeout connect waits for New: a
+// majority of masters gets majorityGrace past --timeout to connect, and
+// New then waits up to newGrace (the library's own) for the rest, even
+// with --timeout used up: a lock a majority can grant is worth that
+// overrun (TestAdvReadRunShortTimeoutOneMasterPaused; with -w 0.001,
+// TestRunTinyTimeoutOneMasterPaused). attemptLeast is the least time
+// acquire gives one attempt after connecting: the per-master timeout and
+// a margin (TestAdvReadAcquireDeadlinePassedAtConnect).
 const (
-	connectGrace = 250 * time.Millisecond
-	attemptLeast = distlock.DefaultNodeTimeout + 50*time.Millisecond
+	majorityGrace = 250 * time.Millisecond
+	newGrace      = 250 * time.Millisecond // distlock's newGrace: New's wait for the last masters
+	connectGrace  = majorityGrace + newGrace
+	attemptLeast  = distlock.DefaultNodeTimeout + 50*time.Millisecond
 )

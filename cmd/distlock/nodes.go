@@ -144,3 +144,36 @@ func (f *flags) connect(cfg distlock.Config) (*distlock.Client, error) {
 	}
 	return nil, usagef("%v (masters from %s)", err, f.from)
 }
+
+// dialing is a Client being made in the background (connectAsync), so
+// that a command can stop waiting for masters that do not answer: New
+// waits up to its dial timeout for a majority and takes no context.
+type dialing struct {
+	done <-chan dialed // gets the outcome once
+}
+
+// dialed is what connect returned.
+type dialed struct {
+	c   *distlock.Client
+	err error
+}
+
+// connectAsync starts connect(cfg) in the background.
+func (f *flags) connectAsync(cfg distlock.Config) dialing {
+	ch := make(chan dialed, 1)
+	go func() {
+		c, err := f.connect(cfg)
+		ch <- dialed{c, err}
+	}()
+	return dialing{done: ch}
+}
+
+// abandon gives the Client up: once made, it is closed (the process is
+// about to exit; a test calling this in-process leaks nothing).
+func (d dialing) abandon() {
+	go func() {
+		if m := <-d.done; m.c != nil {
+			m.c.Close()
+		}
+	}()
+}

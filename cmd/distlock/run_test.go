@@ -273,7 +273,7 @@ func TestRunTimeoutCountsConnecting(t *testing.T) {
 		r := run(t, nodes, "run", "-w", "1", "paused", "--", "true")
 		r.want(t, 123, `lock "paused" not acquired within --timeout 1s: still connecting to the masters (2 of 3 needed); true not run`)
 		if r.took > 2*time.Second {
-			t.Errorf("run -w 1 took %v; want about 1.25s (1s and the quarter second connect may run over)", r.took)
+			t.Errorf("run -w 1 took %v; want about 1.5s (1s and the half second connect may run over)", r.took)
 		}
 	})
 

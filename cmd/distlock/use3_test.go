@@ -1,8 +1,12 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/distlock/distlock/internal/redistest"
 )
 
 // TestCommaInPasswordNotPrinted: found by a use test.
@@ -92,4 +96,52 @@ func TestPathAndQueryDBRefused(t *testing.T) {
 	r := run(t, nil, "status", "--nodes", nodes[0]+"?db=3", "x")
 	t.Logf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	r.want(t, 125)
+}
+
+// TestRunTinyTimeoutOneMasterPaused: found by a use test. With one master
+// of three paused and the lock free, run -w 0.001 exited 123 "still
+// connecting to the masters (2 of 3 needed)" after 250 ms, while 2 of 3
+// had connected: connect gave New a quarter second past --timeout,
+// counted from the start, and New itself waits a quarter second for the
+// last master once a majority has connected. connect now gives a majority
+// a quarter second past --timeout and New its own quarter second on top.
+func TestRunTinyTimeoutOneMasterPaused(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	redistest.PauseUntilEnd(t, servers[2])
+	r := run(t, nodes, "run", "-w", "0.001", "free", "--", "true")
+	t.Logf("exit %d after %v: %s", r.code, r.took, r.stderr)
+	r.want(t, 0)
+}
+
+// TestWatchStopsWhileConnecting: found by a use test. watch connected
+// before it looked at its signals or --timeout: with a majority of
+// masters paused, New waits its dial timeout for them, and SIGINT or
+// --timeout meanwhile did nothing until New gave up. Now a signal ends
+// the wait at once (exit 0, as a watch stopped by one), and --timeout
+// too, with 123: no majority answered.
+func TestWatchStopsWhileConnecting(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	redistest.PauseUntilEnd(t, servers[1:]...)
+	t.Run("timeout", func(t *testing.T) {
+		r := run(t, nodes, "watch", "--timeout", "0.3", "paused")
+		r.want(t, exitUnreachable, "distlock watch: --timeout 300ms ran out while connecting to the masters (fewer than 2 of 3 answered)")
+		if r.took > 1500*time.Millisecond {
+			t.Errorf("watch --timeout 0.3 took %v; New's dial timeout is 2 s", r.took)
+		}
+	})
+
+	t.Run("signal", func(t *testing.T) {
+		cmd := distlockCmd(t, nodes, "watch", "paused")
+		_, stderr, wait := background(t, cmd)
+		time.Sleep(300 * time.Millisecond) // inside New's 2 s dial
+		start := time.Now()
+		cmd.Process.Signal(os.Interrupt)
+		waitLine(t, stderr, "distlock watch: interrupted while connecting to the masters")
+		if code := wait(); code != exitOK {
+			t.Errorf("exit status %d; want 0", code)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("watch took %v to stop after SIGINT; New's dial timeout is 2 s", took)
+		}
+	})
 }

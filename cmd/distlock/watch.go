@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/quorum"
 )
 
 var watchCommand = &command{
@@ -36,7 +37,8 @@ with --json as a line {"time":"...","type":"degraded","masters":1,"of":3,"needed
 
 Runs until SIGINT or SIGTERM (or --timeout), then exits 0. Says on stderr
 when it is watching. Exit status: 0 stopped; 123 masters unreachable or
-refusing keyspace notifications; 125 usage.`,
+refusing keyspace notifications, or --timeout ran out while connecting to
+them; 125 usage.`,
 	run: watchMain,
 }
 
@@ -75,22 +77,39 @@ func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 		return f.fail(stderr, err)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx := sigCtx
 	if o.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
-	client, err := f.connect(cfg)
-	if err != nil {
-		return f.fail(stderr, err)
-	}
-	defer closeSoon(client)
 	total := len(cfg.Nodes)
 	if total == 0 {
 		total = 1 // the default node
 	}
+	// New waits up to its dial timeout for masters that do not answer:
+	// a signal or --timeout meanwhile ends the wait
+	// (TestWatchStopsWhileConnecting).
+	d := f.connectAsync(cfg)
+	var client *distlock.Client
+	select {
+	case m := <-d.done:
+		if m.err != nil {
+			return f.fail(stderr, m.err)
+		}
+		client = m.c
+	case <-ctx.Done():
+		d.abandon()
+		if sigCtx.Err() != nil {
+			fmt.Fprintf(stderr, "distlock watch: interrupted while connecting to the masters\n")
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "distlock watch: --timeout %v ran out while connecting to the masters (fewer than %d of %d answered)\n", o.timeout, quorum.Majority(total), total)
+		return exitUnreachable
+	}
+	defer closeSoon(client)
 
 	var chans []<-chan distlock.Event
 	for _, name := range o.names {
