@@ -1,6 +1,7 @@
 package distlock_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -535,5 +537,73 @@ func TestACLRenewalRefusedForOneKey(t *testing.T) {
 		if err := leases[name].Err(); err != nil {
 			t.Errorf("%s, renewed in the same calls as iso-b: %v", name, err)
 		}
+	}
+}
+
+// TestACLNoChannelRightsWaiterBehindNotLate: with the documented ACL less
+// its channel rights, no waiter hears master 0 announce it first in line
+// (leave.lua's publish fails quietly, the watch's SUBSCRIBE is refused).
+// A waiter behind another that slept for the announcement anyway, every
+// half to whole RetryMaxDelay, left the freed lock unused that long: 916,
+// 933 and 923 ms here, RetryMaxDelay 2 s (found by an adversarial read of
+// f38e6a8). Without its Client hearing master 0 it keeps the backoff.
+func TestACLNoChannelRightsWaiterBehindNotLate(t *testing.T) {
+	var rules []string
+	for _, r := range docACL(t)[0] {
+		if !strings.HasPrefix(r, "&") { // the documented ACL less its channel patterns
+			rules = append(rules, r)
+		}
+	}
+	servers := redistest.StartN(t, 3, redistest.Options{User: "distlock", Password: aclPassword, Rules: rules})
+	const name = "nochannel"
+	cfg := distlock.Config{SkipNotifyConfig: true}
+	holder := newClient(t, servers, cfg)
+	first := newClient(t, servers, cfg)
+	cfg.RetryMaxDelay = 2 * time.Second
+	behind := newClient(t, servers, cfg)
+	ctx := ctxTimeout(t, 20*time.Second)
+	l, err := holder.Acquire(ctx, name, distlock.WithTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldEverywhere(t, servers, name)
+	firstCtx, stopFirst := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopFirst()
+	wg.Go(func() {
+		if l, err := first.Acquire(firstCtx, name); err == nil {
+			t.Error("the first waiter got the lock while it was held")
+			l.Release(ctx)
+		}
+	})
+	waitWaiters(t, servers[0], name, 1)
+	got := make(chan time.Time, 1)
+	wg.Go(func() {
+		l, err := behind.Acquire(ctx, name)
+		if err != nil {
+			t.Error(err)
+			got <- time.Time{}
+			return
+		}
+		got <- time.Now()
+		l.Release(ctx)
+	})
+	waitWaiters(t, servers[0], name, 2)
+	time.Sleep(50 * time.Millisecond)
+	stopFirst() // it leaves the line; leave.lua's announcement is refused
+	time.Sleep(20 * time.Millisecond)
+	released := time.Now()
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	at := <-got
+	if at.IsZero() {
+		return
+	}
+	d := at.Sub(released)
+	t.Logf("the waiter behind got the freed lock %v after the release", d)
+	if d > 500*time.Millisecond {
+		t.Errorf("the lock was free but unused for %v (the waiter behind slept for an announcement that cannot come); want under 500ms", d)
 	}
 }

@@ -67,6 +67,7 @@ type verdict struct {
 	place  int64
 	behind bool
 	place0 int64           // the place master 0 gave the waiter (0 if none)
+	heard0 bool            // master 0's answer is in: behind is its word
 	first  bool            // a master other than 0 put the waiter first in its line
 	sent   <-chan struct{} // closed once every acquire of the attempt went out
 	kept   bool            // it won master 0 and kept its keys (the tie-break)
@@ -160,6 +161,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 	out.place = a.place
 	defer func() { c.attempted(ctx, call, start, tally.Granted(), tally.Refused(), errs, err) }()
 	record := func(r reply) {
+		out.heard0 = out.heard0 || r.node == 0
 		fail := func(err error) {
 			state[r.node], errs[r.node] = failed, err
 			tally.Fail()

@@ -132,6 +132,10 @@ type Config struct {
 
 	// RetryMinDelay and RetryMaxDelay bound the jittered exponential
 	// backoff between attempts of a waiting Acquire. Defaults 5ms and 250ms.
+	// A waiter behind another in the masters' line is woken when it is
+	// first, and meanwhile retries every half to whole RetryMaxDelay, to
+	// keep its place: a place not renewed lapses after max(1s,
+	// 4*RetryMaxDelay).
 	RetryMinDelay time.Duration
 	RetryMaxDelay time.Duration
 

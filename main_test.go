@@ -120,10 +120,13 @@ func masters(t *testing.T, n int) []*redistest.Server {
 	return redistest.StartN(t, n, redistest.Options{})
 }
 
-// newClient returns a Client over servers, closed when the test ends.
+// newClient returns a Client over servers (over cfg.Nodes when servers is
+// nil), closed when the test ends.
 func newClient(t *testing.T, servers []*redistest.Server, cfg distlock.Config) *distlock.Client {
 	t.Helper()
-	cfg.Nodes = redistest.URLs(servers)
+	if servers != nil {
+		cfg.Nodes = redistest.URLs(servers)
+	}
 	c, err := distlock.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -90,6 +90,12 @@ type waker struct {
 	value  string
 	behind bool
 	own    string
+	// sleeps is set while master 0's last word on the waiter, at an
+	// attempt whose verdict it was in time for, is that it is behind:
+	// its timer then only renews its place (acquire.go, waiting.delay).
+	// An attempt decided before master 0 answered leaves it as it is;
+	// an announcement that it is first clears it.
+	sleeps bool
 }
 
 // add registers a watcher (w) or a waker (wake) for req's name. It
@@ -300,12 +306,29 @@ func (k *waker) signal() {
 
 // setBehind records whether master 0 said, at k's last attempt, that an
 // earlier waiter is first in line (an announcement since that k is first
-// wins), and own (see waker).
-func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind bool, own string) {
+// wins), and own (see waker). It returns whether k can sleep until master
+// 0 announces it first (waker.sleeps), as long as this Client hears master
+// 0 on the name (subscribed there, and the key read since): without
+// channel rights no announcement comes, and a waiter sleeping for one left
+// the lock free for up to RetryMaxDelay at each turn
+// (TestACLNoChannelRightsWaiterBehindNotLate). heard0 says whether master
+// 0's answer came in time for the attempt's verdict: when it did not,
+// behind says nothing, and the last word that did stands. inLine is false
+// when the waiter has left every line (too few masters answered): no
+// announcement can name it then. A name added after the Client closed has
+// no state: nothing is heard (TestWaiterBehindAtClose).
+func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind, heard0, inLine bool, own string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	k.behind = behind && nw.head != k.value
 	k.own = own
+	switch {
+	case !inLine:
+		k.sleeps = false
+	case heard0:
+		k.sleeps = k.behind
+	}
+	return k.sleeps && nw.state != nil && nw.state.Known(0)
 }
 
 // announceHead records master 0's word that value is now first in line.
@@ -319,7 +342,7 @@ func (nw *nameWatch) announceHead(value string) {
 	for k := range nw.wakers {
 		if k.value == value {
 			wasBehind := k.behind
-			k.behind = false
+			k.behind, k.sleeps = false, false
 			if nw.state.Free() && (k.own == "" || wasBehind) {
 				k.signal()
 			}

@@ -87,7 +87,7 @@ func TestWaiterWithOwnValueWokenWhenAnnouncedFirst(t *testing.T) {
 	case <-k.ch:
 	default:
 	}
-	c.watches.setBehind(nw, k, true, "b-last-value")
+	c.watches.setBehind(nw, k, true, true, true, "b-last-value")
 	c.watches.mu.Lock()
 	nw.announceHead("b")
 	c.watches.mu.Unlock()

@@ -86,6 +86,10 @@ func (s *State) Holder() (string, int) {
 	return s.holder.value, s.holder.count()
 }
 
+// Known reports whether master m's word on the key stands: it was read or
+// reported, and not lost since.
+func (s *State) Known(m int) bool { return s.masters[m].known }
+
 // MasterFree reports whether master m last said the key is free.
 func (s *State) MasterFree(m int) bool {
 	return s.masters[m].known && s.masters[m].value == ""
