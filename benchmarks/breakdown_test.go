@@ -10,8 +10,8 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// luaFloor is the floor sending distlock's acquire.lua (as master 0 on the
-// first master, no waiting) instead of SET NX PX: the same round trips,
+// luaFloor is the floor sending distlock's acquire.lua (as TryAcquire
+// does: no waiting) instead of SET NX PX: the same round trips,
 // the script's cost on the masters, none of distlock's client code.
 type luaFloor struct {
 	*floorLocker
@@ -20,11 +20,10 @@ type luaFloor struct {
 
 func (f luaFloor) Acquire(ctx context.Context, name string) (Lock, error) {
 	return f.acquire(ctx, name, "floor-acquire.lua", func(i int, c rueidis.Client, l *floorLock) bool {
-		q := "0"
-		if i == 0 {
-			q = "1"
-		}
-		res, err := f.s.Exec(ctx, c, []string{l.key, "floorlua:fence:{x}", "floorlua:wait:{x}", "floorlua:lapse:{x}"}, []string{l.value, "10000", q, "0", "1000"}).ToArray()
+		// As TryAcquire sends it: no waiter id, nobody's keys count as
+		// free; the tombstone and the finished waiters' set never exist.
+		keys := []string{l.key, "floorlua:fence:{x}", "floorlua:wait:{x}", "floorlua:lapse:{x}", "floorlua:dead:{x}", "floorlua:left:{x}"}
+		res, err := f.s.Exec(ctx, c, keys, []string{l.value, "10000", "", "0", "1000", "", "", "0"}).ToArray()
 		if err != nil || len(res) == 0 {
 			return false
 		}
@@ -33,22 +32,22 @@ func (f luaFloor) Acquire(ctx context.Context, name string) (Lock, error) {
 	})
 }
 
-// BenchmarkAcquireBreakdown takes the uncontended acquire apart, one
-// goroutine: the floor; the floor over distlock's connection settings
-// (AlwaysPipelining, one connection per master); the floor sending
-// distlock's own acquire.lua instead of SET NX PX (the script's cost on the
-// masters); and distlock. Run it a few times, the variants back to back:
-//
-//	go test -run '^$' -bench AcquireBreakdown -count 3
-func BenchmarkAcquireBreakdown(b *testing.B) {
+// breakdownVariant is one way of acquiring in BenchmarkAcquireBreakdown.
+type breakdownVariant struct {
+	name string
+	open func() (Locker, error)
+}
+
+// breakdownVariants returns BenchmarkAcquireBreakdown's variants: the
+// floor; the floor over distlock's connection settings (AlwaysPipelining,
+// one connection per master); the floor sending distlock's own acquire.lua
+// instead of SET NX PX (the script's cost on the masters); and distlock.
+func breakdownVariants(tb testing.TB) []breakdownVariant {
 	script, err := os.ReadFile("../internal/script/acquire.lua")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	variants := []struct {
-		name string
-		open func() (Locker, error)
-	}{
+	return []breakdownVariant{
 		{"floor", func() (Locker, error) { return openFloor(masters.Addrs[:3], TTL, 0) }},
 		{"floor-alwayspipelining", func() (Locker, error) {
 			f := &floorLocker{ttl: TTL}
@@ -72,7 +71,15 @@ func BenchmarkAcquireBreakdown(b *testing.B) {
 		}},
 		{"distlock", func() (Locker, error) { return masters.open(peerByID("distlock-3"), TTL, 0) }},
 	}
-	for _, v := range variants {
+}
+
+// BenchmarkAcquireBreakdown takes the uncontended acquire apart, one
+// goroutine, with breakdownVariants. Run it a few times, the variants back
+// to back:
+//
+//	go test -run '^$' -bench AcquireBreakdown -count 3
+func BenchmarkAcquireBreakdown(b *testing.B) {
+	for _, v := range breakdownVariants(b) {
 		b.Run(v.name, func(b *testing.B) {
 			lk, err := v.open()
 			if err != nil {
@@ -96,5 +103,26 @@ func BenchmarkAcquireBreakdown(b *testing.B) {
 			b.ReportMetric(float64(quantile(acq, 0.5).Nanoseconds())/1000, "acquire-p50-µs")
 			b.ReportMetric(float64(quantile(acq, 0.9).Nanoseconds())/1000, "acquire-p90-µs")
 		})
+	}
+}
+
+// TestAcquireBreakdownVariants takes and releases the lock once with each
+// of BenchmarkAcquireBreakdown's variants: the floor-acquire.lua variant
+// sends acquire.lua's keys and arguments by hand, and once they changed it
+// failed every run without a test noticing.
+func TestAcquireBreakdownVariants(t *testing.T) {
+	ctx := context.Background()
+	for _, v := range breakdownVariants(t) {
+		lk, err := v.open()
+		if err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		l, err := lk.Acquire(ctx, "breakdown-test")
+		if err != nil {
+			t.Errorf("%s: Acquire: %v", v.name, err)
+		} else if err := l.Release(ctx); err != nil {
+			t.Errorf("%s: Release: %v", v.name, err)
+		}
+		lk.Close()
 	}
 }
