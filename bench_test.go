@@ -50,6 +50,13 @@ func BenchmarkAcquireRelease(b *testing.B) {
 				acquireCycles(b, goroutines, distlock.Config{Nodes: redistest.URLs(servers), DisableLossEvents: noEvents})
 			})
 		}
+		// distlock-ownprefix: loss events with a KeyPrefix of its own, under
+		// which only lock keys live: the default prefix, distlock:, holds
+		// the fence counters and waiting lists too, and every change to
+		// them is sent to the Client as well.
+		b.Run(fmt.Sprintf("distlock-ownprefix/goroutines=%d", goroutines), func(b *testing.B) {
+			acquireCycles(b, goroutines, distlock.Config{Nodes: redistest.URLs(servers), KeyPrefix: "distlock:locks:"})
+		})
 		b.Run(fmt.Sprintf("floor/goroutines=%d", goroutines), func(b *testing.B) {
 			f := newFloor(b, servers)
 			run(b, goroutines, f.cycle)

@@ -91,7 +91,7 @@ func BenchmarkHandoff(b *testing.B) {
 		workers, clients int
 		procs            bool
 	}{
-		{"distlock-3", 8, 1, false}, {"distlock-3", 8, 8, false}, {"distlock-3", 8, 8, true}, {"distlock-3", 64, 1, false},
+		{"distlock-3", 8, 1, false}, {"distlock-3", 8, 8, false}, {"distlock-3", 8, 8, true}, {"distlock-3-noevents", 8, 8, true}, {"distlock-3", 64, 1, false},
 		{"rueidislock-1", 8, 1, false}, {"rueidislock-1", 8, 8, true}, {"rueidislock-1", 64, 1, false},
 		{"redsync-3", 8, 1, false}, {"redislock-1", 8, 1, false}, {"ceiling-0", 8, 1, false},
 	}
