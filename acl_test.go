@@ -1,7 +1,6 @@
 package distlock_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -567,18 +566,10 @@ func TestACLNoChannelRightsWaiterBehindNotLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	heldEverywhere(t, servers, name)
-	firstCtx, stopFirst := context.WithCancel(ctx)
+	giveUp := firstInLine(t, ctx, servers, first, name)
+	got := make(chan time.Time, 1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer stopFirst()
-	wg.Go(func() {
-		if l, err := first.Acquire(firstCtx, name); err == nil {
-			t.Error("the first waiter got the lock while it was held")
-			l.Release(ctx)
-		}
-	})
-	waitWaiters(t, servers[0], name, 1)
-	got := make(chan time.Time, 1)
 	wg.Go(func() {
 		l, err := behind.Acquire(ctx, name)
 		if err != nil {
@@ -591,7 +582,7 @@ func TestACLNoChannelRightsWaiterBehindNotLate(t *testing.T) {
 	})
 	waitWaiters(t, servers[0], name, 2)
 	time.Sleep(50 * time.Millisecond)
-	stopFirst() // it leaves the line; leave.lua's announcement is refused
+	giveUp() // it leaves the line; leave.lua's announcement is refused
 	time.Sleep(20 * time.Millisecond)
 	released := time.Now()
 	if err := l.Release(ctx); err != nil {

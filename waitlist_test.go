@@ -222,6 +222,30 @@ func TestWaitListWakesOnlyTheFirst(t *testing.T) {
 	noLockKeys(t, servers)
 }
 
+// firstInLine has an Acquire of first wait for name, which another Client
+// holds, and returns once it stands first in master 0's line. The returned
+// function makes it give up (it leaves the line) and waits for it; the
+// test's end does too.
+func firstInLine(t *testing.T, ctx context.Context, servers []*redistest.Server, first *distlock.Client, name string) (giveUp func()) {
+	t.Helper()
+	firstCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if l, err := first.Acquire(firstCtx, name); err == nil {
+			t.Error("the first waiter got the lock while it was held")
+			l.Release(ctx)
+		}
+	}()
+	giveUp = func() {
+		stop()
+		<-done
+	}
+	t.Cleanup(giveUp)
+	waitWaiters(t, servers[0], name, 1)
+	return giveUp
+}
+
 // TestWaitListBehindSleeps: a waiter that master 0 says is behind another
 // is woken by master 0 when it is first, so it retries only to renew its
 // place and in case that word is lost: every half to whole RetryMaxDelay,
@@ -257,17 +281,7 @@ func TestWaitListBehindSleeps(t *testing.T) {
 	}
 	defer l.Release(ctx)
 	heldEverywhere(t, servers, name)
-	firstCtx, stopFirst := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stopFirst()
-	wg.Go(func() {
-		if l, err := first.Acquire(firstCtx, name); err == nil {
-			t.Error("the first waiter got the lock while it was held")
-			l.Release(ctx)
-		}
-	})
-	waitWaiters(t, servers[0], name, 1)
+	firstInLine(t, ctx, servers, first, name)
 
 	// The waiter sleeps for master 0's announcement only while its Client
 	// hears master 0 on the name: a Watch of its own has it subscribed
@@ -931,17 +945,7 @@ func TestWaiterBehindAtClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Release(ctx)
-	firstCtx, stopFirst := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer stopFirst()
-	wg.Go(func() {
-		if l, err := first.Acquire(firstCtx, name); err == nil {
-			t.Error("the first waiter got the lock while it was held")
-			l.Release(ctx)
-		}
-	})
-	waitWaiters(t, servers[0], name, 1)
+	firstInLine(t, ctx, servers, first, name)
 	defer distlock.SetWatchHook(func(n string) {
 		if n == name {
 			// Close stops the watches at once (c holds no lease), but
