@@ -221,6 +221,12 @@ func parseStatus(res rueidis.RedisResult, m *MasterStatus, fenceKey string) erro
 	fence, err := arr[2].AsInt64()
 	switch {
 	case err != nil && !rueidis.IsRedisNil(err):
+		if _, isRedis := rueidis.IsRedisErr(err); !isRedis {
+			// Not a number: another program's string, of any size and not
+			// ours to print (TestStatusFenceNotANumber).
+			s, _ := arr[2].ToString()
+			err = fmt.Errorf("not an integer (a string of %d bytes)", len(s))
+		}
 		fence, m.FenceErr = 0, fmt.Errorf("fence counter: %w", err)
 	case err == nil && fence != 0: // 0: set by hand, the next INCR gives 1
 		// Set by hand or by another program out of range: shifted into a

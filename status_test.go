@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/keyslot"
 )
 
 // TestStatusFreeHeldFree reads a lock before, while and after a lease
@@ -234,4 +236,31 @@ func ExampleClient_Status() {
 	// nightly-report held by a majority: true
 	// a master holds it, expiring within the TTL: true
 	// nightly-report free
+}
+
+// TestStatusFenceNotANumber: a fence counter that another program set to
+// a string is reported unreadable, without the string: it can be of any
+// size, and it is not distlock's to print (a CLI use test found all 5,000
+// bytes of one in status --json's fence_error).
+func TestStatusFenceNotANumber(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	fence := "distlock:fence:{" + keyslot.Tag(keyslot.Slot("distlock:x")) + "}"
+	if _, err := servers[0].Do("SET", fence, strings.Repeat("a", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctxTimeout(t, 5*time.Second), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ferr := st.Masters[0].FenceErr
+	if ferr == nil {
+		t.Fatal("master 0: a fence counter of 5,000 letters not reported")
+	}
+	if msg := ferr.Error(); len(msg) > 200 || strings.Contains(msg, "aaaa") || !strings.Contains(msg, "not an integer (a string of 5000 bytes)") {
+		t.Errorf("master 0's FenceErr: %.300q; want it to say \"not an integer (a string of 5000 bytes)\", without the string", msg)
+	}
+	if st.Masters[1].FenceErr != nil {
+		t.Errorf("master 1: FenceErr %v; its counter is unset", st.Masters[1].FenceErr)
+	}
 }
