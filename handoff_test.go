@@ -138,6 +138,9 @@ func TestLocalHandoffYieldsToOtherClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Acquire returns at a majority: a waiter that reached the third
+	// master first would be granted there, not put in its line.
+	heldEverywhere(t, servers, name)
 	gotRemote := acquireLater(t, ctx, remote, name)
 	waitWaiters(t, servers[0], name, 1)
 	gotLocal := acquireLater(t, ctx, c, name)

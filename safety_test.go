@@ -507,6 +507,7 @@ func TestWaiterSubscribedAfterHeadAnnounced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, servers, name) // before any waiter: Acquire returns at a majority
 	w1 := acquireLater(t, ctx, b, name)
 	waitWaiters(t, servers[0], name, 1)
 	// W1 runs the hook before it watches: once it is subscribed, the hook

@@ -325,6 +325,7 @@ func TestWatchNotifyChangedByOtherProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldEverywhere(t, servers, "changed") // before the waiter: Acquire returns at a majority
 	got := acquireLater(t, ctx, w, "changed")
 	waitWaiters(t, servers[0], "changed", 1)
 	for _, s := range servers {
