@@ -77,7 +77,7 @@ step "$GO" test -race -count=1 -timeout 8m . || status=1
 # and the log could not say where).
 (cd soak && step "$GO" vet ./... && step "$GO" test -race -count=1 -short -timeout 8m -v ./... |
 	grep -vE '^(=== RUN|=== PAUSE|=== CONT|    --- PASS: TestAnalyze/)') || status=1
-(cd benchmarks && step "$GO" vet ./... && step "$GO" test -count=1 -run 'TestPeers|TestDistance|TestHandoffProcs' ./...) || status=1
+(cd benchmarks && step "$GO" vet ./... && step "$GO" test -count=1 -run 'TestPeers|TestDistance|TestHandoffProcs|TestAcquireBreakdownVariants' ./...) || status=1
 
 if [[ -z $model_pid ]]; then
 	step model/check.sh || status=1
