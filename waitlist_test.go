@@ -473,12 +473,15 @@ func TestWaitListMasterZeroDown(t *testing.T) {
 	holder := newClient(t, servers, distlock.Config{})
 	ctx := ctxTimeout(t, 5*time.Second)
 
-	waitAfterRelease := func(phase string, before func()) {
+	waitAfterRelease := func(phase string, live []*redistest.Server, before func()) {
 		t.Helper()
 		l, err := holder.Acquire(ctx, name)
 		if err != nil {
 			t.Fatalf("%s: holder: %v", phase, err)
 		}
+		// Acquire returns at a majority: a waiter that reached a master
+		// first would be granted there, not put in its line.
+		heldEverywhere(t, live, name)
 		w := newClient(t, servers, distlock.Config{})
 		got := acquireInBackground(t, ctx, w, name, phase+": waiter")
 		before()
@@ -495,14 +498,14 @@ func TestWaitListMasterZeroDown(t *testing.T) {
 		}
 	}
 	// A waiter in master 0's list when master 0 dies.
-	waitAfterRelease("joined before kill", func() {
+	waitAfterRelease("joined before kill", servers, func() {
 		waitWaiters(t, servers[0], name, 1)
 		if err := servers[0].Kill(); err != nil {
 			t.Fatal(err)
 		}
 	})
 	// A waiter that never reached master 0.
-	waitAfterRelease("master 0 dead", func() { time.Sleep(100 * time.Millisecond) })
+	waitAfterRelease("master 0 dead", servers[1:], func() { time.Sleep(100 * time.Millisecond) })
 	noLockKeys(t, servers[1:])
 	noWaitListKeys(t, servers[1:], 0)
 }
