@@ -931,10 +931,11 @@ func warm(t *testing.T, ctx context.Context, c *distlock.Client) {
 
 // TestWaiterBehindAtClose: Close while a waiting Acquire's first attempt,
 // which master 0 answered "behind", is being decided. Its name is then
-// added to a closed watch hub, which keeps no state for it, and the
+// added to a closed watch hub, which kept no state for it, and the
 // waiter's schedule asked that state whether master 0 is heard: a nil
 // dereference that killed the process (an adversarial read of the
-// schedule of waiters behind another). One master, so that its answer is
+// schedule of waiters behind another). A closed hub's names now have a
+// state in which no master is known. One master, so that its answer is
 // in every verdict.
 func TestWaiterBehindAtClose(t *testing.T) {
 	const name = "behindatclose"

@@ -116,7 +116,8 @@ func (h *watchHub) add(ctx context.Context, req *request, w *watcher, wake *wake
 		if w != nil {
 			return nil, ErrClosed
 		}
-		return &nameWatch{req: req}, nil
+		// Nothing is heard on it: every master unknown.
+		return &nameWatch{req: req, state: watch.NewState(len(h.masters), h.c.quorum)}, nil
 	}
 	nw := h.names[req.name]
 	fresh := nw == nil
@@ -315,8 +316,7 @@ func (k *waker) signal() {
 // 0's answer came in time for the attempt's verdict: when it did not,
 // behind says nothing, and the last word that did stands. inLine is false
 // when the waiter has left every line (too few masters answered): no
-// announcement can name it then. A name added after the Client closed has
-// no state: nothing is heard (TestWaiterBehindAtClose).
+// announcement can name it then.
 func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind, heard0, inLine bool, own string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -328,7 +328,7 @@ func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind, heard0, inLine boo
 	case heard0:
 		k.sleeps = k.behind
 	}
-	return k.sleeps && nw.state != nil && nw.state.Known(0)
+	return k.sleeps && nw.state.Known(0)
 }
 
 // announceHead records master 0's word that value is now first in line.
