@@ -180,8 +180,8 @@ func (o *runOptions) connect(f *flags, cfg distlock.Config, sigs <-chan os.Signa
 // majority of masters gets majorityGrace past --timeout to connect, and
 // New then waits up to newGrace (the library's own) for the rest, even
 // with --timeout used up: a lock a majority can grant is worth that
-// overrun (TestAdvReadRunShortTimeoutOneMasterPaused; with -w 0.001,
-// TestRunTinyTimeoutOneMasterPaused). attemptLeast is the least time
+// overrun (TestAdvReadRunShortTimeoutOneMasterPaused, with -w 0.1 and
+// 0.001). attemptLeast is the least time
 // acquire gives one attempt after connecting: the per-master timeout and
 // a margin (TestAdvReadAcquireDeadlinePassedAtConnect).
 const (

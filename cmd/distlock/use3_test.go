@@ -98,21 +98,6 @@ func TestPathAndQueryDBRefused(t *testing.T) {
 	r.want(t, 125)
 }
 
-// TestRunTinyTimeoutOneMasterPaused: found by a use test. With one master
-// of three paused and the lock free, run -w 0.001 exited 123 "still
-// connecting to the masters (2 of 3 needed)" after 250 ms, while 2 of 3
-// had connected: connect gave New a quarter second past --timeout,
-// counted from the start, and New itself waits a quarter second for the
-// last master once a majority has connected. connect now gives a majority
-// a quarter second past --timeout and New its own quarter second on top.
-func TestRunTinyTimeoutOneMasterPaused(t *testing.T) {
-	servers, nodes := startMasters(t, 3)
-	redistest.PauseUntilEnd(t, servers[2])
-	r := run(t, nodes, "run", "-w", "0.001", "free", "--", "true")
-	t.Logf("exit %d after %v: %s", r.code, r.took, r.stderr)
-	r.want(t, 0)
-}
-
 // TestWatchStopsWhileConnecting: found by a use test. watch connected
 // before it looked at its signals or --timeout: with a majority of
 // masters paused, New waits its dial timeout for them, and SIGINT or
