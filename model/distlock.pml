@@ -61,6 +61,20 @@
 #ifndef RENEWS
 #define RENEWS 0       /* background renewal rounds per lease */
 #endif
+/* RENEW_HANDED: a lease handed over renews too (goroutine 0's always do).
+ * MUT_SUCCESSOR_OLD_TTL: it sends the Client's TTL in its renewals while
+ * its validity counts the lease's (the copy the code kept before it
+ * derived the argument from the TTL: TestHandoffAfterExtendRenewsWithLeaseTTL) */
+#ifdef RENEW_HANDED
+#define RENEWER(g_) handed[g_]
+#else
+#define RENEWER(g_) false
+#endif
+#ifdef MUT_SUCCESSOR_OLD_TTL
+#define SENTTTL(g_) (handed[g_] -> TTL : ttl[g_])
+#else
+#define SENTTTL(g_) ttl[g_]
+#endif
 #ifndef BLOCK
 #define BLOCK 2        /* MUT_HANDOFF_NO_ROUNDTRIP: counters per draw */
 #endif
@@ -145,6 +159,7 @@ byte turn[2];
 bool lwait[G];    /* waiting for its Client's turn */
 byte floor[G];    /* retmax when its Acquire began (P2) */
 bool handed[G];   /* a lease was handed over to it */
+byte httl[G];     /* the TTL of the lease handed over to it (Extend's included) */
 byte trepl[G];    /* the released value its first attempt may replace */
 
 #define believes(x) (hold[x] && (now < vu[x] || incs[x]))
@@ -745,7 +760,7 @@ again:
 		:: !handed[g] && g == 1 -> goto end
 #endif
 		:: !handed[g] -> turn[CLIENT_OF(g)] = g + 1
-		:: else -> v = lval[g]; gv[g] = v; for (i : 0 .. N-1) { ast[g*N+i] = 1 } i = 0; goto holding
+		:: else -> v = lval[g]; gv[g] = v; ttl[g] = httl[g]; for (i : 0 .. N-1) { ast[g*N+i] = 1 } i = 0; goto holding
 		fi }
 #endif
 
@@ -851,7 +866,7 @@ holding:
 	:: atomic { hold[g] && wr < WRITES && now < vu[g] -> incs[g] = true }
 		/* the write, guarded by the check just made */
 		atomic { incs[g] = false; paused[g] = false; wr++ }
-	:: atomic { g == 0 && hold[g] && nr < RENEWS && now < vu[g] ->
+	:: atomic { (g == 0 || RENEWER(g)) && hold[g] && nr < RENEWS && now < vu[g] ->
 		/* renew.go renewer.renew: to every master with no renewal in flight */
 		for (i : 0 .. N-1) {
 			if
@@ -862,7 +877,7 @@ holding:
 				:: ack[g*N+i] > now + ttl[g] - DRIFT -> ack[g*N+i] = now + ttl[g] - DRIFT
 				:: else -> skip
 				fi;
-				send(i, REN, v, ttl[g], 0)
+				send(i, REN, v, SENTTTL(g), 0)
 			:: else -> skip
 			fi
 		}
@@ -1011,6 +1026,7 @@ release:
 			fence();
 			if
 			:: atomic { ok && now < start + TTL - DRIFT ->
+				httl[x] = ttl[g];
 				handout(x, nv, start + ttl[g] - DRIFT, t * N + first);
 				handed[x] = true; turn[CLIENT_OF(g)] = x + 1;
 				ng = 0; t = 0; first = 0; start = 0; ok = false; nv = 0 }
