@@ -626,3 +626,41 @@ func TestCounterOutOfRange(t *testing.T) {
 	}
 	noLockKeys(t, servers)
 }
+
+// TestCounterNegativeStaysRefused: a counter another program set below 0
+// on every master stays refused however often an acquire tries. Each
+// refused attempt's INCR walked it up (found by a CLI use test: -1, then
+// 0, then a lease with token 65, far below the tokens handed out before);
+// acquire.lua now undoes an INCR that leaves it below 1.
+func TestCounterNegativeStaysRefused(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := t.Context()
+	fence := cycleFenceKey(t, ctx, c, "negative", servers)
+	for _, s := range servers {
+		if _, err := s.Do("SET", fence, "-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	noKeys := func() bool {
+		return lockKeys(t, servers[0]) == nil && lockKeys(t, servers[1]) == nil && lockKeys(t, servers[2]) == nil
+	}
+	for i := range 3 {
+		// A refused attempt's keys are cleaned up in the background.
+		eventually(t, "no lock key left", noKeys)
+		l, err := c.TryAcquire(ctx, "negative")
+		if err == nil {
+			l.Release(ctx)
+			t.Fatalf("attempt %d: token %d with every counter set to -1; want a refusal", i+1, l.Token())
+		}
+		if !strings.Contains(err.Error(), "outside 1..2^53") {
+			t.Fatalf("attempt %d: %v; want the counter refused as out of range", i+1, err)
+		}
+	}
+	for _, s := range servers {
+		if v, _ := s.Do("GET", fence); v != "-1" {
+			t.Errorf("%s: counter %q after refused attempts; want -1, as it was set", s.Addr(), v)
+		}
+	}
+	eventually(t, "no lock key left", noKeys)
+}

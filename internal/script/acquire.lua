@@ -138,6 +138,13 @@ if head ~= nil and head == ARGV[7] then
   redis.call('ZADD', KEYS[4], clock() + tonumber(ARGV[5]), ARGV[7])
 end
 local c = redis.call('INCR', KEYS[2])
+if c < 1 then
+  -- Another program set the counter below 0: the caller refuses such a
+  -- counter (checkCounter), and it must stay refused. INCR alone would
+  -- walk it up to 1, and the next tokens would start again from there.
+  redis.call('DECR', KEYS[2])
+  return {1, c}
+end
 local raise = least > 0
 if KEYS[7] then
   -- Tokens an older distlock drew for this prefix must stay below ours,

@@ -62,4 +62,9 @@ redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'del 0 ' .. ARGV[1])
 redis.call('DEL', KEYS[1])
 redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'set ' .. ARGV[2] .. ' ' .. ARGV[5])
 redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[2])
-return {redis.call('INCR', KEYS[2]), 0}
+local c = redis.call('INCR', KEYS[2])
+if c < 1 then
+  -- A counter another program set below 0 stays refused (acquire.lua).
+  redis.call('DECR', KEYS[2])
+end
+return {c, 0}
