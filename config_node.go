@@ -71,6 +71,11 @@ func parseNode(n string) (rueidis.ClientOption, string, error) {
 			return rueidis.ClientOption{}, "", err
 		}
 	}
+	if h := u.Hostname(); strings.Contains(h, ":") && !strings.HasPrefix(u.Host, "[") {
+		// "host:1:2": Go reads port 2 of host "host:1", and rueidis then
+		// dials that name. An IPv6 address goes in brackets.
+		return rueidis.ClientOption{}, "", errors.New("invalid host: more than one ':' (an IPv6 address goes in brackets, [::1]:6379)")
+	}
 	if db := strings.TrimPrefix(u.Path, "/"); db != "" && !isDigits(strings.TrimPrefix(db, "-")) {
 		// Never rueidis.ParseURL's "invalid URL path: ..." (nor this
 		// path): a list separated by ' ' or ';' instead of ',' puts the

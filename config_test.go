@@ -28,6 +28,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"malformed URL", distlock.Config{Nodes: []string{"redis://[::1"}}, "malformed URL"},
 		{"no port", distlock.Config{Nodes: []string{"127.0.0.1"}}, "want host:port"},
 		{"bad port", distlock.Config{Nodes: []string{"127.0.0.1:99999"}}, "port \"99999\""},
+		{"two ports", distlock.Config{Nodes: []string{"redis://127.0.0.1:6380:6381/0"}}, "more than one ':'"},
 		{"bad URL port", distlock.Config{Nodes: []string{"redis://127.0.0.1:0/0"}}, "port \"0\""},
 		{"bad db", distlock.Config{Nodes: []string{"redis://127.0.0.1:6380/x"}}, "invalid database number"},
 		{"protocol", distlock.Config{Nodes: []string{"redis://127.0.0.1:6380/0?protocol=x"}}, "protocol must be 2 (RESP2) or 3"},
