@@ -32,7 +32,7 @@ type runOptions struct {
 // with flock's names beside distlock's.
 func (o *runOptions) lockFlags(f *flags) {
 	f.durationVar(&o.ttl, "ttl", distlock.DefaultTTL, "lease TTL (a `duration` like 30s, or seconds): how long the lock outlives a crashed distlock; renewed every TTL/3")
-	f.durationVar(&o.timeout, "timeout", 0, "give up waiting for the lock after this long, connecting included (a `duration` like 5m, or seconds; exit 124);\n0: wait as long as it takes")
+	f.durationVar(&o.timeout, "timeout", 0, "give up waiting for the lock after this long, connecting included (a `duration` like 5m, or seconds; exit 124,\nor 123 when too few masters are reachable); 0: wait as long as it takes")
 	f.durationVar(&o.timeout, "w", 0, "the same as --timeout, as flock -w (seconds, or a `duration`)")
 	f.BoolVar(&o.try, "try", false, "give up at once when the lock is held (exit 124)")
 	f.BoolVar(&o.try, "n", false, "the same as --try, as flock -n")

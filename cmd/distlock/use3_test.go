@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -129,4 +130,25 @@ func TestWatchStopsWhileConnecting(t *testing.T) {
 			t.Errorf("watch took %v to stop after SIGINT; New's dial timeout is 2 s", took)
 		}
 	})
+}
+
+// TestWatchQuitStops: found by a use test. watch stopped on SIGINT and
+// SIGTERM only: SIGQUIT dumped every goroutine's stack (688 lines) and
+// exited 2, where hold stops on it with a message and run passes it on
+// without a dump; SIGHUP killed it (129). Both now stop it as SIGINT does.
+func TestWatchQuitStops(t *testing.T) {
+	_, nodes := startMasters(t, 3)
+	for _, sig := range []syscall.Signal{syscall.SIGQUIT, syscall.SIGHUP} {
+		cmd := distlockCmd(t, nodes, "watch", "k")
+		_, stderr, wait := background(t, cmd)
+		waitLine(t, stderr, "distlock watch: watching")
+		cmd.Process.Signal(sig)
+		var lines []string
+		for l := range stderr {
+			lines = append(lines, l)
+		}
+		if code := wait(); code != exitOK || strings.Contains(strings.Join(lines, "\n"), "goroutine ") {
+			t.Errorf("watch on %v: exit %d, %d lines on stderr, first %q; want exit 0, no stack dump", sig, code, len(lines), strings.Join(lines[:min(2, len(lines))], " | "))
+		}
+	}
 }

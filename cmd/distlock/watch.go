@@ -35,7 +35,7 @@ a majority of masters answer (counted every second), events may come late
 or not at all: watch says so on stderr ("degraded", then "recovered"), and
 with --json as a line {"time":"...","type":"degraded","masters":1,"of":3,"needed":2}.
 
-Runs until SIGINT or SIGTERM (or --timeout), then exits 0. Says on stderr
+Runs until SIGINT, SIGTERM, SIGHUP or SIGQUIT (or --timeout), then exits 0. Says on stderr
 when it is watching. Exit status: 0 stopped; 123 masters unreachable or
 refusing keyspace notifications, or --timeout ran out while connecting to
 them; 125 usage.`,
@@ -77,7 +77,8 @@ func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 		return f.fail(stderr, err)
 	}
 
-	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP and SIGQUIT stop it too, as they do hold (no stack dump).
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer stop()
 	ctx := sigCtx
 	if o.timeout > 0 {
