@@ -225,7 +225,9 @@ func TestWaitListWakesOnlyTheFirst(t *testing.T) {
 // firstInLine has an Acquire of first wait for name, which another Client
 // holds, and returns once it stands first in master 0's line. The returned
 // function makes it give up (it leaves the line) and waits for it; the
-// test's end does too.
+// test's end does too, so the holder must be released after that: by a
+// t.Cleanup made before this call, not a defer, or the first waiter may
+// take the freed lock first.
 func firstInLine(t *testing.T, ctx context.Context, servers []*redistest.Server, first *distlock.Client, name string) (giveUp func()) {
 	t.Helper()
 	firstCtx, stop := context.WithCancel(ctx)
@@ -279,7 +281,9 @@ func TestWaitListBehindSleeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Release(ctx)
+	// A cleanup, not a defer: it runs after firstInLine's (made later),
+	// so the first waiter gives up before the lock is free.
+	t.Cleanup(func() { l.Release(ctx) })
 	heldEverywhere(t, servers, name)
 	firstInLine(t, ctx, servers, first, name)
 
@@ -948,7 +952,9 @@ func TestWaiterBehindAtClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Release(ctx)
+	// A cleanup, not a defer: it runs after firstInLine's (made later),
+	// so the first waiter gives up before the lock is free.
+	t.Cleanup(func() { l.Release(ctx) })
 	firstInLine(t, ctx, servers, first, name)
 	defer distlock.SetWatchHook(func(n string) {
 		if n == name {
