@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -596,5 +597,81 @@ func TestACLNoChannelRightsWaiterBehindNotLate(t *testing.T) {
 	t.Logf("the waiter behind got the freed lock %v after the release", d)
 	if d > 500*time.Millisecond {
 		t.Errorf("the lock was free but unused for %v (the waiter behind slept for an announcement that cannot come); want under 500ms", d)
+	}
+}
+
+// TestACLMixedChannelRightsWaiterBehindBounded: the waiter that leaves the
+// line announces the next one (leave.lua's publish). When its Client's
+// user has no channel rights, and the waiter behind's has them (so it
+// sleeps for the announcement), the freed lock waits for the waiter
+// behind's timer: up to RetryMaxDelay, as docs/watch.md says, and no
+// longer (found by an adversarial read: 680 ms with RetryMaxDelay 2 s,
+// where the backoff gave milliseconds). A delayed wake of waiters behind
+// when the lock stays free would shorten it; not built (see the issue's
+// note).
+func TestACLMixedChannelRightsWaiterBehindBounded(t *testing.T) {
+	var full, nochan []string
+	for _, r := range docACL(t)[0] {
+		full = append(full, r)
+		if !strings.HasPrefix(r, "&") {
+			nochan = append(nochan, r)
+		}
+	}
+	servers := redistest.StartN(t, 3, redistest.Options{User: "distlock", Password: aclPassword, Rules: full})
+	var nochanURLs []string
+	for _, s := range servers {
+		if _, err := s.Do(append([]string{"ACL", "SETUSER", "nochan"}, nochan...)...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Do("CONFIG", "SET", "notify-keyspace-events", "Kgx"); err != nil {
+			t.Fatal(err)
+		}
+		nochanURLs = append(nochanURLs, "redis://"+url.UserPassword("nochan", aclPassword).String()+"@"+s.Addr()+"/0")
+	}
+	const name = "mixedacl"
+	const maxDelay = time.Second
+	cfg := distlock.Config{SkipNotifyConfig: true}
+	holder := newClient(t, servers, cfg)
+	firstCfg := cfg
+	firstCfg.Nodes = nochanURLs
+	first := newClient(t, nil, firstCfg) // no channel rights: its leave announces nothing
+	cfg.RetryMaxDelay = maxDelay
+	behind := newClient(t, servers, cfg) // the documented ACL: it hears master 0
+	ctx := ctxTimeout(t, 20*time.Second)
+	l, err := holder.Acquire(ctx, name, distlock.WithTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldEverywhere(t, servers, name)
+	giveUp := firstInLine(t, ctx, servers, first, name)
+	got := make(chan time.Time, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		l, err := behind.Acquire(ctx, name)
+		if err != nil {
+			t.Error(err)
+			got <- time.Time{}
+			return
+		}
+		got <- time.Now()
+		l.Release(ctx)
+	})
+	waitWaiters(t, servers[0], name, 2)
+	time.Sleep(300 * time.Millisecond) // the waiter behind hears master 0 by now
+	giveUp()                           // it leaves the line; its announcement is refused
+	time.Sleep(20 * time.Millisecond)
+	released := time.Now()
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	at := <-got
+	if at.IsZero() {
+		return
+	}
+	d := at.Sub(released)
+	t.Logf("the waiter behind got the freed lock %v after the release (RetryMaxDelay %v)", d, maxDelay)
+	if d > maxDelay+500*time.Millisecond {
+		t.Errorf("the lock was free but unused for %v; want at most RetryMaxDelay (%v) and a margin", d, maxDelay)
 	}
 }
