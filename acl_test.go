@@ -555,12 +555,24 @@ func TestACLNoChannelRightsWaiterBehindNotLate(t *testing.T) {
 		}
 	}
 	servers := redistest.StartN(t, 3, redistest.Options{User: "distlock", Password: aclPassword, Rules: rules})
-	const name = "nochannel"
 	cfg := distlock.Config{SkipNotifyConfig: true}
 	holder := newClient(t, servers, cfg)
-	first := newClient(t, servers, cfg)
+	first := newClient(t, servers, cfg) // leave.lua's announcement is refused
 	cfg.RetryMaxDelay = 2 * time.Second
 	behind := newClient(t, servers, cfg)
+	d := freedLockLate(t, servers, holder, first, behind, "nochannel")
+	t.Logf("the waiter behind got the freed lock %v after the release", d)
+	if d > 500*time.Millisecond {
+		t.Errorf("the lock was free but unused for %v (the waiter behind slept for an announcement that cannot come); want under 500ms", d)
+	}
+}
+
+// freedLockLate measures how long after the holder's Release the waiter of
+// behind takes name, the waiter of first (first in line) having left the
+// line just before: the holder takes name, first waits first in line,
+// behind waits behind it, first gives up, then the holder releases.
+func freedLockLate(t *testing.T, servers []*redistest.Server, holder, first, behind *distlock.Client, name string) time.Duration {
+	t.Helper()
 	ctx := ctxTimeout(t, 20*time.Second)
 	l, err := holder.Acquire(ctx, name, distlock.WithTTL(time.Minute))
 	if err != nil {
@@ -582,8 +594,8 @@ func TestACLNoChannelRightsWaiterBehindNotLate(t *testing.T) {
 		l.Release(ctx)
 	})
 	waitWaiters(t, servers[0], name, 2)
-	time.Sleep(50 * time.Millisecond)
-	giveUp() // it leaves the line; leave.lua's announcement is refused
+	time.Sleep(300 * time.Millisecond) // the waiter behind hears master 0 by now, if it can
+	giveUp()                           // it leaves the line
 	time.Sleep(20 * time.Millisecond)
 	released := time.Now()
 	if err := l.Release(ctx); err != nil {
@@ -591,13 +603,9 @@ func TestACLNoChannelRightsWaiterBehindNotLate(t *testing.T) {
 	}
 	at := <-got
 	if at.IsZero() {
-		return
+		t.FailNow()
 	}
-	d := at.Sub(released)
-	t.Logf("the waiter behind got the freed lock %v after the release", d)
-	if d > 500*time.Millisecond {
-		t.Errorf("the lock was free but unused for %v (the waiter behind slept for an announcement that cannot come); want under 500ms", d)
-	}
+	return at.Sub(released)
 }
 
 // TestACLMixedChannelRightsWaiterBehindBounded: the waiter that leaves the
@@ -628,7 +636,6 @@ func TestACLMixedChannelRightsWaiterBehindBounded(t *testing.T) {
 		}
 		nochanURLs = append(nochanURLs, "redis://"+url.UserPassword("nochan", aclPassword).String()+"@"+s.Addr()+"/0")
 	}
-	const name = "mixedacl"
 	const maxDelay = time.Second
 	cfg := distlock.Config{SkipNotifyConfig: true}
 	holder := newClient(t, servers, cfg)
@@ -637,39 +644,7 @@ func TestACLMixedChannelRightsWaiterBehindBounded(t *testing.T) {
 	first := newClient(t, nil, firstCfg) // no channel rights: its leave announces nothing
 	cfg.RetryMaxDelay = maxDelay
 	behind := newClient(t, servers, cfg) // the documented ACL: it hears master 0
-	ctx := ctxTimeout(t, 20*time.Second)
-	l, err := holder.Acquire(ctx, name, distlock.WithTTL(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	heldEverywhere(t, servers, name)
-	giveUp := firstInLine(t, ctx, servers, first, name)
-	got := make(chan time.Time, 1)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() {
-		l, err := behind.Acquire(ctx, name)
-		if err != nil {
-			t.Error(err)
-			got <- time.Time{}
-			return
-		}
-		got <- time.Now()
-		l.Release(ctx)
-	})
-	waitWaiters(t, servers[0], name, 2)
-	time.Sleep(300 * time.Millisecond) // the waiter behind hears master 0 by now
-	giveUp()                           // it leaves the line; its announcement is refused
-	time.Sleep(20 * time.Millisecond)
-	released := time.Now()
-	if err := l.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	at := <-got
-	if at.IsZero() {
-		return
-	}
-	d := at.Sub(released)
+	d := freedLockLate(t, servers, holder, first, behind, "mixedacl")
 	t.Logf("the waiter behind got the freed lock %v after the release (RetryMaxDelay %v)", d, maxDelay)
 	if d > maxDelay+500*time.Millisecond {
 		t.Errorf("the lock was free but unused for %v; want at most RetryMaxDelay (%v) and a margin", d, maxDelay)
