@@ -79,21 +79,17 @@ func (h *watchHub) start() {
 // woken when the lock comes free (the first in line is), only when master
 // 0 announces it first (leave.lua), so that a release wakes one waiter,
 // not all of them; it also retries when master 0 said the first in line's
-// place lapses unless renewed (acquire.go). own holds the values of its
-// last two attempts, newest first, each where masters failed that attempt
-// and others granted it ("" where not): such an attempt's own clean-up
-// ends what may look like a hold of its value, or a key gone while no one
-// holds the lock, and its place may be announced first in line; none of
-// these wakes it, only another hold's end (acquire.go). Two, because the
-// clean-up runs in the background: its messages can come after the next
-// attempt has begun, and one attempt remembered let them wake the waiter
-// again and again, its backoff skipped (TestWakerOwnCleanUpAfterNextAttempt).
-// Guarded by h.mu.
+// place lapses unless renewed (acquire.go). own is set to the value of
+// its last attempt when masters failed that attempt and others granted it:
+// that attempt's own clean-up then ends what may look like a hold of own,
+// or a key gone while no one holds the lock, and its place may be
+// announced first in line; none of these wakes it, only another hold's
+// end (acquire.go). Guarded by h.mu.
 type waker struct {
 	ch     chan struct{}
 	value  string
 	behind bool
-	own    [2]string
+	own    string
 	// sleeps is set while master 0's last word on the waiter, at an
 	// attempt whose verdict it was in time for, is that it is behind:
 	// its timer then only renews its place (acquire.go, waiting.delay).
@@ -296,21 +292,10 @@ func (h *watchHub) closeAll() {
 // went while no one held the lock. h.mu is held.
 func (nw *nameWatch) wake(ended string) {
 	for k := range nw.wakers {
-		if !k.behind && !k.mayBeOwn(ended) {
+		if !k.behind && (k.own == "" || ended != "" && ended != k.own) {
 			k.signal()
 		}
 	}
-}
-
-// cleaning reports whether a clean-up of one of k's own attempts may still
-// be under way (waker.own).
-func (k *waker) cleaning() bool { return k.own != [2]string{} }
-
-// mayBeOwn reports whether the end of a hold of ended ("" for a key gone
-// while no one held the lock) may be the clean-up of one of k's own
-// attempts.
-func (k *waker) mayBeOwn(ended string) bool {
-	return k.cleaning() && (ended == "" || ended == k.own[0] || ended == k.own[1])
 }
 
 func (k *waker) signal() {
@@ -336,7 +321,7 @@ func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind, heard0, inLine boo
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	k.behind = behind && nw.head != k.value
-	k.own = [2]string{own, k.own[0]}
+	k.own = own
 	switch {
 	case !inLine:
 		k.sleeps = false
@@ -358,7 +343,7 @@ func (nw *nameWatch) announceHead(value string) {
 		if k.value == value {
 			wasBehind := k.behind
 			k.behind, k.sleeps = false, false
-			if nw.state.Free() && (!k.cleaning() || wasBehind) {
+			if nw.state.Free() && (k.own == "" || wasBehind) {
 				k.signal()
 			}
 		}
