@@ -219,6 +219,9 @@ func BenchmarkHold(b *testing.B) {
 				b.ReportMetric(row.BurnersCPU.Seconds(), "burners-cpu-s")
 				b.ReportMetric(float64(row.SlowestPing.Microseconds())/1000, "slowest-ping-ms")
 				b.ReportMetric(0, "ns/op")
+				for why, n := range row.LostWhy {
+					b.Logf("%d lost: %s", n, why)
+				}
 			}
 		})
 	}
