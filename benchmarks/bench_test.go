@@ -217,6 +217,7 @@ func BenchmarkHold(b *testing.B) {
 				b.ReportMetric(row.CPU.Seconds(), "cpu-s")
 				b.ReportMetric(row.MastersCPU.Seconds(), "masters-cpu-s")
 				b.ReportMetric(row.BurnersCPU.Seconds(), "burners-cpu-s")
+				b.ReportMetric(float64(row.MastersCPUPerRenewal().Nanoseconds())/1000, "masters-cpu-µs/renewal")
 				b.ReportMetric(float64(row.SlowestPing.Microseconds())/1000, "slowest-ping-ms")
 				b.ReportMetric(0, "ns/op")
 				for why, n := range row.LostWhy {

@@ -49,6 +49,17 @@ type HoldRow struct {
 	LostWhy map[string]int
 }
 
+// MastersCPUPerRenewal is the masters' CPU time while holding over the
+// renewals they ran meanwhile: each lease held is renewed on each of the
+// peer's masters every Renew. 0 when nothing was held.
+func (h HoldRow) MastersCPUPerRenewal() time.Duration {
+	renewals := float64(h.Taken) * h.HoldTime.Seconds() / h.Renew.Seconds() * float64(h.Peer.Masters)
+	if renewals == 0 {
+		return 0
+	}
+	return time.Duration(float64(h.MastersCPU) / renewals)
+}
+
 // holdAttempts is how many times Hold tries to take one lease, and
 // holdTakeBudget how long it spends taking them before it holds what it has.
 const (
