@@ -214,6 +214,7 @@ func BenchmarkHold(b *testing.B) {
 				b.ReportMetric(float64(row.LostTaking), "lost-taking")
 				b.ReportMetric(float64(row.Leases-row.Taken), "not-taken")
 				b.ReportMetric(row.MinPTTL.Seconds(), "min-pttl-s")
+				b.ReportMetric(float64(row.Absent), "sampled-never-on-master0")
 				b.ReportMetric(row.CPU.Seconds(), "cpu-s")
 				b.ReportMetric(row.MastersCPU.Seconds(), "masters-cpu-s")
 				b.ReportMetric(row.BurnersCPU.Seconds(), "burners-cpu-s")

@@ -25,6 +25,7 @@ type HoldRow struct {
 	LostTaking   int           // of those, leases that had ended before the last was taken
 	MinPTTL      time.Duration // least PTTL seen on master 0 over a sample of leases
 	Sampled      int           // leases in that sample
+	Absent       int           // of those, leases whose key master 0 never had while holding
 	CPU          time.Duration // this process's CPU time while holding
 	MastersCPU   time.Duration // all masters' CPU time while holding
 	HeapMB       float64       // Go heap in use while holding
@@ -135,7 +136,7 @@ func hold(m *Masters, p Peer, n int, load *Burners) (HoldRow, error) {
 	keys := holdSampleKeys(p, taken, row.Sampled)
 	cpu0, mcpu0, bcpu0 := cpuTime(), m.cpu(), load.cpu()
 	row.HoldTime = 3*HoldRenew + HoldRenew/2
-	row.MinPTTL, err = minPTTL(m.admin[0], keys, row.HoldTime)
+	row.MinPTTL, row.Absent, err = minPTTL(m.admin[0], keys, row.HoldTime)
 	if err != nil {
 		return row, err
 	}
@@ -295,28 +296,40 @@ func holdSampleKeys(p Peer, taken []int, n int) []string {
 }
 
 // minPTTL reads the PTTL of keys on admin every 100 ms for d and returns
-// the least it saw, at most HoldTTL; a key gone or without a TTL counts
-// as 0.
-func minPTTL(admin rueidis.Client, keys []string, d time.Duration) (time.Duration, error) {
-	least := HoldTTL
+// the least it saw, at most HoldTTL, and how many of the keys it never
+// found: a lease holds on a majority, which need not include that master
+// (its acquire there answered late). A key gone after it was seen, or
+// without a TTL, counts as 0.
+func minPTTL(admin rueidis.Client, keys []string, d time.Duration) (least time.Duration, absent int, err error) {
+	least = HoldTTL
+	seen := make([]bool, len(keys))
 	cmds := make(rueidis.Commands, len(keys))
 	for start := time.Now(); time.Since(start) < d; {
 		time.Sleep(100 * time.Millisecond)
 		for j, k := range keys {
 			cmds[j] = admin.B().Pttl().Key(k).Build()
 		}
-		for _, r := range admin.DoMulti(context.Background(), cmds...) {
+		for j, r := range admin.DoMulti(context.Background(), cmds...) {
 			ms, err := r.AsInt64()
 			if err != nil {
-				return least, err
+				return least, 0, err
 			}
-			if ms < 0 { // -2: gone; -1: no TTL
+			switch {
+			case ms == -2 && !seen[j]:
+				continue // not there yet, or never
+			case ms < 0: // -2: gone since; -1: no TTL
 				ms = 0
 			}
+			seen[j] = true
 			least = min(least, time.Duration(ms)*time.Millisecond)
 		}
 	}
-	return least, nil
+	for _, s := range seen {
+		if !s {
+			absent++
+		}
+	}
+	return least, absent, nil
 }
 
 // probeMasters sends a PING to each of admins every 100 ms, until the
