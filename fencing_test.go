@@ -10,6 +10,8 @@ import (
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // counter reads the one fence counter on s (the tests use one lock name).
@@ -189,7 +191,11 @@ func TestWaitBacksOffAfterAnsweredFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			servers := masters(t, 3)
-			c := newClient(t, servers, distlock.Config{})
+			// Each attempt's time and what the masters said, for a
+			// failure to show which waits were cut short (this test
+			// once saw 47 attempts in a second under load).
+			spans := tracetest.NewSpanRecorder()
+			c := newClient(t, servers, distlock.Config{TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))})
 			key := cycleFenceKey(t, t.Context(), c, "spin", servers)
 			for _, m := range tc.bad {
 				if _, err := servers[m].Do("SET", key, "9007199254740993"); err != nil { // 2^53+1
@@ -213,8 +219,30 @@ func TestWaitBacksOffAfterAnsweredFailures(t *testing.T) {
 			// second at most.
 			if n := counter(t, servers[2]) - before; n > 40 {
 				t.Errorf("a second of waiting made %d attempts: no backoff", n)
+				logAttempts(t, spans)
 			}
 		})
+	}
+}
+
+// logAttempts logs, for each Acquire span spans recorded, when each of its
+// attempts ended and what it heard.
+func logAttempts(t *testing.T, spans *tracetest.SpanRecorder) {
+	t.Helper()
+	for _, sp := range spans.Ended() {
+		if sp.Name() != "distlock.acquire" {
+			continue
+		}
+		for _, ev := range sp.Events() {
+			if ev.Name != "attempt" {
+				continue
+			}
+			var what []string
+			for _, a := range ev.Attributes {
+				what = append(what, string(a.Key)+"="+a.Value.Emit())
+			}
+			t.Logf("attempt ended at +%v: %v", ev.Time.Sub(sp.StartTime()).Round(100*time.Microsecond), what)
+		}
 	}
 }
 
