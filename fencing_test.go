@@ -172,6 +172,31 @@ func TestAcquireReloadsFlushedScript(t *testing.T) {
 	noLockKeys(t, servers)
 }
 
+// A master that lost its scripts (a restart, SCRIPT FLUSH) while a lease
+// was held still deletes its key at Release. One master flushed, then all
+// of them.
+func TestReleaseAfterScriptFlush(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := t.Context()
+	for _, flushed := range [][]*redistest.Server{servers[2:], servers} {
+		l, err := c.Acquire(ctx, "flushed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		heldEverywhere(t, servers, "flushed")
+		for _, s := range flushed {
+			if _, err := s.Do("SCRIPT", "FLUSH"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatalf("Release after SCRIPT FLUSH on %d masters: %v", len(flushed), err)
+		}
+		noLockKeysEventually(t, servers)
+	}
+}
+
 // A waiting Acquire whose attempts fail on a majority of masters that
 // answer (here fence counters out of range on masters 0 and 1; the lock
 // is free) backs off between attempts: it was woken at once by its own
