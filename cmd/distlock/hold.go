@@ -40,7 +40,7 @@ func holdMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return f.fail(stderr, err)
 	}
-	sigs, stop := notifyForwarded()
+	sigs, stop := notifyStop()
 	defer stop()
 	client, status := o.connect(f, cfg, sigs, stderr)
 	if client == nil {

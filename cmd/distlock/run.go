@@ -69,7 +69,7 @@ func runMain(c *command, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return execFailed(stderr, o.argv[0], err)
 	}
-	sigs, stop := notifyForwarded()
+	sigs, stop := notifyStop()
 	defer stop()
 	client, status := o.connect(f, cfg, sigs, stderr)
 	if client == nil {
@@ -88,14 +88,15 @@ func releaseBounded(l *distlock.Lease) error {
 	return l.Release(ctx)
 }
 
-// forwarded are the signals passed on to COMMAND.
-var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+// stopSignals are the signals run passes on to COMMAND, and that end hold
+// and watch (exit 0, no stack dump for SIGQUIT).
+var stopSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
 
-// notifyForwarded catches the forwarded signals from now on, before run
+// notifyStop catches stopSignals from now on, before run
 // or hold connects (a signal then ends it with a message), until stop.
-func notifyForwarded() (sigs chan os.Signal, stop func()) {
+func notifyStop() (sigs chan os.Signal, stop func()) {
 	sigs = make(chan os.Signal, 4)
-	signal.Notify(sigs, forwarded...)
+	signal.Notify(sigs, stopSignals...)
 	return sigs, func() { signal.Stop(sigs) }
 }
 

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/distlock/distlock"
@@ -77,8 +75,7 @@ func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 		return f.fail(stderr, err)
 	}
 
-	// SIGHUP and SIGQUIT stop it too, as they do hold (no stack dump).
-	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	sigCtx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 	ctx := sigCtx
 	if o.timeout > 0 {
