@@ -664,3 +664,39 @@ func TestCounterNegativeStaysRefused(t *testing.T) {
 	}
 	eventually(t, "no lock key left", noKeys)
 }
+
+// A counter another program set below 0 while a lease is held, with
+// another goroutine of its Client waiting: Release's handoff draws no
+// token from it (handoff.lua undoes an INCR that leaves it below 1, as
+// acquire.lua does), and the release that follows raises the counter to
+// the released lease's (release.lua), so the waiter's token is still
+// above it.
+func TestCounterNegativeThroughHandoffKeepsOrder(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := t.Context()
+	fence := cycleFenceKey(t, ctx, c, "negative-handoff", servers)
+	l, err := c.Acquire(ctx, "negative-handoff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldEverywhere(t, servers, "negative-handoff")
+	got := acquireLater(t, ctx, c, "negative-handoff")
+	waitQueued(t, c, "negative-handoff")
+	for _, s := range servers {
+		if _, err := s.Do("SET", fence, "-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := take(t, got, "the waiter")
+	if next.Token() <= l.Token() {
+		t.Errorf("the waiter's token %d is not above the released lease's %d", next.Token(), l.Token())
+	}
+	if err := next.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	noLockKeysEventually(t, servers)
+}
