@@ -130,8 +130,10 @@ type Config struct {
 	// TRACKING) fall back to renewals on their own.
 	DisableLossEvents bool
 
-	// RetryMinDelay and RetryMaxDelay bound the jittered exponential
-	// backoff between attempts of a waiting Acquire. Defaults 5ms and 250ms.
+	// RetryMinDelay and RetryMaxDelay bound the exponential backoff
+	// between attempts of a waiting Acquire, before its jitter of ±50%:
+	// one wait lasts from RetryMinDelay/2 up to 1.5*RetryMaxDelay.
+	// Defaults 5ms and 250ms.
 	// A waiter behind another in the masters' line is woken when it is
 	// first, and meanwhile retries every half to whole RetryMaxDelay, to
 	// keep its place: a place not renewed lapses after max(1s,
