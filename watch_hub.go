@@ -331,6 +331,25 @@ func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind, heard0, inLine boo
 	return k.sleeps && nw.state.Known(0)
 }
 
+// lineEmpty records master 0's word, read as its connection (re)subscribed,
+// that its waiting line for the name is empty: a restart lost it, or every
+// waiter left. A waiter marked behind would sleep through the release,
+// waiting for an announcement that cannot come now that no line names it
+// (TestAdv21Master0RestartedWaiterBehindWoken): none is behind, and each
+// is woken if the lock is free. One marked behind by an attempt this read
+// overtook only tries once more, and hears it again. h.mu is held.
+func (nw *nameWatch) lineEmpty() {
+	nw.head = ""
+	for k := range nw.wakers {
+		if k.behind || k.sleeps {
+			k.behind, k.sleeps = false, false
+			if nw.state.Free() {
+				k.signal()
+			}
+		}
+	}
+}
+
 // announceHead records master 0's word that value is now first in line.
 // Its waiter is woken when the lock comes free, or now if it seems free
 // already (the one before gave up): usually the one before has just won,

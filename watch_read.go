@@ -71,8 +71,14 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 		}
 		r := res[stride*i:]
 		if line {
-			if head, err := r[3].AsStrSlice(); err == nil && len(head) == 1 {
+			switch head, err := r[3].AsStrSlice(); {
+			case err != nil:
+			case len(head) == 1:
 				nw.announceHead(head[0])
+			default:
+				// No line on master 0 (it restarted empty, or every
+				// waiter left): no announcement will come.
+				nw.lineEmpty()
 			}
 		}
 		value, pttl, err := readValue(r[0], r[1], r[2])
