@@ -21,6 +21,7 @@ type nameWatch struct {
 	seq      []uint64     // per master: messages that set the state or asked for a read
 	state    *watch.State // the holds the masters reported, merged (internal/watch)
 	head     string       // the waiter master 0 last announced first in line
+	marks    uint64       // setBehind calls: a read of master 0's line sent before one clears no mark (lineEmpty)
 	// linger, while no one watches or waits, unsubscribes when it fires
 	// (watchLinger); nil while someone does. lingers changes whenever a
 	// linger starts or ends otherwise, so that a timer that fired late
@@ -322,6 +323,7 @@ func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind, heard0, inLine boo
 	defer h.mu.Unlock()
 	k.behind = behind && nw.head != k.value
 	k.own = own
+	nw.marks++
 	switch {
 	case !inLine:
 		k.sleeps = false
@@ -331,13 +333,28 @@ func (h *watchHub) setBehind(nw *nameWatch, k *waker, behind, heard0, inLine boo
 	return k.sleeps && nw.state.Known(0)
 }
 
-// lineEmpty records master 0's word, read as its connection (re)subscribed,
-// that its waiting line for the name is empty: a restart lost it, or every
-// waiter left. A waiter marked behind would sleep through the release,
-// waiting for an announcement that cannot come now that no line names it
-// (TestAdv21Master0RestartedWaiterBehindWoken): none is behind, and each
-// is woken if the lock is free. One marked behind by an attempt this read
-// overtook only tries once more, and hears it again. h.mu is held.
+// lineRead records master 0's line as a read sent when nw.marks was marks
+// found it: its first waiter (announceHead), or none (lineEmpty). h.mu is
+// held.
+func (nw *nameWatch) lineRead(head []string, marks uint64) {
+	switch {
+	case len(head) == 1:
+		nw.announceHead(head[0])
+	case nw.marks == marks:
+		nw.lineEmpty()
+	}
+}
+
+// lineEmpty records master 0's word, read with the key (as the Client's
+// connection there subscribes to the name or resubscribes, and at each
+// refresh), that its waiting line for the name is empty: a restart lost
+// it, or every waiter left. A waiter marked behind would sleep through the
+// release, waiting for an announcement that cannot come now that no line
+// names it (TestAdv21Master0RestartedWaiterBehindWoken): none is behind,
+// and each is woken if the lock is free. The caller applies it only when
+// no attempt marked a waiter since the read was sent (marks): an attempt
+// answered after the read may have put one behind a waiter that joined
+// meanwhile (TestWakerStaleEmptyLineKeepsMark). h.mu is held.
 func (nw *nameWatch) lineEmpty() {
 	nw.head = ""
 	for k := range nw.wakers {

@@ -97,3 +97,42 @@ func TestWaiterWithOwnValueWokenWhenAnnouncedFirst(t *testing.T) {
 		t.Fatal("a waiter behind, announced first while the lock is free, not woken")
 	}
 }
+
+// A read of master 0's line that found it empty, answered after an
+// attempt marked a waiter behind another (the other joined after the read
+// was sent), does not clear the mark: only a read sent after the last mark
+// speaks for the line as the waiters know it (adversarial read of the
+// empty-line fix: every waiter of the name woke at the next release, the
+// ones really behind for nothing).
+func TestWakerStaleEmptyLineKeepsMark(t *testing.T) {
+	servers := redistest.StartN(t, 3, redistest.Options{})
+	c, err := New(Config{Nodes: redistest.URLs(servers)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req, err := c.newRequest("acquire", "stale-line", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &waker{ch: make(chan struct{}, 1), value: "w"}
+	nw, _ := c.watches.add(context.Background(), req, nil, k)
+	defer c.watches.remove(nw, nil, k)
+	c.watches.mu.Lock()
+	sent := nw.marks // the read goes out
+	c.watches.mu.Unlock()
+	c.watches.setBehind(nw, k, true, true, true, "") // an attempt: behind another
+	c.watches.mu.Lock()
+	nw.lineRead(nil, sent) // the read's answer: no line
+	stale := k.behind && k.sleeps
+	sent = nw.marks // a read sent now
+	nw.lineRead(nil, sent)
+	fresh := !k.behind && !k.sleeps
+	c.watches.mu.Unlock()
+	if !stale {
+		t.Error("an empty line read before the attempt cleared its mark")
+	}
+	if !fresh {
+		t.Error("an empty line read after the attempt left it marked behind")
+	}
+}

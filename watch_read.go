@@ -31,12 +31,14 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 	waits := make([]string, 0, len(names))
 	live := make([]*nameWatch, 0, len(names))
 	seqs := make([]uint64, 0, len(names))
+	marks := make([]uint64, 0, len(names))
 	for _, name := range names {
 		if nw := m.hub.names[name]; nw != nil {
 			keys = append(keys, nw.req.key)
 			waits = append(waits, nw.req.waitKey)
 			live = append(live, nw)
 			seqs = append(seqs, nw.seq[m.node.index])
+			marks = append(marks, nw.marks)
 		}
 	}
 	m.hub.mu.Unlock()
@@ -71,14 +73,8 @@ func (m *masterWatch) read(ctx context.Context, dc rueidis.DedicatedClient, name
 		}
 		r := res[stride*i:]
 		if line {
-			switch head, err := r[3].AsStrSlice(); {
-			case err != nil:
-			case len(head) == 1:
-				nw.announceHead(head[0])
-			default:
-				// No line on master 0 (it restarted empty, or every
-				// waiter left): no announcement will come.
-				nw.lineEmpty()
+			if head, err := r[3].AsStrSlice(); err == nil {
+				nw.lineRead(head, marks[i])
 			}
 		}
 		value, pttl, err := readValue(r[0], r[1], r[2])
