@@ -653,8 +653,8 @@ func TestCounterNegativeStaysRefused(t *testing.T) {
 			l.Release(ctx)
 			t.Fatalf("attempt %d: token %d with every counter set to -1; want a refusal", i+1, l.Token())
 		}
-		if !strings.Contains(err.Error(), "outside 1..2^53") {
-			t.Fatalf("attempt %d: %v; want the counter refused as out of range", i+1, err)
+		if !strings.Contains(err.Error(), " is -1, outside 1..2^53") {
+			t.Fatalf("attempt %d: %v; want the counter refused as out of range, with its value as set", i+1, err)
 		}
 	}
 	for _, s := range servers {

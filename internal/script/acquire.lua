@@ -31,7 +31,8 @@
 -- Returns {1, counter} when the key now holds ARGV[1]: it was free (or
 -- held ARGV[6]), or it already held ARGV[1] (a duplicate of this command).
 -- The counter is always a fresh INCR, so no two grants on one master ever
--- see the same number. Returns {0, pttl, behind, lapse, place} when another
+-- see the same number; but a counter another program set below 0 is left
+-- as it was and answered as it is, which the caller refuses. Returns {0, pttl, behind, lapse, place} when another
 -- value holds the key, and {0, 0, behind, lapse, place} when the key is
 -- free but an earlier waiter is first in line; behind is 1 when someone
 -- else is first in this master's line, and lapse then the milliseconds
@@ -143,7 +144,7 @@ if c < 1 then
   -- counter (checkCounter), and it must stay refused. INCR alone would
   -- walk it up to 1, and the next tokens would start again from there.
   redis.call('DECR', KEYS[2])
-  return {1, c}
+  return {1, c - 1} -- the counter as it is, for the caller's error
 end
 local raise = least > 0
 if KEYS[7] then

@@ -64,7 +64,9 @@ redis.pcall('PUBLISH', '__distlock__:' .. KEYS[1], 'set ' .. ARGV[2] .. ' ' .. A
 redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[2])
 local c = redis.call('INCR', KEYS[2])
 if c < 1 then
-  -- A counter another program set below 0 stays refused (acquire.lua).
+  -- A counter another program set below 0 stays refused (acquire.lua),
+  -- and is answered as it is: below 0, a counter no token can carry.
   redis.call('DECR', KEYS[2])
+  c = c - 1
 end
 return {c, 0}
