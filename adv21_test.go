@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/distlock/distlock"
-	"github.com/distlock/distlock/internal/redistest"
 )
 
 // Adversarial read 21: master 0 restarts empty, losing its waiting line,
@@ -23,16 +22,7 @@ func TestAdv21Master0RestartedWaiterBehindWoken(t *testing.T) {
 	servers := masters(t, 3)
 	holder := newClient(t, servers, distlock.Config{TTL: time.Minute})
 	first := newClient(t, servers, distlock.Config{})
-	nodes := redistest.URLs(servers)
-	for i := 1; i < len(nodes); i++ {
-		p, err := redistest.NewProxy(servers[i].Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		p.SetLatency(3 * time.Millisecond)
-		nodes[i] = p.URL()
-	}
+	nodes := master0First(t, servers) // master 0's answer in every verdict
 	behind := newClient(t, nil, distlock.Config{Nodes: nodes, RetryMaxDelay: rmd})
 	ctx := ctxTimeout(t, 20*time.Second)
 	l, err := holder.Acquire(ctx, name)

@@ -248,6 +248,25 @@ func firstInLine(t *testing.T, ctx context.Context, servers []*redistest.Server,
 	return giveUp
 }
 
+// master0First returns node URLs for servers with every master but 0
+// reached through a proxy 3 ms late, so that master 0's answer, which says
+// whether a waiter is behind, is in every attempt's verdict: one decided
+// without it leaves the waiter on the schedule it had.
+func master0First(t *testing.T, servers []*redistest.Server) []string {
+	t.Helper()
+	nodes := redistest.URLs(servers)
+	for i := 1; i < len(nodes); i++ {
+		p, err := redistest.NewProxy(servers[i].Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		p.SetLatency(3 * time.Millisecond)
+		nodes[i] = p.URL()
+	}
+	return nodes
+}
+
 // TestWaitListBehindSleeps: a waiter that master 0 says is behind another
 // is woken by master 0 when it is first, so it retries only to renew its
 // place and in case that word is lost: every half to whole RetryMaxDelay,
@@ -261,20 +280,7 @@ func TestWaitListBehindSleeps(t *testing.T) {
 	servers := masters(t, 3)
 	holder := newClient(t, servers, distlock.Config{TTL: time.Minute})
 	first := newClient(t, servers, distlock.Config{})
-	// The waiter behind reaches masters 1 and 2 through proxies 3 ms
-	// late, so that master 0's answer, which says it is behind, is in
-	// every attempt's verdict: one decided without it leaves the waiter
-	// on the schedule it had.
-	nodes := redistest.URLs(servers)
-	for i := 1; i < len(nodes); i++ {
-		p, err := redistest.NewProxy(servers[i].Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		p.SetLatency(3 * time.Millisecond)
-		nodes[i] = p.URL()
-	}
+	nodes := master0First(t, servers)
 	behind := newObserved(t, nil, distlock.Config{Nodes: nodes}) // RetryMinDelay 5 ms, RetryMaxDelay 250 ms
 	ctx := ctxTimeout(t, 10*time.Second)
 	l, err := holder.Acquire(ctx, name)
