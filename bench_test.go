@@ -47,7 +47,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 				name = "distlock-noevents"
 			}
 			b.Run(fmt.Sprintf("%s/goroutines=%d", name, goroutines), func(b *testing.B) {
-				acquireCycles(b, goroutines, distlock.Config{Nodes: redistest.URLs(servers), DisableLossEvents: noEvents})
+				acquireCycles(b, servers, goroutines, distlock.Config{Nodes: redistest.URLs(servers), DisableLossEvents: noEvents})
 			})
 		}
 		// distlock-ownprefix: loss events with a KeyPrefix of its own, under
@@ -55,11 +55,11 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		// the fence counters and waiting lists too, and every change to
 		// them is sent to the Client as well.
 		b.Run(fmt.Sprintf("distlock-ownprefix/goroutines=%d", goroutines), func(b *testing.B) {
-			acquireCycles(b, goroutines, distlock.Config{Nodes: redistest.URLs(servers), KeyPrefix: "distlock:locks:"})
+			acquireCycles(b, servers, goroutines, distlock.Config{Nodes: redistest.URLs(servers), KeyPrefix: "distlock:locks:"})
 		})
 		b.Run(fmt.Sprintf("floor/goroutines=%d", goroutines), func(b *testing.B) {
 			f := newFloor(b, servers)
-			run(b, goroutines, f.cycle)
+			run(b, servers, goroutines, f.cycle)
 		})
 	}
 }
@@ -87,14 +87,16 @@ func BenchmarkTelemetry(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			tp, mp := tc.providers()
-			acquireCycles(b, 1, distlock.Config{Nodes: redistest.URLs(servers), TracerProvider: tp, MeterProvider: mp})
+			acquireCycles(b, servers, 1, distlock.Config{Nodes: redistest.URLs(servers), TracerProvider: tp, MeterProvider: mp})
 		})
 	}
 }
 
 // run calls cycle b.N times spread over goroutines, each with its own lock
-// name, and reports cycles per second.
-func run(b *testing.B, goroutines int, cycle func(name string) error) {
+// name, and reports cycles per second, this process's CPU time per cycle
+// and, with servers, the masters' (INFO cpu): on 2 cores they share, the
+// sum of the two bounds the cycles per second.
+func run(b *testing.B, servers []*redistest.Server, goroutines int, cycle func(name string) error) {
 	b.Helper()
 	b.ReportAllocs()
 	var next atomic.Int64
@@ -103,6 +105,7 @@ func run(b *testing.B, goroutines int, cycle func(name string) error) {
 	b.ResetTimer()
 	start := time.Now()
 	cpu := cpuTime()
+	masters := mastersCPU(b, servers)
 	for g := range goroutines {
 		wg.Add(1)
 		go func() {
@@ -121,6 +124,9 @@ func run(b *testing.B, goroutines int, cycle func(name string) error) {
 	// CPU time of this process alone (not the masters'): steadier than
 	// wall time on a shared machine, for comparing client overhead.
 	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	if servers != nil {
+		b.ReportMetric((mastersCPU(b, servers)-masters)*1e6/float64(b.N), "masters-cpu-µs/op")
+	}
 	if err := failed.Load(); err != nil {
 		b.Fatal(err)
 	}
@@ -586,7 +592,7 @@ func BenchmarkFenceReplicas(b *testing.B) {
 	for _, goroutines := range []int{1, 16} {
 		for _, replicas := range []int{0, 1} {
 			b.Run(fmt.Sprintf("FenceReplicas=%d/goroutines=%d", replicas, goroutines), func(b *testing.B) {
-				acquireCycles(b, goroutines, distlock.Config{NodeOptions: nodes, FenceReplicas: replicas})
+				acquireCycles(b, nil, goroutines, distlock.Config{NodeOptions: nodes, FenceReplicas: replicas})
 			})
 		}
 	}
@@ -594,14 +600,14 @@ func BenchmarkFenceReplicas(b *testing.B) {
 
 // acquireCycles runs acquire+release cycles on goroutines goroutines, each on
 // its own lock name, with a Client of cfg.
-func acquireCycles(b *testing.B, goroutines int, cfg distlock.Config) {
+func acquireCycles(b *testing.B, servers []*redistest.Server, goroutines int, cfg distlock.Config) {
 	c, err := distlock.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
 	ctx := context.Background()
-	run(b, goroutines, func(name string) error {
+	run(b, servers, goroutines, func(name string) error {
 		l, err := c.Acquire(ctx, name)
 		if err != nil {
 			return err
@@ -660,6 +666,17 @@ func BenchmarkRenewChunk(b *testing.B) {
 }
 
 // masterCPU returns s's CPU time so far in seconds, user and system (INFO cpu).
+// mastersCPU is the CPU time, in seconds, the masters in servers used so
+// far (INFO cpu), summed.
+func mastersCPU(b *testing.B, servers []*redistest.Server) float64 {
+	b.Helper()
+	sum := 0.0
+	for _, s := range servers {
+		sum += masterCPU(b, s)
+	}
+	return sum
+}
+
 func masterCPU(b *testing.B, s *redistest.Server) float64 {
 	b.Helper()
 	cpu, err := s.CPU()
