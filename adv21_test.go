@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
 )
 
 // Adversarial read 21: master 0 restarts empty, losing its waiting line,
@@ -17,7 +18,24 @@ import (
 // connection resubscribes now clears every waiter's behind when the line
 // is empty (nameWatch.lineEmpty).
 func TestAdv21Master0RestartedWaiterBehindWoken(t *testing.T) {
-	const name = "adv21"
+	adv21(t, "adv21", func(s *redistest.Server) error { return s.RestartEmpty() })
+}
+
+// The same with master 0 flushed (FLUSHALL) instead: its watch connection
+// stays up, so no resubscribe reads the line; the Client's key tracking
+// hears the flush, and its watch reads the line again
+// (masterWatch.rereadEverything).
+func TestAdv21Master0FlushedWaiterBehindWoken(t *testing.T) {
+	adv21(t, "adv21-flushed", func(s *redistest.Server) error {
+		_, err := s.Do("FLUSHALL")
+		return err
+	})
+}
+
+// adv21 puts a waiter to sleep behind another, then empties master 0 with
+// lose, then releases the lock: the waiter behind must get it at once
+// after the first waiter released it, not after its RetryMaxDelay.
+func adv21(t *testing.T, name string, lose func(*redistest.Server) error) {
 	const rmd = 2 * time.Second
 	servers := masters(t, 3)
 	holder := newClient(t, servers, distlock.Config{TTL: time.Minute})
@@ -62,10 +80,10 @@ func TestAdv21Master0RestartedWaiterBehindWoken(t *testing.T) {
 	waitWaiters(t, servers[0], name, 2)
 	time.Sleep(20 * time.Millisecond) // its attempt returned: asleep behind
 	start := time.Now()
-	if err := servers[0].RestartEmpty(); err != nil {
+	if err := lose(servers[0]); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("master 0 restarted empty in %v", time.Since(start))
+	t.Logf("master 0 emptied in %v", time.Since(start))
 	if err := l.Release(ctx); err != nil {
 		t.Logf("release: %v", err)
 	}

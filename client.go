@@ -142,6 +142,7 @@ wait:
 	c.backlog.c = c
 	c.watches = newWatchHub(c)
 	if c.events != nil {
+		c.events.watches.Store(c.watches)
 		for i := range c.nodes {
 			c.wg.Add(1)
 			go func() {

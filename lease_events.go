@@ -62,6 +62,11 @@ type keyEvents struct {
 	// reading counts the masters whose leases are being read (run): the
 	// reaper waits for them (batch.go, reapWait).
 	reading atomic.Int32
+
+	// watches is the Client's watch machinery, once New has made it (the
+	// masters' callbacks may run before): told of every message that
+	// every key may have changed.
+	watches atomic.Pointer[watchHub]
 }
 
 // keyCheck is what is to be read on one master.
@@ -218,6 +223,11 @@ func (e *keyEvents) changed(i int, keys []rueidis.RedisMessage) {
 	e.mu.Unlock()
 	if due {
 		e.poke(i)
+	}
+	if h := e.watches.Load(); keys == nil && h != nil {
+		// Watches read their keys there again: a flush publishes nothing
+		// on their channels.
+		h.masters[i].rereadEverything()
 	}
 }
 

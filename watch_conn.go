@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -43,6 +44,11 @@ type masterWatch struct {
 	ops     []op
 	refresh map[string]bool // names whose key to read again
 	recheck bool            // read (and set) notify-keyspace-events again
+
+	// rereadAll asks for every watched name to be read again: the master
+	// told the Client's key tracking that every key may have changed
+	// (rereadEverything).
+	rereadAll atomic.Bool
 
 	// Guarded by hub.mu, reset by each session:
 	notify      string      // the master's notify-keyspace-events
@@ -197,6 +203,30 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 	return m.serve(ctx, dc, errc)
 }
 
+// rereadEverything asks for every name watched on the master to be read
+// again there, as soon as its watch connection can: the master said that
+// every key may have changed (keyEvents.changed: a FLUSHDB or FLUSHALL, or
+// the Client's connection to it was replaced). A flush names no key: it
+// sends no keyspace event and no script message, so without this read a
+// hold flushed away would end only at its expiry, and a waiter marked
+// behind a line the flush emptied would sleep (TestWatchFlushEndsHold).
+// It runs on a connection's reading goroutine: it takes no lock.
+func (m *masterWatch) rereadEverything() {
+	m.rereadAll.Store(true)
+	m.poke()
+}
+
+// watchedNames returns the names watched now.
+func (h *watchHub) watchedNames() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	names := make([]string, 0, len(h.names))
+	for name := range h.names {
+		names = append(names, name)
+	}
+	return names
+}
+
 // watched returns the names watched now, and forgets the script message
 // of the session before, if any.
 func (m *masterWatch) watched() []string {
@@ -237,6 +267,11 @@ func (m *masterWatch) serve(ctx context.Context, dc rueidis.DedicatedClient, err
 			// for the next session.
 			if err := m.reconfigure(ctx, dc); err != nil {
 				return err
+			}
+		}
+		if m.rereadAll.Swap(false) {
+			for _, name := range m.hub.watchedNames() {
+				m.markRefresh(name)
 			}
 		}
 		ops, refresh := m.takeWork()

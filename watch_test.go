@@ -482,3 +482,38 @@ func TestWatchHugeValue(t *testing.T) {
 	}
 	cycles(t, c, "innocent", 5, innocent)
 }
+
+// A flush (FLUSHALL, FLUSHDB) names no key: no keyspace event, no script
+// message. The watching Client hears it on its own connections (loss
+// events: the masters tell every Client tracking keys that all changed)
+// and reads its watched keys there again, so a hold flushed from a
+// majority ends at once, as released, not at its TTL.
+func TestWatchFlushEndsHold(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), "flushed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.Acquire(t.Context(), "flushed", distlock.WithTTL(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(t.Context())
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
+		t.Fatalf("after Acquire: got %+v; want acquired", ev)
+	}
+	heldEverywhere(t, servers, "flushed")
+	start := time.Now()
+	for _, s := range servers[:2] {
+		if _, err := s.Do("FLUSHALL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := next(t, events, 5*time.Second)
+	if ev.Type != distlock.EventReleased {
+		t.Fatalf("after FLUSHALL on 2 of 3 masters: got %+v; want released", ev)
+	}
+	t.Logf("released %v after the flushes", time.Since(start))
+}
