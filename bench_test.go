@@ -61,6 +61,12 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			f := newFloor(b, servers)
 			run(b, servers, goroutines, f.cycle)
 		})
+		// floor-fenced: the floor with the counter drawn in the acquire's
+		// script: what fencing through a Redis script costs at least.
+		b.Run(fmt.Sprintf("floor-fenced/goroutines=%d", goroutines), func(b *testing.B) {
+			f := newFencedFloor(b, servers)
+			run(b, servers, goroutines, f.cycle)
+		})
 	}
 }
 
@@ -133,10 +139,20 @@ func run(b *testing.B, servers []*redistest.Server, goroutines int, cycle func(n
 }
 
 // floor is the least a Redlock client must send: no fencing, no renewal,
-// no validity arithmetic, no clean-up of partial grants.
+// no validity arithmetic, no clean-up of partial grants. With fenced
+// (newFencedFloor), each acquire also draws the lock's counter in the same
+// script as its SET, as a fenced client must: the least a fenced Redlock
+// client sends.
 type floor struct {
 	clients []rueidis.Client
 	del     *rueidis.Lua
+	fenced  *rueidis.Lua // nil: SET NX PX
+}
+
+func newFencedFloor(b *testing.B, servers []*redistest.Server) *floor {
+	f := newFloor(b, servers)
+	f.fenced = rueidis.NewLuaScript(`if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end return 0`)
+	return f
 }
 
 func newFloor(b *testing.B, servers []*redistest.Server) *floor {
@@ -165,6 +181,12 @@ func (f *floor) cycle(name string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if f.fenced != nil {
+				if n, err := f.fenced.Exec(ctx, c, []string{key, "floor:fence:" + name}, []string{value, "10000"}).AsInt64(); err == nil && n > 0 {
+					granted.Add(1)
+				}
+				return
+			}
 			if c.Do(ctx, c.B().Set().Key(key).Value(value).Nx().PxMilliseconds(10000).Build()).Error() == nil {
 				granted.Add(1)
 			}
