@@ -192,6 +192,9 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 	}
 	// Subscribe every name watched now, then read each key: what happened
 	// while we were not subscribed is lost, but the key tells the state.
+	// That read is every name's: a reread asked for before it is done by
+	// it (the last session's connection, closing, asks for one).
+	m.rereadAll.Store(false)
 	names := m.watched()
 	if _, err := m.subscribe(ctx, dc, names); err != nil {
 		return err
@@ -214,6 +217,25 @@ func (m *masterWatch) session(subscribed *bool, before int) error {
 func (m *masterWatch) rereadEverything() {
 	m.rereadAll.Store(true)
 	m.poke()
+}
+
+// retrack makes sure the Client's pipelined connection to the master,
+// the one that tracks keys, is up before the watched names are read
+// again. The message that every key may have changed also comes when that
+// connection closes, and rueidis dials again only for the next command
+// sent there: a Client that only watches sends none, and a flush while
+// it is down would be heard by no one (TestWatchFlushWhileTrackingDown).
+// A PING dials it, tracking on from its first round trip; the names are
+// read after its answer, so a flush before it is found by the read and
+// one after it is heard.
+func (m *masterWatch) retrack(ctx context.Context) {
+	rc, err := m.node.get()
+	if err != nil {
+		return // being dialled: its first answer comes before the next read
+	}
+	pctx, cancel := context.WithTimeout(ctx, m.hub.c.cfg.dialTimeout)
+	defer cancel()
+	rc.Do(pctx, rc.B().Ping().Build())
 }
 
 // watchedNames returns the names watched now.
@@ -270,6 +292,7 @@ func (m *masterWatch) serve(ctx context.Context, dc rueidis.DedicatedClient, err
 			}
 		}
 		if m.rereadAll.Swap(false) {
+			m.retrack(ctx)
 			for _, name := range m.hub.watchedNames() {
 				m.markRefresh(name)
 			}

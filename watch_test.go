@@ -3,6 +3,7 @@ package distlock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -516,4 +517,132 @@ func TestWatchFlushEndsHold(t *testing.T) {
 		t.Fatalf("after FLUSHALL on 2 of 3 masters: got %+v; want released", ev)
 	}
 	t.Logf("released %v after the flushes", time.Since(start))
+}
+
+// trackingIDs returns the ids of s's clients that track keys.
+func trackingIDs(t *testing.T, s *redistest.Server) map[string]bool {
+	t.Helper()
+	out, err := s.Do("CLIENT", "LIST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make(map[string]bool)
+	for line := range strings.Lines(out) {
+		if !trackingFlag.MatchString(" " + line) {
+			continue
+		}
+		for f := range strings.FieldsSeq(line) {
+			if id, ok := strings.CutPrefix(f, "id="); ok {
+				ids[id] = true
+			}
+		}
+	}
+	return ids
+}
+
+// The watching Client's tracking connection to a master drops (here
+// killed; a network blip, a timeout) while its watch connection stays up.
+// Its close makes the watches read their keys at once, before any flush;
+// a flush while the tracking connection is down reached no one, and a
+// Client that only watches sent nothing that would dial it again: the
+// hold flushed from a majority was told only at its expiry. The watch now
+// dials it (a PING) before that read (masterWatch.retrack). Found by an
+// adversarial read of the flush change.
+func TestWatchFlushWhileTrackingDown(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	theirs := make([]map[string]bool, len(servers))
+	for i, s := range servers {
+		theirs[i] = trackingIDs(t, s)
+	}
+	w := newClient(t, servers, distlock.Config{})
+	events, err := w.Watch(t.Context(), "flushed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.Acquire(t.Context(), "flushed", distlock.WithTTL(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(t.Context())
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
+		t.Fatalf("after Acquire: got %+v; want acquired", ev)
+	}
+	heldEverywhere(t, servers, "flushed")
+	for i, s := range servers[:2] {
+		for id := range trackingIDs(t, s) {
+			if theirs[i][id] {
+				continue
+			}
+			if _, err := s.Do("CLIENT", "KILL", "ID", id); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("killed the watcher's tracking connection %s on master %d", id, i)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	for _, s := range servers[:2] {
+		if _, err := s.Do("FLUSHALL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case ev := <-events:
+		t.Logf("%v after the flushes: %+v", time.Since(start), ev)
+		if ev.Type != distlock.EventReleased {
+			t.Errorf("got %v; want released", ev.Type)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("no event within 5 s of FLUSHALL on 2 of 3 masters (TTL 20 s); want released at once")
+	}
+	for i, s := range servers[:2] {
+		n := 0
+		for id := range trackingIDs(t, s) {
+			if !theirs[i][id] {
+				n++
+			}
+		}
+		t.Logf("master %d: the watcher has %d tracking connections %v after the kill", i, n, time.Since(start)+200*time.Millisecond)
+	}
+}
+
+// pttlSettled waits until the PTTL count on s stops moving, and returns it.
+func pttlSettled(t *testing.T, s *redistest.Server) int {
+	t.Helper()
+	last := -1
+	for {
+		n := commandCalls(t, []*redistest.Server{s}, "pttl")
+		if n == last {
+			return n
+		}
+		last = n
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// A watch connection lost and made again reads each watched name once
+// (the resubscription's read): the closing of its own connection, which
+// rueidis reports as "every key may have changed", must not read them all
+// again (it did, 400 reads for 200 names, until the session cleared
+// rereadAll before its first read). Found by an adversarial read.
+func TestWatchReconnectReadsOnce(t *testing.T) {
+	const names = 200
+	servers := masters(t, 3)
+	w := newClient(t, servers, distlock.Config{})
+	for i := range names {
+		if _, err := w.Watch(t.Context(), fmt.Sprintf("n%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := pttlSettled(t, servers[2])
+	if _, err := servers[2].Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	reads := pttlSettled(t, servers[2]) - before
+	t.Logf("PTTLs on master 2 after its watch connection was killed: %d for %d names", reads, names)
+	if reads > names {
+		t.Errorf("%d PTTLs for %d names: each read %.1f times; want once", reads, names, float64(reads)/names)
+	}
 }
