@@ -119,20 +119,7 @@ func TestWatchAcquireRelease(t *testing.T) {
 func TestWatchOverwriteByAnotherProgram(t *testing.T) {
 	servers := masters(t, 3)
 	c := newClient(t, servers, distlock.Config{})
-	w := newClient(t, servers, distlock.Config{})
-	events, err := w.Watch(t.Context(), "overwritten")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := c.Acquire(t.Context(), "overwritten", distlock.WithTTL(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(t.Context())
-	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
-		t.Fatalf("after Acquire: got %+v; want acquired", ev)
-	}
-	heldEverywhere(t, servers, "overwritten")
+	events := watchedHold(t, servers, c, newClient(t, servers, distlock.Config{}), "overwritten", 5*time.Second)
 	for _, s := range servers[:2] {
 		if _, err := s.Do("SET", "distlock:overwritten", "foreign", "PX", "60000"); err != nil {
 			t.Fatal(err)
@@ -144,6 +131,27 @@ func TestWatchOverwriteByAnotherProgram(t *testing.T) {
 	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
 		t.Errorf("then: got %+v; want the foreign value acquired", ev)
 	}
+}
+
+// watchedHold watches name with w, then acquires it with c for ttl
+// (released when the test ends), and returns the watch's events once the
+// acquire was told and every master holds the key.
+func watchedHold(t *testing.T, servers []*redistest.Server, c, w *distlock.Client, name string, ttl time.Duration) <-chan distlock.Event {
+	t.Helper()
+	events, err := w.Watch(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.Acquire(t.Context(), name, distlock.WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Release(context.Background()) })
+	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
+		t.Fatalf("after Acquire: got %+v; want acquired", ev)
+	}
+	heldEverywhere(t, servers, name)
+	return events
 }
 
 func TestWatchInitialAndExpiry(t *testing.T) {
@@ -492,20 +500,7 @@ func TestWatchHugeValue(t *testing.T) {
 func TestWatchFlushEndsHold(t *testing.T) {
 	servers := masters(t, 3)
 	c := newClient(t, servers, distlock.Config{})
-	w := newClient(t, servers, distlock.Config{})
-	events, err := w.Watch(t.Context(), "flushed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := c.Acquire(t.Context(), "flushed", distlock.WithTTL(20*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(t.Context())
-	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
-		t.Fatalf("after Acquire: got %+v; want acquired", ev)
-	}
-	heldEverywhere(t, servers, "flushed")
+	events := watchedHold(t, servers, c, newClient(t, servers, distlock.Config{}), "flushed", 20*time.Second)
 	start := time.Now()
 	for _, s := range servers[:2] {
 		if _, err := s.Do("FLUSHALL"); err != nil {
@@ -555,20 +550,7 @@ func TestWatchFlushWhileTrackingDown(t *testing.T) {
 	for i, s := range servers {
 		theirs[i] = trackingIDs(t, s)
 	}
-	w := newClient(t, servers, distlock.Config{})
-	events, err := w.Watch(t.Context(), "flushed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := c.Acquire(t.Context(), "flushed", distlock.WithTTL(20*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Release(t.Context())
-	if ev := next(t, events, 2*time.Second); ev.Type != distlock.EventAcquired {
-		t.Fatalf("after Acquire: got %+v; want acquired", ev)
-	}
-	heldEverywhere(t, servers, "flushed")
+	events := watchedHold(t, servers, c, newClient(t, servers, distlock.Config{}), "flushed", 20*time.Second)
 	for i, s := range servers[:2] {
 		for id := range trackingIDs(t, s) {
 			if theirs[i][id] {
