@@ -258,8 +258,11 @@ func redactQuery(n string) string {
 // redactCut hides what may be the start of a password in a URL entry with
 // no '@': a list split at a ',' inside a password leaves
 // "redis://user:pass" of "redis://user:pass,word@host", whose "port" is
-// not a number. start is where the authority begins (0: no scheme, not a
-// URL, left alone).
+// not a number, or "redis://user:pa:55" of "redis://user:pa:55,x@host",
+// two ':' where a host:port has one. (A password of digits alone,
+// "redis://user:55", reads as a host and port: the CLI refuses the list
+// it came from, cmd/distlock's commaInPassword.) start is where the
+// authority begins (0: no scheme, not a URL, left alone).
 func redactCut(n string, start int) string {
 	if start == 0 {
 		return n
@@ -268,8 +271,18 @@ func redactCut(n string, start int) string {
 	if i := strings.IndexAny(auth, "/?#"); i >= 0 {
 		auth = auth[:i]
 	}
+	if strings.HasPrefix(auth, "[") {
+		return n // an IPv6 host, [::1]:6379
+	}
 	colon := strings.LastIndex(auth, ":")
-	if colon < 0 || strings.HasSuffix(auth, "]") || auth[colon+1:] == "" || isDigits(auth[colon+1:]) {
+	if colon < 0 || auth[colon+1:] == "" {
+		return n
+	}
+	if first := strings.Index(auth, ":"); first < colon {
+		// Two ':' in a host:port: "user:pa:ss", its tail read as a port
+		// when digits ("redis://admin:Tr0ub4dor:3").
+		colon = first
+	} else if isDigits(auth[colon+1:]) {
 		return n
 	}
 	return n[:start+colon] + ":xxxxx" + n[start+len(auth):]

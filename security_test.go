@@ -426,6 +426,10 @@ func TestSecurityNoPasswordInConfigErrors(t *testing.T) {
 		// "redis://app:s3cret,PW@host:1/0"): the operator use test saw
 		// "redis://app:s3cret" quoted whole.
 		{"cut at a comma", "redis://app:s3cret", []string{"s3cret"}},
+		// The same with a ':' in the password before the ',': the
+		// text after the last ':' is digits, and read as a port
+		// (operator review, 2026-12-07).
+		{"cut at a comma, colon and digits", "redis://admin:Tr0ub4dor:3", []string{"Tr0ub4dor"}},
 		// rueidis reads no password from the query: the key is refused,
 		// and its value not quoted (CLI use test, 2026-12-06).
 		{"password in the query", "redis://127.0.0.1:1/0?password=zzpass", []string{"zzpass"}},

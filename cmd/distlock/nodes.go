@@ -44,6 +44,9 @@ func (f *flags) config() (distlock.Config, error) {
 			if n == "" {
 				return distlock.Config{}, usagef("%s: master %d of %q is empty (masters count from 0, as in every message)", from, i, redactList(list))
 			}
+			if k := len(nodes); k > 0 && commaInPassword(nodes[k-1], n) {
+				return distlock.Config{}, usagef("%s: masters %d and %d are one URL whose password holds a ',' (%s): write it as %%2C", from, k-1, i, distlock.RedactNode(nodes[k-1]+","+n))
+			}
 			nodes = append(nodes, n)
 		}
 	}
@@ -86,6 +89,17 @@ func readNodesFile(path string) (string, error) {
 		return "", errors.New("no masters in the file")
 	}
 	return strings.Join(nodes, ","), nil
+}
+
+// commaInPassword reports whether next, an entry of a list of masters,
+// is the rest of prev, split at a ',' in its password: next has an '@'
+// but no scheme (no host:port holds an '@'), and prev is a URL with no
+// '@' in it. Read on its own, prev may pass for a host and port (a
+// password of digits, "redis://u:4821"), and be dialled, and quoted in
+// its errors.
+func commaInPassword(prev, next string) bool {
+	return strings.Contains(prev, "://") && !strings.Contains(prev, "@") &&
+		!strings.Contains(next, "://") && strings.Contains(next, "@")
 }
 
 // redactList returns a list of masters with the passwords in it hidden.

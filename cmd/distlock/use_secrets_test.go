@@ -43,6 +43,9 @@ func TestUsePasswordNeverPrinted(t *testing.T) {
 		{"empty entry after an unparsable one", []string{"status", "--nodes", "redis://u:s3cret PW@localhost:1/0,,localhost:2", "x"}},
 		{"duplicate host:port entries with a password", []string{"status", "--nodes", "u:s3cretPW@localhost:1,u:s3cretPW@localhost:1", "x"}},
 		{"nodes file with # in the password", []string{"status", "--nodes-file", file, "x"}},
+		// A ',' in the password splits the list there; the first half
+		// ends in ":<digits>", which reads as a port.
+		{"comma after a colon in the password", []string{"status", "--nodes", "redis://u:s3cretPW:3,x9@localhost:1/0", "x"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(t, nil, tc.args...)
@@ -52,5 +55,21 @@ func TestUsePasswordNeverPrinted(t *testing.T) {
 				t.Errorf("exit %d; the password (or its start) is in the output:\n%s", r.code, out)
 			}
 		})
+	}
+}
+
+// A ',' in an all-digit password ("redis://u:4821,9@host:1/0") splits the
+// list into "redis://u:4821", a host "u" at port 4821 to the eye of any
+// parser, and "9@host:1/0". The second, an '@' with no scheme, can only
+// be the rest of the first: the list is refused, naming both entries and
+// neither half of the password.
+func TestUsePasswordCommaAllDigits(t *testing.T) {
+	r := run(t, nil, "status", "--nodes", "redis://u:4821,9377@localhost:1/0,localhost:2", "x")
+	out := r.stdout + r.stderr
+	if strings.Contains(out, "4821") || strings.Contains(out, "9377") {
+		t.Errorf("exit %d; the password (or part of it) is in the output:\n%s", r.code, out)
+	}
+	if r.code != 125 || !strings.Contains(out, "%2C") {
+		t.Errorf("exit %d; want 125 and a hint to write the ',' as %%2C:\n%s", r.code, out)
 	}
 }
