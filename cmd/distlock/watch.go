@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/quorum"
@@ -20,13 +22,17 @@ var watchCommand = &command{
 	summary:  "print the events of locks until interrupted",
 	about: `
 Prints each change of the locks' states, as a majority of masters sees it,
-one line per event: time, name, event (acquired, released, expired), how
+one line per event: time, name (quoted when it holds a space, a quote or
+a character that does not print), event (acquired, released, expired), how
 many masters agree, and the holder's owner and metadata (of the new holder
 for acquired, of the one whose hold ended otherwise; each when stored).
 With --json, one JSON object per line:
-  {"time":"...","name":"...","type":"acquired","masters":3,"of":3,"initial":false,"missed":0,"owner":"web-1:4242","metadata":"job 42"}
+  {"time":"...","name":"...","type":"acquired","masters":3,"of":3,"initial":false,"missed":0,"unseen":false,"owner":"web-1:4242","metadata":"job 42"}
 "initial" marks a lock that was already held when watching began; "missed"
-counts events dropped because the output did not keep up; "owner" and
+counts events dropped because the output did not keep up; "unseen" (a
+word at the end of the line without --json) marks the first event after
+a connection to a master was lost or made again: what that master said
+meanwhile was lost, so a hold may have come and gone with no event; "owner" and
 "metadata" are left out when the holder stored none. The holder's token is
 not known to a watcher: it is drawn after the lease's value is stored. While fewer than
 a majority of masters answer (counted every second), events may come late
@@ -49,6 +55,7 @@ type watchEvent struct {
 	Of       int       `json:"of"`      // masters configured
 	Initial  bool      `json:"initial"`
 	Missed   int       `json:"missed"`
+	Unseen   bool      `json:"unseen"`             // a master's messages may have been lost before it (Event.Unseen)
 	Owner    string    `json:"owner,omitempty"`    // the holder's, as stored with its lease
 	Metadata string    `json:"metadata,omitempty"` // the holder's, as stored with its lease
 }
@@ -178,7 +185,7 @@ func (w *watchOutput) events(ch <-chan distlock.Event) {
 	for ev := range ch {
 		w.mu.Lock()
 		if w.asJSON {
-			w.enc.Encode(watchEvent{Time: ev.Time, Name: ev.Name, Type: ev.Type.String(), Masters: ev.Masters, Of: w.total, Initial: ev.Initial, Missed: ev.Missed, Owner: ev.Owner, Metadata: ev.Metadata})
+			w.enc.Encode(watchEvent{Time: ev.Time, Name: ev.Name, Type: ev.Type.String(), Masters: ev.Masters, Of: w.total, Initial: ev.Initial, Missed: ev.Missed, Unseen: ev.Unseen, Owner: ev.Owner, Metadata: ev.Metadata})
 		} else {
 			fmt.Fprintln(w.stdout, formatEvent(ev, w.total))
 		}
@@ -227,13 +234,20 @@ type reachEvent struct {
 // formatEvent renders ev as one line:
 //
 //	2026-11-25T22:40:01.123+00:00 jobs/nightly acquired masters=3/3 owner="web-1:4242" metadata="job 42"
+//
+// A name with a space, a quote or a character that does not print is
+// quoted (as Go quotes it): a line break in a name would otherwise start
+// what reads as an event of its own.
 func formatEvent(ev distlock.Event, total int) string {
-	line := fmt.Sprintf("%s %s %s masters=%d/%d", ev.Time.Format("2006-01-02T15:04:05.000Z07:00"), ev.Name, ev.Type, ev.Masters, total)
+	line := fmt.Sprintf("%s %s %s masters=%d/%d", ev.Time.Format("2006-01-02T15:04:05.000Z07:00"), eventName(ev.Name), ev.Type, ev.Masters, total)
 	if ev.Initial {
 		line += " initial"
 	}
 	if ev.Missed > 0 {
 		line += fmt.Sprintf(" missed=%d", ev.Missed)
+	}
+	if ev.Unseen {
+		line += " unseen"
 	}
 	if ev.Owner != "" {
 		line += fmt.Sprintf(" owner=%q", ev.Owner)
@@ -242,4 +256,13 @@ func formatEvent(ev distlock.Event, total int) string {
 		line += fmt.Sprintf(" metadata=%q", ev.Metadata)
 	}
 	return line
+}
+
+// eventName is name as formatEvent prints it: as it is, or quoted when it
+// holds a space, a '"' or a character that does not print.
+func eventName(name string) string {
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r == '"' || unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
+		return strconv.Quote(name)
+	}
+	return name
 }
