@@ -16,8 +16,10 @@ import (
 )
 
 // A job is COMMAND and every process it starts, run under a lease. The
-// one rule it keeps: no process of the job runs once the lease is gone
-// or distlock is. Its pieces:
+// rule it keeps: once the lease is gone, every process of the job gets
+// SIGTERM at once and SIGKILL --grace later; once distlock is killed,
+// COMMAND dies with it (what COMMAND started runs on: docs/cli.md). Its
+// pieces:
 //
 //   - COMMAND leads a process group of its own, so that one signal
 //     reaches every process it started (a shell's pipeline, its
