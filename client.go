@@ -51,6 +51,35 @@ type Client struct {
 	// progress, so that Close can wait for all of them. Add is called only
 	// while closed is false under mu, or from a goroutine already counted.
 	wg sync.WaitGroup
+
+	// The masters' servers by run_id (claimServer): two addresses of one
+	// server that no spelling tells apart (a DNS alias, a proxy).
+	serversMu sync.Mutex // alone: guards servers and sameServer
+	servers   map[string]int
+	// sameServer is the first such pair found, New's error when found
+	// before New returns.
+	sameServer error
+}
+
+// claimServer returns master i's node.claim: it records the run_id of
+// master i's server, and fails when another master is the same server.
+// Two masters on one server let that server alone make a majority
+// (TestSameServerBehindProxyRefused).
+func (c *Client) claimServer(i int) func(runID string) error {
+	return func(runID string) error {
+		c.serversMu.Lock()
+		defer c.serversMu.Unlock()
+		if j, ok := c.servers[runID]; ok && j != i {
+			lo, hi := min(i, j), max(i, j)
+			err := fmt.Errorf("masters %d and %d (%s, %s) are one server (the same run_id); each must be a separate, independent server", lo, hi, c.cfg.addrs[lo], c.cfg.addrs[hi])
+			if c.sameServer == nil {
+				c.sameServer = err
+			}
+			return err
+		}
+		c.servers[runID] = i
+		return nil
+	}
 }
 
 // New returns a Client for the masters cfg names. It connects to all of
@@ -64,12 +93,13 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		cfg:    s,
-		quorum: quorum.Majority(len(s.nodes)),
-		all:    ^uint64(0) >> (64 - len(s.nodes)),
-		epoch:  time.Now(),
-		stop:   make(chan struct{}),
-		leases: make(map[*Lease]struct{}),
+		cfg:     s,
+		quorum:  quorum.Majority(len(s.nodes)),
+		all:     ^uint64(0) >> (64 - len(s.nodes)),
+		epoch:   time.Now(),
+		stop:    make(chan struct{}),
+		leases:  make(map[*Lease]struct{}),
+		servers: make(map[string]int),
 	}
 	if c.tel, err = newTelemetry(&cfg, c.held); err != nil {
 		return nil, fmt.Errorf("distlock: Config.MeterProvider: %w", err)
@@ -93,6 +123,7 @@ func New(cfg Config) (*Client, error) {
 		if c.events != nil {
 			n.untracked = func() { c.events.untracked(i) }
 		}
+		n.claim = c.claimServer(i)
 		c.nodes = append(c.nodes, n)
 		c.wg.Add(1)
 		go func() {
@@ -137,6 +168,17 @@ wait:
 		c.shutdown()
 		c.tel.close()
 		return nil, de
+	}
+	c.serversMu.Lock()
+	same := c.sameServer
+	c.serversMu.Unlock()
+	if same != nil {
+		// Found while New waited: a configuration error, as two
+		// spellings of one address are (checkMasters). Found later,
+		// the master stays unconnected (node.dial).
+		c.shutdown()
+		c.tel.close()
+		return nil, fmt.Errorf("distlock: %w", same)
 	}
 	c.renewer = newRenewer(c)
 	c.backlog.c = c

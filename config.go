@@ -51,7 +51,11 @@ type Config struct {
 	// "rediss://..." (TLS) or "host:port" (the port required). The masters
 	// must be independent: not replicas of each other, not shards of one
 	// cluster. New refuses two that name one server, however spelt (two
-	// databases of it, or localhost and 127.0.0.1). Use an odd number, 3
+	// databases of it, or localhost and 127.0.0.1), and two that turn out
+	// to be one server when it connects (a DNS alias, a proxy: the same
+	// run_id in INFO server); one found to be another's server only after
+	// New returned stays unconnected, counting for no majority
+	// (TestSameServerBehindProxyRefused). Use an odd number, 3
 	// or 5; a lock needs a majority of them. Empty means [DefaultNode].
 	// Set Nodes or NodeOptions, not both.
 	//

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
@@ -203,5 +204,65 @@ func TestCheckName(t *testing.T) {
 	} {
 		err := distlock.CheckName(name)
 		assert.Equal(t, ok, err == nil, "CheckName(%.20q): %v; ok", name, err)
+	}
+}
+
+// TestSameServerBehindProxyRefused: two masters that are one server under
+// addresses no spelling tells apart (here a proxy in front of it; a DNS
+// alias does the same) are refused by New, which reads each server's
+// run_id as it connects: that server alone would make a majority of 3.
+// A duplicate found after New returned (its dial came late) is left
+// unconnected: it counts for no majority.
+func TestSameServerBehindProxyRefused(t *testing.T) {
+	servers := redistest.StartN(t, 2, redistest.Options{})
+	p, err := redistest.NewProxy(servers[0].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	nodes := []string{servers[0].URL(), servers[1].URL(), p.URL()}
+	c, err := distlock.New(distlock.Config{Nodes: nodes})
+	if err == nil {
+		c.Close()
+		t.Fatalf("New(%v): got nil error; want masters 0 and 2 refused as one server", nodes)
+	}
+	if !strings.Contains(err.Error(), "masters 0 and 2") || !strings.Contains(err.Error(), "one server") {
+		t.Errorf("New's error: %v; want it to name masters 0 and 2 as one server", err)
+	}
+	// Three distinct servers, one behind a proxy: accepted.
+	third := redistest.StartN(t, 1, redistest.Options{})[0]
+	p3, err := redistest.NewProxy(third.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p3.Close() })
+	c, err = distlock.New(distlock.Config{Nodes: []string{servers[0].URL(), servers[1].URL(), p3.URL()}})
+	if err != nil {
+		t.Fatalf("three servers, one behind a proxy: %v", err)
+	}
+	c.Close()
+
+	// The duplicate unreachable while New waits, reached later: New
+	// returns (masters 0 and 1 answered), and master 2 stays unconnected.
+	p.Cut()
+	c, err = distlock.New(distlock.Config{Nodes: nodes})
+	if err != nil {
+		t.Fatalf("New with the duplicate cut off: %v", err)
+	}
+	defer c.Close()
+	p.Restore()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c.Status(t.Context(), "late-duplicate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := st.Masters[2].Err; e != nil && strings.Contains(e.Error(), "one server") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("master 2, the same server as master 0 reached after New: %+v; want it unconnected, as one server", st.Masters[2])
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -54,6 +54,37 @@ type node struct {
 
 	client  atomic.Pointer[rueidis.Client] // nil until the first dial succeeds
 	dialErr atomic.Pointer[error]          // the last dial's error while client is nil
+
+	// claim, when set, is told the server's run_id at the first dial
+	// that reads it; an error (another master is the same server) leaves
+	// the master unconnected for good (Client.claimServer).
+	claim func(runID string) error
+}
+
+// load loads the acquire script on c and, on a standalone server, reads
+// its run_id in the same round trip (INFO server): two addresses of one
+// server (a DNS alias, a proxy) tell apart only by it. The run_id is ""
+// where it cannot be read (a Cluster or Sentinel group, an ACL without
+// INFO). The error is the load's.
+func (n *node) load(ctx context.Context, c rueidis.Client) (runID string, err error) {
+	if c.Mode() != rueidis.ClientModeStandalone {
+		return "", script.Acquire.Load(ctx, c)
+	}
+	res := c.DoMulti(ctx, script.Acquire.LoadCmd(c.B()), c.B().Info().Section("server").Build())
+	if info, err := res[1].ToString(); err == nil {
+		runID = infoField(info, "run_id")
+	}
+	return runID, res[0].Error()
+}
+
+// infoField returns the value of field in an INFO reply, "" when absent.
+func infoField(info, field string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // errNotConnected is what a master that was never reached answers.
@@ -97,7 +128,8 @@ func (n *node) dial(stop <-chan struct{}, first chan<- error) {
 			// answer every acquire NOSCRIPT: say why now. Any other
 			// failure is left to the acquire, which loads it again.
 			ctx, cancel := context.WithTimeout(context.Background(), n.opt.Dialer.Timeout)
-			if err := script.Acquire.Load(ctx, c); isRedisError(err) {
+			runID, err := n.load(ctx, c)
+			if isRedisError(err) {
 				err = loadError(err)
 				n.faultMu.Lock()
 				n.noLoad = err
@@ -105,6 +137,20 @@ func (n *node) dial(stop <-chan struct{}, first chan<- error) {
 				n.refused(err)
 			}
 			cancel()
+			if runID != "" && n.claim != nil {
+				if err := n.claim(runID); err != nil {
+					// Another master is this server: counting it too would
+					// let one server make a majority. It stays unconnected.
+					c.Close()
+					n.log.Error("distlock: master is the same server as another; it counts for no majority", "master", n.index, "address", n.addr, "error", err.Error())
+					n.dialErr.Store(&err)
+					n.down.Store(true)
+					if attempt == 0 {
+						first <- err
+					}
+					return
+				}
+			}
 			select {
 			case <-stop:
 				// Close ran while we dialled: nobody will close this client.

@@ -156,6 +156,13 @@ func (s *Script) Load(ctx context.Context, c rueidis.Client) error {
 	return first
 }
 
+// LoadCmd returns SCRIPT LOAD of the script, built with b, for a caller
+// that sends it with other commands (a standalone master: a Cluster needs
+// Load).
+func (s *Script) LoadCmd(b rueidis.Builder) rueidis.Completed {
+	return b.ScriptLoad().Script(s.src).Build()
+}
+
 // Exec runs the script once on c.
 func (s *Script) Exec(ctx context.Context, c rueidis.Client, keys, args []string) rueidis.RedisResult {
 	return s.lua.Exec(ctx, c, keys, args)
