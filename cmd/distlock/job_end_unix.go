@@ -6,92 +6,25 @@ import (
 	"fmt"
 	"syscall"
 	"time"
-
-	"github.com/distlock/distlock"
 )
 
 // end starts ending the job: SIGTERM now, SIGKILL after --grace, and
 // a look every 20 ms for processes that left the group.
-func (j *job) end() { j.endWithin(j.o.grace) }
-
-// endWithin is end with SIGKILL after grace.
-func (j *job) endWithin(grace time.Duration) {
+func (j *job) end() {
 	if j.ending {
 		return
 	}
 	j.ending = true
 	j.ticker = time.NewTicker(20 * time.Millisecond)
 	j.tick = j.ticker.C
-	if grace <= 0 {
+	if j.o.grace == 0 {
 		j.killAll()
 		return
 	}
 	j.terminate()
-	j.grace = grace
-	j.killer = time.NewTimer(grace)
+	j.killer = time.NewTimer(j.o.grace)
 	j.kill = j.killer.C
 }
-
-// runningOut ends the job because its lease runs out in left, its
-// renewals failing (expiry): SIGTERM now, SIGKILL when the lease's
-// validity ends, so that no process of the job runs past it
-// (TestRunStoppedBeforeLeaseRunsOut).
-func (j *job) runningOut(left time.Duration) {
-	if j.ending || j.killing {
-		return
-	}
-	j.lost = true
-	fmt.Fprintf(j.stderr, "distlock run: the lease on %q runs out in %v, its renewals failing; stopping %s (SIGTERM, SIGKILL when it runs out)\n", j.o.name, left.Round(time.Millisecond), j.o.argv[0])
-	j.endWithin(left)
-}
-
-// expiry fires when a lease's validity is about to end: window before
-// its Deadline, window being --grace but at most a third of the TTL. A
-// lease renewed on time never comes that close (each renewal, every
-// third of the TTL, moves the Deadline a TTL on), so it fires only when
-// renewals have been failing: SIGTERM then, and SIGKILL at the Deadline,
-// rather than SIGTERM at the Deadline and SIGKILL --grace after it, when
-// another holder may have the lock.
-type expiry struct {
-	lease *distlock.Lease
-	grace time.Duration
-	t     *time.Timer
-	c     <-chan time.Time
-}
-
-func newExpiry(lease *distlock.Lease, grace time.Duration) *expiry {
-	e := &expiry{lease: lease, grace: grace}
-	e.t = time.NewTimer(e.until())
-	e.c = e.t.C
-	return e
-}
-
-// window is how long before the Deadline the job is stopped.
-func (e *expiry) window() time.Duration { return min(e.grace, e.lease.TTL()/3) }
-
-// until is the time left until the window opens.
-func (e *expiry) until() time.Duration {
-	return max(time.Until(e.lease.Deadline())-e.window(), 0)
-}
-
-// due reports, when the timer fired, whether the window is open, with the
-// validity left; if the lease was renewed meanwhile, it sets the timer
-// again. With no grace there is no window: the lease's end (Done) stops
-// the job with SIGKILL.
-func (e *expiry) due() (left time.Duration, due bool) {
-	left = time.Until(e.lease.Deadline())
-	if e.window() > 0 && left <= e.window() {
-		return left, true
-	}
-	if e.window() > 0 {
-		e.t.Reset(e.until())
-	} else {
-		e.c = nil
-	}
-	return left, false
-}
-
-func (e *expiry) stop() { e.t.Stop() }
 
 // stopClocks stops the timer and the ticker that end started.
 func (j *job) stopClocks() {
@@ -110,12 +43,6 @@ func (j *job) leaseLost() {
 	if j.killing {
 		return // lost while stopped: killed already
 	}
-	if j.ending {
-		// Being stopped already (it ran out: runningOut): say why it
-		// ended, with the kill as it was set.
-		fmt.Fprintf(j.stderr, "distlock run: %s\n", errText(j.lease.Err()))
-		return
-	}
 	fmt.Fprintf(j.stderr, "distlock run: %s; stopping %s (SIGTERM, SIGKILL after %v)\n", errText(j.lease.Err()), j.o.argv[0], j.o.grace)
 	j.end()
 }
@@ -127,7 +54,7 @@ func (j *job) graceOver() {
 	if j.exited {
 		what = "processes " + j.o.argv[0] + " left"
 	}
-	fmt.Fprintf(j.stderr, "distlock run: %s still running %v after SIGTERM: SIGKILL\n", what, j.grace.Round(time.Millisecond))
+	fmt.Fprintf(j.stderr, "distlock run: %s still running %v after SIGTERM: SIGKILL\n", what, j.o.grace)
 	j.killAll()
 }
 

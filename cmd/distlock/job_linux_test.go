@@ -246,8 +246,8 @@ func TestRunDescendants(t *testing.T) {
 		code  int
 		msg   string
 	}{
-		{"lease lost, grandchild ignores SIGTERM", `sh -c 'trap "" TERM; echo $$ > "$PID"; ` + ticker + `'`, true, 122, "after SIGTERM: SIGKILL"},
-		{"lease lost, grandchild left the group", `setsid sh -c 'trap "" TERM; echo $$ > "$PID"; ` + ticker + `'`, true, 122, "after SIGTERM: SIGKILL"},
+		{"lease lost, grandchild ignores SIGTERM", `sh -c 'trap "" TERM; echo $$ > "$PID"; ` + ticker + `'`, true, 122, "still running 500ms after SIGTERM: SIGKILL"},
+		{"lease lost, grandchild left the group", `setsid sh -c 'trap "" TERM; echo $$ > "$PID"; ` + ticker + `'`, true, 122, "still running 500ms after SIGTERM: SIGKILL"},
 		{"command exits, nohup grandchild", `nohup sh -c 'echo $$ > "$PID"; ` + ticker + `'`, false, 0, "sh exited; ending the processes it left running"},
 		{"command exits, grandchild left the group and ignores SIGTERM", `setsid sh -c 'trap "" TERM; echo $$ > "$PID"; ` + ticker + `'`, false, 0, "still running 500ms after SIGTERM: SIGKILL"},
 	} {

@@ -16,10 +16,8 @@ import (
 )
 
 // A job is COMMAND and every process it starts, run under a lease. The
-// rule it keeps: no process of the job runs past the lease's validity
-// when its renewals fail (SIGTERM --grace before, SIGKILL at its end:
-// expiry); a lease lost at once (its keys gone) stops the job with
-// SIGTERM then and SIGKILL --grace later; once distlock is killed,
+// rule it keeps: once the lease is gone, every process of the job gets
+// SIGTERM at once and SIGKILL --grace later; once distlock is killed,
 // COMMAND dies with it (what COMMAND started runs on: docs/cli.md). Its
 // pieces:
 //
@@ -63,9 +61,8 @@ type job struct {
 	termed    map[int]bool       // processes outside the group sent SIGTERM
 
 	// The clocks of a job being ended (end), nil before.
-	killer *time.Timer      // SIGKILL after grace
+	killer *time.Timer      // SIGKILL after --grace
 	kill   <-chan time.Time // killer's channel, until it fires
-	grace  time.Duration    // killer's wait: --grace, or less when the lease runs out (runningOut)
 	ticker *time.Ticker     // the look for processes that left the group
 	tick   <-chan time.Time // ticker's channel
 }
@@ -95,8 +92,6 @@ func (o *runOptions) supervise(lease *distlock.Lease, cmd *exec.Cmd, sigs <-chan
 	defer j.stopClocks()
 
 	lost := lease.Done()
-	exp := newExpiry(lease, o.grace)
-	defer exp.stop()
 	j.reap()
 	for !j.over() {
 		select {
@@ -115,10 +110,6 @@ func (o *runOptions) supervise(lease *distlock.Lease, cmd *exec.Cmd, sigs <-chan
 		case <-lost:
 			lost = nil
 			j.leaseLost()
-		case <-exp.c:
-			if left, due := exp.due(); due {
-				j.runningOut(left)
-			}
 		case <-j.kill:
 			j.kill = nil
 			j.graceOver()

@@ -33,15 +33,12 @@
 // left running get SIGTERM (SIGKILL after --grace); once none is left,
 // distlock releases the lock and exits with COMMAND's status.
 //
-// When the renewals fail (a majority of masters unreachable), COMMAND and
-// every process it started get SIGTERM --grace before the lease runs out
-// (a third of the TTL before, at most), and SIGKILL when it does; when
-// the lease is lost at once (its keys deleted or flushed on a majority),
-// they get SIGTERM then, and SIGKILL after --grace. distlock then exits
-// with status 122. Pass DISTLOCK_TOKEN to your storage, and have it refuse
-// writes with a token lower than one it has seen: a lease lost at once
-// may already be another holder's during the grace, and a paused process
-// cannot be stopped at all.
+// When the lease is lost (a majority of masters unreachable past the TTL),
+// COMMAND and every process it started get SIGTERM, and SIGKILL after
+// --grace; distlock then exits with status 122. Pass DISTLOCK_TOKEN to
+// your storage, and have it refuse writes with a token lower than one it
+// has seen: a stopped process cannot be stopped any faster than --grace,
+// and a paused one not at all.
 //
 // COMMAND runs in a process group of its own. When distlock runs in the
 // foreground of a terminal, COMMAND's group gets the terminal, as a shell

@@ -34,15 +34,11 @@ have exited, and distlock exits with COMMAND's status.
 COMMAND runs in a process group of its own; in the foreground of a
 terminal it gets the terminal, as a shell gives it to a job, so it can read
 it and Ctrl-C reaches it. Processes it leaves running when it exits get
-SIGTERM, then SIGKILL after --grace. When the renewals fail, COMMAND and
-every process it started get SIGTERM --grace before the lease runs out (a
-third of the TTL before, at most) and SIGKILL when it does, so that none
-runs past it; when the lease is lost at once (its keys deleted or flushed
-on a majority), SIGTERM comes then, SIGKILL --grace later, while another
-holder may run. distlock then exits with 122. Ctrl-Z stops COMMAND and
-distlock together; on fg, a lease that lapsed meanwhile kills COMMAND
-before it runs again (122). On Linux, COMMAND is killed if distlock is
-(what COMMAND started is not).
+SIGTERM, then SIGKILL after --grace. When the lease is lost, COMMAND and
+every process it started get SIGTERM, then SIGKILL after --grace, and
+distlock exits with 122. Ctrl-Z stops COMMAND and distlock together; on fg,
+a lease that lapsed meanwhile kills COMMAND before it runs again (122). On
+Linux, COMMAND is killed if distlock is.
 
 Exit status: COMMAND's own; 122 lease lost; 123 masters unreachable;
 124 lock not acquired (held with --try, or --timeout ran out); 125 usage;

@@ -183,14 +183,11 @@ func TestRunLeaseLost(t *testing.T) {
 		script string
 		msg    string
 	}{
-		// The renewals fail: SIGTERM comes --grace (here a third of the
-		// TTL, the most) before the lease runs out, SIGKILL when it does
-		// (TestRunStoppedBeforeLeaseRunsOut).
-		{"stops on SIGTERM", `echo ready; while :; do sleep 0.05; done`, "its renewals failing; stopping sh (SIGTERM, SIGKILL when it runs out)"},
+		{"stops on SIGTERM", `echo ready; while :; do sleep 0.05; done`, "stopping sh (SIGTERM, SIGKILL after 1s)"},
 		// A command that exits 0 on SIGTERM still did not run to its end
 		// holding the lock.
 		{"exits 0 on SIGTERM", `trap "exit 0" TERM; echo ready; while :; do sleep 0.05; done`, "stopping sh"},
-		{"ignores SIGTERM", `trap "" TERM; echo ready; while :; do sleep 0.05; done`, "after SIGTERM: SIGKILL"},
+		{"ignores SIGTERM", `trap "" TERM; echo ready; while :; do sleep 0.05; done`, "sh still running 1s after SIGTERM: SIGKILL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel() // mostly waiting for the TTL and the grace
@@ -399,93 +396,5 @@ func TestRunPassNodesFromFlag(t *testing.T) {
 	r.want(t, 0)
 	if !strings.Contains(r.stdout, "nodes="+strings.Join(nodes, ",")+"\n") {
 		t.Errorf("--pass-nodes with --nodes: the command's DISTLOCK_NODES is not the masters used:\n%s", r.stdout)
-	}
-}
-
-// TestRunStoppedBeforeLeaseRunsOut: when the renewals fail (a majority of
-// masters paused), the command gets SIGTERM --grace before the lease's
-// validity ends (at most a third of the TTL before) and SIGKILL when it
-// ends, so that it does not run past the keys' expiry on the masters,
-// when another holder may take the lock. Before, SIGTERM came at the end
-// of the validity and SIGKILL --grace after it: a command that ignored
-// SIGTERM ran --grace past the expiry (operator review, 2026-12-07).
-func TestRunStoppedBeforeLeaseRunsOut(t *testing.T) {
-	servers, nodes := startMasters(t, 3)
-	const ttl, grace = 3 * time.Second, 2 * time.Second
-	log := filepath.Join(t.TempDir(), "log")
-	cmd := distlockCmd(t, nodes, "run", "--ttl", ttl.String(), "--grace", grace.String(), "runs-out", "--", "sh", "-c",
-		`trap "" TERM; echo ready; while :; do date +%s%N >> "$LOG"; sleep 0.02; done`)
-	cmd.Env = append(cmd.Env, "LOG="+log)
-	stdout, stderr, wait := background(t, cmd)
-	waitLine(t, stdout, "ready")
-	// Pause the masters just after a renewal landed on them: the keys'
-	// expiry is then at most TTL away, and known from their PTTL.
-	time.Sleep(ttl / 3)
-	var expiry time.Time
-	for _, s := range servers[:2] {
-		out, err := s.Do("PTTL", "distlock:runs-out")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ms, err := strconv.ParseInt(out, 10, 64)
-		if err != nil || ms <= 0 {
-			t.Fatalf("PTTL %q: %v", out, err)
-		}
-		if e := time.Now().Add(time.Duration(ms) * time.Millisecond); expiry.IsZero() || e.Before(expiry) {
-			expiry = e
-		}
-	}
-	redistest.PauseUntilEnd(t, servers[:2]...)
-	var errText strings.Builder
-	for line := range stderr {
-		errText.WriteString(line + "\n")
-	}
-	if code := wait(); code != 122 {
-		t.Errorf("exit status %d; want 122\nstderr: %s", code, errText.String())
-	}
-	data, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Fields(string(data))
-	ns, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := time.Unix(0, ns)
-	t.Logf("the command's last write %v before the keys' expiry on the paused masters", expiry.Sub(last))
-	// SIGKILL goes out at the lease's validity end, its drift margin
-	// (TTL/100 + 2 ms) before the keys expire; 150 ms more allow for a
-	// loaded machine's late timer and the shell's last write. Before, the
-	// command wrote on until --grace (2 s) after the expiry.
-	if slack := 150 * time.Millisecond; last.After(expiry.Add(slack)) {
-		t.Errorf("the command wrote %v after the keys expired on the paused majority (allowed: %v)\nstderr: %s", last.Sub(expiry), slack, errText.String())
-	}
-}
-
-// TestRunLeaseLostAtOnce: a lease whose keys a majority flushed is lost
-// at once (loss events), not at its TTL: the command gets SIGTERM then,
-// and SIGKILL --grace later. The lock may be another holder's meanwhile
-// (docs/cli.md says so); what this holds to account is that the job is
-// stopped within a second of the flush, not a TTL later.
-func TestRunLeaseLostAtOnce(t *testing.T) {
-	servers, nodes := startMasters(t, 3)
-	const ttl, grace = 30 * time.Second, time.Second
-	cmd := distlockCmd(t, nodes, "run", "--ttl", ttl.String(), "--grace", grace.String(), "flushed", "--", "sh", "-c",
-		`trap "" TERM; echo ready; while :; do sleep 0.05; done`)
-	stdout, stderr, wait := background(t, cmd)
-	waitLine(t, stdout, "ready")
-	start := time.Now()
-	for _, s := range servers[:2] {
-		if _, err := s.Do("FLUSHALL"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitLine(t, stderr, "stopping sh (SIGTERM, SIGKILL after 1s)")
-	if code := wait(); code != 122 {
-		t.Errorf("exit status %d; want 122", code)
-	}
-	if d := time.Since(start); d > grace+2*time.Second {
-		t.Errorf("distlock ended %v after the flushes; want within --grace %v (+2s), not the TTL %v", d, grace, ttl)
 	}
 }
