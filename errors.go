@@ -27,6 +27,12 @@ var (
 	ErrNoQuorum = errors.New("distlock: no quorum of masters")
 	// ErrClosed means the Client was closed.
 	ErrClosed = errors.New("distlock: client closed")
+	// ErrNotifyConfig means a master refused CONFIG, so Watch could not
+	// read or enable its keyspace notifications: set
+	// notify-keyspace-events to include "Kgx" on it, and set
+	// Config.SkipNotifyConfig. A Watch's error wraps it once per such
+	// master.
+	ErrNotifyConfig = errors.New("distlock: cannot enable keyspace notifications")
 )
 
 // QuorumError reports an operation that did not reach a majority of masters.

@@ -107,5 +107,15 @@ func (m *masterWatch) configError(err error) error {
 	if _, refused := rueidis.IsRedisErr(err); !refused {
 		return err
 	}
-	return fmt.Errorf("cannot enable keyspace notifications (CONFIG GET/SET notify-keyspace-events: %w): set notify-keyspace-events to include %q on this master (in redis.conf or your provider's settings), then set Config.SkipNotifyConfig", err, notifyFlags)
+	return &notifyConfigError{err: err}
 }
+
+// notifyConfigError is a master's refusal of CONFIG, explained: it is
+// ErrNotifyConfig and wraps the master's answer.
+type notifyConfigError struct{ err error }
+
+func (e *notifyConfigError) Error() string {
+	return fmt.Sprintf("cannot enable keyspace notifications (CONFIG GET/SET notify-keyspace-events: %v): set notify-keyspace-events to include %q on this master (in redis.conf or your provider's settings), then set Config.SkipNotifyConfig", e.err, notifyFlags)
+}
+
+func (e *notifyConfigError) Unwrap() []error { return []error{ErrNotifyConfig, e.err} }

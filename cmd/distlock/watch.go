@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os/signal"
@@ -122,6 +123,10 @@ func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitOK // interrupted while subscribing
+			}
+			if errors.Is(err, distlock.ErrNotifyConfig) {
+				fmt.Fprintf(stderr, "distlock watch: %s refuse CONFIG, so keyspace notifications cannot be enabled: set notify-keyspace-events to include \"Kgx\" on them (in redis.conf or your provider's settings), then pass --skip-notify-config\n", refusingMasters(err))
+				return exitUnreachable
 			}
 			return f.fail(stderr, err)
 		}
@@ -265,4 +270,27 @@ func eventName(name string) string {
 		return strconv.Quote(name)
 	}
 	return name
+}
+
+// refusingMasters names the masters whose error in err (a Watch's) is
+// distlock.ErrNotifyConfig: "masters 0, 1 and 2", or "the masters" when
+// err says not which.
+func refusingMasters(err error) string {
+	var qe *distlock.QuorumError
+	if !errors.As(err, &qe) {
+		return "the masters"
+	}
+	var which []string
+	for i, e := range qe.Errs {
+		if e != nil && errors.Is(e, distlock.ErrNotifyConfig) {
+			which = append(which, strconv.Itoa(i))
+		}
+	}
+	switch len(which) {
+	case 0:
+		return "the masters"
+	case 1:
+		return "master " + which[0]
+	}
+	return "masters " + strings.Join(which[:len(which)-1], ", ") + " and " + which[len(which)-1]
 }

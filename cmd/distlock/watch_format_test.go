@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/distlock/distlock"
+	"github.com/distlock/distlock/internal/redistest"
 )
 
 // TestFormatEventOneLine: watch prints one line per event, whatever the
@@ -30,5 +31,29 @@ func TestFormatEventOneLine(t *testing.T) {
 	line := formatEvent(distlock.Event{Name: "n", Type: distlock.EventReleased, Time: at, Masters: 2, Unseen: true}, 3)
 	if !strings.HasSuffix(line, " unseen") {
 		t.Errorf("an Unseen event: got %q; want it marked unseen", line)
+	}
+}
+
+// TestWatchConfigRefusedNamesFlag: masters that refuse CONFIG (renamed
+// away, as managed services do) make watch exit 123 with one line that
+// names the masters and the CLI's flag, --skip-notify-config, where it
+// repeated the library's "set Config.SkipNotifyConfig" once per master
+// (operator review, 2026-12-07). With the flag it watches.
+func TestWatchConfigRefusedNamesFlag(t *testing.T) {
+	servers := redistest.StartN(t, 3, redistest.Options{Args: []string{"--rename-command", "CONFIG", ""}})
+	nodes := redistest.URLs(servers)
+	r := run(t, nodes, "watch", "--timeout", "2s", "refused")
+	if r.code != 123 {
+		t.Errorf("exit %d; want 123\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "masters 0, 1 and 2 refuse CONFIG") || !strings.Contains(r.stderr, "--skip-notify-config") || strings.Contains(r.stderr, "Config.SkipNotifyConfig") {
+		t.Errorf("stderr %q; want the masters named and --skip-notify-config, not Config.SkipNotifyConfig", r.stderr)
+	}
+	if n := strings.Count(r.stderr, "\n"); n != 1 {
+		t.Errorf("stderr has %d lines; want one:\n%s", n, r.stderr)
+	}
+	r = run(t, nodes, "watch", "--skip-notify-config", "--timeout", "1s", "refused")
+	if r.code != 0 || !strings.Contains(r.stderr, "watching") {
+		t.Errorf("with --skip-notify-config: exit %d; want 0 and watching\n%s", r.code, r.stderr)
 	}
 }
