@@ -167,7 +167,7 @@ func (c *Client) attempt(ctx context.Context, req *request, a try, t *turn, call
 			tally.Fail()
 		}
 		if r.err != nil {
-			fail(r.err)
+			fail(counterNotInteger(r.err, req.fenceKey))
 			return
 		}
 		ok, v, err := parseAcquire(r.res)

@@ -2,8 +2,10 @@ package distlock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -103,6 +105,22 @@ type CounterError struct {
 
 func (e *CounterError) Error() string {
 	return fmt.Sprintf("fence counter %s is %d, outside 1..2^53: fix or delete it (tokens from it would not rise)", e.Key, e.Counter)
+}
+
+// counterNotInteger explains err, a master's answer to acquire.lua, when
+// it is the script's INCR refusing the fence counter at key: another
+// program left a value there that is not an integer (Redis answers "value
+// is not an integer or out of range ... @user_script:141"). Other errors
+// pass through. (TestAcquireCounterNotIntegerNamed)
+func counterNotInteger(err error, key string) error {
+	if msg := err.Error(); !strings.Contains(msg, "value is not an integer or out of range") || !strings.Contains(msg, "@user_script") {
+		return err
+	}
+	var ne *NodeError
+	if errors.As(err, &ne) {
+		return &NodeError{Addr: ne.Addr, Err: fmt.Errorf("fence counter %s is not an integer (another program's value?): fix or delete it; this master refuses every acquire until then (%w)", key, ne.Err)}
+	}
+	return fmt.Errorf("fence counter %s is not an integer (another program's value?): fix or delete it; this master refuses every acquire until then (%w)", key, err)
 }
 
 // checkCounter reports why counter, read from key, cannot be in a token.

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/distlock/distlock"
 	"github.com/distlock/distlock/internal/redistest"
@@ -320,4 +324,29 @@ func TestWaiterWokenByReleaseAfterMixedAttempt(t *testing.T) {
 	if lag > time.Second {
 		t.Errorf("lock free for %v before the waiting Acquire took it (the release's wake ignored; backoff 2s)", lag)
 	}
+}
+
+// TestAcquireCounterNotIntegerNamed: a fence counter that another program
+// set to a value that is not an integer makes that master refuse every
+// acquire (its INCR fails). The acquire's error names the counter's key
+// and what to do, where it gave only Redis's "value is not an integer or
+// out of range ... @user_script:141" (operator review, 2026-12-07).
+func TestAcquireCounterNotIntegerNamed(t *testing.T) {
+	servers := masters(t, 3)
+	c := newClient(t, servers, distlock.Config{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	l, err := c.TryAcquire(ctx, "counter-text")
+	require.NoError(t, err)
+	require.NoError(t, l.Release(ctx))
+	keys, err := servers[0].Do("KEYS", "distlock:fence:{*")
+	require.NoError(t, err)
+	key := strings.TrimSpace(keys)
+	require.NotEmpty(t, key)
+	for _, s := range servers[:2] {
+		_, err := s.Do("SET", key, "abc")
+		require.NoError(t, err)
+	}
+	_, err = c.TryAcquire(ctx, "counter-text")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "fence counter "+key+" is not an integer")
 }
