@@ -56,15 +56,22 @@ type Client struct {
 	// server that no spelling tells apart (a DNS alias, a proxy).
 	serversMu sync.Mutex // alone: guards servers and sameServer
 	servers   map[string]int
-	// sameServer is the first such pair found, New's error when found
-	// before New returns.
+	// sameServer is the first such pair found before New returned: its
+	// error. newDone: New has returned (a pair found later is logged).
 	sameServer error
+	newDone    bool
 }
 
 // claimServer returns master i's node.claim: it records the run_id of
-// master i's server, and fails when another master is the same server.
-// Two masters on one server let that server alone make a majority
-// (TestSameServerBehindProxyRefused).
+// master i's server at its first dial, and fails, while New has not
+// returned, when another master is the same server: two masters on one
+// server let that server alone make a majority, and New refuses such a
+// configuration (TestSameServerBehindProxyRefused). After New returned
+// it logs the pair as an error and lets the master connect: the run_ids
+// recorded are those of each master's first dial, and a server restarted
+// since (a new run_id) or a name moved to another server (a VIP) would
+// make the record wrong either way, so refusing a master then could
+// leave a good one out for good.
 func (c *Client) claimServer(i int) func(runID string) error {
 	return func(runID string) error {
 		c.serversMu.Lock()
@@ -72,10 +79,14 @@ func (c *Client) claimServer(i int) func(runID string) error {
 		if j, ok := c.servers[runID]; ok && j != i {
 			lo, hi := min(i, j), max(i, j)
 			err := fmt.Errorf("masters %d and %d (%s, %s) are one server (the same run_id); each must be a separate, independent server", lo, hi, c.cfg.addrs[lo], c.cfg.addrs[hi])
-			if c.sameServer == nil {
-				c.sameServer = err
+			if !c.newDone {
+				if c.sameServer == nil {
+					c.sameServer = err
+				}
+				return err
 			}
-			return err
+			c.tel.log.Error("distlock: two masters are one server: a lock counted on both needs one server less than a majority; fix Config.Nodes", "error", err.Error())
+			return nil
 		}
 		c.servers[runID] = i
 		return nil
@@ -171,11 +182,12 @@ wait:
 	}
 	c.serversMu.Lock()
 	same := c.sameServer
+	c.newDone = true
 	c.serversMu.Unlock()
 	if same != nil {
 		// Found while New waited: a configuration error, as two
-		// spellings of one address are (checkMasters). Found later,
-		// the master stays unconnected (node.dial).
+		// spellings of one address are (checkMasters). Found later, it
+		// is logged (claimServer).
 		c.shutdown()
 		c.tel.close()
 		return nil, fmt.Errorf("distlock: %w", same)

@@ -52,10 +52,11 @@ type Config struct {
 	// must be independent: not replicas of each other, not shards of one
 	// cluster. New refuses two that name one server, however spelt (two
 	// databases of it, or localhost and 127.0.0.1), and two that turn out
-	// to be one server when it connects (a DNS alias, a proxy: the same
-	// run_id in INFO server); one found to be another's server only after
-	// New returned stays unconnected, counting for no majority
-	// (TestSameServerBehindProxyRefused). Use an odd number, 3
+	// to be one server as New connects (a DNS alias, a proxy: the same
+	// run_id in INFO server, TestSameServerBehindProxyRefused). A master
+	// first reached after New returned, and found to be another's server,
+	// is logged as an error, not refused; a server restarted or a name
+	// moved to another server later is not checked again. Use an odd number, 3
 	// or 5; a lock needs a majority of them. Empty means [DefaultNode].
 	// Set Nodes or NodeOptions, not both.
 	//

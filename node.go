@@ -56,8 +56,8 @@ type node struct {
 	dialErr atomic.Pointer[error]          // the last dial's error while client is nil
 
 	// claim, when set, is told the server's run_id at the first dial
-	// that reads it; an error (another master is the same server) leaves
-	// the master unconnected for good (Client.claimServer).
+	// that reads it; an error (another master is the same server, found
+	// while New waits) fails New (Client.claimServer).
 	claim func(runID string) error
 }
 
@@ -71,8 +71,12 @@ func (n *node) load(ctx context.Context, c rueidis.Client) (runID string, err er
 		return "", script.Acquire.Load(ctx, c)
 	}
 	res := c.DoMulti(ctx, script.Acquire.LoadCmd(c.B()), c.B().Info().Section("server").Build())
-	if info, err := res[1].ToString(); err == nil {
+	info, err := res[1].ToString()
+	switch {
+	case err == nil:
 		runID = infoField(info, "run_id")
+	case isRedisError(err):
+		n.log.Warn("distlock: cannot read the master's run_id (INFO server refused: grant +info|server); two masters that are one server under different names go unnoticed", "master", n.index, "address", n.addr, "error", err.Error())
 	}
 	return runID, res[0].Error()
 }
@@ -139,10 +143,9 @@ func (n *node) dial(stop <-chan struct{}, first chan<- error) {
 			cancel()
 			if runID != "" && n.claim != nil {
 				if err := n.claim(runID); err != nil {
-					// Another master is this server: counting it too would
-					// let one server make a majority. It stays unconnected.
+					// Another master is this server, found while New
+					// waits: New fails (claimServer).
 					c.Close()
-					n.log.Error("distlock: master is the same server as another; it counts for no majority", "master", n.index, "address", n.addr, "error", err.Error())
 					n.dialErr.Store(&err)
 					n.down.Store(true)
 					if attempt == 0 {
