@@ -108,6 +108,12 @@ func (o *runOptions) reportReach(ctx context.Context, c *distlock.Client, stderr
 				fmt.Fprintf(stderr, "distlock %s: %v again; waiting for lock %q\n", o.cmd, r, o.name)
 			}
 			wasShort = r.short()
+			if r.warning != "" {
+				// The masters answer, and refuse every acquire: without
+				// this a waiting run or hold said nothing until its
+				// --timeout, or ever (TestWaitSaysCounterUnreadable).
+				fmt.Fprintf(stderr, "distlock %s: warning: %s (distlock status %s names them); waiting for lock %q\n", o.cmd, r.warning, eventName(o.name), o.name)
+			}
 		})
 	}()
 	return func() {

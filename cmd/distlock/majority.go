@@ -16,7 +16,12 @@ import (
 // make a majority. unheard of the up masters were not waited for (an
 // acquire decides before every master has answered): reachable as far as
 // anyone knows, but they did not answer.
-type reach struct{ up, refused, total, quorum, unheard int }
+type reach struct {
+	up, refused, total, quorum, unheard int
+	// warning says why no acquire can win whatever the lock's state, from
+	// the masters' fence counters (fenceWarning); "" when none.
+	warning string
+}
 
 func (r reach) short() bool { return r.up-r.refused < r.quorum }
 
@@ -70,7 +75,7 @@ func pollReach(ctx context.Context, c *distlock.Client, name string, first, inte
 		if err != nil {
 			return // ctx ended, or the Client closed
 		}
-		r := reach{total: len(st.Masters), quorum: st.Quorum}
+		r := reach{total: len(st.Masters), quorum: st.Quorum, warning: fenceWarning(st)}
 		for _, m := range st.Masters {
 			r.add(m.Err)
 		}

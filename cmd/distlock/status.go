@@ -124,7 +124,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 	}
 
 	if asJSON {
-		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: ttlMs(st.TTL), Owner: st.Owner, Metadata: st.Metadata, Warning: fenceWarning(st)}
+		out := statusJSON{Name: st.Name, State: st.State.String(), Agree: st.Agree, Quorum: st.Quorum, TTLMs: ttlMs(st.TTL), Owner: st.Owner, Metadata: st.Metadata, Warning: statusWarning(st)}
 		for i, m := range st.Masters {
 			ms := masterStatus{Addr: m.Addr, Reachable: m.Err == nil || refused(m.Err), Held: m.Held, Holder: m.Value, Owner: m.Owner, Metadata: m.Metadata, TTLMs: ttlMs(m.TTL), Fence: m.Fence, Token: fenceToken(m.Fence, i)}
 			if m.FenceErr != nil {
@@ -175,7 +175,16 @@ func fenceWarning(st distlock.Status) string {
 	if bad == 0 || usable >= st.Quorum {
 		return ""
 	}
-	return fmt.Sprintf("no acquire can win: the fence counter is unreadable on %d of %d masters, and a master refuses every acquire while its counter is; %d left, %d needed (the TOKEN column and --json's fence_error name them)", bad, len(st.Masters), usable, st.Quorum)
+	return fmt.Sprintf("no acquire can win: the fence counter is unreadable on %d of %d masters, and a master refuses every acquire while its counter is; %d left, %d needed", bad, len(st.Masters), usable, st.Quorum)
+}
+
+// statusWarning is fenceWarning as status gives it, saying where the
+// masters concerned show.
+func statusWarning(st distlock.Status) string {
+	if w := fenceWarning(st); w != "" {
+		return w + " (the TOKEN column and --json's fence_error name them)"
+	}
+	return ""
 }
 
 // masterErrText is a master's error as status shows it beside the
@@ -270,7 +279,7 @@ func printStatus(w io.Writer, st distlock.Status) {
 		}
 		fmt.Fprintf(w, "lock %q: cannot tell: %s; %d needed to agree (at most %d do)\n", st.Name, why, st.Quorum, st.Agree)
 	}
-	if warn := fenceWarning(st); warn != "" {
+	if warn := statusWarning(st); warn != "" {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -273,3 +273,31 @@ func fenceCounterKey(t *testing.T, servers []*redistest.Server) string {
 	}
 	return fence
 }
+
+// TestWaitSaysCounterUnreadable: a waiting run (or hold) whose masters
+// answer but refuse every acquire, their fence counters unreadable
+// (another program's value there), says so while it waits, as status
+// does, where it said nothing until its --timeout (operator review,
+// 2026-12-07: hold waited silently until killed).
+func TestWaitSaysCounterUnreadable(t *testing.T) {
+	servers, nodes := startMasters(t, 3)
+	// The lock's fence counter: the key a first acquire creates.
+	run(t, nodes, "run", "ctr", "--", "true").want(t, 0)
+	keys, err := servers[0].Do("KEYS", "distlock:fence:{*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(keys)
+	for _, s := range servers[:2] {
+		if _, err := s.Do("SET", key, "abc"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := run(t, nodes, "run", "--timeout", "2s", "ctr", "--", "true")
+	if r.code == 0 {
+		t.Fatalf("run acquired a lock whose counter is unreadable on 2 of 3 masters:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "warning: no acquire can win: the fence counter is unreadable on 2 of 3 masters") {
+		t.Errorf("stderr while waiting: %q; want the unreadable counters named", r.stderr)
+	}
+}
