@@ -116,11 +116,14 @@ func counterNotInteger(err error, key string) error {
 	if msg := err.Error(); !strings.Contains(msg, "value is not an integer or out of range") || !strings.Contains(msg, "@user_script") {
 		return err
 	}
+	explain := func(err error) error {
+		return fmt.Errorf("fence counter %s is not an integer (another program's value?): fix or delete it; this master refuses every acquire until then (%w)", key, err)
+	}
 	var ne *NodeError
 	if errors.As(err, &ne) {
-		return &NodeError{Addr: ne.Addr, Err: fmt.Errorf("fence counter %s is not an integer (another program's value?): fix or delete it; this master refuses every acquire until then (%w)", key, ne.Err)}
+		return &NodeError{Addr: ne.Addr, Err: explain(ne.Err)}
 	}
-	return fmt.Errorf("fence counter %s is not an integer (another program's value?): fix or delete it; this master refuses every acquire until then (%w)", key, err)
+	return explain(err)
 }
 
 // checkCounter reports why counter, read from key, cannot be in a token.

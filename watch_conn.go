@@ -242,6 +242,11 @@ func (m *masterWatch) retrack(ctx context.Context) {
 func (h *watchHub) watchedNames() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.namesLocked()
+}
+
+// namesLocked returns the names watched now. h.mu is held.
+func (h *watchHub) namesLocked() []string {
 	names := make([]string, 0, len(h.names))
 	for name := range h.names {
 		names = append(names, name)
@@ -255,11 +260,7 @@ func (m *masterWatch) watched() []string {
 	m.hub.mu.Lock()
 	defer m.hub.mu.Unlock()
 	m.pending = nil
-	var names []string
-	for name := range m.hub.names {
-		names = append(names, name)
-	}
-	return names
+	return m.hub.namesLocked()
 }
 
 // resubscribed reports a session that subscribed names again after an
@@ -291,13 +292,16 @@ func (m *masterWatch) serve(ctx context.Context, dc rueidis.DedicatedClient, err
 				return err
 			}
 		}
+		ops, refresh := m.takeWork()
 		if m.rereadAll.Swap(false) {
 			m.retrack(ctx)
+			if refresh == nil {
+				refresh = make(map[string]bool)
+			}
 			for _, name := range m.hub.watchedNames() {
-				m.markRefresh(name)
+				refresh[name] = true
 			}
 		}
-		ops, refresh := m.takeWork()
 		if err := m.runOps(ctx, dc, ops); err != nil {
 			return err
 		}

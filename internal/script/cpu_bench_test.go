@@ -27,7 +27,7 @@ import (
 // masters pay under BenchmarkAcquireRelease, and shows the scripts' own.
 // floor-fenced against floor is what running a script at all costs a
 // master on each acquire: the part of distlock's cost that no fenced
-// client of Redis scripts can avoid.
+// client of Redis scripts can avoid. The rows between split the rest.
 func BenchmarkMasterCPU(b *testing.B) {
 	s := redistest.StartN(b, 1, redistest.Options{})[0]
 	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.Addr()}, DisableCache: true, DisableRetry: true})
@@ -43,8 +43,15 @@ func BenchmarkMasterCPU(b *testing.B) {
 	}{
 		{"floor", nil, floorDel, true},
 		{"floor-fenced", fencedFloorAcquire, floorDel, true},
-		{"scripts", Acquire, Release, false},
+		// The rows between split what distlock's scripts cost beyond
+		// floor-fenced (docs/design.md, "What a cycle costs"): the same
+		// scripts given distlock's keys and arguments; then distlock's
+		// acquire; then distlock's release, by EVALSHA; then by EVAL.
+		{"floor-fenced-args", fencedFloorAcquire, floorDel, false},
+		{"acquire+floor-delete", Acquire, floorDel, false},
+		{"floor-fenced+release-by-sha", fencedFloorAcquire, New(Release.src), false},
 		{"release-by-sha", Acquire, New(Release.src), false},
+		{"scripts", Acquire, Release, false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			pairs(b, s, rc, tc.acq, tc.rel, tc.minimal)
