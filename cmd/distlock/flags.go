@@ -174,3 +174,35 @@ func notNegative(name string, d time.Duration) error {
 	}
 	return nil
 }
+
+// extraArgs is the usage error for arguments after a command's lock NAME
+// (rest, NAME first): a flag among them is named as one that goes before
+// NAME; either way each is shown as shownArg shows it, so that a password
+// in a flag's value or a node URL given without its flag is not printed
+// (TestUseExtraArgsHidePassword). lead says what the command takes, hint
+// follows the list.
+func extraArgs(rest []string, lead, hint string) error {
+	shown := make([]string, len(rest))
+	for i, a := range rest {
+		shown[i] = shownArg(a)
+	}
+	for _, a := range rest[1:] {
+		if strings.HasPrefix(a, "-") {
+			return usagef("%q after the lock NAME: flags go before it (got %q)", shownArg(a), shown)
+		}
+	}
+	return usagef("%s; got %q%s", lead, shown, hint)
+}
+
+// shownArg is a command-line argument as a usage error may show it: a
+// flag without its value (--nodes=URL), anything else with a password it
+// may hold hidden (distlock.RedactNode).
+func shownArg(a string) string {
+	if strings.HasPrefix(a, "-") {
+		if name, _, found := strings.Cut(a, "="); found {
+			return name + "=…"
+		}
+		return a
+	}
+	return distlock.RedactNode(a)
+}

@@ -33,7 +33,7 @@ func holdMain(c *command, args []string, stdout, stderr io.Writer) int {
 	case len(rest) == 0:
 		return f.fail(stderr, usagef("missing lock NAME"))
 	case len(rest) > 1:
-		return f.fail(stderr, usagef("one lock NAME; got %q (to run a command under it: distlock run NAME -- COMMAND)", rest))
+		return f.fail(stderr, extraArgs(rest, "one lock NAME", " (to run a command under it: distlock run NAME -- COMMAND)"))
 	}
 	o.name = f.Arg(0)
 	cfg, err := o.checkLock(f)

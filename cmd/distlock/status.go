@@ -78,7 +78,7 @@ func statusMain(c *command, args []string, stdout, stderr io.Writer) int {
 	case len(rest) == 0:
 		return f.fail(stderr, usagef("missing lock NAME"))
 	case len(rest) > 1:
-		return f.fail(stderr, usagef("one lock NAME at a time; got %q", rest))
+		return f.fail(stderr, extraArgs(rest, "one lock NAME at a time", ""))
 	}
 	name := f.Arg(0)
 	if err := f.checkName(name); err != nil {

@@ -73,3 +73,27 @@ func TestUsePasswordCommaAllDigits(t *testing.T) {
 		t.Errorf("exit %d; want 125 and a hint to write the ',' as %%2C:\n%s", r.code, out)
 	}
 }
+
+// TestUseExtraArgsHidePassword: flags after the lock NAME are not parsed
+// as flags; status and hold refused them quoting every argument, so a
+// node URL after --nodes (or in --nodes=URL) printed its password
+// (operator review, 2026-12-07). They now name the flag, and hide what a
+// value may hold.
+func TestUseExtraArgsHidePassword(t *testing.T) {
+	for _, args := range [][]string{
+		{"status", "x", "--nodes", "redis://u:s3cretPW@localhost:1/0"},
+		{"status", "x", "--nodes=redis://u:s3cretPW@localhost:1/0"},
+		{"hold", "x", "--nodes", "redis://u:s3cretPW@localhost:1/0"},
+		{"status", "x", "redis://u:s3cretPW@localhost:1/0"},
+		{"watch", "x", "--nodes=redis://u:s3cretPW@localhost:1/0"},
+	} {
+		r := run(t, nil, args...)
+		out := r.stdout + r.stderr
+		if r.code != 125 || strings.Contains(out, "s3cretPW") {
+			t.Errorf("%q: exit %d; want 125 and no password:\n%s", args, r.code, out)
+		}
+		if strings.Contains(args[2], "-") && !strings.Contains(out, "flags go before") {
+			t.Errorf("%q: want the flag named as one that goes before the NAME:\n%s", args, out)
+		}
+	}
+}

@@ -132,7 +132,11 @@ func watchMain(c *command, args []string, stdout, stderr io.Writer) int {
 		}
 		chans = append(chans, ch)
 	}
-	fmt.Fprintf(stderr, "distlock watch: watching %s on %d masters\n", strings.Join(o.names, ", "), total)
+	shown := make([]string, len(o.names))
+	for i, name := range o.names {
+		shown[i] = eventName(name)
+	}
+	fmt.Fprintf(stderr, "distlock watch: watching %s on %d masters\n", strings.Join(shown, ", "), total)
 
 	// One goroutine per name; each channel closes when ctx ends.
 	out := &watchOutput{stdout: stdout, stderr: stderr, enc: json.NewEncoder(stdout), asJSON: o.asJSON, total: total}
@@ -156,7 +160,7 @@ func (o *watchOptions) check(f *flags) (distlock.Config, error) {
 			// A flag after the NAMEs is not parsed as one: refuse it
 			// rather than watch a lock named after it
 			// (TestUseWatchFlagAfterName).
-			return distlock.Config{}, usagef("%q after the lock NAMEs: flags go before them", name)
+			return distlock.Config{}, usagef("%q after the lock NAMEs: flags go before them", shownArg(name))
 		}
 		if err := f.checkName(name); err != nil {
 			return distlock.Config{}, err
@@ -273,8 +277,8 @@ func eventName(name string) string {
 }
 
 // refusingMasters names the masters whose error in err (a Watch's) is
-// distlock.ErrNotifyConfig: "masters 0, 1 and 2", or "the masters" when
-// err says not which.
+// distlock.ErrNotifyConfig, each with its address: "masters 0 (host:port)
+// and 2 (host:port)", or "the masters" when err says not which.
 func refusingMasters(err error) string {
 	var qe *distlock.QuorumError
 	if !errors.As(err, &qe) {
@@ -283,7 +287,12 @@ func refusingMasters(err error) string {
 	var which []string
 	for i, e := range qe.Errs {
 		if e != nil && errors.Is(e, distlock.ErrNotifyConfig) {
-			which = append(which, strconv.Itoa(i))
+			m := strconv.Itoa(i)
+			var ne *distlock.NodeError
+			if errors.As(e, &ne) {
+				m += " (" + ne.Addr + ")"
+			}
+			which = append(which, m)
 		}
 	}
 	switch len(which) {

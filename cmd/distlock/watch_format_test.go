@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -46,14 +47,16 @@ func TestWatchConfigRefusedNamesFlag(t *testing.T) {
 	if r.code != 123 {
 		t.Errorf("exit %d; want 123\n%s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "masters 0, 1 and 2 refuse CONFIG") || !strings.Contains(r.stderr, "--skip-notify-config") || strings.Contains(r.stderr, "Config.SkipNotifyConfig") {
-		t.Errorf("stderr %q; want the masters named and --skip-notify-config, not Config.SkipNotifyConfig", r.stderr)
+	want := fmt.Sprintf("masters 0 (%s), 1 (%s) and 2 (%s) refuse CONFIG", servers[0].URL(), servers[1].URL(), servers[2].URL())
+	if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "--skip-notify-config") || strings.Contains(r.stderr, "Config.SkipNotifyConfig") {
+		t.Errorf("stderr %q; want %q and --skip-notify-config, not Config.SkipNotifyConfig", r.stderr, want)
 	}
 	if n := strings.Count(r.stderr, "\n"); n != 1 {
 		t.Errorf("stderr has %d lines; want one:\n%s", n, r.stderr)
 	}
-	r = run(t, nodes, "watch", "--skip-notify-config", "--timeout", "1s", "refused")
-	if r.code != 0 || !strings.Contains(r.stderr, "watching") {
-		t.Errorf("with --skip-notify-config: exit %d; want 0 and watching\n%s", r.code, r.stderr)
+	// The start line quotes a name as the events do.
+	r = run(t, nodes, "watch", "--skip-notify-config", "--timeout", "1s", "two words")
+	if r.code != 0 || !strings.Contains(r.stderr, `watching "two words" on 3 masters`) {
+		t.Errorf("with --skip-notify-config: exit %d; want 0 and watching \"two words\"\n%s", r.code, r.stderr)
 	}
 }
