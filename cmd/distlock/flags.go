@@ -187,7 +187,7 @@ func extraArgs(rest []string, lead, hint string) error {
 		shown[i] = shownArg(a)
 	}
 	for _, a := range rest[1:] {
-		if strings.HasPrefix(a, "-") {
+		if strings.HasPrefix(a, "-") && a != "--" { // "--": a command to run (hint)
 			return usagef("%q after the lock NAME: flags go before it (got %q)", shownArg(a), shown)
 		}
 	}
